@@ -1,0 +1,1 @@
+//! pareto-projection: hardware catalog and memory / latency / cost / energy projection.
