@@ -1,8 +1,17 @@
 //! pareto-core: the Tauri-free engine. Data flows one way:
 //! store → recipe (plan) → quantize/prune → export.
 
+pub mod compress;
 pub mod error;
+pub mod export;
 pub mod job;
+pub mod metrics;
+pub mod prune;
+pub mod recipe;
 pub mod store;
+mod transform;
 
+pub use compress::{CompressOptions, CompressReport, TensorReport, compress};
 pub use error::{Error, Result};
+pub use recipe::{Plan, Recipe};
+pub use store::Model;

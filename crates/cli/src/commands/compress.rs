@@ -1,0 +1,70 @@
+//! `pareto compress`: apply a recipe and write the compressed model.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use pareto_core::{CompressOptions, Model, Recipe};
+
+use crate::{output, progress};
+
+#[derive(clap::Args)]
+pub struct CompressArgs {
+    /// The source model (folder or .safetensors file); never modified.
+    pub path: PathBuf,
+    /// A preset name (see `pareto formats`) or a recipe .toml file.
+    #[arg(long, short)]
+    pub recipe: String,
+    /// The output folder; created atomically.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Replace the output folder if it exists (only after the new one is complete).
+    #[arg(long)]
+    pub force: bool,
+    /// Rows of the per-tensor summary table to print.
+    #[arg(long, default_value_t = 40)]
+    pub limit: usize,
+}
+
+pub fn run(args: &CompressArgs, json: bool) -> anyhow::Result<()> {
+    let model = Model::open(&args.path).with_context(|| format!("opening {}", args.path.display()))?;
+    let recipe = Recipe::load(&args.recipe)?;
+    let plan = recipe.resolve(&model)?;
+    let mut opts = CompressOptions::new(&args.out);
+    opts.force = args.force;
+    let ctx = progress::bar_context();
+    let report = pareto_core::compress(&model, &plan, &opts, &ctx)?;
+    drop(ctx);
+    if json {
+        return output::json(&report);
+    }
+    let rows: Vec<Vec<String>> = report
+        .tensors
+        .iter()
+        .take(args.limit)
+        .map(|t| {
+            let m = t.metrics.as_ref();
+            vec![
+                t.name.clone(),
+                t.action.clone(),
+                output::bytes(t.source_bytes),
+                output::bytes(t.planned_bytes),
+                m.map_or("-".into(), |m| format!("{:.4}", m.rel_error)),
+                m.map_or("-".into(), |m| m.snr_db.map_or("inf".into(), |s| format!("{s:.1}"))),
+                m.map_or("-".into(), |m| format!("{:.1}%", m.sparsity * 100.0)),
+            ]
+        })
+        .collect();
+    output::table(&["tensor", "action", "before", "after (packed)", "rel err", "SNR dB", "zeros"], &rows);
+    if report.tensors.len() > args.limit {
+        eprintln!("… {} more tensors (--limit N, or --json for all)", report.tensors.len() - args.limit);
+    }
+    crate::commands::plan::print_totals(&report.totals);
+    eprintln!(
+        "wrote {} ({} dense) in {:.2} s; content hash {}",
+        report.output.display(),
+        output::bytes(report.written_bytes),
+        report.seconds,
+        &report.content_hash[..16.min(report.content_hash.len())]
+    );
+    Ok(())
+}

@@ -1,0 +1,4 @@
+pub mod compress;
+pub mod formats;
+pub mod inspect;
+pub mod plan;

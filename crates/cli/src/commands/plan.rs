@@ -1,0 +1,59 @@
+//! `pareto plan`: the per-tensor plan of a recipe and its projected sizes, without doing the work.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use pareto_core::{Model, Recipe};
+
+use crate::output;
+
+#[derive(clap::Args)]
+pub struct PlanArgs {
+    pub path: PathBuf,
+    /// A preset name (see `pareto formats`) or a recipe .toml file.
+    #[arg(long, short)]
+    pub recipe: String,
+    #[arg(long, default_value_t = 40)]
+    pub limit: usize,
+}
+
+pub fn run(args: &PlanArgs, json: bool) -> anyhow::Result<()> {
+    let model = Model::open(&args.path).with_context(|| format!("opening {}", args.path.display()))?;
+    let recipe = Recipe::load(&args.recipe)?;
+    let plan = recipe.resolve(&model)?;
+    if json {
+        return output::json(&plan);
+    }
+    let rows: Vec<Vec<String>> = plan
+        .tensors
+        .iter()
+        .take(args.limit)
+        .map(|t| {
+            vec![
+                t.name.clone(),
+                format!("{:?}", t.shape),
+                t.action.label(),
+                output::bytes(t.source_bytes),
+                output::bytes(t.planned_bytes),
+                t.notes.join("; "),
+            ]
+        })
+        .collect();
+    output::table(&["tensor", "shape", "action", "before", "after", "notes"], &rows);
+    print_totals(&plan.totals);
+    Ok(())
+}
+
+pub fn print_totals(t: &pareto_core::recipe::PlanTotals) {
+    let ratio = if t.source_bytes == 0 { 0.0 } else { t.planned_bytes as f64 / t.source_bytes as f64 };
+    eprintln!(
+        "{} tensors: {} quantized, {} pruned, {} kept, {} dropped, {} fallbacks",
+        t.tensors, t.quantized, t.pruned, t.kept, t.dropped, t.fallbacks
+    );
+    eprintln!(
+        "weights: {} → {} ({:.1}% of the original) as the packed formats store them",
+        output::bytes(t.source_bytes),
+        output::bytes(t.planned_bytes),
+        ratio * 100.0
+    );
+}

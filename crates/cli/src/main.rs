@@ -1,0 +1,43 @@
+//! `pareto`: the headless face of the engine. Glue only: parse arguments, call the crates, print.
+//! Human output and progress go to stderr; `--json` prints one JSON document on stdout.
+
+mod commands;
+mod output;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "pareto", version, about = "Model compression studio: inspect, compress, evaluate, project")]
+struct Cli {
+    /// Print one machine-readable JSON document on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Architecture, parameters, per-tensor table and memory by dtype and role.
+    Inspect(commands::inspect::InspectArgs),
+    /// Apply a recipe tensor by tensor and write the compressed model.
+    Compress(commands::compress::CompressArgs),
+    /// Show the per-tensor plan and projected sizes of a recipe without doing the work.
+    Plan(commands::plan::PlanArgs),
+    /// List the quant formats and recipe presets.
+    Formats(commands::formats::FormatsArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Inspect(a) => commands::inspect::run(a, cli.json),
+        Command::Compress(a) => commands::compress::run(a, cli.json),
+        Command::Plan(a) => commands::plan::run(a, cli.json),
+        Command::Formats(a) => commands::formats::run(a, cli.json),
+    };
+    if let Err(err) = result {
+        output::fail(&err, cli.json);
+    }
+}

@@ -1,0 +1,268 @@
+//! `compress`: applies a resolved [`Plan`] tensor by tensor and writes a dense safetensors model
+//! (fake-quantized values and/or pruned zeros, structured cuts as real shape reductions) that any
+//! engine loads and validation runs on.
+//!
+//! Memory: one tensor at a time. A tensor is read with positional reads (not kept mapped, so the
+//! page cache — not this process — holds the source), decoded to f32, pruned and quantized in
+//! place, then compared with the original and written out in row chunks that re-read the source
+//! bytes, so peak memory is about one f32 copy of the largest transformed tensor.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::export::manifest::{MANIFEST_NAME, Manifest, content_hash};
+use crate::export::safetensors::{Entry, Layout, Writer};
+use crate::export::{FileRecord, Opener, OutputDir, default_opener};
+use crate::job::JobContext;
+use crate::metrics::WeightMetrics;
+use crate::prune::structured::Selection;
+use crate::prune::{self, GlobalThreshold};
+use crate::recipe::{Plan, PlanTotals, PlannedTensor, PruneScope, PruneSpec};
+use crate::store::{Model, TensorInfo};
+use crate::transform::{self, SourceReader};
+
+pub struct CompressOptions {
+    pub out: PathBuf,
+    /// Replace an existing output folder (only once the new one is complete).
+    pub force: bool,
+    /// How output files are opened; tests swap in a sink that simulates a full disk.
+    pub opener: Opener,
+}
+
+impl CompressOptions {
+    pub fn new(out: impl Into<PathBuf>) -> Self {
+        CompressOptions { out: out.into(), force: false, opener: default_opener() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TensorReport {
+    pub name: String,
+    pub source_name: String,
+    pub action: String,
+    pub format: Option<&'static str>,
+    pub dtype: &'static str,
+    pub shape: Vec<usize>,
+    pub source_bytes: u64,
+    /// Bytes as the packed format would store them.
+    pub planned_bytes: u64,
+    /// Bytes written to the dense file.
+    pub written_bytes: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Weight-space error vs the original (a proxy for accuracy); absent for untouched tensors.
+    pub metrics: Option<WeightMetrics>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CompressReport {
+    pub source: PathBuf,
+    pub output: PathBuf,
+    pub recipe: String,
+    pub totals: PlanTotals,
+    pub written_bytes: u64,
+    pub tensors: Vec<TensorReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub structured: Option<Selection>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub global_thresholds: BTreeMap<String, f32>,
+    pub files: Vec<FileRecord>,
+    pub content_hash: String,
+    pub seconds: f64,
+}
+
+#[derive(Serialize)]
+struct ManifestTensor<'a> {
+    name: &'a str,
+    source_name: &'a str,
+    action: &'a str,
+    format: Option<&'static str>,
+    dtype: &'static str,
+    shape: &'a [usize],
+    planned_bytes: u64,
+    metrics: Option<WeightMetrics>,
+}
+
+/// Runs the plan. On error or cancel nothing appears under `opts.out`.
+pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobContext) -> Result<CompressReport> {
+    let started = Instant::now();
+    let mut out = OutputDir::create(&opts.out, model.root(), opts.force, opts.opener.clone())?;
+    let reader = SourceReader::open(model)?;
+
+    let selection = match &plan.structured {
+        Some(sp) => Some(transform::select_structured(model, &reader, sp, ctx)?),
+        None => None,
+    };
+    let thresholds = global_thresholds(model, plan, &reader, selection.as_ref(), ctx)?;
+
+    // One output file per source shard, same names, same membership, dropped tensors removed.
+    let mut by_shard: BTreeMap<usize, Vec<(&TensorInfo, &PlannedTensor)>> = BTreeMap::new();
+    for (t, pt) in model.tensors().iter().zip(&plan.tensors) {
+        if !pt.action.drop {
+            by_shard.entry(t.shard).or_default().push((t, pt));
+        }
+    }
+    let total = by_shard.values().map(Vec::len).sum::<usize>() as u64;
+    ctx.progress.stage("compress", total);
+    let mut reports = Vec::with_capacity(total as usize);
+    let mut weight_map = BTreeMap::new();
+    let mut ties: BTreeMap<u64, u64> = thresholds.iter().map(|(k, t)| (*k, t.ties)).collect();
+    for (shard, items) in &by_shard {
+        let file_name = shard_file_name(model, *shard);
+        let layout = Layout {
+            entries: items
+                .iter()
+                .map(|(_, pt)| Entry { name: pt.name.clone(), dtype: pt.out_dtype, shape: pt.shape.clone() })
+                .collect(),
+            metadata: BTreeMap::from([("format".to_string(), "pt".to_string())]),
+        };
+        let mut writer = Writer::new(out.create_file(&file_name)?, layout)?;
+        for (t, pt) in items {
+            ctx.checkpoint()?;
+            let report = transform::write_tensor(&reader, t, pt, selection.as_ref(), &thresholds, &mut ties, &mut writer)?;
+            weight_map.insert(pt.name.clone(), file_name.clone());
+            ctx.progress.advance(1, &pt.name);
+            reports.push(report);
+        }
+        out.record(writer.finish()?);
+    }
+    ctx.checkpoint()?;
+
+    write_side_files(model, plan, &mut out, &weight_map, by_shard.len() > 1 || model.shards().len() > 1)?;
+    let source_files = reader.finish_hashes()?;
+    let files = out.files();
+    let hash = content_hash(&files);
+    let manifest = Manifest {
+        tool: "pareto",
+        tool_version: env!("CARGO_PKG_VERSION"),
+        format: "safetensors-dense".into(),
+        source_files,
+        recipe: plan.recipe.clone(),
+        tensors: reports
+            .iter()
+            .map(|r| ManifestTensor {
+                name: &r.name,
+                source_name: &r.source_name,
+                action: &r.action,
+                format: r.format,
+                dtype: r.dtype,
+                shape: &r.shape,
+                planned_bytes: r.planned_bytes,
+                metrics: r.metrics,
+            })
+            .collect::<Vec<_>>(),
+        files: files.clone(),
+        content_hash: hash.clone(),
+    };
+    let text = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| Error::WriterMismatch { expected: "a serializable manifest".into(), got: e.to_string() })?;
+    out.write_file(MANIFEST_NAME, &text)?;
+    ctx.checkpoint()?;
+    let output = out.commit()?;
+    Ok(CompressReport {
+        source: model.root().to_path_buf(),
+        output,
+        recipe: plan.recipe.name.clone(),
+        totals: plan.totals.clone(),
+        written_bytes: files.iter().map(|f| f.bytes).sum(),
+        tensors: reports,
+        structured: selection,
+        global_thresholds: thresholds.iter().map(|(k, t)| (format!("{}", f64::from_bits(*k)), t.threshold)).collect(),
+        files,
+        content_hash: hash,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn shard_file_name(model: &Model, shard: usize) -> String {
+    model
+        .shards()
+        .get(shard)
+        .and_then(|s| s.path.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model.safetensors".into())
+}
+
+/// Global magnitude pruning: the exact threshold per sparsity level over all tensors that ask
+/// for it, in two streaming passes.
+fn global_thresholds(
+    model: &Model,
+    plan: &Plan,
+    reader: &SourceReader,
+    selection: Option<&Selection>,
+    ctx: &JobContext,
+) -> Result<BTreeMap<u64, prune::global::Threshold>> {
+    let mut groups: BTreeMap<u64, Vec<(&TensorInfo, &PlannedTensor)>> = BTreeMap::new();
+    for (t, pt) in model.tensors().iter().zip(&plan.tensors) {
+        if let Some(PruneSpec::Magnitude { sparsity, scope: PruneScope::Global }) = &pt.action.prune {
+            if !pt.action.drop {
+                groups.entry(sparsity.to_bits()).or_default().push((t, pt));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (key, members) in groups {
+        let mut g = GlobalThreshold::new();
+        ctx.progress.stage("rank weights (global pruning)", 2 * members.len() as u64);
+        for (t, pt) in &members {
+            ctx.checkpoint()?;
+            g.observe(&transform::load_transformed(reader, t, pt, selection)?);
+            ctx.progress.advance(1, &pt.name);
+        }
+        if g.set_sparsity(f64::from_bits(key)) {
+            for (t, pt) in &members {
+                ctx.checkpoint()?;
+                g.refine(&transform::load_transformed(reader, t, pt, selection)?);
+                ctx.progress.advance(1, &pt.name);
+            }
+            if let Some(th) = g.finish() {
+                out.insert(key, th);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// config.json (updated for structured cuts), the shard index, tokenizer and other files.
+fn write_side_files(
+    model: &Model,
+    plan: &Plan,
+    out: &mut OutputDir,
+    weight_map: &BTreeMap<String, String>,
+    sharded: bool,
+) -> Result<()> {
+    if let Some(cfg) = model.config() {
+        let mut raw = cfg.raw.clone();
+        if let Some(sp) = &plan.structured {
+            transform::update_config(&mut raw, sp);
+        }
+        let text = serde_json::to_vec_pretty(&raw)
+            .map_err(|e| Error::WriterMismatch { expected: "serializable config.json".into(), got: e.to_string() })?;
+        out.write_file("config.json", &text)?;
+    }
+    if sharded {
+        let total: u64 = plan.tensors.iter().filter(|t| !t.action.drop).map(|t| t.params * t.out_dtype.size_bytes()).sum();
+        let index = serde_json::json!({ "metadata": { "total_size": total }, "weight_map": weight_map });
+        let text = serde_json::to_vec_pretty(&index)
+            .map_err(|e| Error::WriterMismatch { expected: "serializable index".into(), got: e.to_string() })?;
+        out.write_file("model.safetensors.index.json", &text)?;
+    }
+    for path in model.other_files() {
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else { continue };
+        if name == "config.json" || name == MANIFEST_NAME || !path.is_file() {
+            continue;
+        }
+        out.copy_file(&path, &name)?;
+    }
+    Ok(())
+}
+
+/// Opens a file for positional reads.
+pub(crate) fn open_read(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| Error::io(path, e))
+}

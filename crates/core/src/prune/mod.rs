@@ -1,0 +1,11 @@
+//! Pruning: unstructured magnitude (per tensor or global), N:M semi-structured, and structured
+//! removal of FFN channels / KV head groups / layers for LLaMA-style models.
+
+pub mod global;
+mod magnitude;
+mod nm;
+pub mod structured;
+
+pub use global::GlobalThreshold;
+pub use magnitude::{prune_magnitude, prune_below};
+pub use nm::prune_n_m;

@@ -1,0 +1,333 @@
+//! Recipes: a declarative compression plan, saved as TOML.
+//!
+//! A recipe has a default action, ordered rules (first match wins) whose `targets` select tensors
+//! by glob, regex (`re:`) or role (`role:mlp`), an `ignore` list that always wins, and an optional
+//! `[structured]` section for whole-channel/head/layer removal on LLaMA-style models.
+//! `resolve` turns a recipe plus a model into a per-tensor [`Plan`] without reading any weights.
+
+mod presets;
+pub(crate) mod resolve;
+mod target;
+
+use serde::{Deserialize, Serialize};
+
+pub use presets::{PRESETS, Preset, preset};
+pub use resolve::{Plan, PlanTotals, PlannedAction, PlannedTensor, Reason, StructuredPlan};
+pub use target::{Target, layer_index};
+
+use crate::error::{Error, Result};
+
+/// Tensors ignored unless a recipe says otherwise: norms, embeddings and the output head are
+/// small or sensitive, and serving engines keep them dense.
+pub const DEFAULT_IGNORE: &[&str] = &["role:norm", "role:embedding", "role:head", "role:other"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Targets that are never touched. `None` means [`DEFAULT_IGNORE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignore: Option<Vec<String>>,
+    /// What happens to a tensor no rule matches.
+    #[serde(default)]
+    pub default: Action,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured: Option<StructuredSpec>,
+}
+
+/// What to do to one tensor. Both parts are optional: neither means keep it as it is; both means
+/// prune first, then quantize the survivors (the zeros stay exact zeros in every grid format).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<PruneSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantize: Option<QuantizeSpec>,
+}
+
+impl Action {
+    pub fn is_keep(&self) -> bool {
+        self.prune.is_none() && self.quantize.is_none()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Globs on tensor names (`*.mlp.*`), regexes (`re:^model\.layers\.\d+\.`) or roles
+    /// (`role:attention`). A tensor matches if any target matches.
+    pub targets: Vec<String>,
+    /// Only layers chosen by this policy match (absent: every layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<LayerSelector>,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LayerSelector {
+    /// Explicit block indices.
+    List(Vec<usize>),
+    /// A named policy, e.g. `use_more_bits` (llama.cpp's choice of layers that get more bits in
+    /// Q4_K_M: the first and last eighth and every third layer between).
+    Policy(LayerPolicy),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerPolicy {
+    UseMoreBits,
+}
+
+impl LayerSelector {
+    pub fn selects(&self, layer: usize, n_layers: usize) -> bool {
+        match self {
+            LayerSelector::List(list) => list.contains(&layer),
+            LayerSelector::Policy(LayerPolicy::UseMoreBits) => use_more_bits(layer, n_layers),
+        }
+    }
+}
+
+/// llama.cpp's `use_more_bits` (src/llama-quant.cpp): integer arithmetic exactly as there.
+pub fn use_more_bits(layer: usize, n_layers: usize) -> bool {
+    let eighth = n_layers / 8;
+    layer < eighth || layer >= 7 * n_layers / 8 || (layer >= eighth && (layer - eighth) % 3 == 2)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantizeSpec {
+    /// A format id from the registry (`pareto formats` lists them).
+    pub format: String,
+    #[serde(default)]
+    pub algorithm: Algorithm,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    /// Round to nearest: the registry codec applied as is.
+    #[default]
+    Rtn,
+    /// Calibration-based algorithms: accepted in the file format, refused at resolve time until the
+    /// calibration pipeline exists, so a recipe never silently runs RTN in their place.
+    Gptq,
+    Awq,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PruneSpec {
+    /// Zero the smallest-magnitude weights. `scope = "global"` ranks all targeted tensors together.
+    Magnitude {
+        sparsity: f64,
+        #[serde(default)]
+        scope: PruneScope,
+    },
+    /// N:M semi-structured: in every group of `m` consecutive input weights keep the `n` largest.
+    #[serde(rename = "nm")]
+    NM { n: usize, m: usize },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PruneScope {
+    #[default]
+    Tensor,
+    Global,
+}
+
+/// Structured removal for LLaMA-style decoders: real shape reduction, config.json updated.
+/// HF configs hold one head count and one FFN width for all layers, so the same number of
+/// channels/heads is removed from every layer, choosing which per layer by weight importance.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StructuredSpec {
+    /// Fraction of FFN channels removed per layer (0..1).
+    #[serde(default)]
+    pub ffn_channels: f64,
+    /// Fraction of KV head groups removed per layer (each takes its query heads with it).
+    #[serde(default)]
+    pub kv_heads: f64,
+    /// Decoder layers removed, by index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop_layers: Vec<usize>,
+}
+
+impl StructuredSpec {
+    pub fn is_empty(&self) -> bool {
+        self.ffn_channels == 0.0 && self.kv_heads == 0.0 && self.drop_layers.is_empty()
+    }
+}
+
+impl Recipe {
+    /// Parses and validates a recipe from TOML text. Unknown keys are refused by name.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Recipe> {
+        let recipe: Recipe = toml::from_str(text).map_err(|e| Error::RecipeParse {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        recipe.validate()?;
+        Ok(recipe)
+    }
+
+    /// A preset name (`w8`, `w4-g128`, ...) or a path to a TOML file.
+    pub fn load(preset_or_path: &str) -> Result<Recipe> {
+        if let Some(p) = preset(preset_or_path) {
+            return Recipe::from_toml(p.toml, &format!("preset {}", p.name));
+        }
+        let path = std::path::Path::new(preset_or_path);
+        if path.extension().is_some_and(|e| e == "toml") || path.exists() {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            return Recipe::from_toml(&text, &path.display().to_string());
+        }
+        Err(Error::UnknownPreset {
+            name: preset_or_path.to_string(),
+            valid: PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| Error::RecipeParse {
+            origin: self.name.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Checks everything that can be checked without a model: format ids, targets, ranges.
+    pub fn validate(&self) -> Result<()> {
+        for t in self.ignore_targets() {
+            Target::parse(&t)?;
+        }
+        let actions = std::iter::once(("default".to_string(), &self.default)).chain(
+            self.rules.iter().enumerate().map(|(i, r)| (format!("rule {}", i + 1), &r.action)),
+        );
+        for (place, action) in actions {
+            validate_action(&place, action)?;
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            if rule.targets.is_empty() {
+                return Err(Error::RecipeInvalid {
+                    place: format!("rule {}", i + 1),
+                    message: "`targets` is empty".into(),
+                });
+            }
+            for t in &rule.targets {
+                Target::parse(t)?;
+            }
+        }
+        if let Some(s) = &self.structured {
+            for (field, v) in [("ffn_channels", s.ffn_channels), ("kv_heads", s.kv_heads)] {
+                if !(0.0..1.0).contains(&v) {
+                    return Err(Error::RecipeInvalid {
+                        place: format!("structured.{field}"),
+                        message: format!("must be in [0, 1), got {v}"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn ignore_targets(&self) -> Vec<String> {
+        match &self.ignore {
+            Some(list) => list.clone(),
+            None => DEFAULT_IGNORE.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+fn validate_action(place: &str, action: &Action) -> Result<()> {
+    if let Some(q) = &action.quantize {
+        pareto_formats::lookup(&q.format)?;
+        if q.algorithm != Algorithm::Rtn {
+            return Err(Error::RecipeInvalid {
+                place: place.to_string(),
+                message: format!(
+                    "algorithm {:?} needs calibration activations, which this build does not collect yet; use \"rtn\"",
+                    q.algorithm
+                ),
+            });
+        }
+    }
+    match &action.prune {
+        Some(PruneSpec::Magnitude { sparsity, .. }) if !(0.0..1.0).contains(sparsity) => {
+            Err(Error::RecipeInvalid {
+                place: place.to_string(),
+                message: format!("sparsity must be in [0, 1), got {sparsity}"),
+            })
+        }
+        Some(PruneSpec::NM { n, m }) if *m == 0 || *n == 0 || n >= m => Err(Error::RecipeInvalid {
+            place: place.to_string(),
+            message: format!("N:M needs 0 < n < m, got {n}:{m}"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_parses_and_validates() {
+        for p in PRESETS {
+            let r = Recipe::load(p.name).unwrap_or_else(|e| panic!("{}: {e}", p.name));
+            assert_eq!(r.name, p.name);
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Recipe::from_toml("[default]\nquantise = { format = \"q8_0\" }\n", "t").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::RecipeParse { .. }), "{msg}");
+        assert!(msg.contains("quantise"), "{msg}");
+        assert!(msg.contains("quantize"), "message should list valid keys: {msg}");
+    }
+
+    #[test]
+    fn unknown_format_lists_valid_ids() {
+        let err = Recipe::from_toml("[default]\nquantize = { format = \"q3_z\" }\n", "t").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("q3_z") && msg.contains("q8_0") && msg.contains("int8_channel"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_preset_lists_presets() {
+        let err = Recipe::load("w3").unwrap_err();
+        assert!(matches!(err, Error::UnknownPreset { .. }));
+        assert!(err.to_string().contains("w4-g128"));
+    }
+
+    #[test]
+    fn bad_ranges_are_refused() {
+        let e = Recipe::from_toml("[default]\nprune = { method = \"magnitude\", sparsity = 1.5 }\n", "t");
+        assert!(matches!(e, Err(Error::RecipeInvalid { .. })));
+        let e = Recipe::from_toml("[default]\nprune = { method = \"nm\", n = 4, m = 4 }\n", "t");
+        assert!(matches!(e, Err(Error::RecipeInvalid { .. })));
+        let e = Recipe::from_toml("[default]\nquantize = { format = \"q8_0\", algorithm = \"gptq\" }\n", "t");
+        assert!(matches!(e, Err(Error::RecipeInvalid { .. })));
+    }
+
+    #[test]
+    fn use_more_bits_matches_llama_cpp_on_32_layers() {
+        // n=32: eighth=4 → layers 0..4, 28..32, and 4+3k+2 = 6, 9, ..., 27.
+        let picked: Vec<usize> = (0..32).filter(|&i| use_more_bits(i, 32)).collect();
+        assert_eq!(picked, vec![0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]);
+    }
+
+    #[test]
+    fn toml_round_trip() {
+        let r = Recipe::load("gguf-q4_k_m").unwrap();
+        let again = Recipe::from_toml(&r.to_toml().unwrap(), "rt").unwrap();
+        assert_eq!(r, again);
+    }
+}

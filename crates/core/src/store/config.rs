@@ -1,0 +1,339 @@
+//! `config.json`: the architecture family and the dimensions recipes, projections and evaluation
+//! need, plus a check that the config agrees with the tensor shapes actually stored (a config
+//! that lies about shapes would make every later step compute nonsense).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::tensor::TensorInfo;
+use crate::error::{Error, Result};
+
+/// Model family, from `model_type` (preferred) or the first entry of `architectures`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Architecture {
+    Llama,
+    Mistral,
+    Qwen2,
+    Bert,
+    /// Anything else, named as the config names it.
+    Unknown(String),
+}
+
+impl Architecture {
+    /// Decoders with the LLaMA layout (RMSNorm, rotary, q/k/v/o + gate/up/down projections).
+    pub fn is_llama_style(&self) -> bool {
+        matches!(self, Architecture::Llama | Architecture::Mistral | Architecture::Qwen2)
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Architecture::Llama => "llama",
+            Architecture::Mistral => "mistral",
+            Architecture::Qwen2 => "qwen2",
+            Architecture::Bert => "bert",
+            Architecture::Unknown(s) => s,
+        }
+    }
+
+    fn from_model_type(model_type: &str) -> Option<Architecture> {
+        match model_type {
+            "llama" => Some(Architecture::Llama),
+            "mistral" => Some(Architecture::Mistral),
+            "qwen2" => Some(Architecture::Qwen2),
+            "bert" => Some(Architecture::Bert),
+            _ => None,
+        }
+    }
+
+    fn from_class_name(class: &str) -> Option<Architecture> {
+        [
+            ("LlamaFor", Architecture::Llama),
+            ("MistralFor", Architecture::Mistral),
+            ("Qwen2For", Architecture::Qwen2),
+            ("Bert", Architecture::Bert),
+        ]
+        .into_iter()
+        .find(|(prefix, _)| class.starts_with(prefix))
+        .map(|(_, arch)| arch)
+    }
+}
+
+impl std::fmt::Display for Architecture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Architecture {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// The parts of `config.json` the engine uses; `raw` keeps the whole document so exporters and
+/// structured pruning can edit and rewrite it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelConfig {
+    pub architecture: Architecture,
+    pub model_type: String,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    /// Equals `num_heads` when the config does not use grouped-query attention.
+    pub num_kv_heads: usize,
+    /// `head_dim` when given, else `hidden_size / num_heads`.
+    pub head_dim: usize,
+    pub intermediate_size: usize,
+    pub vocab_size: usize,
+    pub max_position_embeddings: Option<usize>,
+    pub rms_norm_eps: Option<f64>,
+    pub layer_norm_eps: Option<f64>,
+    pub rope_theta: Option<f64>,
+    pub tie_word_embeddings: bool,
+    pub torch_dtype: Option<String>,
+    pub raw: Value,
+}
+
+impl ModelConfig {
+    /// Interprets a parsed `config.json` (`path` is for messages). Core dimensions are required for
+    /// every family: without them nothing downstream can size or evaluate the model.
+    pub fn from_json(path: &Path, raw: Value) -> Result<ModelConfig> {
+        let invalid = |problem: String| Error::ConfigInvalid { path: path.to_path_buf(), problem };
+        if !raw.is_object() {
+            return Err(invalid("expected a JSON object".to_string()));
+        }
+        let fields = Fields { raw: &raw, path };
+
+        let model_type = fields.string(&["model_type"])?.unwrap_or_default();
+        let class = raw
+            .get("architectures")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let architecture = Architecture::from_model_type(&model_type)
+            .or_else(|| Architecture::from_class_name(&class))
+            .unwrap_or_else(|| Architecture::Unknown(if model_type.is_empty() { class } else { model_type.clone() }));
+
+        let hidden_size = fields.required(&["hidden_size", "n_embd", "d_model", "dim"])?;
+        let num_layers = fields.required(&["num_hidden_layers", "n_layer", "num_layers", "n_layers"])?;
+        let num_heads = fields.required(&["num_attention_heads", "n_head", "num_heads", "n_heads"])?;
+        let num_kv_heads = fields.usize(&["num_key_value_heads", "n_kv_heads", "num_kv_heads"])?.unwrap_or(num_heads);
+        let intermediate_size = fields.required(&["intermediate_size", "n_inner", "ffn_dim", "d_ff", "hidden_dim"])?;
+        let vocab_size = fields.required(&["vocab_size"])?;
+        if num_heads == 0 || num_kv_heads == 0 {
+            return Err(invalid("attention head counts must be positive".to_string()));
+        }
+        let head_dim = match fields.usize(&["head_dim"])? {
+            Some(d) => d,
+            None if hidden_size % num_heads == 0 => hidden_size / num_heads,
+            None => {
+                return Err(invalid(format!(
+                    "no head_dim, and hidden_size {hidden_size} is not a multiple of {num_heads} heads"
+                )));
+            }
+        };
+        if num_heads % num_kv_heads != 0 {
+            return Err(invalid(format!("{num_heads} attention heads are not a multiple of {num_kv_heads} kv heads")));
+        }
+        // transformers' own defaults when the key is absent: LLaMA-family configs untie, the
+        // base PretrainedConfig (BERT and the rest) ties.
+        let tie_word_embeddings = fields.bool(&["tie_word_embeddings"])?.unwrap_or(!architecture.is_llama_style());
+
+        Ok(ModelConfig {
+            max_position_embeddings: fields.usize(&["max_position_embeddings", "n_positions"])?,
+            rms_norm_eps: fields.f64(&["rms_norm_eps"])?,
+            layer_norm_eps: fields.f64(&["layer_norm_eps", "layer_norm_epsilon"])?,
+            rope_theta: fields.f64(&["rope_theta"])?,
+            torch_dtype: fields.string(&["torch_dtype", "dtype"])?,
+            architecture,
+            model_type,
+            hidden_size,
+            num_layers,
+            num_heads,
+            num_kv_heads,
+            head_dim,
+            intermediate_size,
+            vocab_size,
+            tie_word_embeddings,
+            raw,
+        })
+    }
+}
+
+/// Typed lookups over alternative key names; a present key of the wrong type is an error, a
+/// null counts as absent.
+struct Fields<'a> {
+    raw: &'a Value,
+    path: &'a Path,
+}
+
+impl Fields<'_> {
+    fn find(&self, keys: &[&str]) -> Option<(String, &Value)> {
+        keys.iter().find_map(|k| self.raw.get(*k).filter(|v| !v.is_null()).map(|v| (k.to_string(), v)))
+    }
+
+    fn wrong(&self, key: &str, want: &str, got: &Value) -> Error {
+        Error::ConfigInvalid {
+            path: self.path.to_path_buf(),
+            problem: format!("`{key}` should be {want}, found {got}"),
+        }
+    }
+
+    fn usize(&self, keys: &[&str]) -> Result<Option<usize>> {
+        self.find(keys)
+            .map(|(k, v)| {
+                v.as_u64()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| self.wrong(&k, "a non-negative integer", v))
+            })
+            .transpose()
+    }
+
+    fn required(&self, keys: &[&str]) -> Result<usize> {
+        self.usize(keys)?.ok_or_else(|| Error::ConfigInvalid {
+            path: self.path.to_path_buf(),
+            problem: format!("missing `{}`", keys.join("` / `")),
+        })
+    }
+
+    fn f64(&self, keys: &[&str]) -> Result<Option<f64>> {
+        self.find(keys).map(|(k, v)| v.as_f64().ok_or_else(|| self.wrong(&k, "a number", v))).transpose()
+    }
+
+    fn bool(&self, keys: &[&str]) -> Result<Option<bool>> {
+        self.find(keys).map(|(k, v)| v.as_bool().ok_or_else(|| self.wrong(&k, "a boolean", v))).transpose()
+    }
+
+    fn string(&self, keys: &[&str]) -> Result<Option<String>> {
+        self.find(keys)
+            .map(|(k, v)| v.as_str().map(str::to_string).ok_or_else(|| self.wrong(&k, "a string", v)))
+            .transpose()
+    }
+}
+
+/// Reads `dir/config.json` if present.
+pub(crate) fn load(dir: &Path) -> Result<Option<ModelConfig>> {
+    let path = dir.join("config.json");
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let raw: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::ConfigInvalid { path: path.clone(), problem: format!("not valid JSON: {e}") })?;
+    ModelConfig::from_json(&path, raw).map(Some)
+}
+
+/// Checks the config's dimensions against the stored shapes for families whose naming we know.
+/// Only float tensors are compared: packed quantized exports store other shapes by design.
+pub(crate) fn validate(config: &ModelConfig, tensors: &[TensorInfo]) -> Result<()> {
+    let rules = if config.architecture.is_llama_style() {
+        llama_rules(config)
+    } else if config.architecture == Architecture::Bert {
+        bert_rules(config)
+    } else {
+        return Ok(());
+    };
+    for t in tensors.iter().filter(|t| t.dtype.is_float()) {
+        let rule = rules.iter().find(|r| matches_suffix(&t.name, r.suffix));
+        if let Some(rule) = rule.filter(|r| r.shape != t.shape) {
+            return Err(Error::ConfigShapeMismatch {
+                tensor: t.name.clone(),
+                rule: rule.fields.to_string(),
+                expected: rule.shape.clone(),
+                got: t.shape.clone(),
+            });
+        }
+    }
+    check_layer_count(config, tensors)
+}
+
+/// Tensors whose name ends in `suffix` must have `shape`, derived from the config `fields`.
+struct Rule {
+    suffix: &'static str,
+    fields: &'static str,
+    shape: Vec<usize>,
+}
+
+fn rule(suffix: &'static str, fields: &'static str, shape: Vec<usize>) -> Rule {
+    Rule { suffix, fields, shape }
+}
+
+fn llama_rules(c: &ModelConfig) -> Vec<Rule> {
+    let (h, v, i) = (c.hidden_size, c.vocab_size, c.intermediate_size);
+    let q = c.num_heads.saturating_mul(c.head_dim);
+    let kv = c.num_kv_heads.saturating_mul(c.head_dim);
+    vec![
+        rule("embed_tokens.weight", "[vocab_size, hidden_size]", vec![v, h]),
+        rule("lm_head.weight", "[vocab_size, hidden_size]", vec![v, h]),
+        rule("self_attn.q_proj.weight", "[num_heads*head_dim, hidden_size]", vec![q, h]),
+        rule("self_attn.q_proj.bias", "[num_heads*head_dim]", vec![q]),
+        rule("self_attn.k_proj.weight", "[num_kv_heads*head_dim, hidden_size]", vec![kv, h]),
+        rule("self_attn.k_proj.bias", "[num_kv_heads*head_dim]", vec![kv]),
+        rule("self_attn.v_proj.weight", "[num_kv_heads*head_dim, hidden_size]", vec![kv, h]),
+        rule("self_attn.v_proj.bias", "[num_kv_heads*head_dim]", vec![kv]),
+        rule("self_attn.o_proj.weight", "[hidden_size, num_heads*head_dim]", vec![h, q]),
+        rule("mlp.gate_proj.weight", "[intermediate_size, hidden_size]", vec![i, h]),
+        rule("mlp.up_proj.weight", "[intermediate_size, hidden_size]", vec![i, h]),
+        rule("mlp.down_proj.weight", "[hidden_size, intermediate_size]", vec![h, i]),
+        rule("input_layernorm.weight", "[hidden_size]", vec![h]),
+        rule("post_attention_layernorm.weight", "[hidden_size]", vec![h]),
+        rule("model.norm.weight", "[hidden_size]", vec![h]),
+    ]
+}
+
+fn bert_rules(c: &ModelConfig) -> Vec<Rule> {
+    let (h, v, i) = (c.hidden_size, c.vocab_size, c.intermediate_size);
+    let mut rules = vec![
+        rule("embeddings.word_embeddings.weight", "[vocab_size, hidden_size]", vec![v, h]),
+        rule("attention.self.query.weight", "[hidden_size, hidden_size]", vec![h, h]),
+        rule("attention.self.key.weight", "[hidden_size, hidden_size]", vec![h, h]),
+        rule("attention.self.value.weight", "[hidden_size, hidden_size]", vec![h, h]),
+        rule("attention.self.query.bias", "[hidden_size]", vec![h]),
+        rule("attention.self.key.bias", "[hidden_size]", vec![h]),
+        rule("attention.self.value.bias", "[hidden_size]", vec![h]),
+        rule("attention.output.dense.weight", "[hidden_size, hidden_size]", vec![h, h]),
+        // After attention.output.dense: first match wins, so this only sees the layer output.
+        rule("output.dense.weight", "[hidden_size, intermediate_size]", vec![h, i]),
+        rule("intermediate.dense.weight", "[intermediate_size, hidden_size]", vec![i, h]),
+        rule("intermediate.dense.bias", "[intermediate_size]", vec![i]),
+        rule("LayerNorm.weight", "[hidden_size]", vec![h]),
+        rule("LayerNorm.bias", "[hidden_size]", vec![h]),
+    ];
+    if let Some(p) = c.max_position_embeddings {
+        rules.push(rule("embeddings.position_embeddings.weight", "[max_position_embeddings, hidden_size]", vec![p, h]));
+    }
+    rules
+}
+
+/// `suffix` matches whole dotted segments at the end of `name` (so `model.norm.weight` does not
+/// match `model.layers.0.input_layernorm.weight`).
+fn matches_suffix(name: &str, suffix: &str) -> bool {
+    name == suffix || name.strip_suffix(suffix).is_some_and(|head| head.ends_with('.'))
+}
+
+/// Every layer index 0..num_layers must be present and none beyond.
+fn check_layer_count(config: &ModelConfig, tensors: &[TensorInfo]) -> Result<()> {
+    let marker: &[&str] = if config.architecture.is_llama_style() { &["layers"] } else { &["layer"] };
+    let indices: BTreeSet<usize> = tensors
+        .iter()
+        .filter_map(|t| {
+            let parts: Vec<&str> = t.name.split('.').collect();
+            parts.windows(2).find_map(|w| match w {
+                [m, n] if marker.contains(m) => n.parse::<usize>().ok(),
+                _ => None,
+            })
+        })
+        .collect();
+    let highest = indices.last().copied();
+    let contiguous = highest.map_or(0, |h| h + 1) == indices.len();
+    if indices.len() != config.num_layers || !contiguous {
+        return Err(Error::ConfigLayerCountMismatch { expected: config.num_layers, found: indices.len(), highest });
+    }
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! Per-tensor work of `compress`: read, slice (structured), prune, quantize, compare, write.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+
+use sha2::{Digest, Sha256};
+
+use crate::compress::{TensorReport, open_read};
+use crate::error::{Error, Result};
+use crate::export::FileRecord;
+use crate::export::safetensors::Writer;
+use crate::job::JobContext;
+use crate::metrics::{Sums, WeightMetrics};
+use crate::prune::global::Threshold;
+use crate::prune::structured::{self as st, Selection};
+use crate::prune::{prune_below, prune_magnitude, prune_n_m};
+use crate::recipe::resolve::{Cut, cut_of, rows_cols};
+use crate::recipe::{PlannedTensor, PruneScope, PruneSpec, StructuredPlan, layer_index};
+use crate::store::{self, DType, Model, TensorInfo};
+
+/// Rows written per chunk: bounds the extra memory of comparing and encoding to a few MB.
+const CHUNK_ELEMS: usize = 1 << 20;
+
+/// Positional reads of the source shards (nothing stays mapped, so memory stays bounded).
+pub struct SourceReader {
+    files: Vec<(std::path::PathBuf, File)>,
+}
+
+impl SourceReader {
+    pub fn open(model: &Model) -> Result<SourceReader> {
+        let files = model
+            .shards()
+            .iter()
+            .map(|s| Ok((s.path.clone(), open_read(&s.path)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SourceReader { files })
+    }
+
+    /// Reads `len` bytes at `offset` within the tensor's data.
+    pub fn read(&self, t: &TensorInfo, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let (path, file) = self.files.get(t.shard).ok_or_else(|| Error::TensorNotFound { name: t.name.clone() })?;
+        let mut buf = vec![0u8; len];
+        read_exact_at(file, &mut buf, t.offset + offset).map_err(|e| Error::io(path, e))?;
+        Ok(buf)
+    }
+
+    /// The whole tensor decoded to f32, refusing NaN/Inf with the tensor and element named.
+    pub fn read_f32(&self, t: &TensorInfo) -> Result<Vec<f32>> {
+        let raw = self.read(t, 0, usize::try_from(t.nbytes).map_err(|_| Error::SizeOverflow { tensor: t.name.clone() })?)?;
+        let w = decode(t, &raw)?;
+        check_finite(&t.name, &w, 0)?;
+        Ok(w)
+    }
+
+    /// sha256 of every source shard, streamed (the page cache usually still holds them).
+    pub fn finish_hashes(&self) -> Result<Vec<FileRecord>> {
+        self.files
+            .iter()
+            .map(|(path, _)| {
+                let mut f = open_read(path)?;
+                let mut h = Sha256::new();
+                let mut buf = vec![0u8; 4 << 20];
+                let mut bytes = 0u64;
+                loop {
+                    let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                    bytes += n as u64;
+                }
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                Ok(FileRecord { name, bytes, sha256: hex::encode(h.finalize()) })
+            })
+            .collect()
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = file.seek_read(buf, offset)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf = &mut buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+fn decode(t: &TensorInfo, raw: &[u8]) -> Result<Vec<f32>> {
+    store::decode_f32(t.dtype, raw).ok_or_else(|| Error::NotAFloatTensor { tensor: t.name.clone(), dtype: t.dtype })
+}
+
+fn check_finite(tensor: &str, w: &[f32], base: usize) -> Result<()> {
+    match w.iter().position(|x| !x.is_finite()) {
+        Some(i) => Err(Error::NonFinite { tensor: tensor.to_string(), index: base + i, value: w[i] }),
+        None => Ok(()),
+    }
+}
+
+/// The tensor as f32 after structured slicing (what pruning and quantization act on).
+pub fn load_transformed(reader: &SourceReader, t: &TensorInfo, pt: &PlannedTensor, sel: Option<&Selection>) -> Result<Vec<f32>> {
+    let w = reader.read_f32(t)?;
+    Ok(slice_structured(w, t, pt, sel))
+}
+
+fn slice_structured(w: Vec<f32>, t: &TensorInfo, pt: &PlannedTensor, sel: Option<&Selection>) -> Vec<f32> {
+    let (Some(sel), Some(layer)) = (sel, layer_index(&t.name)) else { return w };
+    if pt.shape == pt.source_shape {
+        return w;
+    }
+    let (_, cols) = rows_cols(&pt.source_shape);
+    let cols = if pt.source_shape.len() == 1 { 1 } else { cols };
+    let ffn = sel.ffn.get(&layer);
+    let kv = sel.kv_groups.get(&layer);
+    let head_dim = sel.head_dim;
+    let group = sel.group;
+    match cut_of(&t.name) {
+        Cut::FfnRows => ffn.map_or(w.clone(), |k| st::take_rows(&w, cols, k)),
+        Cut::FfnCols => ffn.map_or(w.clone(), |k| st::take_cols(&w, cols, k)),
+        Cut::QRows => kv.map_or(w.clone(), |g| st::take_rows(&w, cols, &st::expand(g, group * head_dim))),
+        Cut::KvRows => kv.map_or(w.clone(), |g| st::take_rows(&w, cols, &st::expand(g, head_dim))),
+        Cut::OCols => kv.map_or(w.clone(), |g| st::take_cols(&w, cols, &st::expand(g, group * head_dim))),
+        Cut::None => w,
+    }
+}
+
+/// Processes one tensor and streams it into `writer`.
+pub fn write_tensor(
+    reader: &SourceReader,
+    t: &TensorInfo,
+    pt: &PlannedTensor,
+    sel: Option<&Selection>,
+    thresholds: &BTreeMap<u64, Threshold>,
+    ties: &mut BTreeMap<u64, u64>,
+    writer: &mut Writer,
+) -> Result<TensorReport> {
+    let reshaped = pt.shape != pt.source_shape;
+    let transformed = !pt.action.is_keep() || reshaped;
+    let mut report = TensorReport {
+        name: pt.name.clone(),
+        source_name: pt.source_name.clone(),
+        action: pt.action.label(),
+        format: pt.action.format,
+        dtype: pt.out_dtype.as_str(),
+        shape: pt.shape.clone(),
+        source_bytes: pt.source_bytes,
+        planned_bytes: pt.planned_bytes,
+        written_bytes: 0,
+        notes: pt.notes.clone(),
+        metrics: None,
+    };
+    if !transformed && pt.out_dtype == t.dtype {
+        // Untouched: copy the bytes exactly, checking floats for NaN/Inf on the way.
+        report.written_bytes = copy_verbatim(reader, t, pt, writer)?;
+        return Ok(report);
+    }
+    let (rows, cols) = rows_cols(&pt.shape);
+    let mut w = load_transformed(reader, t, pt, sel)?;
+    // Structured cuts change what "the original" is; compare against the sliced original then.
+    let sliced_original = reshaped.then(|| w.clone());
+    match &pt.action.prune {
+        Some(PruneSpec::Magnitude { sparsity, scope: PruneScope::Tensor }) => {
+            prune_magnitude(&mut w, *sparsity);
+        }
+        Some(PruneSpec::Magnitude { sparsity, scope: PruneScope::Global }) => {
+            let key = sparsity.to_bits();
+            if let (Some(th), Some(left)) = (thresholds.get(&key), ties.get_mut(&key)) {
+                let mut remaining = usize::try_from(*left).unwrap_or(usize::MAX);
+                prune_below(&mut w, th.threshold, &mut remaining);
+                *left = remaining as u64;
+            }
+        }
+        Some(PruneSpec::NM { n, m }) => {
+            prune_n_m(&mut w, cols, *n, *m);
+        }
+        None => {}
+    }
+    if let Some(id) = pt.action.format {
+        pareto_formats::lookup(id)?
+            .fake_quantize(&mut w, rows, cols)
+            .map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
+    }
+    // Compare and encode in chunks; the original comes from a re-read of the source bytes.
+    let mut acc = MetricsAcc::default();
+    let elem = t.dtype.size_bytes() as usize;
+    let mut buf = Vec::with_capacity(CHUNK_ELEMS * pt.out_dtype.size_bytes() as usize);
+    for (i, chunk) in w.chunks(CHUNK_ELEMS).enumerate() {
+        let start = i * CHUNK_ELEMS;
+        let original: Vec<f32> = match &sliced_original {
+            Some(o) => o[start..start + chunk.len()].to_vec(),
+            None => {
+                let raw = reader.read(t, (start * elem) as u64, chunk.len() * elem)?;
+                decode(t, &raw)?
+            }
+        };
+        acc.add(&original, chunk);
+        buf.clear();
+        encode_f32(chunk, pt.out_dtype, &mut buf);
+        writer.write_tensor_chunk(&pt.name, &buf)?;
+        report.written_bytes += buf.len() as u64;
+    }
+    writer.end_tensor(&pt.name)?;
+    report.metrics = Some(acc.finish());
+    Ok(report)
+}
+
+fn copy_verbatim(reader: &SourceReader, t: &TensorInfo, pt: &PlannedTensor, writer: &mut Writer) -> Result<u64> {
+    let elem = t.dtype.size_bytes().max(1) as usize;
+    let step = (CHUNK_ELEMS * 4 / elem) * elem;
+    let mut offset = 0u64;
+    while offset < t.nbytes {
+        let len = (t.nbytes - offset).min(step as u64) as usize;
+        let raw = reader.read(t, offset, len)?;
+        if t.dtype.is_float() {
+            let w = decode(t, &raw)?;
+            check_finite(&t.name, &w, (offset as usize) / elem)?;
+        }
+        writer.write_tensor_chunk(&pt.name, &raw)?;
+        offset += len as u64;
+    }
+    writer.end_tensor(&pt.name)?;
+    Ok(t.nbytes)
+}
+
+/// f32 → the output dtype, little-endian, round-to-nearest-even.
+pub fn encode_f32(w: &[f32], dtype: DType, out: &mut Vec<u8>) {
+    match dtype {
+        DType::F16 => out.extend(w.iter().flat_map(|&x| half::f16::from_f32(x).to_bits().to_le_bytes())),
+        DType::BF16 => out.extend(w.iter().flat_map(|&x| half::bf16::from_f32(x).to_bits().to_le_bytes())),
+        _ => out.extend(w.iter().flat_map(|x| x.to_le_bytes())),
+    }
+}
+
+/// Streaming version of [`WeightMetrics::compare`]: the same sums, accumulated chunk by chunk.
+#[derive(Default)]
+struct MetricsAcc {
+    parts: Vec<Sums>,
+}
+
+impl MetricsAcc {
+    fn add(&mut self, original: &[f32], compressed: &[f32]) {
+        self.parts.push(Sums::of(original, compressed));
+    }
+
+    fn finish(self) -> WeightMetrics {
+        self.parts.into_iter().fold(Sums::default(), Sums::merge).metrics()
+    }
+}
+
+/// Chooses the FFN channels and KV groups kept in every layer from weight magnitudes.
+pub fn select_structured(model: &Model, reader: &SourceReader, sp: &StructuredPlan, ctx: &JobContext) -> Result<Selection> {
+    let cfg = model.require_config()?;
+    let group = cfg.num_heads / cfg.num_kv_heads.max(1);
+    let mut sel = Selection { head_dim: sp.head_dim, group, ..Selection::default() };
+    let kept_layers: Vec<usize> = sp.layer_map.keys().copied().collect();
+    ctx.progress.stage("score channels (structured pruning)", kept_layers.len() as u64);
+    let find = |layer: usize, module: &str| -> Result<&TensorInfo> {
+        model
+            .tensors()
+            .iter()
+            .find(|t| layer_index(&t.name) == Some(layer) && t.name.ends_with(&format!("{module}.weight")))
+            .ok_or_else(|| Error::TensorNotFound { name: format!("layer {layer} {module}.weight") })
+    };
+    for &layer in &kept_layers {
+        ctx.checkpoint()?;
+        if sp.ffn_after < sp.ffn_before {
+            let gate = find(layer, "gate_proj")?;
+            let up = find(layer, "up_proj")?;
+            let down = find(layer, "down_proj")?;
+            let g = st::row_sq_norms(&reader.read_f32(gate)?, rows_cols(&gate.shape).1);
+            let u = st::row_sq_norms(&reader.read_f32(up)?, rows_cols(&up.shape).1);
+            let d = st::col_sq_norms(&reader.read_f32(down)?, rows_cols(&down.shape).1);
+            sel.ffn.insert(layer, st::top_indices(&st::ffn_scores(&g, &u, &d), sp.ffn_after));
+        }
+        if sp.kv_heads_after < sp.kv_heads_before {
+            let q = find(layer, "q_proj")?;
+            let k = find(layer, "k_proj")?;
+            let v = find(layer, "v_proj")?;
+            let o = find(layer, "o_proj")?;
+            let scores = st::kv_group_scores(
+                &st::row_sq_norms(&reader.read_f32(q)?, rows_cols(&q.shape).1),
+                &st::row_sq_norms(&reader.read_f32(k)?, rows_cols(&k.shape).1),
+                &st::row_sq_norms(&reader.read_f32(v)?, rows_cols(&v.shape).1),
+                &st::col_sq_norms(&reader.read_f32(o)?, rows_cols(&o.shape).1),
+                sp.kv_heads_before,
+                group,
+                sp.head_dim,
+            );
+            sel.kv_groups.insert(layer, st::top_indices(&scores, sp.kv_heads_after));
+        }
+        ctx.progress.advance(1, &format!("layer {layer}"));
+    }
+    Ok(sel)
+}
+
+/// Rewrites config.json fields for the reduced shapes, so loaders build matching modules.
+pub fn update_config(raw: &mut serde_json::Value, sp: &StructuredPlan) {
+    let Some(obj) = raw.as_object_mut() else { return };
+    obj.insert("intermediate_size".into(), sp.ffn_after.into());
+    if sp.kv_heads_after != sp.kv_heads_before {
+        obj.insert("num_attention_heads".into(), sp.heads_after.into());
+        obj.insert("num_key_value_heads".into(), sp.kv_heads_after.into());
+        // hidden_size / heads no longer gives the head size: state it explicitly.
+        obj.insert("head_dim".into(), sp.head_dim.into());
+    }
+    obj.insert("num_hidden_layers".into(), sp.layer_map.len().into());
+    if let Some(serde_json::Value::Array(types)) = obj.get_mut("layer_types") {
+        let kept: Vec<serde_json::Value> =
+            types.iter().enumerate().filter(|(i, _)| sp.layer_map.contains_key(i)).map(|(_, v)| v.clone()).collect();
+        *types = kept;
+    }
+}

@@ -1,0 +1,22 @@
+//! pareto-eval: validation of original vs compressed models with candle. BERT-style encoders
+//! (embeddings, STS correlation) and LLaMA-style decoders (perplexity, KL divergence, top-1
+//! agreement, greedy continuation) end to end; strict sample-set readers; measured speed; and the
+//! calibration-activation stream that GPTQ/AWQ/Wanda-style compression consumes.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod bert;
+pub mod calibration;
+pub mod device;
+pub mod error;
+pub mod family;
+pub mod job;
+pub mod llama;
+pub mod metrics;
+pub mod perplexity;
+pub mod samples;
+pub mod sts;
+pub mod weights;
+
+pub use device::DeviceSpec;
+pub use error::{EvalError, Result};
+pub use family::{ModelFamily, detect_family};

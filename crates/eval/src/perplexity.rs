@@ -1,0 +1,326 @@
+//! Perplexity of a decoder on plain text, and the distribution shift of a compressed decoder vs its
+//! original (KL divergence, top-1 agreement), by the PROVENANCE protocol: the first `max_chars`
+//! Unicode characters, tokenized with the model's tokenizer.json without BOS, cut into
+//! non-overlapping windows of `window` tokens; each window is scored as `[BOS] + window[..-1]`
+//! predicting all `window` tokens.
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{D, DType, Tensor};
+use crate::job::JobContext;
+use serde::{Deserialize, Serialize};
+use tokenizers::Tokenizer;
+
+use crate::error::{EvalError, Result};
+use crate::llama::LlamaModel;
+
+/// How text is turned into scored windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerplexityProtocol {
+    /// Keep the first N Unicode characters of the text (`None`: all of it).
+    pub max_chars: Option<usize>,
+    /// Tokens per window; each window is one forward pass of `window` positions.
+    pub window: usize,
+    /// Keep at most this many windows (`None`: all).
+    pub max_windows: Option<usize>,
+    /// Windows per forward pass (throughput only; results do not depend on it).
+    pub batch: usize,
+}
+
+impl Default for PerplexityProtocol {
+    /// The PROVENANCE protocol: 65,536 characters, windows of 256.
+    fn default() -> Self {
+        Self {
+            max_chars: Some(65_536),
+            window: 256,
+            max_windows: None,
+            batch: 8,
+        }
+    }
+}
+
+/// Perplexity of one model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PerplexityResult {
+    /// Tokens in the (cut) text.
+    pub tokens: usize,
+    pub windows: usize,
+    /// Targets scored (`windows × window`).
+    pub scored: usize,
+    /// Mean negative log-likelihood in nats per token.
+    pub mean_nll: f64,
+    pub perplexity: f64,
+    /// Wall time of the forward passes and scoring.
+    pub seconds: f64,
+    /// Scored tokens per second.
+    pub tokens_per_s: f64,
+}
+
+/// Original vs compressed on the same windows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DecoderComparison {
+    pub original: PerplexityResult,
+    pub compressed: PerplexityResult,
+    /// Mean over scored positions of KL(original ‖ compressed), nats.
+    pub mean_kl: f64,
+    /// Largest per-position KL.
+    pub max_kl: f64,
+    /// Fraction of positions where both models' argmax agree.
+    pub top1_agreement: f64,
+    /// compressed.mean_nll − original.mean_nll.
+    pub delta_nll: f64,
+    /// compressed.perplexity / original.perplexity − 1.
+    pub relative_ppl_change: f64,
+}
+
+/// Loads a tokenizer.json as is (no truncation, no padding changes).
+pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
+    Tokenizer::from_file(path).map_err(|e| EvalError::Tokenizer {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Tokenizes `text` without special tokens (no BOS).
+pub fn tokenize(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
+    tokenizer
+        .encode(text, false)
+        .map(|e| e.get_ids().to_vec())
+        .map_err(|e| EvalError::Tokenizer {
+            path: "tokenizer.json".into(),
+            message: e.to_string(),
+        })
+}
+
+/// The full windows of the token stream under `protocol`.
+pub fn windows<'a>(tokens: &'a [u32], protocol: &PerplexityProtocol) -> Vec<&'a [u32]> {
+    tokens
+        .chunks_exact(protocol.window.max(1))
+        .take(protocol.max_windows.unwrap_or(usize::MAX))
+        .collect()
+}
+
+fn check(tokens: &[u32], protocol: &PerplexityProtocol) -> Result<()> {
+    if protocol.window < 1 {
+        return Err(EvalError::InvalidArgument("window must be at least 1 token".into()));
+    }
+    if tokens.len() < protocol.window {
+        return Err(EvalError::InvalidArgument(format!(
+            "the text has {} tokens, fewer than one window of {}",
+            tokens.len(),
+            protocol.window
+        )));
+    }
+    Ok(())
+}
+
+/// Batch of windows → (input ids `[n, window]` with BOS shift, targets `[n, window]`).
+fn batch_tensors(model: &LlamaModel, batch: &[&[u32]]) -> Result<(Tensor, Tensor)> {
+    let w = batch.first().map_or(0, |c| c.len());
+    let bos = model.config().bos();
+    let mut input = Vec::with_capacity(batch.len() * w);
+    let mut target = Vec::with_capacity(batch.len() * w);
+    for chunk in batch {
+        input.push(bos);
+        input.extend_from_slice(&chunk[..w - 1]);
+        target.extend_from_slice(chunk);
+    }
+    let dev = model.device();
+    Ok((
+        Tensor::from_vec(input, (batch.len(), w), dev)?,
+        Tensor::from_vec(target, (batch.len(), w), dev)?,
+    ))
+}
+
+/// Log-probabilities `[n, window, vocab]` for a batch of windows.
+fn log_probs(model: &LlamaModel, input: &Tensor) -> Result<Tensor> {
+    let logits = model.forward(input, None, None)?;
+    Ok(candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?)
+}
+
+fn nll_sum(lp: &Tensor, target: &Tensor) -> Result<f64> {
+    let picked = lp.gather(&target.unsqueeze(D::Minus1)?, D::Minus1)?;
+    let v = picked.flatten_all()?.to_vec1::<f32>()?;
+    Ok(-v.iter().map(|&x| f64::from(x)).sum::<f64>())
+}
+
+fn finish(tokens: usize, windows: usize, scored: usize, nll: f64, seconds: f64) -> PerplexityResult {
+    let mean_nll = nll / scored.max(1) as f64;
+    PerplexityResult {
+        tokens,
+        windows,
+        scored,
+        mean_nll,
+        perplexity: mean_nll.exp(),
+        seconds,
+        tokens_per_s: scored as f64 / seconds.max(1e-12),
+    }
+}
+
+/// Perplexity of `model` on `tokens` (already tokenized, no BOS).
+pub fn perplexity(
+    model: &LlamaModel,
+    tokens: &[u32],
+    protocol: &PerplexityProtocol,
+    ctx: &JobContext,
+) -> Result<PerplexityResult> {
+    check(tokens, protocol)?;
+    let wins = windows(tokens, protocol);
+    ctx.progress.stage("perplexity", wins.len() as u64);
+    let start = Instant::now();
+    let mut nll = 0.0;
+    for batch in wins.chunks(protocol.batch.max(1)) {
+        if ctx.cancel.is_cancelled() {
+            return Err(EvalError::Cancelled);
+        }
+        let (input, target) = batch_tensors(model, batch)?;
+        nll += nll_sum(&log_probs(model, &input)?, &target)?;
+        ctx.progress.advance(batch.len() as u64, "windows");
+    }
+    let scored = wins.len() * protocol.window;
+    Ok(finish(tokens.len(), wins.len(), scored, nll, start.elapsed().as_secs_f64()))
+}
+
+/// Runs both models on the same windows: perplexity of each, KL(original ‖ compressed) and top-1
+/// agreement of the next-token distributions at every scored position.
+pub fn compare_decoders(
+    original: &LlamaModel,
+    compressed: &LlamaModel,
+    tokens: &[u32],
+    protocol: &PerplexityProtocol,
+    ctx: &JobContext,
+) -> Result<DecoderComparison> {
+    check(tokens, protocol)?;
+    if original.config().vocab_size != compressed.config().vocab_size {
+        return Err(EvalError::InvalidArgument(format!(
+            "vocabularies differ: {} vs {}",
+            original.config().vocab_size,
+            compressed.config().vocab_size
+        )));
+    }
+    let wins = windows(tokens, protocol);
+    ctx.progress.stage("perplexity + KL (original vs compressed)", wins.len() as u64);
+    let (mut nll_a, mut nll_b, mut sec_a, mut sec_b) = (0.0, 0.0, 0.0, 0.0);
+    let (mut kl_sum, mut kl_max, mut agree) = (0.0f64, 0.0f64, 0usize);
+    for batch in wins.chunks(protocol.batch.max(1)) {
+        if ctx.cancel.is_cancelled() {
+            return Err(EvalError::Cancelled);
+        }
+        let (input, target) = batch_tensors(original, batch)?;
+        let t = Instant::now();
+        let lp = log_probs(original, &input)?;
+        nll_a += nll_sum(&lp, &target)?;
+        sec_a += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let lq = log_probs(compressed, &input)?;
+        nll_b += nll_sum(&lq, &target)?;
+        sec_b += t.elapsed().as_secs_f64();
+        let kl = (lp.exp()? * (&lp - &lq)?)?.sum(D::Minus1)?;
+        for v in kl.flatten_all()?.to_vec1::<f32>()? {
+            let v = f64::from(v).max(0.0);
+            kl_sum += v;
+            kl_max = kl_max.max(v);
+        }
+        let a = lp.argmax(D::Minus1)?.flatten_all()?.to_vec1::<u32>()?;
+        let b = lq.argmax(D::Minus1)?.flatten_all()?.to_vec1::<u32>()?;
+        agree += a.iter().zip(&b).filter(|(x, y)| x == y).count();
+        ctx.progress.advance(batch.len() as u64, "windows");
+    }
+    let scored = wins.len() * protocol.window;
+    let original = finish(tokens.len(), wins.len(), scored, nll_a, sec_a);
+    let compressed = finish(tokens.len(), wins.len(), scored, nll_b, sec_b);
+    Ok(DecoderComparison {
+        mean_kl: kl_sum / scored.max(1) as f64,
+        max_kl: kl_max,
+        top1_agreement: agree as f64 / scored.max(1) as f64,
+        delta_nll: compressed.mean_nll - original.mean_nll,
+        relative_ppl_change: compressed.perplexity / original.perplexity - 1.0,
+        original,
+        compressed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::samples::{SampleLimits, bundled, read_text};
+    use candle_core::Device;
+    use candle_core::quantized::GgmlDType;
+    use std::path::PathBuf;
+
+    fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    fn protocol_tokens() -> Vec<u32> {
+        let text = read_text(
+            &root().join(bundled::TINYSTORIES),
+            &SampleLimits::default(),
+            Some(65_536),
+        )
+        .unwrap();
+        assert_eq!(text.chars().count(), 65_536);
+        let tok = load_tokenizer(&root().join("models/stories260K/tokenizer.json")).unwrap();
+        tokenize(&tok, &text).unwrap()
+    }
+
+    #[test]
+    fn tokenizing_the_protocol_text_gives_31401_tokens_without_bos() {
+        let tokens = protocol_tokens();
+        assert_eq!(tokens.len(), 31_401);
+        assert_ne!(tokens[0], 1, "no BOS");
+        assert!(tokens.contains(&13), "newline falls back to byte token 3 + 0x0A");
+        assert_eq!(windows(&tokens, &PerplexityProtocol::default()).len(), 122);
+    }
+
+    #[test]
+    fn stories260k_nll_reproduces_the_reference() {
+        let model = LlamaModel::load(&root().join("models/stories260K"), &Device::Cpu).unwrap();
+        let r = perplexity(&model, &protocol_tokens(), &PerplexityProtocol::default(), &JobContext::silent())
+            .unwrap();
+        assert_eq!((r.windows, r.scored), (122, 31_232));
+        let rel = (r.mean_nll / 1.520419 - 1.0).abs();
+        assert!(rel < 1e-3, "mean NLL {} vs 1.520419 (rel {rel:e})", r.mean_nll);
+        assert!((r.perplexity / 4.574144 - 1.0).abs() < 1e-3, "PPL {}", r.perplexity);
+        eprintln!("stories260K: NLL {:.6} PPL {:.6} {:.0} tok/s", r.mean_nll, r.perplexity, r.tokens_per_s);
+    }
+
+    #[test]
+    fn batch_size_does_not_change_the_result() {
+        let model = LlamaModel::load(&root().join("models/stories260K"), &Device::Cpu).unwrap();
+        let tokens = protocol_tokens();
+        let p1 = PerplexityProtocol { max_windows: Some(6), batch: 1, ..PerplexityProtocol::default() };
+        let p3 = PerplexityProtocol { batch: 3, ..p1 };
+        let a = perplexity(&model, &tokens, &p1, &JobContext::silent()).unwrap();
+        let b = perplexity(&model, &tokens, &p3, &JobContext::silent()).unwrap();
+        assert!((a.mean_nll - b.mean_nll).abs() < 1e-5, "{} vs {}", a.mean_nll, b.mean_nll);
+    }
+
+    #[test]
+    fn self_comparison_has_zero_kl_and_full_agreement_and_q4_0_moves() {
+        let dir = root().join("models/stories260K");
+        let model = LlamaModel::load(&dir, &Device::Cpu).unwrap();
+        let tokens = protocol_tokens();
+        let p = PerplexityProtocol { max_windows: Some(8), ..PerplexityProtocol::default() };
+        let same = compare_decoders(&model, &model, &tokens, &p, &JobContext::silent()).unwrap();
+        assert!(same.mean_kl < 1e-6 && same.max_kl < 1e-5, "{same:?}");
+        assert_eq!(same.top1_agreement, 1.0);
+        assert_eq!(same.delta_nll, 0.0);
+
+        let q4 = LlamaModel::load_quantized(&dir, &Device::Cpu, GgmlDType::Q4_0).unwrap();
+        let moved = compare_decoders(&model, &q4, &tokens, &p, &JobContext::silent()).unwrap();
+        assert!(moved.mean_kl > 1e-4, "{moved:?}");
+        assert!(moved.top1_agreement < 1.0 && moved.top1_agreement > 0.5, "{moved:?}");
+        assert!(moved.delta_nll > 0.0, "{moved:?}");
+        eprintln!("q4_0 vs f32 on 8 windows: {moved:?}");
+    }
+
+    #[test]
+    fn too_short_text_is_a_clear_error() {
+        let model = LlamaModel::load(&root().join("models/stories260K"), &Device::Cpu).unwrap();
+        let e = perplexity(&model, &[5; 10], &PerplexityProtocol::default(), &JobContext::silent())
+            .unwrap_err();
+        assert!(e.to_string().contains("fewer than one window of 256"), "{e}");
+    }
+}

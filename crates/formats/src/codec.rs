@@ -1,0 +1,61 @@
+//! The interface every codec implements. `Format` validates inputs (shape,
+//! length, finiteness) before calling in, so codecs only see well-formed data.
+
+use crate::{FormatError, Parallelism, QTensor};
+
+pub(crate) trait Codec: Sync + Send {
+    /// Exact bytes of the packed representation (codes + scales + zeros) for a
+    /// shape that passed `check_shape`; `None` when it overflows `u64`.
+    fn stored_bytes(&self, rows: u64, cols: u64) -> Option<u64>;
+
+    fn quantize(
+        &self,
+        id: &'static str,
+        w: &[f32],
+        rows: usize,
+        cols: usize,
+        par: Parallelism,
+    ) -> Result<QTensor, FormatError>;
+
+    fn dequantize(
+        &self,
+        id: &'static str,
+        q: &QTensor,
+        par: Parallelism,
+    ) -> Result<Vec<f32>, FormatError>;
+
+    /// In place `dequantize(quantize(w))`, bit for bit, with per-row scratch only.
+    fn fake_quantize(
+        &self,
+        id: &'static str,
+        w: &mut [f32],
+        rows: usize,
+        cols: usize,
+        par: Parallelism,
+    ) -> Result<(), FormatError>;
+}
+
+/// Error for a `QTensor` that does not belong to the decoding format.
+pub(crate) fn mismatch(id: &'static str, reason: impl Into<String>) -> FormatError {
+    FormatError::TensorMismatch {
+        format: id,
+        reason: reason.into(),
+    }
+}
+
+/// Checks that `len == rows * per_row` (with overflow check) for a decoded field.
+pub(crate) fn expect_len(
+    id: &'static str,
+    field: &str,
+    len: usize,
+    rows: usize,
+    per_row: usize,
+) -> Result<(), FormatError> {
+    match rows.checked_mul(per_row) {
+        Some(n) if n == len => Ok(()),
+        _ => Err(mismatch(
+            id,
+            format!("{field} has {len} entries, expected {rows} x {per_row}"),
+        )),
+    }
+}

@@ -1,0 +1,179 @@
+//! ggml block formats, bit-exact with llama.cpp's reference encoders
+//! (`quantize_row_*_ref` in ggml/src/ggml-quants.c; block structs in
+//! ggml/src/ggml-common.h). llama-quantize without an importance matrix calls
+//! exactly these, so our bytes equal a llama.cpp-made GGUF's.
+//!
+//! Bit-exactness needs the same f32 operations in the same order: no fused
+//! multiply-add (Rust never contracts), ggml's `nearest_int` magic-number
+//! rounding, `roundf` (half away from zero), RNE f32→f16 conversions, and the
+//! x86-64 result of C's float→int8 casts (see [`c_f32_to_i8`]).
+
+pub mod q4_0;
+pub mod q4_k;
+pub mod q5_0;
+pub mod q6_k;
+pub mod q8_0;
+
+use half::f16;
+
+use crate::codec::{Codec, expect_len, mismatch};
+use crate::exec::{Parallelism, for_each, for_each_init, split_rows, split_rows_mut};
+use crate::{FormatError, QTensor};
+
+/// One ggml block type: `WEIGHTS` floats <-> `BYTES` bytes.
+pub(crate) trait BlockCodec: Sync + Send {
+    const WEIGHTS: usize;
+    const BYTES: usize;
+    fn encode(x: &[f32], out: &mut [u8]);
+    fn decode(b: &[u8], out: &mut [f32]);
+}
+
+/// Largest block in bytes (q4_k: 144, q6_k: 210), for stack scratch.
+const MAX_BLOCK_BYTES: usize = 256;
+
+/// ggml's `nearest_int`: adding 1.5 * 2^23 leaves round-half-even(fval) in
+/// the low mantissa bits. Valid for |fval| < 2^22; outside that it yields the
+/// same (meaningless but deterministic) bits as ggml, which then clamps.
+#[inline(always)]
+pub(crate) fn nearest_int(fval: f32) -> i32 {
+    let val = fval + 12_582_912.0;
+    (val.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
+}
+
+/// C's `(int8_t)x` for float `x` as gcc/clang compile it on x86-64:
+/// `cvttss2si` truncation toward zero to i32 (0x8000_0000 for NaN / out of
+/// range), then the low byte. Only reachable with non-finite intermediates
+/// (e.g. 1 / subnormal = inf), where Rust's saturating `as` would differ.
+#[inline(always)]
+pub(crate) fn c_f32_to_i8(x: f32) -> i8 {
+    let i = if x > -2_147_483_648.0 && x < 2_147_483_648.0 {
+        x as i32
+    } else {
+        i32::MIN
+    };
+    i as i8
+}
+
+#[inline(always)]
+pub(crate) fn put_f16(out: &mut [u8], x: f32) {
+    out[..2].copy_from_slice(&f16::from_f32(x).to_bits().to_le_bytes());
+}
+
+#[inline(always)]
+pub(crate) fn get_f16(b: &[u8]) -> f32 {
+    f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()
+}
+
+/// Adapts a [`BlockCodec`] to the row-parallel [`Codec`] interface.
+pub(crate) struct Ggml<B>(pub B);
+
+impl<B: BlockCodec> Ggml<B> {
+    fn encode_row(x: &[f32], out: &mut [u8]) {
+        for (xb, ob) in x.chunks_exact(B::WEIGHTS).zip(out.chunks_exact_mut(B::BYTES)) {
+            B::encode(xb, ob);
+        }
+    }
+
+    fn decode_row(b: &[u8], out: &mut [f32]) {
+        for (bb, ob) in b.chunks_exact(B::BYTES).zip(out.chunks_exact_mut(B::WEIGHTS)) {
+            B::decode(bb, ob);
+        }
+    }
+
+    fn row_bytes(cols: usize) -> usize {
+        cols / B::WEIGHTS * B::BYTES
+    }
+}
+
+impl<B: BlockCodec> Codec for Ggml<B> {
+    fn stored_bytes(&self, rows: u64, cols: u64) -> Option<u64> {
+        rows.checked_mul(cols / B::WEIGHTS as u64)?
+            .checked_mul(B::BYTES as u64)
+    }
+
+    fn quantize(
+        &self,
+        id: &'static str,
+        w: &[f32],
+        rows: usize,
+        cols: usize,
+        par: Parallelism,
+    ) -> Result<QTensor, FormatError> {
+        let ggml_type = ggml_type_of(id)?;
+        let mut bytes = vec![0u8; rows * Self::row_bytes(cols)];
+        let items: Vec<_> = split_rows(w, rows)
+            .into_iter()
+            .zip(split_rows_mut(&mut bytes, rows))
+            .collect();
+        for_each(par, items, |(x, o)| Self::encode_row(x, o));
+        Ok(QTensor::Blocks {
+            rows,
+            cols,
+            ggml_type,
+            bytes,
+        })
+    }
+
+    fn dequantize(
+        &self,
+        id: &'static str,
+        q: &QTensor,
+        par: Parallelism,
+    ) -> Result<Vec<f32>, FormatError> {
+        let QTensor::Blocks {
+            rows,
+            cols,
+            ggml_type,
+            bytes,
+        } = q
+        else {
+            return Err(mismatch(id, format!("got a {} tensor", q.variant())));
+        };
+        if *ggml_type != ggml_type_of(id)? {
+            return Err(mismatch(id, format!("ggml type {ggml_type}")));
+        }
+        let (rows, cols) = (*rows, *cols);
+        expect_len(id, "bytes", bytes.len(), rows, Self::row_bytes(cols))?;
+        let n = rows
+            .checked_mul(cols)
+            .ok_or(FormatError::ShapeOverflow { rows, cols })?;
+        let mut out = vec![0.0f32; n];
+        let items: Vec<_> = split_rows(bytes, rows)
+            .into_iter()
+            .zip(split_rows_mut(&mut out, rows))
+            .collect();
+        for_each(par, items, |(b, o)| Self::decode_row(b, o));
+        Ok(out)
+    }
+
+    fn fake_quantize(
+        &self,
+        _id: &'static str,
+        w: &mut [f32],
+        rows: usize,
+        _cols: usize,
+        par: Parallelism,
+    ) -> Result<(), FormatError> {
+        for_each_init(
+            par,
+            split_rows_mut(w, rows),
+            || [0u8; MAX_BLOCK_BYTES],
+            |scratch, x| {
+                for xb in x.chunks_exact_mut(B::WEIGHTS) {
+                    let b = &mut scratch[..B::BYTES];
+                    b.fill(0);
+                    B::encode(xb, b);
+                    B::decode(b, xb);
+                }
+            },
+        );
+        Ok(())
+    }
+}
+
+/// The registry is the single source of ggml type ids.
+fn ggml_type_of(id: &'static str) -> Result<u32, FormatError> {
+    crate::lookup(id)?
+        .ggml_type
+        .ok_or_else(|| mismatch(id, "format has no ggml type"))
+}

@@ -1,0 +1,201 @@
+//! Q4_K (`block_q4_K`: f16 d, f16 dmin, 12 bytes of packed 6-bit scales and
+//! mins for 8 sub-blocks of 32, 128 bytes of nibbles), following
+//! `quantize_row_q4_K_ref` (with its `make_qkx2_quants` search,
+//! rmin = -1, rdelta = 0.1, nstep = 20, squared error) and
+//! `dequantize_row_q4_K` in ggml/src/ggml-quants.c.
+
+use super::{BlockCodec, get_f16, nearest_int, put_f16};
+
+pub(crate) struct Q4K;
+
+const QK_K: usize = 256;
+const SUB: usize = 32;
+const NSUB: usize = QK_K / SUB;
+
+/// Affine fit of one sub-block to levels 0..=nmax: returns (scale, -min) and
+/// fills `l`. Same operation order as ggml's `make_qkx2_quants`.
+#[allow(clippy::too_many_arguments)]
+fn make_qkx2_quants(
+    x: &[f32; SUB],
+    weights: &[f32; SUB],
+    nmax: i32,
+    l: &mut [u8],
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+) -> (f32, f32) {
+    let mut min = x[0];
+    let mut max = x[0];
+    let mut sum_w = weights[0];
+    let mut sum_x = sum_w * x[0];
+    for i in 1..SUB {
+        if x[i] < min {
+            min = x[i];
+        }
+        if x[i] > max {
+            max = x[i];
+        }
+        let w = weights[i];
+        sum_w += w;
+        sum_x += w * x[i];
+    }
+    if min > 0.0 {
+        min = 0.0;
+    }
+    if max == min {
+        l[..SUB].fill(0);
+        return (0.0, -min);
+    }
+    let nmaxf = nmax as f32;
+    let mut iscale = nmaxf / (max - min);
+    let mut scale = 1.0 / iscale;
+    let mut best_error = 0.0f32;
+    for i in 0..SUB {
+        let li = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
+        l[i] = li as u8;
+        let diff = scale * li as f32 + min - x[i];
+        best_error += weights[i] * (diff * diff);
+    }
+    let mut laux = [0u8; SUB];
+    for is in 0..=nstep {
+        iscale = (rmin + rdelta * is as f32 + nmaxf) / (max - min);
+        let (mut sum_l, mut sum_l2, mut sum_xl) = (0.0f32, 0.0f32, 0.0f32);
+        for i in 0..SUB {
+            let li = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
+            laux[i] = li as u8;
+            let w = weights[i];
+            let lf = li as f32;
+            sum_l += w * lf;
+            sum_l2 += w * lf * lf;
+            sum_xl += w * lf * x[i];
+        }
+        let det = sum_w * sum_l2 - sum_l * sum_l;
+        if det > 0.0 {
+            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
+            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+            if this_min > 0.0 {
+                this_min = 0.0;
+                this_scale = sum_xl / sum_l2;
+            }
+            let mut cur_error = 0.0f32;
+            for i in 0..SUB {
+                let diff = this_scale * f32::from(laux[i]) + this_min - x[i];
+                cur_error += weights[i] * (diff * diff);
+            }
+            if cur_error < best_error {
+                l[..SUB].copy_from_slice(&laux);
+                best_error = cur_error;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    (scale, -min)
+}
+
+/// Unpacks the 6-bit (scale, min) of sub-block `j` (ggml's `get_scale_min_k4`).
+#[inline(always)]
+fn scale_min(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
+impl BlockCodec for Q4K {
+    const WEIGHTS: usize = QK_K;
+    const BYTES: usize = 144;
+
+    fn encode(x: &[f32], out: &mut [u8]) {
+        let mut l = [0u8; QK_K];
+        let mut scales = [0.0f32; NSUB];
+        let mut mins = [0.0f32; NSUB];
+        let mut max_scale = 0.0f32;
+        let mut max_min = 0.0f32;
+        for j in 0..NSUB {
+            let xs: &[f32; SUB] = x[SUB * j..SUB * (j + 1)]
+                .try_into()
+                .expect("sub-block is 32 weights");
+            let mut sum_x2 = 0.0f32;
+            for &v in xs {
+                sum_x2 += v * v;
+            }
+            let av_x = (sum_x2 / 32.0).sqrt();
+            let weights: [f32; SUB] = std::array::from_fn(|i| av_x + xs[i].abs());
+            let (s, m) = make_qkx2_quants(xs, &weights, 15, &mut l[SUB * j..], -1.0, 0.1, 20);
+            scales[j] = s;
+            mins[j] = m;
+            if s > max_scale {
+                max_scale = s;
+            }
+            if m > max_min {
+                max_min = m;
+            }
+        }
+
+        let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
+        let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+        let sc = &mut out[4..16];
+        sc.fill(0);
+        for j in 0..NSUB {
+            // C stores nearest_int into a uint8_t (mod 256) before MIN(63, ·).
+            let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
+            let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
+            if j < 4 {
+                sc[j] = ls;
+                sc[j + 4] = lm;
+            } else {
+                sc[j + 4] = (ls & 0x0f) | ((lm & 0x0f) << 4);
+                sc[j - 4] |= (ls >> 4) << 6;
+                sc[j] |= (lm >> 4) << 6;
+            }
+        }
+        put_f16(&mut out[0..2], max_scale / 63.0);
+        put_f16(&mut out[2..4], max_min / 63.0);
+
+        let d_all = get_f16(&out[0..2]);
+        let dmin_all = get_f16(&out[2..4]);
+        for j in 0..NSUB {
+            let (s, m) = scale_min(j, &out[4..16]);
+            let d = d_all * f32::from(s);
+            if d == 0.0 {
+                continue;
+            }
+            let dm = dmin_all * f32::from(m);
+            for ii in 0..SUB {
+                l[SUB * j + ii] = nearest_int((x[SUB * j + ii] + dm) / d).clamp(0, 15) as u8;
+            }
+        }
+
+        let qs = &mut out[16..144];
+        for (chunk, lq) in qs.chunks_exact_mut(32).zip(l.chunks_exact(64)) {
+            for i in 0..32 {
+                chunk[i] = lq[i] | (lq[i + 32] << 4);
+            }
+        }
+    }
+
+    fn decode(b: &[u8], out: &mut [f32]) {
+        let d = get_f16(&b[0..2]);
+        let min = get_f16(&b[2..4]);
+        let sc = &b[4..16];
+        for (k, (q, y)) in b[16..144]
+            .chunks_exact(32)
+            .zip(out.chunks_exact_mut(64))
+            .enumerate()
+        {
+            let (s1, m1) = scale_min(2 * k, sc);
+            let (s2, m2) = scale_min(2 * k + 1, sc);
+            let (d1, m1) = (d * f32::from(s1), min * f32::from(m1));
+            let (d2, m2) = (d * f32::from(s2), min * f32::from(m2));
+            for i in 0..32 {
+                y[i] = d1 * f32::from(q[i] & 0x0f) - m1;
+                y[i + 32] = d2 * f32::from(q[i] >> 4) - m2;
+            }
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! The format table and the validated entry points around each codec.
+//! Adding a format = one codec file + one entry in `REGISTRY`.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::Codec;
+use crate::exec::Parallelism;
+use crate::float::{FloatCodec, FloatDtype};
+use crate::fp8::Fp8Codec;
+use crate::ggml::{Ggml, q4_0::Q4_0, q4_k::Q4K, q5_0::Q5_0, q6_k::Q6K, q8_0::Q8_0};
+use crate::int_grid::IntGrid;
+use crate::nf4::Nf4Codec;
+use crate::{FormatError, QTensor};
+
+/// Family of a format, for callers that treat families differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    /// Plain float casts (f32 / f16 / bf16).
+    Float,
+    /// Integer grid with scales (and zero points when asymmetric).
+    IntGrid,
+    /// Low-precision float grid with scales (fp8).
+    FloatGrid,
+    /// Look-up table codes with a block scale (nf4).
+    Lut,
+    /// A ggml block type, stored as exact ggml block bytes.
+    GgmlBlock,
+}
+
+/// `block` value for formats with one scale per output row.
+pub const PER_ROW: usize = 0;
+/// `block` value for formats with one scale for the whole tensor.
+pub const PER_TENSOR: usize = usize::MAX;
+
+/// One quantization format.
+pub struct Format {
+    pub id: &'static str,
+    pub kind: Kind,
+    /// Weights per block/group along a row; [`PER_ROW`] (0) = whole row;
+    /// [`PER_TENSOR`] (`usize::MAX`) = whole tensor; 1 = every weight alone.
+    pub block: usize,
+    /// Exact bits per weight including scales/zeros for one full block. For
+    /// per-row / per-tensor formats the scale overhead depends on the shape and
+    /// is not included (see [`Format::stored_bytes`] for exact sizes).
+    pub bits_per_weight: f64,
+    pub needs_calibration: bool,
+    /// Max relative RMS error allowed on N(0,1) test data.
+    pub tolerance: f32,
+    /// llama.cpp-style fallback id when `cols % block != 0`.
+    pub fallback: Option<&'static str>,
+    /// GGUF/ggml type id, if this is a ggml type.
+    pub ggml_type: Option<u32>,
+    pub description: &'static str,
+    pub(crate) codec: &'static dyn Codec,
+}
+
+impl std::fmt::Debug for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Format")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("block", &self.block)
+            .field("bits_per_weight", &self.bits_per_weight)
+            .field("needs_calibration", &self.needs_calibration)
+            .field("tolerance", &self.tolerance)
+            .field("fallback", &self.fallback)
+            .field("ggml_type", &self.ggml_type)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Format {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+macro_rules! int4 {
+    ($id:literal, $group:literal, $sym:literal, $bpw:expr, $tol:literal, $desc:literal) => {
+        Format {
+            id: $id,
+            kind: Kind::IntGrid,
+            block: $group,
+            bits_per_weight: $bpw,
+            needs_calibration: false,
+            tolerance: $tol,
+            fallback: None,
+            ggml_type: None,
+            description: $desc,
+            codec: &IntGrid::int4($group, $sym),
+        }
+    };
+}
+
+static REGISTRY: [Format; 18] = [
+    Format {
+        id: "f32",
+        kind: Kind::Float,
+        block: 1,
+        bits_per_weight: 32.0,
+        needs_calibration: false,
+        tolerance: 0.0,
+        fallback: None,
+        ggml_type: Some(0),
+        description: "IEEE f32, unchanged",
+        codec: &FloatCodec(FloatDtype::F32),
+    },
+    Format {
+        id: "f16",
+        kind: Kind::Float,
+        block: 1,
+        bits_per_weight: 16.0,
+        needs_calibration: false,
+        // f16's worst-case relative rounding error is 2^-11.
+        tolerance: 5e-4,
+        fallback: None,
+        ggml_type: Some(1),
+        description: "IEEE f16, round-to-nearest-even",
+        codec: &FloatCodec(FloatDtype::F16),
+    },
+    Format {
+        id: "bf16",
+        kind: Kind::Float,
+        block: 1,
+        bits_per_weight: 16.0,
+        needs_calibration: false,
+        // bf16's worst-case relative rounding error is 2^-8.
+        tolerance: 4e-3,
+        fallback: None,
+        ggml_type: Some(30),
+        description: "bfloat16, round-to-nearest-even",
+        codec: &FloatCodec(FloatDtype::Bf16),
+    },
+    Format {
+        id: "int8_channel",
+        kind: Kind::IntGrid,
+        block: PER_ROW,
+        bits_per_weight: 8.0,
+        needs_calibration: false,
+        tolerance: 0.012,
+        fallback: None,
+        ggml_type: None,
+        description: "int8 symmetric per output channel, q in [-127,127], f16 scale = amax/127",
+        codec: &IntGrid::int8_channel(),
+    },
+    int4!("int4_g32_sym", 32, true, 4.5, 0.12,
+        "int4 symmetric, group 32, f16 scale = amax/7.5 (compressed-tensors)"),
+    int4!("int4_g64_sym", 64, true, 4.25, 0.13,
+        "int4 symmetric, group 64, f16 scale = amax/7.5 (compressed-tensors)"),
+    int4!("int4_g128_sym", 128, true, 4.125, 0.14,
+        "int4 symmetric, group 128, f16 scale = amax/7.5 (compressed-tensors)"),
+    int4!("int4_g32_asym", 32, false, 4.625, 0.11,
+        "int4 asymmetric, group 32, f16 scale + 4-bit signed zero point (compressed-tensors)"),
+    int4!("int4_g64_asym", 64, false, 4.3125, 0.12,
+        "int4 asymmetric, group 64, f16 scale + 4-bit signed zero point (compressed-tensors)"),
+    int4!("int4_g128_asym", 128, false, 4.15625, 0.13,
+        "int4 asymmetric, group 128, f16 scale + 4-bit signed zero point (compressed-tensors)"),
+    Format {
+        id: "fp8_e4m3",
+        kind: Kind::FloatGrid,
+        block: PER_ROW,
+        bits_per_weight: 8.0,
+        needs_calibration: false,
+        tolerance: 0.04,
+        fallback: None,
+        ggml_type: None,
+        description: "FP8 E4M3 (OCP fn), f32 scale per output channel = amax/448",
+        codec: &Fp8Codec { per_tensor: false },
+    },
+    Format {
+        id: "fp8_e4m3_tensor",
+        kind: Kind::FloatGrid,
+        block: PER_TENSOR,
+        bits_per_weight: 8.0,
+        needs_calibration: false,
+        tolerance: 0.04,
+        fallback: None,
+        ggml_type: None,
+        description: "FP8 E4M3 (OCP fn), one f32 scale per tensor = amax/448",
+        codec: &Fp8Codec { per_tensor: true },
+    },
+    Format {
+        id: "nf4",
+        kind: Kind::Lut,
+        block: 64,
+        bits_per_weight: 4.5,
+        needs_calibration: false,
+        tolerance: 0.12,
+        fallback: None,
+        ggml_type: None,
+        description: "QLoRA NormalFloat4, block 64, f32 absmax (bitsandbytes, no double quant)",
+        codec: &Nf4Codec,
+    },
+    Format {
+        id: "q8_0",
+        kind: Kind::GgmlBlock,
+        block: 32,
+        bits_per_weight: 8.5,
+        needs_calibration: false,
+        tolerance: 0.006,
+        fallback: Some("f16"),
+        ggml_type: Some(8),
+        description: "ggml Q8_0: 32 x int8 + f16 scale",
+        codec: &Ggml(Q8_0),
+    },
+    Format {
+        id: "q4_0",
+        kind: Kind::GgmlBlock,
+        block: 32,
+        bits_per_weight: 4.5,
+        needs_calibration: false,
+        tolerance: 0.13,
+        fallback: Some("f16"),
+        ggml_type: Some(2),
+        description: "ggml Q4_0: 32 x 4-bit + f16 scale",
+        codec: &Ggml(Q4_0),
+    },
+    Format {
+        id: "q5_0",
+        kind: Kind::GgmlBlock,
+        block: 32,
+        bits_per_weight: 5.5,
+        needs_calibration: false,
+        tolerance: 0.065,
+        fallback: Some("f16"),
+        ggml_type: Some(6),
+        description: "ggml Q5_0: 32 x 5-bit + f16 scale",
+        codec: &Ggml(Q5_0),
+    },
+    Format {
+        id: "q4_k",
+        kind: Kind::GgmlBlock,
+        block: 256,
+        bits_per_weight: 4.5,
+        needs_calibration: false,
+        tolerance: 0.11,
+        fallback: Some("q5_0"),
+        ggml_type: Some(12),
+        description: "ggml Q4_K: 256-weight super-block, 8 x 6-bit scales/mins, 4-bit codes",
+        codec: &Ggml(Q4K),
+    },
+    Format {
+        id: "q6_k",
+        kind: Kind::GgmlBlock,
+        block: 256,
+        bits_per_weight: 6.5625,
+        needs_calibration: false,
+        tolerance: 0.03,
+        fallback: Some("q8_0"),
+        ggml_type: Some(14),
+        description: "ggml Q6_K: 256-weight super-block, 16 x int8 scales, 6-bit codes",
+        codec: &Ggml(Q6K),
+    },
+];
+
+/// Every format, one entry each.
+pub fn registry() -> &'static [Format] {
+    &REGISTRY
+}
+
+/// Finds a format by id.
+pub fn lookup(id: &str) -> Result<&'static Format, FormatError> {
+    REGISTRY
+        .iter()
+        .find(|f| f.id == id)
+        .ok_or_else(|| FormatError::UnknownFormat {
+            id: id.to_string(),
+            valid: REGISTRY.iter().map(|f| f.id).collect::<Vec<_>>().join(", "),
+        })
+}
+
+fn element_count(rows: usize, cols: usize) -> Result<usize, FormatError> {
+    rows.checked_mul(cols)
+        .ok_or(FormatError::ShapeOverflow { rows, cols })
+}
+
+impl Format {
+    /// Whether `cols` fits the block structure of this format.
+    pub fn check_shape(&self, rows: usize, cols: usize) -> Result<(), FormatError> {
+        element_count(rows, cols)?;
+        match self.block {
+            PER_ROW | PER_TENSOR | 1 => Ok(()),
+            b if cols % b == 0 => Ok(()),
+            b => Err(FormatError::ShapeNotDivisible {
+                format: self.id,
+                cols,
+                block: b,
+            }),
+        }
+    }
+
+    /// Exact bytes the packed format stores (codes + scales + zeros).
+    pub fn stored_bytes(&self, rows: usize, cols: usize) -> Result<u64, FormatError> {
+        self.check_shape(rows, cols)?;
+        let overflow = FormatError::ShapeOverflow { rows, cols };
+        let (r, c) = (
+            u64::try_from(rows).map_err(|_| overflow.clone())?,
+            u64::try_from(cols).map_err(|_| overflow.clone())?,
+        );
+        self.codec.stored_bytes(r, c).ok_or(overflow)
+    }
+
+    /// Quantizes row-major `w` of shape `[rows, cols]` (rows on the rayon pool).
+    pub fn quantize(&self, w: &[f32], rows: usize, cols: usize) -> Result<QTensor, FormatError> {
+        self.quantize_with(w, rows, cols, Parallelism::Rayon)
+    }
+
+    /// [`Format::quantize`] with an explicit execution mode.
+    pub fn quantize_with(
+        &self,
+        w: &[f32],
+        rows: usize,
+        cols: usize,
+        par: Parallelism,
+    ) -> Result<QTensor, FormatError> {
+        self.validate(w, rows, cols, par)?;
+        self.codec.quantize(self.id, w, rows, cols, par)
+    }
+
+    /// Decodes a tensor produced by this format's `quantize`.
+    pub fn dequantize(&self, q: &QTensor) -> Result<Vec<f32>, FormatError> {
+        self.dequantize_with(q, Parallelism::Rayon)
+    }
+
+    /// [`Format::dequantize`] with an explicit execution mode.
+    pub fn dequantize_with(&self, q: &QTensor, par: Parallelism) -> Result<Vec<f32>, FormatError> {
+        self.check_shape(q.rows(), q.cols())?;
+        self.codec.dequantize(self.id, q, par)
+    }
+
+    /// In place `w = dequantize(quantize(w))`, bit for bit, without
+    /// tensor-sized temporaries.
+    pub fn fake_quantize(&self, w: &mut [f32], rows: usize, cols: usize) -> Result<(), FormatError> {
+        self.fake_quantize_with(w, rows, cols, Parallelism::Rayon)
+    }
+
+    /// [`Format::fake_quantize`] with an explicit execution mode.
+    pub fn fake_quantize_with(
+        &self,
+        w: &mut [f32],
+        rows: usize,
+        cols: usize,
+        par: Parallelism,
+    ) -> Result<(), FormatError> {
+        self.validate(w, rows, cols, par)?;
+        self.codec.fake_quantize(self.id, w, rows, cols, par)
+    }
+
+    fn validate(
+        &self,
+        w: &[f32],
+        rows: usize,
+        cols: usize,
+        par: Parallelism,
+    ) -> Result<(), FormatError> {
+        let n = element_count(rows, cols)?;
+        if w.len() != n {
+            return Err(FormatError::LengthMismatch {
+                expected: n,
+                actual: w.len(),
+            });
+        }
+        self.check_shape(rows, cols)?;
+        // Branch-free scan per chunk (vectorizes); locate the culprit only on failure.
+        const CHUNK: usize = 1 << 14;
+        let all_finite = |c: &[f32]| c.iter().fold(true, |ok, x| ok & x.is_finite());
+        let bad_chunk = match par {
+            Parallelism::Serial => w.chunks(CHUNK).position(|c| !all_finite(c)),
+            Parallelism::Rayon => w.par_chunks(CHUNK).position_first(|c| !all_finite(c)),
+        };
+        let bad = bad_chunk.and_then(|ci| {
+            let start = ci * CHUNK;
+            w[start..].iter().position(|x| !x.is_finite()).map(|i| start + i)
+        });
+        match bad {
+            Some(index) => Err(FormatError::NonFinite {
+                format: self.id,
+                index,
+                value: w[index],
+            }),
+            None => Ok(()),
+        }
+    }
+}

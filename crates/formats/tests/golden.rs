@@ -1,0 +1,51 @@
+//! Byte equality with llama.cpp's reference encoders on the golden inputs
+//! (tests/golden/README.md says how the .bin files were made).
+
+mod common;
+
+use common::{G_COLS, G_ROWS, fnv1a, golden_inputs};
+use pareto_formats::{QTensor, lookup};
+
+/// FNV-1a of the C generator's golden_input.f32: proves both generators agree.
+const GOLDEN_INPUT_FNV: u64 = 0x57eb_2e9c_e38c_0144;
+
+fn golden(id: &str) -> &'static [u8] {
+    match id {
+        "q8_0" => include_bytes!("golden/q8_0.bin"),
+        "q4_0" => include_bytes!("golden/q4_0.bin"),
+        "q5_0" => include_bytes!("golden/q5_0.bin"),
+        "q4_k" => include_bytes!("golden/q4_k.bin"),
+        "q6_k" => include_bytes!("golden/q6_k.bin"),
+        _ => unreachable!("no golden file for {id}"),
+    }
+}
+
+#[test]
+fn golden_inputs_match_the_c_generator() {
+    let x = golden_inputs();
+    let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    assert_eq!(fnv1a(&bytes), GOLDEN_INPUT_FNV);
+}
+
+#[test]
+fn ggml_encoders_match_llama_cpp_bytes() {
+    let x = golden_inputs();
+    for id in ["q8_0", "q4_0", "q5_0", "q4_k", "q6_k"] {
+        let f = lookup(id).expect("registered");
+        let q = f.quantize(&x, G_ROWS, G_COLS).expect("quantize");
+        let QTensor::Blocks { bytes, ggml_type, .. } = &q else {
+            panic!("{id}: not a Blocks tensor");
+        };
+        assert_eq!(Some(*ggml_type), f.ggml_type);
+        let want = golden(id);
+        assert_eq!(bytes.len(), want.len(), "{id}: length");
+        let row = want.len() / G_ROWS;
+        for r in 0..G_ROWS {
+            assert_eq!(
+                &bytes[r * row..(r + 1) * row],
+                &want[r * row..(r + 1) * row],
+                "{id}: golden row {r} differs"
+            );
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Shared fixtures: paths to the bundled models and a small safetensors writer (the `safetensors`
+//! crate, an independent implementation from Pareto's own writer).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, TensorView};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+pub fn stories() -> PathBuf {
+    repo_root().join("models/stories260K")
+}
+
+/// all-MiniLM-L6-v2 is installed by scripts/fetch-models.sh (the test command runs it).
+pub fn minilm() -> PathBuf {
+    let p = repo_root().join("models/all-MiniLM-L6-v2");
+    assert!(
+        p.join("model.safetensors").exists(),
+        "all-MiniLM-L6-v2 is missing: run scripts/fetch-models.sh (scripts/test.sh does)"
+    );
+    p
+}
+
+/// Writes `tensors` (name, shape, f32 values) as an F32 safetensors file.
+pub fn write_f32_model(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.to_string(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(String, TensorView)> = bytes
+        .iter()
+        .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("view")))
+        .collect();
+    safetensors::tensor::serialize_to_file(views, None::<HashMap<String, String>>, path).expect("write fixture");
+}
+
+/// Reads every tensor of a safetensors file as (dtype, shape, raw bytes) with the `safetensors`
+/// crate, so outputs are checked by a reader that is not Pareto's.
+pub fn read_all(path: &Path) -> HashMap<String, (Dtype, Vec<usize>, Vec<u8>)> {
+    let data = std::fs::read(path).expect("read output");
+    let st = safetensors::SafeTensors::deserialize(&data).expect("valid safetensors");
+    st.tensors().into_iter().map(|(n, v)| (n, (v.dtype(), v.shape().to_vec(), v.data().to_vec()))).collect()
+}
+
+pub fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// Copies the stories260K folder into `dir`, splitting its weights over two shards with an index.
+pub fn sharded_stories(dir: &Path) {
+    let src = read_all(&stories().join("model.safetensors"));
+    let mut names: Vec<&String> = src.keys().collect();
+    names.sort();
+    let (a, b) = names.split_at(names.len() / 2);
+    let mut weight_map = serde_json::Map::new();
+    for (i, part) in [a, b].iter().enumerate() {
+        let file = format!("model-{:05}-of-00002.safetensors", i + 1);
+        let tensors: Vec<(&str, Vec<usize>, Vec<f32>)> =
+            part.iter().map(|n| (n.as_str(), src[*n].1.clone(), f32s(&src[*n].2))).collect();
+        write_f32_model(&dir.join(&file), &tensors);
+        for n in part.iter() {
+            weight_map.insert((*n).clone(), serde_json::Value::String(file.clone()));
+        }
+    }
+    let index = serde_json::json!({ "metadata": {}, "weight_map": weight_map });
+    std::fs::write(dir.join("model.safetensors.index.json"), serde_json::to_vec_pretty(&index).unwrap()).unwrap();
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(stories().join(f), dir.join(f)).unwrap();
+    }
+}

@@ -1,0 +1,188 @@
+//! Bad input at the engine level: each case asserts the exact error and that nothing was left
+//! under the output name, and the source is unchanged.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use pareto_core::export::FileSink;
+use pareto_core::job::{CancelToken, JobContext, Progress};
+use pareto_core::{CompressOptions, Error, Model, Recipe, compress};
+
+use crate::common::*;
+
+fn sha(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+fn no_leftovers(dir: &Path) {
+    let names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.contains("pareto-tmp") && n != "out"), "left behind: {names:?}");
+}
+
+#[test]
+fn nan_weights_are_reported_and_never_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("nan");
+    std::fs::create_dir(&src).unwrap();
+    let mut w = vec![0.5f32; 64];
+    w[37] = f32::NAN;
+    write_f32_model(&src.join("model.safetensors"), &[("layers.0.mlp.up_proj.weight", vec![2, 32], w)]);
+    let before = sha(&src.join("model.safetensors"));
+    let model = Model::open(&src).unwrap();
+    for preset in ["w8", "sparse-2of4"] {
+        let plan = Recipe::load(preset).unwrap().resolve(&model).unwrap();
+        let err = compress(&model, &plan, &CompressOptions::new(tmp.path().join("out")), &JobContext::silent()).unwrap_err();
+        match err {
+            Error::NonFinite { tensor, index, value } => {
+                assert_eq!(tensor, "layers.0.mlp.up_proj.weight");
+                assert_eq!(index, 37);
+                assert!(value.is_nan());
+            }
+            other => panic!("{preset}: expected NonFinite, got {other}"),
+        }
+        no_leftovers(tmp.path());
+    }
+    // Kept tensors are checked too: a NaN is never copied silently.
+    let keep = Recipe::from_toml("name = \"keep\"\n", "t").unwrap().resolve(&model).unwrap();
+    let err = compress(&model, &keep, &CompressOptions::new(tmp.path().join("out")), &JobContext::silent()).unwrap_err();
+    assert!(matches!(err, Error::NonFinite { index: 37, .. }), "{err}");
+    assert_eq!(sha(&src.join("model.safetensors")), before, "source untouched");
+}
+
+/// A file that accepts `limit` bytes in total across all files, then fails like a full disk.
+struct FullDisk {
+    left: Arc<AtomicU64>,
+    inner: Box<dyn FileSink>,
+}
+
+impl Write for FullDisk {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self.left.load(Ordering::SeqCst);
+        if left < buf.len() as u64 {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device"));
+        }
+        self.left.fetch_sub(buf.len() as u64, Ordering::SeqCst);
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl FileSink for FullDisk {
+    fn sync(&mut self) -> io::Result<()> {
+        self.inner.sync()
+    }
+}
+
+#[test]
+fn disk_full_leaves_nothing_under_the_final_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = Model::open(stories()).unwrap();
+    let plan = Recipe::load("w8").unwrap().resolve(&model).unwrap();
+    let left = Arc::new(AtomicU64::new(300_000));
+    let mut opts = CompressOptions::new(tmp.path().join("out"));
+    let budget = left.clone();
+    let real = pareto_core::export::default_opener();
+    opts.opener = Arc::new(move |p: &Path| {
+        Ok(Box::new(FullDisk { left: budget.clone(), inner: real(p)? }) as Box<dyn FileSink>)
+    });
+    let err = compress(&model, &plan, &opts, &JobContext::silent()).unwrap_err();
+    match &err {
+        Error::Write { source, .. } => assert_eq!(source.kind(), io::ErrorKind::StorageFull),
+        other => panic!("expected Write, got {other}"),
+    }
+    assert!(err.to_string().contains("disk full"), "{err}");
+    no_leftovers(tmp.path());
+}
+
+/// Cancels the job once `after` tensors are done.
+struct CancelAfter {
+    after: u64,
+    done: AtomicU64,
+    token: CancelToken,
+}
+
+impl Progress for CancelAfter {
+    fn stage(&self, _: &str, _: u64) {}
+    fn advance(&self, n: u64, _: &str) {
+        if self.done.fetch_add(n, Ordering::SeqCst) + n >= self.after {
+            self.token.cancel();
+        }
+    }
+    fn log(&self, _: &str) {}
+}
+
+#[test]
+fn cancel_mid_job_stops_and_cleans_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = Model::open(stories()).unwrap();
+    let plan = Recipe::load("gguf-q4_k_m").unwrap().resolve(&model).unwrap();
+    let token = CancelToken::new();
+    let progress = Arc::new(CancelAfter { after: 5, done: AtomicU64::new(0), token: token.clone() });
+    let ctx = JobContext::new(progress.clone(), token);
+    let err = compress(&model, &plan, &CompressOptions::new(tmp.path().join("out")), &ctx).unwrap_err();
+    assert!(matches!(err, Error::Cancelled), "{err}");
+    assert_eq!(progress.done.load(Ordering::SeqCst), 5, "stopped right after the cancel");
+    no_leftovers(tmp.path());
+}
+
+#[test]
+fn output_paths_that_would_touch_the_source_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("m");
+    std::fs::create_dir(&src).unwrap();
+    for f in ["model.safetensors", "config.json", "tokenizer.json"] {
+        std::fs::copy(stories().join(f), src.join(f)).unwrap();
+    }
+    let model = Model::open(&src).unwrap();
+    let plan = Recipe::load("w8").unwrap().resolve(&model).unwrap();
+    let ctx = JobContext::silent();
+    for out in [src.clone(), tmp.path().to_path_buf(), src.join(".")] {
+        let mut opts = CompressOptions::new(&out);
+        opts.force = true;
+        let err = compress(&model, &plan, &opts, &ctx).unwrap_err();
+        assert!(matches!(err, Error::OutputIsSource { .. }), "{}: {err}", out.display());
+    }
+    // An existing output is refused without --force, replaced whole with it.
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("old.txt"), "old").unwrap();
+    let err = compress(&model, &plan, &CompressOptions::new(&out), &ctx).unwrap_err();
+    assert!(matches!(err, Error::OutputExists { .. }), "{err}");
+    assert!(out.join("old.txt").exists());
+    let mut opts = CompressOptions::new(&out);
+    opts.force = true;
+    compress(&model, &plan, &opts, &ctx).unwrap();
+    assert!(!out.join("old.txt").exists() && out.join("model.safetensors").exists());
+    assert_eq!(sha(&src.join("model.safetensors")), sha(&stories().join("model.safetensors")));
+}
+
+#[test]
+fn config_lying_about_shapes_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("m");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::copy(stories().join("model.safetensors"), src.join("model.safetensors")).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(stories().join("config.json")).unwrap()).unwrap();
+    cfg["intermediate_size"] = 256.into();
+    std::fs::write(src.join("config.json"), cfg.to_string()).unwrap();
+    let err = Model::open(&src).unwrap_err();
+    assert!(matches!(err, Error::ConfigShapeMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("172") && err.to_string().contains("256"), "{err}");
+}
+
+#[test]
+fn missing_config_is_named_when_structured_pruning_needs_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("m");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::copy(stories().join("model.safetensors"), src.join("model.safetensors")).unwrap();
+    let model = Model::open(&src).unwrap();
+    let err = Recipe::load("ffn-slim-25").unwrap().resolve(&model).unwrap_err();
+    assert!(matches!(err, Error::ConfigMissing { .. }), "{err}");
+    // Plain quantization needs no config.
+    assert!(Recipe::load("w8").unwrap().resolve(&model).is_ok());
+}

@@ -1,0 +1,7 @@
+//! Workspace integration tests: the engine end to end on the real bundled models, sharded and
+//! generated fixtures, and the bad-input corpus. (CLI process tests live in crates/cli/tests,
+//! where Cargo exposes the built binary.)
+
+mod common;
+mod compress_real;
+mod compress_bad_input;
