@@ -6,6 +6,7 @@
 
 pub mod bert;
 pub mod calibration;
+pub mod compare;
 pub mod device;
 pub mod error;
 pub mod family;
@@ -14,9 +15,11 @@ pub mod llama;
 pub mod metrics;
 pub mod perplexity;
 pub mod samples;
+pub mod speed;
 pub mod sts;
 pub mod weights;
 
+pub use compare::{Compressed, EvalOptions, EvalReport, compare, evaluate};
 pub use device::DeviceSpec;
 pub use error::{EvalError, Result};
 pub use family::{ModelFamily, detect_family};

@@ -20,10 +20,7 @@ fn best_of<F: FnMut()>(n: usize, mut f: F) -> f64 {
 }
 
 fn main() {
-    let rows: usize = std::env::var("PARETO_BENCH_ROWS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(512);
+    let rows: usize = std::env::var("PARETO_BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(512);
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let n = rows * COLS;
     let mut state = 0x1234_5678_9abc_def0u64;
@@ -39,13 +36,12 @@ fn main() {
             (u() + u() + u() + u() - 2.0) * 1.732_050_8
         })
         .collect();
-    let one = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .expect("rayon pool");
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("rayon pool");
     let threads = rayon::current_num_threads();
     println!("shape [{rows}, {COLS}], {threads} threads; ns/weight, best of 3\n");
-    println!("| format | quantize 1 thread | quantize {threads} threads | dequantize {threads} threads | fake_quantize {threads} threads |");
+    println!(
+        "| format | quantize 1 thread | quantize {threads} threads | dequantize {threads} threads | fake_quantize {threads} threads |"
+    );
     println!("|---|---|---|---|---|");
     for f in registry() {
         if filter.as_deref().is_some_and(|p| !f.id.contains(p)) {
@@ -53,7 +49,9 @@ fn main() {
         }
         let ns = |s: f64| s * 1e9 / n as f64;
         let q1 = best_of(3, || {
-            one.install(|| std::hint::black_box(f.quantize_with(&w, rows, COLS, Parallelism::Rayon).expect("quantize")));
+            one.install(|| {
+                std::hint::black_box(f.quantize_with(&w, rows, COLS, Parallelism::Rayon).expect("quantize"))
+            });
         });
         let qn = best_of(3, || {
             std::hint::black_box(f.quantize(&w, rows, COLS).expect("quantize"));
@@ -67,13 +65,6 @@ fn main() {
             scratch.copy_from_slice(&w);
             f.fake_quantize(&mut scratch, rows, COLS).expect("fake");
         });
-        println!(
-            "| {} | {:.2} | {:.2} | {:.2} | {:.2} |",
-            f.id,
-            ns(q1),
-            ns(qn),
-            ns(dn),
-            ns(fk)
-        );
+        println!("| {} | {:.2} | {:.2} | {:.2} | {:.2} |", f.id, ns(q1), ns(qn), ns(dn), ns(fk));
     }
 }

@@ -17,12 +17,7 @@ pub(crate) trait Codec: Sync + Send {
         par: Parallelism,
     ) -> Result<QTensor, FormatError>;
 
-    fn dequantize(
-        &self,
-        id: &'static str,
-        q: &QTensor,
-        par: Parallelism,
-    ) -> Result<Vec<f32>, FormatError>;
+    fn dequantize(&self, id: &'static str, q: &QTensor, par: Parallelism) -> Result<Vec<f32>, FormatError>;
 
     /// In place `dequantize(quantize(w))`, bit for bit, with per-row scratch only.
     fn fake_quantize(
@@ -37,10 +32,7 @@ pub(crate) trait Codec: Sync + Send {
 
 /// Error for a `QTensor` that does not belong to the decoding format.
 pub(crate) fn mismatch(id: &'static str, reason: impl Into<String>) -> FormatError {
-    FormatError::TensorMismatch {
-        format: id,
-        reason: reason.into(),
-    }
+    FormatError::TensorMismatch { format: id, reason: reason.into() }
 }
 
 /// Checks that `len == rows * per_row` (with overflow check) for a decoded field.
@@ -53,9 +45,6 @@ pub(crate) fn expect_len(
 ) -> Result<(), FormatError> {
     match rows.checked_mul(per_row) {
         Some(n) if n == len => Ok(()),
-        _ => Err(mismatch(
-            id,
-            format!("{field} has {len} entries, expected {rows} x {per_row}"),
-        )),
+        _ => Err(mismatch(id, format!("{field} has {len} entries, expected {rows} x {per_row}"))),
     }
 }

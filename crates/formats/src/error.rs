@@ -9,11 +9,7 @@ pub enum FormatError {
     UnknownFormat { id: String, valid: String },
 
     #[error("format `{format}` needs cols divisible by {block}, got {cols}")]
-    ShapeNotDivisible {
-        format: &'static str,
-        cols: usize,
-        block: usize,
-    },
+    ShapeNotDivisible { format: &'static str, cols: usize, block: usize },
 
     #[error("shape [{rows}, {cols}] overflows the address space")]
     ShapeOverflow { rows: usize, cols: usize },
@@ -22,24 +18,13 @@ pub enum FormatError {
     LengthMismatch { expected: usize, actual: usize },
 
     #[error("format `{format}`: weight {index} is not finite ({value})")]
-    NonFinite {
-        format: &'static str,
-        index: usize,
-        value: f32,
-    },
+    NonFinite { format: &'static str, index: usize, value: f32 },
 
     /// A finite input whose stored representation (the value itself, or its scale)
     /// would overflow the storage type, e.g. |w| > 65504 for `f16`.
     #[error("format `{format}`: value {value} at weight {index} overflows the stored type")]
-    Overflow {
-        format: &'static str,
-        index: usize,
-        value: f32,
-    },
+    Overflow { format: &'static str, index: usize, value: f32 },
 
     #[error("format `{format}` cannot decode this tensor: {reason}")]
-    TensorMismatch {
-        format: &'static str,
-        reason: String,
-    },
+    TensorMismatch { format: &'static str, reason: String },
 }

@@ -73,10 +73,7 @@ pub(crate) fn abs_max(par: Parallelism, w: &[f32]) -> f32 {
     let chunk_max = |c: &[f32]| c.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
     match par {
         Parallelism::Serial => chunk_max(w),
-        Parallelism::Rayon => w
-            .par_chunks(1 << 16)
-            .map(chunk_max)
-            .reduce(|| 0.0, f32::max),
+        Parallelism::Rayon => w.par_chunks(1 << 16).map(chunk_max).reduce(|| 0.0, f32::max),
     }
 }
 

@@ -28,28 +28,21 @@ impl FloatCodec {
 
     /// A finite f32 that the cast turns into ±inf is an overflow, not a weight.
     fn overflow_check(&self, id: &'static str, w: &[f32]) -> Result<(), FormatError> {
-        let bad = match self.0 {
-            FloatDtype::F32 => None,
-            FloatDtype::F16 => w.iter().position(|&x| f16::from_f32(x).is_infinite()),
-            FloatDtype::Bf16 => w.iter().position(|&x| bf16::from_f32(x).is_infinite()),
+        // Smallest magnitudes that round to inf: 65520 (f16), 0x7f7f8000 (bf16).
+        let limit = match self.0 {
+            FloatDtype::F32 => return Ok(()),
+            FloatDtype::F16 => 65520.0f32,
+            FloatDtype::Bf16 => f32::from_bits(0x7f7f_8000),
         };
+        let bad = w.iter().position(|&x| x.abs() >= limit);
         match bad {
-            Some(index) => Err(FormatError::Overflow {
-                format: id,
-                index,
-                value: w[index],
-            }),
+            Some(index) => Err(FormatError::Overflow { format: id, index, value: w[index] }),
             None => Ok(()),
         }
     }
 }
 
-fn cast<T: Copy + Send + Sync, U: Send>(
-    par: Parallelism,
-    src: &[T],
-    dst: &mut [U],
-    f: impl Fn(T) -> U + Sync + Send,
-) {
+fn cast<T: Copy + Send + Sync, U: Send>(par: Parallelism, src: &[T], dst: &mut [U], f: impl Fn(T) -> U + Sync + Send) {
     let tasks = src.len().div_ceil(ROWS_PER_TASK * 4096).max(1);
     let items: Vec<_> = split_rows(src, tasks.min(src.len().max(1)))
         .into_iter()
@@ -77,11 +70,7 @@ impl Codec for FloatCodec {
     ) -> Result<QTensor, FormatError> {
         self.overflow_check(id, w)?;
         Ok(match self.0 {
-            FloatDtype::F32 => QTensor::F32 {
-                rows,
-                cols,
-                data: w.to_vec(),
-            },
+            FloatDtype::F32 => QTensor::F32 { rows, cols, data: w.to_vec() },
             FloatDtype::F16 => {
                 let mut data = vec![f16::ZERO; w.len()];
                 cast(par, w, &mut data, f16::from_f32);
@@ -95,12 +84,7 @@ impl Codec for FloatCodec {
         })
     }
 
-    fn dequantize(
-        &self,
-        id: &'static str,
-        q: &QTensor,
-        par: Parallelism,
-    ) -> Result<Vec<f32>, FormatError> {
+    fn dequantize(&self, id: &'static str, q: &QTensor, par: Parallelism) -> Result<Vec<f32>, FormatError> {
         match (self.0, q) {
             (FloatDtype::F32, QTensor::F32 { rows, cols, data }) => {
                 expect_len(id, "data", data.len(), *rows, *cols)?;

@@ -121,11 +121,8 @@ impl Codec for Fp8Codec {
         let ts = self.tensor_scale(w, par);
         let mut codes = vec![0u8; w.len()];
         let mut scales = vec![0.0f32; rows];
-        let items: Vec<_> = split_rows(w, rows)
-            .into_iter()
-            .zip(split_rows_mut(&mut codes, rows))
-            .zip(scales.iter_mut())
-            .collect();
+        let items: Vec<_> =
+            split_rows(w, rows).into_iter().zip(split_rows_mut(&mut codes, rows)).zip(scales.iter_mut()).collect();
         for_each(par, items, |((x, c), s)| {
             *s = row_scale(ts, x);
             encode_row(x, *s, c);
@@ -133,27 +130,11 @@ impl Codec for Fp8Codec {
         if let Some(ts) = ts {
             scales = vec![ts];
         }
-        Ok(QTensor::Fp8E4m3 {
-            rows,
-            cols,
-            codes,
-            scales,
-        })
+        Ok(QTensor::Fp8E4m3 { rows, cols, codes, scales })
     }
 
-    fn dequantize(
-        &self,
-        id: &'static str,
-        q: &QTensor,
-        par: Parallelism,
-    ) -> Result<Vec<f32>, FormatError> {
-        let QTensor::Fp8E4m3 {
-            rows,
-            cols,
-            codes,
-            scales,
-        } = q
-        else {
+    fn dequantize(&self, id: &'static str, q: &QTensor, par: Parallelism) -> Result<Vec<f32>, FormatError> {
+        let QTensor::Fp8E4m3 { rows, cols, codes, scales } = q else {
             return Err(mismatch(id, format!("got a {} tensor", q.variant())));
         };
         let rows = *rows;
@@ -166,11 +147,8 @@ impl Codec for Fp8Codec {
             scales.clone()
         };
         let mut out = vec![0.0f32; codes.len()];
-        let items: Vec<_> = split_rows(codes, rows)
-            .into_iter()
-            .zip(split_rows_mut(&mut out, rows))
-            .zip(row_scales)
-            .collect();
+        let items: Vec<_> =
+            split_rows(codes, rows).into_iter().zip(split_rows_mut(&mut out, rows)).zip(row_scales).collect();
         for_each(par, items, |((c, o), s)| decode_row(c, s, o));
         Ok(out)
     }

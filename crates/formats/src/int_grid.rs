@@ -46,25 +46,11 @@ fn rint(v: f32) -> f32 {
 
 impl IntGrid {
     pub(crate) const fn int8_channel() -> Self {
-        IntGrid {
-            bits: 8,
-            group: 0,
-            symmetric: true,
-            qmin: -127.0,
-            qmax: 127.0,
-            denom: 127.0,
-        }
+        IntGrid { bits: 8, group: 0, symmetric: true, qmin: -127.0, qmax: 127.0, denom: 127.0 }
     }
 
     pub(crate) const fn int4(group: usize, symmetric: bool) -> Self {
-        IntGrid {
-            bits: 4,
-            group,
-            symmetric,
-            qmin: -8.0,
-            qmax: 7.0,
-            denom: if symmetric { 7.5 } else { 15.0 },
-        }
+        IntGrid { bits: 4, group, symmetric, qmin: -8.0, qmax: 7.0, denom: if symmetric { 7.5 } else { 15.0 } }
     }
 
     fn group_len(&self, cols: usize) -> usize {
@@ -72,7 +58,7 @@ impl IntGrid {
     }
 
     fn groups_per_row(&self, cols: usize) -> usize {
-        if self.group == 0 { 1 } else { cols / self.group }
+        cols.checked_div(self.group).unwrap_or(1)
     }
 
     /// Scale (f16-rounded, as f32) and zero point of one group; `None` when
@@ -84,9 +70,7 @@ impl IntGrid {
             let s = f16::from_f32((amax / self.denom).max(f32::EPSILON));
             s.is_finite().then_some((s, 0))
         } else {
-            let (mn, mx) = x
-                .iter()
-                .fold((0.0f32, 0.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            let (mn, mx) = x.iter().fold((0.0f32, 0.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
             let s = f16::from_f32(((mx - mn) / self.denom).max(f32::EPSILON));
             if !s.is_finite() {
                 return None;
@@ -103,13 +87,7 @@ impl IntGrid {
 
     /// Quantizes one row into codes/scales/zeros; `Err(offset)` names the
     /// first group whose scale overflows f16.
-    fn quantize_row(
-        &self,
-        x: &[f32],
-        codes: &mut [i8],
-        scales: &mut [f16],
-        zeros: &mut [i8],
-    ) -> Result<(), usize> {
+    fn quantize_row(&self, x: &[f32], codes: &mut [i8], scales: &mut [f16], zeros: &mut [i8]) -> Result<(), usize> {
         let g = self.group_len(x.len());
         for (gi, scale) in scales.iter_mut().enumerate() {
             let xs = &x[gi * g..(gi + 1) * g];
@@ -131,10 +109,7 @@ impl IntGrid {
         for (gi, s) in scales.iter().enumerate() {
             let sf = s.to_f32();
             let zf = zeros.get(gi).map_or(0.0, |&z| f32::from(z));
-            for (o, &c) in out[gi * g..(gi + 1) * g]
-                .iter_mut()
-                .zip(&codes[gi * g..(gi + 1) * g])
-            {
+            for (o, &c) in out[gi * g..(gi + 1) * g].iter_mut().zip(&codes[gi * g..(gi + 1) * g]) {
                 *o = (f32::from(c) - zf) * sf;
             }
         }
@@ -170,20 +145,12 @@ fn argmax_abs(x: &[f32]) -> usize {
 
 fn overflow(id: &'static str, w: &[f32], row: usize, cols: usize, offset: usize) -> FormatError {
     let index = row * cols + offset;
-    FormatError::Overflow {
-        format: id,
-        index,
-        value: w.get(index).copied().unwrap_or(f32::NAN),
-    }
+    FormatError::Overflow { format: id, index, value: w.get(index).copied().unwrap_or(f32::NAN) }
 }
 
 impl Codec for IntGrid {
     fn stored_bytes(&self, rows: u64, cols: u64) -> Option<u64> {
-        let groups = if self.group == 0 {
-            rows
-        } else {
-            rows.checked_mul(cols / self.group as u64)?
-        };
+        let groups = if self.group == 0 { rows } else { rows.checked_mul(cols / self.group as u64)? };
         let zero_bits = if self.symmetric { 0 } else { 4 };
         let bits = rows
             .checked_mul(cols)?
@@ -217,8 +184,7 @@ impl Codec for IntGrid {
             .enumerate()
             .collect();
         try_for_each(par, items, |(r, (((x, c), s), z))| {
-            self.quantize_row(x, c, s, z)
-                .map_err(|off| overflow(id, w, r, cols, off))
+            self.quantize_row(x, c, s, z).map_err(|off| overflow(id, w, r, cols, off))
         })?;
         Ok(QTensor::Int {
             rows,
@@ -231,30 +197,13 @@ impl Codec for IntGrid {
         })
     }
 
-    fn dequantize(
-        &self,
-        id: &'static str,
-        q: &QTensor,
-        par: Parallelism,
-    ) -> Result<Vec<f32>, FormatError> {
-        let QTensor::Int {
-            rows,
-            cols,
-            bits,
-            group,
-            codes,
-            scales,
-            zeros,
-        } = q
-        else {
+    fn dequantize(&self, id: &'static str, q: &QTensor, par: Parallelism) -> Result<Vec<f32>, FormatError> {
+        let QTensor::Int { rows, cols, bits, group, codes, scales, zeros } = q else {
             return Err(mismatch(id, format!("got a {} tensor", q.variant())));
         };
         let (rows, cols) = (*rows, *cols);
         if *bits != self.bits || *group != self.group_len(cols) {
-            return Err(mismatch(
-                id,
-                format!("got {bits}-bit codes in groups of {group}"),
-            ));
+            return Err(mismatch(id, format!("got {bits}-bit codes in groups of {group}")));
         }
         let gpr = self.groups_per_row(cols);
         expect_len(id, "codes", codes.len(), rows, cols)?;

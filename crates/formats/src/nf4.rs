@@ -80,11 +80,7 @@ fn normalize(v: f32, absmax: f32, inv: f32) -> f32 {
 pub(crate) struct Nf4Codec;
 
 fn quantize_row(x: &[f32], codes: &mut [u8], absmax: &mut [f32]) {
-    for ((xb, cb), a) in x
-        .chunks(NF4_BLOCK)
-        .zip(codes.chunks_mut(NF4_BLOCK))
-        .zip(absmax.iter_mut())
-    {
+    for ((xb, cb), a) in x.chunks(NF4_BLOCK).zip(codes.chunks_mut(NF4_BLOCK)).zip(absmax.iter_mut()) {
         let (m, inv) = block_params(xb);
         *a = m;
         for (c, &v) in cb.iter_mut().zip(xb) {
@@ -94,11 +90,7 @@ fn quantize_row(x: &[f32], codes: &mut [u8], absmax: &mut [f32]) {
 }
 
 fn dequantize_row(codes: &[u8], absmax: &[f32], out: &mut [f32]) {
-    for ((cb, ob), &a) in codes
-        .chunks(NF4_BLOCK)
-        .zip(out.chunks_mut(NF4_BLOCK))
-        .zip(absmax)
-    {
+    for ((cb, ob), &a) in codes.chunks(NF4_BLOCK).zip(out.chunks_mut(NF4_BLOCK)).zip(absmax) {
         for (o, &c) in ob.iter_mut().zip(cb) {
             *o = NF4_LUT[usize::from(c & 15)] * a;
         }
@@ -129,29 +121,11 @@ impl Codec for Nf4Codec {
             .zip(split_rows_mut(&mut absmax, rows))
             .collect();
         for_each(par, items, |((x, c), a)| quantize_row(x, c, a));
-        Ok(QTensor::Nf4 {
-            rows,
-            cols,
-            block: NF4_BLOCK,
-            codes,
-            absmax,
-        })
+        Ok(QTensor::Nf4 { rows, cols, block: NF4_BLOCK, codes, absmax })
     }
 
-    fn dequantize(
-        &self,
-        id: &'static str,
-        q: &QTensor,
-        par: Parallelism,
-    ) -> Result<Vec<f32>, FormatError> {
-        let QTensor::Nf4 {
-            rows,
-            cols,
-            block,
-            codes,
-            absmax,
-        } = q
-        else {
+    fn dequantize(&self, id: &'static str, q: &QTensor, par: Parallelism) -> Result<Vec<f32>, FormatError> {
+        let QTensor::Nf4 { rows, cols, block, codes, absmax } = q else {
             return Err(mismatch(id, format!("got a {} tensor", q.variant())));
         };
         if *block != NF4_BLOCK {

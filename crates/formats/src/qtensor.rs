@@ -11,64 +11,28 @@ use half::{bf16, f16};
 #[derive(Debug, Clone, PartialEq)]
 pub enum QTensor {
     /// `f32`: the weights unchanged.
-    F32 {
-        rows: usize,
-        cols: usize,
-        data: Vec<f32>,
-    },
+    F32 { rows: usize, cols: usize, data: Vec<f32> },
     /// `f16`: round-to-nearest-even casts.
-    F16 {
-        rows: usize,
-        cols: usize,
-        data: Vec<f16>,
-    },
+    F16 { rows: usize, cols: usize, data: Vec<f16> },
     /// `bf16`: round-to-nearest-even casts.
-    Bf16 {
-        rows: usize,
-        cols: usize,
-        data: Vec<bf16>,
-    },
+    Bf16 { rows: usize, cols: usize, data: Vec<bf16> },
     /// Signed integer grid (int8 per channel, int4 group-wise).
     ///
     /// `codes`: `[rows, cols]`, each in `[-2^(bits-1), 2^(bits-1)-1]` (int8 uses ±127).
     /// `scales`: `[rows, cols / group]`, f16 as GPTQ / compressed-tensors store them.
     /// `zeros`: `[rows, cols / group]` signed zero points (asymmetric formats only).
     /// Dequantized value: `(code - zero) * scale`.
-    Int {
-        rows: usize,
-        cols: usize,
-        bits: u8,
-        group: usize,
-        codes: Vec<i8>,
-        scales: Vec<f16>,
-        zeros: Option<Vec<i8>>,
-    },
+    Int { rows: usize, cols: usize, bits: u8, group: usize, codes: Vec<i8>, scales: Vec<f16>, zeros: Option<Vec<i8>> },
     /// FP8 E4M3 (OCP "fn"): `codes` are the raw fp8 bytes `[rows, cols]`;
     /// `scales` has one f32 per row (per channel) or a single entry (per tensor).
     /// Dequantized value: `e4m3(code) * scale`.
-    Fp8E4m3 {
-        rows: usize,
-        cols: usize,
-        codes: Vec<u8>,
-        scales: Vec<f32>,
-    },
+    Fp8E4m3 { rows: usize, cols: usize, codes: Vec<u8>, scales: Vec<f32> },
     /// QLoRA NF4: `codes` are LUT indices 0..=15 `[rows, cols]`, `absmax` one f32
     /// per block of `block` weights along a row. Dequantized: `NF4[code] * absmax`.
-    Nf4 {
-        rows: usize,
-        cols: usize,
-        block: usize,
-        codes: Vec<u8>,
-        absmax: Vec<f32>,
-    },
+    Nf4 { rows: usize, cols: usize, block: usize, codes: Vec<u8>, absmax: Vec<f32> },
     /// A ggml block type: the exact ggml block bytes, rows concatenated
     /// (identical to the tensor data of a GGUF file).
-    Blocks {
-        rows: usize,
-        cols: usize,
-        ggml_type: u32,
-        bytes: Vec<u8>,
-    },
+    Blocks { rows: usize, cols: usize, ggml_type: u32, bytes: Vec<u8> },
 }
 
 impl QTensor {

@@ -144,18 +144,40 @@ static REGISTRY: [Format; 18] = [
         description: "int8 symmetric per output channel, q in [-127,127], f16 scale = amax/127",
         codec: &IntGrid::int8_channel(),
     },
-    int4!("int4_g32_sym", 32, true, 4.5, 0.12,
-        "int4 symmetric, group 32, f16 scale = amax/7.5 (compressed-tensors)"),
-    int4!("int4_g64_sym", 64, true, 4.25, 0.13,
-        "int4 symmetric, group 64, f16 scale = amax/7.5 (compressed-tensors)"),
-    int4!("int4_g128_sym", 128, true, 4.125, 0.14,
-        "int4 symmetric, group 128, f16 scale = amax/7.5 (compressed-tensors)"),
-    int4!("int4_g32_asym", 32, false, 4.625, 0.11,
-        "int4 asymmetric, group 32, f16 scale + 4-bit signed zero point (compressed-tensors)"),
-    int4!("int4_g64_asym", 64, false, 4.3125, 0.12,
-        "int4 asymmetric, group 64, f16 scale + 4-bit signed zero point (compressed-tensors)"),
-    int4!("int4_g128_asym", 128, false, 4.15625, 0.13,
-        "int4 asymmetric, group 128, f16 scale + 4-bit signed zero point (compressed-tensors)"),
+    int4!("int4_g32_sym", 32, true, 4.5, 0.12, "int4 symmetric, group 32, f16 scale = amax/7.5 (compressed-tensors)"),
+    int4!("int4_g64_sym", 64, true, 4.25, 0.13, "int4 symmetric, group 64, f16 scale = amax/7.5 (compressed-tensors)"),
+    int4!(
+        "int4_g128_sym",
+        128,
+        true,
+        4.125,
+        0.14,
+        "int4 symmetric, group 128, f16 scale = amax/7.5 (compressed-tensors)"
+    ),
+    int4!(
+        "int4_g32_asym",
+        32,
+        false,
+        4.625,
+        0.11,
+        "int4 asymmetric, group 32, f16 scale + 4-bit signed zero point (compressed-tensors)"
+    ),
+    int4!(
+        "int4_g64_asym",
+        64,
+        false,
+        4.3125,
+        0.12,
+        "int4 asymmetric, group 64, f16 scale + 4-bit signed zero point (compressed-tensors)"
+    ),
+    int4!(
+        "int4_g128_asym",
+        128,
+        false,
+        4.15625,
+        0.13,
+        "int4 asymmetric, group 128, f16 scale + 4-bit signed zero point (compressed-tensors)"
+    ),
     Format {
         id: "fp8_e4m3",
         kind: Kind::FloatGrid,
@@ -261,18 +283,14 @@ pub fn registry() -> &'static [Format] {
 
 /// Finds a format by id.
 pub fn lookup(id: &str) -> Result<&'static Format, FormatError> {
-    REGISTRY
-        .iter()
-        .find(|f| f.id == id)
-        .ok_or_else(|| FormatError::UnknownFormat {
-            id: id.to_string(),
-            valid: REGISTRY.iter().map(|f| f.id).collect::<Vec<_>>().join(", "),
-        })
+    REGISTRY.iter().find(|f| f.id == id).ok_or_else(|| FormatError::UnknownFormat {
+        id: id.to_string(),
+        valid: REGISTRY.iter().map(|f| f.id).collect::<Vec<_>>().join(", "),
+    })
 }
 
 fn element_count(rows: usize, cols: usize) -> Result<usize, FormatError> {
-    rows.checked_mul(cols)
-        .ok_or(FormatError::ShapeOverflow { rows, cols })
+    rows.checked_mul(cols).ok_or(FormatError::ShapeOverflow { rows, cols })
 }
 
 impl Format {
@@ -281,12 +299,8 @@ impl Format {
         element_count(rows, cols)?;
         match self.block {
             PER_ROW | PER_TENSOR | 1 => Ok(()),
-            b if cols % b == 0 => Ok(()),
-            b => Err(FormatError::ShapeNotDivisible {
-                format: self.id,
-                cols,
-                block: b,
-            }),
+            b if cols.is_multiple_of(b) => Ok(()),
+            b => Err(FormatError::ShapeNotDivisible { format: self.id, cols, block: b }),
         }
     }
 
@@ -294,10 +308,8 @@ impl Format {
     pub fn stored_bytes(&self, rows: usize, cols: usize) -> Result<u64, FormatError> {
         self.check_shape(rows, cols)?;
         let overflow = FormatError::ShapeOverflow { rows, cols };
-        let (r, c) = (
-            u64::try_from(rows).map_err(|_| overflow.clone())?,
-            u64::try_from(cols).map_err(|_| overflow.clone())?,
-        );
+        let (r, c) =
+            (u64::try_from(rows).map_err(|_| overflow.clone())?, u64::try_from(cols).map_err(|_| overflow.clone())?);
         self.codec.stored_bytes(r, c).ok_or(overflow)
     }
 
@@ -307,13 +319,7 @@ impl Format {
     }
 
     /// [`Format::quantize`] with an explicit execution mode.
-    pub fn quantize_with(
-        &self,
-        w: &[f32],
-        rows: usize,
-        cols: usize,
-        par: Parallelism,
-    ) -> Result<QTensor, FormatError> {
+    pub fn quantize_with(&self, w: &[f32], rows: usize, cols: usize, par: Parallelism) -> Result<QTensor, FormatError> {
         self.validate(w, rows, cols, par)?;
         self.codec.quantize(self.id, w, rows, cols, par)
     }
@@ -347,19 +353,10 @@ impl Format {
         self.codec.fake_quantize(self.id, w, rows, cols, par)
     }
 
-    fn validate(
-        &self,
-        w: &[f32],
-        rows: usize,
-        cols: usize,
-        par: Parallelism,
-    ) -> Result<(), FormatError> {
+    fn validate(&self, w: &[f32], rows: usize, cols: usize, par: Parallelism) -> Result<(), FormatError> {
         let n = element_count(rows, cols)?;
         if w.len() != n {
-            return Err(FormatError::LengthMismatch {
-                expected: n,
-                actual: w.len(),
-            });
+            return Err(FormatError::LengthMismatch { expected: n, actual: w.len() });
         }
         self.check_shape(rows, cols)?;
         // Branch-free scan per chunk (vectorizes); locate the culprit only on failure.
@@ -374,11 +371,7 @@ impl Format {
             w[start..].iter().position(|x| !x.is_finite()).map(|i| start + i)
         });
         match bad {
-            Some(index) => Err(FormatError::NonFinite {
-                format: self.id,
-                index,
-                value: w[index],
-            }),
+            Some(index) => Err(FormatError::NonFinite { format: self.id, index, value: w[index] }),
             None => Ok(()),
         }
     }

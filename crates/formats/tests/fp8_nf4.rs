@@ -1,5 +1,7 @@
 //! Unit checks of the fp8 E4M3 and NF4 primitives.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 use pareto_formats::fp8::{E4M3_MAX, e4m3_from_f32, e4m3_to_f32};
 use pareto_formats::nf4::NF4_LUT;
 use pareto_formats::{QTensor, lookup};
@@ -67,16 +69,12 @@ fn e4m3_encode_is_nearest_by_brute_force() {
 fn fp8_scales_and_layout() {
     let w: Vec<f32> = (0..256).map(|i| (i as f32 - 128.0) / 10.0).collect();
     let f = lookup("fp8_e4m3").unwrap();
-    let QTensor::Fp8E4m3 { codes, scales, .. } = f.quantize(&w, 2, 128).unwrap() else {
-        panic!()
-    };
+    let QTensor::Fp8E4m3 { codes, scales, .. } = f.quantize(&w, 2, 128).unwrap() else { panic!() };
     assert_eq!(scales, vec![12.8 / 448.0, 12.7 / 448.0]);
     assert_eq!(codes.len(), 256);
     assert_eq!(codes[0], 0xfe); // -amax -> -448
     let t = lookup("fp8_e4m3_tensor").unwrap();
-    let QTensor::Fp8E4m3 { scales, .. } = t.quantize(&w, 2, 128).unwrap() else {
-        panic!()
-    };
+    let QTensor::Fp8E4m3 { scales, .. } = t.quantize(&w, 2, 128).unwrap() else { panic!() };
     assert_eq!(scales, vec![12.8 / 448.0]);
 }
 
@@ -90,9 +88,7 @@ fn nf4_lut_is_bitsandbytes_and_codes_are_nearest() {
     // One block whose absmax is 1: codes are the nearest LUT entries.
     let mut w: Vec<f32> = (0..64).map(|i| (i as f32 - 31.5) / 32.0).collect();
     w[0] = -1.0;
-    let QTensor::Nf4 { codes, absmax, .. } = f.quantize(&w, 1, 64).unwrap() else {
-        panic!()
-    };
+    let QTensor::Nf4 { codes, absmax, .. } = f.quantize(&w, 1, 64).unwrap() else { panic!() };
     assert_eq!(absmax, vec![1.0]);
     for (&c, &x) in codes.iter().zip(&w) {
         let d = (NF4_LUT[c as usize] - x).abs();

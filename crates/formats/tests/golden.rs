@@ -1,6 +1,8 @@
 //! Byte equality with llama.cpp's reference encoders on the golden inputs
 //! (tests/golden/README.md says how the .bin files were made).
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 
 use common::{G_COLS, G_ROWS, fnv1a, golden_inputs};
@@ -41,11 +43,7 @@ fn ggml_encoders_match_llama_cpp_bytes() {
         assert_eq!(bytes.len(), want.len(), "{id}: length");
         let row = want.len() / G_ROWS;
         for r in 0..G_ROWS {
-            assert_eq!(
-                &bytes[r * row..(r + 1) * row],
-                &want[r * row..(r + 1) * row],
-                "{id}: golden row {r} differs"
-            );
+            assert_eq!(&bytes[r * row..(r + 1) * row], &want[r * row..(r + 1) * row], "{id}: golden row {r} differs");
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Properties every registered format must satisfy, looping over `registry()`.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 
 use common::{gaussian, rel_rms};
@@ -22,9 +24,24 @@ fn ids_are_unique_and_lookup_finds_each() {
         assert_eq!(lookup(f.id).expect("lookup").id, f.id);
     }
     for id in [
-        "f32", "f16", "bf16", "int8_channel", "int4_g32_sym", "int4_g64_sym", "int4_g128_sym",
-        "int4_g32_asym", "int4_g64_asym", "int4_g128_asym", "fp8_e4m3", "fp8_e4m3_tensor", "nf4",
-        "q8_0", "q4_0", "q5_0", "q4_k", "q6_k",
+        "f32",
+        "f16",
+        "bf16",
+        "int8_channel",
+        "int4_g32_sym",
+        "int4_g64_sym",
+        "int4_g128_sym",
+        "int4_g32_asym",
+        "int4_g64_asym",
+        "int4_g128_asym",
+        "fp8_e4m3",
+        "fp8_e4m3_tensor",
+        "nf4",
+        "q8_0",
+        "q4_0",
+        "q5_0",
+        "q4_k",
+        "q6_k",
     ] {
         assert!(lookup(id).is_ok(), "{id} missing");
     }
@@ -49,7 +66,10 @@ fn fallbacks_exist_and_accept_any_multiple_of_32_or_anything() {
             let fb = lookup(fb).expect("fallback registered");
             assert!(fb.block < f.block || fb.block == 1, "{} -> {}", f.id, fb.id);
         }
-        assert_eq!(f.ggml_type.is_some(), f.kind == Kind::GgmlBlock || f.kind == Kind::Float && f.id != "f32" || f.id == "f32");
+        assert_eq!(
+            f.ggml_type.is_some(),
+            f.kind == Kind::GgmlBlock || f.kind == Kind::Float && f.id != "f32" || f.id == "f32"
+        );
     }
     assert_eq!(lookup("q4_k").unwrap().fallback, Some("q5_0"));
     assert_eq!(lookup("q6_k").unwrap().fallback, Some("q8_0"));
@@ -177,10 +197,7 @@ fn shape_checks() {
                 assert!(f.stored_bytes(3, cols).is_err(), "{}", f.id);
             }
         }
-        assert!(matches!(
-            f.check_shape(usize::MAX, 2),
-            Err(FormatError::ShapeOverflow { .. })
-        ));
+        assert!(matches!(f.check_shape(usize::MAX, 2), Err(FormatError::ShapeOverflow { .. })));
     }
 }
 
@@ -192,10 +209,7 @@ fn bad_input_is_a_typed_error() {
             f.quantize(&w[1..], 2, COLS),
             Err(FormatError::LengthMismatch { expected, actual }) if expected == 2 * COLS && actual == 2 * COLS - 1
         ));
-        assert!(matches!(
-            f.quantize(&w, usize::MAX, 2),
-            Err(FormatError::ShapeOverflow { .. })
-        ));
+        assert!(matches!(f.quantize(&w, usize::MAX, 2), Err(FormatError::ShapeOverflow { .. })));
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             let mut b = w.clone();
             b[700] = bad;
@@ -220,8 +234,14 @@ fn wrong_tensor_is_rejected_not_a_panic() {
             // Formats sharing a representation (e.g. int4 groups) may decode each
             // other's tensors only if the layout matches exactly.
             if r.is_ok() {
-                assert!(f.id == g.id || (f.kind == g.kind && f.block == g.block && f.kind != Kind::GgmlBlock) || f.id == g.id,
-                    "{} decoded a {} tensor", f.id, g.id);
+                assert!(
+                    f.id == g.id
+                        || (f.kind == g.kind && f.block == g.block && f.kind != Kind::GgmlBlock)
+                        || f.id == g.id,
+                    "{} decoded a {} tensor",
+                    f.id,
+                    g.id
+                );
             }
         }
     }
@@ -233,7 +253,9 @@ fn wrong_tensor_is_rejected_not_a_panic() {
         assert!(matches!(f.dequantize(&q), Err(FormatError::TensorMismatch { .. })));
     }
     let f = lookup("int4_g32_asym").unwrap();
-    if let pareto_formats::QTensor::Int { rows, cols, bits, group, codes, scales, .. } = f.quantize(&w, 2, COLS).unwrap() {
+    if let pareto_formats::QTensor::Int { rows, cols, bits, group, codes, scales, .. } =
+        f.quantize(&w, 2, COLS).unwrap()
+    {
         let q = pareto_formats::QTensor::Int { rows, cols, bits, group, codes, scales, zeros: None };
         assert!(matches!(f.dequantize(&q), Err(FormatError::TensorMismatch { .. })));
     }

@@ -46,11 +46,7 @@ pub(crate) fn nearest_int(fval: f32) -> i32 {
 /// (e.g. 1 / subnormal = inf), where Rust's saturating `as` would differ.
 #[inline(always)]
 pub(crate) fn c_f32_to_i8(x: f32) -> i8 {
-    let i = if x > -2_147_483_648.0 && x < 2_147_483_648.0 {
-        x as i32
-    } else {
-        i32::MIN
-    };
+    let i = if x > -2_147_483_648.0 && x < 2_147_483_648.0 { x as i32 } else { i32::MIN };
     i as i8
 }
 
@@ -87,8 +83,7 @@ impl<B: BlockCodec> Ggml<B> {
 
 impl<B: BlockCodec> Codec for Ggml<B> {
     fn stored_bytes(&self, rows: u64, cols: u64) -> Option<u64> {
-        rows.checked_mul(cols / B::WEIGHTS as u64)?
-            .checked_mul(B::BYTES as u64)
+        rows.checked_mul(cols / B::WEIGHTS as u64)?.checked_mul(B::BYTES as u64)
     }
 
     fn quantize(
@@ -101,32 +96,13 @@ impl<B: BlockCodec> Codec for Ggml<B> {
     ) -> Result<QTensor, FormatError> {
         let ggml_type = ggml_type_of(id)?;
         let mut bytes = vec![0u8; rows * Self::row_bytes(cols)];
-        let items: Vec<_> = split_rows(w, rows)
-            .into_iter()
-            .zip(split_rows_mut(&mut bytes, rows))
-            .collect();
+        let items: Vec<_> = split_rows(w, rows).into_iter().zip(split_rows_mut(&mut bytes, rows)).collect();
         for_each(par, items, |(x, o)| Self::encode_row(x, o));
-        Ok(QTensor::Blocks {
-            rows,
-            cols,
-            ggml_type,
-            bytes,
-        })
+        Ok(QTensor::Blocks { rows, cols, ggml_type, bytes })
     }
 
-    fn dequantize(
-        &self,
-        id: &'static str,
-        q: &QTensor,
-        par: Parallelism,
-    ) -> Result<Vec<f32>, FormatError> {
-        let QTensor::Blocks {
-            rows,
-            cols,
-            ggml_type,
-            bytes,
-        } = q
-        else {
+    fn dequantize(&self, id: &'static str, q: &QTensor, par: Parallelism) -> Result<Vec<f32>, FormatError> {
+        let QTensor::Blocks { rows, cols, ggml_type, bytes } = q else {
             return Err(mismatch(id, format!("got a {} tensor", q.variant())));
         };
         if *ggml_type != ggml_type_of(id)? {
@@ -134,14 +110,9 @@ impl<B: BlockCodec> Codec for Ggml<B> {
         }
         let (rows, cols) = (*rows, *cols);
         expect_len(id, "bytes", bytes.len(), rows, Self::row_bytes(cols))?;
-        let n = rows
-            .checked_mul(cols)
-            .ok_or(FormatError::ShapeOverflow { rows, cols })?;
+        let n = rows.checked_mul(cols).ok_or(FormatError::ShapeOverflow { rows, cols })?;
         let mut out = vec![0.0f32; n];
-        let items: Vec<_> = split_rows(bytes, rows)
-            .into_iter()
-            .zip(split_rows_mut(&mut out, rows))
-            .collect();
+        let items: Vec<_> = split_rows(bytes, rows).into_iter().zip(split_rows_mut(&mut out, rows)).collect();
         for_each(par, items, |(b, o)| Self::decode_row(b, o));
         Ok(out)
     }
@@ -173,7 +144,5 @@ impl<B: BlockCodec> Codec for Ggml<B> {
 
 /// The registry is the single source of ggml type ids.
 fn ggml_type_of(id: &'static str) -> Result<u32, FormatError> {
-    crate::lookup(id)?
-        .ggml_type
-        .ok_or_else(|| mismatch(id, "format has no ggml type"))
+    crate::lookup(id)?.ggml_type.ok_or_else(|| mismatch(id, "format has no ggml type"))
 }

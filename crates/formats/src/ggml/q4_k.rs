@@ -99,10 +99,7 @@ fn scale_min(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
-        (
-            (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4),
-            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-        )
+        ((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
     }
 }
 
@@ -117,9 +114,7 @@ impl BlockCodec for Q4K {
         let mut max_scale = 0.0f32;
         let mut max_min = 0.0f32;
         for j in 0..NSUB {
-            let xs: &[f32; SUB] = x[SUB * j..SUB * (j + 1)]
-                .try_into()
-                .expect("sub-block is 32 weights");
+            let xs: &[f32; SUB] = x[SUB * j..SUB * (j + 1)].try_into().expect("sub-block is 32 weights");
             let mut sum_x2 = 0.0f32;
             for &v in xs {
                 sum_x2 += v * v;
@@ -183,11 +178,7 @@ impl BlockCodec for Q4K {
         let d = get_f16(&b[0..2]);
         let min = get_f16(&b[2..4]);
         let sc = &b[4..16];
-        for (k, (q, y)) in b[16..144]
-            .chunks_exact(32)
-            .zip(out.chunks_exact_mut(64))
-            .enumerate()
-        {
+        for (k, (q, y)) in b[16..144].chunks_exact(32).zip(out.chunks_exact_mut(64)).enumerate() {
             let (s1, m1) = scale_min(2 * k, sc);
             let (s2, m2) = scale_min(2 * k + 1, sc);
             let (d1, m1) = (d * f32::from(s1), min * f32::from(m1));

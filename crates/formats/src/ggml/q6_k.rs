@@ -112,12 +112,7 @@ impl BlockCodec for Q6K {
         for (half, (ql, qh)) in ql.chunks_exact_mut(64).zip(qh.chunks_exact_mut(32)).enumerate() {
             let lq = &l[128 * half..128 * (half + 1)];
             for i in 0..32 {
-                let (a, b, c, e) = (
-                    lq[i] as u8,
-                    lq[i + 32] as u8,
-                    lq[i + 64] as u8,
-                    lq[i + 96] as u8,
-                );
+                let (a, b, c, e) = (lq[i] as u8, lq[i + 32] as u8, lq[i + 64] as u8, lq[i + 96] as u8);
                 ql[i] = (a & 0x0f) | ((c & 0x0f) << 4);
                 ql[i + 32] = (b & 0x0f) | ((e & 0x0f) << 4);
                 qh[i] = (a >> 4) | ((b >> 4) << 2) | ((c >> 4) << 4) | ((e >> 4) << 6);

@@ -12,9 +12,7 @@ impl BlockCodec for Q8_0 {
     #[inline]
     fn encode(x: &[f32], out: &mut [u8]) {
         // ggml's MAX(amax, |v|) keeps amax on ties and NaN; inputs are finite.
-        let amax = x
-            .iter()
-            .fold(0.0f32, |m, &v| if m > v.abs() { m } else { v.abs() });
+        let amax = x.iter().fold(0.0f32, |m, &v| if m > v.abs() { m } else { v.abs() });
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         put_f16(out, d);
