@@ -27,6 +27,8 @@ enum Command {
     Plan(commands::plan::PlanArgs),
     /// List the quant formats and recipe presets.
     Formats(commands::formats::FormatsArgs),
+    /// Project memory, latency, throughput and monthly cost on chosen hardware and traffic.
+    Project(commands::project::ProjectArgs),
 }
 
 fn main() {
@@ -36,6 +38,7 @@ fn main() {
         Command::Compress(a) => commands::compress::run(a, cli.json),
         Command::Plan(a) => commands::plan::run(a, cli.json),
         Command::Formats(a) => commands::formats::run(a, cli.json),
+        Command::Project(a) => commands::project::run(a, cli.json),
     };
     if let Err(err) = result {
         output::fail(&err, cli.json);

@@ -6,6 +6,7 @@ pub mod error;
 pub mod export;
 pub mod job;
 pub mod metrics;
+pub mod plan_projection;
 pub mod prune;
 pub mod recipe;
 pub mod store;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
-use crate::job::JobContext;
+use pareto_core::job::JobContext;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 use crate::error::{CandleContext, EvalError, Result};

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use candle_core::Tensor;
-use crate::job::JobContext;
+use pareto_core::job::JobContext;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EvalError, Result};

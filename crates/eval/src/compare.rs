@@ -11,7 +11,7 @@ use crate::bert::{BertEncoder, DEFAULT_BATCH};
 use crate::device::DeviceSpec;
 use crate::error::{EvalError, Result};
 use crate::family::{ModelFamily, detect_family};
-use crate::job::JobContext;
+use pareto_core::job::JobContext;
 use crate::llama::{LlamaModel, parse_ggml_dtype};
 use crate::perplexity::{
     DecoderComparison, PerplexityProtocol, PerplexityResult, compare_decoders, load_tokenizer,

@@ -10,7 +10,6 @@ pub mod compare;
 pub mod device;
 pub mod error;
 pub mod family;
-pub mod job;
 pub mod llama;
 pub mod metrics;
 pub mod perplexity;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{D, DType, Tensor};
-use crate::job::JobContext;
+use pareto_core::job::JobContext;
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 

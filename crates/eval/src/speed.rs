@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bert::BertEncoder;
 use crate::error::{EvalError, Result};
-use crate::job::JobContext;
+use pareto_core::job::JobContext;
 use crate::llama::{LlamaModel, WeightMode};
 use crate::metrics::Summary;
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::job::JobContext;
+use pareto_core::job::JobContext;
 use serde::{Deserialize, Serialize};
 
 use crate::bert::BertEncoder;

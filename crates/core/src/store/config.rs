@@ -337,3 +337,122 @@ fn check_layer_count(config: &ModelConfig, tensors: &[TensorInfo]) -> Result<()>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::{DType, Role};
+
+    fn parse(v: Value) -> Result<ModelConfig> {
+        ModelConfig::from_json(Path::new("config.json"), v)
+    }
+
+    fn base(extra: Value) -> Value {
+        let mut v = json!({"hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
+                           "intermediate_size": 16, "vocab_size": 10});
+        if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), extra) {
+            obj.extend(extra);
+        }
+        v
+    }
+
+    #[test]
+    fn families_from_model_type_or_class() {
+        let arch = |v: Value| parse(base(v)).map(|c| c.architecture).ok();
+        assert_eq!(arch(json!({"model_type": "qwen2"})), Some(Architecture::Qwen2));
+        assert_eq!(arch(json!({"architectures": ["MistralForCausalLM"]})), Some(Architecture::Mistral));
+        assert_eq!(arch(json!({"architectures": ["BertForMaskedLM"]})), Some(Architecture::Bert));
+        assert_eq!(arch(json!({"model_type": "gpt2"})), Some(Architecture::Unknown("gpt2".into())));
+        assert!(Architecture::Qwen2.is_llama_style() && !Architecture::Bert.is_llama_style());
+        assert_eq!(serde_json::to_string(&Architecture::Mistral).ok().as_deref(), Some("\"mistral\""));
+    }
+
+    #[test]
+    fn derived_fields_and_defaults() {
+        let c = parse(base(json!({"model_type": "llama", "rope_theta": 1e6}))).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((c.head_dim, c.num_kv_heads, c.tie_word_embeddings), (4, 2, false));
+        assert_eq!(c.rope_theta, Some(1e6));
+        let c = parse(base(json!({"model_type": "bert", "layer_norm_eps": 1e-12, "head_dim": null})))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((c.head_dim, c.tie_word_embeddings, c.layer_norm_eps), (4, true, Some(1e-12)));
+        // GPT-2 style key names.
+        let c = parse(json!({"model_type": "gpt2", "n_embd": 8, "n_layer": 2, "n_head": 2, "n_inner": 32,
+                             "vocab_size": 5, "n_positions": 64}))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((c.hidden_size, c.num_layers, c.intermediate_size, c.max_position_embeddings), (8, 2, 32, Some(64)));
+    }
+
+    #[test]
+    fn missing_or_mistyped_fields() {
+        let e = parse(json!({"model_type": "llama"})).err();
+        assert!(matches!(&e, Some(Error::ConfigInvalid { problem, .. }) if problem.contains("hidden_size")), "{e:?}");
+        let e = parse(base(json!({"rms_norm_eps": "small"}))).err();
+        assert!(matches!(&e, Some(Error::ConfigInvalid { problem, .. }) if problem.contains("rms_norm_eps")), "{e:?}");
+        let e = parse(base(json!({"hidden_size": 9}))).err();
+        assert!(matches!(&e, Some(Error::ConfigInvalid { problem, .. }) if problem.contains("multiple")), "{e:?}");
+        assert!(parse(json!([1])).is_err());
+    }
+
+    fn t(name: &str, shape: &[usize]) -> TensorInfo {
+        TensorInfo {
+            name: name.to_string(),
+            dtype: DType::F32,
+            shape: shape.to_vec(),
+            shard: 0,
+            offset: 0,
+            nbytes: 0,
+            role: Role::Other,
+        }
+    }
+
+    #[test]
+    fn qwen2_biases_are_checked() {
+        // 2 heads of 4, 1 kv head: q is 8 wide, k/v 4 wide, each with a bias.
+        let c = parse(base(json!({"model_type": "qwen2", "num_key_value_heads": 1}))).unwrap_or_else(|e| panic!("{e}"));
+        let good = [
+            t("model.layers.0.self_attn.q_proj.bias", &[8]),
+            t("model.layers.0.self_attn.k_proj.bias", &[4]),
+            t("model.layers.0.self_attn.v_proj.weight", &[4, 8]),
+        ];
+        assert!(validate(&c, &good).is_ok());
+        let bad = [t("model.layers.0.self_attn.k_proj.bias", &[8])];
+        let e = validate(&c, &bad).err();
+        assert!(
+            matches!(&e, Some(Error::ConfigShapeMismatch { expected, got, .. }) if expected == &[4] && got == &[8]),
+            "{e:?}"
+        );
+        // Packed (non-float) tensors are not held to float shapes.
+        let mut packed = t("model.layers.0.self_attn.k_proj.weight", &[1, 1]);
+        packed.dtype = DType::I32;
+        assert!(validate(&c, &[packed, t("model.layers.0.input_layernorm.weight", &[8])]).is_ok());
+    }
+
+    #[test]
+    fn bert_shapes_are_checked() {
+        let c =
+            parse(base(json!({"model_type": "bert", "max_position_embeddings": 4}))).unwrap_or_else(|e| panic!("{e}"));
+        let ok = [
+            t("embeddings.word_embeddings.weight", &[10, 8]),
+            t("embeddings.position_embeddings.weight", &[4, 8]),
+            t("encoder.layer.0.attention.output.dense.weight", &[8, 8]),
+            t("encoder.layer.0.output.dense.weight", &[8, 16]),
+            t("encoder.layer.0.intermediate.dense.weight", &[16, 8]),
+        ];
+        assert!(validate(&c, &ok).is_ok());
+        let e = validate(&c, &[t("encoder.layer.0.attention.self.query.weight", &[8, 4])]).err();
+        assert!(matches!(&e, Some(Error::ConfigShapeMismatch { tensor, .. }) if tensor.ends_with("query.weight")));
+        // Layers 0 and 2 but not 1: a gap is a mismatch even if the count were right.
+        let c2 = parse(base(json!({"model_type": "bert", "num_hidden_layers": 2}))).unwrap_or_else(|e| panic!("{e}"));
+        let e = validate(
+            &c2,
+            &[t("encoder.layer.0.output.dense.bias", &[8]), t("encoder.layer.2.output.dense.bias", &[8])],
+        )
+        .err();
+        assert!(
+            matches!(e, Some(Error::ConfigLayerCountMismatch { expected: 2, found: 2, highest: Some(2) })),
+            "{e:?}"
+        );
+    }
+}

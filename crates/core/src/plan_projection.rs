@@ -1,0 +1,47 @@
+//! The bridge from a resolved [`Plan`] to the projection crate's inputs: per-tensor weights at
+//! their exact stored bytes, before and after compression, with the compute precision each format
+//! runs at in serving engines.
+
+use pareto_projection::{ComputePrecision, WeightEntry};
+
+use crate::recipe::Plan;
+
+/// How a format's matmuls run in serving: FP8 weights run W8A8 on hardware with FP8 tensor cores
+/// (vLLM compressed-tensors `float-quantized`); every other format here is weight-only and
+/// dequantizes to FP16 for the matmul (W4A16 / W8A16, GGUF k-quants), so it saves bytes, not FLOPs.
+pub fn compute_precision(format: &str) -> ComputePrecision {
+    if format.starts_with("fp8") { ComputePrecision::Fp8 } else { ComputePrecision::Fp16 }
+}
+
+/// The source model's weights as stored.
+pub fn original_weights(plan: &Plan) -> Vec<WeightEntry> {
+    plan.tensors
+        .iter()
+        .filter(|t| t.dtype.is_float())
+        .map(|t| WeightEntry {
+            name: t.source_name.clone(),
+            params: t.source_shape.iter().map(|&d| d as u64).product(),
+            stored_bytes: t.source_bytes,
+            format: t.dtype.as_str().to_lowercase(),
+            compute: ComputePrecision::Fp16,
+        })
+        .collect()
+}
+
+/// The compressed model's weights at the bytes the packed formats store (dropped tensors gone).
+pub fn compressed_weights(plan: &Plan) -> Vec<WeightEntry> {
+    plan.tensors
+        .iter()
+        .filter(|t| t.dtype.is_float() && !t.action.drop)
+        .map(|t| {
+            let format = t.action.format.map_or_else(|| t.out_dtype.as_str().to_lowercase(), str::to_string);
+            WeightEntry {
+                name: t.name.clone(),
+                params: t.params,
+                stored_bytes: t.planned_bytes,
+                compute: compute_precision(&format),
+                format,
+            }
+        })
+        .collect()
+}
