@@ -46,10 +46,20 @@ impl SourceReader {
     }
 
     /// The whole tensor decoded to f32, refusing NaN/Inf with the tensor and element named.
+    /// Decodes chunk by chunk so the raw bytes never sit in memory beside the whole f32 copy.
     pub fn read_f32(&self, t: &TensorInfo) -> Result<Vec<f32>> {
-        let raw = self.read(t, 0, usize::try_from(t.nbytes).map_err(|_| Error::SizeOverflow { tensor: t.name.clone() })?)?;
-        let w = decode(t, &raw)?;
-        check_finite(&t.name, &w, 0)?;
+        let elem = t.dtype.size_bytes().max(1);
+        let numel = usize::try_from(t.nbytes / elem).map_err(|_| Error::SizeOverflow { tensor: t.name.clone() })?;
+        let mut w = Vec::with_capacity(numel);
+        let step = CHUNK_ELEMS as u64 * elem;
+        let mut offset = 0u64;
+        while offset < t.nbytes {
+            let len = (t.nbytes - offset).min(step) as usize;
+            let part = decode(t, &self.read(t, offset, len)?)?;
+            check_finite(&t.name, &part, w.len())?;
+            w.extend_from_slice(&part);
+            offset += len as u64;
+        }
         Ok(w)
     }
 

@@ -252,3 +252,10 @@ fn huge_sharded_model_opens_from_headers() {
     assert_eq!((b.shard, b.nbytes), (1, 3 << 30));
     assert_eq!(model.raw_bytes(b).map(<[u8]>::len).ok(), Some(3 << 30));
 }
+
+#[test]
+fn model_is_shareable_across_threads() {
+    // Kernels read tensors from rayon workers through a shared `&Model`.
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Model>();
+}
