@@ -199,10 +199,10 @@ fn global_thresholds(
 ) -> Result<BTreeMap<u64, prune::global::Threshold>> {
     let mut groups: BTreeMap<u64, Vec<(&TensorInfo, &PlannedTensor)>> = BTreeMap::new();
     for (t, pt) in model.tensors().iter().zip(&plan.tensors) {
-        if let Some(PruneSpec::Magnitude { sparsity, scope: PruneScope::Global }) = &pt.action.prune {
-            if !pt.action.drop {
-                groups.entry(sparsity.to_bits()).or_default().push((t, pt));
-            }
+        if let Some(PruneSpec::Magnitude { sparsity, scope: PruneScope::Global }) = &pt.action.prune
+            && !pt.action.drop
+        {
+            groups.entry(sparsity.to_bits()).or_default().push((t, pt));
         }
     }
     let mut out = BTreeMap::new();

@@ -162,6 +162,24 @@ pub enum Error {
         hint: &'static str,
     },
 
+    // ---- export formats ------------------------------------------------------------------------
+    #[error("GGUF export supports the LLaMA family ({supported}); this model's architecture is {architecture:?}")]
+    GgufUnsupportedArchitecture { architecture: String, supported: &'static str },
+    #[error("{target} cannot store tensor {tensor} as {format}; {target} supports {supported}")]
+    ExportFormatUnsupported { target: &'static str, tensor: String, format: String, supported: &'static str },
+    #[error("{target}: tensor {tensor}: {problem}")]
+    ExportTensor { target: &'static str, tensor: String, problem: String },
+    #[error("{target}: {problem}")]
+    ExportConfig { target: &'static str, problem: String },
+    #[error("{path}: tokenizer cannot be converted to GGUF: {problem}")]
+    TokenizerUnsupported { path: PathBuf, problem: String },
+    #[error("{path}: invalid GGUF at byte {offset}: {problem}")]
+    GgufInvalid { path: PathBuf, offset: u64, problem: String },
+    #[error("{path}: GGUF tensor {tensor}: {problem}")]
+    GgufTensorInvalid { path: PathBuf, tensor: String, problem: String },
+    #[error("{path}: not a readable {format} artifact: {problem}")]
+    ArtifactInvalid { path: PathBuf, format: &'static str, problem: String },
+
     // ---- jobs ----------------------------------------------------------------------------------
     #[error("tensor {tensor}: {source}")]
     InTensor {

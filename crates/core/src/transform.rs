@@ -178,23 +178,7 @@ pub fn write_tensor(
     let mut w = load_transformed(reader, t, pt, sel)?;
     // Structured cuts change what "the original" is; compare against the sliced original then.
     let sliced_original = reshaped.then(|| w.clone());
-    match &pt.action.prune {
-        Some(PruneSpec::Magnitude { sparsity, scope: PruneScope::Tensor }) => {
-            prune_magnitude(&mut w, *sparsity);
-        }
-        Some(PruneSpec::Magnitude { sparsity, scope: PruneScope::Global }) => {
-            let key = sparsity.to_bits();
-            if let (Some(th), Some(left)) = (thresholds.get(&key), ties.get_mut(&key)) {
-                let mut remaining = usize::try_from(*left).unwrap_or(usize::MAX);
-                prune_below(&mut w, th.threshold, &mut remaining);
-                *left = remaining as u64;
-            }
-        }
-        Some(PruneSpec::NM { n, m }) => {
-            prune_n_m(&mut w, cols, *n, *m);
-        }
-        None => {}
-    }
+    apply_prune(&mut w, pt, thresholds, ties);
     if let Some(id) = pt.action.format {
         pareto_formats::lookup(id)?
             .fake_quantize(&mut w, rows, cols)
@@ -222,6 +206,53 @@ pub fn write_tensor(
     writer.end_tensor(&pt.name)?;
     report.metrics = Some(acc.finish());
     Ok(report)
+}
+
+/// Zeroes what the plan's pruning spec removes (per tensor, global threshold, or N:M).
+fn apply_prune(w: &mut [f32], pt: &PlannedTensor, thresholds: &BTreeMap<u64, Threshold>, ties: &mut BTreeMap<u64, u64>) {
+    let (_, cols) = rows_cols(&pt.shape);
+    match &pt.action.prune {
+        Some(PruneSpec::Magnitude { sparsity, scope: PruneScope::Tensor }) => {
+            prune_magnitude(w, *sparsity);
+        }
+        Some(PruneSpec::Magnitude { sparsity, scope: PruneScope::Global }) => {
+            let key = sparsity.to_bits();
+            if let (Some(th), Some(left)) = (thresholds.get(&key), ties.get_mut(&key)) {
+                let mut remaining = usize::try_from(*left).unwrap_or(usize::MAX);
+                prune_below(w, th.threshold, &mut remaining);
+                *left = remaining as u64;
+            }
+        }
+        Some(PruneSpec::NM { n, m }) => {
+            prune_n_m(w, cols, *n, *m);
+        }
+        None => {}
+    }
+}
+
+/// Shared state of one export run: the source, the structured selection and the global pruning
+/// thresholds (with the tie budget that global pruning consumes tensor by tensor).
+pub struct Pipeline<'a> {
+    pub reader: &'a SourceReader,
+    pub selection: Option<&'a Selection>,
+    pub thresholds: &'a BTreeMap<u64, Threshold>,
+    pub ties: BTreeMap<u64, u64>,
+}
+
+impl Pipeline<'_> {
+    /// One tensor after structured slicing and pruning, before quantization: what the packed
+    /// writers quantize with the registry codec. Float tensors only; NaN/Inf are refused.
+    pub fn prepare(&mut self, t: &TensorInfo, pt: &PlannedTensor) -> Result<Vec<f32>> {
+        let mut w = load_transformed(self.reader, t, pt, self.selection)?;
+        apply_prune(&mut w, pt, self.thresholds, &mut self.ties);
+        Ok(w)
+    }
+
+    /// The raw source bytes of a tensor (non-float buffers are carried through verbatim).
+    pub fn raw(&self, t: &TensorInfo) -> Result<Vec<u8>> {
+        let len = usize::try_from(t.nbytes).map_err(|_| Error::SizeOverflow { tensor: t.name.clone() })?;
+        self.reader.read(t, 0, len)
+    }
 }
 
 fn copy_verbatim(reader: &SourceReader, t: &TensorInfo, pt: &PlannedTensor, writer: &mut Writer) -> Result<u64> {

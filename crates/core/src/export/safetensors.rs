@@ -20,7 +20,7 @@ impl Entry {
     pub fn nbytes(&self) -> Result<u64> {
         self.shape
             .iter()
-            .try_fold(self.dtype.size_bytes() as u64, |acc, &d| acc.checked_mul(d as u64))
+            .try_fold(self.dtype.size_bytes(), |acc, &d| acc.checked_mul(d as u64))
             .ok_or_else(|| Error::SizeOverflow { tensor: self.name.clone() })
     }
 }

@@ -3,7 +3,7 @@
 /// In every group of `m` consecutive weights along each row, keeps the `n` largest magnitudes
 /// (earlier position wins a tie) and zeroes the rest. `cols % m == 0` is checked by the plan.
 pub fn prune_n_m(w: &mut [f32], cols: usize, n: usize, m: usize) -> usize {
-    if m == 0 || n >= m || cols % m != 0 {
+    if m == 0 || n >= m || !cols.is_multiple_of(m) {
         return 0;
     }
     let mut zeroed = 0;

@@ -98,7 +98,8 @@ impl LayerSelector {
 /// llama.cpp's `use_more_bits` (src/llama-quant.cpp): integer arithmetic exactly as there.
 pub fn use_more_bits(layer: usize, n_layers: usize) -> bool {
     let eighth = n_layers / 8;
-    layer < eighth || layer >= 7 * n_layers / 8 || (layer >= eighth && (layer - eighth) % 3 == 2)
+    // `layer >= eighth` holds once the first test fails, so the subtraction cannot underflow.
+    layer < eighth || layer >= 7 * n_layers / 8 || (layer - eighth) % 3 == 2
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
