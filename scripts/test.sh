@@ -7,6 +7,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 bash scripts/fetch-models.sh
+# The GGUF export tests re-read files with llama.cpp's own Python reader.
+python3 -m pip install --quiet gguf numpy
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings

@@ -3,5 +3,6 @@
 //! where Cargo exposes the built binary.)
 
 mod common;
-mod compress_real;
 mod compress_bad_input;
+mod compress_real;
+mod export_formats;

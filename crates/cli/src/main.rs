@@ -27,8 +27,14 @@ enum Command {
     Plan(commands::plan::PlanArgs),
     /// List the quant formats and recipe presets.
     Formats(commands::formats::FormatsArgs),
+    /// Measure accuracy and speed of the original and a compressed model on a sample set.
+    Eval(commands::eval::EvalArgs),
     /// Project memory, latency, throughput and monthly cost on chosen hardware and traffic.
     Project(commands::project::ProjectArgs),
+    /// Compress → validate → project several recipes and write the comparison report.
+    Sweep(commands::sweep::SweepArgs),
+    /// Compare run records: offline HTML, Markdown or JSON.
+    Report(commands::report::ReportArgs),
 }
 
 fn main() {
@@ -38,7 +44,10 @@ fn main() {
         Command::Compress(a) => commands::compress::run(a, cli.json),
         Command::Plan(a) => commands::plan::run(a, cli.json),
         Command::Formats(a) => commands::formats::run(a, cli.json),
+        Command::Eval(a) => commands::eval::run(a, cli.json),
         Command::Project(a) => commands::project::run(a, cli.json),
+        Command::Sweep(a) => commands::sweep::run(a, cli.json),
+        Command::Report(a) => commands::report::run(a, cli.json),
     };
     if let Err(err) = result {
         output::fail(&err, cli.json);

@@ -1,6 +1,8 @@
-//! `compress`: applies a resolved [`Plan`] tensor by tensor and writes a dense safetensors model
-//! (fake-quantized values and/or pruned zeros, structured cuts as real shape reductions) that any
-//! engine loads and validation runs on.
+//! `compress`: applies a resolved [`Plan`] tensor by tensor and writes the chosen artifact: a
+//! dense safetensors model (fake-quantized values and/or pruned zeros, structured cuts as real
+//! shape reductions) that any engine loads and validation runs on, or a packed serving format
+//! (compressed-tensors, GGUF, GPTQ v1; see [`crate::export`]). The read → slice → prune →
+//! quantize pipeline is shared; only the writer differs.
 //!
 //! Memory: one tensor at a time. A tensor is read with positional reads (not kept mapped, so the
 //! page cache — not this process — holds the source), decoded to f32, pruned and quantized in
@@ -16,15 +18,16 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::export::manifest::{MANIFEST_NAME, Manifest, content_hash};
+use crate::export::packed::{self, Written};
 use crate::export::safetensors::{Entry, Layout, Writer};
-use crate::export::{FileRecord, Opener, OutputDir, default_opener};
+use crate::export::{ExportFormat, FileRecord, Opener, OutputDir, compressed_tensors, default_opener, gguf, gptq};
 use crate::job::JobContext;
 use crate::metrics::WeightMetrics;
 use crate::prune::structured::Selection;
 use crate::prune::{self, GlobalThreshold};
 use crate::recipe::{Plan, PlanTotals, PlannedTensor, PruneScope, PruneSpec};
 use crate::store::{Model, TensorInfo};
-use crate::transform::{self, SourceReader};
+use crate::transform::{self, Pipeline, SourceReader};
 
 pub struct CompressOptions {
     pub out: PathBuf,
@@ -32,11 +35,27 @@ pub struct CompressOptions {
     pub force: bool,
     /// How output files are opened; tests swap in a sink that simulates a full disk.
     pub opener: Opener,
+    /// The artifact written (dense safetensors by default).
+    pub format: ExportFormat,
+    /// Weight-space error metrics for packed formats (a dequantize per tensor; the dense writer
+    /// always has them).
+    pub metrics: bool,
 }
 
 impl CompressOptions {
     pub fn new(out: impl Into<PathBuf>) -> Self {
-        CompressOptions { out: out.into(), force: false, opener: default_opener() }
+        CompressOptions {
+            out: out.into(),
+            force: false,
+            opener: default_opener(),
+            format: ExportFormat::Safetensors,
+            metrics: true,
+        }
+    }
+
+    pub fn with_format(mut self, format: ExportFormat) -> Self {
+        self.format = format;
+        self
     }
 }
 
@@ -63,6 +82,7 @@ pub struct TensorReport {
 pub struct CompressReport {
     pub source: PathBuf,
     pub output: PathBuf,
+    pub format: ExportFormat,
     pub recipe: String,
     pub totals: PlanTotals,
     pub written_bytes: u64,
@@ -88,9 +108,21 @@ struct ManifestTensor<'a> {
     metrics: Option<WeightMetrics>,
 }
 
-/// Runs the plan. On error or cancel nothing appears under `opts.out`.
+/// Runs the plan. On error or cancel nothing appears under `opts.out`. What the target format
+/// cannot express is refused before the output folder is created.
 pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobContext) -> Result<CompressReport> {
     let started = Instant::now();
+    let gguf_layout = match opts.format {
+        ExportFormat::Gguf => Some(gguf::writer::layout(model, plan)?),
+        _ => None,
+    };
+    let gptq_format = match opts.format {
+        ExportFormat::Gptq => Some(gptq::check(plan)?),
+        _ => None,
+    };
+    if opts.format == ExportFormat::CompressedTensors {
+        compressed_tensors::check(plan)?;
+    }
     let mut out = OutputDir::create(&opts.out, model.root(), opts.force, opts.opener.clone())?;
     let reader = SourceReader::open(model)?;
 
@@ -99,48 +131,60 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
         None => None,
     };
     let thresholds = global_thresholds(model, plan, &reader, selection.as_ref(), ctx)?;
+    let mut pipe = Pipeline {
+        reader: &reader,
+        selection: selection.as_ref(),
+        thresholds: &thresholds,
+        ties: thresholds.iter().map(|(k, t)| (*k, t.ties)).collect(),
+    };
 
-    // One output file per source shard, same names, same membership, dropped tensors removed.
-    let mut by_shard: BTreeMap<usize, Vec<(&TensorInfo, &PlannedTensor)>> = BTreeMap::new();
-    for (t, pt) in model.tensors().iter().zip(&plan.tensors) {
-        if !pt.action.drop {
-            by_shard.entry(t.shard).or_default().push((t, pt));
+    let (reports, label) = match opts.format {
+        ExportFormat::Safetensors => {
+            let w = write_dense(model, plan, &mut out, &mut pipe, ctx)?;
+            write_side_files(model, plan, &mut out, &w.weight_map, w.files > 1 || model.shards().len() > 1, None)?;
+            (w.reports, "safetensors-dense")
         }
-    }
-    let total = by_shard.values().map(Vec::len).sum::<usize>() as u64;
-    ctx.progress.stage("compress", total);
-    let mut reports = Vec::with_capacity(total as usize);
-    let mut weight_map = BTreeMap::new();
-    let mut ties: BTreeMap<u64, u64> = thresholds.iter().map(|(k, t)| (*k, t.ties)).collect();
-    for (shard, items) in &by_shard {
-        let file_name = shard_file_name(model, *shard);
-        let layout = Layout {
-            entries: items
-                .iter()
-                .map(|(_, pt)| Entry { name: pt.name.clone(), dtype: pt.out_dtype, shape: pt.shape.clone() })
-                .collect(),
-            metadata: BTreeMap::from([("format".to_string(), "pt".to_string())]),
-        };
-        let mut writer = Writer::new(out.create_file(&file_name)?, layout)?;
-        for (t, pt) in items {
-            ctx.checkpoint()?;
-            let report = transform::write_tensor(&reader, t, pt, selection.as_ref(), &thresholds, &mut ties, &mut writer)?;
-            weight_map.insert(pt.name.clone(), file_name.clone());
-            ctx.progress.advance(1, &pt.name);
-            reports.push(report);
+        ExportFormat::CompressedTensors => {
+            let w = packed::write_safetensors_family(
+                model,
+                plan,
+                &mut out,
+                &mut pipe,
+                ctx,
+                &compressed_tensors::CompressedTensors,
+                opts.metrics,
+            )?;
+            let qc = compressed_tensors::quantization_config(plan)?;
+            write_side_files(model, plan, &mut out, &w.weight_map, w.files > 1 || model.shards().len() > 1, Some(qc))?;
+            (w.reports, "compressed-tensors")
         }
-        out.record(writer.finish()?);
-    }
+        ExportFormat::Gptq => {
+            let w = packed::write_safetensors_family(model, plan, &mut out, &mut pipe, ctx, &gptq::Gptq, opts.metrics)?;
+            let qc = gptq_format.map(gptq::quantize_config).unwrap_or_default();
+            out.write_file("quantize_config.json", &to_json(&qc)?)?;
+            write_side_files(model, plan, &mut out, &w.weight_map, w.files > 1 || model.shards().len() > 1, Some(qc))?;
+            (w.reports, "gptq")
+        }
+        ExportFormat::Gguf => {
+            let layout =
+                gguf_layout.ok_or(Error::WriterMismatch { expected: "a GGUF layout".into(), got: "none".into() })?;
+            let mut reports = gguf::writer::write(model, plan, &layout, &mut out, &mut pipe, ctx, opts.metrics)?;
+            if let (Some(first), false) = (reports.first_mut(), layout.notes().is_empty()) {
+                first.notes.extend(layout.notes().iter().cloned());
+            }
+            write_side_files(model, plan, &mut out, &BTreeMap::new(), false, None)?;
+            (reports, "gguf")
+        }
+    };
     ctx.checkpoint()?;
 
-    write_side_files(model, plan, &mut out, &weight_map, by_shard.len() > 1 || model.shards().len() > 1)?;
     let source_files = reader.finish_hashes()?;
     let files = out.files();
     let hash = content_hash(&files);
     let manifest = Manifest {
         tool: "pareto",
         tool_version: env!("CARGO_PKG_VERSION"),
-        format: "safetensors-dense".into(),
+        format: label.into(),
         source_files,
         recipe: plan.recipe.clone(),
         tensors: reports
@@ -159,14 +203,13 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
         files: files.clone(),
         content_hash: hash.clone(),
     };
-    let text = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| Error::WriterMismatch { expected: "a serializable manifest".into(), got: e.to_string() })?;
-    out.write_file(MANIFEST_NAME, &text)?;
+    out.write_file(MANIFEST_NAME, &to_json(&manifest)?)?;
     ctx.checkpoint()?;
     let output = out.commit()?;
     Ok(CompressReport {
         source: model.root().to_path_buf(),
         output,
+        format: opts.format,
         recipe: plan.recipe.name.clone(),
         totals: plan.totals.clone(),
         written_bytes: files.iter().map(|f| f.bytes).sum(),
@@ -179,7 +222,62 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
     })
 }
 
-fn shard_file_name(model: &Model, shard: usize) -> String {
+fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(v)
+        .map_err(|e| Error::WriterMismatch { expected: "serializable JSON".into(), got: e.to_string() })
+}
+
+/// The dense writer: one output file per source shard, same names, same membership, dropped
+/// tensors removed.
+fn write_dense(
+    model: &Model,
+    plan: &Plan,
+    out: &mut OutputDir,
+    pipe: &mut Pipeline,
+    ctx: &JobContext,
+) -> Result<Written> {
+    let mut by_shard: BTreeMap<usize, Vec<(&TensorInfo, &PlannedTensor)>> = BTreeMap::new();
+    for (t, pt) in model.tensors().iter().zip(&plan.tensors) {
+        if !pt.action.drop {
+            by_shard.entry(t.shard).or_default().push((t, pt));
+        }
+    }
+    let total = by_shard.values().map(Vec::len).sum::<usize>() as u64;
+    ctx.progress.stage("compress", total);
+    let mut written =
+        Written { reports: Vec::with_capacity(total as usize), weight_map: BTreeMap::new(), files: by_shard.len() };
+    for (shard, items) in &by_shard {
+        let file_name = shard_file_name(model, *shard);
+        let layout = Layout {
+            entries: items
+                .iter()
+                .map(|(_, pt)| Entry { name: pt.name.clone(), dtype: pt.out_dtype, shape: pt.shape.clone() })
+                .collect(),
+            metadata: BTreeMap::from([("format".to_string(), "pt".to_string())]),
+        };
+        let mut writer = Writer::new(out.create_file(&file_name)?, layout)?;
+        for (t, pt) in items {
+            ctx.checkpoint()?;
+            let report = transform::write_tensor(
+                pipe.reader,
+                t,
+                pt,
+                pipe.selection,
+                pipe.thresholds,
+                &mut pipe.ties,
+                &mut writer,
+            )?;
+            written.weight_map.insert(pt.name.clone(), file_name.clone());
+            ctx.progress.advance(1, &pt.name);
+            written.reports.push(report);
+        }
+        out.record(writer.finish()?);
+    }
+    ctx.checkpoint()?;
+    Ok(written)
+}
+
+pub(crate) fn shard_file_name(model: &Model, shard: usize) -> String {
     model
         .shards()
         .get(shard)
@@ -235,18 +333,21 @@ fn write_side_files(
     out: &mut OutputDir,
     weight_map: &BTreeMap<String, String>,
     sharded: bool,
+    quantization_config: Option<serde_json::Value>,
 ) -> Result<()> {
     if let Some(cfg) = model.config() {
         let mut raw = cfg.raw.clone();
         if let Some(sp) = &plan.structured {
             transform::update_config(&mut raw, sp);
         }
-        let text = serde_json::to_vec_pretty(&raw)
-            .map_err(|e| Error::WriterMismatch { expected: "serializable config.json".into(), got: e.to_string() })?;
-        out.write_file("config.json", &text)?;
+        if let (Some(qc), Some(obj)) = (quantization_config, raw.as_object_mut()) {
+            obj.insert("quantization_config".into(), qc);
+        }
+        out.write_file("config.json", &to_json(&raw)?)?;
     }
     if sharded {
-        let total: u64 = plan.tensors.iter().filter(|t| !t.action.drop).map(|t| t.params * t.out_dtype.size_bytes()).sum();
+        let total: u64 =
+            plan.tensors.iter().filter(|t| !t.action.drop).map(|t| t.params * t.out_dtype.size_bytes()).sum();
         let index = serde_json::json!({ "metadata": { "total_size": total }, "weight_map": weight_map });
         let text = serde_json::to_vec_pretty(&index)
             .map_err(|e| Error::WriterMismatch { expected: "serializable index".into(), got: e.to_string() })?;
@@ -254,7 +355,7 @@ fn write_side_files(
     }
     for path in model.other_files() {
         let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else { continue };
-        if name == "config.json" || name == MANIFEST_NAME || !path.is_file() {
+        if name == "config.json" || name == MANIFEST_NAME || name == "quantize_config.json" || !path.is_file() {
             continue;
         }
         out.copy_file(&path, &name)?;

@@ -144,7 +144,9 @@ pub enum Error {
     StructuredUnsupported { architecture: String },
 
     // ---- compress and export -------------------------------------------------------------------
-    #[error("tensor {tensor}: non-finite value {value} at element {index}; refusing to write it (fix or exclude the tensor)")]
+    #[error(
+        "tensor {tensor}: non-finite value {value} at element {index}; refusing to write it (fix or exclude the tensor)"
+    )]
     NonFinite { tensor: String, index: usize, value: f32 },
     #[error("output {output} is the source model's folder or contains it; the source is never modified")]
     OutputIsSource { output: PathBuf },
@@ -195,7 +197,9 @@ impl Error {
     /// Names the tensor an error from a lower layer (a codec, a dtype decode) happened on.
     pub fn for_tensor(self, tensor: &str) -> Self {
         match self {
-            Error::Format(source) => Error::InTensor { tensor: tensor.to_string(), source: Box::new(Error::Format(source)) },
+            Error::Format(source) => {
+                Error::InTensor { tensor: tensor.to_string(), source: Box::new(Error::Format(source)) }
+            }
             other => other,
         }
     }

@@ -1,5 +1,6 @@
 //! pareto-core: the Tauri-free engine. Data flows one way:
 //! store → recipe (plan) → quantize/prune → export.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod compress;
 pub mod error;
@@ -14,5 +15,6 @@ mod transform;
 
 pub use compress::{CompressOptions, CompressReport, TensorReport, compress};
 pub use error::{Error, Result};
+pub use export::ExportFormat;
 pub use recipe::{Plan, Recipe};
 pub use store::Model;

@@ -29,11 +29,8 @@ pub struct SourceReader {
 
 impl SourceReader {
     pub fn open(model: &Model) -> Result<SourceReader> {
-        let files = model
-            .shards()
-            .iter()
-            .map(|s| Ok((s.path.clone(), open_read(&s.path)?)))
-            .collect::<Result<Vec<_>>>()?;
+        let files =
+            model.shards().iter().map(|s| Ok((s.path.clone(), open_read(&s.path)?))).collect::<Result<Vec<_>>>()?;
         Ok(SourceReader { files })
     }
 
@@ -118,7 +115,12 @@ fn check_finite(tensor: &str, w: &[f32], base: usize) -> Result<()> {
 }
 
 /// The tensor as f32 after structured slicing (what pruning and quantization act on).
-pub fn load_transformed(reader: &SourceReader, t: &TensorInfo, pt: &PlannedTensor, sel: Option<&Selection>) -> Result<Vec<f32>> {
+pub fn load_transformed(
+    reader: &SourceReader,
+    t: &TensorInfo,
+    pt: &PlannedTensor,
+    sel: Option<&Selection>,
+) -> Result<Vec<f32>> {
     let w = reader.read_f32(t)?;
     Ok(slice_structured(w, t, pt, sel))
 }
@@ -209,7 +211,12 @@ pub fn write_tensor(
 }
 
 /// Zeroes what the plan's pruning spec removes (per tensor, global threshold, or N:M).
-fn apply_prune(w: &mut [f32], pt: &PlannedTensor, thresholds: &BTreeMap<u64, Threshold>, ties: &mut BTreeMap<u64, u64>) {
+fn apply_prune(
+    w: &mut [f32],
+    pt: &PlannedTensor,
+    thresholds: &BTreeMap<u64, Threshold>,
+    ties: &mut BTreeMap<u64, u64>,
+) {
     let (_, cols) = rows_cols(&pt.shape);
     match &pt.action.prune {
         Some(PruneSpec::Magnitude { sparsity, scope: PruneScope::Tensor }) => {
@@ -299,7 +306,12 @@ impl MetricsAcc {
 }
 
 /// Chooses the FFN channels and KV groups kept in every layer from weight magnitudes.
-pub fn select_structured(model: &Model, reader: &SourceReader, sp: &StructuredPlan, ctx: &JobContext) -> Result<Selection> {
+pub fn select_structured(
+    model: &Model,
+    reader: &SourceReader,
+    sp: &StructuredPlan,
+    ctx: &JobContext,
+) -> Result<Selection> {
     let cfg = model.require_config()?;
     let group = cfg.num_heads / cfg.num_kv_heads.max(1);
     let mut sel = Selection { head_dim: sp.head_dim, group, ..Selection::default() };

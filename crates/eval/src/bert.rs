@@ -41,21 +41,12 @@ impl std::fmt::Debug for BertEncoder {
 
 /// Loads a tokenizer.json and sets truncation at [`MAX_TOKENS`] and batch-longest padding.
 pub fn load_bert_tokenizer(path: &Path) -> Result<Tokenizer> {
-    let terr = |message: String| EvalError::Tokenizer {
-        path: path.to_path_buf(),
-        message,
-    };
+    let terr = |message: String| EvalError::Tokenizer { path: path.to_path_buf(), message };
     let mut tok = Tokenizer::from_file(path).map_err(|e| terr(e.to_string()))?;
     let pad = tok.get_padding().cloned().unwrap_or_default();
-    tok.with_padding(Some(PaddingParams {
-        strategy: PaddingStrategy::BatchLongest,
-        ..pad
-    }));
-    tok.with_truncation(Some(TruncationParams {
-        max_length: MAX_TOKENS,
-        ..TruncationParams::default()
-    }))
-    .map_err(|e| terr(e.to_string()))?;
+    tok.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..pad }));
+    tok.with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..TruncationParams::default() }))
+        .map_err(|e| terr(e.to_string()))?;
     Ok(tok)
 }
 
@@ -67,22 +58,15 @@ impl BertEncoder {
 
     /// As [`Self::load`], taking tokenizer.json from `fallback` when `dir` has none (a compressed
     /// folder written without tokenizer files).
-    pub fn load_with_tokenizer_fallback(
-        dir: &Path,
-        fallback: Option<&Path>,
-        device: &Device,
-    ) -> Result<Self> {
+    pub fn load_with_tokenizer_fallback(dir: &Path, fallback: Option<&Path>, device: &Device) -> Result<Self> {
         let start = Instant::now();
         let (config_path, json) = read_config(dir)?;
-        let config: Config = serde_json::from_value(json).map_err(|e| EvalError::Config {
-            path: config_path,
-            message: e.to_string(),
-        })?;
+        let config: Config = serde_json::from_value(json)
+            .map_err(|e| EvalError::Config { path: config_path, message: e.to_string() })?;
         let tokenizer = load_bert_tokenizer(&tokenizer_path(dir, fallback)?)?;
         let tensors = load_tensors(dir, device)?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-        let model = BertModel::load(vb, &config)
-            .ctx(|| format!("building the BERT model from {}", dir.display()))?;
+        let model = BertModel::load(vb, &config).ctx(|| format!("building the BERT model from {}", dir.display()))?;
         Ok(Self {
             model,
             tokenizer,
@@ -114,10 +98,7 @@ impl BertEncoder {
         let encodings = self
             .tokenizer
             .encode_batch(sentences.to_vec(), true)
-            .map_err(|e| EvalError::Tokenizer {
-                path: self.dir.join("tokenizer.json"),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| EvalError::Tokenizer { path: self.dir.join("tokenizer.json"), message: e.to_string() })?;
         let len = encodings.first().map_or(0, |e| e.get_ids().len());
         let mut ids = Vec::with_capacity(sentences.len() * len);
         let mut mask = Vec::with_capacity(sentences.len() * len);
@@ -129,10 +110,7 @@ impl BertEncoder {
         let ids = Tensor::from_vec(ids, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
         let types = ids.zeros_like()?;
-        let hidden = self
-            .model
-            .forward(&ids, &types, Some(&mask))
-            .ctx(|| "BERT forward pass".to_string())?;
+        let hidden = self.model.forward(&ids, &types, Some(&mask)).ctx(|| "BERT forward pass".to_string())?;
         let maskf = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
         let summed = hidden.broadcast_mul(&maskf)?.sum(1)?;
         let counts = maskf.sum(1)?.clamp(1e-9, f64::MAX)?;
@@ -145,12 +123,7 @@ impl BertEncoder {
     /// Embeds all sentences in batches of `batch_size`, grouping sentences of similar length to
     /// limit padding; rows come back in input order. Checks for cancellation between batches and
     /// advances progress by the number of sentences.
-    pub fn embed(
-        &self,
-        sentences: &[&str],
-        batch_size: usize,
-        ctx: &JobContext,
-    ) -> Result<Vec<Vec<f32>>> {
+    pub fn embed(&self, sentences: &[&str], batch_size: usize, ctx: &JobContext) -> Result<Vec<Vec<f32>>> {
         let batch_size = batch_size.max(1);
         let mut order: Vec<usize> = (0..sentences.len()).collect();
         order.sort_by_key(|&i| sentences[i].len());

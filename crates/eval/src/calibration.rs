@@ -140,11 +140,7 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/stories260K");
         let model = LlamaModel::load(&dir, &Device::Cpu).unwrap();
         let tokens: Vec<u32> = (3..3 + 64).collect();
-        let plan = CalibrationPlan {
-            window: 16,
-            windows: 3,
-            bos: 1,
-        };
+        let plan = CalibrationPlan { window: 16, windows: 3, bos: 1 };
         let mut calls = Vec::new();
         let mut peak_rows = 0;
         let mut record = |x: LinearInput<'_>| -> Result<()> {
@@ -153,8 +149,7 @@ mod tests {
             calls.push((x.layer, x.linears.to_vec(), x.cols));
             Ok(())
         };
-        let fed = capture_activations(&model, &tokens, &plan, &mut record, &JobContext::silent())
-            .unwrap();
+        let fed = capture_activations(&model, &tokens, &plan, &mut record, &JobContext::silent()).unwrap();
         assert_eq!(fed, 48);
         assert_eq!(peak_rows, 16, "one window at a time");
         assert_eq!(calls.len(), 3 * 5 * 4, "windows x layers x distinct inputs");
@@ -179,11 +174,7 @@ mod tests {
         let ctx = JobContext::silent();
         ctx.cancel.cancel();
         let mut stats = ChannelStats::default();
-        let plan = CalibrationPlan {
-            window: 8,
-            windows: 2,
-            bos: 1,
-        };
+        let plan = CalibrationPlan { window: 8, windows: 2, bos: 1 };
         let e = capture_activations(&model, &[5; 32], &plan, &mut stats, &ctx).unwrap_err();
         assert!(matches!(e, EvalError::Cancelled));
         assert!(stats.inputs.is_empty());

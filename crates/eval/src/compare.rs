@@ -11,18 +11,15 @@ use crate::bert::{BertEncoder, DEFAULT_BATCH};
 use crate::device::DeviceSpec;
 use crate::error::{EvalError, Result};
 use crate::family::{ModelFamily, detect_family};
-use pareto_core::job::JobContext;
 use crate::llama::{LlamaModel, parse_ggml_dtype};
 use crate::perplexity::{
-    DecoderComparison, PerplexityProtocol, PerplexityResult, compare_decoders, load_tokenizer,
-    perplexity, tokenize,
+    DecoderComparison, PerplexityProtocol, PerplexityResult, compare_decoders, load_tokenizer, perplexity, tokenize,
 };
 use crate::samples::{SampleOptions, SampleSet, bundled, load_samples};
 use crate::speed::{DecoderSpeed, EncoderSpeed, SpeedOptions, measure_decoder, measure_encoder};
-use crate::sts::{
-    EmbeddingShift, ProxyResult, StsResult, embedding_shift, evaluate_proxy, evaluate_sts,
-};
+use crate::sts::{EmbeddingShift, ProxyResult, StsResult, embedding_shift, evaluate_proxy, evaluate_sts};
 use crate::weights::tokenizer_path;
+use pareto_core::job::JobContext;
 
 /// What the compressed side is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,14 +115,8 @@ pub struct EncoderReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum SpeedReport {
-    Decoder {
-        original: DecoderSpeed,
-        compressed: Option<DecoderSpeed>,
-    },
-    Encoder {
-        original: EncoderSpeed,
-        compressed: Option<EncoderSpeed>,
-    },
+    Decoder { original: DecoderSpeed, compressed: Option<DecoderSpeed> },
+    Encoder { original: EncoderSpeed, compressed: Option<EncoderSpeed> },
 }
 
 /// The result of `pareto eval`.
@@ -207,13 +198,9 @@ pub fn evaluate(model: &Path, options: &EvalOptions, ctx: &JobContext) -> Result
     }
     let samples_path = match &options.samples {
         Some(p) => p.clone(),
-        None => default_samples(&family)
-            .and_then(resolve_bundled)
-            .ok_or_else(|| {
-                EvalError::InvalidArgument(
-                    "no bundled sample set found: pass --samples <file>".to_string(),
-                )
-            })?,
+        None => default_samples(&family).and_then(resolve_bundled).ok_or_else(|| {
+            EvalError::InvalidArgument("no bundled sample set found: pass --samples <file>".to_string())
+        })?,
     };
     let mut sample_options = options.sample_options.clone();
     if sample_options.max_chars.is_none() {
@@ -228,10 +215,7 @@ pub fn evaluate(model: &Path, options: &EvalOptions, ctx: &JobContext) -> Result
             let SampleSet::Text(text) = &samples else {
                 return Err(EvalError::SampleFormat {
                     path: samples_path,
-                    message: format!(
-                        "a decoder is evaluated on plain text (perplexity), not on {}",
-                        samples.kind()
-                    ),
+                    message: format!("a decoder is evaluated on plain text (perplexity), not on {}", samples.kind()),
                 });
             };
             report.decoder = Some(evaluate_decoder(model, text, options, &device, ctx)?);
@@ -251,30 +235,16 @@ pub fn evaluate(model: &Path, options: &EvalOptions, ctx: &JobContext) -> Result
 }
 
 /// `evaluate` with a compressed folder: both models on the same samples, with deltas.
-pub fn compare(
-    original: &Path,
-    compressed: &Path,
-    options: &EvalOptions,
-    ctx: &JobContext,
-) -> Result<EvalReport> {
-    let options = EvalOptions {
-        compressed: Some(Compressed::Folder(compressed.to_path_buf())),
-        ..options.clone()
-    };
+pub fn compare(original: &Path, compressed: &Path, options: &EvalOptions, ctx: &JobContext) -> Result<EvalReport> {
+    let options = EvalOptions { compressed: Some(Compressed::Folder(compressed.to_path_buf())), ..options.clone() };
     evaluate(original, &options, ctx)
 }
 
-fn load_compressed_decoder(
-    model: &Path,
-    options: &EvalOptions,
-    device: &Device,
-) -> Result<Option<LlamaModel>> {
+fn load_compressed_decoder(model: &Path, options: &EvalOptions, device: &Device) -> Result<Option<LlamaModel>> {
     Ok(match &options.compressed {
         None => None,
         Some(Compressed::Folder(dir)) => Some(LlamaModel::load(dir, device)?),
-        Some(Compressed::InMemory(fmt)) => {
-            Some(LlamaModel::load_quantized(model, device, parse_ggml_dtype(fmt)?)?)
-        }
+        Some(Compressed::InMemory(fmt)) => Some(LlamaModel::load_quantized(model, device, parse_ggml_dtype(fmt)?)?),
     })
 }
 
@@ -297,9 +267,7 @@ fn evaluate_decoder(
         }
         None => (perplexity(&original, &tokens, &protocol, ctx)?, None, None),
     };
-    let steps = options
-        .greedy_steps
-        .min(original.config().max_position_embeddings.saturating_sub(1));
+    let steps = options.greedy_steps.min(original.config().max_position_embeddings.saturating_sub(1));
     let bos = original.config().bos();
     let a = original.greedy(&[bos], steps)?;
     let b = match &compressed {
@@ -312,13 +280,7 @@ fn evaluate_decoder(
         original: orig_ppl,
         compressed: comp_ppl,
         comparison,
-        greedy: GreedyCheck {
-            steps,
-            identical: a == b,
-            first_divergence,
-            original: a,
-            compressed: b,
-        },
+        greedy: GreedyCheck { steps, identical: a == b, first_divergence, original: a, compressed: b },
     })
 }
 
@@ -370,19 +332,13 @@ fn evaluate_encoder(
         }
     };
     let Some(dir) = compressed_dir else {
-        return Ok(EncoderReport {
-            original: orig,
-            compressed: None,
-            deltas: None,
-            embedding_shift: None,
-        });
+        return Ok(EncoderReport { original: orig, compressed: None, deltas: None, embedding_shift: None });
     };
     let compressed = BertEncoder::load_with_tokenizer_fallback(&dir, Some(model), device)?;
     let (comp, emb_b, pred_b) = encoder_metrics(&compressed, samples, options.encoder_batch, ctx)?;
     let d = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
-    let agreement = (!pred_a.is_empty()).then(|| {
-        pred_a.iter().zip(&pred_b).filter(|(a, b)| a == b).count() as f64 / pred_a.len() as f64
-    });
+    let agreement = (!pred_a.is_empty())
+        .then(|| pred_a.iter().zip(&pred_b).filter(|(a, b)| a == b).count() as f64 / pred_a.len() as f64);
     Ok(EncoderReport {
         deltas: Some(EncoderDeltas {
             spearman: d(orig.sts.map(|s| s.spearman), comp.sts.map(|s| s.spearman)),
@@ -479,10 +435,7 @@ mod tests {
     #[test]
     fn decoder_rejects_pairs_and_self_compare_folder_has_no_shift() {
         let model = root().join("models/stories260K");
-        let opts = EvalOptions {
-            samples: Some(root().join(bundled::STSB_DEV)),
-            ..EvalOptions::default()
-        };
+        let opts = EvalOptions { samples: Some(root().join(bundled::STSB_DEV)), ..EvalOptions::default() };
         let e = evaluate(&model, &opts, &JobContext::silent()).unwrap_err().to_string();
         assert!(e.contains("plain text"), "{e}");
 

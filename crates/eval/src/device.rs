@@ -33,10 +33,7 @@ impl FromStr for DeviceSpec {
     type Err = EvalError;
 
     fn from_str(s: &str) -> Result<Self> {
-        let bad = |reason: &str| EvalError::Device {
-            requested: s.to_string(),
-            reason: reason.to_string(),
-        };
+        let bad = |reason: &str| EvalError::Device { requested: s.to_string(), reason: reason.to_string() };
         let lower = s.trim().to_ascii_lowercase();
         match lower.as_str() {
             "cpu" => Ok(Self::Cpu),
@@ -73,9 +70,7 @@ impl DeviceSpec {
             };
             return Err(EvalError::Device {
                 requested,
-                reason: format!(
-                    "this build has no {feature} support; rebuild with `--features {feature}`"
-                ),
+                reason: format!("this build has no {feature} support; rebuild with `--features {feature}`"),
             });
         }
         let opened = match self {
@@ -83,10 +78,7 @@ impl DeviceSpec {
             Self::Cuda(n) => Device::new_cuda(*n),
             Self::Metal => Device::new_metal(0),
         };
-        opened.map_err(|e| EvalError::Device {
-            requested,
-            reason: format!("not available on this machine: {e}"),
-        })
+        opened.map_err(|e| EvalError::Device { requested, reason: format!("not available on this machine: {e}") })
     }
 }
 

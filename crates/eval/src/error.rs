@@ -16,21 +16,11 @@ pub enum EvalError {
     /// A malformed sample file. `line` is 1-based; `column` is the 1-based field number (0 when the
     /// problem concerns the whole line).
     #[error("{path}:{line}: column {column}: {message}")]
-    Sample {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Sample { path: PathBuf, line: usize, column: usize, message: String },
 
     /// A sample file that is larger than the configured limits.
     #[error("{path}: {what} is {got}, over the limit of {limit}")]
-    SampleLimit {
-        path: PathBuf,
-        what: &'static str,
-        got: u64,
-        limit: u64,
-    },
+    SampleLimit { path: PathBuf, what: &'static str, got: u64, limit: u64 },
 
     /// A sample file whose layout (format, columns) could not be determined or is not usable for the
     /// requested evaluation.
@@ -74,27 +64,18 @@ pub(crate) trait CandleContext<T> {
 
 impl<T> CandleContext<T> for candle_core::Result<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| EvalError::Candle {
-            context: context(),
-            source,
-        })
+        self.map_err(|source| EvalError::Candle { context: context(), source })
     }
 }
 
 impl EvalError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io {
-            path: path.into(),
-            source,
-        }
+        Self::Io { path: path.into(), source }
     }
 }
 
 impl From<candle_core::Error> for EvalError {
     fn from(source: candle_core::Error) -> Self {
-        Self::Candle {
-            context: "tensor operation".to_string(),
-            source,
-        }
+        Self::Candle { context: "tensor operation".to_string(), source }
     }
 }

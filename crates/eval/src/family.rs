@@ -23,11 +23,7 @@ pub enum ModelFamily {
 /// Reads `config.json` and classifies the model.
 pub fn detect_family(dir: &Path) -> Result<ModelFamily> {
     let (_, config) = read_config(dir)?;
-    let model_type = config
-        .get("model_type")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let model_type = config.get("model_type").and_then(|v| v.as_str()).unwrap_or_default().to_ascii_lowercase();
     let arch = config
         .get("architectures")
         .and_then(|v| v.as_array())
@@ -38,11 +34,9 @@ pub fn detect_family(dir: &Path) -> Result<ModelFamily> {
     Ok(match (model_type.as_str(), arch.as_str()) {
         ("llama", _) | (_, "LlamaForCausalLM") => ModelFamily::Llama,
         ("bert", _) | (_, "BertModel") => ModelFamily::Bert,
-        _ if arch.is_empty() => ModelFamily::Other(if model_type.is_empty() {
-            "unknown".to_string()
-        } else {
-            model_type
-        }),
+        _ if arch.is_empty() => {
+            ModelFamily::Other(if model_type.is_empty() { "unknown".to_string() } else { model_type })
+        }
         _ => ModelFamily::Other(arch),
     })
 }
@@ -62,11 +56,8 @@ mod tests {
     fn other_architectures_are_named() {
         let dir = std::env::temp_dir().join(format!("pareto-eval-family-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("config.json"),
-            r#"{"architectures":["GPT2LMHeadModel"],"model_type":"gpt2"}"#,
-        )
-        .unwrap();
+        std::fs::write(dir.join("config.json"), r#"{"architectures":["GPT2LMHeadModel"],"model_type":"gpt2"}"#)
+            .unwrap();
         assert_eq!(detect_family(&dir).unwrap(), ModelFamily::Other("GPT2LMHeadModel".into()));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -54,8 +54,7 @@ impl LlamaConfig {
     }
 
     pub fn head_dim(&self) -> usize {
-        self.head_dim
-            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
     }
 
     /// BOS id (1 when the config does not say, as for llama2.c / SentencePiece models).
@@ -64,13 +63,10 @@ impl LlamaConfig {
     }
 
     fn validate(&self, path: &Path) -> Result<()> {
-        let bad = |message: String| EvalError::Config {
-            path: path.to_path_buf(),
-            message,
-        };
+        let bad = |message: String| EvalError::Config { path: path.to_path_buf(), message };
         if self.num_attention_heads == 0
             || self.kv_heads() == 0
-            || self.num_attention_heads % self.kv_heads() != 0
+            || !self.num_attention_heads.is_multiple_of(self.kv_heads())
         {
             return Err(bad(format!(
                 "num_attention_heads {} must be a positive multiple of num_key_value_heads {}",
@@ -78,7 +74,7 @@ impl LlamaConfig {
                 self.kv_heads()
             )));
         }
-        if self.head_dim() == 0 || self.head_dim() % 2 != 0 {
+        if self.head_dim() == 0 || !self.head_dim().is_multiple_of(2) {
             return Err(bad(format!("head_dim {} must be even and positive", self.head_dim())));
         }
         if let Some(s) = &self.rope_scaling
@@ -222,8 +218,7 @@ impl Weights<'_> {
                 message: format!("tensor `{name}` has shape {:?}, expected {shape:?}", t.dims()),
             });
         }
-        t.to_dtype(DType::F32)
-            .ctx(|| format!("converting `{name}` to f32"))
+        t.to_dtype(DType::F32).ctx(|| format!("converting `{name}` to f32"))
     }
 }
 
@@ -242,16 +237,10 @@ impl LlamaModel {
     fn load_with(dir: &Path, device: &Device, quant: Option<GgmlDType>) -> Result<Self> {
         let start = Instant::now();
         let (config_path, json) = read_config(dir)?;
-        let config: LlamaConfig =
-            serde_json::from_value(json).map_err(|e| EvalError::Config {
-                path: config_path.clone(),
-                message: e.to_string(),
-            })?;
+        let config: LlamaConfig = serde_json::from_value(json)
+            .map_err(|e| EvalError::Config { path: config_path.clone(), message: e.to_string() })?;
         config.validate(&config_path)?;
-        let mut w = Weights {
-            map: load_tensors(dir, device)?,
-            dir,
-        };
+        let mut w = Weights { map: load_tensors(dir, device)?, dir };
         let (h, hd) = (config.hidden_size, config.head_dim());
         let (nh, nkv) = (config.num_attention_heads, config.kv_heads());
         let (ff, vocab) = (config.intermediate_size, config.vocab_size);
@@ -261,18 +250,11 @@ impl LlamaModel {
             match quant {
                 None => Ok(Linear::Dense(t)),
                 Some(dtype) => {
-                    let fits = shape[1] % dtype.block_size() == 0;
+                    let fits = shape[1].is_multiple_of(dtype.block_size());
                     let used = if fits { dtype } else { GgmlDType::F16 };
-                    let q = QTensor::quantize(&t, used)
-                        .ctx(|| format!("quantizing `{name}` to {used:?}"))?;
-                    quantized.push(QuantizedTensor {
-                        name: name.clone(),
-                        format: ggml_name(used),
-                        fallback: !fits,
-                    });
-                    Ok(Linear::Quantized(
-                        QMatMul::from_qtensor(q).ctx(|| format!("QMatMul for `{name}`"))?,
-                    ))
+                    let q = QTensor::quantize(&t, used).ctx(|| format!("quantizing `{name}` to {used:?}"))?;
+                    quantized.push(QuantizedTensor { name: name.clone(), format: ggml_name(used), fallback: !fits });
+                    Ok(Linear::Quantized(QMatMul::from_qtensor(q).ctx(|| format!("QMatMul for `{name}`"))?))
                 }
             }
         };
@@ -293,10 +275,7 @@ impl LlamaModel {
                 up: linear(&mut w, format!("{mlp}.up_proj"), [ff, h])?,
                 down: linear(&mut w, format!("{mlp}.down_proj"), [h, ff])?,
                 names: LayerNames {
-                    qkv: ["q_proj", "k_proj", "v_proj"]
-                        .iter()
-                        .map(|n| format!("{attn}.{n}"))
-                        .collect(),
+                    qkv: ["q_proj", "k_proj", "v_proj"].iter().map(|n| format!("{attn}.{n}")).collect(),
                     o: vec![format!("{attn}.o_proj")],
                     gate_up: vec![format!("{mlp}.gate_proj"), format!("{mlp}.up_proj")],
                     down: vec![format!("{mlp}.down_proj")],
@@ -357,10 +336,7 @@ impl LlamaModel {
     }
 
     pub fn new_cache(&self) -> KvCache {
-        KvCache {
-            layers: vec![None; self.layers.len()],
-            pos: 0,
-        }
+        KvCache { layers: vec![None; self.layers.len()], pos: 0 }
     }
 
     /// Logits `[batch, seq, vocab]` (F32) for token ids `[batch, seq]` (u32). With a cache the
@@ -387,11 +363,7 @@ impl LlamaModel {
         let eps = cfg.rms_norm_eps as f32;
         let cos = self.cos.narrow(0, pos, s)?;
         let sin = self.sin.narrow(0, pos, s)?;
-        let mask = if s > 1 {
-            Some(causal_mask(s, pos, &self.device)?)
-        } else {
-            None
-        };
+        let mask = if s > 1 { Some(causal_mask(s, pos, &self.device)?) } else { None };
         let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, s, cfg.hidden_size))?;
         for (li, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.input_norm, eps)?;
@@ -403,9 +375,10 @@ impl LlamaModel {
             let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
             let (k, v) = match cache.as_deref_mut() {
                 Some(c) => {
-                    let slot = c.layers.get_mut(li).ok_or_else(|| {
-                        EvalError::InvalidArgument("cache from another model".to_string())
-                    })?;
+                    let slot = c
+                        .layers
+                        .get_mut(li)
+                        .ok_or_else(|| EvalError::InvalidArgument("cache from another model".to_string()))?;
                     let (k, v) = match slot.take() {
                         Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
                         None => (k, v),
@@ -481,12 +454,7 @@ fn ggml_name(d: GgmlDType) -> String {
     .to_string()
 }
 
-fn emit(
-    sink: &mut Option<&mut dyn ActivationSink>,
-    layer: usize,
-    linears: &[String],
-    x: &Tensor,
-) -> Result<()> {
+fn emit(sink: &mut Option<&mut dyn ActivationSink>, layer: usize, linears: &[String], x: &Tensor) -> Result<()> {
     let Some(sink) = sink.as_deref_mut() else {
         return Ok(());
     };
@@ -494,21 +462,13 @@ fn emit(
     let flat = x.reshape(((), cols))?.to_dtype(DType::F32)?;
     let rows = flat.dim(0)?;
     let data = flat.flatten_all()?.to_vec1::<f32>()?;
-    sink.accept(LinearInput {
-        layer,
-        linears,
-        rows,
-        cols,
-        data: &data,
-    })
+    sink.accept(LinearInput { layer, linears, rows, cols, data: &data })
 }
 
 /// cos/sin tables `[max_pos, head_dim / 2]` for rotate_half RoPE.
 fn rope_tables(cfg: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
     let hd = cfg.head_dim();
-    let inv: Vec<f32> = (0..hd / 2)
-        .map(|i| (1.0 / cfg.rope_theta.powf(2.0 * i as f64 / hd as f64)) as f32)
-        .collect();
+    let inv: Vec<f32> = (0..hd / 2).map(|i| (1.0 / cfg.rope_theta.powf(2.0 * i as f64 / hd as f64)) as f32).collect();
     let n = cfg.max_position_embeddings;
     let mut angles = Vec::with_capacity(n * inv.len());
     for p in 0..n {
@@ -521,9 +481,8 @@ fn rope_tables(cfg: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
 /// Additive mask `[s, pos + s]`: 0 where query i may see key j (j <= pos + i), -inf elsewhere.
 fn causal_mask(s: usize, pos: usize, device: &Device) -> Result<Tensor> {
     let total = pos + s;
-    let data: Vec<f32> = (0..s)
-        .flat_map(|i| (0..total).map(move |j| if j <= pos + i { 0.0 } else { f32::NEG_INFINITY }))
-        .collect();
+    let data: Vec<f32> =
+        (0..s).flat_map(|i| (0..total).map(move |j| if j <= pos + i { 0.0 } else { f32::NEG_INFINITY })).collect();
     Ok(Tensor::from_vec(data, (s, total), device)?)
 }
 
@@ -533,9 +492,7 @@ fn repeat_kv(x: &Tensor, rep: usize) -> Result<Tensor> {
         return Ok(x.clone());
     }
     let (b, nkv, s, d) = x.dims4()?;
-    Ok(x.unsqueeze(2)?
-        .expand((b, nkv, rep, s, d))?
-        .reshape((b, nkv * rep, s, d))?)
+    Ok(x.unsqueeze(2)?.expand((b, nkv, rep, s, d))?.reshape((b, nkv * rep, s, d))?)
 }
 
 #[cfg(test)]
@@ -548,10 +505,9 @@ mod tests {
 
     /// Karpathy's documented stories260K sample, as ids (PROVENANCE reference 1).
     pub(crate) const GREEDY_REFERENCE: [u32; 61] = [
-        1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396,
-        267, 337, 410, 408, 419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432, 358, 394, 261,
-        370, 432, 352, 266, 268, 388, 426, 338, 391, 266, 267, 337, 335, 312, 432, 398, 312, 286, 267,
-        414, 270, 333, 415,
+        1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337, 410,
+        408, 419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432, 358, 394, 261, 370, 432, 352, 266, 268, 388,
+        426, 338, 391, 266, 267, 337, 335, 312, 432, 398, 312, 286, 267, 414, 270, 333, 415,
     ];
 
     #[test]
@@ -579,9 +535,8 @@ mod tests {
     fn cached_decoding_equals_one_full_pass() {
         let m = LlamaModel::load(&stories(), &Device::Cpu).unwrap();
         let ids: Vec<u32> = GREEDY_REFERENCE[..20].to_vec();
-        let full = m
-            .forward(&Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap(), None, None)
-            .unwrap();
+        let full =
+            m.forward(&Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap(), None, None).unwrap();
         let mut cache = m.new_cache();
         let head = Tensor::new(&ids[..12], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
         m.forward(&head, Some(&mut cache), None).unwrap();
@@ -616,7 +571,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pareto-eval-llama-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let cfg = std::fs::read_to_string(stories().join("config.json")).unwrap();
-        std::fs::write(dir.join("config.json"), cfg.replace("\"num_key_value_heads\": 4", "\"num_key_value_heads\": 3")).unwrap();
+        std::fs::write(
+            dir.join("config.json"),
+            cfg.replace("\"num_key_value_heads\": 4", "\"num_key_value_heads\": 3"),
+        )
+        .unwrap();
         let e = LlamaModel::load(&dir, &Device::Cpu).unwrap_err().to_string();
         assert!(e.contains("multiple of num_key_value_heads 3"), "{e}");
         std::fs::write(dir.join("config.json"), cfg).unwrap();

@@ -59,11 +59,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
         na += x * x;
         nb += y * y;
     }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt())
-    }
+    if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na.sqrt() * nb.sqrt()) }
 }
 
 /// Indices of the `k` most similar other rows of `emb` (by cosine) for row `i`, best first; ties
@@ -72,12 +68,8 @@ fn top_k_neighbours(emb: &[Vec<f32>], i: usize, k: usize) -> Vec<usize> {
     let Some(q) = emb.get(i) else {
         return Vec::new();
     };
-    let mut scored: Vec<(usize, f64)> = emb
-        .iter()
-        .enumerate()
-        .filter(|(j, _)| *j != i)
-        .map(|(j, e)| (j, cosine(q, e)))
-        .collect();
+    let mut scored: Vec<(usize, f64)> =
+        emb.iter().enumerate().filter(|(j, _)| *j != i).map(|(j, e)| (j, cosine(q, e))).collect();
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     scored.into_iter().take(k).map(|(j, _)| j).collect()
 }
@@ -120,9 +112,7 @@ pub fn retrieval_agreement(a: &[Vec<f32>], b: &[Vec<f32>], k: usize) -> Option<R
 
 /// log-softmax of one row of logits, in f64.
 pub fn log_softmax(logits: &[f32]) -> Vec<f64> {
-    let max = logits
-        .iter()
-        .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+    let max = logits.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
     let sum: f64 = logits.iter().map(|&v| (f64::from(v) - max).exp()).sum();
     let lse = max + sum.ln();
     logits.iter().map(|&v| f64::from(v) - lse).collect()
@@ -130,11 +120,7 @@ pub fn log_softmax(logits: &[f32]) -> Vec<f64> {
 
 /// KL(p ‖ q) in nats from two log-probability rows (p = reference).
 pub fn kl_divergence(log_p: &[f64], log_q: &[f64]) -> f64 {
-    log_p
-        .iter()
-        .zip(log_q)
-        .map(|(&lp, &lq)| if lp == f64::NEG_INFINITY { 0.0 } else { lp.exp() * (lp - lq) })
-        .sum()
+    log_p.iter().zip(log_q).map(|(&lp, &lq)| if lp == f64::NEG_INFINITY { 0.0 } else { lp.exp() * (lp - lq) }).sum()
 }
 
 /// Index of the largest value (first on ties).
@@ -169,25 +155,10 @@ impl Summary {
         let mut v = values.to_vec();
         v.sort_by(f64::total_cmp);
         let n = v.len();
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
+        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
         let mean = v.iter().sum::<f64>() / n as f64;
-        let var = if n > 1 {
-            v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64
-        } else {
-            0.0
-        };
-        Some(Self {
-            n,
-            median,
-            mean,
-            min: v[0],
-            max: v[n - 1],
-            stddev: var.sqrt(),
-        })
+        let var = if n > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64 } else { 0.0 };
+        Some(Self { n, median, mean, min: v[0], max: v[n - 1], stddev: var.sqrt() })
     }
 }
 

@@ -31,12 +31,7 @@ pub struct PerplexityProtocol {
 impl Default for PerplexityProtocol {
     /// The PROVENANCE protocol: 65,536 characters, windows of 256.
     fn default() -> Self {
-        Self {
-            max_chars: Some(65_536),
-            window: 256,
-            max_windows: None,
-            batch: 8,
-        }
+        Self { max_chars: Some(65_536), window: 256, max_windows: None, batch: 8 }
     }
 }
 
@@ -76,10 +71,7 @@ pub struct DecoderComparison {
 
 /// Loads a tokenizer.json as is (no truncation, no padding changes).
 pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
-    Tokenizer::from_file(path).map_err(|e| EvalError::Tokenizer {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+    Tokenizer::from_file(path).map_err(|e| EvalError::Tokenizer { path: path.to_path_buf(), message: e.to_string() })
 }
 
 /// Tokenizes `text` without special tokens (no BOS).
@@ -87,18 +79,12 @@ pub fn tokenize(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
     tokenizer
         .encode(text, false)
         .map(|e| e.get_ids().to_vec())
-        .map_err(|e| EvalError::Tokenizer {
-            path: "tokenizer.json".into(),
-            message: e.to_string(),
-        })
+        .map_err(|e| EvalError::Tokenizer { path: "tokenizer.json".into(), message: e.to_string() })
 }
 
 /// The full windows of the token stream under `protocol`.
 pub fn windows<'a>(tokens: &'a [u32], protocol: &PerplexityProtocol) -> Vec<&'a [u32]> {
-    tokens
-        .chunks_exact(protocol.window.max(1))
-        .take(protocol.max_windows.unwrap_or(usize::MAX))
-        .collect()
+    tokens.chunks_exact(protocol.window.max(1)).take(protocol.max_windows.unwrap_or(usize::MAX)).collect()
 }
 
 fn check(tokens: &[u32], protocol: &PerplexityProtocol) -> Result<()> {
@@ -127,10 +113,7 @@ fn batch_tensors(model: &LlamaModel, batch: &[&[u32]]) -> Result<(Tensor, Tensor
         target.extend_from_slice(chunk);
     }
     let dev = model.device();
-    Ok((
-        Tensor::from_vec(input, (batch.len(), w), dev)?,
-        Tensor::from_vec(target, (batch.len(), w), dev)?,
-    ))
+    Ok((Tensor::from_vec(input, (batch.len(), w), dev)?, Tensor::from_vec(target, (batch.len(), w), dev)?))
 }
 
 /// Log-probabilities `[n, window, vocab]` for a batch of windows.
@@ -254,12 +237,7 @@ mod tests {
     }
 
     fn protocol_tokens() -> Vec<u32> {
-        let text = read_text(
-            &root().join(bundled::TINYSTORIES),
-            &SampleLimits::default(),
-            Some(65_536),
-        )
-        .unwrap();
+        let text = read_text(&root().join(bundled::TINYSTORIES), &SampleLimits::default(), Some(65_536)).unwrap();
         assert_eq!(text.chars().count(), 65_536);
         let tok = load_tokenizer(&root().join("models/stories260K/tokenizer.json")).unwrap();
         tokenize(&tok, &text).unwrap()
@@ -277,8 +255,7 @@ mod tests {
     #[test]
     fn stories260k_nll_reproduces_the_reference() {
         let model = LlamaModel::load(&root().join("models/stories260K"), &Device::Cpu).unwrap();
-        let r = perplexity(&model, &protocol_tokens(), &PerplexityProtocol::default(), &JobContext::silent())
-            .unwrap();
+        let r = perplexity(&model, &protocol_tokens(), &PerplexityProtocol::default(), &JobContext::silent()).unwrap();
         assert_eq!((r.windows, r.scored), (122, 31_232));
         let rel = (r.mean_nll / 1.520419 - 1.0).abs();
         assert!(rel < 1e-3, "mean NLL {} vs 1.520419 (rel {rel:e})", r.mean_nll);
@@ -319,8 +296,7 @@ mod tests {
     #[test]
     fn too_short_text_is_a_clear_error() {
         let model = LlamaModel::load(&root().join("models/stories260K"), &Device::Cpu).unwrap();
-        let e = perplexity(&model, &[5; 10], &PerplexityProtocol::default(), &JobContext::silent())
-            .unwrap_err();
+        let e = perplexity(&model, &[5; 10], &PerplexityProtocol::default(), &JobContext::silent()).unwrap_err();
         assert!(e.to_string().contains("fewer than one window of 256"), "{e}");
     }
 }

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::bert::BertEncoder;
 use crate::error::{EvalError, Result};
-use pareto_core::job::JobContext;
 use crate::llama::{LlamaModel, WeightMode};
 use crate::metrics::Summary;
+use pareto_core::job::JobContext;
 
 /// Repeats and sizes of the speed measurements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,13 +32,7 @@ pub struct SpeedOptions {
 
 impl Default for SpeedOptions {
     fn default() -> Self {
-        Self {
-            warmup: 1,
-            repeats: 5,
-            prefill_tokens: 256,
-            decode_tokens: 128,
-            encoder_batch: 32,
-        }
+        Self { warmup: 1, repeats: 5, prefill_tokens: 256, decode_tokens: 128, encoder_batch: 32 }
     }
 }
 
@@ -97,13 +91,7 @@ pub struct EncoderSpeed {
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line
-        .trim_start_matches("VmHWM:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
+    let kb: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kb * 1024)
 }
 
@@ -112,11 +100,7 @@ fn summary(name: &str, v: &[f64]) -> Result<Summary> {
 }
 
 fn checkpoint(ctx: &JobContext) -> Result<()> {
-    if ctx.cancel.is_cancelled() {
-        Err(EvalError::Cancelled)
-    } else {
-        Ok(())
-    }
+    if ctx.cancel.is_cancelled() { Err(EvalError::Cancelled) } else { Ok(()) }
 }
 
 /// Measures a decoder: loads it `warmup + repeats` times (dense, or quantized in memory to `quant`
@@ -221,8 +205,7 @@ pub fn measure_encoder(
         }
         encoder = Some(e);
     }
-    let encoder =
-        encoder.ok_or_else(|| EvalError::InvalidArgument("repeats must be at least 1".into()))?;
+    let encoder = encoder.ok_or_else(|| EvalError::InvalidArgument("repeats must be at least 1".into()))?;
     ctx.progress.stage("measuring encoder speed", (runs * sentences.len()) as u64);
     let mut sps = Vec::new();
     for i in 0..runs {
@@ -261,13 +244,7 @@ mod tests {
     #[test]
     fn decoder_speed_has_positive_medians_for_dense_and_q8_0() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/stories260K");
-        let opts = SpeedOptions {
-            warmup: 1,
-            repeats: 2,
-            prefill_tokens: 64,
-            decode_tokens: 16,
-            encoder_batch: 8,
-        };
+        let opts = SpeedOptions { warmup: 1, repeats: 2, prefill_tokens: 64, decode_tokens: 16, encoder_batch: 8 };
         let ctx = JobContext::silent();
         let dense = measure_decoder(&dir, &Device::Cpu, None, &opts, &ctx).unwrap();
         assert_eq!(dense.weights, WeightMode::Dense);

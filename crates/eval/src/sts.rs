@@ -76,23 +76,16 @@ impl SentenceEmbeddings {
     }
 
     pub fn get(&self, sentence: &str) -> Option<&[f32]> {
-        self.index
-            .get(sentence)
-            .and_then(|&i| self.vectors.get(i))
-            .map(Vec::as_slice)
+        self.index.get(sentence).and_then(|&i| self.vectors.get(i)).map(Vec::as_slice)
     }
 
     fn need(&self, sentence: &str) -> Result<&[f32]> {
-        self.get(sentence).ok_or_else(|| {
-            EvalError::InvalidArgument(format!("sentence not embedded: {sentence:?}"))
-        })
+        self.get(sentence).ok_or_else(|| EvalError::InvalidArgument(format!("sentence not embedded: {sentence:?}")))
     }
 }
 
 fn pair_sentences(pairs: &[ScoredPair]) -> impl Iterator<Item = &str> {
-    pairs
-        .iter()
-        .flat_map(|p| [p.sentence1.as_str(), p.sentence2.as_str()])
+    pairs.iter().flat_map(|p| [p.sentence1.as_str(), p.sentence2.as_str()])
 }
 
 /// STS correlation from precomputed embeddings.
@@ -103,12 +96,8 @@ pub fn sts_from_embeddings(pairs: &[ScoredPair], emb: &SentenceEmbeddings) -> Re
         cos.push(cosine(emb.need(&p.sentence1)?, emb.need(&p.sentence2)?));
         gold.push(p.score);
     }
-    let undefined =
-        || EvalError::InvalidArgument("correlation undefined: need 2+ pairs with varying scores".into());
-    Ok((
-        100.0 * spearman(&cos, &gold).ok_or_else(undefined)?,
-        100.0 * pearson(&cos, &gold).ok_or_else(undefined)?,
-    ))
+    let undefined = || EvalError::InvalidArgument("correlation undefined: need 2+ pairs with varying scores".into());
+    Ok((100.0 * spearman(&cos, &gold).ok_or_else(undefined)?, 100.0 * pearson(&cos, &gold).ok_or_else(undefined)?))
 }
 
 /// Embeds the pairs' sentences and correlates cosine with the gold scores.
@@ -169,9 +158,7 @@ pub fn evaluate_proxy(
 ) -> Result<(ProxyResult, SentenceEmbeddings, Vec<bool>)> {
     let labels = texts.iter().map(binary_label).collect::<Result<Vec<_>>>()?;
     let start = Instant::now();
-    let all = [POSITIVE_ANCHOR, NEGATIVE_ANCHOR]
-        .into_iter()
-        .chain(texts.iter().map(|t| t.text.as_str()));
+    let all = [POSITIVE_ANCHOR, NEGATIVE_ANCHOR].into_iter().chain(texts.iter().map(|t| t.text.as_str()));
     let emb = SentenceEmbeddings::compute(encoder, all, batch, ctx)?;
     let seconds = start.elapsed().as_secs_f64();
     let pred = proxy_predictions(&emb, texts)?;
@@ -202,16 +189,9 @@ pub struct EmbeddingShift {
 /// Compares two embeddings of the same sentence list.
 pub fn embedding_shift(a: &SentenceEmbeddings, b: &SentenceEmbeddings) -> Result<EmbeddingShift> {
     if a.sentences != b.sentences {
-        return Err(EvalError::InvalidArgument(
-            "embedding sets cover different sentences".into(),
-        ));
+        return Err(EvalError::InvalidArgument("embedding sets cover different sentences".into()));
     }
-    let cos: Vec<f64> = a
-        .vectors
-        .iter()
-        .zip(&b.vectors)
-        .map(|(x, y)| cosine(x, y))
-        .collect();
+    let cos: Vec<f64> = a.vectors.iter().zip(&b.vectors).map(|(x, y)| cosine(x, y)).collect();
     let n = a.vectors.len().min(RETRIEVAL_CORPUS);
     Ok(EmbeddingShift {
         sentences: cos.len(),
@@ -234,8 +214,7 @@ mod tests {
 
     #[test]
     fn minilm_reproduces_stsb_dev_spearman_and_pearson() {
-        let SampleSet::Pairs(pairs) =
-            load_samples(&root().join(bundled::STSB_DEV), &SampleOptions::default()).unwrap()
+        let SampleSet::Pairs(pairs) = load_samples(&root().join(bundled::STSB_DEV), &SampleOptions::default()).unwrap()
         else {
             panic!("pairs expected")
         };

@@ -13,22 +13,13 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let index = dir.join("model.safetensors.index.json");
     if index.is_file() {
         let text = std::fs::read_to_string(&index).map_err(|e| EvalError::io(&index, e))?;
-        let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| EvalError::Config {
-                path: index.clone(),
-                message: e.to_string(),
-            })?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| EvalError::Config { path: index.clone(), message: e.to_string() })?;
         let map = json
             .get("weight_map")
             .and_then(|m| m.as_object())
-            .ok_or_else(|| EvalError::Config {
-                path: index.clone(),
-                message: "no `weight_map` object".to_string(),
-            })?;
-        let mut files: Vec<String> = map
-            .values()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
+            .ok_or_else(|| EvalError::Config { path: index.clone(), message: "no `weight_map` object".to_string() })?;
+        let mut files: Vec<String> = map.values().filter_map(|v| v.as_str().map(str::to_string)).collect();
         files.sort();
         files.dedup();
         for f in &files {
@@ -64,11 +55,8 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn load_tensors(dir: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
     let mut all = HashMap::new();
     for file in safetensors_files(dir)? {
-        let tensors =
-            candle_core::safetensors::load(&file, device).map_err(|source| EvalError::Candle {
-                context: format!("reading {}", file.display()),
-                source,
-            })?;
+        let tensors = candle_core::safetensors::load(&file, device)
+            .map_err(|source| EvalError::Candle { context: format!("reading {}", file.display()), source })?;
         all.extend(tensors);
     }
     Ok(all)
@@ -78,10 +66,8 @@ pub fn load_tensors(dir: &Path, device: &Device) -> Result<HashMap<String, Tenso
 pub fn read_config(dir: &Path) -> Result<(PathBuf, serde_json::Value)> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| EvalError::io(&path, e))?;
-    let value = serde_json::from_str(&text).map_err(|e| EvalError::Config {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    let value =
+        serde_json::from_str(&text).map_err(|e| EvalError::Config { path: path.clone(), message: e.to_string() })?;
     Ok((path, value))
 }
 
@@ -97,8 +83,5 @@ pub fn tokenizer_path(dir: &Path, fallback: Option<&Path>) -> Result<PathBuf> {
             return Ok(other);
         }
     }
-    Err(EvalError::Tokenizer {
-        path: own,
-        message: "missing (a Hugging Face tokenizer.json is required)".to_string(),
-    })
+    Err(EvalError::Tokenizer { path: own, message: "missing (a Hugging Face tokenizer.json is required)".to_string() })
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use pareto_core::{CompressOptions, Model, Recipe};
+use pareto_core::{CompressOptions, ExportFormat, Model, Recipe};
 
 use crate::{output, progress};
 
@@ -20,6 +20,13 @@ pub struct CompressArgs {
     /// Replace the output folder if it exists (only after the new one is complete).
     #[arg(long)]
     pub force: bool,
+    /// The artifact: dense safetensors (default), compressed-tensors (vLLM), gguf (llama.cpp) or
+    /// gptq (GPTQ v1 checkpoint).
+    #[arg(long, default_value = "safetensors", value_parser = parse_format)]
+    pub format: ExportFormat,
+    /// Skip the per-tensor error metrics of packed formats (faster export).
+    #[arg(long)]
+    pub no_metrics: bool,
     /// Rows of the per-tensor summary table to print.
     #[arg(long, default_value_t = 40)]
     pub limit: usize,
@@ -31,6 +38,8 @@ pub fn run(args: &CompressArgs, json: bool) -> anyhow::Result<()> {
     let plan = recipe.resolve(&model)?;
     let mut opts = CompressOptions::new(&args.out);
     opts.force = args.force;
+    opts.format = args.format;
+    opts.metrics = !args.no_metrics;
     let ctx = progress::bar_context();
     let report = pareto_core::compress(&model, &plan, &opts, &ctx)?;
     drop(ctx);
@@ -60,11 +69,21 @@ pub fn run(args: &CompressArgs, json: bool) -> anyhow::Result<()> {
     }
     crate::commands::plan::print_totals(&report.totals);
     eprintln!(
-        "wrote {} ({} dense) in {:.2} s; content hash {}",
+        "wrote {} ({}, {}) in {:.2} s; content hash {}",
         report.output.display(),
+        report.format,
         output::bytes(report.written_bytes),
         report.seconds,
         &report.content_hash[..16.min(report.content_hash.len())]
     );
     Ok(())
+}
+
+fn parse_format(s: &str) -> Result<ExportFormat, String> {
+    ExportFormat::parse(s).ok_or_else(|| {
+        format!(
+            "unknown format {s:?}; valid: {}",
+            ExportFormat::ALL.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+        )
+    })
 }

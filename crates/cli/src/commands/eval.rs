@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use pareto_eval::DeviceSpec;
 use pareto_eval::compare::{Compressed, EvalOptions, EvalReport, SpeedReport};
 use pareto_eval::perplexity::PerplexityProtocol;
 use pareto_eval::samples::{Column, Columns, Selection};
 use pareto_eval::speed::SpeedOptions;
-use pareto_eval::DeviceSpec;
 
 use crate::{output, progress};
 
@@ -63,15 +63,8 @@ pub struct EvalArgs {
 fn columns(spec: &[String]) -> anyhow::Result<Columns> {
     let c: Vec<Column> = spec.iter().map(|s| Column::parse(s.trim())).collect();
     match c.as_slice() {
-        [a, b, s] => Ok(Columns::Pairs {
-            sentence1: a.clone(),
-            sentence2: b.clone(),
-            score: s.clone(),
-        }),
-        [t, l] => Ok(Columns::Labelled {
-            text: t.clone(),
-            label: l.clone(),
-        }),
+        [a, b, s] => Ok(Columns::Pairs { sentence1: a.clone(), sentence2: b.clone(), score: s.clone() }),
+        [t, l] => Ok(Columns::Labelled { text: t.clone(), label: l.clone() }),
         _ => anyhow::bail!("--columns takes 3 (sentence1,sentence2,score) or 2 (text,label) entries"),
     }
 }
@@ -95,10 +88,7 @@ pub fn options(args: &EvalArgs) -> anyhow::Result<EvalOptions> {
         device,
         greedy_steps: args.greedy_steps,
         encoder_batch: args.batch.max(1) * 4,
-        speed: args.speed.then(|| SpeedOptions {
-            repeats: args.repeats.max(1),
-            ..SpeedOptions::default()
-        }),
+        speed: args.speed.then(|| SpeedOptions { repeats: args.repeats.max(1), ..SpeedOptions::default() }),
         ..EvalOptions::default()
     };
     opts.sample_options.max_chars = Some(args.max_chars);
@@ -189,10 +179,22 @@ fn print_human(r: &EvalReport) {
         let mut rows = Vec::new();
         let mut push = |name: &str, m: &pareto_eval::compare::EncoderMetrics| {
             if let Some(s) = m.sts {
-                rows.push(vec![name.to_string(), f(s.spearman, 2), f(s.pearson, 2), "-".into(), f(s.sentences_per_s, 1)]);
+                rows.push(vec![
+                    name.to_string(),
+                    f(s.spearman, 2),
+                    f(s.pearson, 2),
+                    "-".into(),
+                    f(s.sentences_per_s, 1),
+                ]);
             }
             if let Some(p) = m.proxy {
-                rows.push(vec![name.to_string(), "-".into(), "-".into(), format!("{:.2}%", p.accuracy), f(p.sentences_per_s, 1)]);
+                rows.push(vec![
+                    name.to_string(),
+                    "-".into(),
+                    "-".into(),
+                    format!("{:.2}%", p.accuracy),
+                    f(p.sentences_per_s, 1),
+                ]);
             }
         };
         push("original", &e.original);

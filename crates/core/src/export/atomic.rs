@@ -54,7 +54,11 @@ impl OutputDir {
     /// `force` (then it is replaced only at commit time).
     pub fn create(final_path: &Path, source_root: &Path, force: bool, opener: Opener) -> Result<OutputDir> {
         let abs = |p: &Path| -> PathBuf {
-            let p = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf()) };
+            let p = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+            };
             // Canonicalize what exists so symlinks and `..` cannot hide the source.
             p.canonicalize().unwrap_or(p)
         };
@@ -191,6 +195,9 @@ mod tests {
         assert_eq!(fs::read(out.join("a.txt")).unwrap(), b"hello");
         assert!(matches!(OutputDir::create(&out, &src, false, default_opener()), Err(Error::OutputExists { .. })));
         assert!(matches!(OutputDir::create(&src, &src, true, default_opener()), Err(Error::OutputIsSource { .. })));
-        assert!(matches!(OutputDir::create(dir.path(), &src, true, default_opener()), Err(Error::OutputIsSource { .. })));
+        assert!(matches!(
+            OutputDir::create(dir.path(), &src, true, default_opener()),
+            Err(Error::OutputIsSource { .. })
+        ));
     }
 }

@@ -14,8 +14,7 @@ pub enum Column {
 impl Column {
     /// Parses `"3"` as an index and anything else as a name.
     pub fn parse(s: &str) -> Self {
-        s.parse::<usize>()
-            .map_or_else(|_| Self::Name(s.to_string()), Self::Index)
+        s.parse::<usize>().map_or_else(|_| Self::Name(s.to_string()), Self::Index)
     }
 
     /// Resolves to a 0-based position given an optional header.
@@ -39,11 +38,7 @@ impl Column {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Columns {
     /// Sentence pairs with a gold similarity score (STS).
-    Pairs {
-        sentence1: Column,
-        sentence2: Column,
-        score: Column,
-    },
+    Pairs { sentence1: Column, sentence2: Column, score: Column },
     /// Texts with a class label (e.g. SST-2).
     Labelled { text: Column, label: Column },
 }
@@ -51,11 +46,7 @@ pub enum Columns {
 impl Columns {
     /// The STS-B layout: `genre, filename, year, id, score, sentence1, sentence2[, license, license]`.
     pub fn stsb() -> Self {
-        Self::Pairs {
-            sentence1: Column::Index(5),
-            sentence2: Column::Index(6),
-            score: Column::Index(4),
-        }
+        Self::Pairs { sentence1: Column::Index(5), sentence2: Column::Index(6), score: Column::Index(4) }
     }
 }
 
@@ -66,30 +57,18 @@ const TEXT: &[&str] = &["sentence", "text", "content", "review"];
 const LABEL: &[&str] = &["label", "labels", "class", "sentiment"];
 
 fn find(names: &[String], wanted: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .find(|n| wanted.iter().any(|w| n.trim().eq_ignore_ascii_case(w)))
-        .cloned()
+    names.iter().find(|n| wanted.iter().any(|w| n.trim().eq_ignore_ascii_case(w))).cloned()
 }
 
 /// Detects a layout from column names (a header row or the keys of a JSON object).
 pub fn detect_from_names(names: &[String]) -> Option<Columns> {
-    if let (Some(a), Some(b), Some(s)) = (
-        find(names, SENTENCE1),
-        find(names, SENTENCE2),
-        find(names, SCORE).or_else(|| find(names, LABEL)),
-    ) {
-        return Some(Columns::Pairs {
-            sentence1: Column::Name(a),
-            sentence2: Column::Name(b),
-            score: Column::Name(s),
-        });
+    if let (Some(a), Some(b), Some(s)) =
+        (find(names, SENTENCE1), find(names, SENTENCE2), find(names, SCORE).or_else(|| find(names, LABEL)))
+    {
+        return Some(Columns::Pairs { sentence1: Column::Name(a), sentence2: Column::Name(b), score: Column::Name(s) });
     }
     match (find(names, TEXT), find(names, LABEL)) {
-        (Some(t), Some(l)) => Some(Columns::Labelled {
-            text: Column::Name(t),
-            label: Column::Name(l),
-        }),
+        (Some(t), Some(l)) => Some(Columns::Labelled { text: Column::Name(t), label: Column::Name(l) }),
         _ => None,
     }
 }
@@ -119,10 +98,7 @@ mod tests {
         );
         assert_eq!(
             detect_from_names(&names(&["sentence", "label"])),
-            Some(Columns::Labelled {
-                text: Column::Name("sentence".into()),
-                label: Column::Name("label".into()),
-            })
+            Some(Columns::Labelled { text: Column::Name("sentence".into()), label: Column::Name("label".into()) })
         );
         assert_eq!(detect_from_names(&names(&["a", "b"])), None);
     }

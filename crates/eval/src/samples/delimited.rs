@@ -53,26 +53,13 @@ pub fn parse_delimited(
             limits.check_field(path, r.line, i + 1, f)?;
         }
     }
-    let header = if has_header && !records.is_empty() {
-        Some(records.remove(0).fields)
-    } else {
-        None
-    };
+    let header = if has_header && !records.is_empty() { Some(records.remove(0).fields) } else { None };
     limits.check_rows(path, records.len())?;
-    Ok(Table {
-        path: path.to_path_buf(),
-        header,
-        records,
-    })
+    Ok(Table { path: path.to_path_buf(), header, records })
 }
 
 fn sample_err(path: &Path, line: usize, column: usize, message: impl Into<String>) -> EvalError {
-    EvalError::Sample {
-        path: path.to_path_buf(),
-        line,
-        column,
-        message: message.into(),
-    }
+    EvalError::Sample { path: path.to_path_buf(), line, column, message: message.into() }
 }
 
 fn split_tsv(path: &Path, text: &str) -> Result<Vec<Record>> {
@@ -88,10 +75,7 @@ fn split_tsv(path: &Path, text: &str) -> Result<Vec<Record>> {
             if raw.is_empty() {
                 return Err(sample_err(path, line, 0, "empty line"));
             }
-            Ok(Record {
-                line,
-                fields: raw.split('\t').map(str::to_string).collect(),
-            })
+            Ok(Record { line, fields: raw.split('\t').map(str::to_string).collect() })
         })
         .collect()
 }
@@ -153,21 +137,13 @@ fn split_csv(path: &Path, text: &str) -> Result<Vec<Record>> {
                     return Err(sample_err(path, line, 0, "empty line"));
                 }
                 fields.push(std::mem::take(&mut field));
-                records.push(Record {
-                    line: record_line,
-                    fields: std::mem::take(&mut fields),
-                });
+                records.push(Record { line: record_line, fields: std::mem::take(&mut fields) });
                 line += 1;
                 record_line = line;
                 state = S::Start;
             }
             (S::AfterQuote, ch) => {
-                return Err(sample_err(
-                    path,
-                    line,
-                    column,
-                    format!("unexpected {ch:?} after a closing quote"),
-                ));
+                return Err(sample_err(path, line, column, format!("unexpected {ch:?} after a closing quote")));
             }
             (_, ch) => {
                 field.push(ch);
@@ -176,19 +152,11 @@ fn split_csv(path: &Path, text: &str) -> Result<Vec<Record>> {
         }
     }
     if state == S::Quoted {
-        return Err(sample_err(
-            path,
-            quote_line,
-            fields.len() + 1,
-            "quoted field is never closed",
-        ));
+        return Err(sample_err(path, quote_line, fields.len() + 1, "quoted field is never closed"));
     }
     if !fields.is_empty() || !field.is_empty() || state == S::AfterQuote {
         fields.push(field);
-        records.push(Record {
-            line: record_line,
-            fields,
-        });
+        records.push(Record { line: record_line, fields });
     }
     Ok(records)
 }
@@ -203,14 +171,7 @@ mod tests {
 
     #[test]
     fn tsv_keeps_quotes_verbatim_and_counts_lines() {
-        let t = parse_delimited(
-            p(),
-            "a\t\"b\tc\n1\t2\t3\n",
-            Delimiter::Tab,
-            true,
-            &SampleLimits::default(),
-        )
-        .unwrap();
+        let t = parse_delimited(p(), "a\t\"b\tc\n1\t2\t3\n", Delimiter::Tab, true, &SampleLimits::default()).unwrap();
         assert_eq!(t.header.unwrap(), vec!["a", "\"b", "c"]);
         assert_eq!(t.records.len(), 1);
         assert_eq!(t.records[0].line, 2);
@@ -253,16 +214,10 @@ mod tests {
 
     #[test]
     fn limits_on_rows_and_fields() {
-        let lim = SampleLimits {
-            max_rows: 1,
-            ..SampleLimits::default()
-        };
+        let lim = SampleLimits { max_rows: 1, ..SampleLimits::default() };
         let e = parse_delimited(p(), "a\nb\n", Delimiter::Tab, false, &lim).unwrap_err();
         assert!(matches!(e, EvalError::SampleLimit { got: 2, limit: 1, .. }), "{e}");
-        let lim = SampleLimits {
-            max_field_chars: 3,
-            ..SampleLimits::default()
-        };
+        let lim = SampleLimits { max_field_chars: 3, ..SampleLimits::default() };
         let e = parse_delimited(p(), "ab\tabcd\n", Delimiter::Tab, false, &lim).unwrap_err();
         assert!(e.to_string().starts_with("t:1: column 2: field has 4 characters"), "{e}");
     }

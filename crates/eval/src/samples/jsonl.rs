@@ -25,12 +25,11 @@ pub fn read_jsonl(path: &Path, limits: &SampleLimits, declared: Option<&Columns>
         if raw.trim().is_empty() {
             continue;
         }
-        let value: Value = serde_json::from_str(raw)
-            .map_err(|e| {
-                let what = e.to_string();
-                let what = what.split(" at line ").next().unwrap_or_default().to_string();
-                err(line, e.column(), format!("invalid JSON: {what}"))
-            })?;
+        let value: Value = serde_json::from_str(raw).map_err(|e| {
+            let what = e.to_string();
+            let what = what.split(" at line ").next().unwrap_or_default().to_string();
+            err(line, e.column(), format!("invalid JSON: {what}"))
+        })?;
         let Value::Object(map) = value else {
             return Err(err(line, 1, "expected a JSON object".to_string()));
         };
@@ -40,10 +39,7 @@ pub fn read_jsonl(path: &Path, limits: &SampleLimits, declared: Option<&Columns>
     let columns = match declared {
         Some(c) => c.clone(),
         None => {
-            let keys: Vec<String> = rows
-                .first()
-                .map(|(_, m)| m.keys().cloned().collect())
-                .unwrap_or_default();
+            let keys: Vec<String> = rows.first().map(|(_, m)| m.keys().cloned().collect()).unwrap_or_default();
             detect_from_names(&keys).ok_or_else(|| EvalError::SampleFormat {
                 path: path.to_path_buf(),
                 message: format!(
@@ -63,9 +59,7 @@ pub fn read_jsonl(path: &Path, limits: &SampleLimits, declared: Option<&Columns>
         }
     };
     let get = |line: usize, map: &serde_json::Map<String, Value>, k: &str| -> Result<String> {
-        let v = map
-            .get(k)
-            .ok_or_else(|| err(line, 0, format!("missing key `{k}`")))?;
+        let v = map.get(k).ok_or_else(|| err(line, 0, format!("missing key `{k}`")))?;
         let s = match v {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
@@ -79,11 +73,7 @@ pub fn read_jsonl(path: &Path, limits: &SampleLimits, declared: Option<&Columns>
         Ok(s)
     };
     match columns {
-        Columns::Pairs {
-            sentence1,
-            sentence2,
-            score,
-        } => {
+        Columns::Pairs { sentence1, sentence2, score } => {
             let (a, b, s) = (key(&sentence1)?, key(&sentence2)?, key(&score)?);
             rows.iter()
                 .map(|(line, m)| {
@@ -92,9 +82,8 @@ pub fn read_jsonl(path: &Path, limits: &SampleLimits, declared: Option<&Columns>
                         line: *line,
                         sentence1: get(*line, m, &a)?,
                         sentence2: get(*line, m, &b)?,
-                        score: parse_score(&raw).ok_or_else(|| {
-                            err(*line, 0, format!("key `{s}`: {raw:?} is not a finite number"))
-                        })?,
+                        score: parse_score(&raw)
+                            .ok_or_else(|| err(*line, 0, format!("key `{s}`: {raw:?} is not a finite number")))?,
                     })
                 })
                 .collect::<Result<Vec<_>>>()
@@ -103,13 +92,7 @@ pub fn read_jsonl(path: &Path, limits: &SampleLimits, declared: Option<&Columns>
         Columns::Labelled { text, label } => {
             let (t, l) = (key(&text)?, key(&label)?);
             rows.iter()
-                .map(|(line, m)| {
-                    Ok(LabelledText {
-                        line: *line,
-                        text: get(*line, m, &t)?,
-                        label: get(*line, m, &l)?,
-                    })
-                })
+                .map(|(line, m)| Ok(LabelledText { line: *line, text: get(*line, m, &t)?, label: get(*line, m, &l)? }))
                 .collect::<Result<Vec<_>>>()
                 .map(SampleSet::Labelled)
         }

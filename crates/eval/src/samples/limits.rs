@@ -21,11 +21,7 @@ pub struct SampleLimits {
 
 impl Default for SampleLimits {
     fn default() -> Self {
-        Self {
-            max_bytes: 256 << 20,
-            max_rows: 1_000_000,
-            max_field_chars: 100_000,
-        }
+        Self { max_bytes: 256 << 20, max_rows: 1_000_000, max_field_chars: 100_000 }
     }
 }
 
@@ -42,23 +38,14 @@ impl SampleLimits {
         Ok(())
     }
 
-    pub(crate) fn check_field(
-        &self,
-        path: &Path,
-        line: usize,
-        column: usize,
-        field: &str,
-    ) -> Result<()> {
+    pub(crate) fn check_field(&self, path: &Path, line: usize, column: usize, field: &str) -> Result<()> {
         let chars = field.chars().count();
         if chars > self.max_field_chars {
             return Err(EvalError::Sample {
                 path: path.to_path_buf(),
                 line,
                 column,
-                message: format!(
-                    "field has {chars} characters, over the limit of {}",
-                    self.max_field_chars
-                ),
+                message: format!("field has {chars} characters, over the limit of {}", self.max_field_chars),
             });
         }
         Ok(())
@@ -97,11 +84,7 @@ impl Selection {
                         *f = true;
                     }
                 }
-                items
-                    .into_iter()
-                    .zip(flags)
-                    .filter_map(|(item, keep)| keep.then_some(item))
-                    .collect()
+                items.into_iter().zip(flags).filter_map(|(item, keep)| keep.then_some(item)).collect()
             }
         }
     }
@@ -132,13 +115,8 @@ pub(crate) fn read_utf8(path: &Path, limits: &SampleLimits) -> Result<String> {
             let bytes = err.as_bytes();
             let head = bytes.get(..valid).unwrap_or_default();
             let line = 1 + head.iter().filter(|&&b| b == b'\n').count();
-            let line_start = head
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |p| p + 1);
-            let column = 1 + String::from_utf8_lossy(head.get(line_start..).unwrap_or_default())
-                .chars()
-                .count();
+            let line_start = head.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+            let column = 1 + String::from_utf8_lossy(head.get(line_start..).unwrap_or_default()).chars().count();
             Err(EvalError::Sample {
                 path: path.to_path_buf(),
                 line,

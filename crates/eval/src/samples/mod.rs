@@ -8,7 +8,7 @@ mod jsonl;
 mod limits;
 mod text;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -98,25 +98,18 @@ pub struct SampleOptions {
 /// Detects the format from the file name and, for `.csv`/`.tsv`, the separator on the first line
 /// (the STS-B `sts-dev.csv` is really tab-separated).
 pub fn detect_format(path: &Path, text_head: &str) -> Result<SampleFormat> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let first_line = text_head.lines().next().unwrap_or_default();
     match ext.as_deref() {
         None | Some("txt" | "text" | "md") => Ok(SampleFormat::Text),
         Some("jsonl" | "ndjson") => Ok(SampleFormat::Jsonl),
         Some("tsv" | "tab") => Ok(SampleFormat::Delimited(Delimiter::Tab)),
-        Some("csv") => Ok(SampleFormat::Delimited(if first_line.contains('\t') {
-            Delimiter::Tab
-        } else {
-            Delimiter::Comma
-        })),
+        Some("csv") => {
+            Ok(SampleFormat::Delimited(if first_line.contains('\t') { Delimiter::Tab } else { Delimiter::Comma }))
+        }
         Some(other) => Err(EvalError::SampleFormat {
             path: path.to_path_buf(),
-            message: format!(
-                "unknown sample file extension `.{other}`: use .txt, .tsv, .csv or .jsonl"
-            ),
+            message: format!("unknown sample file extension `.{other}`: use .txt, .tsv, .csv or .jsonl"),
         }),
     }
 }
@@ -128,11 +121,7 @@ pub fn load_samples(path: &Path, options: &SampleOptions) -> Result<SampleSet> {
         None => detect_format(path, "")?,
     };
     match format {
-        SampleFormat::Text => Ok(SampleSet::Text(read_text(
-            path,
-            &options.limits,
-            options.max_chars,
-        )?)),
+        SampleFormat::Text => Ok(SampleSet::Text(read_text(path, &options.limits, options.max_chars)?)),
         SampleFormat::Jsonl => {
             let set = read_jsonl(path, &options.limits, options.columns.as_ref())?;
             Ok(select(set, &options.selection))
@@ -156,10 +145,7 @@ pub fn load_samples(path: &Path, options: &SampleOptions) -> Result<SampleSet> {
                         false,
                         &options.limits,
                     )?;
-                    probe
-                        .records
-                        .first()
-                        .is_some_and(|r| columns::looks_like_header(&r.fields))
+                    probe.records.first().is_some_and(|r| columns::looks_like_header(&r.fields))
                 }
             };
             let table = parse_delimited(path, &text, delimiter, has_header, &options.limits)?;
@@ -178,10 +164,7 @@ fn select(set: SampleSet, selection: &Selection) -> SampleSet {
 }
 
 fn format_err(path: &Path, message: impl Into<String>) -> EvalError {
-    EvalError::SampleFormat {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
+    EvalError::SampleFormat { path: path.to_path_buf(), message: message.into() }
 }
 
 /// Turns a parsed table into typed records. Without a header, every row must have as many fields as
@@ -192,8 +175,7 @@ pub fn from_table(table: &Table, declared: Option<&Columns>) -> Result<SampleSet
     let first = table.records.first();
     let stsb_shaped = header.is_none()
         && first.is_some_and(|r| {
-            matches!(r.fields.len(), 7 | 9)
-                && r.fields.get(4).is_some_and(|s| s.trim().parse::<f64>().is_ok())
+            matches!(r.fields.len(), 7 | 9) && r.fields.get(4).is_some_and(|s| s.trim().parse::<f64>().is_ok())
         });
     let columns = match (declared, header) {
         (Some(c), _) => c.clone(),
@@ -208,10 +190,7 @@ pub fn from_table(table: &Table, declared: Option<&Columns>) -> Result<SampleSet
         })?,
         (None, None) if stsb_shaped => Columns::stsb(),
         (None, None) => {
-            return Err(format_err(
-                path,
-                "no header and not the STS-B layout: declare the columns",
-            ));
+            return Err(format_err(path, "no header and not the STS-B layout: declare the columns"));
         }
     };
     let allowed: Vec<usize> = match (header, first) {
@@ -221,12 +200,8 @@ pub fn from_table(table: &Table, declared: Option<&Columns>) -> Result<SampleSet
         (None, None) => Vec::new(),
     };
     let resolve = |c: &Column| -> Result<usize> {
-        c.position(header).ok_or_else(|| {
-            format_err(
-                path,
-                format!("column {} is not in the header {header:?}", c.describe()),
-            )
-        })
+        c.position(header)
+            .ok_or_else(|| format_err(path, format!("column {} is not in the header {header:?}", c.describe())))
     };
     let field = |r: &Record, i: usize| -> Result<String> {
         r.fields.get(i).cloned().ok_or_else(|| EvalError::Sample {
@@ -246,22 +221,14 @@ pub fn from_table(table: &Table, declared: Option<&Columns>) -> Result<SampleSet
                 column: 0,
                 message: format!(
                     "expected {} fields, found {}",
-                    allowed
-                        .iter()
-                        .map(usize::to_string)
-                        .collect::<Vec<_>>()
-                        .join(" or "),
+                    allowed.iter().map(usize::to_string).collect::<Vec<_>>().join(" or "),
                     r.fields.len()
                 ),
             })
         }
     };
     match &columns {
-        Columns::Pairs {
-            sentence1,
-            sentence2,
-            score,
-        } => {
+        Columns::Pairs { sentence1, sentence2, score } => {
             let (a, b, s) = (resolve(sentence1)?, resolve(sentence2)?, resolve(score)?);
             let mut out = Vec::with_capacity(table.records.len());
             for r in &table.records {
@@ -302,10 +269,10 @@ pub(crate) fn parse_score(raw: &str) -> Option<f64> {
     raw.trim().parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
-fn non_empty(path: &PathBuf, r: &Record, i: usize, value: String) -> Result<String> {
+fn non_empty(path: &Path, r: &Record, i: usize, value: String) -> Result<String> {
     if value.trim().is_empty() {
         Err(EvalError::Sample {
-            path: path.clone(),
+            path: path.to_path_buf(),
             line: r.line,
             column: i + 1,
             message: "empty field".to_string(),
@@ -328,6 +295,7 @@ pub mod bundled {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn repo_file(rel: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
@@ -336,9 +304,7 @@ mod tests {
     #[test]
     fn reads_the_full_stsb_dev_with_its_nine_field_rows() {
         let set = load_samples(&repo_file(bundled::STSB_DEV), &SampleOptions::default()).unwrap();
-        let SampleSet::Pairs(pairs) = set else {
-            panic!("expected pairs")
-        };
+        let SampleSet::Pairs(pairs) = set else { panic!("expected pairs") };
         assert_eq!(pairs.len(), 1500);
         assert_eq!(pairs[0].score, 5.0);
         assert_eq!(pairs[0].sentence1, "A man with a hard hat is dancing.");
@@ -355,9 +321,7 @@ mod tests {
     #[test]
     fn reads_sst2_with_its_header() {
         let set = load_samples(&repo_file(bundled::SST2_DEV), &SampleOptions::default()).unwrap();
-        let SampleSet::Labelled(rows) = set else {
-            panic!("expected labelled")
-        };
+        let SampleSet::Labelled(rows) = set else { panic!("expected labelled") };
         assert_eq!(rows.len(), 872);
         assert_eq!(rows.iter().filter(|r| r.label == "1").count(), 444);
         assert_eq!(rows.iter().filter(|r| r.label == "0").count(), 428);
@@ -367,10 +331,7 @@ mod tests {
 
     #[test]
     fn selection_applies_after_parsing() {
-        let opts = SampleOptions {
-            selection: Selection::Random { n: 100, seed: 1 },
-            ..SampleOptions::default()
-        };
+        let opts = SampleOptions { selection: Selection::Random { n: 100, seed: 1 }, ..SampleOptions::default() };
         let a = load_samples(&repo_file(bundled::STSB_DEV), &opts).unwrap();
         assert_eq!(a.len(), 100);
         assert_eq!(a, load_samples(&repo_file(bundled::STSB_DEV), &opts).unwrap());
@@ -422,9 +383,7 @@ mod tests {
             }),
             ..SampleOptions::default()
         };
-        let SampleSet::Pairs(p) = load_samples(&p, &opts).unwrap() else {
-            panic!("expected pairs")
-        };
+        let SampleSet::Pairs(p) = load_samples(&p, &opts).unwrap() else { panic!("expected pairs") };
         assert_eq!(p[0].sentence1, "a, b");
         assert_eq!(p[1].sentence2, "e \"f\"");
         assert_eq!(p[1].score, 1.0);
@@ -434,10 +393,7 @@ mod tests {
     fn file_size_limit() {
         let p = tmp("big.txt", "0123456789");
         let opts = SampleOptions {
-            limits: SampleLimits {
-                max_bytes: 5,
-                ..SampleLimits::default()
-            },
+            limits: SampleLimits { max_bytes: 5, ..SampleLimits::default() },
             ..SampleOptions::default()
         };
         let e = load_samples(&p, &opts).unwrap_err();

@@ -1,0 +1,78 @@
+//! HF LLaMA tensor names → GGUF names (llama.cpp gguf-py/gguf/tensor_mapping.py,
+//! `TensorNameMap`; MODEL_TENSOR names in gguf-py/gguf/constants.py for LLM_ARCH_LLAMA).
+
+/// The GGUF name of an HF LLaMA tensor; `None` for a tensor llama.cpp's llama graph has no slot
+/// for. `rotary_emb.inv_freq` buffers are recomputed by llama.cpp and are skipped by the caller.
+pub fn to_gguf(hf: &str) -> Option<String> {
+    let fixed = match hf {
+        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        "model.norm.weight" => Some("output_norm.weight"),
+        "lm_head.weight" => Some("output.weight"),
+        _ => None,
+    };
+    if let Some(f) = fixed {
+        return Some(f.to_string());
+    }
+    let rest = hf.strip_prefix("model.layers.")?;
+    let (layer, module) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, kind) = module.rsplit_once('.')?;
+    if kind != "weight" && kind != "bias" {
+        return None;
+    }
+    let g = match module {
+        "input_layernorm" => "attn_norm",
+        "self_attn.q_proj" => "attn_q",
+        "self_attn.k_proj" => "attn_k",
+        "self_attn.v_proj" => "attn_v",
+        "self_attn.o_proj" => "attn_output",
+        "post_attention_layernorm" => "ffn_norm",
+        "mlp.gate_proj" => "ffn_gate",
+        "mlp.up_proj" => "ffn_up",
+        "mlp.down_proj" => "ffn_down",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{g}.{kind}"))
+}
+
+/// Buffers the converter drops (llama.cpp recomputes them).
+pub fn skipped(hf: &str) -> bool {
+    hf.ends_with("rotary_emb.inv_freq")
+}
+
+/// The rows of the GGUF `attn_q`/`attn_k` weight in terms of HF rows: llama.cpp's
+/// convert_hf_to_gguf.py `LlamaModel.permute` (reshape `(n_head, 2, d/2, ·)`, swap axes 1 and 2),
+/// which turns HF's rotate-half rows back into interleaved (GPT-J style) RoPE pairs. Output row
+/// `h·d + 2p + e` is HF row `h·d + e·d/2 + p`.
+pub fn qk_permutation(rows: usize, n_head: usize) -> Option<Vec<usize>> {
+    if n_head == 0 || !rows.is_multiple_of(n_head) || !(rows / n_head).is_multiple_of(2) {
+        return None;
+    }
+    let d = rows / n_head;
+    let mut perm = Vec::with_capacity(rows);
+    for h in 0..n_head {
+        for p in 0..d / 2 {
+            for e in 0..2 {
+                perm.push(h * d + e * (d / 2) + p);
+            }
+        }
+    }
+    Some(perm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_permutation() {
+        assert_eq!(to_gguf("model.layers.3.self_attn.o_proj.weight").as_deref(), Some("blk.3.attn_output.weight"));
+        assert_eq!(to_gguf("model.layers.0.mlp.down_proj.weight").as_deref(), Some("blk.0.ffn_down.weight"));
+        assert_eq!(to_gguf("lm_head.weight").as_deref(), Some("output.weight"));
+        assert_eq!(to_gguf("model.layers.0.foo.weight"), None);
+        // One head of 4: HF rows [r0 r1 | r2 r3] (halves) → interleaved [r0 r2 r1 r3].
+        assert_eq!(qk_permutation(4, 1).unwrap(), vec![0, 2, 1, 3]);
+        assert_eq!(qk_permutation(8, 2).unwrap(), vec![0, 2, 1, 3, 4, 6, 5, 7]);
+        assert!(qk_permutation(6, 4).is_none());
+    }
+}

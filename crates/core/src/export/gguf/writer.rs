@@ -1,0 +1,351 @@
+//! The GGUF writer: the whole header (metadata + tensor infos with offsets) is computed from the
+//! plan before any weight is read; tensors then stream one at a time, each padded to the
+//! alignment (as gguf-py's `GGUFWriter` and ggml's `gguf_write_to_buf` do).
+//!
+//! Metadata keys: llama.cpp src/llama-arch.cpp (`LLM_KV_*`) and convert_hf_to_gguf.py
+//! (`TextModel.set_gguf_parameters`); `general.file_type` values from include/llama.h
+//! (`llama_ftype`).
+
+use pareto_formats::{Kind, QTensor};
+
+use super::metadata::{MetaValue, encode_kv, encode_str};
+use super::{ALIGNMENT, MAGIC, QUANTIZATION_VERSION, VERSION, names, tokenizer, types};
+use crate::compress::TensorReport;
+use crate::error::{Error, Result};
+use crate::export::OutputDir;
+use crate::export::atomic::HashingFile;
+use crate::export::packed::{self, cast_dtype};
+use crate::job::JobContext;
+use crate::recipe::resolve::rows_cols;
+use crate::recipe::{Plan, PlannedTensor};
+use crate::store::{Architecture, DType, Model, TensorInfo};
+use crate::transform::{Pipeline, encode_f32};
+
+pub const TARGET: &str = "GGUF";
+pub const SUPPORTED_ARCHITECTURES: &str = "llama, mistral (LlamaForCausalLM, MistralForCausalLM)";
+pub const SUPPORTED_FORMATS: &str = "q8_0, q4_0, q5_0, q4_k, q6_k, f16, bf16, f32";
+/// The file name inside the output folder.
+pub const FILE_NAME: &str = "model.gguf";
+
+/// How one tensor is stored.
+#[derive(Debug, Clone)]
+enum Encoding {
+    /// A ggml block format from the registry.
+    Blocks(&'static pareto_formats::Format),
+    /// A float cast format from the registry (f16/bf16/f32).
+    Cast(&'static pareto_formats::Format),
+    /// Untouched (or only pruned): written as this float dtype.
+    Dense(DType),
+}
+
+#[derive(Debug, Clone)]
+struct Item {
+    index: usize,
+    gguf_name: String,
+    dims: Vec<u64>,
+    ggml_type: u32,
+    nbytes: u64,
+    offset: u64,
+    encoding: Encoding,
+    perm: Option<Vec<usize>>,
+}
+
+/// The complete file layout, computed before any weight is read.
+pub struct Layout {
+    kv: Vec<(String, MetaValue)>,
+    items: Vec<Item>,
+    notes: Vec<String>,
+}
+
+impl Layout {
+    /// Header bytes: magic, version, counts, KV pairs, tensor infos, padding to the data section.
+    fn header(&self) -> Vec<u8> {
+        let mut h = Vec::new();
+        h.extend(MAGIC);
+        h.extend(VERSION.to_le_bytes());
+        h.extend((self.items.len() as u64).to_le_bytes());
+        h.extend((self.kv.len() as u64).to_le_bytes());
+        for (k, v) in &self.kv {
+            encode_kv(k, v, &mut h);
+        }
+        for it in &self.items {
+            encode_str(&it.gguf_name, &mut h);
+            h.extend((it.dims.len() as u32).to_le_bytes());
+            for d in &it.dims {
+                h.extend(d.to_le_bytes());
+            }
+            h.extend(it.ggml_type.to_le_bytes());
+            h.extend(it.offset.to_le_bytes());
+        }
+        pad(&mut h);
+        h
+    }
+
+    /// Notes for the report (skipped buffers, missing tokenizer).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+}
+
+fn pad(h: &mut Vec<u8>) {
+    let rem = h.len() as u64 % ALIGNMENT;
+    if rem != 0 {
+        h.resize(h.len() + (ALIGNMENT - rem) as usize, 0);
+    }
+}
+
+fn unsupported_format(pt: &PlannedTensor, id: &str) -> Error {
+    Error::ExportFormatUnsupported {
+        target: TARGET,
+        tensor: pt.name.clone(),
+        format: id.to_string(),
+        supported: SUPPORTED_FORMATS,
+    }
+}
+
+/// Architecture, names, formats and shapes checked, metadata and offsets computed: everything
+/// that can be refused is refused here, before the output folder exists.
+pub fn layout(model: &Model, plan: &Plan) -> Result<Layout> {
+    let cfg = model.require_config()?;
+    if !matches!(cfg.architecture, Architecture::Llama | Architecture::Mistral) {
+        return Err(Error::GgufUnsupportedArchitecture {
+            architecture: cfg.architecture.name().to_string(),
+            supported: SUPPORTED_ARCHITECTURES,
+        });
+    }
+    if cfg.raw.get("rope_scaling").is_some_and(|v| !v.is_null()) {
+        return Err(Error::ExportConfig {
+            target: TARGET,
+            problem: "config.json sets rope_scaling, which this writer does not convert yet".into(),
+        });
+    }
+    let sp = plan.structured.as_ref();
+    let heads = sp.map_or(cfg.num_heads, |s| s.heads_after);
+    let kv_heads = sp.map_or(cfg.num_kv_heads, |s| s.kv_heads_after);
+    let head_dim = sp.map_or(cfg.head_dim, |s| s.head_dim);
+    let layers = sp.map_or(cfg.num_layers, |s| s.layer_map.len());
+    let ffn = sp.map_or(cfg.intermediate_size, |s| s.ffn_after);
+
+    let mut items = Vec::new();
+    let mut notes = Vec::new();
+    for (index, (t, pt)) in model.tensors().iter().zip(&plan.tensors).enumerate() {
+        if pt.action.drop {
+            continue;
+        }
+        if names::skipped(&pt.name) {
+            notes.push(format!("{}: skipped (llama.cpp recomputes it)", pt.name));
+            continue;
+        }
+        let gguf_name = names::to_gguf(&pt.name).ok_or_else(|| Error::ExportTensor {
+            target: TARGET,
+            tensor: pt.name.clone(),
+            problem: "no GGUF tensor name for it in the llama architecture".into(),
+        })?;
+        if !t.dtype.is_float() {
+            return Err(Error::ExportTensor {
+                target: TARGET,
+                tensor: pt.name.clone(),
+                problem: format!("{} tensors have no place in a llama GGUF", t.dtype),
+            });
+        }
+        let (rows, cols) = rows_cols(&pt.shape);
+        let encoding = match pt.action.format {
+            Some(id) => {
+                let f = pareto_formats::lookup(id)?;
+                match (f.kind, f.ggml_type) {
+                    (Kind::GgmlBlock, Some(_)) => Encoding::Blocks(f),
+                    (Kind::Float, Some(_)) if cast_dtype(f).is_some() => Encoding::Cast(f),
+                    _ => return Err(unsupported_format(pt, id)),
+                }
+            }
+            // llama.cpp keeps 1-D tensors (norms) in F32.
+            None if pt.shape.len() < 2 => Encoding::Dense(DType::F32),
+            None => Encoding::Dense(match pt.out_dtype {
+                DType::F16 => DType::F16,
+                DType::BF16 => DType::BF16,
+                _ => DType::F32,
+            }),
+        };
+        let ggml_type = match &encoding {
+            Encoding::Blocks(f) | Encoding::Cast(f) => f.ggml_type.unwrap_or(types::F32),
+            Encoding::Dense(DType::F16) => types::F16,
+            Encoding::Dense(DType::BF16) => types::BF16,
+            Encoding::Dense(_) => types::F32,
+        };
+        let nbytes = types::nbytes(ggml_type, cols as u64, rows as u64).ok_or_else(|| Error::ExportTensor {
+            target: TARGET,
+            tensor: pt.name.clone(),
+            problem: format!("{cols} columns do not fit type {}", types::name(ggml_type).unwrap_or("?")),
+        })?;
+        let n_head = if pt.name.ends_with("self_attn.q_proj.weight") {
+            Some(heads)
+        } else if pt.name.ends_with("self_attn.k_proj.weight") {
+            Some(kv_heads)
+        } else {
+            None
+        };
+        let perm = match n_head {
+            Some(n) => Some(names::qk_permutation(rows, n).ok_or_else(|| Error::ExportTensor {
+                target: TARGET,
+                tensor: pt.name.clone(),
+                problem: format!("{rows} rows do not split into {n} heads of even size for the RoPE permutation"),
+            })?),
+            None => None,
+        };
+        let dims = pt.shape.iter().rev().map(|&d| d as u64).collect();
+        items.push(Item { index, gguf_name, dims, ggml_type, nbytes, offset: 0, encoding, perm });
+    }
+    let mut offset = 0u64;
+    for it in &mut items {
+        it.offset = offset;
+        offset = offset
+            .checked_add(it.nbytes.div_ceil(ALIGNMENT) * ALIGNMENT)
+            .ok_or(Error::SizeOverflow { tensor: it.gguf_name.clone() })?;
+    }
+
+    let u32v = |v: usize| MetaValue::U32(u32::try_from(v).unwrap_or(u32::MAX));
+    let name = cfg
+        .raw
+        .get("_name_or_path")
+        .and_then(serde_json::Value::as_str)
+        .map(String::from)
+        .or_else(|| model.root().file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "model".into());
+    let mut kv: Vec<(String, MetaValue)> = vec![
+        ("general.architecture".into(), MetaValue::String("llama".into())),
+        ("general.name".into(), MetaValue::String(name)),
+        ("general.alignment".into(), MetaValue::U32(ALIGNMENT as u32)),
+        ("general.file_type".into(), MetaValue::U32(file_type(plan)?)),
+        ("general.quantization_version".into(), MetaValue::U32(QUANTIZATION_VERSION)),
+        ("llama.vocab_size".into(), u32v(cfg.vocab_size)),
+        ("llama.context_length".into(), u32v(cfg.max_position_embeddings.unwrap_or(2048))),
+        ("llama.embedding_length".into(), u32v(cfg.hidden_size)),
+        ("llama.block_count".into(), u32v(layers)),
+        ("llama.feed_forward_length".into(), u32v(ffn)),
+        ("llama.rope.dimension_count".into(), u32v(head_dim)),
+        ("llama.attention.head_count".into(), u32v(heads)),
+        ("llama.attention.head_count_kv".into(), u32v(kv_heads)),
+        ("llama.attention.layer_norm_rms_epsilon".into(), MetaValue::F32(cfg.rms_norm_eps.unwrap_or(1e-5) as f32)),
+        ("llama.rope.freq_base".into(), MetaValue::F32(cfg.rope_theta.unwrap_or(10_000.0) as f32)),
+    ];
+    if heads > 0 && head_dim * heads != cfg.hidden_size {
+        kv.push(("llama.attention.key_length".into(), u32v(head_dim)));
+        kv.push(("llama.attention.value_length".into(), u32v(head_dim)));
+    }
+    match tokenizer::convert(model.root(), Some(&cfg.raw))? {
+        Some(tok) => kv.extend(tok),
+        None => notes.push("no tokenizer.json: the GGUF carries no tokenizer (llama.cpp needs one to generate)".into()),
+    }
+    Ok(Layout { kv, items, notes })
+}
+
+/// `llama_ftype` of the plan: the requested format holding most weights decides (a Q4_K plan
+/// with Q6_K tensors is Q4_K_M, as llama-quantize labels it; fallbacks do not change the label).
+fn file_type(plan: &Plan) -> Result<u32> {
+    let mut by: std::collections::BTreeMap<String, u64> = Default::default();
+    for pt in plan.tensors.iter().filter(|p| !p.action.drop && p.shape.len() >= 2) {
+        let id = match (&pt.action.requested_format, pt.action.format) {
+            (Some(r), _) => r.clone(),
+            (None, Some(f)) => f.to_string(),
+            (None, None) => match pt.out_dtype {
+                DType::F16 => "f16".into(),
+                DType::BF16 => "bf16".into(),
+                _ => "f32".into(),
+            },
+        };
+        *by.entry(id).or_default() += pt.params;
+    }
+    let main = by.iter().max_by_key(|(_, n)| **n).map(|(k, _)| k.as_str()).unwrap_or("f32");
+    Ok(match main {
+        "f32" => 0,
+        "f16" => 1,
+        "q4_0" => 2,
+        "q8_0" => 7,
+        "q5_0" => 8,
+        "q4_k" if by.contains_key("q6_k") => 15,
+        "q4_k" => 14,
+        "q6_k" => 18,
+        "bf16" => 32,
+        _ => 0,
+    })
+}
+
+/// Streams the tensors of `layout` into one GGUF file.
+pub struct GgufWriter {
+    file: HashingFile,
+}
+
+impl GgufWriter {
+    fn tensor(&mut self, data: &[u8], it: &Item) -> Result<()> {
+        if data.len() as u64 != it.nbytes {
+            return Err(Error::WriterMismatch {
+                expected: format!("{} ({} bytes)", it.gguf_name, it.nbytes),
+                got: format!("{} bytes", data.len()),
+            });
+        }
+        self.file.write_all_checked(data)?;
+        let rem = it.nbytes % ALIGNMENT;
+        if rem != 0 {
+            self.file.write_all_checked(&[0u8; ALIGNMENT as usize][..(ALIGNMENT - rem) as usize])?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `model.gguf` into `out`, one tensor at a time.
+pub fn write(
+    model: &Model,
+    plan: &Plan,
+    layout: &Layout,
+    out: &mut OutputDir,
+    pipe: &mut Pipeline,
+    ctx: &JobContext,
+    metrics: bool,
+) -> Result<Vec<TensorReport>> {
+    let mut w = GgufWriter { file: out.create_file(FILE_NAME)? };
+    w.file.write_all_checked(&layout.header())?;
+    ctx.progress.stage("gguf", layout.items.len() as u64);
+    let mut reports = Vec::with_capacity(layout.items.len());
+    for it in &layout.items {
+        ctx.checkpoint()?;
+        let (t, pt): (&TensorInfo, &PlannedTensor) = match (model.tensors().get(it.index), plan.tensors.get(it.index)) {
+            (Some(t), Some(pt)) => (t, pt),
+            _ => return Err(Error::WriterMismatch { expected: "a planned tensor".into(), got: it.gguf_name.clone() }),
+        };
+        let (data, m) = match &it.encoding {
+            Encoding::Blocks(f) | Encoding::Cast(f) => {
+                let qz = packed::quantize(pipe, t, pt, f, it.perm.as_deref(), metrics)?;
+                (qtensor_bytes(qz.q, pt)?, qz.metrics)
+            }
+            Encoding::Dense(d) => {
+                let v = packed::prepare(pipe, t, pt, it.perm.as_deref())?;
+                let mut buf = Vec::with_capacity(v.len() * d.size_bytes() as usize);
+                encode_f32(&v, *d, &mut buf);
+                (buf, None)
+            }
+        };
+        w.tensor(&data, it)?;
+        let mut rep = packed::report(pt, types::name(it.ggml_type).unwrap_or("?"), data.len() as u64, m);
+        rep.name = it.gguf_name.clone();
+        reports.push(rep);
+        ctx.progress.advance(1, &it.gguf_name);
+    }
+    out.record(w.file.finish()?);
+    Ok(reports)
+}
+
+fn qtensor_bytes(q: QTensor, pt: &PlannedTensor) -> Result<Vec<u8>> {
+    Ok(match q {
+        QTensor::Blocks { bytes, .. } => bytes,
+        QTensor::F32 { data, .. } => data.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        QTensor::F16 { data, .. } => data.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect(),
+        QTensor::Bf16 { data, .. } => data.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect(),
+        other => {
+            return Err(Error::ExportTensor {
+                target: TARGET,
+                tensor: pt.name.clone(),
+                problem: format!("codec produced a {} tensor, which GGUF does not store", other.variant()),
+            });
+        }
+    })
+}

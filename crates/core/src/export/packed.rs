@@ -1,0 +1,223 @@
+//! The per-tensor pipeline shared by the packed writers (compressed-tensors, GPTQ, GGUF): read →
+//! structured slice → prune → (row permutation) → quantize with the registry codec, one tensor at
+//! a time; plus the streaming driver for the safetensors-based packed targets, whose header is
+//! computed from the plan before any weight is read.
+
+use std::collections::BTreeMap;
+
+use pareto_formats::{Format, Kind, QTensor};
+
+use super::OutputDir;
+use super::safetensors::{Entry, Layout, Writer};
+use crate::compress::TensorReport;
+use crate::error::{Error, Result};
+use crate::job::JobContext;
+use crate::metrics::{Sums, WeightMetrics};
+use crate::recipe::PlannedTensor;
+use crate::recipe::resolve::rows_cols;
+use crate::store::{DType, Model, TensorInfo};
+use crate::transform::{Pipeline, encode_f32, load_transformed};
+
+/// A quantized tensor and, when asked for, its weight-space error against the original.
+pub(crate) struct Quantized {
+    pub q: QTensor,
+    pub metrics: Option<WeightMetrics>,
+}
+
+/// Reorders rows: output row `i` is input row `perm[i]`.
+pub(crate) fn permute_rows(w: &[f32], cols: usize, perm: &[usize]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(w.len());
+    for &r in perm {
+        out.extend_from_slice(&w[r * cols..(r + 1) * cols]);
+    }
+    out
+}
+
+/// The prepared (sliced, pruned) tensor with an optional row permutation applied.
+pub(crate) fn prepare(
+    pipe: &mut Pipeline,
+    t: &TensorInfo,
+    pt: &PlannedTensor,
+    perm: Option<&[usize]>,
+) -> Result<Vec<f32>> {
+    let w = pipe.prepare(t, pt)?;
+    Ok(match perm {
+        Some(p) => permute_rows(&w, rows_cols(&pt.shape).1, p),
+        None => w,
+    })
+}
+
+/// Quantizes one tensor with `fmt`; metrics compare the dequantized codes with the original
+/// (sliced, unpruned) values, so they include pruning error as the dense path's do.
+pub(crate) fn quantize(
+    pipe: &mut Pipeline,
+    t: &TensorInfo,
+    pt: &PlannedTensor,
+    fmt: &'static Format,
+    perm: Option<&[usize]>,
+    metrics: bool,
+) -> Result<Quantized> {
+    let (rows, cols) = rows_cols(&pt.shape);
+    let w = prepare(pipe, t, pt, perm)?;
+    let q = fmt.quantize(&w, rows, cols).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
+    let metrics = if metrics {
+        let deq = fmt.dequantize(&q).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
+        let original = if pt.action.prune.is_some() {
+            let o = load_transformed(pipe.reader, t, pt, pipe.selection)?;
+            match perm {
+                Some(p) => permute_rows(&o, cols, p),
+                None => o,
+            }
+        } else {
+            w
+        };
+        Some(Sums::of(&original, &deq).metrics())
+    } else {
+        None
+    };
+    Ok(Quantized { q, metrics })
+}
+
+/// The report row of one written tensor.
+pub(crate) fn report(
+    pt: &PlannedTensor,
+    dtype: &'static str,
+    written: u64,
+    metrics: Option<WeightMetrics>,
+) -> TensorReport {
+    TensorReport {
+        name: pt.name.clone(),
+        source_name: pt.source_name.clone(),
+        action: pt.action.label(),
+        format: pt.action.format,
+        dtype,
+        shape: pt.shape.clone(),
+        source_bytes: pt.source_bytes,
+        planned_bytes: pt.planned_bytes,
+        written_bytes: written,
+        notes: pt.notes.clone(),
+        metrics,
+    }
+}
+
+/// The dtype a plain float cast format writes (`f16`, `bf16`, `f32`), if `fmt` is one.
+pub(crate) fn cast_dtype(fmt: &Format) -> Option<DType> {
+    match (fmt.kind, fmt.id) {
+        (Kind::Float, "f16") => Some(DType::F16),
+        (Kind::Float, "bf16") => Some(DType::BF16),
+        (Kind::Float, "f32") => Some(DType::F32),
+        _ => None,
+    }
+}
+
+/// A safetensors-based packed target: which tensors replace a quantized weight, and their bytes.
+pub(crate) trait Scheme {
+    /// Target name for messages (`compressed-tensors`, `GPTQ`).
+    fn target(&self) -> &'static str;
+    /// Output entries replacing the quantized weight `pt` (names, dtypes, shapes), in write order.
+    fn entries(&self, pt: &PlannedTensor, fmt: &'static Format) -> Result<Vec<Entry>>;
+    /// The bytes of each entry, same order, from the codec's output.
+    fn encode(&self, pt: &PlannedTensor, q: &QTensor) -> Result<Vec<Vec<u8>>>;
+}
+
+/// How one planned tensor is written by a safetensors-based packed target.
+enum Plan<'a> {
+    /// Non-float buffer: source bytes unchanged.
+    Raw,
+    /// Dense float (kept, pruned only, or a float cast format) in `DType`.
+    Dense(DType),
+    Packed(&'a Format, Vec<Entry>),
+}
+
+/// What the safetensors-family driver wrote.
+pub(crate) struct Written {
+    pub reports: Vec<TensorReport>,
+    pub weight_map: BTreeMap<String, String>,
+    pub files: usize,
+}
+
+/// Streams every kept tensor into one output file per source shard (same file names), each
+/// file's header computed up front from the plan.
+pub(crate) fn write_safetensors_family(
+    model: &Model,
+    plan: &crate::recipe::Plan,
+    out: &mut OutputDir,
+    pipe: &mut Pipeline,
+    ctx: &JobContext,
+    scheme: &dyn Scheme,
+    metrics: bool,
+) -> Result<Written> {
+    let mut by_shard: BTreeMap<usize, Vec<(&TensorInfo, &PlannedTensor, Plan)>> = BTreeMap::new();
+    for (t, pt) in model.tensors().iter().zip(&plan.tensors) {
+        if pt.action.drop {
+            continue;
+        }
+        let how = if !t.dtype.is_float() {
+            Plan::Raw
+        } else {
+            match pt.action.format.map(pareto_formats::lookup).transpose()? {
+                None => Plan::Dense(pt.out_dtype),
+                Some(f) => match cast_dtype(f) {
+                    Some(d) => Plan::Dense(d),
+                    None => Plan::Packed(f, scheme.entries(pt, f)?),
+                },
+            }
+        };
+        by_shard.entry(t.shard).or_default().push((t, pt, how));
+    }
+    let total = by_shard.values().map(Vec::len).sum::<usize>() as u64;
+    ctx.progress.stage(scheme.target(), total);
+    let mut written = Written { reports: Vec::new(), weight_map: BTreeMap::new(), files: by_shard.len() };
+    for (shard, items) in &by_shard {
+        let file_name = crate::compress::shard_file_name(model, *shard);
+        let mut entries = Vec::new();
+        for (t, pt, how) in items {
+            match how {
+                Plan::Raw => entries.push(Entry { name: pt.name.clone(), dtype: t.dtype, shape: pt.shape.clone() }),
+                Plan::Dense(d) => entries.push(Entry { name: pt.name.clone(), dtype: *d, shape: pt.shape.clone() }),
+                Plan::Packed(_, e) => entries.extend(e.iter().cloned()),
+            }
+        }
+        let layout = Layout { entries, metadata: BTreeMap::from([("format".to_string(), "pt".to_string())]) };
+        let mut writer = Writer::new(out.create_file(&file_name)?, layout)?;
+        for (t, pt, how) in items {
+            ctx.checkpoint()?;
+            let rep = match how {
+                Plan::Raw => {
+                    let raw = pipe.raw(t)?;
+                    writer.write_tensor(&pt.name, &raw)?;
+                    report(pt, t.dtype.as_str(), raw.len() as u64, None)
+                }
+                Plan::Dense(d) => {
+                    let w = pipe.prepare(t, pt)?;
+                    let mut buf = Vec::with_capacity(w.len() * d.size_bytes() as usize);
+                    encode_f32(&w, *d, &mut buf);
+                    writer.write_tensor(&pt.name, &buf)?;
+                    report(pt, d.as_str(), buf.len() as u64, None)
+                }
+                Plan::Packed(fmt, entries) => {
+                    let qz = quantize(pipe, t, pt, fmt, None, metrics)?;
+                    let parts = scheme.encode(pt, &qz.q)?;
+                    let mut bytes = 0;
+                    for (e, data) in entries.iter().zip(&parts) {
+                        writer.write_tensor(&e.name, data)?;
+                        written.weight_map.insert(e.name.clone(), file_name.clone());
+                        bytes += data.len() as u64;
+                    }
+                    report(pt, "packed", bytes, qz.metrics)
+                }
+            };
+            written.weight_map.insert(pt.name.clone(), file_name.clone());
+            ctx.progress.advance(1, &pt.name);
+            written.reports.push(rep);
+        }
+        out.record(writer.finish()?);
+    }
+    // Packed tensors are listed by their stored names only.
+    for (_, pt, how) in by_shard.values().flatten() {
+        if matches!(how, Plan::Packed(..)) {
+            written.weight_map.remove(&pt.name);
+        }
+    }
+    Ok(written)
+}

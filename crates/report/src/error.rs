@@ -1,0 +1,21 @@
+use std::path::PathBuf;
+
+pub type Result<T, E = ReportError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a Pareto run record: {message}")]
+    NotARecord { path: PathBuf, message: String },
+    #[error(
+        "{path}: run record schema version {found} is not supported (this build reads version {supported}); re-run the variant with this version of pareto"
+    )]
+    SchemaVersion { path: PathBuf, found: u64, supported: u32 },
+    #[error("nothing to compare: give at least one run record")]
+    NoRecords,
+}

@@ -1,0 +1,44 @@
+//! Markdown for pull-request comments: the recommendation, a compact table and the warnings.
+
+use std::fmt::Write;
+
+use crate::compare::Comparison;
+use crate::record::RunRecord;
+use crate::svg::human_bytes;
+
+fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    v.map_or_else(|| "_not measured_".to_string(), f)
+}
+
+pub fn render_markdown(records: &[RunRecord], cmp: &Comparison) -> String {
+    let mut s = String::new();
+    let source = records.first().map_or("", |r| r.source.path.as_str());
+    let _ = writeln!(s, "### Pareto: {} variant(s) of `{source}`\n", records.len());
+    for w in &cmp.warnings {
+        let _ = writeln!(s, "> **Warning:** {w}\n");
+    }
+    let _ = writeln!(s, "**{}**\n", cmp.recommendation.headline);
+    for r in &cmp.recommendation.reasons {
+        let _ = writeln!(s, "- {r}");
+    }
+    let _ = writeln!(
+        s,
+        "\n| variant | weights | of original | metric | change | $/month | $/1M req | frontier |\n|---|---:|---:|---|---:|---:|---:|:---:|"
+    );
+    for (i, row) in cmp.rows.iter().enumerate() {
+        let name = if cmp.recommendation.pick == Some(i) { format!("**{}**", row.name) } else { row.name.clone() };
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {:.1}% | {} | {} | {} | {} | {} |",
+            human_bytes(row.planned_bytes as f64),
+            row.size_ratio * 100.0,
+            row.metric.as_deref().unwrap_or("_not measured_"),
+            opt(row.metric_change, |v| format!("{:+.2}%", v * 100.0)),
+            opt(row.usd_month, |v| format!("${v:.0}")),
+            opt(row.usd_per_1m_requests, |v| format!("${v:.2}")),
+            if row.on_frontier { "✓" } else if row.dominated { "dominated" } else { "–" }
+        );
+    }
+    let _ = writeln!(s, "\n_Costs are projections ({}); see the HTML report for formulas and sources._", cmp.cost_axis);
+    s
+}

@@ -1,0 +1,25 @@
+pub type Result<T, E = RunError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Core(#[from] pareto_core::Error),
+    #[error(transparent)]
+    Eval(#[from] pareto_eval::EvalError),
+    #[error(transparent)]
+    Projection(#[from] pareto_projection::ProjectionError),
+    #[error(transparent)]
+    Report(#[from] pareto_report::ReportError),
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("variant {variant}: {source}")]
+    Variant {
+        variant: String,
+        #[source]
+        source: Box<RunError>,
+    },
+}

@@ -1,0 +1,15 @@
+//! pareto-runs: one variant end to end — compress, validate, project — recorded as a
+//! [`pareto_report::RunRecord`]; and sweeps of many variants through an [`Executor`] (local
+//! threads now; the interface is what a distributed engine would implement).
+
+mod error;
+mod hashing;
+mod record;
+mod sweep;
+mod variant;
+
+pub use error::{RunError, Result};
+pub use hashing::{hash_files, variant_id};
+pub use record::{projection_record, source_model, tensor_records, totals, validation_record};
+pub use sweep::{Executor, LocalExecutor, SweepOutcome, record_path, sweep, write_record};
+pub use variant::{VariantSpec, run_variant};

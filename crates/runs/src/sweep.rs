@@ -1,0 +1,136 @@
+//! Sweeps: many variants of one model, run with bounded parallelism, each written as a run record
+//! named by its content address, so a restarted sweep skips what is already done.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use pareto_core::job::JobContext;
+use pareto_report::{FileHash, RunRecord};
+
+use crate::error::{Result, RunError};
+use crate::variant::{VariantSpec, run_variant};
+
+/// Where variants run. `LocalExecutor` uses threads on this machine; a distributed engine
+/// implements the same call (jobs in, one result per job out, same order).
+pub trait Executor: Sync {
+    fn execute(
+        &self,
+        jobs: &[VariantSpec],
+        model_files: &[FileHash],
+        out: &Path,
+        ctx: &JobContext,
+    ) -> Vec<Result<RunRecord>>;
+}
+
+/// Runs up to `parallelism` variants at once on local threads.
+pub struct LocalExecutor {
+    pub parallelism: usize,
+}
+
+impl Executor for LocalExecutor {
+    fn execute(&self, jobs: &[VariantSpec], model_files: &[FileHash], out: &Path, ctx: &JobContext) -> Vec<Result<RunRecord>> {
+        let next = AtomicUsize::new(0);
+        let results: Vec<Mutex<Option<Result<RunRecord>>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
+        let workers = self.parallelism.clamp(1, jobs.len().max(1));
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(job) = jobs.get(i) else { break };
+                        // The record is written the moment its variant finishes, so a sweep killed
+                        // later still keeps it and resumes past it.
+                        let r = ctx
+                            .checkpoint()
+                            .map_err(RunError::from)
+                            .and_then(|()| run_variant(job, model_files, &out.join("artifacts"), ctx))
+                            .and_then(|rec| write_record(out, &rec).map(|_| rec))
+                            .map_err(|e| RunError::Variant { variant: job.recipe.clone(), source: Box::new(e) });
+                        if let Ok(mut slot) = results[i].lock() {
+                            *slot = Some(r);
+                        }
+                        ctx.progress.advance(1, &job.recipe);
+                    }
+                });
+            }
+        });
+        results
+            .into_iter()
+            .map(|m| m.into_inner().ok().flatten().unwrap_or(Err(pareto_core::Error::Cancelled.into())))
+            .collect()
+    }
+}
+
+/// Writes a record atomically at its [`record_path`].
+pub fn write_record(out: &Path, record: &RunRecord) -> Result<PathBuf> {
+    let path = record_path(out, &record.recipe.name, &record.id);
+    pareto_report::write_atomic(&path, &record.to_json())?;
+    Ok(path)
+}
+
+/// The record file of a variant: `<out>/runs/<recipe>-<id>.json`.
+pub fn record_path(out: &Path, recipe_name: &str, id: &str) -> PathBuf {
+    let safe: String =
+        recipe_name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    out.join("runs").join(format!("{safe}-{id}.json"))
+}
+
+#[derive(Debug)]
+pub struct SweepOutcome {
+    /// Records in the order of the jobs (finished earlier or now).
+    pub records: Vec<RunRecord>,
+    pub record_paths: Vec<PathBuf>,
+    /// Variants skipped because their record already existed.
+    pub resumed: Vec<String>,
+    /// Variants that failed, with the error.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Runs every job not already recorded under `out` (each record is written as its variant
+/// finishes) and returns all records in job order.
+pub fn sweep(
+    jobs: &[VariantSpec],
+    model_files: &[FileHash],
+    out: &Path,
+    executor: &dyn Executor,
+    ctx: &JobContext,
+) -> Result<SweepOutcome> {
+    let mut pending = Vec::new();
+    let mut slots: Vec<Option<(RunRecord, PathBuf)>> = Vec::with_capacity(jobs.len());
+    let mut resumed = Vec::new();
+    for job in jobs {
+        let (recipe, id) = job.id(model_files)?;
+        let path = record_path(out, &recipe.name, &id);
+        match RunRecord::load(&path) {
+            Ok(r) if r.id == id => {
+                resumed.push(recipe.name.clone());
+                slots.push(Some((r, path)));
+            }
+            _ => {
+                pending.push(job.clone());
+                slots.push(None);
+            }
+        }
+    }
+    ctx.progress.stage("sweep", jobs.len() as u64);
+    ctx.progress.advance(resumed.len() as u64, "resumed");
+    let results = executor.execute(&pending, model_files, out, ctx);
+    let mut failed = Vec::new();
+    let mut done = results.into_iter();
+    for (job, slot) in jobs.iter().zip(slots.iter_mut()) {
+        if slot.is_some() {
+            continue;
+        }
+        match done.next() {
+            Some(Ok(record)) => {
+                let path = record_path(out, &record.recipe.name, &record.id);
+                *slot = Some((record, path));
+            }
+            Some(Err(e)) => failed.push((job.recipe.clone(), e.to_string())),
+            None => failed.push((job.recipe.clone(), "not run".into())),
+        }
+    }
+    let (records, record_paths) = slots.into_iter().flatten().unzip();
+    Ok(SweepOutcome { records, record_paths, resumed, failed })
+}

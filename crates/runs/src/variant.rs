@@ -1,0 +1,167 @@
+//! One variant end to end: compress → validate → project → run record.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use pareto_core::job::JobContext;
+use pareto_core::plan_projection::{compressed_weights, original_weights};
+use pareto_core::{CompressOptions, Model, Recipe};
+use pareto_eval::{Compressed, EvalOptions, ModelFamily};
+use pareto_projection::{Catalog, Efficiency, ModelShape, ProjectionRequest, Scenario, project};
+use pareto_report::{Artifact, FileHash, RecipeInfo, RunRecord, SCHEMA_VERSION, ToolInfo};
+
+use crate::error::Result;
+use crate::hashing::{hash_files, variant_id};
+use crate::record::{projection_record, source_model, tensor_records, totals, validation_record};
+
+/// What to run. Paths are taken as given; the recipe is a preset name or a TOML file.
+#[derive(Debug, Clone)]
+pub struct VariantSpec {
+    pub model: PathBuf,
+    pub recipe: String,
+    /// Sample set for validation; the family's bundled default when `None`.
+    pub samples: Option<PathBuf>,
+    /// Traffic scenario preset or TOML file.
+    pub scenario: String,
+    /// Hardware catalog id; the scenario's default device when `None`.
+    pub device: Option<String>,
+    pub validate: bool,
+    pub measure_speed: bool,
+}
+
+impl VariantSpec {
+    /// The content address of this variant (see [`variant_id`]).
+    pub fn id(&self, model_files: &[FileHash]) -> Result<(Recipe, String)> {
+        let recipe = Recipe::load(&self.recipe)?;
+        let samples = match &self.samples {
+            Some(p) => hash_files(&[p.as_path()])?.into_iter().next().map(|h| h.sha256).unwrap_or_default(),
+            None => "default samples".into(),
+        };
+        let device = self.device.clone().unwrap_or_default();
+        let extra = [samples.as_str(), self.scenario.as_str(), device.as_str(), if self.validate { "v" } else { "-" }];
+        let id = variant_id(model_files, &recipe.to_toml()?, &extra);
+        Ok((recipe, id))
+    }
+}
+
+/// Runs one variant, writing its compressed artifact under `artifacts_dir` and returning the
+/// record (the caller writes it).
+pub fn run_variant(spec: &VariantSpec, model_files: &[FileHash], artifacts_dir: &Path, ctx: &JobContext) -> Result<RunRecord> {
+    let started_at = rfc3339(SystemTime::now());
+    let (recipe, id) = spec.id(model_files)?;
+    let model = Model::open(&spec.model)?;
+    let plan = recipe.resolve(&model)?;
+
+    ctx.progress.log(&format!("{}: compressing", recipe.name));
+    let artifact_dir = artifacts_dir.join(format!("{}-{id}", sanitize(&recipe.name)));
+    let mut opts = CompressOptions::new(&artifact_dir);
+    opts.force = true;
+    let report = pareto_core::compress(&model, &plan, &opts, ctx)?;
+
+    let validation = if spec.validate {
+        ctx.checkpoint()?;
+        ctx.progress.log(&format!("{}: validating", recipe.name));
+        validate(spec, &artifact_dir, ctx)?
+    } else {
+        None
+    };
+
+    ctx.checkpoint()?;
+    let catalog = Catalog::builtin()?;
+    let scenario = Scenario::load(&spec.scenario)?;
+    let device_id = spec.device.clone().or_else(|| scenario.default_device.clone()).unwrap_or_else(|| "h100_sxm".into());
+    let shape = model.config().map(|c| ModelShape::from_hf_config(&c.raw)).transpose()?;
+    let (original, compressed) = (original_weights(&plan), compressed_weights(&plan));
+    let projection = project(&ProjectionRequest {
+        shape: shape.as_ref(),
+        original: &original,
+        compressed: Some(&compressed),
+        device: catalog.get(&device_id)?,
+        scenario: &scenario,
+        catalog: Some(&catalog),
+        efficiency: Efficiency::default(),
+    })?;
+
+    Ok(RunRecord {
+        schema_version: SCHEMA_VERSION,
+        id,
+        tool: ToolInfo { name: "pareto".into(), version: env!("CARGO_PKG_VERSION").into() },
+        started_at,
+        finished_at: rfc3339(SystemTime::now()),
+        device: format!("cpu ({}, {} threads)", std::env::consts::ARCH, std::thread::available_parallelism().map_or(1, |n| n.get())),
+        source: source_model(&model, model_files.to_vec()),
+        recipe: RecipeInfo { name: recipe.name.clone(), description: recipe.description.clone(), toml: recipe.to_toml()? },
+        totals: totals(&plan),
+        tensors: tensor_records(&plan, Some(&report)),
+        artifact: Some(Artifact {
+            path: report.output.display().to_string(),
+            format: "safetensors".into(),
+            bytes: report.written_bytes,
+            content_hash: report.content_hash.clone(),
+        }),
+        validation,
+        projection: Some(projection_record(&projection)),
+    })
+}
+
+fn validate(spec: &VariantSpec, artifact: &Path, ctx: &JobContext) -> Result<Option<pareto_report::Validation>> {
+    if let ModelFamily::Other(_) = pareto_eval::detect_family(&spec.model)? {
+        return Ok(None);
+    }
+    let options = EvalOptions {
+        compressed: Some(Compressed::Folder(artifact.to_path_buf())),
+        samples: spec.samples.clone(),
+        speed: spec.measure_speed.then(Default::default),
+        ..EvalOptions::default()
+    };
+    let eval = pareto_eval::evaluate(&spec.model, &options, ctx)?;
+    let Some(samples) = eval.samples.clone() else { return Ok(None) };
+    let sha = hash_files(&[samples.as_path()])?.into_iter().next().map(|h| h.sha256).unwrap_or_default();
+    let (rows, description) = match (&eval.decoder, &eval.encoder) {
+        (Some(d), _) => (
+            d.original.scored as u64,
+            format!(
+                "perplexity protocol: first {} chars, windows of {} tokens ({} windows)",
+                d.protocol.max_chars.map_or("all".to_string(), |c| c.to_string()),
+                d.protocol.window,
+                d.original.windows
+            ),
+        ),
+        (_, Some(e)) => (e.original.sts.map_or(0, |s| s.pairs as u64), "sentence pairs with gold similarity scores".into()),
+        _ => (0, String::new()),
+    };
+    Ok(validation_record(&eval, sha, rows, description))
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+/// RFC 3339 UTC from the system clock (civil-from-days; no time-zone data needed).
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_dates() {
+        let at = |s: u64| rfc3339(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_795_888_800), "2026-11-28T18:00:00Z");
+    }
+}

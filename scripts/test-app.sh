@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Everything the studio needs for its tests on a fresh Debian CI machine with no display:
+# system packages, npm packages, tauri-driver, type-generation check, vitest, Rust command tests,
+# the app build, and WebDriver end-to-end tests under Xvfb. Exits non-zero on any failure and ends
+# with a summary line. Screenshots: target/screenshots/.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target-app}
+summary=()
+step() { echo; echo "=== $*"; }
+ok() { summary+=("PASS $1"); }
+
+sudo_if() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+need_pkgs=()
+for p in libwebkit2gtk-4.1-dev build-essential libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev \
+         xvfb webkit2gtk-driver xauth; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  step "apt: ${need_pkgs[*]}"
+  sudo_if apt-get update -qq
+  sudo_if env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
+fi
+
+step "npm ci (ui/)"
+(cd ui && npm ci --no-audit --no-fund)
+
+if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+  step "cargo install tauri-driver 2.1.0"
+  cargo install tauri-driver --version 2.1.0 --locked
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step "Rust command tests (cargo test -p pareto-app; also regenerates ui/src/api/gen)"
+cargo test -p pareto-app --locked 2>&1 | tee /tmp/pareto-app-test.log
+rust_line=$(grep -E "^test result:" /tmp/pareto-app-test.log | tail -1)
+ok "cargo test -p pareto-app: $rust_line"
+
+step "generated TypeScript types are committed and current"
+git diff --exit-code -- ui/src/api/gen
+untracked=$(git ls-files --others --exclude-standard -- ui/src/api/gen)
+if [ -n "$untracked" ]; then echo "untracked generated types: $untracked" >&2; exit 1; fi
+ok "ui/src/api/gen matches the Rust DTOs"
+
+step "TypeScript strict check + vitest (mock api)"
+(cd ui && npx tsc --noEmit && npx vitest run) 2>&1 | tee /tmp/pareto-vitest.log
+ok "vitest: $(grep -E "Tests +[0-9]+" /tmp/pareto-vitest.log | tail -1 | sed 's/\x1b\[[0-9;]*m//g' | xargs)"
+
+step "build UI and app"
+(cd ui && npx vite build)
+cargo build -p pareto-app --locked
+ok "build"
+
+step "end-to-end (WebDriver, Xvfb)"
+xvfb-run -a -s "-screen 0 1400x900x24" bash -c 'cd ui && node --test --test-reporter=spec --test-concurrency=1 e2e/' 2>&1 | tee /tmp/pareto-e2e.log
+ok "e2e: $(grep -E "^ℹ (pass|fail)" /tmp/pareto-e2e.log | tr '\n' ' ')"
+ls -1 target/screenshots/
+
+echo
+echo "=== summary"
+printf '%s\n' "${summary[@]}"
+echo "studio tests: all passed"

@@ -1,0 +1,136 @@
+//! The `#[tauri::command]`s: each takes DTOs, runs the matching `ops` function off the main thread
+//! and returns DTOs. Nothing else lives here.
+
+use std::sync::Arc;
+
+use tauri::State;
+use tauri::ipc::Channel;
+
+use crate::dto::*;
+use crate::ops;
+use crate::state::AppState;
+
+type S<'a> = State<'a, Arc<AppState>>;
+
+/// Runs `f` on the blocking pool so the webview's event loop never waits on file I/O.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
+    tauri::async_runtime::spawn_blocking(f).await.map_err(|e| ApiError::new(format!("worker failed: {e}")))?
+}
+
+#[tauri::command]
+pub async fn startup(state: S<'_>) -> ApiResult<Startup> {
+    Ok(Startup { open: crate::startup_model(), settings: state.settings(), version: env!("CARGO_PKG_VERSION").into() })
+}
+
+#[tauri::command]
+pub async fn save_settings(state: S<'_>, settings: Settings) -> ApiResult<()> {
+    let state = Arc::clone(&state);
+    blocking(move || state.save_settings(settings)).await
+}
+
+#[tauri::command]
+pub async fn open_model(state: S<'_>, path: String) -> ApiResult<ModelView> {
+    let state = Arc::clone(&state);
+    blocking(move || ops::open_model(&state, &path)).await
+}
+
+#[tauri::command]
+pub async fn list_presets() -> ApiResult<Vec<PresetInfo>> {
+    Ok(ops::list_presets())
+}
+
+#[tauri::command]
+pub async fn list_formats() -> ApiResult<Vec<FormatInfo>> {
+    Ok(ops::list_formats())
+}
+
+#[tauri::command]
+pub async fn load_recipe(preset_or_path: String) -> ApiResult<String> {
+    blocking(move || ops::load_recipe(&preset_or_path)).await
+}
+
+#[tauri::command]
+pub async fn save_recipe(path: String, toml: String) -> ApiResult<()> {
+    blocking(move || ops::save_recipe(&path, &toml)).await
+}
+
+#[tauri::command]
+pub async fn plan(state: S<'_>, toml: String) -> ApiResult<PlanView> {
+    let state = Arc::clone(&state);
+    blocking(move || ops::plan(&state, &toml)).await
+}
+
+#[tauri::command]
+pub async fn edit_recipe(state: S<'_>, toml: String, edit: RecipeEdit) -> ApiResult<RecipeDoc> {
+    let state = Arc::clone(&state);
+    blocking(move || ops::edit_recipe(&state, &toml, &edit)).await
+}
+
+#[tauri::command]
+pub async fn start_compress(
+    state: S<'_>,
+    toml: String,
+    out: String,
+    overwrite: bool,
+    on_event: Channel<JobEvent>,
+) -> ApiResult<u32> {
+    let sink: ops::Sink = Arc::new(move |e: JobEvent| {
+        // A closed window drops the channel; the job still finishes and is recorded.
+        let _ = on_event.send(e);
+    });
+    ops::start_compress(&state, &toml, &out, overwrite, sink)
+}
+
+#[tauri::command]
+pub async fn cancel_job(state: S<'_>, id: u32) -> ApiResult<bool> {
+    Ok(ops::cancel_job(&state, id))
+}
+
+#[tauri::command]
+pub async fn list_runs(state: S<'_>) -> ApiResult<Vec<RunView>> {
+    Ok(ops::runs(&state))
+}
+
+#[tauri::command]
+pub async fn tensor_histogram(state: S<'_>, run_id: u32, tensor: String, bins: usize) -> ApiResult<Histogram> {
+    let state = Arc::clone(&state);
+    blocking(move || ops::tensor_histogram(&state, run_id, &tensor, bins)).await
+}
+
+#[tauri::command]
+pub async fn list_hardware() -> ApiResult<Vec<HardwareInfo>> {
+    ops::list_hardware()
+}
+
+#[tauri::command]
+pub async fn list_scenarios() -> ApiResult<Vec<ScenarioInfo>> {
+    ops::list_scenarios()
+}
+
+#[tauri::command]
+pub async fn project_plan(state: S<'_>, query: ProjectionQuery) -> ApiResult<ProjectionView> {
+    let state = Arc::clone(&state);
+    blocking(move || ops::project_plan(&state, &query)).await
+}
+
+#[tauri::command]
+pub async fn compare_runs(state: S<'_>, query: ProjectionQuery) -> ApiResult<CompareView> {
+    let state = Arc::clone(&state);
+    blocking(move || ops::compare(&state, &query)).await
+}
+
+#[tauri::command]
+pub async fn export_formats() -> ApiResult<Vec<ExportFormatInfo>> {
+    Ok(ops::export_formats())
+}
+
+#[tauri::command]
+pub async fn export_run(state: S<'_>, request: ExportRequest) -> ApiResult<ExportResult> {
+    let state = Arc::clone(&state);
+    blocking(move || ops::export_run(&state, &request)).await
+}
+
+#[tauri::command]
+pub async fn compute_devices() -> ApiResult<Vec<ComputeDevice>> {
+    Ok(ops::compute_devices())
+}

@@ -1,0 +1,454 @@
+//! The shapes the UI sees. Every type here derives `ts_rs::TS`; `cargo test -p pareto-app` writes the
+//! TypeScript declarations to `ui/src/api/gen/` (committed, and checked in CI by regenerating and
+//! diffing). Large integers are emitted as `number`: byte counts stay far below 2^53.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// An error as the UI shows it: the message and the chain of causes beneath it.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+pub struct ApiError {
+    pub message: String,
+    pub causes: Vec<String>,
+}
+
+impl ApiError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ApiError { message: message.into(), causes: Vec::new() }
+    }
+
+    /// Prefixes the message with what was being done, keeping the original as the first cause.
+    pub fn context(self, what: impl Into<String>) -> Self {
+        let mut causes = vec![self.message];
+        causes.extend(self.causes);
+        ApiError { message: what.into(), causes }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        for c in &self.causes {
+            write!(f, ": {c}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<pareto_core::Error> for ApiError {
+    fn from(e: pareto_core::Error) -> Self {
+        from_std(&e)
+    }
+}
+
+impl From<pareto_projection::ProjectionError> for ApiError {
+    fn from(e: pareto_projection::ProjectionError) -> Self {
+        from_std(&e)
+    }
+}
+
+/// Message plus `source()` chain.
+pub fn from_std(e: &dyn std::error::Error) -> ApiError {
+    let mut causes = Vec::new();
+    let mut src = e.source();
+    while let Some(s) = src {
+        causes.push(s.to_string());
+        src = s.source();
+    }
+    ApiError { message: e.to_string(), causes }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+// ---------------------------------------------------------------- model
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct Tally {
+    pub key: String,
+    pub tensors: usize,
+    pub elements: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct ConfigView {
+    pub architecture: String,
+    pub model_type: String,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub intermediate_size: usize,
+    pub vocab_size: usize,
+    pub max_position_embeddings: Option<usize>,
+    pub torch_dtype: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct ModelSummaryView {
+    pub root: String,
+    pub architecture: Option<String>,
+    pub parameters: u64,
+    pub tensor_count: usize,
+    pub bytes: u64,
+    pub file_bytes: u64,
+    pub shards: usize,
+    pub by_dtype: Vec<Tally>,
+    pub by_role: Vec<Tally>,
+    pub config: Option<ConfigView>,
+}
+
+/// One row of the tensor table (model order).
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct TensorRow {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<usize>,
+    pub role: String,
+    pub layer: Option<usize>,
+    pub params: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct ModelView {
+    pub summary: ModelSummaryView,
+    pub tensors: Vec<TensorRow>,
+    /// Milliseconds spent opening (headers, config) and building this view.
+    pub open_ms: f64,
+}
+
+// ---------------------------------------------------------------- recipe and plan
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct PresetInfo {
+    pub name: String,
+    pub description: String,
+    pub toml: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct FormatInfo {
+    pub id: String,
+    pub bits_per_weight: f64,
+    pub description: String,
+}
+
+/// The action an edit applies.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ActionEdit {
+    Keep,
+    Quantize { format: String },
+    Prune { sparsity: f64 },
+    Sparse24,
+}
+
+/// A structured edit of the recipe TOML (the TOML stays the source of truth).
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RecipeEdit {
+    /// What tensors no rule matches get.
+    SetDefault { action: ActionEdit },
+    /// A first-priority rule for exactly these tensors.
+    Override { tensors: Vec<String>, action: ActionEdit },
+    /// Removes rule `index` (0-based).
+    RemoveRule { index: usize },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct RuleView {
+    pub targets: Vec<String>,
+    pub action: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct RecipeDoc {
+    pub name: String,
+    pub description: String,
+    pub toml: String,
+    pub default_action: String,
+    pub ignore: Vec<String>,
+    pub rules: Vec<RuleView>,
+    /// Selected tensors an override cannot reach because the ignore list wins.
+    pub ignored_in_selection: Vec<String>,
+}
+
+/// A tensor's planned action, aligned with the model's tensor order.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct PlanRow {
+    pub name: String,
+    pub action: String,
+    pub format: Option<String>,
+    pub requested_format: Option<String>,
+    pub reason: String,
+    pub notes: Vec<String>,
+    pub out_shape: Vec<usize>,
+    pub source_bytes: u64,
+    pub planned_bytes: u64,
+    pub dropped: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct PlanTotalsView {
+    pub tensors: usize,
+    pub quantized: usize,
+    pub pruned: usize,
+    pub kept: usize,
+    pub dropped: usize,
+    pub fallbacks: usize,
+    pub params_before: u64,
+    pub params_after: u64,
+    pub source_bytes: u64,
+    pub planned_bytes: u64,
+    pub bytes_by_format: Vec<Tally>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct PlanView {
+    pub recipe: RecipeDoc,
+    pub rows: Vec<PlanRow>,
+    pub totals: PlanTotalsView,
+    /// Server-side time to parse, resolve and build this view.
+    pub plan_ms: f64,
+}
+
+// ---------------------------------------------------------------- jobs
+
+/// Streamed over a Channel while a job runs.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobEvent {
+    Stage { name: String, total: u64 },
+    /// `done` units so far in this stage; `items` finished since the last event.
+    Advance { done: u64, items: Vec<String> },
+    Log { line: String },
+    Finished { run: RunView },
+    Failed { error: ApiError },
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct MetricsView {
+    pub rel_error: f64,
+    pub snr_db: Option<f64>,
+    pub cosine: f64,
+    pub max_abs_error: f64,
+    pub sparsity: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct TensorResult {
+    pub name: String,
+    pub action: String,
+    pub format: Option<String>,
+    pub shape: Vec<usize>,
+    pub source_bytes: u64,
+    pub planned_bytes: u64,
+    pub notes: Vec<String>,
+    pub metrics: Option<MetricsView>,
+}
+
+/// Per-layer error: `cells[layer_index * kinds.len() + kind_index]` is the relative error.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct Heatmap {
+    pub layers: Vec<usize>,
+    pub kinds: Vec<String>,
+    pub cells: Vec<Option<f64>>,
+}
+
+/// A finished compression run (a variant of this session).
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct RunView {
+    pub id: u32,
+    pub recipe_name: String,
+    pub recipe_toml: String,
+    pub source: String,
+    pub output: String,
+    pub seconds: f64,
+    pub source_bytes: u64,
+    pub planned_bytes: u64,
+    pub written_bytes: u64,
+    /// Parameter-weighted mean relative weight error over transformed tensors (an accuracy proxy).
+    pub mean_rel_error: f64,
+    pub content_hash: String,
+    pub tensors: Vec<TensorResult>,
+    pub heatmap: Heatmap,
+    pub files: Vec<FileView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct FileView {
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct Histogram {
+    pub min: f64,
+    pub max: f64,
+    pub before: Vec<u32>,
+    pub after: Vec<u32>,
+    pub zeros_before: u64,
+    pub zeros_after: u64,
+    pub elements: u64,
+}
+
+// ---------------------------------------------------------------- projection
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct QuantityView {
+    pub value: f64,
+    pub unit: String,
+    pub formula: String,
+    pub sources: Vec<String>,
+    pub estimate: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct HardwareInfo {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub mem_gib: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct ScenarioInfo {
+    pub id: String,
+    pub description: String,
+    pub requests_per_day: f64,
+    pub input_tokens: f64,
+    pub output_tokens: f64,
+    pub default_device: Option<String>,
+}
+
+/// Traffic controls on top of a scenario preset (absent fields keep the preset's value).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
+pub struct TrafficOverrides {
+    pub requests_per_day: Option<f64>,
+    pub input_tokens: Option<f64>,
+    pub output_tokens: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct ProjectionQuery {
+    pub scenario: String,
+    /// A catalog id; absent: the scenario's default device.
+    pub device: Option<String>,
+    pub traffic: TrafficOverrides,
+    /// Recipe TOML for the compressed side; absent: only the original is projected.
+    pub recipe_toml: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct PlanSide {
+    pub label: String,
+    pub fits: bool,
+    pub memory: Vec<(String, QuantityView)>,
+    pub latency: Vec<(String, QuantityView)>,
+    pub cost: Vec<(String, QuantityView)>,
+    pub total_usd_month: Option<QuantityView>,
+    pub usd_per_1m_requests: Option<QuantityView>,
+    pub slo: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct RankRow {
+    pub rank: Option<usize>,
+    pub device_id: String,
+    pub device_name: String,
+    pub fits: bool,
+    pub slo: String,
+    pub instances: Option<f64>,
+    pub usd_month: Option<QuantityView>,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct ProjectionView {
+    pub device: String,
+    pub scenario: String,
+    pub mode: String,
+    pub original: PlanSide,
+    pub compressed: Option<PlanSide>,
+    pub summary: Option<String>,
+    pub ranking: Vec<RankRow>,
+    pub ranking_verdict: Option<String>,
+    pub unknowns: Vec<String>,
+    pub notes: Vec<String>,
+    pub project_ms: f64,
+}
+
+// ---------------------------------------------------------------- compare
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct VariantPoint {
+    pub run_id: u32,
+    pub label: String,
+    pub weight_bytes: u64,
+    pub mean_rel_error: f64,
+    pub usd_month: Option<f64>,
+    pub on_frontier: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct CompareView {
+    pub cost_axis: String,
+    pub accuracy_axis: String,
+    pub points: Vec<VariantPoint>,
+}
+
+// ---------------------------------------------------------------- export
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct ExportFormatInfo {
+    pub id: String,
+    pub label: String,
+    pub loads_in: String,
+    /// False when this build cannot write the format yet (the UI says so).
+    pub available: bool,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct ExportRequest {
+    pub run_id: u32,
+    pub format: String,
+    pub target: String,
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct ExportResult {
+    pub target: String,
+    pub files: Vec<FileView>,
+}
+
+// ---------------------------------------------------------------- app
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS, PartialEq)]
+#[serde(default)]
+pub struct Settings {
+    pub recent_models: Vec<String>,
+    pub last_recipe_toml: Option<String>,
+    pub scenario: Option<String>,
+    pub device: Option<String>,
+    pub compute_device: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct ComputeDevice {
+    pub id: String,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct Startup {
+    /// A model to open at launch (`--open <path>` or `PARETO_OPEN`).
+    pub open: Option<String>,
+    pub settings: Settings,
+    pub version: String,
+}

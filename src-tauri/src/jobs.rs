@@ -1,0 +1,74 @@
+//! Progress over a channel: the engine's `Progress` trait turned into [`JobEvent`]s. Advances are
+//! batched (at most one event per ~30 ms, plus one at every stage change and at the end) so a model
+//! with thousands of tensors does not flood the webview.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pareto_core::job::Progress;
+
+use crate::dto::JobEvent;
+
+/// Where job events go: a Tauri channel in the app, a vector in tests.
+pub type Sink = Arc<dyn Fn(JobEvent) + Send + Sync>;
+
+const BATCH: Duration = Duration::from_millis(30);
+
+struct Pending {
+    done: u64,
+    items: Vec<String>,
+    last_sent: Instant,
+}
+
+pub struct ChannelProgress {
+    sink: Sink,
+    pending: Mutex<Pending>,
+}
+
+impl ChannelProgress {
+    pub fn new(sink: Sink) -> Self {
+        ChannelProgress { sink, pending: Mutex::new(Pending { done: 0, items: Vec::new(), last_sent: Instant::now() }) }
+    }
+
+    /// Sends any advances not yet sent.
+    pub fn flush(&self) {
+        let event = {
+            let Ok(mut p) = self.pending.lock() else { return };
+            if p.items.is_empty() {
+                return;
+            }
+            p.last_sent = Instant::now();
+            JobEvent::Advance { done: p.done, items: std::mem::take(&mut p.items) }
+        };
+        (self.sink)(event);
+    }
+}
+
+impl Progress for ChannelProgress {
+    fn stage(&self, name: &str, total: u64) {
+        self.flush();
+        if let Ok(mut p) = self.pending.lock() {
+            p.done = 0;
+        }
+        (self.sink)(JobEvent::Stage { name: name.to_string(), total });
+    }
+
+    fn advance(&self, n: u64, item: &str) {
+        let event = {
+            let Ok(mut p) = self.pending.lock() else { return };
+            p.done = p.done.saturating_add(n);
+            p.items.push(item.to_string());
+            if p.last_sent.elapsed() < BATCH {
+                return;
+            }
+            p.last_sent = Instant::now();
+            JobEvent::Advance { done: p.done, items: std::mem::take(&mut p.items) }
+        };
+        (self.sink)(event);
+    }
+
+    fn log(&self, line: &str) {
+        self.flush();
+        (self.sink)(JobEvent::Log { line: line.to_string() });
+    }
+}

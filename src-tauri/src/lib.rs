@@ -1,0 +1,72 @@
+//! pareto-app: the Tauri v2 shell of the Pareto studio. Commands are thin glue over the engine
+//! crates (see `ops`); the UI in `ui/` calls them only through `ui/src/api/`.
+
+pub mod commands;
+pub mod convert;
+pub mod dto;
+pub mod export;
+pub mod jobs;
+pub mod ops;
+pub mod state;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use tauri::Manager;
+
+/// A model to open at launch: `--open <path>` on the command line, else `PARETO_OPEN`.
+pub fn startup_model() -> Option<String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--open" {
+            return args.next();
+        }
+        if let Some(p) = a.strip_prefix("--open=") {
+            return Some(p.to_string());
+        }
+    }
+    std::env::var("PARETO_OPEN").ok().filter(|s| !s.trim().is_empty())
+}
+
+/// The builder with every command and plugin registered; `run` and the tests share it.
+pub fn builder<R: tauri::Runtime>(base: tauri::Builder<R>) -> tauri::Builder<R> {
+    base.plugin(tauri_plugin_dialog::init()).invoke_handler(tauri::generate_handler![
+        commands::startup,
+        commands::save_settings,
+        commands::open_model,
+        commands::list_presets,
+        commands::list_formats,
+        commands::load_recipe,
+        commands::save_recipe,
+        commands::plan,
+        commands::edit_recipe,
+        commands::start_compress,
+        commands::cancel_job,
+        commands::list_runs,
+        commands::tensor_histogram,
+        commands::list_hardware,
+        commands::list_scenarios,
+        commands::project_plan,
+        commands::compare_runs,
+        commands::export_formats,
+        commands::export_run,
+        commands::compute_devices,
+    ])
+}
+
+pub fn run() -> anyhow::Result<()> {
+    builder(tauri::Builder::default())
+        .setup(|app| {
+            let dir = app.path().app_config_dir().ok();
+            let (state, warning) = state::AppState::new(dir);
+            if let Some(w) = warning {
+                eprintln!("pareto: {w}");
+            }
+            app.manage(Arc::new(state));
+            Ok(())
+        })
+        .run(tauri::generate_context!())?;
+    Ok(())
+}

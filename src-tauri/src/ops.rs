@@ -1,0 +1,411 @@
+//! What each command does, as plain functions over [`AppState`] so tests call them without a window.
+//! Each is a few lines of glue: DTO in → pareto crate → DTO out. Conversions live in `convert`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use pareto_core::plan_projection::{compressed_weights, original_weights};
+use pareto_core::recipe::{Action, PRESETS, PruneScope, PruneSpec, QuantizeSpec, Rule};
+use pareto_core::{CompressOptions, Model, Recipe};
+use pareto_projection::{Catalog, Efficiency, ModelShape, ProjectionRequest, Scenario, project};
+
+use crate::convert;
+use crate::dto::*;
+pub use crate::jobs::Sink;
+use crate::jobs::ChannelProgress;
+use crate::state::{AppState, RunRecord};
+
+/// Tensors larger than this are not histogrammed (two f32 copies would not fit comfortably).
+pub const HISTOGRAM_MAX_ELEMENTS: u64 = 256 * 1024 * 1024;
+
+pub fn open_model(state: &AppState, path: &str) -> ApiResult<ModelView> {
+    let started = Instant::now();
+    let path = path.trim();
+    if path.is_empty() {
+        return Err(ApiError::new("no model path given"));
+    }
+    let model = Model::open(path).map_err(|e| ApiError::from(e).context(format!("could not open {path}")))?;
+    let mut view = convert::model_view(&model);
+    state.set_model(Arc::new(model));
+    state.remember_model(&view.summary.root);
+    view.open_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(view)
+}
+
+pub fn list_presets() -> Vec<PresetInfo> {
+    PRESETS
+        .iter()
+        .map(|p| PresetInfo {
+            name: p.name.to_string(),
+            description: Recipe::from_toml(p.toml, p.name).map(|r| r.description).unwrap_or_default(),
+            toml: p.toml.to_string(),
+        })
+        .collect()
+}
+
+pub fn list_formats() -> Vec<FormatInfo> {
+    pareto_formats::registry()
+        .iter()
+        .map(|f| FormatInfo {
+            id: f.id.to_string(),
+            bits_per_weight: f.bits_per_weight,
+            description: f.description.to_string(),
+        })
+        .collect()
+}
+
+/// A preset name or a path to a recipe TOML file → its text.
+pub fn load_recipe(preset_or_path: &str) -> ApiResult<String> {
+    let key = preset_or_path.trim();
+    let recipe = Recipe::load(key)?;
+    match pareto_core::recipe::preset(key) {
+        // The preset's own text (comments and layout) rather than a re-serialisation.
+        Some(p) => Ok(p.toml.to_string()),
+        None => std::fs::read_to_string(key).map_err(|e| from_std(&e).context(format!("could not read {key}"))).or_else(|_| Ok(recipe.to_toml()?)),
+    }
+}
+
+pub fn save_recipe(path: &str, toml: &str) -> ApiResult<()> {
+    let path = Path::new(path.trim());
+    Recipe::from_toml(toml, &path.display().to_string())?;
+    std::fs::write(path, toml)
+        .map_err(|e| from_std(&e).context(format!("could not write the recipe to {}", path.display())))
+}
+
+/// Parses `toml`, resolves it against the open model and returns the per-tensor plan. No weights
+/// are read, so this runs on every keystroke.
+pub fn plan(state: &AppState, toml: &str) -> ApiResult<PlanView> {
+    let started = Instant::now();
+    let model = state.model()?;
+    let recipe = Recipe::from_toml(toml, "the recipe editor")?;
+    let plan = recipe.resolve(&model)?;
+    let doc = convert::recipe_doc(&recipe, toml.to_string(), Vec::new());
+    let mut view = convert::plan_view(&plan, doc);
+    view.plan_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(view)
+}
+
+fn action_of(edit: &ActionEdit) -> Action {
+    match edit {
+        ActionEdit::Keep => Action::default(),
+        ActionEdit::Quantize { format } => Action {
+            prune: None,
+            quantize: Some(QuantizeSpec { format: format.clone(), algorithm: Default::default() }),
+        },
+        ActionEdit::Prune { sparsity } => Action {
+            prune: Some(PruneSpec::Magnitude { sparsity: *sparsity, scope: PruneScope::Tensor }),
+            quantize: None,
+        },
+        ActionEdit::Sparse24 => Action { prune: Some(PruneSpec::NM { n: 2, m: 4 }), quantize: None },
+    }
+}
+
+/// Escapes a tensor name into an exact-match regex target.
+fn exact_target(name: &str) -> String {
+    let mut s = String::from("re:^");
+    for c in name.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s.push('$');
+    s
+}
+
+/// Applies a structured edit to the recipe text and returns the new document.
+pub fn edit_recipe(state: &AppState, toml: &str, edit: &RecipeEdit) -> ApiResult<RecipeDoc> {
+    let mut recipe = Recipe::from_toml(toml, "the recipe editor")?;
+    let mut selection: Vec<String> = Vec::new();
+    match edit {
+        RecipeEdit::SetDefault { action } => recipe.default = action_of(action),
+        RecipeEdit::Override { tensors, action } => {
+            if tensors.is_empty() {
+                return Err(ApiError::new("select at least one tensor to override"));
+            }
+            selection.clone_from(tensors);
+            let targets = tensors.iter().map(|t| exact_target(t)).collect();
+            recipe.rules.insert(0, Rule { targets, layers: None, action: action_of(action) });
+        }
+        RecipeEdit::RemoveRule { index } => {
+            if *index >= recipe.rules.len() {
+                return Err(ApiError::new(format!(
+                    "rule {} does not exist (the recipe has {})",
+                    index + 1,
+                    recipe.rules.len()
+                )));
+            }
+            recipe.rules.remove(*index);
+        }
+    }
+    recipe.validate()?;
+    let text = recipe.to_toml()?;
+    let mut ignored = Vec::new();
+    if !selection.is_empty()
+        && let Ok(model) = state.model()
+    {
+        let plan = recipe.resolve(&model)?;
+        ignored = plan
+            .tensors
+            .iter()
+            .filter(|t| {
+                matches!(t.reason, pareto_core::recipe::Reason::Ignored(_)) && selection.contains(&t.source_name)
+            })
+            .map(|t| t.source_name.clone())
+            .collect();
+    }
+    Ok(convert::recipe_doc(&recipe, text, ignored))
+}
+
+/// Starts compressing the open model with `toml` into `out` on a worker thread and returns the job
+/// id at once; progress, the result or the error arrive as [`JobEvent`]s on `sink`.
+pub fn start_compress(
+    state: &Arc<AppState>,
+    toml: &str,
+    out: &str,
+    overwrite: bool,
+    sink: Sink,
+) -> ApiResult<u32> {
+    let model = state.model()?;
+    let recipe = Recipe::from_toml(toml, "the recipe editor")?;
+    let plan = recipe.resolve(&model)?;
+    let out = out.trim();
+    if out.is_empty() {
+        return Err(ApiError::new("choose an output folder for the compressed model"));
+    }
+    let mut opts = CompressOptions::new(out);
+    opts.force = overwrite;
+    let (id, cancel) = state.new_job();
+    let state = Arc::clone(state);
+    let toml = toml.to_string();
+    std::thread::Builder::new()
+        .name(format!("compress-{id}"))
+        .spawn(move || {
+            let progress = Arc::new(ChannelProgress::new(Arc::clone(&sink)));
+            let ctx = pareto_core::job::JobContext::new(progress.clone(), cancel);
+            let result = pareto_core::compress(&model, &plan, &opts, &ctx);
+            progress.flush();
+            state.finish_job(id);
+            let event = match result {
+                Ok(report) => {
+                    let run = convert::run_view(id, &report, &toml, &recipe.name);
+                    state.add_run(RunRecord { view: run.clone(), report: Arc::new(report) });
+                    JobEvent::Finished { run }
+                }
+                Err(pareto_core::Error::Cancelled) => JobEvent::Cancelled,
+                Err(e) => JobEvent::Failed { error: ApiError::from(e).context("compression failed") },
+            };
+            sink(event);
+        })
+        .map_err(|e| from_std(&e).context("could not start a worker thread"))?;
+    Ok(id)
+}
+
+pub fn cancel_job(state: &AppState, id: u32) -> bool {
+    state.cancel_job(id)
+}
+
+pub fn runs(state: &AppState) -> Vec<RunView> {
+    state.runs().iter().map(|r| r.view.clone()).collect()
+}
+
+/// Before/after histograms of one tensor of a run, over a shared range.
+pub fn tensor_histogram(state: &AppState, run_id: u32, tensor: &str, bins: usize) -> ApiResult<Histogram> {
+    let run = state.run(run_id)?;
+    let source = Model::open(&run.report.source)?;
+    let output = Model::open(&run.report.output)?;
+    let before_info = source.tensor(tensor)?;
+    let after_info = output.tensor(tensor).or_else(|_| {
+        // Structured cuts keep names; a renamed layer is looked up by its output name.
+        let out_name = run.view.tensors.iter().find(|t| t.name == tensor).map(|t| t.name.clone());
+        output.tensor(out_name.as_deref().unwrap_or(tensor))
+    })?;
+    for info in [before_info, after_info] {
+        if info.numel() > HISTOGRAM_MAX_ELEMENTS {
+            return Err(ApiError::new(format!(
+                "{} has {} elements; histograms are drawn for tensors up to {} elements",
+                info.name,
+                info.numel(),
+                HISTOGRAM_MAX_ELEMENTS
+            )));
+        }
+    }
+    let before = source.read_f32(before_info)?;
+    let after = output.read_f32(after_info)?;
+    Ok(convert::histogram(&before, &after, bins.clamp(8, 512)))
+}
+
+fn scenario_with(query: &ProjectionQuery) -> ApiResult<Scenario> {
+    let mut scenario = Scenario::load(&query.scenario)?;
+    if let Some(v) = query.traffic.requests_per_day {
+        scenario.requests_per_day = v;
+    }
+    if let Some(v) = query.traffic.input_tokens {
+        scenario.input_tokens = v;
+    }
+    if let Some(v) = query.traffic.output_tokens {
+        scenario.output_tokens = v;
+    }
+    scenario.validate()?;
+    Ok(scenario)
+}
+
+pub fn list_hardware() -> ApiResult<Vec<HardwareInfo>> {
+    let catalog = Catalog::builtin()?;
+    catalog
+        .ids()
+        .iter()
+        .map(|id| {
+            let d = catalog.get(id)?;
+            Ok(HardwareInfo {
+                id: d.id.clone(),
+                name: d.name.clone(),
+                kind: convert::json_str(&d.kind),
+                mem_gib: d.mem_gib,
+            })
+        })
+        .collect()
+}
+
+pub fn list_scenarios() -> ApiResult<Vec<ScenarioInfo>> {
+    Scenario::preset_ids()
+        .into_iter()
+        .map(|id| {
+            let s = Scenario::preset(id)?;
+            Ok(ScenarioInfo {
+                id: id.to_string(),
+                description: s.description,
+                requests_per_day: s.requests_per_day,
+                input_tokens: s.input_tokens,
+                output_tokens: s.output_tokens,
+                default_device: s.default_device,
+            })
+        })
+        .collect()
+}
+
+/// Memory, latency and cost of the open model before (and after, with a recipe) on one device.
+pub fn project_plan(state: &AppState, query: &ProjectionQuery) -> ApiResult<ProjectionView> {
+    let started = Instant::now();
+    let model = state.model()?;
+    let catalog = Catalog::builtin()?;
+    let scenario = scenario_with(query)?;
+    let device_id = query.device.clone().or_else(|| scenario.default_device.clone()).unwrap_or_else(|| "h100_sxm".into());
+    let device = catalog.get(&device_id)?;
+    let recipe = match &query.recipe_toml {
+        Some(t) => Recipe::from_toml(t, "the recipe editor")?,
+        None => Recipe::from_toml("name = \"original\"\n", "original")?,
+    };
+    let plan = recipe.resolve(&model)?;
+    let shape = match model.config() {
+        Some(cfg) => Some(ModelShape::from_hf_config(&cfg.raw)?),
+        None => None,
+    };
+    let original = original_weights(&plan);
+    let compressed = compressed_weights(&plan);
+    let projection = project(&ProjectionRequest {
+        shape: shape.as_ref(),
+        original: &original,
+        compressed: query.recipe_toml.as_ref().map(|_| compressed.as_slice()),
+        device,
+        scenario: &scenario,
+        catalog: Some(&catalog),
+        efficiency: Efficiency::default(),
+    })?;
+    let mut view = convert::projection_view(&projection);
+    view.project_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(view)
+}
+
+/// Every run of this session on (cost, weight error); the frontier is the set no other run beats on both.
+pub fn compare(state: &AppState, query: &ProjectionQuery) -> ApiResult<CompareView> {
+    let runs = state.runs();
+    let mut points = Vec::with_capacity(runs.len());
+    for r in runs.iter() {
+        let q = ProjectionQuery { recipe_toml: Some(r.view.recipe_toml.clone()), ..query.clone() };
+        let usd = project_plan(state, &q)
+            .ok()
+            .and_then(|p| p.compressed.and_then(|c| c.total_usd_month.map(|q| q.value)));
+        points.push(VariantPoint {
+            run_id: r.view.id,
+            label: format!("#{} {}", r.view.id, r.view.recipe_name),
+            weight_bytes: r.view.planned_bytes,
+            mean_rel_error: r.view.mean_rel_error,
+            usd_month: usd,
+            on_frontier: false,
+        });
+    }
+    convert::mark_frontier(&mut points);
+    Ok(CompareView {
+        cost_axis: "projected $/month (falls back to packed weight bytes when cost is unknown)".into(),
+        accuracy_axis: "parameter-weighted relative weight error (a proxy for accuracy loss)".into(),
+        points,
+    })
+}
+
+pub fn export_formats() -> Vec<ExportFormatInfo> {
+    use pareto_core::export::ExportFormat;
+    ExportFormat::ALL
+        .iter()
+        .map(|f| {
+            let (label, loads_in, note) = match f {
+                ExportFormat::Safetensors => (
+                    "Dense safetensors",
+                    "transformers, vLLM, candle, any safetensors loader",
+                    "full-size dense weights with the compression applied; copies the run's output",
+                ),
+                ExportFormat::CompressedTensors => {
+                    ("compressed-tensors", "vLLM, SGLang, transformers", "packed; re-runs the recipe into the packed writer")
+                }
+                ExportFormat::Gguf => ("GGUF", "llama.cpp, Ollama, LM Studio", "packed; re-runs the recipe into the GGUF writer"),
+                ExportFormat::Gptq => ("GPTQ v1", "AutoGPTQ / GPTQModel, vLLM, TGI", "packed; re-runs the recipe into the GPTQ writer"),
+            };
+            ExportFormatInfo {
+                id: f.as_str().to_string(),
+                label: label.to_string(),
+                loads_in: loads_in.to_string(),
+                available: true,
+                note: note.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Writes a run's artifact to `target` with its manifest, plus `report.json` and `report.md`.
+/// Dense: the run's own output is copied. Packed formats: the run's recipe is applied again through
+/// that format's writer (same plan, same source). Built in a temporary sibling folder and renamed
+/// into place.
+pub fn export_run(state: &AppState, req: &ExportRequest) -> ApiResult<ExportResult> {
+    use pareto_core::export::ExportFormat;
+    let run = state.run(req.run_id)?;
+    let format = ExportFormat::parse(&req.format).ok_or_else(|| {
+        ApiError::new(format!(
+            "unknown export format {:?} (valid: {})",
+            req.format,
+            ExportFormat::ALL.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    if req.target.trim().is_empty() {
+        return Err(ApiError::new("choose a target folder"));
+    }
+    let target = PathBuf::from(req.target.trim());
+    if format == ExportFormat::Safetensors {
+        return crate::export::write(&run, &target, req.overwrite, None);
+    }
+    let model = Model::open(&run.report.source)?;
+    let recipe = Recipe::from_toml(&run.view.recipe_toml, "the run's recipe")?;
+    let plan = recipe.resolve(&model)?;
+    let packer = move |dir: &Path| -> ApiResult<()> {
+        let opts = CompressOptions::new(dir).with_format(format);
+        pareto_core::compress(&model, &plan, &opts, &pareto_core::job::JobContext::silent())
+            .map(|_| ())
+            .map_err(|e| ApiError::from(e).context(format!("{} export failed", format.as_str())))
+    };
+    crate::export::write(&run, &target, req.overwrite, Some(&packer))
+}
+
+pub fn compute_devices() -> Vec<ComputeDevice> {
+    vec![ComputeDevice { id: "cpu".into(), label: "CPU (always available)".into() }]
+}
+

@@ -1,0 +1,136 @@
+//! Session state: the open model, running jobs, finished runs, and the settings persisted in the
+//! app config dir (recent models, last recipe, scenario).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use pareto_core::job::CancelToken;
+use pareto_core::{CompressReport, Model};
+
+use crate::dto::{ApiError, ApiResult, RunView, Settings, from_std};
+
+pub const RECENT_LIMIT: usize = 10;
+const SETTINGS_FILE: &str = "settings.json";
+
+pub struct RunRecord {
+    pub view: RunView,
+    pub report: Arc<CompressReport>,
+}
+
+#[derive(Default)]
+pub struct AppState {
+    model: Mutex<Option<Arc<Model>>>,
+    jobs: Mutex<HashMap<u32, CancelToken>>,
+    runs: Mutex<Vec<Arc<RunRecord>>>,
+    next_job: AtomicU32,
+    settings: Mutex<Settings>,
+    /// Where settings are saved; `None` keeps them in memory (tests).
+    config_dir: Option<PathBuf>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind; keep going with it.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl AppState {
+    /// State persisted under `config_dir` (created on first save). Unreadable settings are
+    /// replaced by defaults rather than blocking start-up; the error is returned for display.
+    pub fn new(config_dir: Option<PathBuf>) -> (AppState, Option<ApiError>) {
+        let mut warning = None;
+        let settings = match &config_dir {
+            Some(dir) => match std::fs::read_to_string(dir.join(SETTINGS_FILE)) {
+                Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
+                    warning = Some(from_std(&e).context("saved settings were unreadable and were reset"));
+                    Settings::default()
+                }),
+                Err(_) => Settings::default(),
+            },
+            None => Settings::default(),
+        };
+        let state = AppState { settings: Mutex::new(settings), config_dir, next_job: AtomicU32::new(1), ..Default::default() };
+        (state, warning)
+    }
+
+    pub fn model(&self) -> ApiResult<Arc<Model>> {
+        lock(&self.model).clone().ok_or_else(|| ApiError::new("no model is open: open one on the Open screen first"))
+    }
+
+    pub fn set_model(&self, model: Arc<Model>) {
+        *lock(&self.model) = Some(model);
+    }
+
+    pub fn new_job(&self) -> (u32, CancelToken) {
+        let id = self.next_job.fetch_add(1, Ordering::SeqCst);
+        let token = CancelToken::new();
+        lock(&self.jobs).insert(id, token.clone());
+        (id, token)
+    }
+
+    pub fn finish_job(&self, id: u32) {
+        lock(&self.jobs).remove(&id);
+    }
+
+    /// True when the job was running and is now asked to stop.
+    pub fn cancel_job(&self, id: u32) -> bool {
+        match lock(&self.jobs).get(&id) {
+            Some(t) => {
+                t.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn add_run(&self, run: RunRecord) {
+        lock(&self.runs).push(Arc::new(run));
+    }
+
+    pub fn runs(&self) -> Vec<Arc<RunRecord>> {
+        lock(&self.runs).clone()
+    }
+
+    pub fn run(&self, id: u32) -> ApiResult<Arc<RunRecord>> {
+        lock(&self.runs)
+            .iter()
+            .find(|r| r.view.id == id)
+            .cloned()
+            .ok_or_else(|| ApiError::new(format!("run #{id} is not part of this session")))
+    }
+
+    pub fn settings(&self) -> Settings {
+        lock(&self.settings).clone()
+    }
+
+    pub fn save_settings(&self, settings: Settings) -> ApiResult<()> {
+        *lock(&self.settings) = settings.clone();
+        self.persist(&settings)
+    }
+
+    /// Moves `root` to the front of the recent list and persists it.
+    pub fn remember_model(&self, root: &str) {
+        let settings = {
+            let mut s = lock(&self.settings);
+            s.recent_models.retain(|r| r != root);
+            s.recent_models.insert(0, root.to_string());
+            s.recent_models.truncate(RECENT_LIMIT);
+            s.clone()
+        };
+        // Failing to persist the recent list must not fail opening a model.
+        let _ = self.persist(&settings);
+    }
+
+    fn persist(&self, settings: &Settings) -> ApiResult<()> {
+        let Some(dir) = &self.config_dir else { return Ok(()) };
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(dir)?;
+            let text = serde_json::to_string_pretty(settings).map_err(std::io::Error::other)?;
+            let tmp = dir.join(format!("{SETTINGS_FILE}.tmp"));
+            std::fs::write(&tmp, text)?;
+            std::fs::rename(&tmp, dir.join(SETTINGS_FILE))
+        };
+        write().map_err(|e| from_std(&e).context(format!("could not save settings in {}", dir.display())))
+    }
+}

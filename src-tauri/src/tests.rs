@@ -1,0 +1,366 @@
+//! Every command function, called directly on the bundled stories260K model (no window), plus one
+//! round trip through Tauri's mock runtime to prove the IPC wiring and the capability file.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::dto::*;
+use crate::ops;
+use crate::state::AppState;
+
+fn stories() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/stories260K").display().to_string()
+}
+
+fn opened() -> Arc<AppState> {
+    let (state, warning) = AppState::new(None);
+    assert!(warning.is_none());
+    let state = Arc::new(state);
+    ops::open_model(&state, &stories()).expect("open stories260K");
+    state
+}
+
+fn preset(name: &str) -> String {
+    ops::load_recipe(name).expect("preset")
+}
+
+/// Runs a compression to completion and returns the events it streamed.
+fn compress(state: &Arc<AppState>, toml: &str, out: &Path) -> Vec<JobEvent> {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink_events = Arc::clone(&events);
+    let sink: ops::Sink = Arc::new(move |e| sink_events.lock().expect("lock").push(e));
+    ops::start_compress(state, toml, &out.display().to_string(), false, sink).expect("start");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let done = events
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|e| matches!(e, JobEvent::Finished { .. } | JobEvent::Failed { .. } | JobEvent::Cancelled));
+        if done {
+            break;
+        }
+        assert!(Instant::now() < deadline, "compression did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    events.lock().expect("lock").clone()
+}
+
+fn finished(events: &[JobEvent]) -> RunView {
+    match events.last() {
+        Some(JobEvent::Finished { run }) => run.clone(),
+        other => panic!("expected Finished, got {other:?}"),
+    }
+}
+
+#[test]
+fn open_model_lists_tensors_and_config() {
+    let (state, _) = AppState::new(None);
+    let view = ops::open_model(&state, &stories()).expect("open");
+    assert_eq!(view.summary.architecture.as_deref(), Some("llama"));
+    assert_eq!(view.tensors.len(), view.summary.tensor_count);
+    assert!(view.tensors.iter().any(|t| t.name.contains("q_proj") && t.role == "attention" && t.layer == Some(0)));
+    assert!(view.summary.config.as_ref().is_some_and(|c| c.num_layers > 0));
+    assert_eq!(state.settings().recent_models.first(), Some(&view.summary.root));
+}
+
+#[test]
+fn open_model_errors_name_the_path_and_cause() {
+    let (state, _) = AppState::new(None);
+    let err = ops::open_model(&state, "/nonexistent/model").expect_err("must fail");
+    assert!(err.message.contains("/nonexistent/model"), "{err}");
+    assert!(!err.causes.is_empty(), "{err:?}");
+    let err = ops::open_model(&state, "  ").expect_err("empty");
+    assert!(err.message.contains("no model path"));
+}
+
+#[test]
+fn commands_needing_a_model_say_so() {
+    let (state, _) = AppState::new(None);
+    let err = ops::plan(&state, &preset("w8")).expect_err("no model");
+    assert!(err.message.contains("no model is open"), "{err}");
+}
+
+#[test]
+fn presets_formats_and_plan() {
+    let state = opened();
+    let presets = ops::list_presets();
+    assert!(presets.iter().any(|p| p.name == "w8" && !p.description.is_empty()));
+    assert!(ops::list_formats().iter().any(|f| f.id == "q8_0"));
+    let plan = ops::plan(&state, &preset("w8")).expect("plan");
+    assert_eq!(plan.rows.len(), state.model().expect("model").tensors().len());
+    assert!(plan.totals.quantized > 0);
+    assert!(plan.totals.planned_bytes < plan.totals.source_bytes);
+    assert!(plan.rows.iter().any(|r| r.reason.starts_with("ignored")));
+    let err = ops::plan(&state, "[default]\nquantize = { format = \"q3_z\" }\n").expect_err("bad format");
+    assert!(err.to_string().contains("q3_z"), "{err}");
+}
+
+#[test]
+fn edits_change_the_plan() {
+    let state = opened();
+    let base = preset("w8");
+    let doc = ops::edit_recipe(&state, &base, &RecipeEdit::SetDefault {
+        action: ActionEdit::Quantize { format: "q4_0".into() },
+    })
+    .expect("set default");
+    assert_eq!(doc.default_action, "q4_0");
+    let model = state.model().expect("model");
+    let q = model.tensors().iter().find(|t| t.name.contains("q_proj")).expect("q_proj").name.clone();
+    let emb = model.tensors().iter().find(|t| t.name.contains("embed")).expect("embed").name.clone();
+    let doc = ops::edit_recipe(&state, &doc.toml, &RecipeEdit::Override {
+        tensors: vec![q.clone(), emb.clone()],
+        action: ActionEdit::Keep,
+    })
+    .expect("override");
+    assert_eq!(doc.rules.len(), 1);
+    assert_eq!(doc.ignored_in_selection, vec![emb]);
+    let plan = ops::plan(&state, &doc.toml).expect("plan");
+    let row = plan.rows.iter().find(|r| r.name == q).expect("row");
+    assert_eq!(row.action, "keep");
+    assert_eq!(row.reason, "rule 1");
+    let doc = ops::edit_recipe(&state, &doc.toml, &RecipeEdit::RemoveRule { index: 0 }).expect("remove");
+    assert!(doc.rules.is_empty());
+    assert!(ops::edit_recipe(&state, &doc.toml, &RecipeEdit::RemoveRule { index: 3 }).is_err());
+}
+
+#[test]
+fn recipe_save_and_load_round_trip() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("r.toml").display().to_string();
+    ops::save_recipe(&path, &preset("nf4")).expect("save");
+    let text = ops::load_recipe(&path).expect("load");
+    assert!(text.contains("nf4"));
+    assert!(ops::save_recipe(&path, "nonsense = [").is_err());
+}
+
+#[test]
+fn compress_streams_progress_then_histogram_heatmap_export() {
+    let state = opened();
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("out");
+    let events = compress(&state, &preset("w4-g32"), &out);
+    assert!(events.iter().any(|e| matches!(e, JobEvent::Stage { name, .. } if name == "compress")));
+    assert!(events.iter().any(|e| matches!(e, JobEvent::Advance { .. })));
+    let run = finished(&events);
+    assert!(out.join("model.safetensors").is_file());
+    assert!(run.mean_rel_error > 0.0 && run.mean_rel_error < 0.5);
+    assert!(!run.heatmap.layers.is_empty() && !run.heatmap.kinds.is_empty());
+    assert_eq!(run.heatmap.cells.len(), run.heatmap.layers.len() * run.heatmap.kinds.len());
+    assert_eq!(ops::runs(&state).len(), 1);
+
+    let tensor = run.tensors.iter().find(|t| t.metrics.is_some()).expect("a transformed tensor").name.clone();
+    let h = ops::tensor_histogram(&state, run.id, &tensor, 64).expect("histogram");
+    assert_eq!(h.before.len(), 64);
+    assert_eq!(h.before.iter().map(|&c| u64::from(c)).sum::<u64>(), h.elements);
+    assert_ne!(h.before, h.after);
+
+    let target = dir.path().join("export");
+    let formats = ops::export_formats();
+    assert!(formats.iter().all(|f| f.available));
+    let req = ExportRequest {
+        run_id: run.id,
+        format: "safetensors".into(),
+        target: target.display().to_string(),
+        overwrite: false,
+    };
+    let res = ops::export_run(&state, &req).expect("export");
+    for f in ["model.safetensors", "pareto-manifest.json", "report.json", "report.md", "config.json"] {
+        assert!(target.join(f).is_file(), "{f} missing: {:?}", res.files);
+    }
+    let again = ops::export_run(&state, &req).expect_err("exists");
+    assert!(again.message.contains("already exists"));
+    ops::export_run(&state, &ExportRequest { overwrite: true, ..req.clone() }).expect("overwrite");
+    // Packed formats re-run the recipe through their writer; a format that cannot express the recipe
+    // is refused with a readable reason, and nothing is left at the target.
+    let mut packed_ok = 0;
+    for f in formats.iter().filter(|f| f.id != "safetensors") {
+        let t = dir.path().join(format!("export-{}", f.id));
+        match ops::export_run(&state, &ExportRequest { format: f.id.clone(), target: t.display().to_string(), ..req.clone() }) {
+            Ok(res) => {
+                packed_ok += 1;
+                assert!(t.join("pareto-manifest.json").is_file() && t.join("report.json").is_file(), "{:?}", res.files);
+            }
+            Err(e) => {
+                assert!(!e.message.is_empty());
+                assert!(!t.exists(), "{} left a partial export", f.id);
+            }
+        }
+    }
+    assert!(packed_ok > 0, "no packed format exported w4-g32");
+    let err = ops::export_run(&state, &ExportRequest { format: "zip".into(), ..req }).expect_err("unknown");
+    assert!(err.message.contains("gguf"), "{err}");
+}
+
+#[test]
+fn compress_failure_is_an_event_with_cause() {
+    let state = opened();
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("exists");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    std::fs::write(out.join("x"), "x").expect("write");
+    let events = compress(&state, &preset("w8"), &out);
+    match events.last() {
+        Some(JobEvent::Failed { error }) => assert!(error.to_string().contains("exists"), "{error}"),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+#[test]
+fn cancel_stops_a_job_and_leaves_nothing() {
+    let state = opened();
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("out");
+    // Cancel from the first progress event: the engine checks between tensors.
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink_events = Arc::clone(&events);
+    let cancel_state = Arc::clone(&state);
+    let id_cell = Arc::new(Mutex::new(None::<u32>));
+    let id_for_sink = Arc::clone(&id_cell);
+    let sink: ops::Sink = Arc::new(move |e| {
+        if matches!(e, JobEvent::Stage { .. }) {
+            // The id is known once start_compress returns; poll briefly for it.
+            for _ in 0..200 {
+                if let Some(id) = *id_for_sink.lock().expect("lock") {
+                    cancel_state.cancel_job(id);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        sink_events.lock().expect("lock").push(e);
+    });
+    let id = ops::start_compress(&state, &preset("w8"), &out.display().to_string(), false, sink).expect("start");
+    *id_cell.lock().expect("lock") = Some(id);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !events.lock().expect("lock").iter().any(|e| matches!(e, JobEvent::Cancelled | JobEvent::Finished { .. })) {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(matches!(events.lock().expect("lock").last(), Some(JobEvent::Cancelled)));
+    assert!(!out.exists());
+    assert!(!ops::cancel_job(&state, id), "a finished job is no longer cancellable");
+}
+
+#[test]
+fn projection_and_compare() {
+    let state = opened();
+    assert!(ops::list_hardware().expect("hw").len() > 3);
+    let scenarios = ops::list_scenarios().expect("scenarios");
+    assert!(scenarios.iter().any(|s| s.id == "edge"));
+    let query = ProjectionQuery {
+        scenario: "high-volume-api".into(),
+        device: None,
+        traffic: TrafficOverrides { requests_per_day: Some(1e6), ..Default::default() },
+        recipe_toml: Some(preset("w8")),
+    };
+    let p = ops::project_plan(&state, &query).expect("project");
+    let c = p.compressed.as_ref().expect("compressed side");
+    let w = |s: &PlanSide| s.memory.iter().find(|(k, _)| k == "weights").map(|(_, q)| q.value).expect("weights");
+    assert!(w(c) < w(&p.original));
+    assert!(p.original.memory.iter().all(|(_, q)| !q.formula.is_empty()));
+    assert!(!p.ranking.is_empty());
+    let bad = ProjectionQuery { scenario: "nope".into(), ..query.clone() };
+    assert!(ops::project_plan(&state, &bad).expect_err("bad scenario").to_string().contains("high-volume-api"));
+
+    let dir = tempfile::tempdir().expect("tmp");
+    finished(&compress(&state, &preset("w8"), &dir.path().join("a")));
+    finished(&compress(&state, &preset("gguf-q4_0"), &dir.path().join("b")));
+    let cmp = ops::compare(&state, &query).expect("compare");
+    assert_eq!(cmp.points.len(), 2);
+    assert!(cmp.points.iter().any(|p| p.on_frontier));
+}
+
+#[test]
+fn settings_persist_across_restarts() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("cfg");
+    {
+        let (state, _) = AppState::new(Some(cfg.clone()));
+        ops::open_model(&state, &stories()).expect("open");
+        let mut s = state.settings();
+        s.scenario = Some("edge".into());
+        s.last_recipe_toml = Some("name = \"x\"\n".into());
+        state.save_settings(s).expect("save");
+    }
+    let (state, warning) = AppState::new(Some(cfg.clone()));
+    assert!(warning.is_none());
+    let s = state.settings();
+    assert_eq!(s.scenario.as_deref(), Some("edge"));
+    assert_eq!(s.recent_models.len(), 1);
+    std::fs::write(cfg.join("settings.json"), "{not json").expect("corrupt");
+    let (state, warning) = AppState::new(Some(cfg));
+    assert!(warning.is_some());
+    assert_eq!(state.settings(), Settings::default());
+}
+
+#[test]
+fn compute_devices_always_include_cpu() {
+    assert_eq!(ops::compute_devices().first().map(|d| d.id.as_str()), Some("cpu"));
+}
+
+/// Invokes commands through the real IPC layer with the mock runtime (no display needed).
+#[test]
+fn ipc_round_trip_with_mock_runtime() {
+    use tauri::test::{INVOKE_KEY, get_ipc_response, mock_builder};
+    let app = crate::builder(mock_builder())
+        .manage(Arc::new(AppState::new(None).0))
+        .build(tauri::generate_context!())
+        .expect("build app");
+    let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default()).build().expect("webview");
+    let call = |cmd: &str, body: serde_json::Value| {
+        get_ipc_response(&webview, tauri::webview::InvokeRequest {
+            cmd: cmd.into(),
+            callback: tauri::ipc::CallbackFn(0),
+            error: tauri::ipc::CallbackFn(1),
+            url: "tauri://localhost".parse().expect("url"),
+            body: tauri::ipc::InvokeBody::Json(body),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        })
+    };
+    let view = call("open_model", serde_json::json!({ "path": stories() }))
+        .expect("open_model over IPC")
+        .deserialize::<serde_json::Value>()
+        .expect("json");
+    assert_eq!(view["summary"]["architecture"], "llama");
+    let err = call("open_model", serde_json::json!({ "path": "/nope" })).expect_err("must fail");
+    assert!(err.to_string().contains("/nope"), "{err}");
+    let presets = call("list_presets", serde_json::json!({})).expect("presets");
+    assert!(presets.deserialize::<Vec<PresetInfo>>().expect("json").len() > 5);
+}
+
+/// Regenerates ui/src/api/gen/ from the DTOs. CI runs this and then `git diff --exit-code`.
+#[test]
+fn export_typescript_bindings() {
+    use ts_rs::TS;
+    let dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/api/gen");
+    let cfg = ts_rs::Config::new().with_large_int("number").with_out_dir(&dir);
+    macro_rules! export {
+        ($($t:ty),* $(,)?) => { $( <$t>::export_all(&cfg).expect(stringify!($t)); )* };
+    }
+    export!(
+        ApiError,
+        ModelView,
+        PresetInfo,
+        FormatInfo,
+        RecipeEdit,
+        RecipeDoc,
+        PlanView,
+        JobEvent,
+        RunView,
+        Histogram,
+        HardwareInfo,
+        ScenarioInfo,
+        ProjectionQuery,
+        ProjectionView,
+        CompareView,
+        ExportFormatInfo,
+        ExportRequest,
+        ExportResult,
+        Settings,
+        ComputeDevice,
+        Startup,
+    );
+}

@@ -1,0 +1,103 @@
+// End-to-end: the real app under Xvfb through WebDriver. Open the bundled model by typed path, apply
+// a preset, run compression, see the result, export, and check the exported files on disk.
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { repo, shot, start, typeInto } from "./driver.mjs";
+
+const model = path.join(repo, "models/stories260K");
+const work = mkdtempSync(path.join(tmpdir(), "pareto-e2e-"));
+let session;
+
+before(async () => {
+  session = await start();
+});
+after(async () => {
+  await session?.stop();
+});
+
+test("open the bundled model by typed path", async () => {
+  const b = session.browser;
+  await typeInto(b, "#model-path", model);
+  await (await b.$("#open-model")).click();
+  const row = await b.$("#tensor-table .tr");
+  await row.waitForDisplayed({ timeout: 20000 });
+  const summary = await (await b.$("#model-summary")).getText();
+  assert.match(summary, /llama/);
+  const count = await (await b.$("[data-testid=tensor-table-count]")).getText();
+  assert.match(count, /\d+ rows/);
+  await shot(b, "01-open");
+});
+
+test("apply a preset and see the plan update", async () => {
+  const b = session.browser;
+  await (await b.$("#nav-recipe")).click();
+  const size = await b.$("#plan-size");
+  await size.waitForDisplayed({ timeout: 15000 });
+  const select = await b.$("#preset-select");
+  await select.waitForExist({ timeout: 10000 });
+  await b.waitUntil(async () => (await select.getText()).includes("gguf-q8_0"), { timeout: 10000 });
+  await select.selectByVisibleText("gguf-q8_0");
+  await (await b.$("#apply-preset")).click();
+  await b.waitUntil(async () => (await (await b.$("#recipe-toml")).getValue()).includes("q8_0"), { timeout: 10000 });
+  await b.waitUntil(async () => (await (await b.$("#plan-table")).getText()).includes("q8_0"), { timeout: 10000 });
+  const text = await size.getText();
+  assert.match(text, /→/);
+  await shot(b, "02-recipe");
+});
+
+test("run compression and see the result", async () => {
+  const b = session.browser;
+  await (await b.$("#nav-run")).click();
+  await typeInto(b, "#out-path", path.join(work, "out"));
+  await (await b.$("#run-start")).click();
+  const result = await b.$("#run-result");
+  await result.waitForDisplayed({ timeout: 60000 });
+  assert.match(await result.getText(), /Run #1/);
+  assert.match(await (await b.$("#run-output")).getText(), /out/);
+  await (await b.$("[data-testid=heatmap]")).waitForDisplayed({ timeout: 10000 });
+  await (await b.$("[data-testid=histogram]")).waitForDisplayed({ timeout: 20000 });
+  assert.ok(existsSync(path.join(work, "out/model.safetensors")));
+  await shot(b, "03-run");
+});
+
+test("project cost before and after", async () => {
+  const b = session.browser;
+  await (await b.$("#nav-project")).click();
+  const cost = await b.$("#cost-compressed");
+  await cost.waitForDisplayed({ timeout: 15000 });
+  const title = await cost.getAttribute("title");
+  assert.match(title, /=/, "hover text shows the formula");
+  await shot(b, "04-project");
+});
+
+test("export and check the files on disk", async () => {
+  const b = session.browser;
+  await (await b.$("#nav-export")).click();
+  const target = path.join(work, "exported");
+  await typeInto(b, "#export-path", target);
+  await (await b.$("#export-run")).click();
+  const res = await b.$("#export-result");
+  await res.waitForDisplayed({ timeout: 30000 });
+  for (const f of ["model.safetensors", "pareto-manifest.json", "report.json", "report.md", "config.json"]) {
+    assert.ok(existsSync(path.join(target, f)), `${f} exported`);
+  }
+  assert.ok(statSync(path.join(target, "model.safetensors")).size > 1000);
+  const manifest = JSON.parse(readFileSync(path.join(target, "pareto-manifest.json"), "utf8"));
+  assert.equal(manifest.recipe.name, "gguf-q8_0");
+  const report = JSON.parse(readFileSync(path.join(target, "report.json"), "utf8"));
+  assert.ok(report.tensors.length > 0);
+  await shot(b, "05-export");
+});
+
+test("a bad path shows a readable error", async () => {
+  const b = session.browser;
+  await (await b.$("#nav-open")).click();
+  await typeInto(b, "#model-path", path.join(work, "no-such-model"));
+  await (await b.$("#open-model")).click();
+  const err = await b.$("[data-testid=error]");
+  await err.waitForDisplayed({ timeout: 10000 });
+  assert.match(await err.getText(), /no-such-model/);
+});

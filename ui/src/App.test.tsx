@@ -1,0 +1,168 @@
+import { render } from "preact";
+import { act } from "preact/test-utils";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { RunView } from "./api/types";
+import { App } from "./App";
+import { type MockApi, mockApi } from "./api/mock";
+
+let root: HTMLElement;
+let api: MockApi;
+
+const tick = async (ms = 30) => {
+  await act(async () => {
+    await new Promise((r) => setTimeout(r, ms));
+  });
+};
+const $ = <E extends Element = HTMLElement>(sel: string) => root.querySelector<E & HTMLElement>(sel);
+const click = async (sel: string) => {
+  const el = $(sel);
+  if (!el) throw new Error(`no ${sel}`);
+  await act(() => el.click());
+  await tick();
+};
+const type = async (sel: string, value: string) => {
+  const el = $<HTMLInputElement>(sel);
+  if (!el) throw new Error(`no ${sel}`);
+  await act(() => {
+    el.value = value;
+    el.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+  await tick();
+};
+
+beforeEach(async () => {
+  root = document.createElement("div");
+  document.body.appendChild(root);
+  api = mockApi();
+  await act(() => render(<App api={api} />, root));
+  await tick();
+});
+afterEach(() => {
+  render(null, root);
+  root.remove();
+});
+
+describe("Open", () => {
+  it("opens a typed path and virtualises a 5000-row tensor table", async () => {
+    await type("#model-path", "/mock/model");
+    await click("#open-model");
+    expect(api.calls.some((c) => c.method === "openModel" && c.args[0] === "/mock/model")).toBe(true);
+    expect($("#model-summary")?.textContent).toContain("llama");
+    const rows = root.querySelectorAll("#tensor-table .tr");
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows.length).toBeLessThan(100);
+    expect($("[data-testid=tensor-table-count]")?.textContent).toContain("5000 rows");
+  });
+
+  it("filters and sorts the tensor table", async () => {
+    await type("#model-path", "/mock/model");
+    await click("#open-model");
+    await type("[data-testid=tensor-table-filter]", "layers.3.");
+    expect($("[data-testid=tensor-table-count]")?.textContent).toContain("of 5000");
+    const headers = root.querySelectorAll<HTMLButtonElement>("#tensor-table .th");
+    await act(() => headers[0]?.click());
+    await act(() => headers[0]?.click());
+    const first = root.querySelector("#tensor-table .tr .td")?.textContent ?? "";
+    expect(first).toContain("layers.3");
+  });
+
+  it("shows an error with its cause", async () => {
+    await type("#model-path", "/missing/model");
+    await click("#open-model");
+    const err = $("[data-testid=error]")?.textContent ?? "";
+    expect(err).toContain("could not open /missing/model");
+    expect(err).toContain("caused by: No such file");
+  });
+
+  it("lists recent models from the saved settings", () => {
+    expect(root.textContent).toContain("/mock/recent");
+  });
+});
+
+describe("Recipe", () => {
+  beforeEach(async () => {
+    await type("#model-path", "/mock/model");
+    await click("#open-model");
+    await click("#nav-recipe");
+  });
+
+  it("re-plans on every edit and shows the new size", async () => {
+    expect($("#plan-size")?.textContent).toContain("→");
+    const before = Number($("#plan-size")?.dataset.bytes);
+    await type("#recipe-toml", 'name = "x"\n');
+    const after = Number($("#plan-size")?.dataset.bytes);
+    expect(after).toBeGreaterThan(before);
+    expect($("#edit-ms")).not.toBeNull();
+  });
+
+  it("keeps the last plan and shows the error for a bad recipe", async () => {
+    await type("#recipe-toml", '[default.quantize]\nformat = "q3_z"\n');
+    expect(root.textContent).toContain("unknown format q3_z");
+  });
+
+  it("applies a preset", async () => {
+    const sel = $<HTMLSelectElement>("#preset-select");
+    await act(() => {
+      if (sel) {
+        sel.value = "gguf-q4_0";
+        sel.dispatchEvent(new Event("change", { bubbles: true }));
+      }
+    });
+    await click("#apply-preset");
+    expect(($<HTMLTextAreaElement>("#recipe-toml")?.value ?? "")).toContain("q4_0");
+  });
+});
+
+describe("Run and Export", () => {
+  const run: RunView = {
+    id: 1,
+    recipe_name: "w8",
+    recipe_toml: "",
+    source: "/mock/model",
+    output: "/mock/out",
+    seconds: 0.5,
+    source_bytes: 100,
+    planned_bytes: 50,
+    written_bytes: 100,
+    mean_rel_error: 0.01,
+    content_hash: "abc",
+    tensors: [{ name: "t", action: "q8_0", format: "q8_0", shape: [2, 2], source_bytes: 8, planned_bytes: 4, notes: [], metrics: { rel_error: 0.01, snr_db: 40, cosine: 1, max_abs_error: 0.1, sparsity: 0 } }],
+    heatmap: { layers: [0], kinds: ["mlp"], cells: [0.01] },
+    files: [],
+  };
+
+  it("streams progress, shows the result, and exports it", async () => {
+    await type("#model-path", "/mock/model");
+    await click("#open-model");
+    await click("#nav-run");
+    await click("#run-start");
+    expect($("#run-progress")?.textContent).toContain("1 / 2");
+    expect(($<HTMLButtonElement>("#run-cancel"))?.disabled).toBe(false);
+    await act(() => api.finishJob(run));
+    await tick();
+    expect($("#run-result")?.textContent).toContain("Run #1");
+    expect($("[data-testid=heatmap]")).not.toBeNull();
+    expect($("[data-testid=histogram]")).not.toBeNull();
+    await click("#nav-export");
+    expect(root.querySelector<HTMLInputElement>("input[value=gguf]")?.disabled).toBe(true);
+    await click("#export-run");
+    expect($("#export-result")?.textContent).toContain("model.safetensors");
+  });
+
+  it("shows a failed job's error", async () => {
+    await type("#model-path", "/mock/model");
+    await click("#open-model");
+    await click("#nav-run");
+    await click("#run-start");
+    await act(() => api.failJob({ message: "compression failed", causes: ["disk full"] }));
+    await tick();
+    expect(root.textContent).toContain("caused by: disk full");
+  });
+});
+
+describe("Validate", () => {
+  it("says plainly that validation is not built yet", async () => {
+    await click("#nav-validate");
+    expect($("#validate-unavailable")?.textContent).toContain("Not built yet");
+  });
+});

@@ -1,0 +1,137 @@
+// A mock Api for vitest UI unit tests ONLY (never imported by the app). It returns small, clearly
+// synthetic responses shaped exactly like the generated types, and records the calls it receives.
+import type { Api } from "./api";
+import { ApiFailure } from "./api";
+import type * as T from "./types";
+
+export interface MockApi extends Api {
+  calls: { method: string; args: unknown[] }[];
+  /** Resolves the last started job with `run` (or fails it with `error`). */
+  finishJob(run: T.RunView): void;
+  failJob(error: T.ApiError): void;
+}
+
+const tensors: T.TensorRow[] = Array.from({ length: 5000 }, (_, i) => ({
+  name: `model.layers.${Math.floor(i / 7)}.mlp.proj_${i % 7}.weight`,
+  dtype: "F16",
+  shape: [64, 32],
+  role: i % 7 < 3 ? "attention" : "mlp",
+  layer: Math.floor(i / 7),
+  params: 2048,
+  bytes: 4096,
+}));
+
+export const mockModel: T.ModelView = {
+  summary: {
+    root: "/mock/model",
+    architecture: "llama",
+    parameters: 2048 * tensors.length,
+    tensor_count: tensors.length,
+    bytes: 4096 * tensors.length,
+    file_bytes: 4096 * tensors.length + 1000,
+    shards: 1,
+    by_dtype: [{ key: "F16", tensors: tensors.length, elements: 2048 * tensors.length, bytes: 4096 * tensors.length }],
+    by_role: [
+      { key: "attention", tensors: 3, elements: 6144, bytes: 12288 },
+      { key: "mlp", tensors: 4, elements: 8192, bytes: 16384 },
+    ],
+    config: null,
+  },
+  tensors,
+  open_ms: 1,
+};
+
+function planFor(toml: string): T.PlanView {
+  const fmt = /format\s*=\s*"([^"]+)"/.exec(toml)?.[1] ?? null;
+  const rows = tensors.map((t) => ({
+    name: t.name,
+    action: fmt ?? "keep",
+    format: fmt,
+    requested_format: null,
+    reason: fmt ? "default" : "default",
+    notes: [],
+    out_shape: t.shape,
+    source_bytes: t.bytes,
+    planned_bytes: fmt ? t.bytes / 2 : t.bytes,
+    dropped: false,
+  }));
+  const planned = rows.reduce((a, r) => a + r.planned_bytes, 0);
+  return {
+    recipe: { name: fmt ?? "keep", description: "", toml, default_action: fmt ?? "keep", ignore: [], rules: [], ignored_in_selection: [] },
+    rows,
+    totals: {
+      tensors: rows.length,
+      quantized: fmt ? rows.length : 0,
+      pruned: 0,
+      kept: fmt ? 0 : rows.length,
+      dropped: 0,
+      fallbacks: 0,
+      params_before: 2048 * rows.length,
+      params_after: 2048 * rows.length,
+      source_bytes: 4096 * rows.length,
+      planned_bytes: planned,
+      bytes_by_format: [{ key: fmt ?? "f16", tensors: 0, elements: 0, bytes: planned }],
+    },
+    plan_ms: 0.1,
+  };
+}
+
+export function mockApi(): MockApi {
+  const calls: MockApi["calls"] = [];
+  let onEvent: ((e: T.JobEvent) => void) | null = null;
+  const rec =
+    <A extends unknown[], R>(method: string, f: (...a: A) => R) =>
+    (...a: A): R => {
+      calls.push({ method, args: a });
+      return f(...a);
+    };
+  return {
+    calls,
+    finishJob: (run) => onEvent?.({ kind: "finished", run }),
+    failJob: (error) => onEvent?.({ kind: "failed", error }),
+    startup: rec("startup", async () => ({ open: null, settings: { recent_models: ["/mock/recent"], last_recipe_toml: null, scenario: null, device: null, compute_device: null }, version: "test" })),
+    saveSettings: rec("saveSettings", async () => undefined),
+    openModel: rec("openModel", async (path: string) => {
+      if (path.includes("missing")) throw new ApiFailure(`could not open ${path}`, ["No such file or directory (os error 2)"]);
+      return mockModel;
+    }),
+    listPresets: rec("listPresets", async () => [
+      { name: "w8", description: "int8", toml: 'name = "w8"\n[default.quantize]\nformat = "int8_channel"\n' },
+      { name: "gguf-q4_0", description: "q4_0", toml: 'name = "gguf-q4_0"\n[default.quantize]\nformat = "q4_0"\n' },
+    ]),
+    listFormats: rec("listFormats", async () => [{ id: "q4_0", bits_per_weight: 4.5, description: "" }]),
+    loadRecipe: rec("loadRecipe", async (p: string) => `name = "${p}"\n[default.quantize]\nformat = "${p === "w8" ? "int8_channel" : "q4_0"}"\n`),
+    saveRecipe: rec("saveRecipe", async () => undefined),
+    plan: rec("plan", async (toml: string) => {
+      if (toml.includes("q3_z")) throw new ApiFailure("unknown format q3_z", ["valid: q4_0, q8_0"]);
+      return planFor(toml);
+    }),
+    editRecipe: rec("editRecipe", async (toml: string) => ({ ...planFor(toml).recipe })),
+    startCompress: rec("startCompress", async (_t: string, _o: string, _w: boolean, cb: (e: T.JobEvent) => void) => {
+      onEvent = cb;
+      cb({ kind: "stage", name: "compress", total: 2 });
+      cb({ kind: "advance", done: 1, items: [tensors[0]?.name ?? ""] });
+      return 1;
+    }),
+    cancelJob: rec("cancelJob", async () => {
+      onEvent?.({ kind: "cancelled" });
+      return true;
+    }),
+    listRuns: rec("listRuns", async () => []),
+    tensorHistogram: rec("tensorHistogram", async () => ({ min: -1, max: 1, before: [1, 2, 3, 2], after: [0, 4, 4, 0], zeros_before: 0, zeros_after: 0, elements: 8 })),
+    listHardware: rec("listHardware", async () => []),
+    listScenarios: rec("listScenarios", async () => []),
+    project: rec("project", async () => {
+      throw new ApiFailure("projection is not mocked");
+    }),
+    compare: rec("compare", async () => ({ cost_axis: "", accuracy_axis: "", points: [] })),
+    exportFormats: rec("exportFormats", async () => [
+      { id: "safetensors", label: "Dense safetensors", loads_in: "any", available: true, note: "" },
+      { id: "gguf", label: "GGUF", loads_in: "llama.cpp", available: false, note: "not built yet" },
+    ]),
+    exportRun: rec("exportRun", async (r: T.ExportRequest) => ({ target: r.target, files: [{ path: "model.safetensors", bytes: 10, sha256: "ab" }] })),
+    computeDevices: rec("computeDevices", async () => [{ id: "cpu", label: "CPU" }]),
+    pickPath: rec("pickPath", async () => null),
+    onFileDrop: rec("onFileDrop", async () => () => undefined),
+  };
+}

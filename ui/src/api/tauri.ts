@@ -1,0 +1,57 @@
+// The real implementation: Tauri IPC. This file and the dialog/webview helpers below are the only
+// callers of @tauri-apps/* in the UI.
+import { Channel, invoke } from "@tauri-apps/api/core";
+import { getCurrentWebview } from "@tauri-apps/api/webview";
+import { open, save } from "@tauri-apps/plugin-dialog";
+import type { Api, PickOptions } from "./api";
+import { toFailure } from "./api";
+import type * as T from "./types";
+
+async function call<R>(cmd: string, args?: Record<string, unknown>): Promise<R> {
+  try {
+    return await invoke<R>(cmd, args);
+  } catch (e) {
+    throw toFailure(e);
+  }
+}
+
+export const tauriApi: Api = {
+  startup: () => call("startup"),
+  saveSettings: (settings) => call("save_settings", { settings }),
+  openModel: (path) => call("open_model", { path }),
+  listPresets: () => call("list_presets"),
+  listFormats: () => call("list_formats"),
+  loadRecipe: (presetOrPath) => call("load_recipe", { presetOrPath }),
+  saveRecipe: (path, toml) => call("save_recipe", { path, toml }),
+  plan: (toml) => call("plan", { toml }),
+  editRecipe: (toml, edit) => call("edit_recipe", { toml, edit }),
+  startCompress: (toml, out, overwrite, onEvent) => {
+    const channel = new Channel<T.JobEvent>();
+    channel.onmessage = onEvent;
+    return call("start_compress", { toml, out, overwrite, onEvent: channel });
+  },
+  cancelJob: (id) => call("cancel_job", { id }),
+  listRuns: () => call("list_runs"),
+  tensorHistogram: (runId, tensor, bins) => call("tensor_histogram", { runId, tensor, bins }),
+  listHardware: () => call("list_hardware"),
+  listScenarios: () => call("list_scenarios"),
+  project: (query) => call("project_plan", { query }),
+  compare: (query) => call("compare_runs", { query }),
+  exportFormats: () => call("export_formats"),
+  exportRun: (request) => call("export_run", { request }),
+  computeDevices: () => call("compute_devices"),
+  pickPath: async (o: PickOptions) => {
+    try {
+      const picked = o.save
+        ? await save({ title: o.title, filters: o.filters })
+        : await open({ title: o.title, directory: o.directory, multiple: false, filters: o.filters });
+      return typeof picked === "string" ? picked : null;
+    } catch (e) {
+      throw toFailure(e);
+    }
+  },
+  onFileDrop: async (onDrop) =>
+    getCurrentWebview().onDragDropEvent((event) => {
+      if (event.payload.type === "drop") onDrop(event.payload.paths);
+    }),
+};

@@ -1,0 +1,218 @@
+// Small inline-SVG charts: no chart library, nothing fetched.
+import type { Heatmap, Histogram, QuantityView } from "../api/types";
+import { num } from "../format";
+
+/** Hover text for a projected number: value, formula and the sources of its constants. */
+export function explain(q: QuantityView): string {
+  const src = q.sources.length ? `\nsources: ${q.sources.join("; ")}` : "";
+  return `${num(q.value)} ${q.unit}${q.estimate ? " (estimate)" : ""}\n= ${q.formula}${src}`;
+}
+
+export interface Bar {
+  label: string;
+  value: number;
+  title?: string;
+  color?: string;
+}
+
+/** Horizontal bars on a shared scale. */
+export function Bars({ bars, format, width = 420 }: { bars: Bar[]; format: (v: number) => string; width?: number }) {
+  const max = Math.max(1e-12, ...bars.map((b) => b.value));
+  const rowH = 22;
+  const labelW = 150;
+  const barW = width - labelW - 90;
+  return (
+    <svg class="chart" width={width} height={bars.length * rowH + 4} role="img">
+      {bars.map((b, i) => (
+        <g key={i} transform={`translate(0, ${i * rowH + 2})`}>
+          <title>{b.title ?? `${b.label}: ${format(b.value)}`}</title>
+          <text x={labelW - 6} y={14} text-anchor="end" class="axis">
+            {b.label}
+          </text>
+          <rect x={labelW} y={3} width={Math.max(1, (b.value / max) * barW)} height={rowH - 8} rx={2} fill={b.color ?? "var(--accent)"} />
+          <text x={labelW + Math.max(1, (b.value / max) * barW) + 6} y={14} class="axis">
+            {format(b.value)}
+          </text>
+        </g>
+      ))}
+    </svg>
+  );
+}
+
+/** Before/after pairs per category (e.g. memory, $/month), each pair on the same scale. */
+export function PairBars(props: {
+  rows: { label: string; before?: QuantityView; after?: QuantityView }[];
+  width?: number;
+}) {
+  const width = props.width ?? 520;
+  const labelW = 170;
+  const barW = width - labelW - 110;
+  const rowH = 34;
+  const max = Math.max(1e-12, ...props.rows.flatMap((r) => [r.before?.value ?? 0, r.after?.value ?? 0]));
+  return (
+    <svg class="chart" width={width} height={props.rows.length * rowH + 4} role="img">
+      {props.rows.map((r, i) => (
+        <g key={i} transform={`translate(0, ${i * rowH + 2})`}>
+          <text x={labelW - 6} y={18} text-anchor="end" class="axis">
+            {r.label}
+          </text>
+          {[r.before, r.after].map((q, k) =>
+            q ? (
+              <g key={k}>
+                <title>{`${k === 0 ? "original" : "compressed"} — ${explain(q)}`}</title>
+                <rect
+                  x={labelW}
+                  y={3 + k * 14}
+                  width={Math.max(1, (q.value / max) * barW)}
+                  height={12}
+                  rx={2}
+                  fill={k === 0 ? "var(--before)" : "var(--accent)"}
+                />
+                <text x={labelW + Math.max(1, (q.value / max) * barW) + 6} y={13 + k * 14} class="axis small">
+                  {num(q.value)} {q.unit}
+                </text>
+              </g>
+            ) : null,
+          )}
+        </g>
+      ))}
+    </svg>
+  );
+}
+
+/** Overlaid before/after histograms of one tensor's weights (log-scaled counts). */
+export function HistogramChart({ h, width = 560, height = 220 }: { h: Histogram; width?: number; height?: number }) {
+  const pad = { l: 40, r: 10, t: 10, b: 28 };
+  const w = width - pad.l - pad.r;
+  const ht = height - pad.t - pad.b;
+  const bins = h.before.length;
+  const max = Math.log1p(Math.max(1, ...h.before, ...h.after));
+  const path = (counts: number[]) =>
+    counts
+      .map((c, i) => {
+        const x = pad.l + (i / bins) * w;
+        const y = pad.t + ht - (Math.log1p(c) / max) * ht;
+        return `${i === 0 ? "M" : "L"}${x.toFixed(1)},${y.toFixed(1)} L${(pad.l + ((i + 1) / bins) * w).toFixed(1)},${y.toFixed(1)}`;
+      })
+      .join(" ");
+  return (
+    <svg class="chart" width={width} height={height} role="img" data-testid="histogram">
+      <path d={path(h.before)} fill="none" stroke="var(--before)" stroke-width={2} />
+      <path d={path(h.after)} fill="none" stroke="var(--accent)" stroke-width={1.5} />
+      <line x1={pad.l} x2={pad.l + w} y1={pad.t + ht} y2={pad.t + ht} class="axisline" />
+      <text x={pad.l} y={height - 8} class="axis">
+        {num(h.min)}
+      </text>
+      <text x={pad.l + w} y={height - 8} text-anchor="end" class="axis">
+        {num(h.max)}
+      </text>
+      <text x={pad.l + w / 2} y={height - 8} text-anchor="middle" class="axis">
+        weight value (count on log scale)
+      </text>
+    </svg>
+  );
+}
+
+function heatColor(t: number): string {
+  // 0 → pale, 1 → deep red.
+  const l = 95 - t * 55;
+  return `hsl(${20 - t * 15}, 85%, ${l}%)`;
+}
+
+/** Per-layer × tensor-kind relative error. */
+export function HeatmapChart({ hm, onPick }: { hm: Heatmap; onPick?: (layer: number, kind: string) => void }) {
+  const cell = 22;
+  const labelW = 44;
+  const headH = 110;
+  const vals = hm.cells.filter((c): c is number => c !== null);
+  const max = Math.max(1e-12, ...vals);
+  const width = labelW + hm.kinds.length * cell + 8;
+  const height = headH + hm.layers.length * cell + 4;
+  return (
+    <svg class="chart" width={width} height={height} role="img" data-testid="heatmap">
+      {hm.kinds.map((k, j) => (
+        <text key={k} transform={`translate(${labelW + j * cell + 14}, ${headH - 4}) rotate(-60)`} class="axis small">
+          {k}
+        </text>
+      ))}
+      {hm.layers.map((layer, i) => (
+        <g key={layer}>
+          <text x={labelW - 6} y={headH + i * cell + 15} text-anchor="end" class="axis small">
+            L{layer}
+          </text>
+          {hm.kinds.map((k, j) => {
+            const v = hm.cells[i * hm.kinds.length + j] ?? null;
+            return (
+              <rect
+                key={k}
+                x={labelW + j * cell}
+                y={headH + i * cell}
+                width={cell - 2}
+                height={cell - 2}
+                fill={v === null ? "var(--panel2)" : heatColor(v / max)}
+                onClick={() => onPick?.(layer, k)}
+              >
+                <title>{v === null ? `layer ${layer} ${k}: untouched` : `layer ${layer} ${k}: relative error ${num(v, 5)}`}</title>
+              </rect>
+            );
+          })}
+        </g>
+      ))}
+    </svg>
+  );
+}
+
+export interface Point {
+  id: number;
+  x: number;
+  y: number;
+  label: string;
+  frontier: boolean;
+}
+
+/** Accuracy-vs-cost scatter with the frontier drawn through the non-dominated points. */
+export function Scatter(props: { points: Point[]; xLabel: string; yLabel: string; selected?: number; onPick: (id: number) => void }) {
+  const width = 620;
+  const height = 340;
+  const pad = { l: 60, r: 20, t: 16, b: 44 };
+  const xs = props.points.map((p) => p.x);
+  const ys = props.points.map((p) => p.y);
+  const [x0, x1] = [Math.min(...xs, 0), Math.max(...xs, 1e-12) * 1.08];
+  const [y0, y1] = [0, Math.max(...ys, 1e-12) * 1.15];
+  const sx = (x: number) => pad.l + ((x - x0) / (x1 - x0 || 1)) * (width - pad.l - pad.r);
+  const sy = (y: number) => pad.t + (1 - (y - y0) / (y1 - y0 || 1)) * (height - pad.t - pad.b);
+  const front = props.points.filter((p) => p.frontier).sort((a, b) => a.x - b.x);
+  return (
+    <svg class="chart" width={width} height={height} role="img" data-testid="frontier">
+      <line x1={pad.l} x2={width - pad.r} y1={height - pad.b} y2={height - pad.b} class="axisline" />
+      <line x1={pad.l} x2={pad.l} y1={pad.t} y2={height - pad.b} class="axisline" />
+      <text x={(width + pad.l) / 2} y={height - 8} text-anchor="middle" class="axis">
+        {props.xLabel}
+      </text>
+      <text transform={`translate(14, ${(height - pad.b) / 2}) rotate(-90)`} text-anchor="middle" class="axis">
+        {props.yLabel}
+      </text>
+      <text x={pad.l} y={height - pad.b + 16} class="axis small">
+        {num(x0)}
+      </text>
+      <text x={width - pad.r} y={height - pad.b + 16} text-anchor="end" class="axis small">
+        {num(x1)}
+      </text>
+      <text x={pad.l - 4} y={pad.t + 8} text-anchor="end" class="axis small">
+        {num(y1)}
+      </text>
+      {front.length > 1 && (
+        <polyline points={front.map((p) => `${sx(p.x)},${sy(p.y)}`).join(" ")} fill="none" stroke="var(--accent)" stroke-dasharray="4 3" />
+      )}
+      {props.points.map((p) => (
+        <g key={p.id} onClick={() => props.onPick(p.id)} class="pt">
+          <title>{`${p.label}: x=${num(p.x)}, y=${num(p.y, 5)}${p.frontier ? " (on the frontier)" : ""}`}</title>
+          <circle cx={sx(p.x)} cy={sy(p.y)} r={props.selected === p.id ? 8 : 6} fill={p.frontier ? "var(--accent)" : "var(--before)"} stroke={props.selected === p.id ? "var(--fg)" : "none"} stroke-width={2} />
+          <text x={sx(p.x) + 9} y={sy(p.y) - 6} class="axis small">
+            {p.label}
+          </text>
+        </g>
+      ))}
+    </svg>
+  );
+}
