@@ -43,12 +43,22 @@ pub fn model_view(model: &Model) -> ModelView {
         by_dtype: s
             .by_dtype
             .iter()
-            .map(|d| Tally { key: d.dtype.as_str().to_string(), tensors: d.tensors, elements: d.elements, bytes: d.bytes })
+            .map(|d| Tally {
+                key: d.dtype.as_str().to_string(),
+                tensors: d.tensors,
+                elements: d.elements,
+                bytes: d.bytes,
+            })
             .collect(),
         by_role: s
             .by_role
             .iter()
-            .map(|r| Tally { key: r.role.as_str().to_string(), tensors: r.tensors, elements: r.elements, bytes: r.bytes })
+            .map(|r| Tally {
+                key: r.role.as_str().to_string(),
+                tensors: r.tensors,
+                elements: r.elements,
+                bytes: r.bytes,
+            })
             .collect(),
         config,
     };
@@ -227,7 +237,11 @@ pub fn run_view(id: u32, report: &CompressReport, toml: &str, recipe_name: &str)
             })
             .collect(),
         heatmap: heatmap(report),
-        files: report.files.iter().map(|f| FileView { path: f.name.clone(), bytes: f.bytes, sha256: f.sha256.clone() }).collect(),
+        files: report
+            .files
+            .iter()
+            .map(|f| FileView { path: f.name.clone(), bytes: f.bytes, sha256: f.sha256.clone() })
+            .collect(),
     }
 }
 
@@ -359,10 +373,8 @@ pub fn mark_frontier(points: &mut [VariantPoint]) {
     let keys: Vec<(f64, f64)> = points.iter().map(|p| (cost(p), p.mean_rel_error)).collect();
     for (i, p) in points.iter_mut().enumerate() {
         let Some(&(c, e)) = keys.get(i) else { continue };
-        p.on_frontier = !keys
-            .iter()
-            .enumerate()
-            .any(|(j, &(c2, e2))| j != i && c2 <= c && e2 <= e && (c2 < c || e2 < e));
+        p.on_frontier =
+            !keys.iter().enumerate().any(|(j, &(c2, e2))| j != i && c2 <= c && e2 <= e && (c2 < c || e2 < e));
     }
 }
 

@@ -220,12 +220,24 @@ pub struct PlanView {
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum JobEvent {
-    Stage { name: String, total: u64 },
+    Stage {
+        name: String,
+        total: u64,
+    },
     /// `done` units so far in this stage; `items` finished since the last event.
-    Advance { done: u64, items: Vec<String> },
-    Log { line: String },
-    Finished { run: RunView },
-    Failed { error: ApiError },
+    Advance {
+        done: u64,
+        items: Vec<String>,
+    },
+    Log {
+        line: String,
+    },
+    Finished {
+        run: Box<RunView>,
+    },
+    Failed {
+        error: ApiError,
+    },
     Cancelled,
 }
 

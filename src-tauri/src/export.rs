@@ -59,7 +59,8 @@ fn fill(run: &RunRecord, source: &Path, tmp: &Path, packer: Option<Packer<'_>>) 
         return reports(run, tmp);
     }
     std::fs::create_dir_all(tmp).map_err(io_err(format!("could not create {}", tmp.display())))?;
-    let entries = std::fs::read_dir(source).map_err(io_err(format!("could not read the run output {}", source.display())))?;
+    let entries =
+        std::fs::read_dir(source).map_err(io_err(format!("could not read the run output {}", source.display())))?;
     for e in entries {
         let e = e.map_err(io_err(format!("could not read {}", source.display())))?;
         if e.file_type().map(|t| t.is_file()).unwrap_or(false) {
@@ -71,7 +72,8 @@ fn fill(run: &RunRecord, source: &Path, tmp: &Path, packer: Option<Packer<'_>>) 
 }
 
 fn reports(run: &RunRecord, tmp: &Path) -> ApiResult<()> {
-    let json = serde_json::to_vec_pretty(run.report.as_ref()).map_err(|e| from_std(&e).context("could not serialise the report"))?;
+    let json = serde_json::to_vec_pretty(run.report.as_ref())
+        .map_err(|e| from_std(&e).context("could not serialise the report"))?;
     std::fs::write(tmp.join("report.json"), json).map_err(io_err("could not write report.json".into()))?;
     std::fs::write(tmp.join("report.md"), markdown(run)).map_err(io_err("could not write report.md".into()))?;
     Ok(())

@@ -12,8 +12,8 @@ use pareto_projection::{Catalog, Efficiency, ModelShape, ProjectionRequest, Scen
 
 use crate::convert;
 use crate::dto::*;
-pub use crate::jobs::Sink;
 use crate::jobs::ChannelProgress;
+pub use crate::jobs::Sink;
 use crate::state::{AppState, RunRecord};
 
 /// Tensors larger than this are not histogrammed (two f32 copies would not fit comfortably).
@@ -62,7 +62,9 @@ pub fn load_recipe(preset_or_path: &str) -> ApiResult<String> {
     match pareto_core::recipe::preset(key) {
         // The preset's own text (comments and layout) rather than a re-serialisation.
         Some(p) => Ok(p.toml.to_string()),
-        None => std::fs::read_to_string(key).map_err(|e| from_std(&e).context(format!("could not read {key}"))).or_else(|_| Ok(recipe.to_toml()?)),
+        None => std::fs::read_to_string(key)
+            .map_err(|e| from_std(&e).context(format!("could not read {key}")))
+            .or_else(|_| Ok(recipe.to_toml()?)),
     }
 }
 
@@ -160,13 +162,7 @@ pub fn edit_recipe(state: &AppState, toml: &str, edit: &RecipeEdit) -> ApiResult
 
 /// Starts compressing the open model with `toml` into `out` on a worker thread and returns the job
 /// id at once; progress, the result or the error arrive as [`JobEvent`]s on `sink`.
-pub fn start_compress(
-    state: &Arc<AppState>,
-    toml: &str,
-    out: &str,
-    overwrite: bool,
-    sink: Sink,
-) -> ApiResult<u32> {
+pub fn start_compress(state: &Arc<AppState>, toml: &str, out: &str, overwrite: bool, sink: Sink) -> ApiResult<u32> {
     let model = state.model()?;
     let recipe = Recipe::from_toml(toml, "the recipe editor")?;
     let plan = recipe.resolve(&model)?;
@@ -191,7 +187,7 @@ pub fn start_compress(
                 Ok(report) => {
                     let run = convert::run_view(id, &report, &toml, &recipe.name);
                     state.add_run(RunRecord { view: run.clone(), report: Arc::new(report) });
-                    JobEvent::Finished { run }
+                    JobEvent::Finished { run: Box::new(run) }
                 }
                 Err(pareto_core::Error::Cancelled) => JobEvent::Cancelled,
                 Err(e) => JobEvent::Failed { error: ApiError::from(e).context("compression failed") },
@@ -291,7 +287,8 @@ pub fn project_plan(state: &AppState, query: &ProjectionQuery) -> ApiResult<Proj
     let model = state.model()?;
     let catalog = Catalog::builtin()?;
     let scenario = scenario_with(query)?;
-    let device_id = query.device.clone().or_else(|| scenario.default_device.clone()).unwrap_or_else(|| "h100_sxm".into());
+    let device_id =
+        query.device.clone().or_else(|| scenario.default_device.clone()).unwrap_or_else(|| "h100_sxm".into());
     let device = catalog.get(&device_id)?;
     let recipe = match &query.recipe_toml {
         Some(t) => Recipe::from_toml(t, "the recipe editor")?,
@@ -324,9 +321,8 @@ pub fn compare(state: &AppState, query: &ProjectionQuery) -> ApiResult<CompareVi
     let mut points = Vec::with_capacity(runs.len());
     for r in runs.iter() {
         let q = ProjectionQuery { recipe_toml: Some(r.view.recipe_toml.clone()), ..query.clone() };
-        let usd = project_plan(state, &q)
-            .ok()
-            .and_then(|p| p.compressed.and_then(|c| c.total_usd_month.map(|q| q.value)));
+        let usd =
+            project_plan(state, &q).ok().and_then(|p| p.compressed.and_then(|c| c.total_usd_month.map(|q| q.value)));
         points.push(VariantPoint {
             run_id: r.view.id,
             label: format!("#{} {}", r.view.id, r.view.recipe_name),
@@ -355,11 +351,17 @@ pub fn export_formats() -> Vec<ExportFormatInfo> {
                     "transformers, vLLM, candle, any safetensors loader",
                     "full-size dense weights with the compression applied; copies the run's output",
                 ),
-                ExportFormat::CompressedTensors => {
-                    ("compressed-tensors", "vLLM, SGLang, transformers", "packed; re-runs the recipe into the packed writer")
+                ExportFormat::CompressedTensors => (
+                    "compressed-tensors",
+                    "vLLM, SGLang, transformers",
+                    "packed; re-runs the recipe into the packed writer",
+                ),
+                ExportFormat::Gguf => {
+                    ("GGUF", "llama.cpp, Ollama, LM Studio", "packed; re-runs the recipe into the GGUF writer")
                 }
-                ExportFormat::Gguf => ("GGUF", "llama.cpp, Ollama, LM Studio", "packed; re-runs the recipe into the GGUF writer"),
-                ExportFormat::Gptq => ("GPTQ v1", "AutoGPTQ / GPTQModel, vLLM, TGI", "packed; re-runs the recipe into the GPTQ writer"),
+                ExportFormat::Gptq => {
+                    ("GPTQ v1", "AutoGPTQ / GPTQModel, vLLM, TGI", "packed; re-runs the recipe into the GPTQ writer")
+                }
             };
             ExportFormatInfo {
                 id: f.as_str().to_string(),
@@ -408,4 +410,3 @@ pub fn export_run(state: &AppState, req: &ExportRequest) -> ApiResult<ExportResu
 pub fn compute_devices() -> Vec<ComputeDevice> {
     vec![ComputeDevice { id: "cpu".into(), label: "CPU (always available)".into() }]
 }
-

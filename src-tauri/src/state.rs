@@ -50,7 +50,8 @@ impl AppState {
             },
             None => Settings::default(),
         };
-        let state = AppState { settings: Mutex::new(settings), config_dir, next_job: AtomicU32::new(1), ..Default::default() };
+        let state =
+            AppState { settings: Mutex::new(settings), config_dir, next_job: AtomicU32::new(1), ..Default::default() };
         (state, warning)
     }
 

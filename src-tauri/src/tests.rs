@@ -49,7 +49,7 @@ fn compress(state: &Arc<AppState>, toml: &str, out: &Path) -> Vec<JobEvent> {
 
 fn finished(events: &[JobEvent]) -> RunView {
     match events.last() {
-        Some(JobEvent::Finished { run }) => run.clone(),
+        Some(JobEvent::Finished { run }) => run.as_ref().clone(),
         other => panic!("expected Finished, got {other:?}"),
     }
 }
@@ -101,18 +101,21 @@ fn presets_formats_and_plan() {
 fn edits_change_the_plan() {
     let state = opened();
     let base = preset("w8");
-    let doc = ops::edit_recipe(&state, &base, &RecipeEdit::SetDefault {
-        action: ActionEdit::Quantize { format: "q4_0".into() },
-    })
+    let doc = ops::edit_recipe(
+        &state,
+        &base,
+        &RecipeEdit::SetDefault { action: ActionEdit::Quantize { format: "q4_0".into() } },
+    )
     .expect("set default");
     assert_eq!(doc.default_action, "q4_0");
     let model = state.model().expect("model");
     let q = model.tensors().iter().find(|t| t.name.contains("q_proj")).expect("q_proj").name.clone();
     let emb = model.tensors().iter().find(|t| t.name.contains("embed")).expect("embed").name.clone();
-    let doc = ops::edit_recipe(&state, &doc.toml, &RecipeEdit::Override {
-        tensors: vec![q.clone(), emb.clone()],
-        action: ActionEdit::Keep,
-    })
+    let doc = ops::edit_recipe(
+        &state,
+        &doc.toml,
+        &RecipeEdit::Override { tensors: vec![q.clone(), emb.clone()], action: ActionEdit::Keep },
+    )
     .expect("override");
     assert_eq!(doc.rules.len(), 1);
     assert_eq!(doc.ignored_in_selection, vec![emb]);
@@ -177,7 +180,10 @@ fn compress_streams_progress_then_histogram_heatmap_export() {
     let mut packed_ok = 0;
     for f in formats.iter().filter(|f| f.id != "safetensors") {
         let t = dir.path().join(format!("export-{}", f.id));
-        match ops::export_run(&state, &ExportRequest { format: f.id.clone(), target: t.display().to_string(), ..req.clone() }) {
+        match ops::export_run(
+            &state,
+            &ExportRequest { format: f.id.clone(), target: t.display().to_string(), ..req.clone() },
+        ) {
             Ok(res) => {
                 packed_ok += 1;
                 assert!(t.join("pareto-manifest.json").is_file() && t.join("report.json").is_file(), "{:?}", res.files);
@@ -310,15 +316,18 @@ fn ipc_round_trip_with_mock_runtime() {
         .expect("build app");
     let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default()).build().expect("webview");
     let call = |cmd: &str, body: serde_json::Value| {
-        get_ipc_response(&webview, tauri::webview::InvokeRequest {
-            cmd: cmd.into(),
-            callback: tauri::ipc::CallbackFn(0),
-            error: tauri::ipc::CallbackFn(1),
-            url: "tauri://localhost".parse().expect("url"),
-            body: tauri::ipc::InvokeBody::Json(body),
-            headers: Default::default(),
-            invoke_key: INVOKE_KEY.to_string(),
-        })
+        get_ipc_response(
+            &webview,
+            tauri::webview::InvokeRequest {
+                cmd: cmd.into(),
+                callback: tauri::ipc::CallbackFn(0),
+                error: tauri::ipc::CallbackFn(1),
+                url: "tauri://localhost".parse().expect("url"),
+                body: tauri::ipc::InvokeBody::Json(body),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
     };
     let view = call("open_model", serde_json::json!({ "path": stories() }))
         .expect("open_model over IPC")

@@ -2,6 +2,8 @@
 //! generated fixtures, and the bad-input corpus. (CLI process tests live in crates/cli/tests,
 //! where Cargo exposes the built binary.)
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 mod compress_bad_input;
 mod compress_real;

@@ -44,9 +44,15 @@ pub struct Comparison {
     pub recommendation: Recommendation,
 }
 
-/// The cost a variant is ranked on.
-fn cost(row: &VariantRow, by_usd: bool) -> f64 {
-    if by_usd { row.usd_month.unwrap_or(f64::INFINITY) } else { row.planned_bytes as f64 }
+/// The cost a variant is ranked on: projected $/month when every variant has one, with stored
+/// bytes breaking ties (tiny models often project the same rounded price); else stored bytes.
+fn cost(row: &VariantRow, by_usd: bool) -> (f64, f64) {
+    let bytes = row.planned_bytes as f64;
+    if by_usd { (row.usd_month.unwrap_or(f64::INFINITY), bytes) } else { (bytes, 0.0) }
+}
+
+fn cheaper(a: (f64, f64), b: (f64, f64)) -> bool {
+    a.0 < b.0 || (a.0 == b.0 && a.1 < b.1)
 }
 
 pub fn compare(records: &[RunRecord]) -> Result<Comparison> {
@@ -115,12 +121,12 @@ pub fn compare(records: &[RunRecord]) -> Result<Comparison> {
 /// A variant is dominated when another is no more costly and no less accurate, and strictly
 /// better in one of the two. Variants without an accuracy measurement are neither.
 fn mark_frontier(rows: &mut [VariantRow], by_usd: bool) {
-    let points: Vec<Option<(f64, f64)>> =
+    let points: Vec<Option<((f64, f64), f64)>> =
         rows.iter().map(|r| r.metric_change.map(|acc| (cost(r, by_usd), acc))).collect();
     for (i, row) in rows.iter_mut().enumerate() {
         let Some((ci, ai)) = points[i] else { continue };
         row.dominated = points.iter().enumerate().any(|(j, p)| {
-            j != i && p.is_some_and(|(cj, aj)| cj <= ci && aj >= ai && (cj < ci || aj > ai))
+            j != i && p.is_some_and(|(cj, aj)| !cheaper(ci, cj) && aj >= ai && (cheaper(cj, ci) || aj > ai))
         });
         row.on_frontier = !row.dominated;
     }
@@ -133,7 +139,10 @@ fn recommend(rows: &[VariantRow], by_usd: bool) -> Recommendation {
         .enumerate()
         .filter(|(_, r)| r.on_frontier && r.metric_change.is_some_and(|c| c >= -ACCEPTABLE_LOSS))
         .collect();
-    let cheapest = acceptable.iter().min_by(|a, b| cost(a.1, by_usd).total_cmp(&cost(b.1, by_usd)));
+    let cheapest = acceptable.iter().min_by(|a, b| {
+        let (x, y) = (cost(a.1, by_usd), cost(b.1, by_usd));
+        x.0.total_cmp(&y.0).then(x.1.total_cmp(&y.1))
+    });
     match cheapest {
         Some(&(i, r)) => {
             let mut reasons = vec![format!(
@@ -141,7 +150,7 @@ fn recommend(rows: &[VariantRow], by_usd: bool) -> Recommendation {
             )];
             if let (Some(name), Some(change)) = (&r.metric, r.metric_change) {
                 reasons.push(format!(
-                    "{name} changes by {:+.2}% relative to the original, within the {:.0}% budget.",
+                    "{name} changes by {:+.3}% relative to the original, within the {:.0}% budget.",
                     change * 100.0,
                     ACCEPTABLE_LOSS * 100.0
                 ));
@@ -156,7 +165,7 @@ fn recommend(rows: &[VariantRow], by_usd: bool) -> Recommendation {
             let cheaper_rejected: Vec<&str> = rows
                 .iter()
                 .filter(|o| {
-                    cost(o, by_usd) < cost(r, by_usd) && o.metric_change.is_some_and(|c| c < -ACCEPTABLE_LOSS)
+                    cheaper(cost(o, by_usd), cost(r, by_usd)) && o.metric_change.is_some_and(|c| c < -ACCEPTABLE_LOSS)
                 })
                 .map(|o| o.name.as_str())
                 .collect();

@@ -1,11 +1,16 @@
 // Small inline-SVG charts: no chart library, nothing fetched.
 import type { Heatmap, Histogram, QuantityView } from "../api/types";
-import { num } from "../format";
+import { bytes, num } from "../format";
+
+/** A quantity's value in its unit, bytes shown as KiB/MiB/GiB. */
+export function qtext(q: QuantityView): string {
+  return q.unit === "B" ? bytes(q.value) : `${num(q.value)} ${q.unit}`;
+}
 
 /** Hover text for a projected number: value, formula and the sources of its constants. */
 export function explain(q: QuantityView): string {
   const src = q.sources.length ? `\nsources: ${q.sources.join("; ")}` : "";
-  return `${num(q.value)} ${q.unit}${q.estimate ? " (estimate)" : ""}\n= ${q.formula}${src}`;
+  return `${qtext(q)}${q.estimate ? " (estimate)" : ""}\n= ${q.formula}${src}`;
 }
 
 export interface Bar {
@@ -22,7 +27,7 @@ export function Bars({ bars, format, width = 420 }: { bars: Bar[]; format: (v: n
   const labelW = 150;
   const barW = width - labelW - 90;
   return (
-    <svg class="chart" width={width} height={bars.length * rowH + 4} role="img">
+    <svg class="chart" viewBox={`0 0 ${width} ${bars.length * rowH + 4}`} style={{ maxWidth: `${width}px` }} role="img">
       {bars.map((b, i) => (
         <g key={i} transform={`translate(0, ${i * rowH + 2})`}>
           <title>{b.title ?? `${b.label}: ${format(b.value)}`}</title>
@@ -46,11 +51,11 @@ export function PairBars(props: {
 }) {
   const width = props.width ?? 520;
   const labelW = 170;
-  const barW = width - labelW - 110;
+  const barW = width - labelW - 150;
   const rowH = 34;
   const max = Math.max(1e-12, ...props.rows.flatMap((r) => [r.before?.value ?? 0, r.after?.value ?? 0]));
   return (
-    <svg class="chart" width={width} height={props.rows.length * rowH + 4} role="img">
+    <svg class="chart" viewBox={`0 0 ${width} ${props.rows.length * rowH + 4}`} style={{ maxWidth: `${width}px` }} role="img">
       {props.rows.map((r, i) => (
         <g key={i} transform={`translate(0, ${i * rowH + 2})`}>
           <text x={labelW - 6} y={18} text-anchor="end" class="axis">
@@ -69,7 +74,7 @@ export function PairBars(props: {
                   fill={k === 0 ? "var(--before)" : "var(--accent)"}
                 />
                 <text x={labelW + Math.max(1, (q.value / max) * barW) + 6} y={13 + k * 14} class="axis small">
-                  {num(q.value)} {q.unit}
+                  {qtext(q)}
                 </text>
               </g>
             ) : null,
@@ -96,7 +101,7 @@ export function HistogramChart({ h, width = 560, height = 220 }: { h: Histogram;
       })
       .join(" ");
   return (
-    <svg class="chart" width={width} height={height} role="img" data-testid="histogram">
+    <svg class="chart" viewBox={`0 0 ${width} ${height}`} style={{ maxWidth: `${width}px` }} role="img" data-testid="histogram">
       <path d={path(h.before)} fill="none" stroke="var(--before)" stroke-width={2} />
       <path d={path(h.after)} fill="none" stroke="var(--accent)" stroke-width={1.5} />
       <line x1={pad.l} x2={pad.l + w} y1={pad.t + ht} y2={pad.t + ht} class="axisline" />
@@ -183,7 +188,7 @@ export function Scatter(props: { points: Point[]; xLabel: string; yLabel: string
   const sy = (y: number) => pad.t + (1 - (y - y0) / (y1 - y0 || 1)) * (height - pad.t - pad.b);
   const front = props.points.filter((p) => p.frontier).sort((a, b) => a.x - b.x);
   return (
-    <svg class="chart" width={width} height={height} role="img" data-testid="frontier">
+    <svg class="chart" viewBox={`0 0 ${width} ${height}`} style={{ maxWidth: `${width}px` }} role="img" data-testid="frontier">
       <line x1={pad.l} x2={width - pad.r} y1={height - pad.b} y2={height - pad.b} class="axisline" />
       <line x1={pad.l} x2={pad.l} y1={pad.t} y2={height - pad.b} class="axisline" />
       <text x={(width + pad.l) / 2} y={height - 8} text-anchor="middle" class="axis">

@@ -51,6 +51,6 @@ mod tests {
         let m = FileRecord { name: MANIFEST_NAME.into(), bytes: 1, sha256: "33".into() };
         assert_eq!(content_hash(&[a.clone(), b.clone()]), content_hash(&[b.clone(), m, a.clone()]));
         let b2 = FileRecord { sha256: "23".into(), ..b };
-        assert_ne!(content_hash(&[a.clone()]), content_hash(&[a, b2]));
+        assert_ne!(content_hash(std::slice::from_ref(&a)), content_hash(&[a, b2]));
     }
 }

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import type { HardwareInfo, PlanSide, ProjectionView, QuantityView, ScenarioInfo } from "../../api/types";
-import { PairBars, explain } from "../../components/charts";
+import { PairBars, explain, qtext } from "../../components/charts";
 import { ErrorBox } from "../../components/ErrorBox";
 import { useApi, useSession } from "../../context";
 import { num } from "../../format";
@@ -20,7 +20,7 @@ function Q({ q, id }: { q: QuantityView | null | undefined; id?: string }) {
   if (!q) return <span class="muted">–</span>;
   return (
     <span class="q" title={explain(q)} id={id}>
-      {num(q.value)} {q.unit}
+      {qtext(q)}
       {q.estimate ? "*" : ""}
     </span>
   );

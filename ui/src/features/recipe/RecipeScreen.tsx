@@ -149,7 +149,7 @@ export function RecipeScreen() {
       </div>
       <div class="row">
         <label>
-          Default action <ActionSelect id="default-action" value={dflt} onChange={setDflt} formats={formats} />
+          New default action <ActionSelect id="default-action" value={dflt} onChange={setDflt} formats={formats} />
         </label>
         <button onClick={() => edit({ kind: "set_default", action: parseAction(dflt) })}>Set default</button>
       </div>

@@ -1,0 +1,184 @@
+//! Comparison logic, rendering and the record schema.
+
+use pareto_report::*;
+
+fn record(name: &str, bytes: u64, ppl: Option<f64>, usd: Option<f64>, model_hash: &str) -> RunRecord {
+    RunRecord {
+        schema_version: SCHEMA_VERSION,
+        id: format!("id-{name}"),
+        tool: ToolInfo { name: "pareto".into(), version: "0.1.0".into() },
+        started_at: "2026-11-28T10:00:00Z".into(),
+        finished_at: "2026-11-28T10:01:00Z".into(),
+        device: "cpu".into(),
+        source: SourceModel {
+            path: "models/m".into(),
+            architecture: Some("llama".into()),
+            parameters: 1000,
+            bytes: 4000,
+            files: vec![FileHash { name: "model.safetensors".into(), bytes: 4100, sha256: model_hash.into() }],
+            config: None,
+        },
+        recipe: RecipeInfo { name: name.into(), description: String::new(), toml: format!("name = \"{name}\"\n") },
+        totals: Totals {
+            tensors: 2,
+            quantized: 1,
+            pruned: 0,
+            kept: 1,
+            dropped: 0,
+            params_before: 1000,
+            params_after: 1000,
+            source_bytes: 4000,
+            planned_bytes: bytes,
+        },
+        tensors: vec![TensorRecord {
+            name: "model.layers.0.mlp.up_proj.weight".into(),
+            layer: Some(0),
+            role: "mlp".into(),
+            action: name.into(),
+            format: Some(name.into()),
+            source_bytes: 4000,
+            planned_bytes: bytes,
+            rel_error: Some(0.01),
+            snr_db: Some(40.0),
+            cosine: Some(0.999),
+            sparsity: Some(0.0),
+        }],
+        artifact: None,
+        validation: ppl.map(|p| Validation {
+            task: "perplexity".into(),
+            samples: SampleSet { path: "s.txt".into(), sha256: "ab".repeat(32), rows: 100, description: "test".into() },
+            primary: "perplexity".into(),
+            metrics: vec![Metric {
+                name: "perplexity".into(),
+                unit: "ppl".into(),
+                original: Some(4.0),
+                compressed: Some(p),
+                higher_is_better: false,
+            }],
+            speed: vec![],
+        }),
+        projection: usd.map(|u| ProjectionRecord {
+            device_id: "l4".into(),
+            device_name: "NVIDIA L4".into(),
+            scenario: "high-volume-api".into(),
+            original: PlanCost {
+                weights_bytes: 4000.0,
+                kv_cache_bytes: Some(100.0),
+                overhead_bytes: 10.0,
+                total_memory_bytes: 4110.0,
+                fits: true,
+                decode_tok_s_batch1: Some(10.0),
+                usd_month: Some(1000.0),
+                usd_per_1m_requests: Some(3.0),
+                cost_by_category: vec![("compute".into(), 1000.0)],
+            },
+            compressed: PlanCost {
+                weights_bytes: bytes as f64,
+                kv_cache_bytes: Some(100.0),
+                overhead_bytes: 10.0,
+                total_memory_bytes: bytes as f64 + 110.0,
+                fits: true,
+                decode_tok_s_batch1: Some(20.0),
+                usd_month: Some(u),
+                usd_per_1m_requests: Some(u / 300.0),
+                cost_by_category: vec![("compute".into(), u)],
+            },
+            tiers: vec![TierFit { device_id: "l4".into(), fits: true, slo: "met".into(), usd_month: Some(u) }],
+            assumptions: vec![Assumption {
+                name: "η_bw".into(),
+                value: "0.75".into(),
+                formula: "bytes/(η·BW)".into(),
+                sources: vec!["PROJECTION.md".into()],
+            }],
+        }),
+    }
+}
+
+#[test]
+fn frontier_and_recommendation() {
+    let recs = vec![
+        record("w8", 2000, Some(4.01), Some(600.0), "h"),
+        record("w4", 1100, Some(4.02), Some(400.0), "h"),
+        record("bad", 1200, Some(4.5), Some(450.0), "h"), // costlier and worse than w4: dominated
+        record("q2", 700, Some(5.0), Some(300.0), "h"),   // cheapest but loses 25%
+    ];
+    let cmp = compare(&recs).unwrap();
+    let dominated: Vec<&str> = cmp.rows.iter().filter(|r| r.dominated).map(|r| r.name.as_str()).collect();
+    assert_eq!(dominated, vec!["bad"]);
+    assert_eq!(cmp.cost_axis, "projected $/month");
+    // w4 loses 0.5% (within 1%) and is cheaper than w8; q2 loses more than the budget.
+    assert_eq!(cmp.recommendation.pick, Some(1), "{:?}", cmp.recommendation);
+    assert!(cmp.recommendation.reasons.iter().any(|r| r.contains("q2")));
+    assert!(cmp.warnings.is_empty());
+}
+
+#[test]
+fn missing_metrics_are_not_measured_never_zero() {
+    let recs = vec![record("w8", 2000, Some(4.01), None, "h"), record("w4", 1000, None, None, "h")];
+    let cmp = compare(&recs).unwrap();
+    assert_eq!(cmp.cost_axis, "stored weight bytes");
+    assert!(cmp.warnings.iter().any(|w| w.contains("not measured") && w.contains("w4")));
+    assert!(!cmp.rows[1].dominated && !cmp.rows[1].on_frontier);
+    let html = render_html(&recs, &cmp);
+    let md = render_markdown(&recs, &cmp);
+    assert!(html.contains("not measured"));
+    assert!(md.contains("_not measured_"));
+    // The unmeasured row shows no numeric accuracy or cost cell.
+    let w4_row = md.lines().find(|l| l.starts_with("| w4")).unwrap();
+    assert!(!w4_row.contains("$0") && !w4_row.contains("+0.00%"), "{w4_row}");
+}
+
+#[test]
+fn different_models_get_a_banner() {
+    let recs = vec![record("a", 2000, Some(4.0), None, "h1"), record("b", 1000, Some(4.0), None, "h2")];
+    let cmp = compare(&recs).unwrap();
+    assert!(cmp.warnings.iter().any(|w| w.contains("different source models")));
+    assert!(render_html(&recs, &cmp).contains("class=\"banner\""));
+    assert!(matches!(compare(&[]), Err(ReportError::NoRecords)));
+}
+
+#[test]
+fn html_is_self_contained() {
+    let recs = vec![record("w8", 2000, Some(4.01), Some(600.0), "h"), record("w4", 1100, Some(4.02), Some(400.0), "h")];
+    let html = render_html(&recs, &compare(&recs).unwrap());
+    for banned in ["<script", "http://", "https://", "<link", "@import", "url("] {
+        assert!(!html.contains(banned), "report must work offline: found {banned}");
+    }
+    for needed in ["<svg", "frontier", "Memory breakdown", "Per-layer weight error", "Recipe differences", "assumptions"] {
+        assert!(html.contains(needed), "missing {needed}");
+    }
+}
+
+#[test]
+fn schema_version_mismatch_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("r.json");
+    let mut v: serde_json::Value = serde_json::from_str(&record("w8", 1, None, None, "h").to_json()).unwrap();
+    v["schema_version"] = 99.into();
+    std::fs::write(&p, v.to_string()).unwrap();
+    let err = RunRecord::load(&p).unwrap_err();
+    assert!(matches!(err, ReportError::SchemaVersion { found: 99, supported: 1, .. }), "{err}");
+    std::fs::write(&p, "{\"hello\": 1}").unwrap();
+    assert!(matches!(RunRecord::load(&p), Err(ReportError::NotARecord { .. })));
+}
+
+#[test]
+fn committed_schema_is_current_and_records_validate() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/schema/run-record.schema.json");
+    let generated = schema_json();
+    if std::env::var_os("PARETO_UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).expect("schema file (PARETO_UPDATE_SCHEMA=1 regenerates it)");
+    assert_eq!(committed, generated, "assets/schema/run-record.schema.json is stale: rerun with PARETO_UPDATE_SCHEMA=1");
+    let schema: serde_json::Value = serde_json::from_str(&committed).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for r in [record("w8", 2000, Some(4.01), Some(600.0), "h"), record("w4", 1000, None, None, "h")] {
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+    let mut bad: serde_json::Value = serde_json::from_str(&record("w8", 1, None, None, "h").to_json()).unwrap();
+    bad["totals"]["planned_bytes"] = "many".into();
+    assert!(!validator.is_valid(&bad));
+}
