@@ -10,16 +10,18 @@ import { repo, shot, start, typeInto } from "./driver.mjs";
 
 const big = process.env.PARETO_BENCH_MODEL;
 if (!big) throw new Error("set PARETO_BENCH_MODEL to a model folder (e.g. bench-data/synth8b)");
-const { browser: b, stop } = await start({ port: 4445 });
+const { browser: b, stop } = await start({ port: 4450 });
 const ms = async (sel) => Number(await (await b.$(sel)).getAttribute("data-ms"));
 const median = (xs) => xs.slice().sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 try {
   const opens = [];
   for (let i = 0; i < 3; i++) {
     await typeInto(b, "#model-path", big);
-    const before = await b.$("#open-ms").isExisting() ? await ms("#open-ms") : null;
     await (await b.$("#open-model")).click();
-    await b.waitUntil(async () => (await b.$("#open-ms").isExisting()) && (await ms("#open-ms")) !== before, { timeout: 60000 });
+    await b.waitUntil(async () => (await b.$("#open-ms").isExisting()) && Number(await (await b.$("#open-ms")).getAttribute("data-seq")) === i + 1, {
+      timeout: 120000,
+      interval: 250,
+    });
     await (await b.$("#tensor-table .tr")).waitForDisplayed({ timeout: 60000 });
     opens.push(await ms("#open-ms"));
   }

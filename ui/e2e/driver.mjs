@@ -31,7 +31,8 @@ export async function start({ port = 4444, config } = {}) {
   const driverBin = process.env.TAURI_DRIVER ?? "tauri-driver";
   const driver = spawn(driverBin, ["--port", String(port), "--native-driver", "/usr/bin/WebKitWebDriver"], {
     env: { ...process.env, XDG_CONFIG_HOME: cfg },
-    stdio: ["ignore", "inherit", "inherit"],
+    // tauri-driver logs every dropped keep-alive connection; keep its output out of test logs.
+    stdio: ["ignore", "ignore", process.env.PARETO_E2E_DRIVER_LOG ? "inherit" : "ignore"],
   });
   await waitPort(port, 20000);
   const browser = await remote({

@@ -46,6 +46,7 @@ export function App({ api }: { api: Api }) {
   const [opening, setOpening] = useState(false);
   const [openError, setOpenError] = useState<unknown>(null);
   const [openMs, setOpenMs] = useState<number | null>(null);
+  const [openSeq, setOpenSeq] = useState(0);
   const [version, setVersion] = useState("");
   const [dragging, setDragging] = useState(false);
   const settingsRef = useRef(settings);
@@ -114,6 +115,7 @@ export function App({ api }: { api: Api }) {
         setScreen("open");
         await afterPaint();
         setOpenMs(performance.now() - t0);
+        setOpenSeq((n) => n + 1);
         const recent = [m.summary.root, ...settingsRef.current.recent_models.filter((r) => r !== m.summary.root)].slice(0, 10);
         setSettings({ ...settingsRef.current, recent_models: recent });
       } catch (e) {
@@ -195,8 +197,9 @@ export function App({ api }: { api: Api }) {
       setOpenError,
       openMs,
       setOpenMs,
+      openSeq,
     }),
-    [model, recipeToml, plan, planError, editMs, runs, selectedRun, query, settings, computeDevice, opening, openError, openMs, setRecipeToml, updateSettings, openPath],
+    [model, recipeToml, plan, planError, editMs, runs, selectedRun, query, settings, computeDevice, opening, openError, openMs, openSeq, setRecipeToml, updateSettings, openPath],
   );
 
   return (

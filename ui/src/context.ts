@@ -40,6 +40,8 @@ export interface Session {
   setOpenError: (e: unknown) => void;
   /** Milliseconds from the request to the rendered table, measured in the UI. */
   openMs: number | null;
+  /** Count of successful opens (lets tests tell one measurement from the next). */
+  openSeq: number;
   setOpenMs: (ms: number | null) => void;
 }
 

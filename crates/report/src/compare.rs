@@ -107,7 +107,11 @@ pub fn compare(records: &[RunRecord]) -> Result<Comparison> {
     if !unmeasured.is_empty() {
         warnings.push(format!("Accuracy not measured for: {}.", unmeasured.join(", ")));
     }
-    let by_usd = rows.iter().all(|r| r.usd_month.is_some());
+    // Rank on $/month only when it separates the variants; a tiny model projects the same
+    // rounded price for every variant, and then stored bytes say more.
+    let usd: Vec<f64> = rows.iter().filter_map(|r| r.usd_month).collect();
+    let spread = usd.iter().copied().fold(f64::MIN, f64::max) - usd.iter().copied().fold(f64::MAX, f64::min);
+    let by_usd = usd.len() == rows.len() && spread > 0.005 * usd.iter().copied().fold(0.0, f64::max);
     mark_frontier(&mut rows, by_usd);
     let recommendation = recommend(&rows, by_usd);
     Ok(Comparison {

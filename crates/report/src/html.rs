@@ -16,7 +16,7 @@ table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}td,th{border:1px s
 td:first-child,th:first-child{text-align:left}tr.dominated td{color:#999}tr.pick td{background:#eef6ff;font-weight:600}\
 .banner{background:#fff3cd;border:1px solid #e0c060;padding:.6rem 1rem;margin:1rem 0}.rec{background:#eef6ff;border:1px solid #9cc3ea;padding:.6rem 1rem}\
 .nm{color:#a00;font-style:italic}.chart{width:100%;max-width:760px;height:auto}pre{background:#f6f6f6;padding:.5rem;overflow:auto;font-size:.8rem}\
-.est{color:#666;font-size:.85rem}.diff{color:#b35900;font-weight:600}";
+.est{color:#666;font-size:.85rem}.scroll{overflow-x:auto}.diff{color:#b35900;font-weight:600}";
 
 fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| NOT_MEASURED.to_string(), f)
@@ -62,7 +62,7 @@ fn summary_table(s: &mut String, records: &[RunRecord], cmp: &Comparison) {
             }
         }
     }
-    s.push_str("<h2>Variants</h2><table class=\"summary\"><thead><tr><th>variant</th><th>weights</th><th>of original</th><th>accuracy metric</th><th>value</th><th>change</th><th>$/month</th><th>$/1M requests</th><th>decode tok/s (batch 1)</th>");
+    s.push_str("<h2>Variants</h2><div class=\"scroll\"><table class=\"summary\"><thead><tr><th>variant</th><th>weights</th><th>of original</th><th>accuracy metric</th><th>value</th><th>change</th><th>$/month</th><th>$/1M requests</th><th>decode tok/s (batch 1)</th>");
     for t in &tiers {
         let _ = write!(s, "<th>{}</th>", esc(t));
     }
@@ -91,11 +91,11 @@ fn summary_table(s: &mut String, records: &[RunRecord], cmp: &Comparison) {
         }
         s.push_str("</tr>");
     }
-    s.push_str("</tbody></table>");
+    s.push_str("</tbody></table></div>");
 }
 
 fn memory_section(s: &mut String, records: &[RunRecord]) {
-    s.push_str("<h2>Memory breakdown</h2><p class=\"est\">Weights at the exact bytes of each tensor's format; KV cache and runtime overhead from the projection where it ran.</p>");
+    s.push_str("<h2>Memory breakdown</h2><p class=\"est\">Weights at the exact bytes of each tensor's format.</p>");
     let bars: Vec<(String, Vec<(String, f64)>)> = records
         .iter()
         .map(|r| {
@@ -104,17 +104,33 @@ fn memory_section(s: &mut String, records: &[RunRecord]) {
                 let key = t.format.clone().unwrap_or_else(|| "unchanged".into());
                 *by_format.entry(format!("weights {key}")).or_default() += t.planned_bytes as f64;
             }
-            let mut segs: Vec<(String, f64)> = by_format.into_iter().collect();
-            if let Some(p) = &r.projection {
-                if let Some(kv) = p.compressed.kv_cache_bytes {
-                    segs.push(("KV cache".into(), kv));
-                }
-                segs.push(("runtime overhead".into(), p.compressed.overhead_bytes));
-            }
-            (r.recipe.name.clone(), segs)
+            (r.recipe.name.clone(), by_format.into_iter().collect())
         })
         .collect();
     s.push_str(&stacked_bars(&bars, &human_bytes));
+    // Serving memory is more than weights; kept as a table so small weights stay visible above.
+    s.push_str("<table><thead><tr><th>variant</th><th>weights</th><th>KV cache</th><th>runtime overhead</th><th>total</th><th>fits</th></tr></thead><tbody>");
+    for r in records {
+        match &r.projection {
+            Some(p) => {
+                let c = &p.compressed;
+                let _ = write!(
+                    s,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&r.recipe.name),
+                    human_bytes(c.weights_bytes),
+                    opt(c.kv_cache_bytes, human_bytes),
+                    human_bytes(c.overhead_bytes),
+                    human_bytes(c.total_memory_bytes),
+                    if c.fits { format!("yes ({})", esc(&p.device_id)) } else { format!("no ({})", esc(&p.device_id)) }
+                );
+            }
+            None => {
+                let _ = write!(s, "<tr><td>{}</td><td colspan=\"5\">{NOT_MEASURED}: no projection ran</td></tr>", esc(&r.recipe.name));
+            }
+        }
+    }
+    s.push_str("</tbody></table>");
 }
 
 fn heatmap_section(s: &mut String, records: &[RunRecord]) {

@@ -8,6 +8,9 @@ pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// Lowest accuracy change drawn to scale, in percent.
+const FLOOR_PCT: f64 = -50.0;
+
 /// Accuracy (relative change of the primary metric) against cost; frontier points joined,
 /// dominated points grey. Variants without an accuracy measurement are listed, not plotted.
 pub fn frontier(rows: &[VariantRow], by_usd: bool) -> String {
@@ -19,7 +22,7 @@ pub fn frontier(rows: &[VariantRow], by_usd: bool) -> String {
             Some((i, c, r.metric_change? * 100.0))
         })
         .collect();
-    let (w, h, l, b, t, rgt) = (640.0, 360.0, 70.0, 50.0, 20.0, 20.0);
+    let (w, h, l, b, t, rgt) = (640.0, 360.0, 90.0, 50.0, 20.0, 30.0);
     let mut s = String::new();
     let _ = write!(s, r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="accuracy versus cost frontier">"#);
     if pts.is_empty() {
@@ -29,6 +32,9 @@ pub fn frontier(rows: &[VariantRow], by_usd: bool) -> String {
     let (mut cmin, mut cmax) = pts.iter().fold((f64::MAX, f64::MIN), |(a, z), p| (a.min(p.1), z.max(p.1)));
     let (mut amin, mut amax) = pts.iter().fold((f64::MAX, f64::MIN), |(a, z), p| (a.min(p.2), z.max(p.2)));
     amax = amax.max(0.0);
+    // A variant that collapsed (say −2600%) would flatten every other point onto one line: clip
+    // the axis and mark such points as off scale instead.
+    amin = amin.max(FLOOR_PCT);
     if (cmax - cmin).abs() < 1e-12 {
         cmin *= 0.9;
         cmax = cmax * 1.1 + 1.0;
@@ -61,20 +67,23 @@ pub fn frontier(rows: &[VariantRow], by_usd: bool) -> String {
         let path: Vec<String> = front.iter().map(|p| format!("{:.1},{:.1}", x(p.1), y(p.2))).collect();
         let _ = write!(s, r##"<polyline class="frontier" points="{}" fill="none" stroke="#1f77b4" stroke-width="2"/>"##, path.join(" "));
     }
-    for &(i, c, a) in &pts {
+    for &(i, c, a_true) in &pts {
         let r = &rows[i];
+        let a = a_true.max(amin);
+        let label = if a_true < amin { format!("{} ↓ off scale ({a_true:+.0}%)", r.name) } else { r.name.clone() };
         let (fill, cls) = if r.dominated { ("#bbbbbb", "dominated") } else { ("#1f77b4", "frontier-point") };
         let _ = write!(
             s,
-            r#"<g class="{cls}"><circle cx="{:.1}" cy="{:.1}" r="6" fill="{fill}"><title>{}: {a:+.3}% at {}</title></circle><text x="{:.1}" y="{:.1}" font-size="11" fill="{}">{}</text></g>"#,
+            r#"<g class="{cls}"><circle cx="{:.1}" cy="{:.1}" r="6" fill="{fill}"><title>{}: {a_true:+.3}% at {}</title></circle><text x="{:.1}" y="{:.1}" font-size="11" fill="{}" text-anchor="{}">{}</text></g>"#,
             x(c),
             y(a),
             esc(&r.name),
             if by_usd { format!("${c:.0}/month") } else { human_bytes(c) },
-            x(c) + 8.0,
+            if x(c) > w * 0.7 { x(c) - 8.0 } else { x(c) + 8.0 },
             y(a) - 8.0,
             if r.dominated { "#888" } else { "#111" },
-            esc(&r.name)
+            if x(c) > w * 0.7 { "end" } else { "start" },
+            esc(&label)
         );
     }
     s.push_str("</svg>");
@@ -94,8 +103,7 @@ pub fn stacked_bars(bars: &[(String, Vec<(String, f64)>)], unit: &dyn Fn(f64) ->
     }
     let max = bars.iter().map(|(_, s)| s.iter().map(|x| x.1).sum::<f64>()).fold(0.0, f64::max).max(1e-9);
     let (w, row, l) = (640.0, 26.0, 150.0);
-    let h = row * bars.len() as f64 + 40.0;
-    let mut s = format!(r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="memory breakdown">"#);
+    let mut s = String::new();
     for (bi, (name, segs)) in bars.iter().enumerate() {
         let yy = 10.0 + row * bi as f64;
         let _ = write!(s, r#"<text x="{}" y="{:.1}" font-size="12" text-anchor="end">{}</text>"#, l - 6.0, yy + 14.0, esc(name));
@@ -109,21 +117,29 @@ pub fn stacked_bars(bars: &[(String, Vec<(String, f64)>)], unit: &dyn Fn(f64) ->
         let total: f64 = segs.iter().map(|x| x.1).sum();
         let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#, xx + 4.0, yy + 14.0, esc(&unit(total)));
     }
+    // Legend below the bars, wrapping onto as many lines as it needs.
     let mut lx = l;
-    let ly = h - 14.0;
+    let mut ly = row * bars.len() as f64 + 26.0;
+    let mut legend = String::new();
     for (i, k) in keys.iter().enumerate() {
-        let _ = write!(s, r#"<rect x="{lx:.1}" y="{:.1}" width="10" height="10" fill="{}"/><text x="{:.1}" y="{ly:.1}" font-size="11">{}</text>"#, ly - 9.0, palette[i % palette.len()], lx + 14.0, esc(k));
-        lx += 24.0 + 7.0 * k.len() as f64;
+        let item = 24.0 + 6.5 * k.chars().count() as f64;
+        if lx + item > w && lx > l {
+            lx = l;
+            ly += 16.0;
+        }
+        let _ = write!(legend, r#"<rect x="{lx:.1}" y="{:.1}" width="10" height="10" fill="{}"/><text x="{:.1}" y="{ly:.1}" font-size="11">{}</text>"#, ly - 9.0, palette[i % palette.len()], lx + 14.0, esc(k));
+        lx += item;
     }
-    s.push_str("</svg>");
-    s
+    let h = ly + 10.0;
+    format!(r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="memory breakdown">{s}{legend}</svg>"#)
 }
 
 /// Rows = variants, columns = layers, colour = mean relative weight error (white → red).
 pub fn heatmap(names: &[String], layers: usize, cells: &[Vec<Option<f64>>]) -> String {
     let max = cells.iter().flatten().flatten().fold(0.0f64, |a, &b| a.max(b)).max(1e-12);
-    let (l, cw, rh) = (150.0, (480.0 / layers.max(1) as f64).clamp(8.0, 40.0), 22.0);
-    let w = l + cw * layers as f64 + 20.0;
+    // A fixed drawing width so text keeps its size whatever the layer count.
+    let (w, l, rh) = (640.0, 150.0, 22.0);
+    let cw = (w - l - 20.0) / layers.max(1) as f64;
     let h = rh * names.len() as f64 + 40.0;
     let mut s = format!(r#"<svg class="chart" viewBox="0 0 {w:.0} {h:.0}" role="img" aria-label="per-layer error heatmap">"#);
     for (ri, (name, row)) in names.iter().zip(cells).enumerate() {

@@ -89,7 +89,7 @@ export function OpenScreen() {
             {s.openMs !== null && (
               <div class="card">
                 <div class="k">open → table</div>
-                <div class="v" id="open-ms" data-ms={s.openMs.toFixed(1)}>
+                <div class="v" id="open-ms" data-ms={s.openMs.toFixed(1)} data-seq={String(s.openSeq)}>
                   {s.openMs.toFixed(0)} ms
                 </div>
               </div>

@@ -1,0 +1,104 @@
+//! `sweep` end to end on the bundled model: run records that validate against the committed
+//! schema, resume after an interruption, and the HTML report rendered by a real browser.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pareto_core::job::JobContext;
+use pareto_report::{RunRecord, compare, render_html, render_markdown};
+use pareto_runs::{LocalExecutor, VariantSpec, hash_files, sweep};
+
+use crate::common::*;
+
+fn jobs(recipes: &[&str]) -> Vec<VariantSpec> {
+    recipes
+        .iter()
+        .map(|r| VariantSpec {
+            model: stories(),
+            recipe: r.to_string(),
+            samples: None,
+            scenario: "edge".into(),
+            device: None,
+            validate: true,
+            measure_speed: false,
+        })
+        .collect()
+}
+
+fn validator() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(repo_root().join("assets/schema/run-record.schema.json")).unwrap();
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
+}
+
+#[test]
+fn sweep_records_resume_and_render() {
+    let out = tempfile::tempdir().unwrap();
+    let files = hash_files(&[stories().join("model.safetensors").as_path()]).unwrap();
+    let jobs = jobs(&["w8", "gguf-q4_0"]);
+    let exec = LocalExecutor { parallelism: 2 };
+    let first = sweep(&jobs, &files, out.path(), &exec, &JobContext::silent()).unwrap();
+    assert!(first.failed.is_empty(), "{:?}", first.failed);
+    assert_eq!(first.records.len(), 2);
+    let v = validator();
+    for p in &first.record_paths {
+        let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        let errors: Vec<String> = v.iter_errors(&value).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", p.display());
+    }
+    // Real validation numbers: the original's perplexity is the PROVENANCE reference.
+    let w8 = &first.records[0];
+    let ppl = w8.primary_metric().unwrap();
+    assert!((ppl.original.unwrap() - 4.574144).abs() < 0.005, "{:?}", ppl);
+    assert!(w8.projection.as_ref().unwrap().tiers.iter().any(|t| t.device_id == "rpi5"));
+    assert!(w8.artifact.as_ref().is_some_and(|a| Path::new(&a.path).join("model.safetensors").exists()));
+
+    // Interrupted sweep: one record lost; a restart re-runs only that variant.
+    std::fs::remove_file(&first.record_paths[1]).unwrap();
+    let second = sweep(&jobs, &files, out.path(), &exec, &JobContext::silent()).unwrap();
+    assert_eq!(second.resumed, vec!["w8".to_string()]);
+    assert_eq!(second.records.len(), 2);
+    assert_eq!(second.records[1].id, first.records[1].id, "content-addressed ids are stable");
+
+    // The report in a real browser: headless Chromium renders the page and the frontier chart.
+    let cmp = compare(&second.records).unwrap();
+    let html_path = out.path().join("report.html");
+    std::fs::write(&html_path, render_html(&second.records, &cmp)).unwrap();
+    assert!(render_markdown(&second.records, &cmp).contains("gguf-q4_0 |"));
+    let dom = chromium(&html_path, &["--dump-dom"]);
+    for needle in ["Pareto report", "Recommendation", "frontier", "gguf-q4_0", "w8", "<svg"] {
+        assert!(dom.contains(needle), "rendered DOM lacks {needle}");
+    }
+    let shot = out.path().join("report.png");
+    chromium(&html_path, &["--window-size=1200,1600", &format!("--screenshot={}", shot.display())]);
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(png.len() > 20_000, "a blank page compresses to far less");
+    if let Some(dir) = std::env::var_os("PARETO_SCREENSHOTS") {
+        std::fs::copy(&shot, PathBuf::from(dir).join("report.png")).unwrap();
+    }
+    let loaded = RunRecord::load(&second.record_paths[0]).unwrap();
+    assert_eq!(loaded, second.records[0]);
+}
+
+/// Runs Debian's Chromium headless on a local file (scripts/test.sh installs it).
+fn chromium(page: &Path, args: &[&str]) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", profile.path().display()),
+        ])
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium is installed (scripts/test.sh installs Debian's chromium package)");
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
