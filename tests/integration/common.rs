@@ -30,10 +30,8 @@ pub fn write_f32_model(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
         .iter()
         .map(|(n, s, v)| (n.to_string(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
         .collect();
-    let views: Vec<(String, TensorView)> = bytes
-        .iter()
-        .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("view")))
-        .collect();
+    let views: Vec<(String, TensorView)> =
+        bytes.iter().map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("view"))).collect();
     safetensors::tensor::serialize_to_file(views, None::<HashMap<String, String>>, path).expect("write fixture");
 }
 

@@ -17,7 +17,8 @@ fn sha(path: &Path) -> Vec<u8> {
 }
 
 fn no_leftovers(dir: &Path) {
-    let names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().all(|n| !n.contains("pareto-tmp") && n != "out"), "left behind: {names:?}");
 }
 
@@ -33,7 +34,8 @@ fn nan_weights_are_reported_and_never_written() {
     let model = Model::open(&src).unwrap();
     for preset in ["w8", "sparse-2of4"] {
         let plan = Recipe::load(preset).unwrap().resolve(&model).unwrap();
-        let err = compress(&model, &plan, &CompressOptions::new(tmp.path().join("out")), &JobContext::silent()).unwrap_err();
+        let err =
+            compress(&model, &plan, &CompressOptions::new(tmp.path().join("out")), &JobContext::silent()).unwrap_err();
         match err {
             Error::NonFinite { tensor, index, value } => {
                 assert_eq!(tensor, "layers.0.mlp.up_proj.weight");
@@ -46,7 +48,8 @@ fn nan_weights_are_reported_and_never_written() {
     }
     // Kept tensors are checked too: a NaN is never copied silently.
     let keep = Recipe::from_toml("name = \"keep\"\n", "t").unwrap().resolve(&model).unwrap();
-    let err = compress(&model, &keep, &CompressOptions::new(tmp.path().join("out")), &JobContext::silent()).unwrap_err();
+    let err =
+        compress(&model, &keep, &CompressOptions::new(tmp.path().join("out")), &JobContext::silent()).unwrap_err();
     assert!(matches!(err, Error::NonFinite { index: 37, .. }), "{err}");
     assert_eq!(sha(&src.join("model.safetensors")), before, "source untouched");
 }
@@ -86,9 +89,8 @@ fn disk_full_leaves_nothing_under_the_final_name() {
     let mut opts = CompressOptions::new(tmp.path().join("out"));
     let budget = left.clone();
     let real = pareto_core::export::default_opener();
-    opts.opener = Arc::new(move |p: &Path| {
-        Ok(Box::new(FullDisk { left: budget.clone(), inner: real(p)? }) as Box<dyn FileSink>)
-    });
+    opts.opener =
+        Arc::new(move |p: &Path| Ok(Box::new(FullDisk { left: budget.clone(), inner: real(p)? }) as Box<dyn FileSink>));
     let err = compress(&model, &plan, &opts, &JobContext::silent()).unwrap_err();
     match &err {
         Error::Write { source, .. } => assert_eq!(source.kind(), io::ErrorKind::StorageFull),
@@ -166,7 +168,8 @@ fn config_lying_about_shapes_is_refused() {
     let src = tmp.path().join("m");
     std::fs::create_dir(&src).unwrap();
     std::fs::copy(stories().join("model.safetensors"), src.join("model.safetensors")).unwrap();
-    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(stories().join("config.json")).unwrap()).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(stories().join("config.json")).unwrap()).unwrap();
     cfg["intermediate_size"] = 256.into();
     std::fs::write(src.join("config.json"), cfg.to_string()).unwrap();
     let err = Model::open(&src).unwrap_err();

@@ -40,7 +40,15 @@ fn every_preset_compresses_stories260k_into_a_loadable_model() {
             if let (Some(fmt), Some(m)) = (t.format, t.metrics) {
                 let tol = pareto_formats::lookup(fmt).unwrap().tolerance as f64;
                 // Trained weights are heavier-tailed than the N(0,1) data tolerances are set on.
-                assert!(m.rel_error <= 2.5 * tol, "{}: {} {} rel error {} > {}", p.name, t.name, fmt, m.rel_error, 2.5 * tol);
+                assert!(
+                    m.rel_error <= 2.5 * tol,
+                    "{}: {} {} rel error {} > {}",
+                    p.name,
+                    t.name,
+                    fmt,
+                    m.rel_error,
+                    2.5 * tol
+                );
                 assert!(m.cosine > 0.9, "{}: {} cosine {}", p.name, t.name, m.cosine);
             }
         }
@@ -51,7 +59,10 @@ fn every_preset_compresses_stories260k_into_a_loadable_model() {
         let manifest: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("pareto-manifest.json")).unwrap()).unwrap();
         assert_eq!(manifest["content_hash"], report.content_hash);
-        assert_eq!(manifest["source_files"][0]["sha256"], "ad6b792a9b1555ec3d4a9bcdc2fac23a401b4fc2ab761b61d0856b5f0a5e4cb5");
+        assert_eq!(
+            manifest["source_files"][0]["sha256"],
+            "ad6b792a9b1555ec3d4a9bcdc2fac23a401b4fc2ab761b61d0856b5f0a5e4cb5"
+        );
         // And Pareto's own reader accepts its output, config shape checks included.
         Model::open(&out).expect("reopen output");
     }
@@ -62,7 +73,9 @@ fn every_preset_compresses_stories260k_into_a_loadable_model() {
 #[test]
 fn fake_quantized_values_lie_on_the_grid() {
     let tmp = tempfile::tempdir().unwrap();
-    for (preset, block, codes) in [("w8", 0usize, 255usize), ("w4-g32", 32, 16), ("gguf-q8_0", 32, 255), ("nf4", 64, 16)] {
+    for (preset, block, codes) in
+        [("w8", 0usize, 255usize), ("w4-g32", 32, 16), ("gguf-q8_0", 32, 255), ("nf4", 64, 16)]
+    {
         let out = tmp.path().join(preset);
         let report = run(&stories(), &Recipe::load(preset).unwrap(), &out);
         let written = read_all(&out.join("model.safetensors"));
@@ -73,7 +86,12 @@ fn fake_quantized_values_lie_on_the_grid() {
             let block = if block == 0 { cols } else { block };
             for chunk in w.chunks(block) {
                 let distinct: HashSet<u32> = chunk.iter().map(|x| x.to_bits()).collect();
-                assert!(distinct.len() <= codes, "{preset}: {} has {} distinct values in a block", t.name, distinct.len());
+                assert!(
+                    distinct.len() <= codes,
+                    "{preset}: {} has {} distinct values in a block",
+                    t.name,
+                    distinct.len()
+                );
             }
             checked += 1;
         }

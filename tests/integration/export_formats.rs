@@ -26,7 +26,7 @@ const GREEDY: [u32; 61] = [
 ];
 
 fn original_gguf() -> PathBuf {
-    repo_root().join("../shared/data/models/stories260K/stories260K.gguf")
+    repo_root().join("models/gguf/stories260K.gguf")
 }
 
 fn export(model: &Model, recipe: &Recipe, format: ExportFormat, out: &Path) -> Result<CompressReport, Error> {

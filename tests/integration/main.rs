@@ -7,5 +7,5 @@
 mod common;
 mod compress_bad_input;
 mod compress_real;
-mod sweep_report;
 mod export_formats;
+mod sweep_report;

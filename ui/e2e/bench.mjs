@@ -50,6 +50,7 @@ try {
   }
   // A compression run while the frame monitor watches (PARETO_BENCH_RUN_MODEL, default the bundled model).
   const runModel = process.env.PARETO_BENCH_RUN_MODEL ?? path.join(repo, "models/stories260K");
+  await (await b.$("#nav-open")).click();
   await typeInto(b, "#model-path", runModel);
   await (await b.$("#open-model")).click();
   await (await b.$("#tensor-table .tr")).waitForDisplayed({ timeout: 20000 });
@@ -62,6 +63,10 @@ try {
   await (await b.$("#max-frame")).waitForExist({ timeout: 10000 });
   const frame = await ms("#max-frame");
   console.log(JSON.stringify({ model: big, tensor_rows: rows, open_to_table_ms: opens, edit_to_numbers_ms: edits, edit_median_ms: median(edits), run_model: runModel, run_wall_s: runSeconds, longest_frame_during_run_ms: frame }, null, 2));
+} catch (e) {
+  console.error(e);
+  process.exitCode = 1;
 } finally {
   await stop();
+  process.exit(process.exitCode ?? 0);
 }

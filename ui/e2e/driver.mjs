@@ -29,11 +29,14 @@ export async function start({ port = 4444, config } = {}) {
   mkdirSync(shots, { recursive: true });
   const cfg = config ?? mkdtempSync(path.join(tmpdir(), "pareto-e2e-cfg-"));
   const driverBin = process.env.TAURI_DRIVER ?? "tauri-driver";
-  const driver = spawn(driverBin, ["--port", String(port), "--native-driver", "/usr/bin/WebKitWebDriver"], {
+  const nativePort = port + 100;
+  const driver = spawn(driverBin, ["--port", String(port), "--native-port", String(nativePort), "--native-driver", "/usr/bin/WebKitWebDriver"], {
     env: { ...process.env, XDG_CONFIG_HOME: cfg },
     // tauri-driver logs every dropped keep-alive connection; keep its output out of test logs.
     stdio: ["ignore", "ignore", process.env.PARETO_E2E_DRIVER_LOG ? "inherit" : "ignore"],
   });
+  // Never leave a driver (and its port) behind, whatever happens to this process.
+  process.on("exit", () => driver.kill());
   await waitPort(port, 20000);
   const browser = await remote({
     hostname: "127.0.0.1",

@@ -16,7 +16,8 @@ pub fn fail(err: &anyhow::Error, as_json: bool) -> ! {
         println!("{}", serde_json::json!({ "error": line, "causes": chain }));
     }
     eprintln!("error: {line}");
-    let cancelled = err.chain().any(|e| matches!(e.downcast_ref::<pareto_core::Error>(), Some(pareto_core::Error::Cancelled)));
+    let cancelled =
+        err.chain().any(|e| matches!(e.downcast_ref::<pareto_core::Error>(), Some(pareto_core::Error::Cancelled)));
     std::process::exit(if cancelled { 130 } else { 1 });
 }
 

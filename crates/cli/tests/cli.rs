@@ -12,7 +12,8 @@ fn pareto(args: &[&str]) -> Output {
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stdout is one JSON document ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is one JSON document ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 #[test]
@@ -28,7 +29,8 @@ fn inspect_json_describes_stories260k() {
 fn compress_writes_and_reports() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("q");
-    let out = pareto(&["compress", "models/stories260K", "--recipe", "gguf-q8_0", "--out", dest.to_str().unwrap(), "--json"]);
+    let out =
+        pareto(&["compress", "models/stories260K", "--recipe", "gguf-q8_0", "--out", dest.to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v = json(&out);
     assert_eq!(v["totals"]["tensors"], 48);

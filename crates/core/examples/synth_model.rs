@@ -67,9 +67,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
     let mut total = 0u64;
     for (i, shard) in shards.iter().enumerate() {
-        let file = if n == 1 { "model.safetensors".to_string() } else { format!("model-{:05}-of-{n:05}.safetensors", i + 1) };
+        let file =
+            if n == 1 { "model.safetensors".to_string() } else { format!("model-{:05}-of-{n:05}.safetensors", i + 1) };
         let layout = Layout {
-            entries: shard.iter().map(|(name, shape)| Entry { name: name.clone(), dtype: DType::F16, shape: shape.clone() }).collect(),
+            entries: shard
+                .iter()
+                .map(|(name, shape)| Entry { name: name.clone(), dtype: DType::F16, shape: shape.clone() })
+                .collect(),
             metadata: BTreeMap::from([("format".to_string(), "pt".to_string())]),
         };
         let mut w = Writer::new(dir.create_file(&file)?, layout)?;

@@ -63,11 +63,7 @@ impl JobContext {
 
     /// Returns `Error::Cancelled` once the token is set; call between units of work.
     pub fn checkpoint(&self) -> Result<()> {
-        if self.cancel.is_cancelled() {
-            Err(Error::Cancelled)
-        } else {
-            Ok(())
-        }
+        if self.cancel.is_cancelled() { Err(Error::Cancelled) } else { Ok(()) }
     }
 }
 

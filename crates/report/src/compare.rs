@@ -59,8 +59,7 @@ pub fn compare(records: &[RunRecord]) -> Result<Comparison> {
     let first = records.first().ok_or(ReportError::NoRecords)?;
     let mut warnings = Vec::new();
     let key = first.model_key();
-    let others: Vec<&str> =
-        records.iter().filter(|r| r.model_key() != key).map(|r| r.recipe.name.as_str()).collect();
+    let others: Vec<&str> = records.iter().filter(|r| r.model_key() != key).map(|r| r.recipe.name.as_str()).collect();
     if !others.is_empty() {
         warnings.push(format!(
             "These records come from different source models ({} vs {}): accuracy and cost are not comparable across them.",
@@ -102,8 +101,7 @@ pub fn compare(records: &[RunRecord]) -> Result<Comparison> {
             }
         })
         .collect();
-    let unmeasured: Vec<&str> =
-        rows.iter().filter(|r| r.metric_change.is_none()).map(|r| r.name.as_str()).collect();
+    let unmeasured: Vec<&str> = rows.iter().filter(|r| r.metric_change.is_none()).map(|r| r.name.as_str()).collect();
     if !unmeasured.is_empty() {
         warnings.push(format!("Accuracy not measured for: {}.", unmeasured.join(", ")));
     }

@@ -31,11 +31,19 @@ pub fn render_html(records: &[RunRecord], cmp: &Comparison) -> String {
     );
     let source = records.first().map_or("", |r| r.source.path.as_str());
     let _ = write!(s, "<h1>Pareto report: {} variant(s) of {}</h1>", records.len(), esc(source));
-    let _ = write!(s, "<p class=\"est\">Latest run finished {}. Projected costs and latencies are estimates; their assumptions and sources are listed at the end.</p>", esc(generated));
+    let _ = write!(
+        s,
+        "<p class=\"est\">Latest run finished {}. Projected costs and latencies are estimates; their assumptions and sources are listed at the end.</p>",
+        esc(generated)
+    );
     for w in &cmp.warnings {
         let _ = write!(s, "<div class=\"banner\" role=\"alert\">⚠ {}</div>", esc(w));
     }
-    let _ = write!(s, "<h2>Recommendation</h2><div class=\"rec\"><p><strong>{}</strong></p><ul>", esc(&cmp.recommendation.headline));
+    let _ = write!(
+        s,
+        "<h2>Recommendation</h2><div class=\"rec\"><p><strong>{}</strong></p><ul>",
+        esc(&cmp.recommendation.headline)
+    );
     for r in &cmp.recommendation.reasons {
         let _ = write!(s, "<li>{}</li>", esc(r));
     }
@@ -68,7 +76,13 @@ fn summary_table(s: &mut String, records: &[RunRecord], cmp: &Comparison) {
     }
     s.push_str("</tr></thead><tbody>");
     for (i, (row, rec)) in cmp.rows.iter().zip(records).enumerate() {
-        let class = if cmp.recommendation.pick == Some(i) { "pick" } else if row.dominated { "dominated" } else { "" };
+        let class = if cmp.recommendation.pick == Some(i) {
+            "pick"
+        } else if row.dominated {
+            "dominated"
+        } else {
+            ""
+        };
         let _ = write!(
             s,
             "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{:.1}%</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
@@ -126,7 +140,11 @@ fn memory_section(s: &mut String, records: &[RunRecord]) {
                 );
             }
             None => {
-                let _ = write!(s, "<tr><td>{}</td><td colspan=\"5\">{NOT_MEASURED}: no projection ran</td></tr>", esc(&r.recipe.name));
+                let _ = write!(
+                    s,
+                    "<tr><td>{}</td><td colspan=\"5\">{NOT_MEASURED}: no projection ran</td></tr>",
+                    esc(&r.recipe.name)
+                );
             }
         }
     }
@@ -165,13 +183,21 @@ fn recipe_diff(s: &mut String, records: &[RunRecord]) {
             }
         }
     }
-    let action = |r: &RunRecord, n: &str| r.tensors.iter().find(|t| t.name == n).map_or("absent".to_string(), |t| t.action.clone());
-    let differing: Vec<&str> =
-        names.into_iter().filter(|n| records.iter().map(|r| action(r, n)).collect::<std::collections::BTreeSet<_>>().len() > 1).collect();
+    let action = |r: &RunRecord, n: &str| {
+        r.tensors.iter().find(|t| t.name == n).map_or("absent".to_string(), |t| t.action.clone())
+    };
+    let differing: Vec<&str> = names
+        .into_iter()
+        .filter(|n| records.iter().map(|r| action(r, n)).collect::<std::collections::BTreeSet<_>>().len() > 1)
+        .collect();
     if differing.is_empty() {
         s.push_str("<p>Every variant applies the same action to every tensor.</p>");
     } else {
-        let _ = write!(s, "<p>{} tensor(s) are treated differently across variants.</p><table><thead><tr><th>tensor</th>", differing.len());
+        let _ = write!(
+            s,
+            "<p>{} tensor(s) are treated differently across variants.</p><table><thead><tr><th>tensor</th>",
+            differing.len()
+        );
         for r in records {
             let _ = write!(s, "<th>{}</th>", esc(&r.recipe.name));
         }
@@ -189,7 +215,12 @@ fn recipe_diff(s: &mut String, records: &[RunRecord]) {
         }
     }
     for r in records {
-        let _ = write!(s, "<details><summary>recipe {}</summary><pre>{}</pre></details>", esc(&r.recipe.name), esc(&r.recipe.toml));
+        let _ = write!(
+            s,
+            "<details><summary>recipe {}</summary><pre>{}</pre></details>",
+            esc(&r.recipe.name),
+            esc(&r.recipe.toml)
+        );
     }
 }
 
@@ -231,9 +262,22 @@ fn assumptions(s: &mut String, records: &[RunRecord]) {
         let _ = write!(s, "<p>{NOT_MEASURED}: no projection ran.</p>");
         return;
     };
-    let _ = write!(s, "<p>Device <strong>{}</strong> ({}), scenario <strong>{}</strong>.</p><table><thead><tr><th>quantity</th><th>value</th><th>formula</th><th>sources</th></tr></thead><tbody>", esc(&p.device_name), esc(&p.device_id), esc(&p.scenario));
+    let _ = write!(
+        s,
+        "<p>Device <strong>{}</strong> ({}), scenario <strong>{}</strong>.</p><table><thead><tr><th>quantity</th><th>value</th><th>formula</th><th>sources</th></tr></thead><tbody>",
+        esc(&p.device_name),
+        esc(&p.device_id),
+        esc(&p.scenario)
+    );
     for a in &p.assumptions {
-        let _ = write!(s, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&a.name), esc(&a.value), esc(&a.formula), esc(&a.sources.join("; ")));
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&a.name),
+            esc(&a.value),
+            esc(&a.formula),
+            esc(&a.sources.join("; "))
+        );
     }
     s.push_str("</tbody></table>");
 }

@@ -36,7 +36,13 @@ pub fn render_markdown(records: &[RunRecord], cmp: &Comparison) -> String {
             opt(row.metric_change, |v| format!("{:+.2}%", v * 100.0)),
             opt(row.usd_month, |v| format!("${v:.0}")),
             opt(row.usd_per_1m_requests, |v| format!("${v:.2}")),
-            if row.on_frontier { "✓" } else if row.dominated { "dominated" } else { "–" }
+            if row.on_frontier {
+                "✓"
+            } else if row.dominated {
+                "dominated"
+            } else {
+                "–"
+            }
         );
     }
     let _ = writeln!(s, "\n_Costs are projections ({}); see the HTML report for formulas and sources._", cmp.cost_axis);

@@ -226,7 +226,8 @@ impl RunRecord {
     /// Reads a record, checking the schema version before anything else so an old or newer
     /// record gets a clear message instead of a field-by-field parse error.
     pub fn load(path: &Path) -> Result<RunRecord> {
-        let text = std::fs::read_to_string(path).map_err(|e| ReportError::Io { path: path.to_path_buf(), source: e })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ReportError::Io { path: path.to_path_buf(), source: e })?;
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| ReportError::NotARecord { path: path.to_path_buf(), message: e.to_string() })?;
         match value.get("schema_version").and_then(serde_json::Value::as_u64) {
@@ -241,7 +242,8 @@ impl RunRecord {
                 });
             }
         }
-        serde_json::from_value(value).map_err(|e| ReportError::NotARecord { path: path.to_path_buf(), message: e.to_string() })
+        serde_json::from_value(value)
+            .map_err(|e| ReportError::NotARecord { path: path.to_path_buf(), message: e.to_string() })
     }
 
     pub fn to_json(&self) -> String {

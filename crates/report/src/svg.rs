@@ -24,9 +24,15 @@ pub fn frontier(rows: &[VariantRow], by_usd: bool) -> String {
         .collect();
     let (w, h, l, b, t, rgt) = (640.0, 360.0, 90.0, 50.0, 20.0, 30.0);
     let mut s = String::new();
-    let _ = write!(s, r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="accuracy versus cost frontier">"#);
+    let _ =
+        write!(s, r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="accuracy versus cost frontier">"#);
     if pts.is_empty() {
-        let _ = write!(s, r#"<text x="{}" y="{}" text-anchor="middle">No variant has both a measured accuracy and a cost.</text></svg>"#, w / 2.0, h / 2.0);
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">No variant has both a measured accuracy and a cost.</text></svg>"#,
+            w / 2.0,
+            h / 2.0
+        );
         return s;
     }
     let (mut cmin, mut cmax) = pts.iter().fold((f64::MAX, f64::MIN), |(a, z), p| (a.min(p.1), z.max(p.1)));
@@ -54,18 +60,48 @@ pub fn frontier(rows: &[VariantRow], by_usd: bool) -> String {
         let c = cmin + (cmax - cmin) * f64::from(k) / 4.0;
         let a = amin + (amax - amin) * f64::from(k) / 4.0;
         let label = if by_usd { format!("${c:.0}") } else { human_bytes(c) };
-        let _ = write!(s, r#"<text x="{:.1}" y="{}" font-size="11" text-anchor="middle">{}</text>"#, x(c), h - b + 16.0, esc(&label));
-        let _ = write!(s, r#"<text x="{}" y="{:.1}" font-size="11" text-anchor="end">{a:+.2}%</text>"#, l - 6.0, y(a) + 4.0);
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{}" font-size="11" text-anchor="middle">{}</text>"#,
+            x(c),
+            h - b + 16.0,
+            esc(&label)
+        );
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{:.1}" font-size="11" text-anchor="end">{a:+.2}%</text>"#,
+            l - 6.0,
+            y(a) + 4.0
+        );
     }
-    let _ = write!(s, r##"<line x1="{l}" y1="{0:.1}" x2="{1}" y2="{0:.1}" stroke="#999" stroke-dasharray="4 3"/>"##, y(0.0), w - rgt);
+    let _ = write!(
+        s,
+        r##"<line x1="{l}" y1="{0:.1}" x2="{1}" y2="{0:.1}" stroke="#999" stroke-dasharray="4 3"/>"##,
+        y(0.0),
+        w - rgt
+    );
     let xlabel = if by_usd { "projected $/month (estimate)" } else { "stored weight bytes" };
-    let _ = write!(s, r#"<text x="{}" y="{}" font-size="12" text-anchor="middle">{xlabel}</text>"#, (l + w - rgt) / 2.0, h - 10.0);
-    let _ = write!(s, r#"<text x="14" y="{}" font-size="12" text-anchor="middle" transform="rotate(-90 14 {})">accuracy change vs original</text>"#, (t + h - b) / 2.0, (t + h - b) / 2.0);
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" font-size="12" text-anchor="middle">{xlabel}</text>"#,
+        (l + w - rgt) / 2.0,
+        h - 10.0
+    );
+    let _ = write!(
+        s,
+        r#"<text x="14" y="{}" font-size="12" text-anchor="middle" transform="rotate(-90 14 {})">accuracy change vs original</text>"#,
+        (t + h - b) / 2.0,
+        (t + h - b) / 2.0
+    );
     let mut front: Vec<&(usize, f64, f64)> = pts.iter().filter(|p| rows[p.0].on_frontier).collect();
     front.sort_by(|a, b| a.1.total_cmp(&b.1));
     if front.len() > 1 {
         let path: Vec<String> = front.iter().map(|p| format!("{:.1},{:.1}", x(p.1), y(p.2))).collect();
-        let _ = write!(s, r##"<polyline class="frontier" points="{}" fill="none" stroke="#1f77b4" stroke-width="2"/>"##, path.join(" "));
+        let _ = write!(
+            s,
+            r##"<polyline class="frontier" points="{}" fill="none" stroke="#1f77b4" stroke-width="2"/>"##,
+            path.join(" ")
+        );
     }
     for &(i, c, a_true) in &pts {
         let r = &rows[i];
@@ -92,7 +128,8 @@ pub fn frontier(rows: &[VariantRow], by_usd: bool) -> String {
 
 /// Horizontal stacked bars: one bar per variant, one segment per (label, value).
 pub fn stacked_bars(bars: &[(String, Vec<(String, f64)>)], unit: &dyn Fn(f64) -> String) -> String {
-    let palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+    let palette =
+        ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
     let mut keys: Vec<&str> = Vec::new();
     for (_, segs) in bars {
         for (k, _) in segs {
@@ -106,16 +143,29 @@ pub fn stacked_bars(bars: &[(String, Vec<(String, f64)>)], unit: &dyn Fn(f64) ->
     let mut s = String::new();
     for (bi, (name, segs)) in bars.iter().enumerate() {
         let yy = 10.0 + row * bi as f64;
-        let _ = write!(s, r#"<text x="{}" y="{:.1}" font-size="12" text-anchor="end">{}</text>"#, l - 6.0, yy + 14.0, esc(name));
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{:.1}" font-size="12" text-anchor="end">{}</text>"#,
+            l - 6.0,
+            yy + 14.0,
+            esc(name)
+        );
         let mut xx = l;
         for (k, v) in segs {
             let ww = v / max * (w - l - 90.0);
             let ci = keys.iter().position(|x| x == k).unwrap_or(0) % palette.len();
-            let _ = write!(s, r#"<rect x="{xx:.1}" y="{yy:.1}" width="{ww:.1}" height="18" fill="{}"><title>{}: {}</title></rect>"#, palette[ci], esc(k), esc(&unit(*v)));
+            let _ = write!(
+                s,
+                r#"<rect x="{xx:.1}" y="{yy:.1}" width="{ww:.1}" height="18" fill="{}"><title>{}: {}</title></rect>"#,
+                palette[ci],
+                esc(k),
+                esc(&unit(*v))
+            );
             xx += ww;
         }
         let total: f64 = segs.iter().map(|x| x.1).sum();
-        let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#, xx + 4.0, yy + 14.0, esc(&unit(total)));
+        let _ =
+            write!(s, r#"<text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#, xx + 4.0, yy + 14.0, esc(&unit(total)));
     }
     // Legend below the bars, wrapping onto as many lines as it needs.
     let mut lx = l;
@@ -127,7 +177,14 @@ pub fn stacked_bars(bars: &[(String, Vec<(String, f64)>)], unit: &dyn Fn(f64) ->
             lx = l;
             ly += 16.0;
         }
-        let _ = write!(legend, r#"<rect x="{lx:.1}" y="{:.1}" width="10" height="10" fill="{}"/><text x="{:.1}" y="{ly:.1}" font-size="11">{}</text>"#, ly - 9.0, palette[i % palette.len()], lx + 14.0, esc(k));
+        let _ = write!(
+            legend,
+            r#"<rect x="{lx:.1}" y="{:.1}" width="10" height="10" fill="{}"/><text x="{:.1}" y="{ly:.1}" font-size="11">{}</text>"#,
+            ly - 9.0,
+            palette[i % palette.len()],
+            lx + 14.0,
+            esc(k)
+        );
         lx += item;
     }
     let h = ly + 10.0;
@@ -141,10 +198,17 @@ pub fn heatmap(names: &[String], layers: usize, cells: &[Vec<Option<f64>>]) -> S
     let (w, l, rh) = (640.0, 150.0, 22.0);
     let cw = (w - l - 20.0) / layers.max(1) as f64;
     let h = rh * names.len() as f64 + 40.0;
-    let mut s = format!(r#"<svg class="chart" viewBox="0 0 {w:.0} {h:.0}" role="img" aria-label="per-layer error heatmap">"#);
+    let mut s =
+        format!(r#"<svg class="chart" viewBox="0 0 {w:.0} {h:.0}" role="img" aria-label="per-layer error heatmap">"#);
     for (ri, (name, row)) in names.iter().zip(cells).enumerate() {
         let yy = 6.0 + rh * ri as f64;
-        let _ = write!(s, r#"<text x="{}" y="{:.1}" font-size="12" text-anchor="end">{}</text>"#, l - 6.0, yy + 14.0, esc(name));
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{:.1}" font-size="12" text-anchor="end">{}</text>"#,
+            l - 6.0,
+            yy + 14.0,
+            esc(name)
+        );
         for (li, v) in row.iter().enumerate() {
             let xx = l + cw * li as f64;
             let (fill, tip) = match v {
@@ -155,10 +219,21 @@ pub fn heatmap(names: &[String], layers: usize, cells: &[Vec<Option<f64>>]) -> S
                 }
                 None => ("#eeeeee".into(), format!("layer {li}: untouched")),
             };
-            let _ = write!(s, r##"<rect x="{xx:.1}" y="{yy:.1}" width="{:.1}" height="{:.1}" fill="{fill}" stroke="#fff"><title>{}</title></rect>"##, cw, rh - 2.0, esc(&tip));
+            let _ = write!(
+                s,
+                r##"<rect x="{xx:.1}" y="{yy:.1}" width="{:.1}" height="{:.1}" fill="{fill}" stroke="#fff"><title>{}</title></rect>"##,
+                cw,
+                rh - 2.0,
+                esc(&tip)
+            );
         }
     }
-    let _ = write!(s, r#"<text x="{l}" y="{:.1}" font-size="11">layer 0 → {} · darker = larger error (max {max:.4})</text>"#, h - 12.0, layers.saturating_sub(1));
+    let _ = write!(
+        s,
+        r#"<text x="{l}" y="{:.1}" font-size="11">layer 0 → {} · darker = larger error (max {max:.4})</text>"#,
+        h - 12.0,
+        layers.saturating_sub(1)
+    );
     s.push_str("</svg>");
     s
 }

@@ -144,7 +144,9 @@ fn html_is_self_contained() {
     for banned in ["<script", "http://", "https://", "<link", "@import", "url("] {
         assert!(!html.contains(banned), "report must work offline: found {banned}");
     }
-    for needed in ["<svg", "frontier", "Memory breakdown", "Per-layer weight error", "Recipe differences", "assumptions"] {
+    for needed in
+        ["<svg", "frontier", "Memory breakdown", "Per-layer weight error", "Recipe differences", "assumptions"]
+    {
         assert!(html.contains(needed), "missing {needed}");
     }
 }
@@ -170,7 +172,10 @@ fn committed_schema_is_current_and_records_validate() {
         std::fs::write(&path, &generated).unwrap();
     }
     let committed = std::fs::read_to_string(&path).expect("schema file (PARETO_UPDATE_SCHEMA=1 regenerates it)");
-    assert_eq!(committed, generated, "assets/schema/run-record.schema.json is stale: rerun with PARETO_UPDATE_SCHEMA=1");
+    assert_eq!(
+        committed, generated,
+        "assets/schema/run-record.schema.json is stale: rerun with PARETO_UPDATE_SCHEMA=1"
+    );
     let schema: serde_json::Value = serde_json::from_str(&committed).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     for r in [record("w8", 2000, Some(4.01), Some(600.0), "h"), record("w4", 1000, None, None, "h")] {

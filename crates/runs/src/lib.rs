@@ -8,7 +8,7 @@ mod record;
 mod sweep;
 mod variant;
 
-pub use error::{RunError, Result};
+pub use error::{Result, RunError};
 pub use hashing::{hash_files, variant_id};
 pub use record::{projection_record, source_model, tensor_records, totals, validation_record};
 pub use sweep::{Executor, LocalExecutor, SweepOutcome, record_path, sweep, write_record};

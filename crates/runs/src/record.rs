@@ -3,6 +3,7 @@
 use pareto_core::recipe::{Plan, layer_index};
 use pareto_core::{CompressReport, Model};
 use pareto_eval::EvalReport;
+use pareto_eval::compare::SpeedReport;
 use pareto_projection::{Projection, Quantity};
 use pareto_report::{
     Assumption, ConfigSummary, FileHash, Metric, PlanCost, ProjectionRecord, SampleSet, SourceModel, TensorRecord,
@@ -48,7 +49,8 @@ pub fn tensor_records(plan: &Plan, report: Option<&CompressReport>) -> Vec<Tenso
     plan.tensors
         .iter()
         .map(|t| {
-            let m = report.and_then(|r| r.tensors.iter().find(|x| x.source_name == t.source_name)).and_then(|x| x.metrics);
+            let m =
+                report.and_then(|r| r.tensors.iter().find(|x| x.source_name == t.source_name)).and_then(|x| x.metrics);
             TensorRecord {
                 name: t.name.clone(),
                 layer: layer_index(&t.source_name),
@@ -71,7 +73,12 @@ fn metric(name: &str, unit: &str, original: Option<f64>, compressed: Option<f64>
 }
 
 /// The validation section: the task's metrics, original vs compressed, and measured speed.
-pub fn validation_record(eval: &EvalReport, samples_sha256: String, rows: u64, description: String) -> Option<Validation> {
+pub fn validation_record(
+    eval: &EvalReport,
+    samples_sha256: String,
+    rows: u64,
+    description: String,
+) -> Option<Validation> {
     let samples = SampleSet {
         path: eval.samples.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
         sha256: samples_sha256,
@@ -98,11 +105,7 @@ pub fn validation_record(eval: &EvalReport, samples_sha256: String, rows: u64, d
             metrics.push(metric("STS Pearson", "×100", Some(sts.pearson), cs.map(|s| s.pearson), true));
         }
         if let Some(shift) = &e.embedding_shift {
-            if let Ok(v) = serde_json::to_value(shift) {
-                if let Some(cos) = v.get("mean_cosine").and_then(serde_json::Value::as_f64) {
-                    metrics.push(metric("mean embedding cosine", "cosine", Some(1.0), Some(cos), true));
-                }
-            }
+            metrics.push(metric("mean embedding cosine", "cosine", Some(1.0), Some(shift.mean_cosine), true));
         }
         ("sts", "STS Spearman")
     } else {
@@ -113,22 +116,43 @@ pub fn validation_record(eval: &EvalReport, samples_sha256: String, rows: u64, d
 }
 
 fn speed_metrics(eval: &EvalReport) -> Vec<Metric> {
-    // Read through serde so this mapping only depends on field names, not on internal types.
-    let Some(v) = eval.speed.as_ref().and_then(|s| serde_json::to_value(s).ok()) else { return Vec::new() };
-    let median = |side: &str, field: &str| v.get(side)?.get(field)?.get("median")?.as_f64();
-    let mut out = Vec::new();
-    for (field, name, unit) in [
-        ("decode_tokens_per_s", "decode speed", "tokens/s"),
-        ("prefill_tokens_per_s", "prefill speed", "tokens/s"),
-        ("sentences_per_s", "encode speed", "sentences/s"),
-        ("load_ms", "load time", "ms"),
-    ] {
-        let (o, c) = (median("original", field), median("compressed", field));
-        if o.is_some() || c.is_some() {
-            out.push(metric(name, unit, o, c, field != "load_ms"));
+    let med = |s: &pareto_eval::metrics::Summary| s.median;
+    match &eval.speed {
+        Some(SpeedReport::Decoder { original, compressed }) => {
+            let c = compressed.as_ref();
+            vec![
+                metric(
+                    "decode speed",
+                    "tokens/s",
+                    Some(med(&original.decode_tokens_per_s)),
+                    c.map(|c| med(&c.decode_tokens_per_s)),
+                    true,
+                ),
+                metric(
+                    "prefill speed",
+                    "tokens/s",
+                    Some(med(&original.prefill_tokens_per_s)),
+                    c.map(|c| med(&c.prefill_tokens_per_s)),
+                    true,
+                ),
+                metric("load time", "ms", Some(med(&original.load_ms)), c.map(|c| med(&c.load_ms)), false),
+            ]
         }
+        Some(SpeedReport::Encoder { original, compressed }) => {
+            let c = compressed.as_ref();
+            vec![
+                metric(
+                    "encode speed",
+                    "sentences/s",
+                    Some(med(&original.sentences_per_s)),
+                    c.map(|c| med(&c.sentences_per_s)),
+                    true,
+                ),
+                metric("load time", "ms", Some(med(&original.load_ms)), c.map(|c| med(&c.load_ms)), false),
+            ]
+        }
+        None => Vec::new(),
     }
-    out
 }
 
 fn q(x: &Quantity) -> String {

@@ -29,7 +29,13 @@ pub struct LocalExecutor {
 }
 
 impl Executor for LocalExecutor {
-    fn execute(&self, jobs: &[VariantSpec], model_files: &[FileHash], out: &Path, ctx: &JobContext) -> Vec<Result<RunRecord>> {
+    fn execute(
+        &self,
+        jobs: &[VariantSpec],
+        model_files: &[FileHash],
+        out: &Path,
+        ctx: &JobContext,
+    ) -> Vec<Result<RunRecord>> {
         let next = AtomicUsize::new(0);
         let results: Vec<Mutex<Option<Result<RunRecord>>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
         let workers = self.parallelism.clamp(1, jobs.len().max(1));

@@ -46,7 +46,12 @@ impl VariantSpec {
 
 /// Runs one variant, writing its compressed artifact under `artifacts_dir` and returning the
 /// record (the caller writes it).
-pub fn run_variant(spec: &VariantSpec, model_files: &[FileHash], artifacts_dir: &Path, ctx: &JobContext) -> Result<RunRecord> {
+pub fn run_variant(
+    spec: &VariantSpec,
+    model_files: &[FileHash],
+    artifacts_dir: &Path,
+    ctx: &JobContext,
+) -> Result<RunRecord> {
     let started_at = rfc3339(SystemTime::now());
     let (recipe, id) = spec.id(model_files)?;
     let model = Model::open(&spec.model)?;
@@ -69,7 +74,8 @@ pub fn run_variant(spec: &VariantSpec, model_files: &[FileHash], artifacts_dir: 
     ctx.checkpoint()?;
     let catalog = Catalog::builtin()?;
     let scenario = Scenario::load(&spec.scenario)?;
-    let device_id = spec.device.clone().or_else(|| scenario.default_device.clone()).unwrap_or_else(|| "h100_sxm".into());
+    let device_id =
+        spec.device.clone().or_else(|| scenario.default_device.clone()).unwrap_or_else(|| "h100_sxm".into());
     let shape = model.config().map(|c| ModelShape::from_hf_config(&c.raw)).transpose()?;
     let (original, compressed) = (original_weights(&plan), compressed_weights(&plan));
     let projection = project(&ProjectionRequest {
@@ -88,9 +94,17 @@ pub fn run_variant(spec: &VariantSpec, model_files: &[FileHash], artifacts_dir: 
         tool: ToolInfo { name: "pareto".into(), version: env!("CARGO_PKG_VERSION").into() },
         started_at,
         finished_at: rfc3339(SystemTime::now()),
-        device: format!("cpu ({}, {} threads)", std::env::consts::ARCH, std::thread::available_parallelism().map_or(1, |n| n.get())),
+        device: format!(
+            "cpu ({}, {} threads)",
+            std::env::consts::ARCH,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        ),
         source: source_model(&model, model_files.to_vec()),
-        recipe: RecipeInfo { name: recipe.name.clone(), description: recipe.description.clone(), toml: recipe.to_toml()? },
+        recipe: RecipeInfo {
+            name: recipe.name.clone(),
+            description: recipe.description.clone(),
+            toml: recipe.to_toml()?,
+        },
         totals: totals(&plan),
         tensors: tensor_records(&plan, Some(&report)),
         artifact: Some(Artifact {
@@ -127,7 +141,9 @@ fn validate(spec: &VariantSpec, artifact: &Path, ctx: &JobContext) -> Result<Opt
                 d.original.windows
             ),
         ),
-        (_, Some(e)) => (e.original.sts.map_or(0, |s| s.pairs as u64), "sentence pairs with gold similarity scores".into()),
+        (_, Some(e)) => {
+            (e.original.sts.map_or(0, |s| s.pairs as u64), "sentence pairs with gold similarity scores".into())
+        }
         _ => (0, String::new()),
     };
     Ok(validation_record(&eval, sha, rows, description))

@@ -34,7 +34,9 @@ pub fn run(_args: &FormatsArgs, json: bool) -> anyhow::Result<()> {
     eprintln!();
     let rows: Vec<Vec<String>> = presets
         .iter()
-        .map(|p| vec![p["name"].as_str().unwrap_or("").to_string(), p["description"].as_str().unwrap_or("").to_string()])
+        .map(|p| {
+            vec![p["name"].as_str().unwrap_or("").to_string(), p["description"].as_str().unwrap_or("").to_string()]
+        })
         .collect();
     output::table(&["preset", "description"], &rows);
     Ok(())

@@ -54,7 +54,8 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
     let Some(path) = &args.path else { bail!("give a model path (or --reference-points <csv>)") };
     let model = Model::open(path).with_context(|| format!("opening {}", path.display()))?;
     let scenario = Scenario::load(&args.scenario)?;
-    let device_id = args.device.clone().or_else(|| scenario.default_device.clone()).unwrap_or_else(|| "h100_sxm".into());
+    let device_id =
+        args.device.clone().or_else(|| scenario.default_device.clone()).unwrap_or_else(|| "h100_sxm".into());
     let device = catalog.get(&device_id)?;
     let recipe = match &args.recipe {
         Some(r) => Recipe::load(r)?,

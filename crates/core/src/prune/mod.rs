@@ -7,5 +7,5 @@ mod nm;
 pub mod structured;
 
 pub use global::GlobalThreshold;
-pub use magnitude::{prune_magnitude, prune_below};
+pub use magnitude::{prune_below, prune_magnitude};
 pub use nm::prune_n_m;

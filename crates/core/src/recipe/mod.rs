@@ -171,10 +171,8 @@ impl StructuredSpec {
 impl Recipe {
     /// Parses and validates a recipe from TOML text. Unknown keys are refused by name.
     pub fn from_toml(text: &str, origin: &str) -> Result<Recipe> {
-        let recipe: Recipe = toml::from_str(text).map_err(|e| Error::RecipeParse {
-            origin: origin.to_string(),
-            message: e.to_string(),
-        })?;
+        let recipe: Recipe = toml::from_str(text)
+            .map_err(|e| Error::RecipeParse { origin: origin.to_string(), message: e.to_string() })?;
         recipe.validate()?;
         Ok(recipe)
     }
@@ -196,10 +194,8 @@ impl Recipe {
     }
 
     pub fn to_toml(&self) -> Result<String> {
-        toml::to_string_pretty(self).map_err(|e| Error::RecipeParse {
-            origin: self.name.clone(),
-            message: e.to_string(),
-        })
+        toml::to_string_pretty(self)
+            .map_err(|e| Error::RecipeParse { origin: self.name.clone(), message: e.to_string() })
     }
 
     /// Checks everything that can be checked without a model: format ids, targets, ranges.
@@ -207,9 +203,8 @@ impl Recipe {
         for t in self.ignore_targets() {
             Target::parse(&t)?;
         }
-        let actions = std::iter::once(("default".to_string(), &self.default)).chain(
-            self.rules.iter().enumerate().map(|(i, r)| (format!("rule {}", i + 1), &r.action)),
-        );
+        let actions = std::iter::once(("default".to_string(), &self.default))
+            .chain(self.rules.iter().enumerate().map(|(i, r)| (format!("rule {}", i + 1), &r.action)));
         for (place, action) in actions {
             validate_action(&place, action)?;
         }
@@ -259,16 +254,13 @@ fn validate_action(place: &str, action: &Action) -> Result<()> {
         }
     }
     match &action.prune {
-        Some(PruneSpec::Magnitude { sparsity, .. }) if !(0.0..1.0).contains(sparsity) => {
-            Err(Error::RecipeInvalid {
-                place: place.to_string(),
-                message: format!("sparsity must be in [0, 1), got {sparsity}"),
-            })
-        }
-        Some(PruneSpec::NM { n, m }) if *m == 0 || *n == 0 || n >= m => Err(Error::RecipeInvalid {
+        Some(PruneSpec::Magnitude { sparsity, .. }) if !(0.0..1.0).contains(sparsity) => Err(Error::RecipeInvalid {
             place: place.to_string(),
-            message: format!("N:M needs 0 < n < m, got {n}:{m}"),
+            message: format!("sparsity must be in [0, 1), got {sparsity}"),
         }),
+        Some(PruneSpec::NM { n, m }) if *m == 0 || *n == 0 || n >= m => {
+            Err(Error::RecipeInvalid { place: place.to_string(), message: format!("N:M needs 0 < n < m, got {n}:{m}") })
+        }
         _ => Ok(()),
     }
 }

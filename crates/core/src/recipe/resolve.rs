@@ -143,11 +143,8 @@ impl Recipe {
     /// The per-tensor plan, without reading a single weight.
     pub fn resolve(&self, model: &Model) -> Result<Plan> {
         self.validate()?;
-        let ignore: Vec<(String, Target)> = self
-            .ignore_targets()
-            .into_iter()
-            .map(|t| Target::parse(&t).map(|p| (t, p)))
-            .collect::<Result<_>>()?;
+        let ignore: Vec<(String, Target)> =
+            self.ignore_targets().into_iter().map(|t| Target::parse(&t).map(|p| (t, p))).collect::<Result<_>>()?;
         let rules: Vec<CompiledRule> = self
             .rules
             .iter()
@@ -394,7 +391,10 @@ fn resolve_structured(spec: &StructuredSpec, model: &Model) -> Result<Structured
         }
     }
     if layer_map.is_empty() {
-        return Err(Error::RecipeInvalid { place: "structured.drop_layers".into(), message: "would drop every layer".into() });
+        return Err(Error::RecipeInvalid {
+            place: "structured.drop_layers".into(),
+            message: "would drop every layer".into(),
+        });
     }
     let mut dropped = spec.drop_layers.clone();
     dropped.sort_unstable();
@@ -444,8 +444,7 @@ pub(crate) fn cut_of(name: &str) -> Cut {
 impl StructuredPlan {
     fn reduced_shape(&self, name: &str, shape: &[usize]) -> Vec<usize> {
         let mut s = shape.to_vec();
-        let (ffn, q, kv) =
-            (self.ffn_after, self.heads_after * self.head_dim, self.kv_heads_after * self.head_dim);
+        let (ffn, q, kv) = (self.ffn_after, self.heads_after * self.head_dim, self.kv_heads_after * self.head_dim);
         match (cut_of(name), s.as_mut_slice()) {
             (Cut::FfnRows, [r, ..]) => *r = ffn,
             (Cut::FfnCols, [_, c]) => *c = ffn,

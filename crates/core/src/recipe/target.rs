@@ -23,9 +23,7 @@ impl Target {
                 "head" => Role::Head,
                 "other" => Role::Other,
                 _ => {
-                    return Err(bad(
-                        "unknown role; valid: attention, mlp, embedding, norm, head, other".into(),
-                    ));
+                    return Err(bad("unknown role; valid: attention, mlp, embedding, norm, head, other".into()));
                 }
             };
             return Ok(Target::Role(role));
