@@ -26,11 +26,11 @@ impl Progress for Bars {
     }
 
     fn advance(&self, n: u64, item: &str) {
-        if let Ok(slot) = self.bar.lock() {
-            if let Some(bar) = slot.as_ref() {
-                bar.inc(n);
-                bar.set_message(item.to_string());
-            }
+        if let Ok(slot) = self.bar.lock()
+            && let Some(bar) = slot.as_ref()
+        {
+            bar.inc(n);
+            bar.set_message(item.to_string());
         }
     }
 
@@ -44,10 +44,10 @@ impl Progress for Bars {
 
 impl Drop for Bars {
     fn drop(&mut self) {
-        if let Ok(mut slot) = self.bar.lock() {
-            if let Some(bar) = slot.take() {
-                bar.finish_and_clear();
-            }
+        if let Ok(mut slot) = self.bar.lock()
+            && let Some(bar) = slot.take()
+        {
+            bar.finish_and_clear();
         }
     }
 }

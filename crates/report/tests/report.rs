@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! Comparison logic, rendering and the record schema.
 
 use pareto_report::*;
