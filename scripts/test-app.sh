@@ -34,7 +34,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 step "Rust command tests (cargo test -p pareto-app; also regenerates ui/src/api/gen)"
 cargo test -p pareto-app --locked 2>&1 | tee /tmp/pareto-app-test.log
-rust_line=$(grep -E "^test result:" /tmp/pareto-app-test.log | tail -1)
+rust_line=$(grep -E "^test result:" /tmp/pareto-app-test.log | head -1)
 ok "cargo test -p pareto-app: $rust_line"
 
 step "generated TypeScript types are committed and current"
@@ -45,7 +45,7 @@ ok "ui/src/api/gen matches the Rust DTOs"
 
 step "TypeScript strict check + vitest (mock api)"
 (cd ui && npx tsc --noEmit && npx vitest run) 2>&1 | tee /tmp/pareto-vitest.log
-ok "vitest: $(grep -E "Tests +[0-9]+" /tmp/pareto-vitest.log | tail -1 | sed 's/\x1b\[[0-9;]*m//g' | xargs)"
+ok "vitest: $(sed 's/\x1b\[[0-9;]*m//g' /tmp/pareto-vitest.log | grep -E "Tests +[0-9]+" | tail -1 | xargs)"
 
 step "build UI and app"
 (cd ui && npx vite build)

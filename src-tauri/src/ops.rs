@@ -180,7 +180,12 @@ pub fn start_compress(state: &Arc<AppState>, toml: &str, out: &str, overwrite: b
         .spawn(move || {
             let progress = Arc::new(ChannelProgress::new(Arc::clone(&sink)));
             let ctx = pareto_core::job::JobContext::new(progress.clone(), cancel);
-            let result = pareto_core::compress(&model, &plan, &opts, &ctx);
+            // Leave one core to the webview so the window keeps painting during long runs.
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1));
+            let result = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+                Ok(pool) => pool.install(|| pareto_core::compress(&model, &plan, &opts, &ctx)),
+                Err(_) => pareto_core::compress(&model, &plan, &opts, &ctx),
+            };
             progress.flush();
             state.finish_job(id);
             let event = match result {

@@ -125,6 +125,7 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
     }
     let mut out = OutputDir::create(&opts.out, model.root(), opts.force, opts.opener.clone())?;
     let reader = SourceReader::open(model)?;
+    let source_hashes = reader.hash_in_background();
 
     let selection = match &plan.structured {
         Some(sp) => Some(transform::select_structured(model, &reader, sp, ctx)?),
@@ -178,7 +179,7 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
     };
     ctx.checkpoint()?;
 
-    let source_files = reader.finish_hashes()?;
+    let source_files = source_hashes.finish()?;
     let files = out.files();
     let hash = content_hash(&files);
     let manifest = Manifest {

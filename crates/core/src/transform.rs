@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -60,28 +62,60 @@ impl SourceReader {
         Ok(w)
     }
 
-    /// sha256 of every source shard, streamed (the page cache usually still holds them).
-    pub fn finish_hashes(&self) -> Result<Vec<FileRecord>> {
-        self.files
-            .iter()
-            .map(|(path, _)| {
-                let mut f = open_read(path)?;
-                let mut h = Sha256::new();
-                let mut buf = vec![0u8; 4 << 20];
-                let mut bytes = 0u64;
-                loop {
-                    let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&buf[..n]);
-                    bytes += n as u64;
-                }
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                Ok(FileRecord { name, bytes, sha256: hex::encode(h.finalize()) })
-            })
-            .collect()
+    /// Starts hashing every source shard (sha256, streamed) on its own thread, so the manifest's
+    /// source hashes cost no wall time beside the quantization work.
+    pub fn hash_in_background(&self) -> BackgroundHash {
+        let paths: Vec<std::path::PathBuf> = self.files.iter().map(|(p, _)| p.clone()).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle =
+            std::thread::spawn(move || paths.iter().map(|path| hash_file(path, &flag)).collect::<Result<Vec<_>>>());
+        BackgroundHash { handle: Some(handle), stop }
     }
+}
+
+/// A running source hash; dropping it (on error or cancel) stops the thread at its next chunk.
+pub struct BackgroundHash {
+    handle: Option<std::thread::JoinHandle<Result<Vec<FileRecord>>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl BackgroundHash {
+    pub fn finish(mut self) -> Result<Vec<FileRecord>> {
+        match self.handle.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err(Error::WriterMismatch {
+                expected: "source hashes".into(),
+                got: "the hashing thread panicked".into(),
+            }),
+        }
+    }
+}
+
+impl Drop for BackgroundHash {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn hash_file(path: &std::path::Path, stop: &AtomicBool) -> Result<FileRecord> {
+    let mut f = open_read(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 4 << 20];
+    let mut bytes = 0u64;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(FileRecord { name, bytes, sha256: hex::encode(h.finalize()) })
 }
 
 #[cfg(unix)]

@@ -50,6 +50,8 @@ export function RunScreen() {
   const [hist, setHist] = useState<Histogram | null>(null);
   const [histErr, setHistErr] = useState<unknown>(null);
   const doneNames = useRef(new Set<string>());
+  const latestDone = useRef(0);
+  const frameQueued = useRef(false);
   const [doneVersion, setDoneVersion] = useState(0);
   const running = job !== null;
 
@@ -97,9 +99,17 @@ export function RunScreen() {
           setProgress({ stage: e.name, total: e.total, done: 0 });
           break;
         case "advance":
+          // Coalesce bursts of events into one render per animation frame.
           e.items.forEach((i) => doneNames.current.add(i));
-          setDoneVersion((v) => v + 1);
-          setProgress((p) => (p ? { ...p, done: e.done } : p));
+          latestDone.current = e.done;
+          if (!frameQueued.current) {
+            frameQueued.current = true;
+            requestAnimationFrame(() => {
+              frameQueued.current = false;
+              setDoneVersion((v) => v + 1);
+              setProgress((p) => (p ? { ...p, done: latestDone.current } : p));
+            });
+          }
           break;
         case "log":
           setLog((l) => [...l.slice(-200), e.line]);
