@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # End-to-end compress benchmark on a synthetic LLaMA-8B-shaped F16 model (~16 GB, 4 shards):
 # wall time and peak RSS per preset, beside `cp` of the same source. Not run in CI.
-#   bash scripts/bench-compress.sh [size=8b|1b] [presets...]
+#   bash scripts/bench-compress.sh [size=8b|1b] [preset[:format]...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 size=${1:-8b}; shift || true
-presets=${*:-w8 w4-g128 fp8 gguf-q8_0}
+presets=${*:-w8 w4-g128 fp8 gguf-q8_0 w4-g128:compressed-tensors gguf-q8_0:gguf gguf-q4_k_m:gguf}
 data=bench-data/synth$size
 cargo build --release -q -p pareto-cli -p pareto-core --examples
 [ -d "$data" ] || target/release/examples/synth_model "$data" "$size"
@@ -24,7 +24,8 @@ measure() { # name, command...
   row "$name" "$wall" "$(( rss / 1024 ))" "$(du -sb bench-data/out | cut -f1)"
 }
 measure "cp -r" cp -r "$data" bench-data/out
-for p in $presets; do
-  measure "pareto compress $p" target/release/pareto compress "$data" --recipe "$p" --out bench-data/out --force
+for spec in $presets; do
+  p=${spec%%:*}; fmt=safetensors; [ "$spec" != "$p" ] && fmt=${spec#*:}
+  measure "pareto compress $p --format $fmt" target/release/pareto compress "$data" --recipe "$p" --format "$fmt" --out bench-data/out --force
 done
 rm -rf bench-data/out

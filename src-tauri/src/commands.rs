@@ -134,3 +134,11 @@ pub async fn export_run(state: S<'_>, request: ExportRequest) -> ApiResult<Expor
 pub async fn compute_devices() -> ApiResult<Vec<ComputeDevice>> {
     Ok(ops::compute_devices())
 }
+
+#[tauri::command]
+pub async fn start_validate(state: S<'_>, request: ValidateRequest, on_event: Channel<JobEvent>) -> ApiResult<u32> {
+    let sink: ops::Sink = Arc::new(move |e: JobEvent| {
+        let _ = on_event.send(e);
+    });
+    crate::validate::start(&state, request, sink)
+}

@@ -308,6 +308,44 @@ pub struct Histogram {
     pub elements: u64,
 }
 
+// ---------------------------------------------------------------- validation
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct ValidateRequest {
+    pub run_id: u32,
+    /// A sample file (TSV/CSV/JSONL/text); absent: the bundled set for the model family.
+    pub samples: Option<String>,
+    /// At most this many samples (perplexity windows for decoders).
+    pub limit: Option<usize>,
+    /// Also measure load time, throughput and peak memory of both models.
+    pub speed: bool,
+    /// `cpu`, `cuda:0`, `metal`.
+    pub device: String,
+}
+
+/// One metric for the original and the compressed model. `better` is `lower` or `higher`.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct MetricRow {
+    pub name: String,
+    pub unit: String,
+    pub original: Option<f64>,
+    pub compressed: Option<f64>,
+    pub better: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct ValidationView {
+    pub run_id: u32,
+    pub family: String,
+    pub samples: Option<String>,
+    pub sample_kind: Option<String>,
+    pub device: String,
+    pub metrics: Vec<MetricRow>,
+    pub speed: Vec<MetricRow>,
+    pub notes: Vec<String>,
+    pub seconds: f64,
+}
+
 // ---------------------------------------------------------------- projection
 
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]

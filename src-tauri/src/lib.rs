@@ -8,6 +8,7 @@ pub mod export;
 pub mod jobs;
 pub mod ops;
 pub mod state;
+pub mod validate;
 
 #[cfg(test)]
 mod tests;
@@ -53,6 +54,7 @@ pub fn builder<R: tauri::Runtime>(base: tauri::Builder<R>) -> tauri::Builder<R> 
         commands::export_formats,
         commands::export_run,
         commands::compute_devices,
+        commands::start_validate,
     ])
 }
 

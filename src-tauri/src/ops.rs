@@ -413,5 +413,5 @@ pub fn export_run(state: &AppState, req: &ExportRequest) -> ApiResult<ExportResu
 }
 
 pub fn compute_devices() -> Vec<ComputeDevice> {
-    vec![ComputeDevice { id: "cpu".into(), label: "CPU (always available)".into() }]
+    crate::validate::devices()
 }

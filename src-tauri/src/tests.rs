@@ -302,6 +302,34 @@ fn settings_persist_across_restarts() {
 }
 
 #[test]
+fn validate_compares_original_and_compressed() {
+    let state = opened();
+    let dir = tempfile::tempdir().expect("tmp");
+    let run = finished(&compress(&state, &preset("w4-g32"), &dir.path().join("out")));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink_events = Arc::clone(&events);
+    let sink: ops::Sink = Arc::new(move |e| sink_events.lock().expect("lock").push(e));
+    let req = ValidateRequest { run_id: run.id, samples: None, limit: Some(2), speed: false, device: "cpu".into() };
+    crate::validate::start(&state, req, sink).expect("start");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let result = loop {
+        let last = events.lock().expect("lock").last().cloned();
+        match last {
+            Some(JobEvent::Validated { result }) => break result,
+            Some(JobEvent::Failed { error }) => panic!("{error}"),
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "validation did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let ppl = result.metrics.iter().find(|m| m.name == "perplexity").expect("perplexity row");
+    assert!(ppl.original.is_some_and(|v| v > 1.0) && ppl.compressed.is_some_and(|v| v > 1.0), "{ppl:?}");
+    assert!(result.metrics.iter().any(|m| m.name == "top-1 agreement"));
+    let bad = ValidateRequest { run_id: run.id, samples: None, limit: None, speed: false, device: "tpu".into() };
+    assert!(crate::validate::start(&state, bad, Arc::new(|_| {})).is_err());
+}
+
+#[test]
 fn compute_devices_always_include_cpu() {
     assert_eq!(ops::compute_devices().first().map(|d| d.id.as_str()), Some("cpu"));
 }
@@ -371,5 +399,7 @@ fn export_typescript_bindings() {
         Settings,
         ComputeDevice,
         Startup,
+        ValidateRequest,
+        ValidationView,
     );
 }

@@ -69,3 +69,38 @@ pub fn sharded_stories(dir: &Path) {
         std::fs::copy(stories().join(f), dir.join(f)).unwrap();
     }
 }
+
+/// A file that accepts a shared budget of bytes across all files, then fails like a full disk.
+struct FullDisk {
+    left: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    inner: Box<dyn pareto_core::export::FileSink>,
+}
+
+impl std::io::Write for FullDisk {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use std::sync::atomic::Ordering;
+        if self.left.load(Ordering::SeqCst) < buf.len() as u64 {
+            return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device"));
+        }
+        self.left.fetch_sub(buf.len() as u64, Ordering::SeqCst);
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl pareto_core::export::FileSink for FullDisk {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.inner.sync()
+    }
+}
+
+/// An opener whose files together take `budget` bytes before the "disk" is full.
+pub fn full_disk_opener(budget: u64) -> pareto_core::export::Opener {
+    let left = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(budget));
+    let real = pareto_core::export::default_opener();
+    std::sync::Arc::new(move |p: &Path| {
+        Ok(Box::new(FullDisk { left: left.clone(), inner: real(p)? }) as Box<dyn pareto_core::export::FileSink>)
+    })
+}

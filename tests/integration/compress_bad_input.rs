@@ -1,12 +1,11 @@
 //! Bad input at the engine level: each case asserts the exact error and that nothing was left
 //! under the output name, and the source is unchanged.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use pareto_core::export::FileSink;
 use pareto_core::job::{CancelToken, JobContext, Progress};
 use pareto_core::{CompressOptions, Error, Model, Recipe, compress};
 
@@ -54,43 +53,13 @@ fn nan_weights_are_reported_and_never_written() {
     assert_eq!(sha(&src.join("model.safetensors")), before, "source untouched");
 }
 
-/// A file that accepts `limit` bytes in total across all files, then fails like a full disk.
-struct FullDisk {
-    left: Arc<AtomicU64>,
-    inner: Box<dyn FileSink>,
-}
-
-impl Write for FullDisk {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let left = self.left.load(Ordering::SeqCst);
-        if left < buf.len() as u64 {
-            return Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device"));
-        }
-        self.left.fetch_sub(buf.len() as u64, Ordering::SeqCst);
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-impl FileSink for FullDisk {
-    fn sync(&mut self) -> io::Result<()> {
-        self.inner.sync()
-    }
-}
-
 #[test]
 fn disk_full_leaves_nothing_under_the_final_name() {
     let tmp = tempfile::tempdir().unwrap();
     let model = Model::open(stories()).unwrap();
     let plan = Recipe::load("w8").unwrap().resolve(&model).unwrap();
-    let left = Arc::new(AtomicU64::new(300_000));
     let mut opts = CompressOptions::new(tmp.path().join("out"));
-    let budget = left.clone();
-    let real = pareto_core::export::default_opener();
-    opts.opener =
-        Arc::new(move |p: &Path| Ok(Box::new(FullDisk { left: budget.clone(), inner: real(p)? }) as Box<dyn FileSink>));
+    opts.opener = full_disk_opener(300_000);
     let err = compress(&model, &plan, &opts, &JobContext::silent()).unwrap_err();
     match &err {
         Error::Write { source, .. } => assert_eq!(source.kind(), io::ErrorKind::StorageFull),

@@ -5,14 +5,14 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use pareto_core::export::ExportFormat;
 use pareto_core::export::gguf::{GgufFile, MetaValue};
 use pareto_core::export::st_read::{self, ReadTensor};
-use pareto_core::export::{ExportFormat, FileSink};
 use pareto_core::job::{CancelToken, JobContext, Progress};
 use pareto_core::{CompressOptions, CompressReport, Error, Model, Recipe, compress};
 
@@ -557,31 +557,6 @@ fn existing_targets_are_refused_unless_forced() {
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "nothing else left beside it");
 }
 
-struct FullDisk {
-    left: Arc<AtomicU64>,
-    inner: Box<dyn FileSink>,
-}
-
-impl Write for FullDisk {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let left = self.left.load(Ordering::SeqCst);
-        if left < buf.len() as u64 {
-            return Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device"));
-        }
-        self.left.fetch_sub(buf.len() as u64, Ordering::SeqCst);
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-impl FileSink for FullDisk {
-    fn sync(&mut self) -> io::Result<()> {
-        self.inner.sync()
-    }
-}
-
 #[test]
 fn disk_full_during_any_export_leaves_nothing_under_the_final_name() {
     let tmp = tempfile::tempdir().unwrap();
@@ -595,11 +570,7 @@ fn disk_full_during_any_export_leaves_nothing_under_the_final_name() {
     ] {
         let plan = preset(r).resolve(&model).unwrap();
         let mut opts = CompressOptions::new(tmp.path().join("out")).with_format(format);
-        let budget = Arc::new(AtomicU64::new(200_000));
-        let real = pareto_core::export::default_opener();
-        opts.opener = Arc::new(move |p: &Path| {
-            Ok(Box::new(FullDisk { left: budget.clone(), inner: real(p)? }) as Box<dyn FileSink>)
-        });
+        opts.opener = full_disk_opener(200_000);
         let err = compress(&model, &plan, &opts, &JobContext::silent()).unwrap_err();
         match &err {
             Error::Write { source, .. } => assert_eq!(source.kind(), io::ErrorKind::StorageFull, "{format}"),

@@ -63,6 +63,19 @@ test("run compression and see the result", async () => {
   await shot(b, "03-run");
 });
 
+test("validate the run against the original", async () => {
+  const b = session.browser;
+  await (await b.$("#nav-validate")).click();
+  await typeInto(b, "#validate-limit", "2");
+  await (await b.$("#validate-start")).click();
+  const table = await b.$("#validate-metrics");
+  await table.waitForDisplayed({ timeout: 180000 });
+  const text = await table.getText();
+  assert.match(text, /perplexity/);
+  assert.match(text, /top-1 agreement/);
+  await shot(b, "04-validate");
+});
+
 test("project cost before and after", async () => {
   const b = session.browser;
   await (await b.$("#nav-project")).click();
@@ -70,7 +83,7 @@ test("project cost before and after", async () => {
   await cost.waitForDisplayed({ timeout: 15000 });
   const title = await cost.getAttribute("title");
   assert.match(title, /=/, "hover text shows the formula");
-  await shot(b, "04-project");
+  await shot(b, "05-project");
 });
 
 test("export and check the files on disk", async () => {
@@ -89,7 +102,7 @@ test("export and check the files on disk", async () => {
   assert.equal(manifest.recipe.name, "gguf-q8_0");
   const report = JSON.parse(readFileSync(path.join(target, "report.json"), "utf8"));
   assert.ok(report.tensors.length > 0);
-  await shot(b, "05-export");
+  await shot(b, "06-export");
 });
 
 test("a bad path shows a readable error", async () => {

@@ -161,8 +161,25 @@ describe("Run and Export", () => {
 });
 
 describe("Validate", () => {
-  it("says plainly that validation is not built yet", async () => {
+  it("asks for a run first, then shows original vs compressed metrics", async () => {
     await click("#nav-validate");
-    expect($("#validate-unavailable")?.textContent).toContain("Not built yet");
+    expect(root.textContent).toContain("Run a compression first");
+    await type("#model-path", "/mock/model");
+    await click("#open-model");
+    await click("#nav-run");
+    await click("#run-start");
+    await act(() =>
+      api.finishJob({
+        id: 1, recipe_name: "w8", recipe_toml: "", source: "/mock/model", output: "/mock/out", seconds: 0.5, source_bytes: 100,
+        planned_bytes: 50, written_bytes: 100, mean_rel_error: 0.01, content_hash: "abc", tensors: [],
+        heatmap: { layers: [], kinds: [], cells: [] }, files: [],
+      }),
+    );
+    await tick();
+    await click("#nav-validate");
+    await click("#validate-start");
+    const table = $("#validate-metrics")?.textContent ?? "";
+    expect(table).toContain("perplexity");
+    expect(table).toContain("+5.00%");
   });
 });

@@ -2,9 +2,38 @@
 //! their exact stored bytes, before and after compression, with the compute precision each format
 //! runs at in serving engines.
 
-use pareto_projection::{ComputePrecision, WeightEntry};
+use pareto_projection::{
+    Catalog, ComputePrecision, Efficiency, ModelShape, Projection, ProjectionError, ProjectionRequest, Scenario,
+    WeightEntry, project,
+};
 
 use crate::recipe::Plan;
+use crate::store::Model;
+
+/// Projects `plan` on a catalog device under a traffic scenario: the original alone, or original
+/// and compressed side by side when `compare`. `device` defaults to the scenario's device.
+pub fn project_plan(
+    model: &Model,
+    plan: &Plan,
+    catalog: &Catalog,
+    scenario: &Scenario,
+    device: Option<&str>,
+    compare: bool,
+) -> Result<Projection, ProjectionError> {
+    let device_id =
+        device.map(str::to_string).or_else(|| scenario.default_device.clone()).unwrap_or_else(|| "h100_sxm".into());
+    let shape = model.config().map(|c| ModelShape::from_hf_config(&c.raw)).transpose()?;
+    let (original, compressed) = (original_weights(plan), compressed_weights(plan));
+    project(&ProjectionRequest {
+        shape: shape.as_ref(),
+        original: &original,
+        compressed: compare.then_some(compressed.as_slice()),
+        device: catalog.get(&device_id)?,
+        scenario,
+        catalog: Some(catalog),
+        efficiency: Efficiency::default(),
+    })
+}
 
 /// How a format's matmuls run in serving: FP8 weights run W8A8 on hardware with FP8 tensor cores
 /// (vLLM compressed-tensors `float-quantized`); every other format here is weight-only and

@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use pareto_core::job::JobContext;
-use pareto_core::plan_projection::{compressed_weights, original_weights};
+use pareto_core::plan_projection::project_plan;
 use pareto_core::{CompressOptions, Model, Recipe};
 use pareto_eval::{Compressed, EvalOptions, ModelFamily};
-use pareto_projection::{Catalog, Efficiency, ModelShape, ProjectionRequest, Scenario, project};
+use pareto_projection::{Catalog, Scenario};
 use pareto_report::{Artifact, FileHash, RecipeInfo, RunRecord, SCHEMA_VERSION, ToolInfo};
 
 use crate::error::Result;
@@ -74,19 +74,7 @@ pub fn run_variant(
     ctx.checkpoint()?;
     let catalog = Catalog::builtin()?;
     let scenario = Scenario::load(&spec.scenario)?;
-    let device_id =
-        spec.device.clone().or_else(|| scenario.default_device.clone()).unwrap_or_else(|| "h100_sxm".into());
-    let shape = model.config().map(|c| ModelShape::from_hf_config(&c.raw)).transpose()?;
-    let (original, compressed) = (original_weights(&plan), compressed_weights(&plan));
-    let projection = project(&ProjectionRequest {
-        shape: shape.as_ref(),
-        original: &original,
-        compressed: Some(&compressed),
-        device: catalog.get(&device_id)?,
-        scenario: &scenario,
-        catalog: Some(&catalog),
-        efficiency: Efficiency::default(),
-    })?;
+    let projection = project_plan(&model, &plan, &catalog, &scenario, spec.device.as_deref(), true)?;
 
     Ok(RunRecord {
         schema_version: SCHEMA_VERSION,

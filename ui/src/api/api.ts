@@ -30,6 +30,7 @@ export interface Api {
   exportFormats(): Promise<T.ExportFormatInfo[]>;
   exportRun(request: T.ExportRequest): Promise<T.ExportResult>;
   computeDevices(): Promise<T.ComputeDevice[]>;
+  startValidate(request: T.ValidateRequest, onEvent: (e: T.JobEvent) => void): Promise<number>;
   /** A native open/save dialog; null when the user cancels. */
   pickPath(options: PickOptions): Promise<string | null>;
   /** Calls `onDrop` with the paths of files dropped on the window; returns an unsubscribe function. */

@@ -131,6 +131,24 @@ export function mockApi(): MockApi {
     ]),
     exportRun: rec("exportRun", async (r: T.ExportRequest) => ({ target: r.target, files: [{ path: "model.safetensors", bytes: 10, sha256: "ab" }] })),
     computeDevices: rec("computeDevices", async () => [{ id: "cpu", label: "CPU" }]),
+    startValidate: rec("startValidate", async (_r: T.ValidateRequest, cb: (e: T.JobEvent) => void) => {
+      cb({ kind: "stage", name: "perplexity", total: 2 });
+      cb({
+        kind: "validated",
+        result: {
+          run_id: 1,
+          family: "llama",
+          samples: "/mock/samples.txt",
+          sample_kind: "text",
+          device: "cpu",
+          metrics: [{ name: "perplexity", unit: "", original: 10, compressed: 10.5, better: "lower" }],
+          speed: [],
+          notes: [],
+          seconds: 1,
+        },
+      });
+      return 2;
+    }),
     pickPath: rec("pickPath", async () => null),
     onFileDrop: rec("onFileDrop", async () => () => undefined),
   };

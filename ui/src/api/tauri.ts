@@ -40,6 +40,11 @@ export const tauriApi: Api = {
   exportFormats: () => call("export_formats"),
   exportRun: (request) => call("export_run", { request }),
   computeDevices: () => call("compute_devices"),
+  startValidate: (request, onEvent) => {
+    const channel = new Channel<T.JobEvent>();
+    channel.onmessage = onEvent;
+    return call("start_validate", { request, onEvent: channel });
+  },
   pickPath: async (o: PickOptions) => {
     try {
       const picked = o.save

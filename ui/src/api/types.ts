@@ -28,3 +28,6 @@ export type { ExportResult } from "./gen/ExportResult";
 export type { Settings } from "./gen/Settings";
 export type { ComputeDevice } from "./gen/ComputeDevice";
 export type { Startup } from "./gen/Startup";
+export type { ValidateRequest } from "./gen/ValidateRequest";
+export type { ValidationView } from "./gen/ValidationView";
+export type { MetricRow } from "./gen/MetricRow";

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use pareto_core::plan_projection::{compressed_weights, original_weights};
+use pareto_core::plan_projection::project_plan;
 use pareto_core::{Model, Recipe};
-use pareto_projection::{Catalog, Efficiency, ModelShape, ProjectionRequest, Quantity, Scenario, project};
+use pareto_projection::{Catalog, Quantity, Scenario};
 
 use crate::output;
 
@@ -54,29 +54,13 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
     let Some(path) = &args.path else { bail!("give a model path (or --reference-points <csv>)") };
     let model = Model::open(path).with_context(|| format!("opening {}", path.display()))?;
     let scenario = Scenario::load(&args.scenario)?;
-    let device_id =
-        args.device.clone().or_else(|| scenario.default_device.clone()).unwrap_or_else(|| "h100_sxm".into());
-    let device = catalog.get(&device_id)?;
     let recipe = match &args.recipe {
         Some(r) => Recipe::load(r)?,
         None => Recipe::from_toml("name = \"original\"\n", "original")?,
     };
     let plan = recipe.resolve(&model)?;
-    let shape = match model.config() {
-        Some(cfg) => Some(ModelShape::from_hf_config(&cfg.raw)?),
-        None => None,
-    };
-    let original = original_weights(&plan);
-    let compressed = compressed_weights(&plan);
-    let projection = project(&ProjectionRequest {
-        shape: shape.as_ref(),
-        original: &original,
-        compressed: args.recipe.as_ref().map(|_| compressed.as_slice()),
-        device,
-        scenario: &scenario,
-        catalog: Some(&catalog),
-        efficiency: Efficiency::default(),
-    })?;
+    let projection = project_plan(&model, &plan, &catalog, &scenario, args.device.as_deref(), args.recipe.is_some())?;
+    let device = &projection.device;
     if json {
         return output::json(&projection);
     }

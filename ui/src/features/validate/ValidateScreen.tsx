@@ -1,22 +1,184 @@
-import { useSession } from "../../context";
+import { useState } from "preact/hooks";
+import type { JobEvent, MetricRow, ValidationView } from "../../api/types";
+import { ErrorBox } from "../../components/ErrorBox";
+import { PathField } from "../../components/PathField";
+import { useApi, useSession } from "../../context";
+import { bytes, num } from "../../format";
 
-/**
- * Validation (perplexity / STS / KL vs the original, measured speed) comes from the pareto-eval crate,
- * which this build of the app does not link yet. The screen says so instead of showing numbers.
- */
+function fmt(v: number | null, unit: string): string {
+  if (v === null) return "–";
+  if (unit === "B") return bytes(v);
+  if (unit === "fraction") return `${(v * 100).toFixed(2)}%`;
+  return `${num(v, 4)}${unit && unit !== "%" ? ` ${unit}` : unit}`;
+}
+
+function delta(m: MetricRow): { text: string; cls: string } {
+  if (m.original === null || m.compressed === null || m.original === 0) return { text: "", cls: "" };
+  const d = (m.compressed - m.original) / Math.abs(m.original);
+  const worse = m.better === "lower" ? d > 0 : d < 0;
+  return { text: `${d >= 0 ? "+" : ""}${(d * 100).toFixed(2)}%`, cls: Math.abs(d) < 1e-9 ? "" : worse ? "worse" : "better" };
+}
+
+function Table({ rows, id }: { rows: MetricRow[]; id: string }) {
+  return (
+    <table class="qt" id={id}>
+      <thead>
+        <tr>
+          <th>metric</th>
+          <th>original</th>
+          <th>compressed</th>
+          <th>change</th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map((m) => {
+          const d = delta(m);
+          return (
+            <tr key={m.name}>
+              <td title={`${m.better} is better`}>{m.name}</td>
+              <td>{fmt(m.original, m.unit)}</td>
+              <td>{fmt(m.compressed, m.unit)}</td>
+              <td class={d.cls}>{d.text}</td>
+            </tr>
+          );
+        })}
+      </tbody>
+    </table>
+  );
+}
+
+/** Measured validation of a run: original vs compressed on the same samples (pareto-eval). */
 export function ValidateScreen() {
+  const api = useApi();
   const s = useSession();
+  const [samples, setSamples] = useState("");
+  const [limit, setLimit] = useState<number | null>(8);
+  const [speed, setSpeed] = useState(false);
+  const [job, setJob] = useState<number | null>(null);
+  const [stage, setStage] = useState<{ name: string; total: number; done: number } | null>(null);
+  const [err, setErr] = useState<unknown>(null);
+  const [status, setStatus] = useState<string | null>(null);
+  const [results, setResults] = useState<Record<number, ValidationView>>({});
+  const run = s.runs.find((r) => r.id === s.selectedRun) ?? s.runs[s.runs.length - 1];
+
+  if (!run) {
+    return (
+      <section class="screen" id="screen-validate">
+        <h2>Validate</h2>
+        <p class="muted">Run a compression first; validation compares it with the original on the same samples.</p>
+      </section>
+    );
+  }
+  const start = async () => {
+    setErr(null);
+    setStatus(null);
+    setStage(null);
+    const onEvent = (e: JobEvent) => {
+      if (e.kind === "stage") setStage({ name: e.name, total: e.total, done: 0 });
+      else if (e.kind === "advance") setStage((p) => (p ? { ...p, done: e.done } : p));
+      else if (e.kind === "validated") {
+        setResults((r) => ({ ...r, [e.result.run_id]: e.result }));
+        setStatus(`Validated in ${e.result.seconds.toFixed(1)} s`);
+        setJob(null);
+      } else if (e.kind === "failed") {
+        setErr(e.error);
+        setJob(null);
+      } else if (e.kind === "cancelled") {
+        setStatus("Cancelled.");
+        setJob(null);
+      }
+    };
+    try {
+      setJob(await api.startValidate({ run_id: run.id, samples: samples.trim() || null, limit, speed, device: s.computeDevice }, onEvent));
+    } catch (e) {
+      setErr(e);
+    }
+  };
+  const v = results[run.id];
   return (
     <section class="screen" id="screen-validate">
-      <h2>Validate</h2>
-      <div class="notice" id="validate-unavailable">
-        <strong>Not built yet.</strong> Measured validation (perplexity, KL divergence and top-1 agreement for decoders, STS Spearman for encoders, and measured speed of
-        original vs compressed) is not wired into this build of the studio. Until it is, use the CLI: <code>pareto eval &lt;model&gt; --compressed &lt;output&gt;</code>.
+      <h2>Validate run #{run.id} — {run.recipe_name}</h2>
+      <div class="row">
+        <label>
+          Variant{" "}
+          <select value={String(run.id)} onChange={(e) => s.setSelectedRun(Number((e.target as HTMLSelectElement).value))}>
+            {s.runs.map((r) => (
+              <option key={r.id} value={String(r.id)}>
+                #{r.id} {r.recipe_name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <PathField
+          id="samples-path"
+          label="Samples"
+          value={samples}
+          onInput={setSamples}
+          pick={{ title: "Sample set", directory: false, filters: [{ name: "samples", extensions: ["tsv", "csv", "jsonl", "txt"] }] }}
+          placeholder="empty: the bundled set for this model family"
+          onError={setErr}
+        />
       </div>
-      {s.runs.length > 0 && (
-        <p class="muted">
-          The Run screen shows the weight-space error of each tensor (relative error, SNR, cosine), which is a proxy for accuracy, not a measurement of it.
-        </p>
+      <div class="row">
+        <label>
+          limit{" "}
+          <input
+            id="validate-limit"
+            type="number"
+            min={1}
+            value={limit ?? ""}
+            placeholder="all"
+            onChange={(e) => {
+              const x = (e.target as HTMLInputElement).value;
+              setLimit(x === "" ? null : Math.max(1, Math.floor(Number(x))));
+            }}
+          />
+        </label>
+        <label>
+          <input type="checkbox" checked={speed} onChange={(e) => setSpeed((e.target as HTMLInputElement).checked)} /> measure speed
+        </label>
+        <span class="muted small">device: {s.computeDevice}</span>
+        <button id="validate-start" class="primary" disabled={job !== null} onClick={start}>
+          Validate
+        </button>
+        <button id="validate-cancel" disabled={job === null} onClick={() => job !== null && api.cancelJob(job)}>
+          Cancel
+        </button>
+      </div>
+      <ErrorBox error={err} onClose={() => setErr(null)} />
+      {job !== null && (
+        <div class="progress-wrap">
+          <div class="progress">
+            <div class="bar" style={{ width: `${stage && stage.total > 0 ? (stage.done / stage.total) * 100 : 0}%` }} />
+          </div>
+          <span>
+            {stage?.name ?? "loading models"}
+            {stage && stage.total > 0 ? `: ${stage.done} / ${stage.total}` : ""}
+          </span>
+        </div>
+      )}
+      {status && <p class="notice">{status}</p>}
+      {v && (
+        <div id="validate-result">
+          <p class="muted small">
+            {v.family} · {v.sample_kind ?? "samples"} {v.samples ? <code>{v.samples}</code> : null} · {v.device}
+          </p>
+          <h3>Accuracy</h3>
+          <Table rows={v.metrics} id="validate-metrics" />
+          {v.speed.length > 0 && (
+            <>
+              <h3>Measured speed ({v.device})</h3>
+              <Table rows={v.speed} id="validate-speed" />
+            </>
+          )}
+          {v.notes.length > 0 && (
+            <ul class="small muted">
+              {v.notes.map((n, i) => (
+                <li key={i}>{n}</li>
+              ))}
+            </ul>
+          )}
+        </div>
       )}
     </section>
   );

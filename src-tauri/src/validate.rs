@@ -1,0 +1,190 @@
+//! Validation of a run: the original and the compressed model on the same samples through
+//! `pareto_eval::evaluate`, on a worker thread with progress and cancel, into [`ValidationView`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pareto_eval::DeviceSpec;
+use pareto_eval::compare::{Compressed, EncoderMetrics, EvalOptions, EvalReport, SpeedReport};
+use pareto_eval::samples::Selection;
+use pareto_eval::speed::SpeedOptions;
+
+use crate::dto::*;
+use crate::jobs::{ChannelProgress, Sink};
+use crate::state::AppState;
+
+fn row(name: &str, unit: &str, original: Option<f64>, compressed: Option<f64>, better: &str) -> MetricRow {
+    MetricRow { name: name.into(), unit: unit.into(), original, compressed, better: better.into() }
+}
+
+fn options(req: &ValidateRequest, output: PathBuf) -> ApiResult<EvalOptions> {
+    let device: DeviceSpec = req.device.parse().map_err(|e: pareto_eval::EvalError| from_std(&e))?;
+    let mut opts = EvalOptions {
+        compressed: Some(Compressed::Folder(output)),
+        samples: req.samples.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from),
+        device,
+        speed: req.speed.then(|| SpeedOptions { repeats: 3, ..SpeedOptions::default() }),
+        ..EvalOptions::default()
+    };
+    if let Some(n) = req.limit {
+        opts.protocol.max_windows = Some(n);
+        opts.sample_options.selection = Selection::First { n };
+    }
+    Ok(opts)
+}
+
+pub fn view(run_id: u32, r: &EvalReport, seconds: f64) -> ValidationView {
+    let mut metrics = Vec::new();
+    let mut notes: Vec<String> = r.unavailable.iter().cloned().collect();
+    if let Some(d) = &r.decoder {
+        let c = d.compressed.as_ref();
+        metrics.push(row("mean NLL", "nats/token", Some(d.original.mean_nll), c.map(|c| c.mean_nll), "lower"));
+        metrics.push(row("perplexity", "", Some(d.original.perplexity), c.map(|c| c.perplexity), "lower"));
+        metrics.push(row(
+            "eval throughput",
+            "tok/s",
+            Some(d.original.tokens_per_s),
+            c.map(|c| c.tokens_per_s),
+            "higher",
+        ));
+        if let Some(cmp) = &d.comparison {
+            metrics.push(row("mean KL vs original", "nats", None, Some(cmp.mean_kl), "lower"));
+            metrics.push(row("top-1 agreement", "fraction", None, Some(cmp.top1_agreement), "higher"));
+        }
+        notes.push(format!(
+            "{} windows of {} tokens ({} tokens scored)",
+            d.original.windows, d.protocol.window, d.original.scored
+        ));
+        let g = &d.greedy;
+        notes.push(match g.first_divergence {
+            None => format!("greedy continuation of {} steps from BOS: identical", g.steps),
+            Some(i) => format!("greedy continuation of {} steps from BOS: first differs at token #{i}", g.steps),
+        });
+    }
+    if let Some(e) = &r.encoder {
+        let c: Option<&EncoderMetrics> = e.compressed.as_ref();
+        let o = &e.original;
+        if o.sts.is_some() {
+            let sts = |m: Option<&EncoderMetrics>, f: fn(&pareto_eval::sts::StsResult) -> f64| {
+                m.and_then(|m| m.sts.as_ref()).map(f)
+            };
+            metrics.push(row("STS Spearman", "", sts(Some(o), |s| s.spearman), sts(c, |s| s.spearman), "higher"));
+            metrics.push(row("STS Pearson", "", sts(Some(o), |s| s.pearson), sts(c, |s| s.pearson), "higher"));
+            metrics.push(row(
+                "sentences/s",
+                "",
+                sts(Some(o), |s| s.sentences_per_s),
+                sts(c, |s| s.sentences_per_s),
+                "higher",
+            ));
+        }
+        if o.proxy.is_some() {
+            let px = |m: Option<&EncoderMetrics>| m.and_then(|m| m.proxy.as_ref()).map(|p| p.accuracy);
+            metrics.push(row("proxy accuracy", "%", px(Some(o)), px(c), "higher"));
+        }
+        if let Some(s) = &e.embedding_shift {
+            metrics.push(row("embedding cosine vs original (mean)", "", None, Some(s.mean_cosine), "higher"));
+        }
+    }
+    let mut speed = Vec::new();
+    match &r.speed {
+        Some(SpeedReport::Decoder { original, compressed }) => {
+            let c = compressed.as_ref();
+            speed.push(row("load (median)", "ms", Some(original.load_ms.median), c.map(|c| c.load_ms.median), "lower"));
+            speed.push(row(
+                "prefill (median)",
+                "tok/s",
+                Some(original.prefill_tokens_per_s.median),
+                c.map(|c| c.prefill_tokens_per_s.median),
+                "higher",
+            ));
+            speed.push(row(
+                "decode (median)",
+                "tok/s",
+                Some(original.decode_tokens_per_s.median),
+                c.map(|c| c.decode_tokens_per_s.median),
+                "higher",
+            ));
+            let rss = |x: Option<u64>| x.map(|b| b as f64);
+            speed.push(row(
+                "peak RSS",
+                "B",
+                rss(original.peak_rss_bytes),
+                c.and_then(|c| rss(c.peak_rss_bytes)),
+                "lower",
+            ));
+        }
+        Some(SpeedReport::Encoder { original, compressed }) => {
+            let c = compressed.as_ref();
+            speed.push(row("load (median)", "ms", Some(original.load_ms.median), c.map(|c| c.load_ms.median), "lower"));
+            speed.push(row(
+                "sentences/s (median)",
+                "",
+                Some(original.sentences_per_s.median),
+                c.map(|c| c.sentences_per_s.median),
+                "higher",
+            ));
+            let rss = |x: Option<u64>| x.map(|b| b as f64);
+            speed.push(row(
+                "peak RSS",
+                "B",
+                rss(original.peak_rss_bytes),
+                c.and_then(|c| rss(c.peak_rss_bytes)),
+                "lower",
+            ));
+        }
+        None => {}
+    }
+    ValidationView {
+        run_id,
+        family: crate::convert::json_str(&r.family),
+        samples: r.samples.as_ref().map(|p| p.display().to_string()),
+        sample_kind: r.sample_kind.clone(),
+        device: r.device.to_string(),
+        metrics,
+        speed,
+        notes,
+        seconds,
+    }
+}
+
+/// Starts validating run `req.run_id` (original vs its output) and returns the job id at once.
+pub fn start(state: &Arc<AppState>, req: ValidateRequest, sink: Sink) -> ApiResult<u32> {
+    let run = state.run(req.run_id)?;
+    let opts = options(&req, run.report.output.clone())?;
+    let (id, cancel) = state.new_job();
+    let state = Arc::clone(state);
+    std::thread::Builder::new()
+        .name(format!("validate-{id}"))
+        .spawn(move || {
+            let started = Instant::now();
+            let progress = Arc::new(ChannelProgress::new(Arc::clone(&sink)));
+            let ctx = pareto_core::job::JobContext::new(progress.clone(), cancel.clone());
+            let result = pareto_eval::evaluate(&run.report.source, &opts, &ctx);
+            progress.flush();
+            state.finish_job(id);
+            let event = match result {
+                Ok(r) => {
+                    JobEvent::Validated { result: Box::new(view(req.run_id, &r, started.elapsed().as_secs_f64())) }
+                }
+                Err(_) if cancel.is_cancelled() => JobEvent::Cancelled,
+                Err(e) => JobEvent::Failed { error: from_std(&e).context("validation failed") },
+            };
+            sink(event);
+        })
+        .map_err(|e| from_std(&e).context("could not start a worker thread"))?;
+    Ok(id)
+}
+
+/// CPU always; CUDA / Metal when this build has them compiled in.
+pub fn devices() -> Vec<ComputeDevice> {
+    let mut out = vec![ComputeDevice { id: "cpu".into(), label: "CPU".into() }];
+    if DeviceSpec::Cuda(0).compiled_in() {
+        out.push(ComputeDevice { id: "cuda:0".into(), label: "CUDA GPU 0".into() });
+    }
+    if DeviceSpec::Metal.compiled_in() {
+        out.push(ComputeDevice { id: "metal".into(), label: "Metal GPU".into() });
+    }
+    out
+}
