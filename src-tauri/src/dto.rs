@@ -235,6 +235,9 @@ pub enum JobEvent {
     Finished {
         run: Box<RunView>,
     },
+    Validated {
+        result: Box<ValidationView>,
+    },
     Failed {
         error: ApiError,
     },

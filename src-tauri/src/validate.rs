@@ -138,7 +138,11 @@ pub fn view(run_id: u32, r: &EvalReport, seconds: f64) -> ValidationView {
     }
     ValidationView {
         run_id,
-        family: crate::convert::json_str(&r.family),
+        family: match &r.family {
+            pareto_eval::ModelFamily::Llama => "llama (decoder)".to_string(),
+            pareto_eval::ModelFamily::Bert => "bert (encoder)".to_string(),
+            pareto_eval::ModelFamily::Other(name) => name.clone(),
+        },
         samples: r.samples.as_ref().map(|p| p.display().to_string()),
         sample_kind: r.sample_kind.clone(),
         device: r.device.to_string(),

@@ -3,7 +3,7 @@
 // Prints: open → populated tensor table (ms, measured in the webview from the click to the painted
 // table), recipe edit → updated numbers (ms, median of 10 edits), and the longest frame during a
 // compression run of the bundled model.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { repo, shot, start, typeInto } from "./driver.mjs";
@@ -55,7 +55,9 @@ try {
   await (await b.$("#open-model")).click();
   await (await b.$("#tensor-table .tr")).waitForDisplayed({ timeout: 20000 });
   await (await b.$("#nav-run")).click();
-  await typeInto(b, "#out-path", path.join(mkdtempSync(path.join(tmpdir(), "pareto-bench-")), "out"));
+  const scratch = mkdtempSync(path.join(tmpdir(), "pareto-bench-"));
+  process.on("exit", () => rmSync(scratch, { recursive: true, force: true }));
+  await typeInto(b, "#out-path", path.join(scratch, "out"));
   await (await b.$("#run-start")).click();
   const t0 = Date.now();
   await (await b.$("#run-result")).waitForDisplayed({ timeout: 600000 });

@@ -1,7 +1,7 @@
 // End-to-end: the real app under Xvfb through WebDriver. Open the bundled model by typed path, apply
 // a preset, run compression, see the result, export, and check the exported files on disk.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -16,6 +16,7 @@ before(async () => {
 });
 after(async () => {
   await session?.stop();
+  rmSync(work, { recursive: true, force: true });
 });
 
 test("open the bundled model by typed path", async () => {
