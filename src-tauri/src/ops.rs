@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use pareto_core::plan_projection::{compressed_weights, original_weights};
 use pareto_core::recipe::{Action, PRESETS, PruneScope, PruneSpec, QuantizeSpec, Rule};
 use pareto_core::{CompressOptions, Model, Recipe};
-use pareto_projection::{Catalog, Efficiency, ModelShape, ProjectionRequest, Scenario, project};
+use pareto_projection::{Catalog, Scenario};
 
 use crate::convert;
 use crate::dto::*;
@@ -292,29 +291,19 @@ pub fn project_plan(state: &AppState, query: &ProjectionQuery) -> ApiResult<Proj
     let model = state.model()?;
     let catalog = Catalog::builtin()?;
     let scenario = scenario_with(query)?;
-    let device_id =
-        query.device.clone().or_else(|| scenario.default_device.clone()).unwrap_or_else(|| "h100_sxm".into());
-    let device = catalog.get(&device_id)?;
     let recipe = match &query.recipe_toml {
         Some(t) => Recipe::from_toml(t, "the recipe editor")?,
         None => Recipe::from_toml("name = \"original\"\n", "original")?,
     };
     let plan = recipe.resolve(&model)?;
-    let shape = match model.config() {
-        Some(cfg) => Some(ModelShape::from_hf_config(&cfg.raw)?),
-        None => None,
-    };
-    let original = original_weights(&plan);
-    let compressed = compressed_weights(&plan);
-    let projection = project(&ProjectionRequest {
-        shape: shape.as_ref(),
-        original: &original,
-        compressed: query.recipe_toml.as_ref().map(|_| compressed.as_slice()),
-        device,
-        scenario: &scenario,
-        catalog: Some(&catalog),
-        efficiency: Efficiency::default(),
-    })?;
+    let projection = pareto_core::plan_projection::project_plan(
+        &model,
+        &plan,
+        &catalog,
+        &scenario,
+        query.device.as_deref(),
+        query.recipe_toml.is_some(),
+    )?;
     let mut view = convert::projection_view(&projection);
     view.project_ms = started.elapsed().as_secs_f64() * 1e3;
     Ok(view)
@@ -383,6 +372,39 @@ pub fn export_formats() -> Vec<ExportFormatInfo> {
 /// Dense: the run's own output is copied. Packed formats: the run's recipe is applied again through
 /// that format's writer (same plan, same source). Built in a temporary sibling folder and renamed
 /// into place.
+/// The run as a versioned run record (the same one `pareto sweep` writes), projected on the
+/// session's scenario and hardware; source hashes come from the run's manifest.
+fn run_record(
+    state: &AppState,
+    run: &RunRecord,
+    model: &Model,
+    plan: &pareto_core::Plan,
+    recipe: &Recipe,
+) -> ApiResult<pareto_report::RunRecord> {
+    let manifest = run.report.output.join("pareto-manifest.json");
+    let text = std::fs::read_to_string(&manifest)
+        .map_err(|e| from_std(&e).context(format!("reading {}", manifest.display())))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| from_std(&e).context(format!("parsing {}", manifest.display())))?;
+    let files: Vec<pareto_report::FileHash> = serde_json::from_value(value["source_files"].clone())
+        .map_err(|e| from_std(&e).context("the manifest's source_files"))?;
+    let settings = state.settings();
+    let scenario = Scenario::load(settings.scenario.as_deref().unwrap_or("high-volume-api"))?;
+    let projection = pareto_core::plan_projection::project_plan(
+        model,
+        plan,
+        &Catalog::builtin()?,
+        &scenario,
+        settings.device.as_deref(),
+        true,
+    )?;
+    let toml = recipe.to_toml()?;
+    let id = pareto_runs::variant_id(&files, &toml, &[run.report.content_hash.as_str()]);
+    let started = pareto_runs::rfc3339(std::time::SystemTime::now());
+    pareto_runs::assemble(model, plan, recipe, &run.report, &files, id, started, None, Some(&projection))
+        .map_err(|e| from_std(&e).context("assembling the run record"))
+}
+
 pub fn export_run(state: &AppState, req: &ExportRequest) -> ApiResult<ExportResult> {
     use pareto_core::export::ExportFormat;
     let run = state.run(req.run_id)?;
@@ -397,19 +419,20 @@ pub fn export_run(state: &AppState, req: &ExportRequest) -> ApiResult<ExportResu
         return Err(ApiError::new("choose a target folder"));
     }
     let target = PathBuf::from(req.target.trim());
-    if format == ExportFormat::Safetensors {
-        return crate::export::write(&run, &target, req.overwrite, None);
-    }
     let model = Model::open(&run.report.source)?;
     let recipe = Recipe::from_toml(&run.view.recipe_toml, "the run's recipe")?;
     let plan = recipe.resolve(&model)?;
+    let record = run_record(state, &run, &model, &plan, &recipe)?;
+    if format == ExportFormat::Safetensors {
+        return crate::export::write(&run, &record, &target, req.overwrite, None);
+    }
     let packer = move |dir: &Path| -> ApiResult<()> {
         let opts = CompressOptions::new(dir).with_format(format);
         pareto_core::compress(&model, &plan, &opts, &pareto_core::job::JobContext::silent())
             .map(|_| ())
             .map_err(|e| ApiError::from(e).context(format!("{} export failed", format.as_str())))
     };
-    crate::export::write(&run, &target, req.overwrite, Some(&packer))
+    crate::export::write(&run, &record, &target, req.overwrite, Some(&packer))
 }
 
 pub fn compute_devices() -> Vec<ComputeDevice> {

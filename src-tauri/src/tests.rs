@@ -169,9 +169,22 @@ fn compress_streams_progress_then_histogram_heatmap_export() {
         overwrite: false,
     };
     let res = ops::export_run(&state, &req).expect("export");
-    for f in ["model.safetensors", "pareto-manifest.json", "report.json", "report.md", "config.json"] {
+    for f in [
+        "model.safetensors",
+        "pareto-manifest.json",
+        "report.json",
+        "report.md",
+        "report.html",
+        "pareto-run.json",
+        "config.json",
+    ] {
         assert!(target.join(f).is_file(), "{f} missing: {:?}", res.files);
     }
+    // The exported run record is the same versioned record `pareto sweep` writes.
+    let record = pareto_report::RunRecord::load(&target.join("pareto-run.json")).expect("a valid run record");
+    assert_eq!(record.tensors.len(), 48);
+    assert!(record.projection.is_some() && record.validation.is_none());
+    assert!(std::fs::read_to_string(target.join("report.md")).unwrap().contains("not measured"));
     let again = ops::export_run(&state, &req).expect_err("exists");
     assert!(again.message.contains("already exists"));
     ops::export_run(&state, &ExportRequest { overwrite: true, ..req.clone() }).expect("overwrite");

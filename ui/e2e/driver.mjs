@@ -9,7 +9,8 @@ import { fileURLToPath } from "node:url";
 import { remote } from "webdriverio";
 
 export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const app = process.env.PARETO_APP ?? path.join(repo, "target-app/debug/pareto-app");
+export const app =
+  process.env.PARETO_APP ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(repo, "target-app"), "debug/pareto-app");
 export const shots = path.join(repo, "target/screenshots");
 
 function waitPort(port, ms) {

@@ -76,6 +76,23 @@ pub fn run_variant(
     let scenario = Scenario::load(&spec.scenario)?;
     let projection = project_plan(&model, &plan, &catalog, &scenario, spec.device.as_deref(), true)?;
 
+    assemble(&model, &plan, &recipe, &report, model_files, id, started_at, validation, Some(&projection))
+}
+
+/// Puts a finished run's parts together as a record. `id` is the variant's content address
+/// (see [`VariantSpec::id`]); validation and projection are `None` when those steps did not run.
+#[allow(clippy::too_many_arguments)]
+pub fn assemble(
+    model: &Model,
+    plan: &pareto_core::Plan,
+    recipe: &Recipe,
+    report: &pareto_core::CompressReport,
+    model_files: &[FileHash],
+    id: String,
+    started_at: String,
+    validation: Option<pareto_report::Validation>,
+    projection: Option<&pareto_projection::Projection>,
+) -> Result<RunRecord> {
     Ok(RunRecord {
         schema_version: SCHEMA_VERSION,
         id,
@@ -87,22 +104,22 @@ pub fn run_variant(
             std::env::consts::ARCH,
             std::thread::available_parallelism().map_or(1, |n| n.get())
         ),
-        source: source_model(&model, model_files.to_vec()),
+        source: source_model(model, model_files.to_vec()),
         recipe: RecipeInfo {
             name: recipe.name.clone(),
             description: recipe.description.clone(),
             toml: recipe.to_toml()?,
         },
-        totals: totals(&plan),
-        tensors: tensor_records(&plan, Some(&report)),
+        totals: totals(plan),
+        tensors: tensor_records(plan, Some(report)),
         artifact: Some(Artifact {
             path: report.output.display().to_string(),
-            format: "safetensors".into(),
+            format: report.format.as_str().to_string(),
             bytes: report.written_bytes,
             content_hash: report.content_hash.clone(),
         }),
         validation,
-        projection: Some(projection_record(&projection)),
+        projection: projection.map(projection_record),
     })
 }
 
@@ -142,7 +159,7 @@ fn sanitize(name: &str) -> String {
 }
 
 /// RFC 3339 UTC from the system clock (civil-from-days; no time-zone data needed).
-pub(crate) fn rfc3339(t: SystemTime) -> String {
+pub fn rfc3339(t: SystemTime) -> String {
     let secs = t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let z = days as i64 + 719_468;
