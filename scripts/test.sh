@@ -25,6 +25,9 @@ bash scripts/fetch-models.sh
 # The GGUF export tests re-read files with llama.cpp's own Python reader.
 python3 -m pip install --quiet gguf numpy
 
+# The studio embeds ui/dist at compile time, so the UI is built before anything compiles pareto-app.
+(cd ui && npm ci --no-audit --no-fund && npx vite build)
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 cargo test --workspace --exclude pareto-app --release
