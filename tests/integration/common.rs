@@ -104,3 +104,20 @@ pub fn full_disk_opener(budget: u64) -> pareto_core::export::Opener {
         Ok(Box::new(FullDisk { left: left.clone(), inner: real(p)? }) as Box<dyn pareto_core::export::FileSink>)
     })
 }
+
+/// A progress sink that cancels the job once `after` units are done.
+pub struct CancelAfter {
+    pub after: u64,
+    pub done: std::sync::atomic::AtomicU64,
+    pub token: pareto_core::job::CancelToken,
+}
+
+impl pareto_core::job::Progress for CancelAfter {
+    fn stage(&self, _: &str, _: u64) {}
+    fn advance(&self, n: u64, _: &str) {
+        if self.done.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + n >= self.after {
+            self.token.cancel();
+        }
+    }
+    fn log(&self, _: &str) {}
+}

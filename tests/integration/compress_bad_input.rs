@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use pareto_core::job::{CancelToken, JobContext, Progress};
+use pareto_core::job::{CancelToken, JobContext};
 use pareto_core::{CompressOptions, Error, Model, Recipe, compress};
 
 use crate::common::*;
@@ -67,23 +67,6 @@ fn disk_full_leaves_nothing_under_the_final_name() {
     }
     assert!(err.to_string().contains("disk full"), "{err}");
     no_leftovers(tmp.path());
-}
-
-/// Cancels the job once `after` tensors are done.
-struct CancelAfter {
-    after: u64,
-    done: AtomicU64,
-    token: CancelToken,
-}
-
-impl Progress for CancelAfter {
-    fn stage(&self, _: &str, _: u64) {}
-    fn advance(&self, n: u64, _: &str) {
-        if self.done.fetch_add(n, Ordering::SeqCst) + n >= self.after {
-            self.token.cancel();
-        }
-    }
-    fn log(&self, _: &str) {}
 }
 
 #[test]

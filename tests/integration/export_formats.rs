@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use pareto_core::export::ExportFormat;
 use pareto_core::export::gguf::{GgufFile, MetaValue};
 use pareto_core::export::st_read::{self, ReadTensor};
-use pareto_core::job::{CancelToken, JobContext, Progress};
+use pareto_core::job::{CancelToken, JobContext};
 use pareto_core::{CompressOptions, CompressReport, Error, Model, Recipe, compress};
 
 use crate::common::*;
@@ -579,22 +579,6 @@ fn disk_full_during_any_export_leaves_nothing_under_the_final_name() {
         assert!(err.to_string().contains("disk full"), "{err}");
         no_leftovers(tmp.path());
     }
-}
-
-struct CancelAfter {
-    after: u64,
-    done: AtomicU64,
-    token: CancelToken,
-}
-
-impl Progress for CancelAfter {
-    fn stage(&self, _: &str, _: u64) {}
-    fn advance(&self, n: u64, _: &str) {
-        if self.done.fetch_add(n, Ordering::SeqCst) + n >= self.after {
-            self.token.cancel();
-        }
-    }
-    fn log(&self, _: &str) {}
 }
 
 #[test]

@@ -11,6 +11,7 @@ use pareto_formats::{Kind, QTensor};
 use super::metadata::{MetaValue, ValueType};
 use super::{MAGIC, types};
 use crate::error::{Error, Result};
+use crate::transform::read_exact_at;
 
 /// ggml's `GGML_MAX_DIMS`.
 const MAX_DIMS: u32 = 4;
@@ -292,23 +293,4 @@ impl GgufFile {
         let q = self.qtensor(t)?;
         fmt.dequantize(&q).map_err(|e| Error::Format(e).for_tensor(&t.name))
     }
-}
-
-#[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-}
-
-#[cfg(windows)]
-fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        let n = file.seek_read(buf, offset)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf = &mut buf[n..];
-        offset += n as u64;
-    }
-    Ok(())
 }
