@@ -627,3 +627,37 @@ fn gguf_reader_rejects_malformed_files_with_offsets() {
     let err = GgufFile::open(&p).unwrap_err();
     assert!(err.to_string().contains("type 77 (unknown)"), "{err}");
 }
+
+/// A packed export measures the same per-tensor error as the dense path (both compare the
+/// original with exactly the dequantized codes), though it never holds a second full-size copy.
+#[test]
+fn packed_metrics_equal_dense_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = Model::open(stories()).unwrap();
+    for (format, r) in [(ExportFormat::Gguf, "gguf-q4_0"), (ExportFormat::CompressedTensors, "w4-g32")] {
+        let plan = preset(r).resolve(&model).unwrap();
+        let dense = compress(
+            &model,
+            &plan,
+            &CompressOptions::new(tmp.path().join(format!("{r}-dense"))),
+            &JobContext::silent(),
+        )
+        .unwrap();
+        let packed = compress(
+            &model,
+            &plan,
+            &CompressOptions::new(tmp.path().join(format!("{r}-packed"))).with_format(format),
+            &JobContext::silent(),
+        )
+        .unwrap();
+        let mut compared = 0;
+        for d in dense.tensors.iter().filter(|t| t.format.is_some()) {
+            let p = packed.tensors.iter().find(|p| p.source_name == d.source_name).unwrap();
+            let (dm, pm) = (d.metrics.unwrap(), p.metrics.unwrap());
+            assert!((dm.rel_error - pm.rel_error).abs() <= 1e-9 * dm.rel_error.max(1e-12), "{r} {}", d.name);
+            assert_eq!(dm.max_abs_error, pm.max_abs_error, "{r} {}", d.name);
+            compared += 1;
+        }
+        assert!(compared > 20, "{r}: {compared}");
+    }
+}

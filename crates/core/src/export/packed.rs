@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use pareto_formats::{Format, Kind, QTensor};
+use pareto_formats::{Format, Kind, PER_TENSOR, QTensor};
 
 use super::OutputDir;
 use super::safetensors::{Entry, Layout, Writer};
@@ -47,6 +47,9 @@ pub(crate) fn prepare(
     })
 }
 
+/// Elements compared per step when measuring a packed tensor's error.
+const METRIC_CHUNK: usize = 1 << 20;
+
 /// Quantizes one tensor with `fmt`; metrics compare the dequantized codes with the original
 /// (sliced, unpruned) values, so they include pruning error as the dense path's do.
 pub(crate) fn quantize(
@@ -61,17 +64,36 @@ pub(crate) fn quantize(
     let w = prepare(pipe, t, pt, perm)?;
     let q = fmt.quantize(&w, rows, cols).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
     let metrics = if metrics {
-        let deq = fmt.dequantize(&q).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
         let original = if pt.action.prune.is_some() {
             let o = load_transformed(pipe.reader, t, pt, pipe.selection)?;
-            match perm {
+            Some(match perm {
                 Some(p) => permute_rows(&o, cols, p),
                 None => o,
-            }
+            })
         } else {
-            w
+            None
         };
-        Some(Sums::of(&original, &deq).metrics())
+        let original = original.as_deref().unwrap_or(&w);
+        let sums = if fmt.block == PER_TENSOR {
+            // One scale for the whole tensor: only a whole dequantize reproduces it.
+            let deq = fmt.dequantize(&q).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
+            Sums::of(original, &deq)
+        } else {
+            // Rows quantize independently, so fake-quantizing a few rows at a time gives exactly the
+            // dequantized codes without a second full-size copy of the tensor.
+            let step = (METRIC_CHUNK / cols.max(1)).max(1) * cols.max(1);
+            let mut acc = Sums::default();
+            let mut deq = Vec::with_capacity(step);
+            for (o, p) in original.chunks(step).zip(w.chunks(step)) {
+                deq.clear();
+                deq.extend_from_slice(p);
+                fmt.fake_quantize(&mut deq, p.len() / cols.max(1), cols)
+                    .map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
+                acc = acc.merge(Sums::of(o, &deq));
+            }
+            acc
+        };
+        Some(sums.metrics())
     } else {
         None
     };
