@@ -297,7 +297,12 @@ impl Pipeline<'_> {
     }
 }
 
-fn copy_verbatim(reader: &SourceReader, t: &TensorInfo, pt: &PlannedTensor, writer: &mut Writer) -> Result<u64> {
+pub(crate) fn copy_verbatim(
+    reader: &SourceReader,
+    t: &TensorInfo,
+    pt: &PlannedTensor,
+    writer: &mut Writer,
+) -> Result<u64> {
     let elem = t.dtype.size_bytes().max(1) as usize;
     let step = (CHUNK_ELEMS * 4 / elem) * elem;
     let mut offset = 0u64;

@@ -16,7 +16,7 @@ use crate::metrics::{Sums, WeightMetrics};
 use crate::recipe::PlannedTensor;
 use crate::recipe::resolve::rows_cols;
 use crate::store::{DType, Model, TensorInfo};
-use crate::transform::{Pipeline, encode_f32, load_transformed};
+use crate::transform::{Pipeline, copy_verbatim, encode_f32, load_transformed};
 
 /// A quantized tensor and, when asked for, its weight-space error against the original.
 pub(crate) struct Quantized {
@@ -210,12 +210,23 @@ pub(crate) fn write_safetensors_family(
                     writer.write_tensor(&pt.name, &raw)?;
                     report(pt, t.dtype.as_str(), raw.len() as u64, None)
                 }
+                Plan::Dense(d) if pt.action.is_keep() && pt.shape == pt.source_shape && *d == t.dtype => {
+                    // Untouched: stream the source bytes (NaN/Inf checked), never a decoded copy.
+                    let bytes = copy_verbatim(pipe.reader, t, pt, &mut writer)?;
+                    report(pt, d.as_str(), bytes, None)
+                }
                 Plan::Dense(d) => {
                     let w = pipe.prepare(t, pt)?;
-                    let mut buf = Vec::with_capacity(w.len() * d.size_bytes() as usize);
-                    encode_f32(&w, *d, &mut buf);
-                    writer.write_tensor(&pt.name, &buf)?;
-                    report(pt, d.as_str(), buf.len() as u64, None)
+                    let mut bytes = 0;
+                    let mut buf = Vec::new();
+                    for chunk in w.chunks(1 << 20) {
+                        buf.clear();
+                        encode_f32(chunk, *d, &mut buf);
+                        writer.write_tensor_chunk(&pt.name, &buf)?;
+                        bytes += buf.len() as u64;
+                    }
+                    writer.end_tensor(&pt.name)?;
+                    report(pt, d.as_str(), bytes, None)
                 }
                 Plan::Packed(fmt, entries) => {
                     let qz = quantize(pipe, t, pt, fmt, None, metrics)?;
