@@ -142,6 +142,27 @@ fn decode(t: &TensorInfo, raw: &[u8]) -> Result<Vec<f32>> {
     store::decode_f32(t.dtype, raw).ok_or_else(|| Error::NotAFloatTensor { tensor: t.name.clone(), dtype: t.dtype })
 }
 
+/// The first NaN/Inf element of little-endian float bytes, found on the bit patterns (all-ones
+/// exponent) without converting to f32; `None` for integer dtypes and for FP8 E4M3/E8M0, whose NaN
+/// encodings the decode path checks.
+fn first_non_finite_raw(dtype: DType, raw: &[u8]) -> Option<usize> {
+    match dtype {
+        DType::F32 => {
+            raw.chunks_exact(4).position(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) & 0x7F80_0000 == 0x7F80_0000)
+        }
+        DType::F16 => raw.chunks_exact(2).position(|c| u16::from_le_bytes([c[0], c[1]]) & 0x7C00 == 0x7C00),
+        DType::BF16 => raw.chunks_exact(2).position(|c| u16::from_le_bytes([c[0], c[1]]) & 0x7F80 == 0x7F80),
+        DType::F64 => raw.chunks_exact(8).position(|c| {
+            u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) & 0x7FF0_0000_0000_0000
+                == 0x7FF0_0000_0000_0000
+        }),
+        d if d.is_float() => raw
+            .chunks_exact(d.size_bytes().max(1) as usize)
+            .position(|c| store::decode_f32(d, c).and_then(|v| v.first().copied()).is_some_and(|x| !x.is_finite())),
+        _ => None,
+    }
+}
+
 fn check_finite(tensor: &str, w: &[f32], base: usize) -> Result<()> {
     match w.iter().position(|x| !x.is_finite()) {
         Some(i) => Err(Error::NonFinite { tensor: tensor.to_string(), index: base + i, value: w[i] }),
@@ -309,9 +330,10 @@ pub(crate) fn copy_verbatim(
     while offset < t.nbytes {
         let len = (t.nbytes - offset).min(step as u64) as usize;
         let raw = reader.read(t, offset, len)?;
-        if t.dtype.is_float() {
-            let w = decode(t, &raw)?;
-            check_finite(&t.name, &w, (offset as usize) / elem)?;
+        if let Some(i) = first_non_finite_raw(t.dtype, &raw) {
+            // Decode only the offending element, for the message.
+            let value = decode(t, &raw[i * elem..(i + 1) * elem])?.first().copied().unwrap_or(f32::NAN);
+            return Err(Error::NonFinite { tensor: t.name.clone(), index: (offset as usize) / elem + i, value });
         }
         writer.write_tensor_chunk(&pt.name, &raw)?;
         offset += len as u64;
@@ -411,5 +433,27 @@ pub fn update_config(raw: &mut serde_json::Value, sp: &StructuredPlan) {
         let kept: Vec<serde_json::Value> =
             types.iter().enumerate().filter(|(i, _)| sp.layer_map.contains_key(i)).map(|(_, v)| v.clone()).collect();
         *types = kept;
+    }
+}
+
+#[cfg(test)]
+mod raw_check_tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_found_on_bit_patterns() {
+        let f16 = |x: f32| half::f16::from_f32(x).to_bits().to_le_bytes();
+        let raw: Vec<u8> = [1.0, -2.0, f32::INFINITY, 3.0].iter().flat_map(|&x| f16(x)).collect();
+        assert_eq!(first_non_finite_raw(DType::F16, &raw), Some(2));
+        let bf: Vec<u8> =
+            [0.5f32, f32::NAN].iter().flat_map(|&x| half::bf16::from_f32(x).to_bits().to_le_bytes()).collect();
+        assert_eq!(first_non_finite_raw(DType::BF16, &bf), Some(1));
+        let f32s: Vec<u8> = [f32::MAX, -0.0, f32::NEG_INFINITY].iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(first_non_finite_raw(DType::F32, &f32s), Some(2));
+        // E4M3 has no infinity; 0x7F is NaN and 0x7E (448) is finite.
+        assert_eq!(first_non_finite_raw(DType::F8E4M3, &[0x7E, 0x00, 0x7F]), Some(2));
+        assert_eq!(first_non_finite_raw(DType::I32, &[0xFF; 8]), None);
+        let fine: Vec<u8> = [65504.0f32, -65504.0].iter().flat_map(|&x| f16(x)).collect();
+        assert_eq!(first_non_finite_raw(DType::F16, &fine), None);
     }
 }

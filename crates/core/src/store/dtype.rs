@@ -109,8 +109,19 @@ pub(crate) fn decode_f32(dtype: DType, bytes: &[u8]) -> Option<Vec<f32>> {
     let out = match dtype {
         DType::F32 => bytes.as_chunks::<4>().0.iter().map(|c| f32::from_le_bytes(*c)).collect(),
         DType::F64 => bytes.as_chunks::<8>().0.iter().map(|c| f64::from_le_bytes(*c) as f32).collect(),
-        DType::F16 => bytes.as_chunks::<2>().0.iter().map(|c| half::f16::from_le_bytes(*c).to_f32()).collect(),
-        DType::BF16 => bytes.as_chunks::<2>().0.iter().map(|c| half::bf16::from_le_bytes(*c).to_f32()).collect(),
+        // Slice conversion: `half` uses F16C/SIMD where the CPU has it, several times faster than per element.
+        DType::F16 => {
+            let h: Vec<half::f16> = bytes.as_chunks::<2>().0.iter().map(|c| half::f16::from_le_bytes(*c)).collect();
+            let mut out = vec![0f32; h.len()];
+            half::slice::HalfFloatSliceExt::convert_to_f32_slice(h.as_slice(), &mut out);
+            out
+        }
+        DType::BF16 => {
+            let h: Vec<half::bf16> = bytes.as_chunks::<2>().0.iter().map(|c| half::bf16::from_le_bytes(*c)).collect();
+            let mut out = vec![0f32; h.len()];
+            half::slice::HalfFloatSliceExt::convert_to_f32_slice(h.as_slice(), &mut out);
+            out
+        }
         DType::F8E4M3 => bytes.iter().map(|&b| f8_e4m3_to_f32(b)).collect(),
         DType::F8E5M2 => bytes.iter().map(|&b| f8_e5m2_to_f32(b)).collect(),
         DType::F8E8M0 => bytes.iter().map(|&b| f8_e8m0_to_f32(b)).collect(),
