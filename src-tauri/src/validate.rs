@@ -87,54 +87,48 @@ pub fn view(run_id: u32, r: &EvalReport, seconds: f64) -> ValidationView {
             metrics.push(row("embedding cosine vs original (mean)", "", None, Some(s.mean_cosine), "higher"));
         }
     }
-    let mut speed = Vec::new();
-    match &r.speed {
+    // Both families report load time and peak RSS around their own throughput rows.
+    let sides = match &r.speed {
         Some(SpeedReport::Decoder { original, compressed }) => {
             let c = compressed.as_ref();
-            speed.push(row("load (median)", "ms", Some(original.load_ms.median), c.map(|c| c.load_ms.median), "lower"));
-            speed.push(row(
-                "prefill (median)",
-                "tok/s",
-                Some(original.prefill_tokens_per_s.median),
-                c.map(|c| c.prefill_tokens_per_s.median),
-                "higher",
-            ));
-            speed.push(row(
-                "decode (median)",
-                "tok/s",
-                Some(original.decode_tokens_per_s.median),
-                c.map(|c| c.decode_tokens_per_s.median),
-                "higher",
-            ));
-            let rss = |x: Option<u64>| x.map(|b| b as f64);
-            speed.push(row(
-                "peak RSS",
-                "B",
-                rss(original.peak_rss_bytes),
-                c.and_then(|c| rss(c.peak_rss_bytes)),
-                "lower",
-            ));
+            let rates = vec![
+                row(
+                    "prefill (median)",
+                    "tok/s",
+                    Some(original.prefill_tokens_per_s.median),
+                    c.map(|c| c.prefill_tokens_per_s.median),
+                    "higher",
+                ),
+                row(
+                    "decode (median)",
+                    "tok/s",
+                    Some(original.decode_tokens_per_s.median),
+                    c.map(|c| c.decode_tokens_per_s.median),
+                    "higher",
+                ),
+            ];
+            let load = (original.load_ms.median, c.map(|c| c.load_ms.median));
+            Some((load, (original.peak_rss_bytes, c.and_then(|c| c.peak_rss_bytes)), rates))
         }
         Some(SpeedReport::Encoder { original, compressed }) => {
             let c = compressed.as_ref();
-            speed.push(row("load (median)", "ms", Some(original.load_ms.median), c.map(|c| c.load_ms.median), "lower"));
-            speed.push(row(
+            let rates = vec![row(
                 "sentences/s (median)",
                 "",
                 Some(original.sentences_per_s.median),
                 c.map(|c| c.sentences_per_s.median),
                 "higher",
-            ));
-            let rss = |x: Option<u64>| x.map(|b| b as f64);
-            speed.push(row(
-                "peak RSS",
-                "B",
-                rss(original.peak_rss_bytes),
-                c.and_then(|c| rss(c.peak_rss_bytes)),
-                "lower",
-            ));
+            )];
+            let load = (original.load_ms.median, c.map(|c| c.load_ms.median));
+            Some((load, (original.peak_rss_bytes, c.and_then(|c| c.peak_rss_bytes)), rates))
         }
-        None => {}
+        None => None,
+    };
+    let mut speed = Vec::new();
+    if let Some(((load_o, load_c), (rss_o, rss_c), rates)) = sides {
+        speed.push(row("load (median)", "ms", Some(load_o), load_c, "lower"));
+        speed.extend(rates);
+        speed.push(row("peak RSS", "B", rss_o.map(|b| b as f64), rss_c.map(|b| b as f64), "lower"));
     }
     ValidationView {
         run_id,
