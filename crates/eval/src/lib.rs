@@ -4,6 +4,7 @@
 //! calibration-activation stream that GPTQ/AWQ/Wanda-style compression consumes.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod attention;
 pub mod bert;
 pub mod calibration;
 pub mod compare;

@@ -14,6 +14,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{D, DType, Device, Module, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::attention::causal_attention;
 use crate::calibration::{ActivationSink, LinearInput};
 use crate::error::{CandleContext, EvalError, Result};
 use crate::weights::{load_tensors, read_config};
@@ -363,7 +364,6 @@ impl LlamaModel {
         let eps = cfg.rms_norm_eps as f32;
         let cos = self.cos.narrow(0, pos, s)?;
         let sin = self.sin.narrow(0, pos, s)?;
-        let mask = if s > 1 { Some(causal_mask(s, pos, &self.device)?) } else { None };
         let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, s, cfg.hidden_size))?;
         for (li, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.input_norm, eps)?;
@@ -388,15 +388,7 @@ impl LlamaModel {
                 }
                 None => (k, v),
             };
-            let k = repeat_kv(&k, nh / nkv)?;
-            let v = repeat_kv(&v, nh / nkv)?;
-            let att = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
-            let att = match &mask {
-                Some(m) => att.broadcast_add(m)?,
-                None => att,
-            };
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, s, nh * hd))?;
+            let y = causal_attention(&q, &k, &v, pos)?.transpose(1, 2)?.reshape((b, s, nh * hd))?;
             emit(&mut sink, li, &layer.names.o, &y)?;
             x = (x + layer.o.forward(&y)?)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.post_norm, eps)?;
@@ -476,23 +468,6 @@ fn rope_tables(cfg: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
     }
     let t = Tensor::from_vec(angles, (n, hd / 2), device)?;
     Ok((t.cos()?, t.sin()?))
-}
-
-/// Additive mask `[s, pos + s]`: 0 where query i may see key j (j <= pos + i), -inf elsewhere.
-fn causal_mask(s: usize, pos: usize, device: &Device) -> Result<Tensor> {
-    let total = pos + s;
-    let data: Vec<f32> =
-        (0..s).flat_map(|i| (0..total).map(move |j| if j <= pos + i { 0.0 } else { f32::NEG_INFINITY })).collect();
-    Ok(Tensor::from_vec(data, (s, total), device)?)
-}
-
-/// `[b, n_kv, s, d]` → `[b, n_kv * rep, s, d]`, each kv head repeated for its query group.
-fn repeat_kv(x: &Tensor, rep: usize) -> Result<Tensor> {
-    if rep == 1 {
-        return Ok(x.clone());
-    }
-    let (b, nkv, s, d) = x.dims4()?;
-    Ok(x.unsqueeze(2)?.expand((b, nkv, rep, s, d))?.reshape((b, nkv * rep, s, d))?)
 }
 
 #[cfg(test)]
