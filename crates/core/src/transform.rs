@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
@@ -27,21 +27,36 @@ const CHUNK_ELEMS: usize = 1 << 20;
 /// Positional reads of the source shards (nothing stays mapped, so memory stays bounded).
 pub struct SourceReader {
     files: Vec<(std::path::PathBuf, File)>,
+    buffers: Mutex<Buffers>,
+}
+
+/// Memory reused from tensor to tensor: a fresh multi-megabyte allocation per tensor costs a page
+/// fault and a kernel zeroing per 4 KiB page, more than decoding the bytes into it.
+#[derive(Default)]
+struct Buffers {
+    /// A returned f32 tensor buffer (the largest seen), handed out again by `read_f32`.
+    f32: Vec<f32>,
+    raw: Vec<u8>,
+    halves: Vec<u16>,
 }
 
 impl SourceReader {
     pub fn open(model: &Model) -> Result<SourceReader> {
         let files =
             model.shards().iter().map(|s| Ok((s.path.clone(), open_read(&s.path)?))).collect::<Result<Vec<_>>>()?;
-        Ok(SourceReader { files })
+        Ok(SourceReader { files, buffers: Mutex::default() })
     }
 
     /// Reads `len` bytes at `offset` within the tensor's data.
     pub fn read(&self, t: &TensorInfo, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let (path, file) = self.files.get(t.shard).ok_or_else(|| Error::TensorNotFound { name: t.name.clone() })?;
         let mut buf = vec![0u8; len];
-        read_exact_at(file, &mut buf, t.offset + offset).map_err(|e| Error::io(path, e))?;
+        self.read_into(t, offset, &mut buf)?;
         Ok(buf)
+    }
+
+    fn read_into(&self, t: &TensorInfo, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let (path, file) = self.files.get(t.shard).ok_or_else(|| Error::TensorNotFound { name: t.name.clone() })?;
+        read_exact_at(file, buf, t.offset + offset).map_err(|e| Error::io(path, e))
     }
 
     /// The whole tensor decoded to f32, refusing NaN/Inf with the tensor and element named.
@@ -49,17 +64,28 @@ impl SourceReader {
     pub fn read_f32(&self, t: &TensorInfo) -> Result<Vec<f32>> {
         let elem = t.dtype.size_bytes().max(1);
         let numel = usize::try_from(t.nbytes / elem).map_err(|_| Error::SizeOverflow { tensor: t.name.clone() })?;
-        let mut w = Vec::with_capacity(numel);
-        let step = CHUNK_ELEMS as u64 * elem;
-        let mut offset = 0u64;
-        while offset < t.nbytes {
-            let len = (t.nbytes - offset).min(step) as usize;
-            let part = decode(t, &self.read(t, offset, len)?)?;
-            check_finite(&t.name, &part, w.len())?;
-            w.extend_from_slice(&part);
-            offset += len as u64;
+        let mut guard = self.buffers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Buffers { f32: spare, raw, halves } = &mut *guard;
+        let mut w = std::mem::take(spare);
+        // Every element is overwritten below; only growth beyond the old length is zero-filled.
+        w.resize(numel, 0.0);
+        for (i, out) in w.chunks_mut(CHUNK_ELEMS).enumerate() {
+            raw.resize(out.len() * elem as usize, 0);
+            self.read_into(t, (i * CHUNK_ELEMS) as u64 * elem, raw)?;
+            if !store::decode_f32_into(t.dtype, raw, out, halves) {
+                return Err(Error::NotAFloatTensor { tensor: t.name.clone(), dtype: t.dtype });
+            }
+            check_finite(&t.name, out, i * CHUNK_ELEMS)?;
         }
         Ok(w)
+    }
+
+    /// Hands a tensor buffer back for the next `read_f32` (the larger one is kept).
+    pub fn recycle(&self, w: Vec<f32>) {
+        let mut guard = self.buffers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if w.capacity() > guard.f32.capacity() {
+            guard.f32 = w;
+        }
     }
 
     /// Starts hashing every source shard (sha256, streamed) on its own thread, so the manifest's
@@ -164,6 +190,12 @@ fn first_non_finite_raw(dtype: DType, raw: &[u8]) -> Option<usize> {
 }
 
 fn check_finite(tensor: &str, w: &[f32], base: usize) -> Result<()> {
+    // Branch-free scan first (an all-ones exponent carries into the sign bit), so the common
+    // all-finite case vectorizes; the position is looked up only when something was found.
+    let flag = w.iter().fold(0u32, |acc, x| acc | (((x.to_bits() & 0x7F80_0000) + 0x0080_0000) & 0x8000_0000));
+    if flag == 0 {
+        return Ok(());
+    }
     match w.iter().position(|x| !x.is_finite()) {
         Some(i) => Err(Error::NonFinite { tensor: tensor.to_string(), index: base + i, value: w[i] }),
         None => Ok(()),
@@ -262,6 +294,7 @@ pub fn write_tensor(
         report.written_bytes += buf.len() as u64;
     }
     writer.end_tensor(&pt.name)?;
+    reader.recycle(w);
     report.metrics = Some(acc.finish());
     Ok(report)
 }

@@ -3,7 +3,9 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread;
 
 use sha2::{Digest, Sha256};
 
@@ -92,7 +94,7 @@ impl OutputDir {
     pub fn create_file(&self, rel: &str) -> Result<HashingFile> {
         let path = self.tmp_path.join(rel);
         let sink = (self.opener)(&path).map_err(|e| write_error(&path, e))?;
-        Ok(HashingFile { rel: rel.to_string(), path, sink, hasher: Sha256::new(), bytes: 0 })
+        Ok(HashingFile::spawn(rel.to_string(), path, sink))
     }
 
     /// Writes a whole small file at once.
@@ -148,27 +150,104 @@ impl Drop for OutputDir {
     }
 }
 
+/// Small writes are gathered up to this size before they go to the writer thread.
+const COALESCE_BYTES: usize = 1 << 20;
+
 /// A file in an [`OutputDir`] that hashes what it writes.
+///
+/// Hashing and the write system calls run on a thread of their own, so they overlap with the
+/// quantization of the next tensor. The hand-off is a rendezvous: at most one buffer is being
+/// written while the caller prepares the next, which bounds the extra memory to one tensor.
 pub struct HashingFile {
     rel: String,
     path: PathBuf,
-    sink: Box<dyn FileSink>,
-    hasher: Sha256,
-    bytes: u64,
+    pending: Vec<u8>,
+    tx: Option<mpsc::SyncSender<Vec<u8>>>,
+    worker: Option<thread::JoinHandle<io::Result<(String, u64)>>>,
+    abort: Arc<AtomicBool>,
 }
 
 impl HashingFile {
+    fn spawn(rel: String, path: PathBuf, mut sink: Box<dyn FileSink>) -> HashingFile {
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(0);
+        let abort = Arc::new(AtomicBool::new(false));
+        let stop = abort.clone();
+        let worker = thread::spawn(move || {
+            let (mut hasher, mut bytes) = (Sha256::new(), 0u64);
+            for buf in rx {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(io::Error::other("export cancelled"));
+                }
+                sink.write_all(&buf)?;
+                hasher.update(&buf);
+                bytes += buf.len() as u64;
+            }
+            sink.sync()?;
+            Ok((hex::encode(hasher.finalize()), bytes))
+        });
+        HashingFile { rel, path, pending: Vec::new(), tx: Some(tx), worker: Some(worker), abort }
+    }
+
     pub fn write_all_checked(&mut self, data: &[u8]) -> Result<()> {
-        self.sink.write_all(data).map_err(|e| write_error(&self.path, e))?;
-        self.hasher.update(data);
-        self.bytes += data.len() as u64;
-        Ok(())
+        if data.len() >= COALESCE_BYTES {
+            return self.write_owned(data.to_vec());
+        }
+        self.pending.extend_from_slice(data);
+        if self.pending.len() >= COALESCE_BYTES { self.flush_pending() } else { Ok(()) }
+    }
+
+    /// Hands a whole buffer to the writer thread without copying it.
+    pub fn write_owned(&mut self, data: Vec<u8>) -> Result<()> {
+        self.flush_pending()?;
+        self.send(data)
+    }
+
+    fn flush_pending(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.pending);
+        self.send(buf)
+    }
+
+    fn send(&mut self, buf: Vec<u8>) -> Result<()> {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(buf).is_ok());
+        if sent {
+            return Ok(());
+        }
+        // The writer thread stopped: it failed, and its error says why.
+        match self.join() {
+            Err(e) => Err(e),
+            Ok(_) => Err(write_error(&self.path, io::Error::other("the writer thread stopped early"))),
+        }
+    }
+
+    fn join(&mut self) -> Result<(String, u64)> {
+        self.tx = None;
+        match self.worker.take().map(thread::JoinHandle::join) {
+            Some(Ok(Ok(done))) => Ok(done),
+            Some(Ok(Err(e))) => Err(write_error(&self.path, e)),
+            Some(Err(_)) => Err(write_error(&self.path, io::Error::other("the writer thread panicked"))),
+            None => Err(write_error(&self.path, io::Error::other("the file was already closed"))),
+        }
     }
 
     /// Flushes to disk and returns the file's record.
     pub fn finish(mut self) -> Result<FileRecord> {
-        self.sink.sync().map_err(|e| write_error(&self.path, e))?;
-        Ok(FileRecord { name: self.rel, bytes: self.bytes, sha256: hex::encode(self.hasher.finalize()) })
+        self.flush_pending()?;
+        let (sha256, bytes) = self.join()?;
+        Ok(FileRecord { name: self.rel.clone(), bytes, sha256 })
+    }
+}
+
+impl Drop for HashingFile {
+    /// An unfinished file (error or cancel): stop the writer after its current buffer and wait,
+    /// so the file is closed before the temporary folder is removed.
+    fn drop(&mut self) {
+        if self.worker.is_some() {
+            self.abort.store(true, Ordering::Relaxed);
+            let _ = self.join();
+        }
     }
 }
 

@@ -97,6 +97,7 @@ pub(crate) fn quantize(
     } else {
         None
     };
+    pipe.reader.recycle(w);
     Ok(Quantized { q, metrics })
 }
 
@@ -226,6 +227,7 @@ pub(crate) fn write_safetensors_family(
                         bytes += buf.len() as u64;
                     }
                     writer.end_tensor(&pt.name)?;
+                    pipe.reader.recycle(w);
                     report(pt, d.as_str(), bytes, None)
                 }
                 Plan::Packed(fmt, entries) => {

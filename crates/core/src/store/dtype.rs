@@ -106,28 +106,39 @@ impl fmt::Display for DType {
 /// Decodes little-endian elements of a float `dtype` to f32; `None` for non-float types.
 /// A trailing partial element (impossible after header validation) is ignored.
 pub(crate) fn decode_f32(dtype: DType, bytes: &[u8]) -> Option<Vec<f32>> {
-    let out = match dtype {
-        DType::F32 => bytes.as_chunks::<4>().0.iter().map(|c| f32::from_le_bytes(*c)).collect(),
-        DType::F64 => bytes.as_chunks::<8>().0.iter().map(|c| f64::from_le_bytes(*c) as f32).collect(),
+    let mut out = vec![0f32; bytes.len() / dtype.size_bytes().max(1) as usize];
+    decode_f32_into(dtype, bytes, &mut out, &mut Vec::new()).then_some(out)
+}
+
+/// Decodes little-endian `bytes` of a float dtype into `out` (one f32 per element; `out` must
+/// have exactly that length). `scratch` holds the 16-bit values for the slice conversion and is
+/// reused across calls. `false` for non-float dtypes.
+pub(crate) fn decode_f32_into(dtype: DType, bytes: &[u8], out: &mut [f32], scratch: &mut Vec<u16>) -> bool {
+    use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+    fn each<const N: usize>(bytes: &[u8], out: &mut [f32], f: impl Fn([u8; N]) -> f32) {
+        for (o, c) in out.iter_mut().zip(bytes.as_chunks::<N>().0) {
+            *o = f(*c);
+        }
+    }
+    match dtype {
+        DType::F32 => each::<4>(bytes, out, f32::from_le_bytes),
+        DType::F64 => each::<8>(bytes, out, |c| f64::from_le_bytes(c) as f32),
         // Slice conversion: `half` uses F16C/SIMD where the CPU has it, several times faster than per element.
-        DType::F16 => {
-            let h: Vec<half::f16> = bytes.as_chunks::<2>().0.iter().map(|c| half::f16::from_le_bytes(*c)).collect();
-            let mut out = vec![0f32; h.len()];
-            half::slice::HalfFloatSliceExt::convert_to_f32_slice(h.as_slice(), &mut out);
-            out
+        DType::F16 | DType::BF16 => {
+            scratch.clear();
+            scratch.extend(bytes.as_chunks::<2>().0.iter().map(|c| u16::from_le_bytes(*c)));
+            if dtype == DType::F16 {
+                scratch.reinterpret_cast::<half::f16>().convert_to_f32_slice(out);
+            } else {
+                scratch.reinterpret_cast::<half::bf16>().convert_to_f32_slice(out);
+            }
         }
-        DType::BF16 => {
-            let h: Vec<half::bf16> = bytes.as_chunks::<2>().0.iter().map(|c| half::bf16::from_le_bytes(*c)).collect();
-            let mut out = vec![0f32; h.len()];
-            half::slice::HalfFloatSliceExt::convert_to_f32_slice(h.as_slice(), &mut out);
-            out
-        }
-        DType::F8E4M3 => bytes.iter().map(|&b| f8_e4m3_to_f32(b)).collect(),
-        DType::F8E5M2 => bytes.iter().map(|&b| f8_e5m2_to_f32(b)).collect(),
-        DType::F8E8M0 => bytes.iter().map(|&b| f8_e8m0_to_f32(b)).collect(),
-        _ => return None,
-    };
-    Some(out)
+        DType::F8E4M3 => each::<1>(bytes, out, |[b]| f8_e4m3_to_f32(b)),
+        DType::F8E5M2 => each::<1>(bytes, out, |[b]| f8_e5m2_to_f32(b)),
+        DType::F8E8M0 => each::<1>(bytes, out, |[b]| f8_e8m0_to_f32(b)),
+        _ => return false,
+    }
+    true
 }
 
 /// 2^k as f32, exact for the exponent ranges the 8-bit formats reach (-17..=127).

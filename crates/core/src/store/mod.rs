@@ -27,9 +27,9 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 pub use config::{Architecture, ModelConfig};
-/// Raw little-endian bytes → f32 for the float dtypes (None for others); used by streaming readers.
-pub(crate) use dtype::decode_f32;
 pub use dtype::{DType, f8_e4m3_to_f32, f8_e5m2_to_f32, f8_e8m0_to_f32};
+/// Raw little-endian bytes → f32 for the float dtypes (None for others); used by streaming readers.
+pub(crate) use dtype::{decode_f32, decode_f32_into};
 pub use header::MAX_HEADER_LEN;
 pub use roles::{Role, classify as classify_role};
 pub use summary::{DTypeStats, ModelSummary, RoleStats, ShardSummary};

@@ -276,14 +276,14 @@ pub struct GgufWriter {
 }
 
 impl GgufWriter {
-    fn tensor(&mut self, data: &[u8], it: &Item) -> Result<()> {
+    fn tensor(&mut self, data: Vec<u8>, it: &Item) -> Result<()> {
         if data.len() as u64 != it.nbytes {
             return Err(Error::WriterMismatch {
                 expected: format!("{} ({} bytes)", it.gguf_name, it.nbytes),
                 got: format!("{} bytes", data.len()),
             });
         }
-        self.file.write_all_checked(data)?;
+        self.file.write_owned(data)?;
         let rem = it.nbytes % ALIGNMENT;
         if rem != 0 {
             self.file.write_all_checked(&[0u8; ALIGNMENT as usize][..(ALIGNMENT - rem) as usize])?;
@@ -321,11 +321,13 @@ pub fn write(
                 let v = packed::prepare(pipe, t, pt, it.perm.as_deref())?;
                 let mut buf = Vec::with_capacity(v.len() * d.size_bytes() as usize);
                 encode_f32(&v, *d, &mut buf);
+                pipe.reader.recycle(v);
                 (buf, None)
             }
         };
-        w.tensor(&data, it)?;
-        let mut rep = packed::report(pt, types::name(it.ggml_type).unwrap_or("?"), data.len() as u64, m);
+        let written = data.len() as u64;
+        w.tensor(data, it)?;
+        let mut rep = packed::report(pt, types::name(it.ggml_type).unwrap_or("?"), written, m);
         rep.name = it.gguf_name.clone();
         reports.push(rep);
         ctx.progress.advance(1, &it.gguf_name);
