@@ -2,11 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-
-use sha2::{Digest, Sha256};
 
 use crate::compress::{TensorReport, open_read};
 use crate::error::{Error, Result};
@@ -94,8 +91,9 @@ impl SourceReader {
         let paths: Vec<std::path::PathBuf> = self.files.iter().map(|(p, _)| p.clone()).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let handle =
-            std::thread::spawn(move || paths.iter().map(|path| hash_file(path, &flag)).collect::<Result<Vec<_>>>());
+        let handle = std::thread::spawn(move || {
+            paths.iter().map(|path| crate::file_hash::sha256_file(path, &flag)).collect::<Result<Vec<_>>>()
+        });
         BackgroundHash { handle: Some(handle), stop }
     }
 }
@@ -122,26 +120,6 @@ impl Drop for BackgroundHash {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
-}
-
-fn hash_file(path: &std::path::Path, stop: &AtomicBool) -> Result<FileRecord> {
-    let mut f = open_read(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 4 << 20];
-    let mut bytes = 0u64;
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return Err(Error::Cancelled);
-        }
-        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        bytes += n as u64;
-    }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    Ok(FileRecord { name, bytes, sha256: hex::encode(h.finalize()) })
 }
 
 /// Positional read of exactly `buf.len()` bytes (shared by every reader of model files).

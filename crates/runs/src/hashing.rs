@@ -1,34 +1,21 @@
 //! Content addresses: a variant is identified by what it was made from, so a sweep restarted
 //! after an interruption recognises the variants it already finished.
 
-use std::io::Read;
 use std::path::Path;
 
 use pareto_report::FileHash;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Result, RunError};
+use crate::error::Result;
 
-/// sha256 of each file, streamed.
+/// sha256 of each file (streamed, or from the file-hash cache when the file is unchanged).
 pub fn hash_files(paths: &[&Path]) -> Result<Vec<FileHash>> {
+    let never = std::sync::atomic::AtomicBool::new(false);
     paths
         .iter()
         .map(|p| {
-            let io = |e| RunError::Io { path: p.to_path_buf(), source: e };
-            let mut f = std::fs::File::open(p).map_err(io)?;
-            let mut h = Sha256::new();
-            let mut buf = vec![0u8; 4 << 20];
-            let mut bytes = 0u64;
-            loop {
-                let n = f.read(&mut buf).map_err(io)?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-                bytes += n as u64;
-            }
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            Ok(FileHash { name, bytes, sha256: hex::encode(h.finalize()) })
+            let r = pareto_core::file_hash::sha256_file(p, &never)?;
+            Ok(FileHash { name: r.name, bytes: r.bytes, sha256: r.sha256 })
         })
         .collect()
 }

@@ -6,32 +6,47 @@ use super::{BlockCodec, c_f32_to_i8, get_f16, put_f16};
 
 pub(crate) struct Q4_0;
 
-/// The signed value of largest magnitude (first one on ties), as ggml picks it.
+/// The signed value of largest magnitude (first one on ties), as ggml picks it. Inputs are
+/// finite, so the magnitude is found lane-wise (vectorized) and then its first occurrence; all
+/// zeros give +0.0 as ggml's running maximum does.
 #[inline(always)]
 pub(crate) fn signed_absmax(x: &[f32]) -> f32 {
-    let (mut amax, mut max) = (0.0f32, 0.0f32);
-    for &v in x {
-        if amax < v.abs() {
-            amax = v.abs();
-            max = v;
+    let mut lanes = [0f32; 8];
+    for chunk in x.chunks_exact(8) {
+        for (m, v) in lanes.iter_mut().zip(chunk) {
+            *m = m.max(v.abs());
         }
     }
-    max
+    let tail = x.chunks_exact(8).remainder().iter().fold(0f32, |m, v| m.max(v.abs()));
+    let amax = lanes.iter().fold(tail, |m, &l| m.max(l));
+    if amax == 0.0 {
+        return 0.0;
+    }
+    x.iter().copied().find(|v| v.abs() == amax).unwrap_or(0.0)
 }
 
 impl BlockCodec for Q4_0 {
     const WEIGHTS: usize = 32;
     const BYTES: usize = 18;
 
-    #[inline]
+    #[inline(always)]
     fn encode(x: &[f32], out: &mut [u8]) {
         let d = signed_absmax(x) / -8.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         put_f16(out, d);
-        // `(int8_t)(v*id + 8.5f)` truncates, then MIN(15, ·) into a uint8_t.
-        let nib = |v: f32| i32::from(c_f32_to_i8(v * id + 8.5)).min(15) as u8;
-        for j in 0..16 {
-            out[2 + j] = nib(x[j]) | (nib(x[j + 16]) << 4);
+        if id.is_finite() {
+            // v·id lies in [-8, 8] here, so v·id + 8.5 is in [0.5, 16.5]: the truncating cast
+            // needs none of C's out-of-range behaviour and the loop vectorizes.
+            let nib = |v: f32| ((v * id + 8.5) as i32).min(15) as u8;
+            for j in 0..16 {
+                out[2 + j] = nib(x[j]) | (nib(x[j + 16]) << 4);
+            }
+        } else {
+            // `(int8_t)(v*id + 8.5f)` truncates, then MIN(15, ·) into a uint8_t.
+            let nib = |v: f32| i32::from(c_f32_to_i8(v * id + 8.5)).min(15) as u8;
+            for j in 0..16 {
+                out[2 + j] = nib(x[j]) | (nib(x[j + 16]) << 4);
+            }
         }
     }
 

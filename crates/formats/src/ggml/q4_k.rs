@@ -11,10 +11,13 @@ pub(crate) struct Q4K;
 const QK_K: usize = 256;
 const SUB: usize = 32;
 const NSUB: usize = QK_K / SUB;
+/// Candidate scales of `make_qkx2_quants` evaluated side by side.
+const LANES: usize = 8;
 
 /// Affine fit of one sub-block to levels 0..=nmax: returns (scale, -min) and
 /// fills `l`. Same operation order as ggml's `make_qkx2_quants`.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn make_qkx2_quants(
     x: &[f32; SUB],
     weights: &[f32; SUB],
@@ -47,7 +50,7 @@ fn make_qkx2_quants(
         return (0.0, -min);
     }
     let nmaxf = nmax as f32;
-    let mut iscale = nmaxf / (max - min);
+    let iscale = nmaxf / (max - min);
     let mut scale = 1.0 / iscale;
     let mut best_error = 0.0f32;
     for i in 0..SUB {
@@ -56,41 +59,98 @@ fn make_qkx2_quants(
         let diff = scale * li as f32 + min - x[i];
         best_error += weights[i] * (diff * diff);
     }
-    let mut laux = [0u8; SUB];
-    for is in 0..=nstep {
-        iscale = (rmin + rdelta * is as f32 + nmaxf) / (max - min);
-        let (mut sum_l, mut sum_l2, mut sum_xl) = (0.0f32, 0.0f32, 0.0f32);
-        for i in 0..SUB {
-            let li = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
-            laux[i] = li as u8;
-            let w = weights[i];
-            let lf = li as f32;
-            sum_l += w * lf;
-            sum_l2 += w * lf * lf;
-            sum_xl += w * lf * x[i];
-        }
-        let det = sum_w * sum_l2 - sum_l * sum_l;
-        if det > 0.0 {
-            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
-            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
-            if this_min > 0.0 {
-                this_min = 0.0;
-                this_scale = sum_xl / sum_l2;
-            }
-            let mut cur_error = 0.0f32;
-            for i in 0..SUB {
-                let diff = this_scale * f32::from(laux[i]) + this_min - x[i];
-                cur_error += weights[i] * (diff * diff);
-            }
-            if cur_error < best_error {
-                l[..SUB].copy_from_slice(&laux);
-                best_error = cur_error;
-                scale = this_scale;
-                min = this_min;
+    // Each candidate's sums and error are accumulated in ggml's element order, but the candidates
+    // run side by side in vector lanes; the winner is chosen with ggml's comparison in ggml's
+    // candidate order. ggml's later candidates use the `min` of the best fit so far, so when a win
+    // moves `min` the remaining candidates are recomputed with it: bit-identical to the serial loop.
+    let n = nstep.max(0) as usize + 1;
+    let mut start = 0;
+    while start < n {
+        let lanes = Lanes::fit(x, weights, nmax, min, max, start, rmin, rdelta, sum_w, sum_x);
+        let end = (start + LANES).min(n);
+        let mut next = end;
+        for c in start..end {
+            let k = c - start;
+            if lanes.det[k] > 0.0 && lanes.error[k] < best_error {
+                for (li, level) in l.iter_mut().zip(&lanes.levels) {
+                    *li = level[k] as u8;
+                }
+                best_error = lanes.error[k];
+                scale = lanes.scale[k];
+                if lanes.min[k].to_bits() != min.to_bits() {
+                    min = lanes.min[k];
+                    next = c + 1;
+                    break;
+                }
             }
         }
+        start = next;
     }
     (scale, -min)
+}
+
+/// Candidate fits `start..start + LANES` of [`make_qkx2_quants`] for a given `min`, one per lane.
+struct Lanes {
+    levels: [[f32; LANES]; SUB],
+    det: [f32; LANES],
+    scale: [f32; LANES],
+    min: [f32; LANES],
+    error: [f32; LANES],
+}
+
+impl Lanes {
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn fit(
+        x: &[f32; SUB],
+        weights: &[f32; SUB],
+        nmax: i32,
+        min: f32,
+        max: f32,
+        start: usize,
+        rmin: f32,
+        rdelta: f32,
+        sum_w: f32,
+        sum_x: f32,
+    ) -> Lanes {
+        let nmaxf = nmax as f32;
+        let mut iscales = [0f32; LANES];
+        for (k, c) in iscales.iter_mut().enumerate() {
+            *c = (rmin + rdelta * (start + k) as f32 + nmaxf) / (max - min);
+        }
+        let mut lanes = Lanes {
+            levels: [[0f32; LANES]; SUB],
+            det: [0f32; LANES],
+            scale: [0f32; LANES],
+            min: [0f32; LANES],
+            error: [0f32; LANES],
+        };
+        let (mut sum_l, mut sum_l2, mut sum_xl) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
+        for i in 0..SUB {
+            let (w, xi, shifted) = (weights[i], x[i], x[i] - min);
+            for c in 0..LANES {
+                let lf = nearest_int(iscales[c] * shifted).clamp(0, nmax) as f32;
+                lanes.levels[i][c] = lf;
+                sum_l[c] += w * lf;
+                sum_l2[c] += w * lf * lf;
+                sum_xl[c] += w * lf * xi;
+            }
+        }
+        for c in 0..LANES {
+            let det = sum_w * sum_l2[c] - sum_l[c] * sum_l[c];
+            let s = (sum_w * sum_xl[c] - sum_x * sum_l[c]) / det;
+            let m = (sum_l2[c] * sum_x - sum_l[c] * sum_xl[c]) / det;
+            lanes.det[c] = det;
+            (lanes.scale[c], lanes.min[c]) = if m > 0.0 { (sum_xl[c] / sum_l2[c], 0.0) } else { (s, m) };
+        }
+        for i in 0..SUB {
+            for c in 0..LANES {
+                let diff = lanes.scale[c] * lanes.levels[i][c] + lanes.min[c] - x[i];
+                lanes.error[c] += weights[i] * (diff * diff);
+            }
+        }
+        lanes
+    }
 }
 
 /// Unpacks the 6-bit (scale, min) of sub-block `j` (ggml's `get_scale_min_k4`).
@@ -107,6 +167,7 @@ impl BlockCodec for Q4K {
     const WEIGHTS: usize = QK_K;
     const BYTES: usize = 144;
 
+    #[inline(always)]
     fn encode(x: &[f32], out: &mut [u8]) {
         let mut l = [0u8; QK_K];
         let mut scales = [0.0f32; NSUB];

@@ -11,7 +11,7 @@ impl BlockCodec for Q5_0 {
     const WEIGHTS: usize = 32;
     const BYTES: usize = 22;
 
-    #[inline]
+    #[inline(always)]
     fn encode(x: &[f32], out: &mut [u8]) {
         let d = signed_absmax(x) / -16.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };

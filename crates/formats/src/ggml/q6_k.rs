@@ -13,9 +13,15 @@ const NSUB: usize = QK_K / SUB;
 /// ggml's GROUP_MAX_EPS: below this a group counts as all zero.
 const GROUP_MAX_EPS: f32 = 1e-15;
 
-/// Symmetric fit of 16 weights to levels -nmax..nmax-1 weighted by x²,
-/// searching 19 candidate scales; fills `l` with level + nmax and returns the
-/// scale. Same operation order as ggml's `make_qx_quants` with rmse_type 1.
+/// Candidate scale offsets ggml tries after the first guess: is = -9..=9 without 0.
+const CANDIDATES: usize = 18;
+
+/// Symmetric fit of 16 weights to levels -nmax..nmax-1 weighted by x², searching 19 candidate
+/// scales; fills `l` with level + nmax and returns the scale. Bit-identical to ggml's
+/// `make_qx_quants` with rmse_type 1: every candidate's sums are accumulated in ggml's element
+/// order, but the 18 candidates run side by side (vector lanes, no chain of dependent adds), and
+/// the winner is then chosen with ggml's comparisons in ggml's candidate order.
+#[inline(always)]
 fn make_qx_quants(x: &[f32], nmax: i32, l: &mut [i8]) -> f32 {
     let mut max = 0.0f32;
     let mut amax = 0.0f32;
@@ -32,36 +38,39 @@ fn make_qx_quants(x: &[f32], nmax: i32, l: &mut [i8]) -> f32 {
     }
     let nmaxf = nmax as f32;
     let quant = |iscale: f32, v: f32| nearest_int(iscale * v).clamp(-nmax, nmax - 1);
-    let sums = |iscale: f32| {
-        let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
-        for &v in x {
-            let lf = quant(iscale, v) as f32;
-            let w = v * v;
-            sumlx += w * v * lf;
-            suml2 += w * lf * lf;
-        }
-        (sumlx, suml2)
-    };
-    let mut iscale = -nmaxf / max;
-    for (li, &v) in l.iter_mut().zip(x) {
-        *li = (quant(iscale, v) + nmax) as i8;
+    let first = -nmaxf / max;
+    let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
+    for &v in x {
+        let lf = quant(first, v) as f32;
+        let w = v * v;
+        sumlx += w * v * lf;
+        suml2 += w * lf * lf;
     }
-    let (sumlx, suml2) = sums(iscale);
+    let mut iscales = [0f32; CANDIDATES];
+    for (c, is) in iscales.iter_mut().zip((-9..=9).filter(|&is| is != 0)) {
+        *c = -(nmaxf + 0.1 * is as f32) / max;
+    }
+    let (mut lx, mut l2) = ([0f32; CANDIDATES], [0f32; CANDIDATES]);
+    for &v in x {
+        let w = v * v;
+        for c in 0..CANDIDATES {
+            let lf = quant(iscales[c], v) as f32;
+            lx[c] += w * v * lf;
+            l2[c] += w * lf * lf;
+        }
+    }
     let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
     let mut best = scale * sumlx;
-    for is in -9..=9 {
-        if is == 0 {
-            continue;
+    let mut chosen = first;
+    for c in 0..CANDIDATES {
+        if l2[c] > 0.0 && lx[c] * lx[c] > best * l2[c] {
+            chosen = iscales[c];
+            scale = lx[c] / l2[c];
+            best = scale * lx[c];
         }
-        iscale = -(nmaxf + 0.1 * is as f32) / max;
-        let (sumlx, suml2) = sums(iscale);
-        if suml2 > 0.0 && sumlx * sumlx > best * suml2 {
-            for (li, &v) in l.iter_mut().zip(x) {
-                *li = (quant(iscale, v) + nmax) as i8;
-            }
-            scale = sumlx / suml2;
-            best = scale * sumlx;
-        }
+    }
+    for (li, &v) in l.iter_mut().zip(x) {
+        *li = (quant(chosen, v) + nmax) as i8;
     }
     scale
 }
@@ -70,6 +79,7 @@ impl BlockCodec for Q6K {
     const WEIGHTS: usize = QK_K;
     const BYTES: usize = 210;
 
+    #[inline(always)]
     fn encode(x: &[f32], out: &mut [u8]) {
         let mut l = [0i8; QK_K];
         let mut scales = [0.0f32; NSUB];

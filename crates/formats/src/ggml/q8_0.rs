@@ -9,7 +9,7 @@ impl BlockCodec for Q8_0 {
     const WEIGHTS: usize = 32;
     const BYTES: usize = 34;
 
-    #[inline]
+    #[inline(always)]
     fn encode(x: &[f32], out: &mut [u8]) {
         let amax = amax(x);
         let d = amax / 127.0;

