@@ -26,8 +26,9 @@ use crate::metrics::WeightMetrics;
 use crate::prune::structured::Selection;
 use crate::prune::{self, GlobalThreshold};
 use crate::recipe::{Plan, PlanTotals, PlannedTensor, PruneScope, PruneSpec};
+use crate::source::SourceReader;
 use crate::store::{Model, TensorInfo};
-use crate::transform::{self, Pipeline, SourceReader};
+use crate::transform::{self, Pipeline};
 
 pub struct CompressOptions {
     pub out: PathBuf,
@@ -245,6 +246,8 @@ fn write_dense(
     }
     let total = by_shard.values().map(Vec::len).sum::<usize>() as u64;
     ctx.progress.stage("compress", total);
+    let decoded = by_shard.values().flatten().filter(|(t, pt)| !transform::is_verbatim(t, pt, pt.out_dtype));
+    pipe.reader.read_ahead(decoded.map(|(t, _)| (*t).clone()).collect());
     let mut written =
         Written { reports: Vec::with_capacity(total as usize), weight_map: BTreeMap::new(), files: by_shard.len() };
     for (shard, items) in &by_shard {

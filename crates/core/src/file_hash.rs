@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,40 @@ struct Entry {
 /// `stop` aborts a running hash (`Error::Cancelled`).
 pub fn sha256_file(path: &Path, stop: &AtomicBool) -> Result<FileRecord> {
     sha256_with_cache(path, stop, cache_path())
+}
+
+/// Hashes `paths` on a thread of its own, so source hashes cost no wall time beside the
+/// quantization work.
+pub fn hash_in_background(paths: Vec<PathBuf>) -> BackgroundHash {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let handle =
+        std::thread::spawn(move || paths.iter().map(|path| sha256_file(path, &flag)).collect::<Result<Vec<_>>>());
+    BackgroundHash { handle: Some(handle), stop }
+}
+
+/// A running hash; dropping it (on error or cancel) stops the thread at its next chunk.
+pub struct BackgroundHash {
+    handle: Option<std::thread::JoinHandle<Result<Vec<FileRecord>>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl BackgroundHash {
+    pub fn finish(mut self) -> Result<Vec<FileRecord>> {
+        match self.handle.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err(Error::WriterMismatch {
+                expected: "source hashes".into(),
+                got: "the hashing thread panicked".into(),
+            }),
+        }
+    }
+}
+
+impl Drop for BackgroundHash {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 fn sha256_with_cache(path: &Path, stop: &AtomicBool, cache: Option<PathBuf>) -> Result<FileRecord> {

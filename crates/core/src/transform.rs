@@ -1,13 +1,9 @@
 //! Per-tensor work of `compress`: read, slice (structured), prune, quantize, compare, write.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
-use crate::compress::{TensorReport, open_read};
+use crate::compress::TensorReport;
 use crate::error::{Error, Result};
-use crate::export::FileRecord;
 use crate::export::safetensors::Writer;
 use crate::job::JobContext;
 use crate::metrics::{Sums, WeightMetrics};
@@ -16,131 +12,11 @@ use crate::prune::structured::{self as st, Selection};
 use crate::prune::{prune_below, prune_magnitude, prune_n_m};
 use crate::recipe::resolve::{Cut, cut_of, rows_cols};
 use crate::recipe::{PlannedTensor, PruneScope, PruneSpec, StructuredPlan, layer_index};
+use crate::source::SourceReader;
 use crate::store::{self, DType, Model, TensorInfo};
 
 /// Rows written per chunk: bounds the extra memory of comparing and encoding to a few MB.
 const CHUNK_ELEMS: usize = 1 << 20;
-
-/// Positional reads of the source shards (nothing stays mapped, so memory stays bounded).
-pub struct SourceReader {
-    files: Vec<(std::path::PathBuf, File)>,
-    buffers: Mutex<Buffers>,
-}
-
-/// Memory reused from tensor to tensor: a fresh multi-megabyte allocation per tensor costs a page
-/// fault and a kernel zeroing per 4 KiB page, more than decoding the bytes into it.
-#[derive(Default)]
-struct Buffers {
-    /// A returned f32 tensor buffer (the largest seen), handed out again by `read_f32`.
-    f32: Vec<f32>,
-    raw: Vec<u8>,
-    halves: Vec<u16>,
-}
-
-impl SourceReader {
-    pub fn open(model: &Model) -> Result<SourceReader> {
-        let files =
-            model.shards().iter().map(|s| Ok((s.path.clone(), open_read(&s.path)?))).collect::<Result<Vec<_>>>()?;
-        Ok(SourceReader { files, buffers: Mutex::default() })
-    }
-
-    /// Reads `len` bytes at `offset` within the tensor's data.
-    pub fn read(&self, t: &TensorInfo, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; len];
-        self.read_into(t, offset, &mut buf)?;
-        Ok(buf)
-    }
-
-    fn read_into(&self, t: &TensorInfo, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let (path, file) = self.files.get(t.shard).ok_or_else(|| Error::TensorNotFound { name: t.name.clone() })?;
-        read_exact_at(file, buf, t.offset + offset).map_err(|e| Error::io(path, e))
-    }
-
-    /// The whole tensor decoded to f32, refusing NaN/Inf with the tensor and element named.
-    /// Decodes chunk by chunk so the raw bytes never sit in memory beside the whole f32 copy.
-    pub fn read_f32(&self, t: &TensorInfo) -> Result<Vec<f32>> {
-        let elem = t.dtype.size_bytes().max(1);
-        let numel = usize::try_from(t.nbytes / elem).map_err(|_| Error::SizeOverflow { tensor: t.name.clone() })?;
-        let mut guard = self.buffers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Buffers { f32: spare, raw, halves } = &mut *guard;
-        let mut w = std::mem::take(spare);
-        // Every element is overwritten below; only growth beyond the old length is zero-filled.
-        w.resize(numel, 0.0);
-        for (i, out) in w.chunks_mut(CHUNK_ELEMS).enumerate() {
-            raw.resize(out.len() * elem as usize, 0);
-            self.read_into(t, (i * CHUNK_ELEMS) as u64 * elem, raw)?;
-            if !store::decode_f32_into(t.dtype, raw, out, halves) {
-                return Err(Error::NotAFloatTensor { tensor: t.name.clone(), dtype: t.dtype });
-            }
-            check_finite(&t.name, out, i * CHUNK_ELEMS)?;
-        }
-        Ok(w)
-    }
-
-    /// Hands a tensor buffer back for the next `read_f32` (the larger one is kept).
-    pub fn recycle(&self, w: Vec<f32>) {
-        let mut guard = self.buffers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if w.capacity() > guard.f32.capacity() {
-            guard.f32 = w;
-        }
-    }
-
-    /// Starts hashing every source shard (sha256, streamed) on its own thread, so the manifest's
-    /// source hashes cost no wall time beside the quantization work.
-    pub fn hash_in_background(&self) -> BackgroundHash {
-        let paths: Vec<std::path::PathBuf> = self.files.iter().map(|(p, _)| p.clone()).collect();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let handle = std::thread::spawn(move || {
-            paths.iter().map(|path| crate::file_hash::sha256_file(path, &flag)).collect::<Result<Vec<_>>>()
-        });
-        BackgroundHash { handle: Some(handle), stop }
-    }
-}
-
-/// A running source hash; dropping it (on error or cancel) stops the thread at its next chunk.
-pub struct BackgroundHash {
-    handle: Option<std::thread::JoinHandle<Result<Vec<FileRecord>>>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl BackgroundHash {
-    pub fn finish(mut self) -> Result<Vec<FileRecord>> {
-        match self.handle.take().map(std::thread::JoinHandle::join) {
-            Some(Ok(result)) => result,
-            _ => Err(Error::WriterMismatch {
-                expected: "source hashes".into(),
-                got: "the hashing thread panicked".into(),
-            }),
-        }
-    }
-}
-
-impl Drop for BackgroundHash {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Positional read of exactly `buf.len()` bytes (shared by every reader of model files).
-#[cfg(unix)]
-pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-}
-
-#[cfg(windows)]
-pub(crate) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        let n = file.seek_read(buf, offset)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf = &mut buf[n..];
-        offset += n as u64;
-    }
-    Ok(())
-}
 
 fn decode(t: &TensorInfo, raw: &[u8]) -> Result<Vec<f32>> {
     store::decode_f32(t.dtype, raw).ok_or_else(|| Error::NotAFloatTensor { tensor: t.name.clone(), dtype: t.dtype })
@@ -164,19 +40,6 @@ fn first_non_finite_raw(dtype: DType, raw: &[u8]) -> Option<usize> {
             .chunks_exact(d.size_bytes().max(1) as usize)
             .position(|c| store::decode_f32(d, c).and_then(|v| v.first().copied()).is_some_and(|x| !x.is_finite())),
         _ => None,
-    }
-}
-
-fn check_finite(tensor: &str, w: &[f32], base: usize) -> Result<()> {
-    // Branch-free scan first (an all-ones exponent carries into the sign bit), so the common
-    // all-finite case vectorizes; the position is looked up only when something was found.
-    let flag = w.iter().fold(0u32, |acc, x| acc | (((x.to_bits() & 0x7F80_0000) + 0x0080_0000) & 0x8000_0000));
-    if flag == 0 {
-        return Ok(());
-    }
-    match w.iter().position(|x| !x.is_finite()) {
-        Some(i) => Err(Error::NonFinite { tensor: tensor.to_string(), index: base + i, value: w[i] }),
-        None => Ok(()),
     }
 }
 
@@ -212,6 +75,11 @@ fn slice_structured(w: Vec<f32>, t: &TensorInfo, pt: &PlannedTensor, sel: Option
     }
 }
 
+/// A kept, unreshaped tensor written in its source dtype: its bytes are copied unchanged.
+pub(crate) fn is_verbatim(t: &TensorInfo, pt: &PlannedTensor, out: DType) -> bool {
+    pt.action.is_keep() && pt.shape == pt.source_shape && out == t.dtype
+}
+
 /// Processes one tensor and streams it into `writer`.
 pub fn write_tensor(
     reader: &SourceReader,
@@ -223,7 +91,6 @@ pub fn write_tensor(
     writer: &mut Writer,
 ) -> Result<TensorReport> {
     let reshaped = pt.shape != pt.source_shape;
-    let transformed = !pt.action.is_keep() || reshaped;
     let mut report = TensorReport {
         name: pt.name.clone(),
         source_name: pt.source_name.clone(),
@@ -237,7 +104,7 @@ pub fn write_tensor(
         notes: pt.notes.clone(),
         metrics: None,
     };
-    if !transformed && pt.out_dtype == t.dtype {
+    if is_verbatim(t, pt, pt.out_dtype) {
         // Untouched: copy the bytes exactly, checking floats for NaN/Inf on the way.
         report.written_bytes = copy_verbatim(reader, t, pt, writer)?;
         return Ok(report);

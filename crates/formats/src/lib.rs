@@ -17,6 +17,7 @@ mod int_grid;
 pub mod nf4;
 mod qtensor;
 mod registry;
+pub mod scratch;
 
 pub use error::FormatError;
 pub use exec::Parallelism;

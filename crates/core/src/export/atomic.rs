@@ -155,9 +155,10 @@ const COALESCE_BYTES: usize = 1 << 20;
 
 /// A file in an [`OutputDir`] that hashes what it writes.
 ///
-/// Hashing and the write system calls run on a thread of their own, so they overlap with the
-/// quantization of the next tensor. The hand-off is a rendezvous: at most one buffer is being
-/// written while the caller prepares the next, which bounds the extra memory to one tensor.
+/// Hashing and the write system calls run on threads of their own, so they overlap with the
+/// quantization of the next tensor. Each hand-off queues at most one buffer, so at most four
+/// encoded tensors are in flight beside the one being prepared (bounded memory, and slack for
+/// tensors of uneven size).
 pub struct HashingFile {
     rel: String,
     path: PathBuf,
@@ -169,21 +170,42 @@ pub struct HashingFile {
 
 impl HashingFile {
     fn spawn(rel: String, path: PathBuf, mut sink: Box<dyn FileSink>) -> HashingFile {
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(0);
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(1);
         let abort = Arc::new(AtomicBool::new(false));
         let stop = abort.clone();
+        // Two stages, each on its own thread: hashing, then the write system calls (copying into
+        // the page cache costs as much as hashing). Buffers pass along in order.
+        let (wtx, wrx) = mpsc::sync_channel::<Vec<u8>>(1);
+        let writer_stop = abort.clone();
+        let writer = thread::spawn(move || {
+            for buf in wrx {
+                if writer_stop.load(Ordering::Relaxed) {
+                    return Err(io::Error::other("export cancelled"));
+                }
+                sink.write_all(&buf)?;
+                pareto_formats::scratch::recycle(buf);
+            }
+            sink.sync()
+        });
         let worker = thread::spawn(move || {
             let (mut hasher, mut bytes) = (Sha256::new(), 0u64);
             for buf in rx {
                 if stop.load(Ordering::Relaxed) {
-                    return Err(io::Error::other("export cancelled"));
+                    break;
                 }
-                sink.write_all(&buf)?;
                 hasher.update(&buf);
                 bytes += buf.len() as u64;
+                if wtx.send(buf).is_err() {
+                    break; // the writer failed; its error is reported below
+                }
             }
-            sink.sync()?;
-            Ok((hex::encode(hasher.finalize()), bytes))
+            drop(wtx);
+            match writer.join() {
+                Ok(Ok(())) if stop.load(Ordering::Relaxed) => Err(io::Error::other("export cancelled")),
+                Ok(Ok(())) => Ok((hex::encode(hasher.finalize()), bytes)),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(io::Error::other("the writer thread panicked")),
+            }
         });
         HashingFile { rel, path, pending: Vec::new(), tx: Some(tx), worker: Some(worker), abort }
     }

@@ -16,7 +16,7 @@ use crate::metrics::{Sums, WeightMetrics};
 use crate::recipe::PlannedTensor;
 use crate::recipe::resolve::rows_cols;
 use crate::store::{DType, Model, TensorInfo};
-use crate::transform::{Pipeline, copy_verbatim, encode_f32, load_transformed};
+use crate::transform::{Pipeline, copy_verbatim, encode_f32, is_verbatim, load_transformed};
 
 /// A quantized tensor and, when asked for, its weight-space error against the original.
 pub(crate) struct Quantized {
@@ -24,13 +24,29 @@ pub(crate) struct Quantized {
     pub metrics: Option<WeightMetrics>,
 }
 
-/// Reorders rows: output row `i` is input row `perm[i]`.
-pub(crate) fn permute_rows(w: &[f32], cols: usize, perm: &[usize]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(w.len());
-    for &r in perm {
-        out.extend_from_slice(&w[r * cols..(r + 1) * cols]);
+/// Reorders rows in place: afterwards row `i` holds what was row `perm[i]` (`perm` is a
+/// permutation). Follows each cycle with one row of scratch, so no second tensor-sized buffer.
+pub(crate) fn permute_rows(w: &mut [f32], cols: usize, perm: &[usize]) {
+    let mut done = vec![false; perm.len()];
+    let mut saved = vec![0f32; cols];
+    for start in 0..perm.len() {
+        if done[start] || perm[start] == start {
+            done[start] = true;
+            continue;
+        }
+        saved.copy_from_slice(&w[start * cols..(start + 1) * cols]);
+        let mut i = start;
+        loop {
+            done[i] = true;
+            let from = perm[i];
+            if from == start {
+                w[i * cols..(i + 1) * cols].copy_from_slice(&saved);
+                break;
+            }
+            w.copy_within(from * cols..(from + 1) * cols, i * cols);
+            i = from;
+        }
     }
-    out
 }
 
 /// The prepared (sliced, pruned) tensor with an optional row permutation applied.
@@ -40,11 +56,11 @@ pub(crate) fn prepare(
     pt: &PlannedTensor,
     perm: Option<&[usize]>,
 ) -> Result<Vec<f32>> {
-    let w = pipe.prepare(t, pt)?;
-    Ok(match perm {
-        Some(p) => permute_rows(&w, rows_cols(&pt.shape).1, p),
-        None => w,
-    })
+    let mut w = pipe.prepare(t, pt)?;
+    if let Some(p) = perm {
+        permute_rows(&mut w, rows_cols(&pt.shape).1, p);
+    }
+    Ok(w)
 }
 
 /// Elements compared per step when measuring a packed tensor's error.
@@ -65,11 +81,11 @@ pub(crate) fn quantize(
     let q = fmt.quantize(&w, rows, cols).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
     let metrics = if metrics {
         let original = if pt.action.prune.is_some() {
-            let o = load_transformed(pipe.reader, t, pt, pipe.selection)?;
-            Some(match perm {
-                Some(p) => permute_rows(&o, cols, p),
-                None => o,
-            })
+            let mut o = load_transformed(pipe.reader, t, pt, pipe.selection)?;
+            if let Some(p) = perm {
+                permute_rows(&mut o, cols, p);
+            }
+            Some(o)
         } else {
             None
         };
@@ -190,6 +206,12 @@ pub(crate) fn write_safetensors_family(
     }
     let total = by_shard.values().map(Vec::len).sum::<usize>() as u64;
     ctx.progress.stage(scheme.target(), total);
+    let decoded = by_shard.values().flatten().filter(|(t, pt, how)| match how {
+        Plan::Raw => false,
+        Plan::Dense(d) => !is_verbatim(t, pt, *d),
+        Plan::Packed(..) => true,
+    });
+    pipe.reader.read_ahead(decoded.map(|(t, _, _)| (*t).clone()).collect());
     let mut written = Written { reports: Vec::new(), weight_map: BTreeMap::new(), files: by_shard.len() };
     for (shard, items) in &by_shard {
         let file_name = crate::compress::shard_file_name(model, *shard);
@@ -211,7 +233,7 @@ pub(crate) fn write_safetensors_family(
                     writer.write_tensor(&pt.name, &raw)?;
                     report(pt, t.dtype.as_str(), raw.len() as u64, None)
                 }
-                Plan::Dense(d) if pt.action.is_keep() && pt.shape == pt.source_shape && *d == t.dtype => {
+                Plan::Dense(d) if is_verbatim(t, pt, *d) => {
                     // Untouched: stream the source bytes (NaN/Inf checked), never a decoded copy.
                     let bytes = copy_verbatim(pipe.reader, t, pt, &mut writer)?;
                     report(pt, d.as_str(), bytes, None)
@@ -255,4 +277,21 @@ pub(crate) fn write_safetensors_family(
         }
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::permute_rows;
+
+    #[test]
+    fn in_place_row_permutation_equals_gathering_the_rows() {
+        let cols = 3;
+        for perm in [vec![0, 1, 2, 3, 4, 5], vec![5, 4, 3, 2, 1, 0], vec![1, 2, 0, 4, 5, 3], vec![3, 0, 4, 1, 5, 2]] {
+            let w: Vec<f32> = (0..perm.len() * cols).map(|i| i as f32).collect();
+            let expected: Vec<f32> = perm.iter().flat_map(|&r| w[r * cols..(r + 1) * cols].to_vec()).collect();
+            let mut got = w.clone();
+            permute_rows(&mut got, cols, &perm);
+            assert_eq!(got, expected, "{perm:?}");
+        }
+    }
 }

@@ -126,7 +126,7 @@ impl<B: BlockCodec> Codec for Ggml<B> {
         par: Parallelism,
     ) -> Result<QTensor, FormatError> {
         let ggml_type = ggml_type_of(id)?;
-        let mut bytes = vec![0u8; rows * Self::row_bytes(cols)];
+        let mut bytes = crate::scratch::zeroed(rows * Self::row_bytes(cols));
         let items: Vec<_> = split_rows(w, rows).into_iter().zip(split_rows_mut(&mut bytes, rows)).collect();
         for_each(par, items, |(x, o)| Self::encode_row(x, o));
         Ok(QTensor::Blocks { rows, cols, ggml_type, bytes })

@@ -11,7 +11,7 @@ use pareto_formats::{Kind, QTensor};
 use super::metadata::{MetaValue, ValueType};
 use super::{MAGIC, types};
 use crate::error::{Error, Result};
-use crate::transform::read_exact_at;
+use crate::source::read_exact_at;
 
 /// ggml's `GGML_MAX_DIMS`.
 const MAX_DIMS: u32 = 4;

@@ -305,6 +305,7 @@ pub fn write(
     let mut w = GgufWriter { file: out.create_file(FILE_NAME)? };
     w.file.write_all_checked(&layout.header())?;
     ctx.progress.stage("gguf", layout.items.len() as u64);
+    pipe.reader.read_ahead(layout.items.iter().filter_map(|it| model.tensors().get(it.index).cloned()).collect());
     let mut reports = Vec::with_capacity(layout.items.len());
     for it in &layout.items {
         ctx.checkpoint()?;

@@ -1,0 +1,206 @@
+//! Reading source tensors for an export: positional reads of the shards (nothing stays mapped,
+//! so memory stays bounded), decoding to f32 with the NaN/Inf check, tensor buffers reused from
+//! one tensor to the next, and a read-ahead thread that decodes the next tensor while the current
+//! one is quantized.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::compress::open_read;
+use crate::error::{Error, Result};
+use crate::file_hash::{self, BackgroundHash};
+use crate::store::{self, Model, TensorInfo};
+
+/// Elements decoded per read: bounds the raw bytes held beside the f32 tensor to a few MB.
+const CHUNK_ELEMS: usize = 1 << 20;
+/// Tensors larger than this (as f32) are not read ahead, so a model with two huge neighbours
+/// (embedding, output) never holds both decoded at once.
+const READ_AHEAD_MAX_BYTES: u64 = 512 << 20;
+/// Tensor buffers kept for reuse (the one being quantized and the one being read ahead).
+const KEEP_BUFFERS: usize = 2;
+
+/// The source shards of one export.
+pub struct SourceReader {
+    shared: Arc<Shared>,
+    scratch: Mutex<Scratch>,
+    ahead: Mutex<Option<ReadAhead>>,
+}
+
+struct Shared {
+    files: Vec<(PathBuf, File)>,
+    /// Returned tensor buffers: a fresh multi-megabyte allocation per tensor costs a page fault and
+    /// a kernel zeroing per 4 KiB page, more than decoding the bytes into it.
+    buffers: Mutex<Vec<Vec<f32>>>,
+}
+
+/// Per-reader decode scratch: raw bytes of one chunk and 16-bit values for slice conversion.
+#[derive(Default)]
+struct Scratch {
+    raw: Vec<u8>,
+    halves: Vec<u16>,
+}
+
+/// One tensor from the read-ahead thread; `data` is `None` when it was too large to read ahead.
+struct Prefetched {
+    name: String,
+    data: Option<Result<Vec<f32>>>,
+}
+
+struct ReadAhead {
+    rx: Receiver<Prefetched>,
+    /// Received but not yet asked for (a read of another tensor came in between).
+    pending: Option<Prefetched>,
+}
+
+impl SourceReader {
+    pub fn open(model: &Model) -> Result<SourceReader> {
+        let files =
+            model.shards().iter().map(|s| Ok((s.path.clone(), open_read(&s.path)?))).collect::<Result<Vec<_>>>()?;
+        Ok(SourceReader {
+            shared: Arc::new(Shared { files, buffers: Mutex::default() }),
+            scratch: Mutex::default(),
+            ahead: Mutex::default(),
+        })
+    }
+
+    /// Reads `len` bytes at `offset` within the tensor's data.
+    pub fn read(&self, t: &TensorInfo, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        self.shared.read_into(t, offset, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// The whole tensor decoded to f32, refusing NaN/Inf with the tensor and element named.
+    pub fn read_f32(&self, t: &TensorInfo) -> Result<Vec<f32>> {
+        if let Some(found) = self.take_prefetched(t) {
+            return found;
+        }
+        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        self.shared.decode(t, &mut scratch)
+    }
+
+    /// Hands a tensor buffer back for the next `read_f32`.
+    pub fn recycle(&self, w: Vec<f32>) {
+        self.shared.recycle(w);
+    }
+
+    /// Starts decoding `order` on a thread of its own, one tensor ahead of the reads: `read_f32`
+    /// of the next tensor in `order` then finds it ready. Reads of other tensors in between still
+    /// work (read directly). Replaces any earlier read-ahead.
+    pub fn read_ahead(&self, order: Vec<TensorInfo>) {
+        let (tx, rx) = sync_channel(0);
+        let shared = self.shared.clone();
+        std::thread::spawn(move || read_ahead_thread(&shared, order, &tx));
+        *self.ahead.lock().unwrap_or_else(PoisonError::into_inner) = Some(ReadAhead { rx, pending: None });
+    }
+
+    /// Starts hashing every source shard on a thread of its own.
+    pub fn hash_in_background(&self) -> BackgroundHash {
+        file_hash::hash_in_background(self.shared.files.iter().map(|(p, _)| p.clone()).collect())
+    }
+
+    fn take_prefetched(&self, t: &TensorInfo) -> Option<Result<Vec<f32>>> {
+        let mut guard = self.ahead.lock().unwrap_or_else(PoisonError::into_inner);
+        let ahead = guard.as_mut()?;
+        if ahead.pending.is_none() {
+            ahead.pending = ahead.rx.recv().ok();
+        }
+        if ahead.pending.as_ref().is_some_and(|p| p.name == t.name) {
+            return ahead.pending.take().and_then(|p| p.data);
+        }
+        None
+    }
+}
+
+fn read_ahead_thread(shared: &Shared, order: Vec<TensorInfo>, tx: &SyncSender<Prefetched>) {
+    let mut scratch = Scratch::default();
+    for t in order {
+        let f32_bytes = t.nbytes / t.dtype.size_bytes().max(1) * 4;
+        let data = (f32_bytes <= READ_AHEAD_MAX_BYTES).then(|| shared.decode(&t, &mut scratch));
+        let failed = matches!(data, Some(Err(_)));
+        // A closed channel: the export finished, failed or was cancelled.
+        if tx.send(Prefetched { name: t.name, data }).is_err() || failed {
+            return;
+        }
+    }
+}
+
+impl Shared {
+    fn read_into(&self, t: &TensorInfo, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let (path, file) = self.files.get(t.shard).ok_or_else(|| Error::TensorNotFound { name: t.name.clone() })?;
+        read_exact_at(file, buf, t.offset + offset).map_err(|e| Error::io(path, e))
+    }
+
+    fn decode(&self, t: &TensorInfo, scratch: &mut Scratch) -> Result<Vec<f32>> {
+        let elem = t.dtype.size_bytes().max(1);
+        let numel = usize::try_from(t.nbytes / elem).map_err(|_| Error::SizeOverflow { tensor: t.name.clone() })?;
+        let mut w = self.buffer(numel);
+        for (i, out) in w.chunks_mut(CHUNK_ELEMS).enumerate() {
+            scratch.raw.resize(out.len() * elem as usize, 0);
+            self.read_into(t, (i * CHUNK_ELEMS) as u64 * elem, &mut scratch.raw)?;
+            if !store::decode_f32_into(t.dtype, &scratch.raw, out, &mut scratch.halves) {
+                return Err(Error::NotAFloatTensor { tensor: t.name.clone(), dtype: t.dtype });
+            }
+            check_finite(&t.name, out, i * CHUNK_ELEMS)?;
+        }
+        Ok(w)
+    }
+
+    /// A buffer of `len` elements (contents unspecified: the caller overwrites all of them),
+    /// reusing the smallest returned one that fits, else the largest.
+    fn buffer(&self, len: usize) -> Vec<f32> {
+        let mut pool = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
+        let fits = pool.iter().enumerate().filter(|(_, b)| b.capacity() >= len).min_by_key(|(_, b)| b.capacity());
+        let pick = fits.map(|(i, _)| i).or_else(|| (0..pool.len()).max_by_key(|&i| pool[i].capacity()));
+        let mut w = pick.map(|i| pool.swap_remove(i)).unwrap_or_default();
+        drop(pool);
+        // Only growth beyond the old length is zero-filled.
+        w.resize(len, 0.0);
+        w
+    }
+
+    fn recycle(&self, w: Vec<f32>) {
+        let mut pool = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
+        pool.push(w);
+        if pool.len() > KEEP_BUFFERS
+            && let Some(i) = (0..pool.len()).min_by_key(|&i| pool[i].capacity())
+        {
+            pool.swap_remove(i);
+        }
+    }
+}
+
+fn check_finite(tensor: &str, w: &[f32], base: usize) -> Result<()> {
+    // Branch-free scan first (an all-ones exponent carries into the sign bit), so the common
+    // all-finite case vectorizes; the position is looked up only when something was found.
+    let flag = w.iter().fold(0u32, |acc, x| acc | (((x.to_bits() & 0x7F80_0000) + 0x0080_0000) & 0x8000_0000));
+    if flag == 0 {
+        return Ok(());
+    }
+    match w.iter().position(|x| !x.is_finite()) {
+        Some(i) => Err(Error::NonFinite { tensor: tensor.to_string(), index: base + i, value: w[i] }),
+        None => Ok(()),
+    }
+}
+
+/// Positional read of exactly `buf.len()` bytes (shared by every reader of model files).
+#[cfg(unix)]
+pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+pub(crate) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = file.seek_read(buf, offset)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf = &mut buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
