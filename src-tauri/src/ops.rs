@@ -161,7 +161,14 @@ pub fn edit_recipe(state: &AppState, toml: &str, edit: &RecipeEdit) -> ApiResult
 
 /// Starts compressing the open model with `toml` into `out` on a worker thread and returns the job
 /// id at once; progress, the result or the error arrive as [`JobEvent`]s on `sink`.
-pub fn start_compress(state: &Arc<AppState>, toml: &str, out: &str, overwrite: bool, sink: Sink) -> ApiResult<u32> {
+pub fn start_compress(
+    state: &Arc<AppState>,
+    toml: &str,
+    out: &str,
+    overwrite: bool,
+    device: Option<&str>,
+    sink: Sink,
+) -> ApiResult<u32> {
     let model = state.model()?;
     let recipe = Recipe::from_toml(toml, "the recipe editor")?;
     let plan = recipe.resolve(&model)?;
@@ -171,6 +178,7 @@ pub fn start_compress(state: &Arc<AppState>, toml: &str, out: &str, overwrite: b
     }
     let mut opts = CompressOptions::new(out);
     opts.force = overwrite;
+    opts.accelerator = crate::validate::accelerator(device)?;
     let (id, cancel) = state.new_job();
     let state = Arc::clone(state);
     let toml = toml.to_string();

@@ -30,7 +30,7 @@ fn compress(state: &Arc<AppState>, toml: &str, out: &Path) -> Vec<JobEvent> {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink_events = Arc::clone(&events);
     let sink: ops::Sink = Arc::new(move |e| sink_events.lock().expect("lock").push(e));
-    ops::start_compress(state, toml, &out.display().to_string(), false, sink).expect("start");
+    ops::start_compress(state, toml, &out.display().to_string(), false, None, sink).expect("start");
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let done = events
@@ -250,7 +250,7 @@ fn cancel_stops_a_job_and_leaves_nothing() {
         }
         sink_events.lock().expect("lock").push(e);
     });
-    let id = ops::start_compress(&state, &preset("w8"), &out.display().to_string(), false, sink).expect("start");
+    let id = ops::start_compress(&state, &preset("w8"), &out.display().to_string(), false, None, sink).expect("start");
     *id_cell.lock().expect("lock") = Some(id);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !events.lock().expect("lock").iter().any(|e| matches!(e, JobEvent::Cancelled | JobEvent::Finished { .. })) {
@@ -415,4 +415,16 @@ fn export_typescript_bindings() {
         ValidateRequest,
         ValidationView,
     );
+}
+
+#[test]
+fn compress_on_a_device_not_compiled_in_is_a_clear_error() {
+    assert!(crate::validate::accelerator(None).expect("cpu").is_none());
+    assert!(crate::validate::accelerator(Some("cpu")).expect("cpu").is_none());
+    if !pareto_eval::DeviceSpec::Cuda(0).compiled_in() {
+        let e = crate::validate::accelerator(Some("cuda:0")).err().expect("no cuda in this build");
+        assert!(e.message.contains("no cuda support"), "{}", e.message);
+    }
+    let e = crate::validate::accelerator(Some("tpu")).err().expect("unknown device");
+    assert!(e.message.contains("expected `cpu`, `cuda:N` or `metal`"), "{}", e.message);
 }

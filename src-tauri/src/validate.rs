@@ -176,6 +176,17 @@ pub fn start(state: &Arc<AppState>, req: ValidateRequest, sink: Sink) -> ApiResu
 }
 
 /// CPU always; CUDA / Metal when this build has them compiled in.
+/// The codec accelerator for a compress job on `device` (`None` or `cpu`: the CPU codecs, which are
+/// the reference and the fastest path there).
+pub fn accelerator(device: Option<&str>) -> ApiResult<Option<Arc<dyn pareto_core::accel::Accelerator>>> {
+    let spec: DeviceSpec = device.unwrap_or("cpu").parse().map_err(|e: pareto_eval::EvalError| from_std(&e))?;
+    if spec == DeviceSpec::Cpu {
+        return Ok(None);
+    }
+    let q = pareto_eval::device_quant::DeviceQuantizer::open(spec).map_err(|e| from_std(&e))?;
+    Ok(Some(Arc::new(q)))
+}
+
 pub fn devices() -> Vec<ComputeDevice> {
     let mut out = vec![ComputeDevice { id: "cpu".into(), label: "CPU".into() }];
     if DeviceSpec::Cuda(0).compiled_in() {

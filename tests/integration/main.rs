@@ -7,5 +7,6 @@
 mod common;
 mod compress_bad_input;
 mod compress_real;
+mod device_quant;
 mod export_formats;
 mod sweep_report;

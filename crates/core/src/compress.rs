@@ -41,6 +41,8 @@ pub struct CompressOptions {
     /// Weight-space error metrics for packed formats (a dequantize per tensor; the dense writer
     /// always has them).
     pub metrics: bool,
+    /// Runs the codecs it implements on another device (a GPU); `None`: the CPU codecs.
+    pub accelerator: Option<std::sync::Arc<dyn crate::accel::Accelerator>>,
 }
 
 impl CompressOptions {
@@ -51,6 +53,7 @@ impl CompressOptions {
             opener: default_opener(),
             format: ExportFormat::Safetensors,
             metrics: true,
+            accelerator: None,
         }
     }
 
@@ -95,6 +98,13 @@ pub struct CompressReport {
     pub files: Vec<FileRecord>,
     pub content_hash: String,
     pub seconds: f64,
+    /// Where the codecs ran: `cpu`, or the accelerator's device (`cuda:0`).
+    pub device: String,
+    /// Tensors quantized on the accelerator (the rest ran on the CPU codecs).
+    pub device_tensors: usize,
+    /// Tensors the accelerator handed back to the CPU, and why (out of device memory).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_notes: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -138,6 +148,9 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
         selection: selection.as_ref(),
         thresholds: &thresholds,
         ties: thresholds.iter().map(|(k, t)| (*k, t.ties)).collect(),
+        accel: opts.accelerator.as_deref(),
+        device_tensors: 0,
+        device_notes: Vec::new(),
     };
 
     let (reports, label) = match opts.format {
@@ -179,6 +192,7 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
         }
     };
     ctx.checkpoint()?;
+    let (device_tensors, device_notes) = (pipe.device_tensors, std::mem::take(&mut pipe.device_notes));
 
     let source_files = source_hashes.finish()?;
     let files = out.files();
@@ -221,6 +235,9 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
         files,
         content_hash: hash,
         seconds: started.elapsed().as_secs_f64(),
+        device: opts.accelerator.as_ref().map_or_else(|| "cpu".to_string(), |a| a.device()),
+        device_tensors,
+        device_notes,
     })
 }
 
@@ -262,15 +279,7 @@ fn write_dense(
         let mut writer = Writer::new(out.create_file(&file_name)?, layout)?;
         for (t, pt) in items {
             ctx.checkpoint()?;
-            let report = transform::write_tensor(
-                pipe.reader,
-                t,
-                pt,
-                pipe.selection,
-                pipe.thresholds,
-                &mut pipe.ties,
-                &mut writer,
-            )?;
+            let report = transform::write_tensor(pipe, t, pt, &mut writer)?;
             written.weight_map.insert(pt.name.clone(), file_name.clone());
             ctx.progress.advance(1, &pt.name);
             written.reports.push(report);

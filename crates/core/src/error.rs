@@ -131,6 +131,9 @@ pub enum Error {
     #[error(transparent)]
     Format(#[from] pareto_formats::FormatError),
 
+    #[error("{device} failed while quantizing `{tensor}`: {detail}")]
+    Device { device: String, tensor: String, detail: String },
+
     // ---- recipe --------------------------------------------------------------------------------
     #[error("recipe {origin}: {message}")]
     RecipeParse { origin: String, message: String },

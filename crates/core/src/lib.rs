@@ -2,6 +2,7 @@
 //! store → recipe (plan) → quantize/prune → export.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod accel;
 pub mod compress;
 pub mod error;
 pub mod export;

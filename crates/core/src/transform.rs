@@ -2,6 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use pareto_formats::{Format, QTensor};
+
+use crate::accel::{AccelError, Accelerator};
 use crate::compress::TensorReport;
 use crate::error::{Error, Result};
 use crate::export::safetensors::Writer;
@@ -82,14 +85,12 @@ pub(crate) fn is_verbatim(t: &TensorInfo, pt: &PlannedTensor, out: DType) -> boo
 
 /// Processes one tensor and streams it into `writer`.
 pub fn write_tensor(
-    reader: &SourceReader,
+    pipe: &mut Pipeline,
     t: &TensorInfo,
     pt: &PlannedTensor,
-    sel: Option<&Selection>,
-    thresholds: &BTreeMap<u64, Threshold>,
-    ties: &mut BTreeMap<u64, u64>,
     writer: &mut Writer,
 ) -> Result<TensorReport> {
+    let reader = pipe.reader;
     let reshaped = pt.shape != pt.source_shape;
     let mut report = TensorReport {
         name: pt.name.clone(),
@@ -110,14 +111,20 @@ pub fn write_tensor(
         return Ok(report);
     }
     let (rows, cols) = rows_cols(&pt.shape);
-    let mut w = load_transformed(reader, t, pt, sel)?;
+    let mut w = load_transformed(reader, t, pt, pipe.selection)?;
     // Structured cuts change what "the original" is; compare against the sliced original then.
     let sliced_original = reshaped.then(|| w.clone());
-    apply_prune(&mut w, pt, thresholds, ties);
+    apply_prune(&mut w, pt, pipe.thresholds, &mut pipe.ties);
     if let Some(id) = pt.action.format {
-        pareto_formats::lookup(id)?
-            .fake_quantize(&mut w, rows, cols)
-            .map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
+        let fmt = pareto_formats::lookup(id)?;
+        match pipe.on_device(fmt, &w, rows, cols, &pt.name)? {
+            // The device's codes, decoded by the reference codec: the same values fake_quantize gives.
+            Some(q) => {
+                let deq = fmt.dequantize(&q).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
+                w.copy_from_slice(&deq);
+            }
+            None => fmt.fake_quantize(&mut w, rows, cols).map_err(|e| Error::Format(e).for_tensor(&pt.name))?,
+        }
     }
     // Compare and encode in chunks; the original comes from a re-read of the source bytes.
     let mut acc = MetricsAcc::default();
@@ -171,13 +178,17 @@ fn apply_prune(
     }
 }
 
-/// Shared state of one export run: the source, the structured selection and the global pruning
-/// thresholds (with the tie budget that global pruning consumes tensor by tensor).
+/// Shared state of one export run: the source, the structured selection, the global pruning
+/// thresholds (with the tie budget that global pruning consumes tensor by tensor) and the
+/// accelerator with its tally.
 pub struct Pipeline<'a> {
     pub reader: &'a SourceReader,
     pub selection: Option<&'a Selection>,
     pub thresholds: &'a BTreeMap<u64, Threshold>,
     pub ties: BTreeMap<u64, u64>,
+    pub accel: Option<&'a dyn Accelerator>,
+    pub device_tensors: usize,
+    pub device_notes: Vec<String>,
 }
 
 impl Pipeline<'_> {
@@ -187,6 +198,38 @@ impl Pipeline<'_> {
         let mut w = load_transformed(self.reader, t, pt, self.selection)?;
         apply_prune(&mut w, pt, self.thresholds, &mut self.ties);
         Ok(w)
+    }
+
+    /// Quantizes on the accelerator when it implements `fmt`: `Some(codes)`, or `None` for the CPU
+    /// codec. Running out of device memory hands the tensor back to the CPU (noted in the report);
+    /// any other device failure stops the export.
+    pub fn on_device(
+        &mut self,
+        fmt: &'static Format,
+        w: &[f32],
+        rows: usize,
+        cols: usize,
+        tensor: &str,
+    ) -> Result<Option<QTensor>> {
+        let Some(accel) = self.accel else { return Ok(None) };
+        match accel.quantize(fmt, w, rows, cols) {
+            None => Ok(None),
+            Some(Ok(q)) => {
+                self.device_tensors += 1;
+                Ok(Some(q))
+            }
+            Some(Err(AccelError::OutOfMemory { needed_bytes, detail })) => {
+                self.device_notes.push(format!(
+                    "{}: out of memory for `{tensor}` ({:.1} MiB needed: {detail}); quantized on the CPU",
+                    accel.device(),
+                    needed_bytes as f64 / 1048576.0
+                ));
+                Ok(None)
+            }
+            Some(Err(AccelError::Device(detail))) => {
+                Err(Error::Device { device: accel.device(), tensor: tensor.to_string(), detail })
+            }
+        }
     }
 
     /// The raw source bytes of a tensor (non-float buffers are carried through verbatim).

@@ -9,6 +9,7 @@ pub mod bert;
 pub mod calibration;
 pub mod compare;
 pub mod device;
+pub mod device_quant;
 pub mod error;
 pub mod family;
 pub mod llama;
@@ -19,6 +20,8 @@ pub mod speed;
 pub mod sts;
 pub mod weights;
 
+/// candle, re-exported so callers (tests, the app) name the same version.
+pub use candle_core;
 pub use compare::{Compressed, EvalOptions, EvalReport, compare, evaluate};
 pub use device::DeviceSpec;
 pub use error::{EvalError, Result};

@@ -1,7 +1,7 @@
 //! The interface every codec implements. `Format` validates inputs (shape,
 //! length, finiteness) before calling in, so codecs only see well-formed data.
 
-use crate::{FormatError, Parallelism, QTensor};
+use crate::{FormatError, GroupArith, Parallelism, QTensor};
 
 pub(crate) trait Codec: Sync + Send {
     /// Exact bytes of the packed representation (codes + scales + zeros) for a
@@ -28,6 +28,11 @@ pub(crate) trait Codec: Sync + Send {
         cols: usize,
         par: Parallelism,
     ) -> Result<(), FormatError>;
+
+    /// The codec's arithmetic when it is elementwise given a per-group scale (see [`GroupArith`]).
+    fn group_arith(&self) -> Option<GroupArith> {
+        None
+    }
 }
 
 /// Error for a `QTensor` that does not belong to the decoding format.

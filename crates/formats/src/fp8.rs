@@ -8,7 +8,7 @@
 
 use crate::codec::{Codec, expect_len, mismatch};
 use crate::exec::{Parallelism, abs_max, for_each, split_rows, split_rows_mut};
-use crate::{FormatError, QTensor};
+use crate::{FormatError, GroupArith, QTensor};
 
 /// Largest finite E4M3 value.
 pub const E4M3_MAX: f32 = 448.0;
@@ -105,6 +105,10 @@ fn row_scale(tensor_scale: Option<f32>, x: &[f32]) -> f32 {
 }
 
 impl Codec for Fp8Codec {
+    fn group_arith(&self) -> Option<GroupArith> {
+        Some(GroupArith::Fp8E4m3 { per_tensor: self.per_tensor, max: E4M3_MAX })
+    }
+
     fn stored_bytes(&self, rows: u64, cols: u64) -> Option<u64> {
         let scales = if self.per_tensor { 1 } else { rows };
         rows.checked_mul(cols)?.checked_add(scales.checked_mul(4)?)

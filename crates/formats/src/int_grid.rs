@@ -22,7 +22,7 @@ use half::f16;
 
 use crate::codec::{Codec, expect_len, mismatch};
 use crate::exec::{Parallelism, split_rows, split_rows_mut, try_for_each};
-use crate::{FormatError, QTensor};
+use crate::{FormatError, GroupArith, QTensor};
 
 pub(crate) struct IntGrid {
     bits: u8,
@@ -149,6 +149,17 @@ fn overflow(id: &'static str, w: &[f32], row: usize, cols: usize, offset: usize)
 }
 
 impl Codec for IntGrid {
+    fn group_arith(&self) -> Option<GroupArith> {
+        Some(GroupArith::IntGrid {
+            bits: self.bits,
+            group: self.group,
+            symmetric: self.symmetric,
+            qmin: self.qmin,
+            qmax: self.qmax,
+            denom: self.denom,
+        })
+    }
+
     fn stored_bytes(&self, rows: u64, cols: u64) -> Option<u64> {
         let groups = if self.group == 0 { rows } else { rows.checked_mul(cols / self.group as u64)? };
         let zero_bits = if self.symmetric { 0 } else { 4 };

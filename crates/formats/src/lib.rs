@@ -13,6 +13,7 @@ mod exec;
 mod float;
 pub mod fp8;
 mod ggml;
+mod group_arith;
 mod int_grid;
 pub mod nf4;
 mod qtensor;
@@ -21,5 +22,6 @@ pub mod scratch;
 
 pub use error::FormatError;
 pub use exec::Parallelism;
+pub use group_arith::GroupArith;
 pub use qtensor::QTensor;
 pub use registry::{Format, Kind, PER_ROW, PER_TENSOR, lookup, registry};

@@ -11,7 +11,7 @@ use crate::fp8::Fp8Codec;
 use crate::ggml::{Ggml, q4_0::Q4_0, q4_k::Q4K, q5_0::Q5_0, q6_k::Q6K, q8_0::Q8_0};
 use crate::int_grid::IntGrid;
 use crate::nf4::Nf4Codec;
-use crate::{FormatError, QTensor};
+use crate::{FormatError, GroupArith, QTensor};
 
 /// Family of a format, for callers that treat families differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -314,6 +314,11 @@ impl Format {
     }
 
     /// Quantizes row-major `w` of shape `[rows, cols]` (rows on the rayon pool).
+    /// The codec's elementwise arithmetic, for backends that re-implement it (see [`GroupArith`]).
+    pub fn group_arith(&self) -> Option<GroupArith> {
+        self.codec.group_arith()
+    }
+
     pub fn quantize(&self, w: &[f32], rows: usize, cols: usize) -> Result<QTensor, FormatError> {
         self.quantize_with(w, rows, cols, Parallelism::Rayon)
     }

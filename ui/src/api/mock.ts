@@ -107,7 +107,7 @@ export function mockApi(): MockApi {
       return planFor(toml);
     }),
     editRecipe: rec("editRecipe", async (toml: string) => ({ ...planFor(toml).recipe })),
-    startCompress: rec("startCompress", async (_t: string, _o: string, _w: boolean, cb: (e: T.JobEvent) => void) => {
+    startCompress: rec("startCompress", async (_t: string, _o: string, _w: boolean, _d: string, cb: (e: T.JobEvent) => void) => {
       onEvent = cb;
       cb({ kind: "stage", name: "compress", total: 2 });
       cb({ kind: "advance", done: 1, items: [tensors[0]?.name ?? ""] });

@@ -1,9 +1,12 @@
 //! `pareto compress`: apply a recipe and write the compressed model.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use pareto_core::{CompressOptions, ExportFormat, Model, Recipe};
+use pareto_eval::DeviceSpec;
+use pareto_eval::device_quant::DeviceQuantizer;
 
 use crate::{output, progress};
 
@@ -27,6 +30,10 @@ pub struct CompressArgs {
     /// Skip the per-tensor error metrics of packed formats (faster export).
     #[arg(long)]
     pub no_metrics: bool,
+    /// Where the codecs run: cpu, or cuda:N (a build with `--features cuda`). On a GPU the
+    /// integer, FP8 and Q8_0 codecs run there (same bytes as the CPU); the others stay on the CPU.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Rows of the per-tensor summary table to print.
     #[arg(long, default_value_t = 40)]
     pub limit: usize,
@@ -40,6 +47,12 @@ pub fn run(args: &CompressArgs, json: bool) -> anyhow::Result<()> {
     opts.force = args.force;
     opts.format = args.format;
     opts.metrics = !args.no_metrics;
+    let device: DeviceSpec = args.device.parse()?;
+    if device != DeviceSpec::Cpu {
+        // The CPU codecs are the reference and the fastest path on the CPU; only other devices
+        // get the candle path.
+        opts.accelerator = Some(Arc::new(DeviceQuantizer::open(device)?));
+    }
     let ctx = progress::bar_context();
     let report = pareto_core::compress(&model, &plan, &opts, &ctx)?;
     drop(ctx);
@@ -68,6 +81,12 @@ pub fn run(args: &CompressArgs, json: bool) -> anyhow::Result<()> {
         eprintln!("… {} more tensors (--limit N, or --json for all)", report.tensors.len() - args.limit);
     }
     crate::commands::plan::print_totals(&report.totals);
+    if report.device != "cpu" {
+        eprintln!("{} tensors quantized on {}, the others on the CPU", report.device_tensors, report.device);
+    }
+    for note in &report.device_notes {
+        eprintln!("note: {note}");
+    }
     eprintln!(
         "wrote {} ({}, {}) in {:.2} s; content hash {}",
         report.output.display(),

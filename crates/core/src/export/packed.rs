@@ -78,7 +78,10 @@ pub(crate) fn quantize(
 ) -> Result<Quantized> {
     let (rows, cols) = rows_cols(&pt.shape);
     let w = prepare(pipe, t, pt, perm)?;
-    let q = fmt.quantize(&w, rows, cols).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
+    let q = match pipe.on_device(fmt, &w, rows, cols, &pt.name)? {
+        Some(q) => q,
+        None => fmt.quantize(&w, rows, cols).map_err(|e| Error::Format(e).for_tensor(&pt.name))?,
+    };
     let metrics = if metrics {
         let original = if pt.action.prune.is_some() {
             let mut o = load_transformed(pipe.reader, t, pt, pipe.selection)?;

@@ -18,12 +18,14 @@ use half::f16;
 
 use crate::codec::{Codec, expect_len, mismatch};
 use crate::exec::{Parallelism, for_each, for_each_init, split_rows, split_rows_mut};
-use crate::{FormatError, QTensor};
+use crate::{FormatError, GroupArith, QTensor};
 
 /// One ggml block type: `WEIGHTS` floats <-> `BYTES` bytes.
 pub(crate) trait BlockCodec: Sync + Send {
     const WEIGHTS: usize;
     const BYTES: usize;
+    /// Elementwise arithmetic other backends can follow, when the type has one.
+    const ARITH: Option<GroupArith> = None;
     fn encode(x: &[f32], out: &mut [u8]);
     fn decode(b: &[u8], out: &mut [f32]);
 }
@@ -113,6 +115,10 @@ impl<B: BlockCodec> Ggml<B> {
 }
 
 impl<B: BlockCodec> Codec for Ggml<B> {
+    fn group_arith(&self) -> Option<GroupArith> {
+        B::ARITH
+    }
+
     fn stored_bytes(&self, rows: u64, cols: u64) -> Option<u64> {
         rows.checked_mul(cols / B::WEIGHTS as u64)?.checked_mul(B::BYTES as u64)
     }

@@ -1,6 +1,8 @@
 //! Q8_0 (`block_q8_0`: f16 d, 32 x i8), following `quantize_row_q8_0_ref` /
 //! `dequantize_row_q8_0` in ggml/src/ggml-quants.c.
 
+use crate::GroupArith;
+
 use super::{BlockCodec, c_f32_to_i8, get_f16, put_f16, roundf_small};
 
 pub(crate) struct Q8_0;
@@ -8,6 +10,7 @@ pub(crate) struct Q8_0;
 impl BlockCodec for Q8_0 {
     const WEIGHTS: usize = 32;
     const BYTES: usize = 34;
+    const ARITH: Option<GroupArith> = Some(GroupArith::Q8_0);
 
     #[inline(always)]
     fn encode(x: &[f32], out: &mut [u8]) {

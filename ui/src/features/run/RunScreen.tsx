@@ -132,7 +132,7 @@ export function RunScreen() {
       }
     };
     try {
-      setJob(await api.startCompress(s.recipeToml, out, overwrite, onEvent));
+      setJob(await api.startCompress(s.recipeToml, out, overwrite, s.computeDevice, onEvent));
     } catch (e) {
       setErr(e);
     }
