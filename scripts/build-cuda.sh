@@ -20,14 +20,14 @@ case "$mode" in
     cargo check --release -p pareto-eval -p pareto-cli --features cuda "$@"
     ;;
   bin)
-    # The binary needs at run time: the driver libcuda.so.1 (from the GPU machine) and
-    # libcudart.so.13, libcublas.so.13, libcublasLt.so.13, libcurand.so.10, libnvrtc.so.13
-    # (+ libnvrtc-builtins.so.13.0). They are ~800 MB, so they are not copied next to it:
-    # the RUNPATH looks beside the binary and in /usr/local/cuda/lib64; elsewhere set
-    # LD_LIBRARY_PATH (e.g. to a pip install's site-packages/nvidia/cu13/lib).
-    # `cargo rustc` passes the link args to the final binary only (no rebuild of deps).
+    # Needed at run time: libcuda.so.1 (the driver, on the GPU machine), libcudart.so.13,
+    # libcublas.so.13 (+ libcublasLt.so.13) and libcurand.so.10: ~730 MB, too big to carry,
+    # so they are not copied next to the binary. RUNPATH: beside the binary, a CUDA 13
+    # toolkit, and the pip-installed CUDA 13 libs of the GPU machines' torch venv;
+    # elsewhere set LD_LIBRARY_PATH (e.g. to .cuda/cuda-13.0/lib).
+    # `cargo rustc` passes the link arg to the final binary only (no rebuild of deps).
     cargo rustc --release -p pareto-cli --bin pareto --features cuda "$@" -- \
-      -C 'link-arg=-Wl,-rpath,$ORIGIN:/usr/local/cuda/lib64'
+      -C 'link-arg=-Wl,-rpath,$ORIGIN:/usr/local/cuda/lib64:/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib'
     echo "built $CARGO_TARGET_DIR/release/pareto"
     ;;
   *)

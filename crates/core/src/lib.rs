@@ -12,7 +12,7 @@ pub mod metrics;
 pub mod plan_projection;
 pub mod prune;
 pub mod recipe;
-mod source;
+pub mod source;
 pub mod store;
 mod transform;
 

@@ -15,9 +15,9 @@ use crate::store::{self, Model, TensorInfo};
 
 /// Elements decoded per read: bounds the raw bytes held beside the f32 tensor to a few MB.
 const CHUNK_ELEMS: usize = 1 << 20;
-/// Tensors larger than this (as f32) are not read ahead, so a model with two huge neighbours
-/// (embedding, output) never holds both decoded at once.
-const READ_AHEAD_MAX_BYTES: u64 = 512 << 20;
+/// Default for [`SourceReader::large_bytes`]: tensors larger than this (as f32) are not read
+/// ahead, so a model with two huge neighbours (embedding, output) never holds both decoded at once.
+pub const LARGE_TENSOR_BYTES: u64 = 512 << 20;
 /// Tensor buffers kept for reuse (the one being quantized and the one being read ahead).
 const KEEP_BUFFERS: usize = 2;
 
@@ -30,6 +30,8 @@ pub struct SourceReader {
 
 struct Shared {
     files: Vec<(PathBuf, File)>,
+    /// f32 size above which a tensor is "large" (see [`SourceReader::is_large`]).
+    large_bytes: u64,
     /// Returned tensor buffers: a fresh multi-megabyte allocation per tensor costs a page fault and
     /// a kernel zeroing per 4 KiB page, more than decoding the bytes into it.
     buffers: Mutex<Vec<Vec<f32>>>,
@@ -55,11 +57,12 @@ struct ReadAhead {
 }
 
 impl SourceReader {
-    pub fn open(model: &Model) -> Result<SourceReader> {
+    /// `large_bytes`: see [`LARGE_TENSOR_BYTES`].
+    pub fn open(model: &Model, large_bytes: u64) -> Result<SourceReader> {
         let files =
             model.shards().iter().map(|s| Ok((s.path.clone(), open_read(&s.path)?))).collect::<Result<Vec<_>>>()?;
         Ok(SourceReader {
-            shared: Arc::new(Shared { files, buffers: Mutex::default() }),
+            shared: Arc::new(Shared { files, large_bytes, buffers: Mutex::default() }),
             scratch: Mutex::default(),
             ahead: Mutex::default(),
         })
@@ -79,6 +82,35 @@ impl SourceReader {
         }
         let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
         self.shared.decode(t, &mut scratch)
+    }
+
+    /// Rows `first..first + rows` of a `[_, cols]` tensor, decoded and checked (for tensors
+    /// processed a few rows at a time). Consumes the tensor's place in the read-ahead stream.
+    pub fn read_rows_f32(&self, t: &TensorInfo, first: usize, rows: usize, cols: usize) -> Result<Vec<f32>> {
+        if first == 0
+            && let Some(Ok(w)) = self.take_prefetched(t)
+        {
+            self.recycle(w);
+        }
+        let overflow = || Error::SizeOverflow { tensor: t.name.clone() };
+        let start = first.checked_mul(cols).ok_or_else(overflow)?;
+        let len = rows.checked_mul(cols).ok_or_else(overflow)?;
+        if start.checked_add(len).is_none_or(|end| end > numel(t).unwrap_or(0)) {
+            return Err(overflow());
+        }
+        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        self.shared.decode_range(t, start, len, &mut scratch)
+    }
+
+    /// Whether a tensor is too large to read ahead or hold twice (it is then best processed a
+    /// few rows at a time where the work allows it).
+    pub fn is_large(&self, t: &TensorInfo) -> bool {
+        self.shared.is_large(t)
+    }
+
+    /// Bytes of f32 worth processing per step when a large tensor goes a few rows at a time.
+    pub fn step_bytes(&self) -> usize {
+        usize::try_from(self.shared.large_bytes / 8).unwrap_or(usize::MAX).min(64 << 20)
     }
 
     /// Hands a tensor buffer back for the next `read_f32`.
@@ -114,11 +146,14 @@ impl SourceReader {
     }
 }
 
+fn numel(t: &TensorInfo) -> Result<usize> {
+    usize::try_from(t.nbytes / t.dtype.size_bytes().max(1)).map_err(|_| Error::SizeOverflow { tensor: t.name.clone() })
+}
+
 fn read_ahead_thread(shared: &Shared, order: Vec<TensorInfo>, tx: &SyncSender<Prefetched>) {
     let mut scratch = Scratch::default();
     for t in order {
-        let f32_bytes = t.nbytes / t.dtype.size_bytes().max(1) * 4;
-        let data = (f32_bytes <= READ_AHEAD_MAX_BYTES).then(|| shared.decode(&t, &mut scratch));
+        let data = (!shared.is_large(&t)).then(|| shared.decode(&t, &mut scratch));
         let failed = matches!(data, Some(Err(_)));
         // A closed channel: the export finished, failed or was cancelled.
         if tx.send(Prefetched { name: t.name, data }).is_err() || failed {
@@ -128,22 +163,32 @@ fn read_ahead_thread(shared: &Shared, order: Vec<TensorInfo>, tx: &SyncSender<Pr
 }
 
 impl Shared {
+    fn is_large(&self, t: &TensorInfo) -> bool {
+        t.nbytes / t.dtype.size_bytes().max(1) * 4 > self.large_bytes
+    }
+
     fn read_into(&self, t: &TensorInfo, offset: u64, buf: &mut [u8]) -> Result<()> {
         let (path, file) = self.files.get(t.shard).ok_or_else(|| Error::TensorNotFound { name: t.name.clone() })?;
         read_exact_at(file, buf, t.offset + offset).map_err(|e| Error::io(path, e))
     }
 
     fn decode(&self, t: &TensorInfo, scratch: &mut Scratch) -> Result<Vec<f32>> {
+        let numel = numel(t)?;
+        self.decode_range(t, 0, numel, scratch)
+    }
+
+    /// Elements `start..start + len` of the tensor (row-major), decoded and checked.
+    fn decode_range(&self, t: &TensorInfo, start: usize, len: usize, scratch: &mut Scratch) -> Result<Vec<f32>> {
         let elem = t.dtype.size_bytes().max(1);
-        let numel = usize::try_from(t.nbytes / elem).map_err(|_| Error::SizeOverflow { tensor: t.name.clone() })?;
-        let mut w = self.buffer(numel);
+        let mut w = self.buffer(len);
         for (i, out) in w.chunks_mut(CHUNK_ELEMS).enumerate() {
+            let first = start + i * CHUNK_ELEMS;
             scratch.raw.resize(out.len() * elem as usize, 0);
-            self.read_into(t, (i * CHUNK_ELEMS) as u64 * elem, &mut scratch.raw)?;
+            self.read_into(t, first as u64 * elem, &mut scratch.raw)?;
             if !store::decode_f32_into(t.dtype, &scratch.raw, out, &mut scratch.halves) {
                 return Err(Error::NotAFloatTensor { tensor: t.name.clone(), dtype: t.dtype });
             }
-            check_finite(&t.name, out, i * CHUNK_ELEMS)?;
+            check_finite(&t.name, out, first)?;
         }
         Ok(w)
     }
@@ -155,6 +200,11 @@ impl Shared {
         let fits = pool.iter().enumerate().filter(|(_, b)| b.capacity() >= len).min_by_key(|(_, b)| b.capacity());
         let pick = fits.map(|(i, _)| i).or_else(|| (0..pool.len()).max_by_key(|&i| pool[i].capacity()));
         let mut w = pick.map(|i| pool.swap_remove(i)).unwrap_or_default();
+        if len as u64 * 4 > self.large_bytes {
+            // A tensor too large to read ahead is processed alone: spare buffers would only add
+            // to the peak it sets.
+            pool.clear();
+        }
         drop(pool);
         // Only growth beyond the old length is zero-filled.
         w.resize(len, 0.0);

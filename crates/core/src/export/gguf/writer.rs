@@ -6,7 +6,7 @@
 //! (`TextModel.set_gguf_parameters`); `general.file_type` values from include/llama.h
 //! (`llama_ftype`).
 
-use pareto_formats::{Kind, QTensor};
+use pareto_formats::{Format, Kind, QTensor};
 
 use super::metadata::{MetaValue, encode_kv, encode_str};
 use super::{ALIGNMENT, MAGIC, QUANTIZATION_VERSION, VERSION, names, tokenizer, types};
@@ -16,8 +16,10 @@ use crate::export::OutputDir;
 use crate::export::atomic::HashingFile;
 use crate::export::packed::{self, cast_dtype};
 use crate::job::JobContext;
+use crate::metrics::{Sums, WeightMetrics};
 use crate::recipe::resolve::rows_cols;
 use crate::recipe::{Plan, PlannedTensor};
+use crate::source::SourceReader;
 use crate::store::{Architecture, DType, Model, TensorInfo};
 use crate::transform::{Pipeline, encode_f32};
 
@@ -284,6 +286,63 @@ impl GgufWriter {
             });
         }
         self.file.write_owned(data)?;
+        self.pad(it)
+    }
+}
+
+/// A large tensor whose rows quantize independently and need nothing from other rows (no Q/K
+/// permutation, pruning or structured cut): quantized a few rows at a time, so a 1 GB embedding
+/// never sits in memory as a 2 GB f32 copy beside its codes.
+fn by_rows(reader: &SourceReader, t: &TensorInfo, pt: &PlannedTensor, it: &Item, fmt: &Format) -> bool {
+    reader.is_large(t)
+        && it.perm.is_none()
+        && pt.action.prune.is_none()
+        && pt.shape == pt.source_shape
+        && fmt.block != pareto_formats::PER_TENSOR
+        && t.dtype.is_float()
+}
+
+impl GgufWriter {
+    /// Streams one tensor in row chunks; returns the bytes written and the metrics.
+    fn tensor_by_rows(
+        &mut self,
+        pipe: &mut Pipeline,
+        t: &TensorInfo,
+        pt: &PlannedTensor,
+        fmt: &'static Format,
+        it: &Item,
+        metrics: bool,
+    ) -> Result<(u64, Option<WeightMetrics>)> {
+        let (rows, cols) = rows_cols(&pt.shape);
+        let step = (pipe.reader.step_bytes() / (cols.max(1) * 4)).max(1);
+        let (mut written, mut sums) = (0u64, Sums::default());
+        for first in (0..rows).step_by(step) {
+            let n = step.min(rows - first);
+            let x = pipe.reader.read_rows_f32(t, first, n, cols)?;
+            let q = match pipe.on_device(fmt, &x, n, cols, &pt.name)? {
+                Some(q) => q,
+                None => fmt.quantize(&x, n, cols).map_err(|e| Error::Format(e).for_tensor(&pt.name))?,
+            };
+            if metrics {
+                let deq = fmt.dequantize(&q).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
+                sums = sums.merge(Sums::of(&x, &deq));
+            }
+            pipe.reader.recycle(x);
+            let bytes = qtensor_bytes(q, pt)?;
+            written += bytes.len() as u64;
+            self.file.write_owned(bytes)?;
+        }
+        if written != it.nbytes {
+            return Err(Error::WriterMismatch {
+                expected: format!("{} ({} bytes)", it.gguf_name, it.nbytes),
+                got: format!("{written} bytes"),
+            });
+        }
+        self.pad(it)?;
+        Ok((written, metrics.then(|| sums.metrics())))
+    }
+
+    fn pad(&mut self, it: &Item) -> Result<()> {
         let rem = it.nbytes % ALIGNMENT;
         if rem != 0 {
             self.file.write_all_checked(&[0u8; ALIGNMENT as usize][..(ALIGNMENT - rem) as usize])?;
@@ -314,6 +373,14 @@ pub fn write(
             _ => return Err(Error::WriterMismatch { expected: "a planned tensor".into(), got: it.gguf_name.clone() }),
         };
         let (data, m) = match &it.encoding {
+            Encoding::Blocks(f) | Encoding::Cast(f) if by_rows(pipe.reader, t, pt, it, f) => {
+                let (written, m) = w.tensor_by_rows(pipe, t, pt, f, it, metrics)?;
+                let mut rep = packed::report(pt, types::name(it.ggml_type).unwrap_or("?"), written, m);
+                rep.name = it.gguf_name.clone();
+                reports.push(rep);
+                ctx.progress.advance(1, &it.gguf_name);
+                continue;
+            }
             Encoding::Blocks(f) | Encoding::Cast(f) => {
                 let qz = packed::quantize(pipe, t, pt, f, it.perm.as_deref(), metrics)?;
                 (qtensor_bytes(qz.q, pt)?, qz.metrics)
