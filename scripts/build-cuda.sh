@@ -3,7 +3,8 @@
 #
 #   scripts/build-cuda.sh check   # CI: type-check all cuda code; candle-kernels' build
 #                                 # script still runs nvcc (PTX + libmoe.a for sm_90a)
-#   scripts/build-cuda.sh bin     # linked `pareto` binary with cuda: target-cuda/release/pareto
+#   scripts/build-cuda.sh bin     # linked `pareto` binary with cuda: target-cuda/release/pareto,
+#                                 # and target-cuda/gpu-carry/ for scripts/gpu-check.sh on a GPU machine
 #
 # Env: CUDA_COMPUTE_CAP (default 90 = H100/H200), CARGO_TARGET_DIR (default target-cuda,
 # kept apart so the normal build's cache is untouched). Extra args go to cargo.
@@ -29,6 +30,15 @@ case "$mode" in
     cargo rustc --release -p pareto-cli --bin pareto --features cuda "$@" -- \
       -C 'link-arg=-Wl,-rpath,$ORIGIN:/usr/local/cuda/lib64:/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib'
     echo "built $CARGO_TARGET_DIR/release/pareto"
+    # What a GPU machine needs from here, small enough for its 64 MiB carry limit: the stripped binary
+    # gzipped (67 MB → 17 MB; mostly PTX text) and the synthetic-model generator.
+    carry="$CARGO_TARGET_DIR/gpu-carry"
+    mkdir -p "$carry"
+    strip -o "$carry/pareto" "$CARGO_TARGET_DIR/release/pareto"
+    gzip -f -6 "$carry/pareto"
+    CARGO_TARGET_DIR=target cargo build --release -q -p pareto-core --example synth_model
+    cp target/release/examples/synth_model "$carry/"
+    echo "packed $carry ($(du -sh "$carry" | cut -f1)): bash scripts/gpu-check.sh $carry"
     ;;
   *)
     echo "usage: $0 check|bin [cargo args]" >&2

@@ -2,15 +2,21 @@
 # GPU check (issue 8), run on a machine with an NVIDIA GPU: the cuda build of `pareto` compresses and
 # validates the bundled model and an 8B-shaped synthetic model on the GPU and on the CPU, checks the
 # outputs agree (identical content hashes; perplexity within 1e-4 relative) and prints a timing table.
-#   bash scripts/gpu-check.sh [bin-dir]      # bin-dir holds pareto + synth_model built by
-#                                            # `bash scripts/build-cuda.sh bin` (default target-cuda/release)
+#   bash scripts/gpu-check.sh [bin-dir]      # bin-dir holds pareto(.gz) + synth_model as packed by
+#                                            # `bash scripts/build-cuda.sh bin` (default target-cuda/gpu-carry)
+# With the device tool: run(command="bash scripts/gpu-check.sh", carry=["target-cuda/gpu-carry"]).
 # Writes the table to ${OUT:-.}/gpu-check.md as well. Needs ~17 GB of free disk for the 8B model.
 # Dry run of the script itself on a CPU-only machine: GPU_CHECK_DEVICE=cpu GPU_CHECK_SKIP_8B=1.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-bin=${1:-target-cuda/release}
+bin=${1:-target-cuda/gpu-carry}
 pareto=$bin/pareto
+if [ ! -x "$pareto" ] && [ -f "$bin/pareto.gz" ]; then
+  # Carried gzipped (scripts/build-cuda.sh bin packs it).
+  mkdir -p /tmp/pareto-gpu && gunzip -c "$bin/pareto.gz" >/tmp/pareto-gpu/pareto && chmod +x /tmp/pareto-gpu/pareto
+  pareto=/tmp/pareto-gpu/pareto
+fi
 synth=$bin/examples/synth_model
 [ -x "$synth" ] || synth=$bin/synth_model
 out=${OUT:-.}
