@@ -32,7 +32,7 @@ print(f"{same}/{len(a.tensors)}")
 PY
 wall() { /usr/bin/time -f %e -o .t "$@" >/dev/null 2>&1; cat .t; }
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-cached=$(PARETO_HASH_CACHE=off wall "$pareto" compress src --recipe gguf-q8_0 --format gguf --out pq --no-metrics --force)
+rm -rf pq; cached=$(PARETO_HASH_CACHE=off wall "$pareto" compress src --recipe gguf-q8_0 --format gguf --out pq --no-metrics)
 echo "Pareto Q8_0 with the source hashed (no file-hash cache): ${cached} s"
 echo
 echo "| type | llama-quantize (median of $runs) | Pareto (median of $runs) | speed vs llama-quantize | tensors byte-identical |"
@@ -41,7 +41,8 @@ for t in $types; do
   lq=(); pq=()
   for _ in $(seq "$runs"); do
     rm -f lq.gguf; lq+=("$(LD_LIBRARY_PATH=$LLAMA_BIN wall "$LLAMA_BIN/llama-quantize" f32/model.gguf lq.gguf "$t" $threads)")
-    pq+=("$(RAYON_NUM_THREADS=$threads wall "$pareto" compress src --recipe "gguf-${t,,}" --format gguf --out pq --no-metrics --force)")
+    # Both outputs are deleted outside the timed command (--force would delete the old one inside it).
+    rm -rf pq; pq+=("$(RAYON_NUM_THREADS=$threads wall "$pareto" compress src --recipe "gguf-${t,,}" --format gguf --out pq --no-metrics)")
   done
   l=$(printf '%s\n' "${lq[@]}" | median); p=$(printf '%s\n' "${pq[@]}" | median)
   python3 -c "print(f'| $t | {$l:.2f} s | {$p:.2f} s | **{$l/$p:.2f}×** | $(python3 cmp.py pq/model.gguf lq.gguf) |')"

@@ -64,7 +64,8 @@ pub(crate) fn c_f32_to_i8(x: f32) -> i8 {
 
 #[inline(always)]
 pub(crate) fn put_f16(out: &mut [u8], x: f32) {
-    out[..2].copy_from_slice(&f16::from_f32(x).to_bits().to_le_bytes());
+    // The const (software) conversion inlines; `from_f32` dispatches at run time on every call.
+    out[..2].copy_from_slice(&f16::from_f32_const(x).to_bits().to_le_bytes());
 }
 
 #[inline(always)]
@@ -219,6 +220,16 @@ mod tests {
         check::<Q5_0>(&x);
         check::<Q4K>(&x);
         check::<Q6K>(&x);
+    }
+
+    #[test]
+    fn software_f16_conversion_equals_the_hardware_one() {
+        use half::f16;
+        for bits in (0..=u32::MAX).step_by(7) {
+            let x = f32::from_bits(bits);
+            let (soft, hard) = (f16::from_f32_const(x), f16::from_f32(x));
+            assert!(soft.to_bits() == hard.to_bits() || (soft.is_nan() && hard.is_nan()), "{x:e}");
+        }
     }
 
     #[test]
