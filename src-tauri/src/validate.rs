@@ -180,11 +180,7 @@ pub fn start(state: &Arc<AppState>, req: ValidateRequest, sink: Sink) -> ApiResu
 /// the reference and the fastest path there).
 pub fn accelerator(device: Option<&str>) -> ApiResult<Option<Arc<dyn pareto_core::accel::Accelerator>>> {
     let spec: DeviceSpec = device.unwrap_or("cpu").parse().map_err(|e: pareto_eval::EvalError| from_std(&e))?;
-    if spec == DeviceSpec::Cpu {
-        return Ok(None);
-    }
-    let q = pareto_eval::device_quant::DeviceQuantizer::open(spec).map_err(|e| from_std(&e))?;
-    Ok(Some(Arc::new(q)))
+    pareto_eval::device_quant::DeviceQuantizer::for_device(spec).map_err(|e| from_std(&e))
 }
 
 pub fn devices() -> Vec<ComputeDevice> {

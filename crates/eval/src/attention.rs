@@ -181,8 +181,7 @@ fn exp(x: f32) -> f32 {
     // ln 2 split so that n·LN2_HI is exact for the n that occur.
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    // 1.5·2^23: adding and subtracting it rounds to the nearest integer without a libm call.
-    const ROUND: f32 = 12_582_912.0;
+    const ROUND: f32 = pareto_formats::RINT_MAGIC;
     let x = x.max(-87.0);
     let n = (x * LOG2E + ROUND) - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;

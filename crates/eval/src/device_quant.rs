@@ -18,8 +18,8 @@ use rayon::prelude::*;
 use crate::device::DeviceSpec;
 use crate::error::Result;
 
-/// 1.5·2^23: adding then subtracting it rounds to the nearest integer, ties to even.
-const RINT_MAGIC: f64 = 12_582_912.0;
+/// The codecs' `rint` (round half to even by adding and subtracting 1.5·2^23).
+const RINT_MAGIC: f64 = pareto_formats::RINT_MAGIC as f64;
 
 /// Runs the codecs it can on one candle device.
 pub struct DeviceQuantizer {
@@ -31,6 +31,15 @@ impl DeviceQuantizer {
     /// Opens `spec` (a clear error when the backend is not compiled in or the device is absent).
     pub fn open(spec: DeviceSpec) -> Result<Self> {
         Ok(Self { device: spec.open()?, name: spec.to_string() })
+    }
+
+    /// The accelerator a compress job on `spec` uses: `None` for the CPU, whose reference codecs are
+    /// also its fastest path; a clear error when the device is not compiled in or absent.
+    pub fn for_device(spec: DeviceSpec) -> Result<Option<std::sync::Arc<dyn Accelerator>>> {
+        if spec == DeviceSpec::Cpu {
+            return Ok(None);
+        }
+        Ok(Some(std::sync::Arc::new(Self::open(spec)?)))
     }
 
     /// The same path on an already open device (the CPU in tests).

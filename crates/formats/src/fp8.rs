@@ -30,8 +30,7 @@ pub fn e4m3_from_f32(x: f32) -> u8 {
     if a < MIN_NORMAL {
         // Subnormal grid step is 2^-9; scaling by 512 is exact, and a result
         // of 8 is the smallest normal's encoding, so no special case.
-        const MAGIC: f32 = 12_582_912.0;
-        let q = (a * 512.0 + MAGIC) - MAGIC;
+        let q = crate::rounding::rint(a * 512.0);
         return sign | q as u8;
     }
     // Round the f32 mantissa to 3 bits, ties to even; a carry bumps the exponent.

@@ -22,6 +22,7 @@ use half::f16;
 
 use crate::codec::{Codec, expect_len, mismatch};
 use crate::exec::{Parallelism, split_rows, split_rows_mut, try_for_each};
+use crate::rounding::rint;
 use crate::{FormatError, GroupArith, QTensor};
 
 pub(crate) struct IntGrid {
@@ -33,15 +34,6 @@ pub(crate) struct IntGrid {
     qmax: f32,
     /// Divisor turning amax (sym) or max - min (asym) into the scale.
     denom: f32,
-}
-
-/// Adding then subtracting 1.5 * 2^23 rounds |v| < 2^22 to the nearest
-/// integer, ties to even, in plain SSE2 arithmetic (std's `round_ties_even`
-/// is a libm call on baseline x86-64). Callers clamp `v` first.
-#[inline(always)]
-fn rint(v: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0;
-    (v + MAGIC) - MAGIC
 }
 
 impl IntGrid {

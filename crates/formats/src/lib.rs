@@ -18,6 +18,7 @@ mod int_grid;
 pub mod nf4;
 mod qtensor;
 mod registry;
+mod rounding;
 pub mod scratch;
 
 pub use error::FormatError;
@@ -25,3 +26,4 @@ pub use exec::Parallelism;
 pub use group_arith::GroupArith;
 pub use qtensor::QTensor;
 pub use registry::{Format, Kind, PER_ROW, PER_TENSOR, lookup, registry};
+pub use rounding::RINT_MAGIC;

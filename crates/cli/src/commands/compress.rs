@@ -1,7 +1,6 @@
 //! `pareto compress`: apply a recipe and write the compressed model.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use pareto_core::{CompressOptions, ExportFormat, Model, Recipe};
@@ -47,12 +46,7 @@ pub fn run(args: &CompressArgs, json: bool) -> anyhow::Result<()> {
     opts.force = args.force;
     opts.format = args.format;
     opts.metrics = !args.no_metrics;
-    let device: DeviceSpec = args.device.parse()?;
-    if device != DeviceSpec::Cpu {
-        // The CPU codecs are the reference and the fastest path on the CPU; only other devices
-        // get the candle path.
-        opts.accelerator = Some(Arc::new(DeviceQuantizer::open(device)?));
-    }
+    opts.accelerator = DeviceQuantizer::for_device(args.device.parse::<DeviceSpec>()?)?;
     let ctx = progress::bar_context();
     let report = pareto_core::compress(&model, &plan, &opts, &ctx)?;
     drop(ctx);

@@ -38,7 +38,7 @@ const MAX_BLOCK_BYTES: usize = 256;
 /// same (meaningless but deterministic) bits as ggml, which then clamps.
 #[inline(always)]
 pub(crate) fn nearest_int(fval: f32) -> i32 {
-    let val = fval + 12_582_912.0;
+    let val = fval + crate::RINT_MAGIC;
     (val.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
 }
 
@@ -47,8 +47,7 @@ pub(crate) fn nearest_int(fval: f32) -> i32 {
 /// Adding and subtracting 1.5·2^23 rounds half to even; ties then move away from zero instead.
 #[inline(always)]
 pub(crate) fn roundf_small(x: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0;
-    let even = (x + MAGIC) - MAGIC;
+    let even = crate::rounding::rint(x);
     if (x - even).abs() == 0.5 { x + 0.5f32.copysign(x) } else { even.copysign(x) }
 }
 
@@ -60,6 +59,20 @@ pub(crate) fn roundf_small(x: f32) -> f32 {
 pub(crate) fn c_f32_to_i8(x: f32) -> i8 {
     let i = if x > -2_147_483_648.0 && x < 2_147_483_648.0 { x as i32 } else { i32::MIN };
     i as i8
+}
+
+/// ggml's `MAX(amax, fabsf(v))` fold over a block. Inputs are finite (checked before any codec
+/// runs), so the maximum does not depend on the order and eight lanes give the same value, vectorized.
+#[inline(always)]
+pub(crate) fn abs_max_lanes(x: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    for chunk in x.chunks_exact(8) {
+        for (m, v) in lanes.iter_mut().zip(chunk) {
+            *m = m.max(v.abs());
+        }
+    }
+    let tail = x.chunks_exact(8).remainder().iter().fold(0f32, |m, v| m.max(v.abs()));
+    lanes.iter().fold(tail, |m, &l| m.max(l))
 }
 
 #[inline(always)]

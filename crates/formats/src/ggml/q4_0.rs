@@ -6,19 +6,11 @@ use super::{BlockCodec, c_f32_to_i8, get_f16, put_f16};
 
 pub(crate) struct Q4_0;
 
-/// The signed value of largest magnitude (first one on ties), as ggml picks it. Inputs are
-/// finite, so the magnitude is found lane-wise (vectorized) and then its first occurrence; all
-/// zeros give +0.0 as ggml's running maximum does.
+/// The signed value of largest magnitude (first one on ties), as ggml picks it: the magnitude
+/// found lane-wise, then its first occurrence; all zeros give +0.0 as ggml's running maximum does.
 #[inline(always)]
 pub(crate) fn signed_absmax(x: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    for chunk in x.chunks_exact(8) {
-        for (m, v) in lanes.iter_mut().zip(chunk) {
-            *m = m.max(v.abs());
-        }
-    }
-    let tail = x.chunks_exact(8).remainder().iter().fold(0f32, |m, v| m.max(v.abs()));
-    let amax = lanes.iter().fold(tail, |m, &l| m.max(l));
+    let amax = super::abs_max_lanes(x);
     if amax == 0.0 {
         return 0.0;
     }
@@ -30,10 +22,9 @@ pub(crate) fn signed_absmax(x: &[f32]) -> f32 {
 /// ties to even, to ⌊y⌋ except for integral y, where a tie may land one below: corrected by a compare.
 #[inline(always)]
 pub(crate) fn trunc_nibble(y: f32) -> u8 {
-    const MAGIC: f32 = 12_582_912.0;
-    let r = ((y - 0.5) + MAGIC) - MAGIC;
+    let r = crate::rounding::rint(y - 0.5);
     let r = if r + 1.0 <= y { r + 1.0 } else { r };
-    ((r + MAGIC).to_bits() as u8).min(15)
+    ((r + crate::RINT_MAGIC).to_bits() as u8).min(15)
 }
 
 impl BlockCodec for Q4_0 {

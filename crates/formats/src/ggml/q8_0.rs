@@ -3,7 +3,7 @@
 
 use crate::GroupArith;
 
-use super::{BlockCodec, c_f32_to_i8, get_f16, put_f16, roundf_small};
+use super::{BlockCodec, abs_max_lanes, c_f32_to_i8, get_f16, put_f16, roundf_small};
 
 pub(crate) struct Q8_0;
 
@@ -14,7 +14,7 @@ impl BlockCodec for Q8_0 {
 
     #[inline(always)]
     fn encode(x: &[f32], out: &mut [u8]) {
-        let amax = amax(x);
+        let amax = abs_max_lanes(x);
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         put_f16(out, d);
@@ -22,7 +22,7 @@ impl BlockCodec for Q8_0 {
             // |v·id| <= 127 (plus rounding), so the branch-free rounding is exact and the i8 is
             // the low byte of the rounded value's magic-number bits (as ggml's `nearest_int`).
             for (q, &v) in out[2..34].iter_mut().zip(x) {
-                *q = (roundf_small(v * id) + 12_582_912.0).to_bits() as u8;
+                *q = (roundf_small(v * id) + crate::RINT_MAGIC).to_bits() as u8;
             }
         } else {
             // 1 / subnormal d = inf: reproduce C's conversions of the non-finite products.
@@ -39,18 +39,4 @@ impl BlockCodec for Q8_0 {
             *o = f32::from(q as i8) * d;
         }
     }
-}
-
-/// ggml's `MAX(amax, fabsf(v))` fold. Inputs are finite (checked before any codec runs), so the
-/// maximum does not depend on the order and eight lanes give the same value, vectorized.
-#[inline(always)]
-fn amax(x: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    for chunk in x.chunks_exact(8) {
-        for (m, v) in lanes.iter_mut().zip(chunk) {
-            *m = m.max(v.abs());
-        }
-    }
-    let tail = x.chunks_exact(8).remainder().iter().fold(0f32, |m, v| m.max(v.abs()));
-    lanes.iter().fold(tail, |m, &l| m.max(l))
 }
