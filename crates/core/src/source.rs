@@ -9,6 +9,8 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::compress::open_read;
+use pareto_formats::pool::BufferPool;
+
 use crate::error::{Error, Result};
 use crate::file_hash::{self, BackgroundHash};
 use crate::store::{self, Model, TensorInfo};
@@ -34,14 +36,13 @@ struct Shared {
     large_bytes: u64,
     /// Returned tensor buffers: a fresh multi-megabyte allocation per tensor costs a page fault and
     /// a kernel zeroing per 4 KiB page, more than decoding the bytes into it.
-    buffers: Mutex<Vec<Vec<f32>>>,
+    buffers: BufferPool<f32>,
 }
 
-/// Per-reader decode scratch: raw bytes of one chunk and 16-bit values for slice conversion.
+/// Per-reader decode scratch: the raw bytes of one chunk.
 #[derive(Default)]
 struct Scratch {
     raw: Vec<u8>,
-    halves: Vec<u16>,
 }
 
 /// One tensor from the read-ahead thread; `data` is `None` when it was too large to read ahead.
@@ -62,7 +63,7 @@ impl SourceReader {
         let files =
             model.shards().iter().map(|s| Ok((s.path.clone(), open_read(&s.path)?))).collect::<Result<Vec<_>>>()?;
         Ok(SourceReader {
-            shared: Arc::new(Shared { files, large_bytes, buffers: Mutex::default() }),
+            shared: Arc::new(Shared { files, large_bytes, buffers: BufferPool::new(KEEP_BUFFERS) }),
             scratch: Mutex::default(),
             ahead: Mutex::default(),
         })
@@ -185,54 +186,36 @@ impl Shared {
             let first = start + i * CHUNK_ELEMS;
             scratch.raw.resize(out.len() * elem as usize, 0);
             self.read_into(t, first as u64 * elem, &mut scratch.raw)?;
-            if !store::decode_f32_into(t.dtype, &scratch.raw, out, &mut scratch.halves) {
-                return Err(Error::NotAFloatTensor { tensor: t.name.clone(), dtype: t.dtype });
+            match store::decode_f32_into(t.dtype, &scratch.raw, out) {
+                None => return Err(Error::NotAFloatTensor { tensor: t.name.clone(), dtype: t.dtype }),
+                Some(false) => return Err(non_finite(&t.name, out, first)),
+                Some(true) => {}
             }
-            check_finite(&t.name, out, first)?;
         }
         Ok(w)
     }
 
-    /// A buffer of `len` elements (contents unspecified: the caller overwrites all of them),
-    /// reusing the smallest returned one that fits, else the largest.
+    /// A buffer of `len` elements (contents unspecified: the caller overwrites all of them).
     fn buffer(&self, len: usize) -> Vec<f32> {
-        let mut pool = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
-        let fits = pool.iter().enumerate().filter(|(_, b)| b.capacity() >= len).min_by_key(|(_, b)| b.capacity());
-        let pick = fits.map(|(i, _)| i).or_else(|| (0..pool.len()).max_by_key(|&i| pool[i].capacity()));
-        let mut w = pick.map(|i| pool.swap_remove(i)).unwrap_or_default();
         if len as u64 * 4 > self.large_bytes {
             // A tensor too large to read ahead is processed alone: spare buffers would only add
             // to the peak it sets.
-            pool.clear();
+            let w = self.buffers.take(len);
+            self.buffers.clear();
+            return w;
         }
-        drop(pool);
-        // Only growth beyond the old length is zero-filled.
-        w.resize(len, 0.0);
-        w
+        self.buffers.take(len)
     }
 
     fn recycle(&self, w: Vec<f32>) {
-        let mut pool = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
-        pool.push(w);
-        if pool.len() > KEEP_BUFFERS
-            && let Some(i) = (0..pool.len()).min_by_key(|&i| pool[i].capacity())
-        {
-            pool.swap_remove(i);
-        }
+        self.buffers.give_back(w);
     }
 }
 
-fn check_finite(tensor: &str, w: &[f32], base: usize) -> Result<()> {
-    // Branch-free scan first (an all-ones exponent carries into the sign bit), so the common
-    // all-finite case vectorizes; the position is looked up only when something was found.
-    let flag = w.iter().fold(0u32, |acc, x| acc | (((x.to_bits() & 0x7F80_0000) + 0x0080_0000) & 0x8000_0000));
-    if flag == 0 {
-        return Ok(());
-    }
-    match w.iter().position(|x| !x.is_finite()) {
-        Some(i) => Err(Error::NonFinite { tensor: tensor.to_string(), index: base + i, value: w[i] }),
-        None => Ok(()),
-    }
+/// The error for a chunk the decode found a NaN/Inf in: its first such element.
+fn non_finite(tensor: &str, w: &[f32], base: usize) -> Error {
+    let i = w.iter().position(|x| !x.is_finite()).unwrap_or(0);
+    Error::NonFinite { tensor: tensor.to_string(), index: base + i, value: w.get(i).copied().unwrap_or(f32::NAN) }
 }
 
 /// Positional read of exactly `buf.len()` bytes (shared by every reader of model files).

@@ -1,5 +1,6 @@
 //! The interface every codec implements. `Format` validates inputs (shape,
-//! length, finiteness) before calling in, so codecs only see well-formed data.
+//! length, and finiteness unless the codec checks that itself) before calling in,
+//! so codecs only see well-formed data.
 
 use crate::{FormatError, GroupArith, Parallelism, QTensor};
 
@@ -32,6 +33,13 @@ pub(crate) trait Codec: Sync + Send {
     /// The codec's arithmetic when it is elementwise given a per-group scale (see [`GroupArith`]).
     fn group_arith(&self) -> Option<GroupArith> {
         None
+    }
+
+    /// Whether `quantize` and `fake_quantize` themselves reject NaN/Inf input (with
+    /// [`FormatError::NonFinite`] at the first such element, `w` unchanged), so `Format` skips
+    /// its own scan.
+    fn checks_finite(&self) -> bool {
+        false
     }
 }
 

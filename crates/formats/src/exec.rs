@@ -67,6 +67,13 @@ where
     }
 }
 
+/// Whether every value is finite: a branch-free fold (an all-ones exponent carries into the sign
+/// bit), so it vectorizes.
+#[inline(always)]
+pub(crate) fn all_finite(w: &[f32]) -> bool {
+    w.iter().fold(0u32, |acc, x| acc | (((x.to_bits() & 0x7F80_0000) + 0x0080_0000) & 0x8000_0000)) == 0
+}
+
 /// Reduces `|x|` max over `w`, chunk-parallel. Max is exact and associative,
 /// so the result does not depend on `par`.
 pub(crate) fn abs_max(par: Parallelism, w: &[f32]) -> f32 {

@@ -36,7 +36,7 @@ pub fn e4m3_from_f32(x: f32) -> u8 {
     // Round the f32 mantissa to 3 bits, ties to even; a carry bumps the exponent.
     let bits = a.to_bits();
     let r = (bits + 0x7_ffff + ((bits >> 20) & 1)) >> 20;
-    let exp = (r >> 3) - 127 + 7;
+    let exp = (r >> 3) + 7 - 127; // biased ≥ 121 here: adding first never underflows
     sign | ((exp as u8) << 3) | (r & 7) as u8
 }
 

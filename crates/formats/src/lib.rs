@@ -16,10 +16,10 @@ mod ggml;
 mod group_arith;
 mod int_grid;
 pub mod nf4;
+pub mod pool;
 mod qtensor;
 mod registry;
 mod rounding;
-pub mod scratch;
 
 pub use error::FormatError;
 pub use exec::Parallelism;

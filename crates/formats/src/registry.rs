@@ -364,20 +364,21 @@ impl Format {
             return Err(FormatError::LengthMismatch { expected: n, actual: w.len() });
         }
         self.check_shape(rows, cols)?;
+        if self.codec.checks_finite() {
+            return Ok(());
+        }
         // Branch-free scan per chunk (vectorizes); locate the culprit only on failure.
         const CHUNK: usize = 1 << 14;
-        let all_finite = |c: &[f32]| c.iter().fold(true, |ok, x| ok & x.is_finite());
-        let bad_chunk = match par {
-            Parallelism::Serial => w.chunks(CHUNK).position(|c| !all_finite(c)),
-            Parallelism::Rayon => w.par_chunks(CHUNK).position_first(|c| !all_finite(c)),
+        let finite = match par {
+            Parallelism::Serial => crate::exec::all_finite(w),
+            Parallelism::Rayon => w.par_chunks(CHUNK).all(crate::exec::all_finite),
         };
-        let bad = bad_chunk.and_then(|ci| {
-            let start = ci * CHUNK;
-            w[start..].iter().position(|x| !x.is_finite()).map(|i| start + i)
-        });
-        match bad {
-            Some(index) => Err(FormatError::NonFinite { format: self.id, index, value: w[index] }),
-            None => Ok(()),
-        }
+        if finite { Ok(()) } else { Err(non_finite_error(self.id, w)) }
     }
+}
+
+/// The error for `w` holding a NaN/Inf: its first such element.
+pub(crate) fn non_finite_error(format: &'static str, w: &[f32]) -> FormatError {
+    let index = w.iter().position(|x| !x.is_finite()).unwrap_or(0);
+    FormatError::NonFinite { format, index, value: w.get(index).copied().unwrap_or(f32::NAN) }
 }

@@ -183,7 +183,7 @@ impl HashingFile {
                     return Err(io::Error::other("export cancelled"));
                 }
                 sink.write_all(&buf)?;
-                pareto_formats::scratch::recycle(buf);
+                pareto_formats::pool::ENCODED.give_back(buf);
             }
             sink.sync()
         });

@@ -107,38 +107,88 @@ impl fmt::Display for DType {
 /// A trailing partial element (impossible after header validation) is ignored.
 pub(crate) fn decode_f32(dtype: DType, bytes: &[u8]) -> Option<Vec<f32>> {
     let mut out = vec![0f32; bytes.len() / dtype.size_bytes().max(1) as usize];
-    decode_f32_into(dtype, bytes, &mut out, &mut Vec::new()).then_some(out)
+    decode_f32_into(dtype, bytes, &mut out).map(|_| out)
 }
 
 /// Decodes little-endian `bytes` of a float dtype into `out` (one f32 per element; `out` must
-/// have exactly that length). `scratch` holds the 16-bit values for the slice conversion and is
-/// reused across calls. `false` for non-float dtypes.
-pub(crate) fn decode_f32_into(dtype: DType, bytes: &[u8], out: &mut [f32], scratch: &mut Vec<u16>) -> bool {
-    use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
-    fn each<const N: usize>(bytes: &[u8], out: &mut [f32], f: impl Fn([u8; N]) -> f32) {
+/// have exactly that length) and says whether every value is finite: the NaN/Inf check runs in the
+/// same pass, since a separate scan of the f32 tensor cost as much as the decode. `None` for
+/// non-float dtypes.
+pub(crate) fn decode_f32_into(dtype: DType, bytes: &[u8], out: &mut [f32]) -> Option<bool> {
+    fn each<const N: usize>(bytes: &[u8], out: &mut [f32], f: impl Fn([u8; N]) -> f32) -> bool {
+        let mut flag = 0u32;
         for (o, c) in out.iter_mut().zip(bytes.as_chunks::<N>().0) {
-            *o = f(*c);
+            let v = f(*c);
+            flag |= non_finite_bit(v);
+            *o = v;
         }
+        flag == 0
     }
-    match dtype {
+    Some(match dtype {
         DType::F32 => each::<4>(bytes, out, f32::from_le_bytes),
         DType::F64 => each::<8>(bytes, out, |c| f64::from_le_bytes(c) as f32),
-        // Slice conversion: `half` uses F16C/SIMD where the CPU has it, several times faster than per element.
-        DType::F16 | DType::BF16 => {
-            scratch.clear();
-            scratch.extend(bytes.as_chunks::<2>().0.iter().map(|c| u16::from_le_bytes(*c)));
-            if dtype == DType::F16 {
-                scratch.reinterpret_cast::<half::f16>().convert_to_f32_slice(out);
-            } else {
-                scratch.reinterpret_cast::<half::bf16>().convert_to_f32_slice(out);
-            }
-        }
+        DType::F16 => decode_f16(bytes.as_chunks::<2>().0, out),
+        // bf16 is the top half of an f32.
+        DType::BF16 => each::<2>(bytes, out, |c| f32::from_bits(u32::from(u16::from_le_bytes(c)) << 16)),
         DType::F8E4M3 => each::<1>(bytes, out, |[b]| f8_e4m3_to_f32(b)),
         DType::F8E5M2 => each::<1>(bytes, out, |[b]| f8_e5m2_to_f32(b)),
         DType::F8E8M0 => each::<1>(bytes, out, |[b]| f8_e8m0_to_f32(b)),
-        _ => return false,
+        _ => return None,
+    })
+}
+
+/// The sign bit set iff `v` is NaN or ±Inf (an all-ones exponent carries into it): branch-free, so
+/// the all-finite scan vectorizes.
+#[inline(always)]
+fn non_finite_bit(v: f32) -> u32 {
+    ((v.to_bits() & 0x7F80_0000) + 0x0080_0000) & 0x8000_0000
+}
+
+/// f16 → f32 plus the finiteness check on the 16-bit patterns; F16C where the CPU has it.
+fn decode_f16(src: &[[u8; 2]], out: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx") && is_x86_feature_detected!("f16c") {
+        // SAFETY: the CPU features the function is compiled for were just checked.
+        #[allow(unsafe_code)]
+        return unsafe { decode_f16_f16c(src, out) };
     }
-    true
+    decode_f16_portable(src, out)
+}
+
+fn decode_f16_portable(src: &[[u8; 2]], out: &mut [f32]) -> bool {
+    use half::slice::HalfFloatSliceExt;
+    let mut flag = 0u16;
+    let mut halves = [half::f16::ZERO; 256];
+    for (o, c) in out.chunks_mut(halves.len()).zip(src.chunks(halves.len())) {
+        for (h, b) in halves.iter_mut().zip(c) {
+            let bits = u16::from_le_bytes(*b);
+            // Exponent all ones: adding one more carries into the sign bit.
+            flag |= ((bits & 0x7C00) + 0x0400) & 0x8000;
+            *h = half::f16::from_bits(bits);
+        }
+        halves[..o.len()].convert_to_f32_slice(o);
+    }
+    flag == 0
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+#[allow(unsafe_code)]
+unsafe fn decode_f16_f16c(src: &[[u8; 2]], out: &mut [f32]) -> bool {
+    use std::arch::x86_64::*;
+    let n = out.len().min(src.len());
+    let exp = _mm_set1_epi16(0x7C00);
+    let mut bad = _mm_setzero_si128();
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n bounds both the 16-byte load and the 8-float store (unaligned forms).
+        let h = unsafe { _mm_loadu_si128(src.as_ptr().add(i).cast()) };
+        bad = _mm_or_si128(bad, _mm_cmpeq_epi16(_mm_and_si128(h, exp), exp));
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_cvtph_ps(h)) };
+        i += 8;
+    }
+    let tail = decode_f16_portable(&src[i..n], &mut out[i..n]);
+    _mm_testz_si128(bad, bad) == 1 && tail
 }
 
 /// 2^k as f32, exact for the exponent ranges the 8-bit formats reach (-17..=127).
@@ -254,5 +304,37 @@ mod tests {
         assert_eq!(decode_f32(DType::F32, &f32b), Some(vec![1.25, -3.0]));
         assert_eq!(decode_f32(DType::F8E4M3, &[0x7E, 0x01]), Some(vec![448.0, 2f32.powi(-9)]));
         assert_eq!(decode_f32(DType::I32, &[0, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn f16_decode_and_finite_flag_on_every_bit_pattern() {
+        let all: Vec<[u8; 2]> = (0..=u16::MAX).map(u16::to_le_bytes).collect();
+        let mut fast = vec![0f32; all.len()];
+        let mut portable = vec![0f32; all.len()];
+        assert!(!decode_f16(&all, &mut fast));
+        assert!(!decode_f16_portable(&all, &mut portable));
+        for (b, (f, p)) in all.iter().zip(fast.iter().zip(&portable)) {
+            let want = half::f16::from_bits(u16::from_le_bytes(*b)).to_f32();
+            for got in [f, p] {
+                assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{b:?}");
+            }
+            // Each pattern alone: flagged exactly when non-finite (odd lengths exercise the tail).
+            let mut one = [0f32; 9];
+            let nine = [*b; 9];
+            assert_eq!(decode_f16(&nine, &mut one), want.is_finite(), "{b:?}");
+            assert_eq!(decode_f16(&nine[..8], &mut one[..8]), want.is_finite(), "{b:?}");
+        }
+    }
+
+    #[test]
+    fn finite_flag_for_the_other_float_types() {
+        let bf = [0x80, 0x7F]; // bf16 +Inf
+        assert_eq!(decode_f32_into(DType::BF16, &bf, &mut [0.0]), Some(false));
+        assert_eq!(decode_f32_into(DType::BF16, &[0x80, 0x3F], &mut [0.0]), Some(true));
+        let nan = f32::NAN.to_le_bytes();
+        assert_eq!(decode_f32_into(DType::F32, &nan, &mut [0.0]), Some(false));
+        assert_eq!(decode_f32_into(DType::F8E4M3, &[0x7F], &mut [0.0]), Some(false));
+        assert_eq!(decode_f32_into(DType::F8E4M3, &[0x7E], &mut [0.0]), Some(true));
+        assert_eq!(decode_f32_into(DType::I32, &[0; 4], &mut [0.0]), None);
     }
 }

@@ -201,8 +201,8 @@ fn float_dtypes_convert_exactly() {
     let dir = tempdir();
     let model = open(&write(dir.path(), "x.safetensors", &bytes));
     let read = |n: &str| model.tensor(n).map(|t| f32s(&model, t)).unwrap_or_else(|e| panic!("{e}"));
-    // BF16 0x0001 is the smallest positive subnormal, 2^-133.
-    assert_eq!(read("bf16"), [1.0, -2.0, 2f32.powi(-133)]);
+    // BF16 0x0001 is its smallest positive subnormal, 2^-133 (`powi(-133)` would underflow via 2^133 = inf).
+    assert_eq!(read("bf16"), [1.0, -2.0, f32::from_bits(0x0001_0000)]);
     assert_eq!(read("f16"), [1.0, 2f32.powi(-24)]);
     assert_eq!(read("e4m3"), [448.0, 1.0, 2f32.powi(-9), -1.0]);
     assert_eq!(read("e5m2"), [1.0, f32::INFINITY]);

@@ -14,6 +14,8 @@ pub mod q5_0;
 pub mod q6_k;
 pub mod q8_0;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use half::f16;
 
 use crate::codec::{Codec, expect_len, mismatch};
@@ -90,7 +92,10 @@ pub(crate) fn get_f16(b: &[u8]) -> f32 {
 pub(crate) struct Ggml<B>(pub B);
 
 impl<B: BlockCodec> Ggml<B> {
-    fn encode_row(x: &[f32], out: &mut [u8]) {
+    /// Encodes one row unless it holds a NaN/Inf (then `false`, `out` untouched). The check runs
+    /// here rather than as a separate pass over the tensor: the row is in L1 for the encoder right
+    /// after, where a tensor-wide scan streamed it from memory once more.
+    fn encode_row(x: &[f32], out: &mut [u8]) -> bool {
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU was just checked to support AVX2, the only requirement of the call.
@@ -106,15 +111,19 @@ impl<B: BlockCodec> Ggml<B> {
     /// `encode_paths_agree` compares both).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn encode_row_avx2(x: &[f32], out: &mut [u8]) {
+    fn encode_row_avx2(x: &[f32], out: &mut [u8]) -> bool {
         Self::encode_row_portable(x, out)
     }
 
     #[inline(always)]
-    fn encode_row_portable(x: &[f32], out: &mut [u8]) {
+    fn encode_row_portable(x: &[f32], out: &mut [u8]) -> bool {
+        if !crate::exec::all_finite(x) {
+            return false;
+        }
         for (xb, ob) in x.chunks_exact(B::WEIGHTS).zip(out.chunks_exact_mut(B::BYTES)) {
             B::encode(xb, ob);
         }
+        true
     }
 
     fn decode_row(b: &[u8], out: &mut [f32]) {
@@ -133,6 +142,10 @@ impl<B: BlockCodec> Codec for Ggml<B> {
         B::ARITH
     }
 
+    fn checks_finite(&self) -> bool {
+        true
+    }
+
     fn stored_bytes(&self, rows: u64, cols: u64) -> Option<u64> {
         rows.checked_mul(cols / B::WEIGHTS as u64)?.checked_mul(B::BYTES as u64)
     }
@@ -146,9 +159,18 @@ impl<B: BlockCodec> Codec for Ggml<B> {
         par: Parallelism,
     ) -> Result<QTensor, FormatError> {
         let ggml_type = ggml_type_of(id)?;
-        let mut bytes = crate::scratch::zeroed(rows * Self::row_bytes(cols));
+        let mut bytes = crate::pool::ENCODED.take_zeroed(rows * Self::row_bytes(cols));
         let items: Vec<_> = split_rows(w, rows).into_iter().zip(split_rows_mut(&mut bytes, rows)).collect();
-        for_each(par, items, |(x, o)| Self::encode_row(x, o));
+        let finite = AtomicBool::new(true);
+        for_each(par, items, |(x, o)| {
+            if !Self::encode_row(x, o) {
+                finite.store(false, Ordering::Relaxed);
+            }
+        });
+        if !finite.into_inner() {
+            crate::pool::ENCODED.give_back(bytes);
+            return Err(crate::registry::non_finite_error(id, w));
+        }
         Ok(QTensor::Blocks { rows, cols, ggml_type, bytes })
     }
 
@@ -170,12 +192,22 @@ impl<B: BlockCodec> Codec for Ggml<B> {
 
     fn fake_quantize(
         &self,
-        _id: &'static str,
+        id: &'static str,
         w: &mut [f32],
         rows: usize,
         _cols: usize,
         par: Parallelism,
     ) -> Result<(), FormatError> {
+        // Every row is checked before any is changed, so an error leaves `w` as it was.
+        let finite = AtomicBool::new(true);
+        for_each(par, split_rows(w, rows), |x| {
+            if !crate::exec::all_finite(x) {
+                finite.store(false, Ordering::Relaxed);
+            }
+        });
+        if !finite.into_inner() {
+            return Err(crate::registry::non_finite_error(id, w));
+        }
         for_each_init(
             par,
             split_rows_mut(w, rows),
