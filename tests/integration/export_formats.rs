@@ -29,12 +29,17 @@ fn original_gguf() -> PathBuf {
     repo_root().join("models/gguf/stories260K.gguf")
 }
 
-fn export(model: &Model, recipe: &Recipe, format: ExportFormat, out: &Path) -> Result<CompressReport, Error> {
+pub(crate) fn export(
+    model: &Model,
+    recipe: &Recipe,
+    format: ExportFormat,
+    out: &Path,
+) -> Result<CompressReport, Error> {
     let plan = recipe.resolve(model)?;
     compress(model, &plan, &CompressOptions::new(out).with_format(format), &JobContext::silent())
 }
 
-fn preset(name: &str) -> Recipe {
+pub(crate) fn preset(name: &str) -> Recipe {
     Recipe::load(name).unwrap()
 }
 
@@ -56,7 +61,7 @@ fn no_leftovers(dir: &Path) {
 /// A small LLaMA-shaped model whose rows divide every block size (256): hidden 256, 4 heads of 64,
 /// 2 KV heads, FFN 512, 2 layers, stories260K's 512-token tokenizer. Deterministic pseudo-normal
 /// weights.
-fn llama_fixture(dir: &Path) {
+pub(crate) fn llama_fixture(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let (h, ffn, layers, vocab, kv) = (256usize, 512usize, 2usize, 512usize, 128usize);
     let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -240,7 +245,7 @@ fn gguf_quantized_exports_match_the_reference_codecs() {
 }
 
 /// Runs tests/gguf_check.py on `gguf` and compares what the `gguf` package sees with Pareto's reader.
-fn check_with_python(gguf: &Path, scratch: &Path) -> usize {
+pub(crate) fn check_with_python(gguf: &Path, scratch: &Path) -> usize {
     let script = repo_root().join("tests/gguf_check.py");
     let out = std::process::Command::new("python3")
         .arg(&script)

@@ -9,4 +9,5 @@ mod compress_bad_input;
 mod compress_real;
 mod device_quant;
 mod export_formats;
+mod gguf_llama3;
 mod sweep_report;

@@ -8,6 +8,7 @@
 pub mod metadata;
 pub mod names;
 pub mod reader;
+pub mod rope;
 pub mod tokenizer;
 pub mod types;
 pub mod writer;

@@ -9,7 +9,7 @@
 use pareto_formats::{Format, Kind, QTensor};
 
 use super::metadata::{MetaValue, encode_kv, encode_str};
-use super::{ALIGNMENT, MAGIC, QUANTIZATION_VERSION, VERSION, names, tokenizer, types};
+use super::{ALIGNMENT, MAGIC, QUANTIZATION_VERSION, VERSION, names, rope, tokenizer, types};
 use crate::compress::TensorReport;
 use crate::error::{Error, Result};
 use crate::export::OutputDir;
@@ -38,11 +38,14 @@ enum Encoding {
     Cast(&'static pareto_formats::Format),
     /// Untouched (or only pruned): written as this float dtype.
     Dense(DType),
+    /// Not in the source: computed from config.json (RoPE frequency divisors), written as F32.
+    Generated(Vec<f32>),
 }
 
 #[derive(Debug, Clone)]
 struct Item {
-    index: usize,
+    /// Index of the source tensor; `None` for a generated one.
+    index: Option<usize>,
     gguf_name: String,
     dims: Vec<u64>,
     ggml_type: u32,
@@ -115,21 +118,26 @@ pub fn layout(model: &Model, plan: &Plan) -> Result<Layout> {
             supported: SUPPORTED_ARCHITECTURES,
         });
     }
-    if cfg.raw.get("rope_scaling").is_some_and(|v| !v.is_null()) {
-        return Err(Error::ExportConfig {
-            target: TARGET,
-            problem: "config.json sets rope_scaling, which this writer does not convert yet".into(),
-        });
-    }
     let sp = plan.structured.as_ref();
     let heads = sp.map_or(cfg.num_heads, |s| s.heads_after);
     let kv_heads = sp.map_or(cfg.num_kv_heads, |s| s.kv_heads_after);
     let head_dim = sp.map_or(cfg.head_dim, |s| s.head_dim);
     let layers = sp.map_or(cfg.num_layers, |s| s.layer_map.len());
     let ffn = sp.map_or(cfg.intermediate_size, |s| s.ffn_after);
+    let rope_theta = cfg.rope_theta.unwrap_or(10_000.0);
+    let scaling = rope::convert(&cfg.raw, head_dim, rope_theta)
+        .map_err(|problem| Error::ExportConfig { target: TARGET, problem })?;
 
     let mut items = Vec::new();
     let mut notes = Vec::new();
+    // The converter yields generated tensors before the model's own; so does this writer.
+    if let Some(freqs) = scaling.freqs {
+        let n = freqs.len() as u64;
+        notes.push(format!("rope_freqs.weight: {n} RoPE frequency divisors computed from rope_scaling (llama3)"));
+        let (gguf_name, ggml_type, dims) = ("rope_freqs.weight".to_string(), types::F32, vec![n]);
+        let encoding = Encoding::Generated(freqs);
+        items.push(Item { index: None, gguf_name, dims, ggml_type, nbytes: n * 4, offset: 0, encoding, perm: None });
+    }
     for (index, (t, pt)) in model.tensors().iter().zip(&plan.tensors).enumerate() {
         if pt.action.drop {
             continue;
@@ -172,7 +180,7 @@ pub fn layout(model: &Model, plan: &Plan) -> Result<Layout> {
             Encoding::Blocks(f) | Encoding::Cast(f) => f.ggml_type.unwrap_or(types::F32),
             Encoding::Dense(DType::F16) => types::F16,
             Encoding::Dense(DType::BF16) => types::BF16,
-            Encoding::Dense(_) => types::F32,
+            Encoding::Dense(_) | Encoding::Generated(_) => types::F32,
         };
         let nbytes = types::nbytes(ggml_type, cols as u64, rows as u64).ok_or_else(|| Error::ExportTensor {
             target: TARGET,
@@ -195,7 +203,7 @@ pub fn layout(model: &Model, plan: &Plan) -> Result<Layout> {
             None => None,
         };
         let dims = pt.shape.iter().rev().map(|&d| d as u64).collect();
-        items.push(Item { index, gguf_name, dims, ggml_type, nbytes, offset: 0, encoding, perm });
+        items.push(Item { index: Some(index), gguf_name, dims, ggml_type, nbytes, offset: 0, encoding, perm });
     }
     let mut offset = 0u64;
     for it in &mut items {
@@ -228,8 +236,9 @@ pub fn layout(model: &Model, plan: &Plan) -> Result<Layout> {
         ("llama.attention.head_count".into(), u32v(heads)),
         ("llama.attention.head_count_kv".into(), u32v(kv_heads)),
         ("llama.attention.layer_norm_rms_epsilon".into(), MetaValue::F32(cfg.rms_norm_eps.unwrap_or(1e-5) as f32)),
-        ("llama.rope.freq_base".into(), MetaValue::F32(cfg.rope_theta.unwrap_or(10_000.0) as f32)),
+        ("llama.rope.freq_base".into(), MetaValue::F32(rope_theta as f32)),
     ];
+    kv.extend(scaling.kv);
     if heads > 0 && head_dim * heads != cfg.hidden_size {
         kv.push(("llama.attention.key_length".into(), u32v(head_dim)));
         kv.push(("llama.attention.value_length".into(), u32v(head_dim)));
@@ -364,12 +373,21 @@ pub fn write(
     let mut w = GgufWriter { file: out.create_file(FILE_NAME)? };
     w.file.write_all_checked(&layout.header())?;
     ctx.progress.stage("gguf", layout.items.len() as u64);
-    pipe.reader.read_ahead(layout.items.iter().filter_map(|it| model.tensors().get(it.index).cloned()).collect());
+    let sources = layout.items.iter().filter_map(|it| it.index.and_then(|i| model.tensors().get(i)).cloned());
+    pipe.reader.read_ahead(sources.collect());
     let mut reports = Vec::with_capacity(layout.items.len());
     for it in &layout.items {
         ctx.checkpoint()?;
-        let (t, pt): (&TensorInfo, &PlannedTensor) = match (model.tensors().get(it.index), plan.tensors.get(it.index)) {
-            (Some(t), Some(pt)) => (t, pt),
+        if let Encoding::Generated(v) = &it.encoding {
+            let mut buf = Vec::with_capacity(v.len() * 4);
+            encode_f32(v, DType::F32, &mut buf);
+            w.tensor(buf, it)?;
+            ctx.progress.advance(1, &it.gguf_name);
+            continue;
+        }
+        let source = it.index.map(|i| (model.tensors().get(i), plan.tensors.get(i)));
+        let (t, pt): (&TensorInfo, &PlannedTensor) = match source {
+            Some((Some(t), Some(pt))) => (t, pt),
             _ => return Err(Error::WriterMismatch { expected: "a planned tensor".into(), got: it.gguf_name.clone() }),
         };
         let (data, m) = match &it.encoding {
@@ -384,6 +402,10 @@ pub fn write(
             Encoding::Blocks(f) | Encoding::Cast(f) => {
                 let qz = packed::quantize(pipe, t, pt, f, it.perm.as_deref(), metrics)?;
                 (qtensor_bytes(qz.q, pt)?, qz.metrics)
+            }
+            // Written before the source lookup above.
+            Encoding::Generated(_) => {
+                return Err(Error::WriterMismatch { expected: "a source tensor".into(), got: it.gguf_name.clone() });
             }
             Encoding::Dense(d) => {
                 let v = packed::prepare(pipe, t, pt, it.perm.as_deref())?;

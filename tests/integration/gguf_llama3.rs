@@ -1,0 +1,156 @@
+//! GGUF for Llama-3-style models: the byte-level BPE tokenizer (a real BPE trained here on the
+//! bundled TinyStories excerpt with Llama 3's pre-tokenizer) and llama3 RoPE scaling, exported and
+//! re-read with llama.cpp's `gguf` Python package.
+
+use std::path::Path;
+
+use pareto_core::export::ExportFormat;
+use pareto_core::{Error, Model};
+use serde_json::{Value, json};
+use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
+use tokenizers::models::{ModelWrapper, TrainerWrapper};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
+
+use crate::common::*;
+use crate::export_formats::{check_with_python, export, llama_fixture, preset};
+
+/// Llama 3's tokenizer.json splitting regex.
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const BOS: &str = "<|begin_of_text|>";
+const EOS: &str = "<|end_of_text|>";
+
+/// Trains a `vocab`-token byte-level BPE with Llama 3's pre-tokenizer and post-processor on the
+/// TinyStories excerpt and saves it as `dir`/tokenizer.json (+ tokenizer_config.json).
+fn train_llama3_style(dir: &Path, vocab: usize) -> Tokenizer {
+    let split = Split::new(SplitPattern::Regex(LLAMA3_SPLIT.into()), SplitDelimiterBehavior::Isolated, false).unwrap();
+    let mut tok = Tokenizer::new(BPE::default());
+    tok.with_pre_tokenizer(Some(Sequence::new(vec![split.into(), ByteLevel::new(false, true, false).into()])));
+    tok.with_decoder(Some(ByteLevel::default()));
+    let specials = [BOS, EOS].map(|t| AddedToken::from(t, true));
+    let mut trainer: TrainerWrapper = BpeTrainerBuilder::new()
+        .vocab_size(vocab)
+        .show_progress(false)
+        .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+        .special_tokens(specials.to_vec())
+        .build()
+        .into();
+    let text = repo_root().join("assets/samples/tinystories/tinystories-valid-excerpt.txt");
+    tok.train_from_files(&mut trainer, vec![text.to_string_lossy().into_owned()]).unwrap();
+    let bos_id = tok.token_to_id(BOS).unwrap();
+    let post = TemplateProcessing::builder()
+        .try_single(format!("{BOS} $A"))
+        .unwrap()
+        .special_tokens(vec![(BOS, bos_id)])
+        .build()
+        .unwrap();
+    tok.with_post_processor(Some(post));
+    assert!(matches!(tok.get_model(), ModelWrapper::BPE(_)));
+    tok.save(dir.join("tokenizer.json"), true).unwrap();
+    let config = json!({"bos_token": BOS, "eos_token": EOS, "add_bos_token": true,
+        "chat_template": "{% for m in messages %}{{ m['content'] }}{% endfor %}"});
+    std::fs::write(dir.join("tokenizer_config.json"), config.to_string()).unwrap();
+    tok
+}
+
+/// Sets Llama 3.1's RoPE scaling in the fixture's config.json.
+fn set_llama3_rope_scaling(dir: &Path) {
+    let path = dir.join("config.json");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    cfg["rope_theta"] = json!(500000.0);
+    cfg["rope_scaling"] = json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0, "original_max_position_embeddings": 8192});
+    std::fs::write(&path, cfg.to_string()).unwrap();
+}
+
+#[test]
+fn llama3_style_models_are_written_as_llama_cpp_reads_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("llama3ish");
+    llama_fixture(&src);
+    set_llama3_rope_scaling(&src);
+    // Two ids fewer than the embedding rows: the converter pads them as gguf-py does.
+    let tok = train_llama3_style(&src, 510);
+    let model = Model::open(&src).unwrap();
+    let out = tmp.path().join("out");
+    export(&model, &preset("gguf-q8_0"), ExportFormat::Gguf, &out).unwrap();
+    check_with_python(&out.join("model.gguf"), &tmp.path().join("py"));
+    let index: Value = serde_json::from_slice(&std::fs::read(tmp.path().join("py/index.json")).unwrap()).unwrap();
+    let (meta, arrays) = (&index["metadata"], &index["arrays"]);
+    assert_eq!(meta["tokenizer.ggml.model"], "gpt2");
+    assert_eq!(meta["tokenizer.ggml.pre"], "llama-bpe");
+    assert_eq!(meta["tokenizer.ggml.add_bos_token"], true);
+    assert_eq!(meta["tokenizer.chat_template"], "{% for m in messages %}{{ m['content'] }}{% endfor %}");
+    assert_eq!(meta["tokenizer.ggml.bos_token_id"], u64::from(tok.token_to_id(BOS).unwrap()));
+    assert_eq!(meta["tokenizer.ggml.eos_token_id"], u64::from(tok.token_to_id(EOS).unwrap()));
+    assert!(arrays.get("tokenizer.ggml.scores").is_none(), "byte-level BPE carries no scores");
+    assert_eq!(meta["llama.rope.freq_base"], 500000.0);
+
+    // llama3 RoPE scaling: a generated F32 tensor of head_dim / 2 divisors, first in the file.
+    let rope = &index["tensors"][0];
+    assert_eq!(rope["name"], "rope_freqs.weight");
+    assert_eq!(rope["type"], 0);
+    assert_eq!(rope["dims"], json!([32]));
+    let divisors = f32s(&std::fs::read(tmp.path().join("py").join(rope["file"].as_str().unwrap())).unwrap());
+    // head_dim 64, θ = 500000: wavelength 2π·θ^(i/32) passes 2048 at i ≈ 14.1 and 8192 at i ≈ 17.5.
+    assert!(divisors[..15].iter().all(|&x| x == 1.0), "{divisors:?}");
+    assert!(divisors[18..].iter().all(|&x| x == 8.0), "{divisors:?}");
+    assert!(divisors[15..18].windows(2).all(|w| 1.0 < w[0] && w[0] < w[1] && w[1] < 8.0), "{divisors:?}");
+
+    let tokens: Vec<&str> =
+        arrays["tokenizer.ggml.tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let types: Vec<i64> =
+        arrays["tokenizer.ggml.token_type"].as_array().unwrap().iter().map(|t| t.as_i64().unwrap()).collect();
+    assert_eq!(tokens.len(), 512, "padded to config.json's vocab_size");
+    let size = tok.get_vocab_size(true);
+    for id in 0..512u32 {
+        let (t, ty) = (tokens[id as usize], types[id as usize]);
+        match tok.id_to_token(id) {
+            Some(piece) if usize::try_from(id).unwrap() < size => {
+                assert_eq!(t, piece, "token {id}");
+                let want = if piece == BOS || piece == EOS { 3 } else { 1 };
+                assert_eq!(ty, want, "type of {piece:?}");
+            }
+            _ => assert_eq!((t, ty), (format!("[PAD{id}]").as_str(), 4), "padding {id}"),
+        }
+    }
+    // Merges in rank order, exactly as the trained tokenizer.json stores them.
+    let tj: Value = serde_json::from_slice(&std::fs::read(src.join("tokenizer.json")).unwrap()).unwrap();
+    let want: Vec<String> = tj["model"]["merges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| match m {
+            Value::Array(p) => format!("{} {}", p[0].as_str().unwrap(), p[1].as_str().unwrap()),
+            other => other.as_str().unwrap().to_string(),
+        })
+        .collect();
+    assert!(want.len() > 200, "a real merge table: {}", want.len());
+    let merges: Vec<&str> =
+        arrays["tokenizer.ggml.merges"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    assert_eq!(merges, want);
+}
+
+#[test]
+fn byte_level_bpe_with_an_unknown_pre_tokenizer_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("odd");
+    llama_fixture(&src);
+    train_llama3_style(&src, 510);
+    let path = src.join("tokenizer.json");
+    let mut tj: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    tj["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = json!(r"\p{N}+|\s+|[^\s\p{N}]+");
+    std::fs::write(&path, tj.to_string()).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let model = Model::open(&src).unwrap();
+    let err = export(&model, &preset("gguf-q8_0"), ExportFormat::Gguf, &tmp.path().join("out")).unwrap_err();
+    match &err {
+        Error::TokenizerUnsupported { problem, .. } => assert!(problem.contains("llama-bpe"), "{problem}"),
+        other => panic!("expected TokenizerUnsupported, got {other}"),
+    }
+    assert!(!tmp.path().join("out").exists());
+    assert_eq!(std::fs::read(&path).unwrap(), before, "source untouched");
+}
