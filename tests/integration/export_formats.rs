@@ -271,7 +271,8 @@ pub(crate) fn check_with_python(gguf: &Path, scratch: &Path) -> usize {
         let worst = theirs.iter().zip(&mine).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(worst <= scale * 1e-6, "{}: gguf-py and Pareto dequantize differently (max diff {worst})", t.name);
     }
-    assert_eq!(index["metadata"]["general.architecture"], "llama");
+    let arch = ours.get("general.architecture").and_then(MetaValue::as_str).unwrap();
+    assert_eq!(index["metadata"]["general.architecture"], arch);
     assert_eq!(index["alignment"], 32);
     tensors.len()
 }
@@ -513,7 +514,7 @@ fn gguf_refuses_non_llama_architectures_by_name() {
     match &err {
         Error::GgufUnsupportedArchitecture { architecture, supported } => {
             assert_eq!(architecture, "phi");
-            assert!(supported.contains("llama") && supported.contains("mistral"));
+            assert!(supported.contains("llama") && supported.contains("mistral") && supported.contains("qwen2"));
         }
         other => panic!("expected GgufUnsupportedArchitecture, got {other}"),
     }

@@ -1,6 +1,6 @@
-//! GGUF for Llama-3-style models: the byte-level BPE tokenizer (a real BPE trained here on the
-//! bundled TinyStories excerpt with Llama 3's pre-tokenizer) and llama3 RoPE scaling, exported and
-//! re-read with llama.cpp's `gguf` Python package.
+//! GGUF for Llama-3-style and Qwen2 models: byte-level BPE tokenizers (real BPEs trained here on
+//! the bundled TinyStories excerpt with each family's pre-tokenizer), llama3 RoPE scaling and the
+//! qwen2 architecture, exported and re-read with llama.cpp's `gguf` Python package.
 
 use std::path::Path;
 
@@ -20,13 +20,16 @@ use crate::export_formats::{check_with_python, export, llama_fixture, preset};
 
 /// Llama 3's tokenizer.json splitting regex.
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// Qwen2's: digits one at a time.
+const QWEN2_SPLIT: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const BOS: &str = "<|begin_of_text|>";
 const EOS: &str = "<|end_of_text|>";
 
-/// Trains a `vocab`-token byte-level BPE with Llama 3's pre-tokenizer and post-processor on the
+/// Trains a `vocab`-token byte-level BPE with the `split` regex and Llama 3's post-processor on the
 /// TinyStories excerpt and saves it as `dir`/tokenizer.json (+ tokenizer_config.json).
-fn train_llama3_style(dir: &Path, vocab: usize) -> Tokenizer {
-    let split = Split::new(SplitPattern::Regex(LLAMA3_SPLIT.into()), SplitDelimiterBehavior::Isolated, false).unwrap();
+fn train_byte_level(dir: &Path, vocab: usize, split: &str) -> Tokenizer {
+    let split = Split::new(SplitPattern::Regex(split.into()), SplitDelimiterBehavior::Isolated, false).unwrap();
     let mut tok = Tokenizer::new(BPE::default());
     tok.with_pre_tokenizer(Some(Sequence::new(vec![split.into(), ByteLevel::new(false, true, false).into()])));
     tok.with_decoder(Some(ByteLevel::default()));
@@ -73,7 +76,7 @@ fn llama3_style_models_are_written_as_llama_cpp_reads_them() {
     llama_fixture(&src);
     set_llama3_rope_scaling(&src);
     // Two ids fewer than the embedding rows: the converter pads them as gguf-py does.
-    let tok = train_llama3_style(&src, 510);
+    let tok = train_byte_level(&src, 510, LLAMA3_SPLIT);
     let model = Model::open(&src).unwrap();
     let out = tmp.path().join("out");
     export(&model, &preset("gguf-q8_0"), ExportFormat::Gguf, &out).unwrap();
@@ -139,7 +142,7 @@ fn byte_level_bpe_with_an_unknown_pre_tokenizer_is_refused_by_name() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("odd");
     llama_fixture(&src);
-    train_llama3_style(&src, 510);
+    train_byte_level(&src, 510, LLAMA3_SPLIT);
     let path = src.join("tokenizer.json");
     let mut tj: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     tj["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = json!(r"\p{N}+|\s+|[^\s\p{N}]+");
@@ -153,4 +156,68 @@ fn byte_level_bpe_with_an_unknown_pre_tokenizer_is_refused_by_name() {
     }
     assert!(!tmp.path().join("out").exists());
     assert_eq!(std::fs::read(&path).unwrap(), before, "source untouched");
+}
+
+/// The fixture turned into a Qwen2: Q/K/V biases, tied embeddings (no lm_head), Qwen2's tokenizer.
+fn qwen2_fixture(dir: &Path) {
+    llama_fixture(dir);
+    let st = dir.join("model.safetensors");
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = read_all(&st)
+        .into_iter()
+        .filter(|(name, _)| name != "lm_head.weight")
+        .map(|(name, (_, shape, bytes))| (name, shape, f32s(&bytes)))
+        .collect();
+    for l in 0..2 {
+        for (p, n) in [("q", 256usize), ("k", 128), ("v", 128)] {
+            let bias = (0..n).map(|i| (i as f32 - n as f32 / 2.0) / 1000.0).collect();
+            tensors.push((format!("model.layers.{l}.self_attn.{p}_proj.bias"), vec![n], bias));
+        }
+    }
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let refs: Vec<(&str, Vec<usize>, Vec<f32>)> =
+        tensors.iter().map(|(n, s, v)| (n.as_str(), s.clone(), v.clone())).collect();
+    write_f32_model(&st, &refs);
+    let path = dir.join("config.json");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    cfg["architectures"] = json!(["Qwen2ForCausalLM"]);
+    cfg["model_type"] = json!("qwen2");
+    cfg["tie_word_embeddings"] = json!(true);
+    cfg["rope_theta"] = json!(1000000.0);
+    cfg["use_sliding_window"] = json!(false);
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    train_byte_level(dir, 512, QWEN2_SPLIT);
+}
+
+#[test]
+fn qwen2_models_are_written_for_llama_cpps_qwen2_graph() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("qwen2ish");
+    qwen2_fixture(&src);
+    let model = Model::open(&src).unwrap();
+    let out = tmp.path().join("out");
+    export(&model, &preset("gguf-q8_0"), ExportFormat::Gguf, &out).unwrap();
+    check_with_python(&out.join("model.gguf"), &tmp.path().join("py"));
+    let index: Value = serde_json::from_slice(&std::fs::read(tmp.path().join("py/index.json")).unwrap()).unwrap();
+    let meta = &index["metadata"];
+    assert_eq!(meta["general.architecture"], "qwen2");
+    assert_eq!(meta["qwen2.block_count"], 2);
+    assert_eq!(meta["qwen2.attention.head_count_kv"], 2);
+    assert_eq!(meta["qwen2.rope.freq_base"], 1000000.0);
+    assert!(meta.get("llama.block_count").is_none());
+    assert_eq!(meta["tokenizer.ggml.pre"], "qwen2");
+    let names: Vec<&str> = index["tensors"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"blk.1.attn_k.bias") && !names.contains(&"output.weight"), "{names:?}");
+    // NEOX RoPE: Q/K rows stay in HF order (no permutation), so Q8_0 of the source rows is what
+    // the file holds.
+    let gguf = pareto_core::export::gguf::GgufFile::open(&out.join("model.gguf")).unwrap();
+    let q = gguf.tensor("blk.0.attn_q.weight").unwrap();
+    let source = model.read_f32(model.tensor("model.layers.0.self_attn.q_proj.weight").unwrap()).unwrap();
+    let want = pareto_formats::lookup("q8_0").unwrap().quantize(&source, 256, 256).unwrap();
+    let pareto_formats::QTensor::Blocks { bytes, .. } = want else { panic!("q8_0 is a block format") };
+    assert_eq!(gguf.read_raw(q).unwrap(), bytes);
+    // Biases stay F32 and exact.
+    let b = gguf.tensor("blk.1.attn_v.bias").unwrap();
+    assert_eq!(b.ggml_type, 0);
+    let bias = model.read_f32(model.tensor("model.layers.1.self_attn.v_proj.bias").unwrap()).unwrap();
+    assert_eq!(gguf.dequantize(b).unwrap(), bias);
 }

@@ -1,7 +1,7 @@
 //! config.json's RoPE scaling (`rope_scaling`, or `rope_parameters` in newer transformers) → GGUF,
 //! as llama.cpp's converter writes it (conversion/base.py `set_gguf_parameters`, conversion/llama.py
 //! `generate_extra_tensors`) and src/llama-model.cpp reads it:
-//! - `linear`: `llama.rope.scaling.type` = "linear" and the factor;
+//! - `linear`: `<arch>.rope.scaling.type` = "linear" and the factor;
 //! - `yarn`: type, factor, original context length and the optional YaRN parameters;
 //! - `llama3` (Llama 3.1+): no keys, but a `rope_freqs.weight` F32 tensor of one frequency divisor
 //!   per rotary pair, which llama.cpp's llama graph applies when present;
@@ -20,7 +20,7 @@ pub struct RopeScaling {
 }
 
 /// The scaling of `config` for rotary dimension `head_dim`; `Err` names what cannot be converted.
-pub fn convert(config: &Value, head_dim: usize, rope_theta: f64) -> Result<RopeScaling, String> {
+pub fn convert(config: &Value, arch: &str, head_dim: usize, rope_theta: f64) -> Result<RopeScaling, String> {
     let params = match config.get("rope_parameters").or_else(|| config.get("rope_scaling")) {
         None | Some(Value::Null) => return Ok(RopeScaling::default()),
         Some(p) => p,
@@ -29,7 +29,7 @@ pub fn convert(config: &Value, head_dim: usize, rope_theta: f64) -> Result<RopeS
     let kind = params.get("rope_type").or_else(|| params.get("type")).and_then(Value::as_str).unwrap_or("default");
     let num = |key: &str| params.get(key).and_then(Value::as_f64);
     let factor = num("factor");
-    let key = |k: &str| format!("llama.rope.scaling.{k}");
+    let key = |k: &str| format!("{arch}.rope.scaling.{k}");
     let mut out = RopeScaling::default();
     match kind.to_ascii_lowercase().as_str() {
         "default" => {}
@@ -114,7 +114,7 @@ mod tests {
         // Llama 3.1 8B: head_dim 128, theta 500000, factor 8, low 1, high 4, original context 8192.
         let cfg = json!({"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
             "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}});
-        let r = convert(&cfg, 128, 500_000.0).unwrap();
+        let r = convert(&cfg, "llama", 128, 500_000.0).unwrap();
         assert!(r.kv.is_empty());
         let f = r.freqs.unwrap();
         assert_eq!(f.len(), 64);
@@ -126,17 +126,18 @@ mod tests {
 
     #[test]
     fn linear_and_yarn_are_keys_and_unknown_types_refused() {
-        let lin = convert(&json!({"rope_scaling": {"type": "linear", "factor": 4.0}}), 64, 1e4).unwrap();
+        let lin = convert(&json!({"rope_scaling": {"type": "linear", "factor": 4.0}}), "llama", 64, 1e4).unwrap();
         assert_eq!(lin.kv[0], ("llama.rope.scaling.type".into(), MetaValue::String("linear".into())));
         assert_eq!(lin.kv[1], ("llama.rope.scaling.factor".into(), MetaValue::F32(4.0)));
         let yarn = json!({"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768,
             "beta_fast": 32.0}});
-        let y = convert(&yarn, 64, 1e4).unwrap();
+        let y = convert(&yarn, "llama", 64, 1e4).unwrap();
         assert!(y.kv.contains(&("llama.rope.scaling.original_context_length".into(), MetaValue::U32(32768))));
         assert!(y.kv.contains(&("llama.rope.scaling.yarn_beta_fast".into(), MetaValue::F32(32.0))));
-        assert!(convert(&json!({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}), 64, 1e4).is_err());
-        let err = convert(&json!({"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}), 64, 1e4).unwrap_err();
+        assert!(convert(&json!({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}), "llama", 64, 1e4).is_err());
+        let err =
+            convert(&json!({"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}), "llama", 64, 1e4).unwrap_err();
         assert!(err.contains("dynamic"), "{err}");
-        assert_eq!(convert(&json!({"rope_scaling": null}), 64, 1e4).unwrap(), RopeScaling::default());
+        assert_eq!(convert(&json!({"rope_scaling": null}), "llama", 64, 1e4).unwrap(), RopeScaling::default());
     }
 }

@@ -24,7 +24,8 @@ use crate::store::{Architecture, DType, Model, TensorInfo};
 use crate::transform::{Pipeline, encode_f32};
 
 pub const TARGET: &str = "GGUF";
-pub const SUPPORTED_ARCHITECTURES: &str = "llama, mistral (LlamaForCausalLM, MistralForCausalLM)";
+pub const SUPPORTED_ARCHITECTURES: &str =
+    "llama, mistral, qwen2 (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)";
 pub const SUPPORTED_FORMATS: &str = "q8_0, q4_0, q5_0, q4_k, q6_k, f16, bf16, f32";
 /// The file name inside the output folder.
 pub const FILE_NAME: &str = "model.gguf";
@@ -112,12 +113,18 @@ fn unsupported_format(pt: &PlannedTensor, id: &str) -> Error {
 /// that can be refused is refused here, before the output folder exists.
 pub fn layout(model: &Model, plan: &Plan) -> Result<Layout> {
     let cfg = model.require_config()?;
-    if !matches!(cfg.architecture, Architecture::Llama | Architecture::Mistral) {
-        return Err(Error::GgufUnsupportedArchitecture {
-            architecture: cfg.architecture.name().to_string(),
-            supported: SUPPORTED_ARCHITECTURES,
-        });
-    }
+    // llama.cpp's architecture: Mistral is its llama graph. Qwen2 has its own (Q/K/V biases, NEOX
+    // RoPE, which reads HF's rotate-half rows as they are: no Q/K permutation).
+    let (arch, permute_qk) = match cfg.architecture {
+        Architecture::Llama | Architecture::Mistral => ("llama", true),
+        Architecture::Qwen2 => ("qwen2", false),
+        _ => {
+            return Err(Error::GgufUnsupportedArchitecture {
+                architecture: cfg.architecture.name().to_string(),
+                supported: SUPPORTED_ARCHITECTURES,
+            });
+        }
+    };
     let sp = plan.structured.as_ref();
     let heads = sp.map_or(cfg.num_heads, |s| s.heads_after);
     let kv_heads = sp.map_or(cfg.num_kv_heads, |s| s.kv_heads_after);
@@ -125,7 +132,7 @@ pub fn layout(model: &Model, plan: &Plan) -> Result<Layout> {
     let layers = sp.map_or(cfg.num_layers, |s| s.layer_map.len());
     let ffn = sp.map_or(cfg.intermediate_size, |s| s.ffn_after);
     let rope_theta = cfg.rope_theta.unwrap_or(10_000.0);
-    let scaling = rope::convert(&cfg.raw, head_dim, rope_theta)
+    let scaling = rope::convert(&cfg.raw, arch, head_dim, rope_theta)
         .map_err(|problem| Error::ExportConfig { target: TARGET, problem })?;
 
     let mut items = Vec::new();
@@ -149,7 +156,7 @@ pub fn layout(model: &Model, plan: &Plan) -> Result<Layout> {
         let gguf_name = names::to_gguf(&pt.name).ok_or_else(|| Error::ExportTensor {
             target: TARGET,
             tensor: pt.name.clone(),
-            problem: "no GGUF tensor name for it in the llama architecture".into(),
+            problem: format!("no GGUF tensor name for it in the {arch} architecture"),
         })?;
         if !t.dtype.is_float() {
             return Err(Error::ExportTensor {
@@ -187,7 +194,9 @@ pub fn layout(model: &Model, plan: &Plan) -> Result<Layout> {
             tensor: pt.name.clone(),
             problem: format!("{cols} columns do not fit type {}", types::name(ggml_type).unwrap_or("?")),
         })?;
-        let n_head = if pt.name.ends_with("self_attn.q_proj.weight") {
+        let n_head = if !permute_qk {
+            None
+        } else if pt.name.ends_with("self_attn.q_proj.weight") {
             Some(heads)
         } else if pt.name.ends_with("self_attn.k_proj.weight") {
             Some(kv_heads)
@@ -221,27 +230,28 @@ pub fn layout(model: &Model, plan: &Plan) -> Result<Layout> {
         .map(String::from)
         .or_else(|| model.root().file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "model".into());
+    let key = |k: &str| format!("{arch}.{k}");
     let mut kv: Vec<(String, MetaValue)> = vec![
-        ("general.architecture".into(), MetaValue::String("llama".into())),
+        ("general.architecture".into(), MetaValue::String(arch.into())),
         ("general.name".into(), MetaValue::String(name)),
         ("general.alignment".into(), MetaValue::U32(ALIGNMENT as u32)),
         ("general.file_type".into(), MetaValue::U32(file_type(plan)?)),
         ("general.quantization_version".into(), MetaValue::U32(QUANTIZATION_VERSION)),
-        ("llama.vocab_size".into(), u32v(cfg.vocab_size)),
-        ("llama.context_length".into(), u32v(cfg.max_position_embeddings.unwrap_or(2048))),
-        ("llama.embedding_length".into(), u32v(cfg.hidden_size)),
-        ("llama.block_count".into(), u32v(layers)),
-        ("llama.feed_forward_length".into(), u32v(ffn)),
-        ("llama.rope.dimension_count".into(), u32v(head_dim)),
-        ("llama.attention.head_count".into(), u32v(heads)),
-        ("llama.attention.head_count_kv".into(), u32v(kv_heads)),
-        ("llama.attention.layer_norm_rms_epsilon".into(), MetaValue::F32(cfg.rms_norm_eps.unwrap_or(1e-5) as f32)),
-        ("llama.rope.freq_base".into(), MetaValue::F32(rope_theta as f32)),
+        (key("vocab_size"), u32v(cfg.vocab_size)),
+        (key("context_length"), u32v(cfg.max_position_embeddings.unwrap_or(2048))),
+        (key("embedding_length"), u32v(cfg.hidden_size)),
+        (key("block_count"), u32v(layers)),
+        (key("feed_forward_length"), u32v(ffn)),
+        (key("rope.dimension_count"), u32v(head_dim)),
+        (key("attention.head_count"), u32v(heads)),
+        (key("attention.head_count_kv"), u32v(kv_heads)),
+        (key("attention.layer_norm_rms_epsilon"), MetaValue::F32(cfg.rms_norm_eps.unwrap_or(1e-5) as f32)),
+        (key("rope.freq_base"), MetaValue::F32(rope_theta as f32)),
     ];
     kv.extend(scaling.kv);
     if heads > 0 && head_dim * heads != cfg.hidden_size {
-        kv.push(("llama.attention.key_length".into(), u32v(head_dim)));
-        kv.push(("llama.attention.value_length".into(), u32v(head_dim)));
+        kv.push((key("attention.key_length"), u32v(head_dim)));
+        kv.push((key("attention.value_length"), u32v(head_dim)));
     }
     match tokenizer::convert(model.root(), Some(&cfg.raw))? {
         Some(tok) => kv.extend(tok),
