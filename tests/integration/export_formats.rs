@@ -467,6 +467,66 @@ fn gptq_exports_round_trip_through_the_reader() {
     }
 }
 
+#[test]
+fn gptq_mixed_formats_are_declared_with_dynamic_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("llama");
+    llama_fixture(&src);
+    let model = Model::open(&src).unwrap();
+    // int4 g128 everywhere; layer 0's q/k/v (one fused layer in vLLM) and every down_proj in 8-bit;
+    // layer 1's o_proj dense; lm_head quantized in the base format.
+    let mixed = recipe(
+        r#"name = "mixed"
+ignore = ["role:norm", "role:embedding", "model.layers.1.self_attn.o_proj.weight"]
+[default.quantize]
+format = "int4_g128_sym"
+[[rules]]
+targets = ["model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight", "model.layers.0.self_attn.v_proj.weight", "*.mlp.down_proj.weight"]
+quantize = { format = "int8_channel" }
+"#,
+    );
+    let out = tmp.path().join("out");
+    export(&model, &mixed, ExportFormat::Gptq, &out).unwrap();
+    let qc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("quantize_config.json")).unwrap()).unwrap();
+    assert_eq!(
+        (qc["bits"].as_i64(), qc["group_size"].as_i64(), qc["lm_head"].as_bool()),
+        (Some(4), Some(128), Some(true))
+    );
+    let dynamic = qc["dynamic"].as_object().unwrap();
+    let eight = serde_json::json!({"bits": 8, "group_size": -1, "sym": true, "desc_act": false});
+    assert_eq!(dynamic[r"+:^model\.layers\.0\.self_attn\.(?:q_proj|k_proj|v_proj|qkv_proj)$"], eight);
+    assert_eq!(dynamic[r"+:^model\.layers\.1\.mlp\.down_proj$"], eight);
+    assert_eq!(dynamic[r"-:^model\.layers\.1\.self_attn\.o_proj$"], serde_json::json!({}));
+    assert_eq!(dynamic.len(), 4, "{dynamic:?}");
+    // Read back with the rules applied: each module in its own format, equal to the reference codecs.
+    let read = st_read::read_gptq(&out).unwrap();
+    assert_eq!(assert_round_trip(&model, &mixed, &read), 14);
+    let formats: BTreeMap<&str, &str> = read
+        .iter()
+        .filter_map(|t| match t {
+            ReadTensor::Quantized { name, format, .. } => Some((name.as_str(), *format)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(formats["model.layers.0.self_attn.k_proj.weight"], "int8_channel");
+    assert_eq!(formats["model.layers.1.self_attn.k_proj.weight"], "int4_g128_sym");
+    assert_eq!(formats["lm_head.weight"], "int4_g128_sym");
+    assert!(!formats.contains_key("model.layers.1.self_attn.o_proj.weight"));
+    // Fused members in different formats cannot be loaded by vLLM: refused by name.
+    let split = recipe(
+        "name = \"split\"\nignore = [\"role:norm\", \"role:embedding\", \"role:head\"]\n[default.quantize]\nformat = \"int4_g128_sym\"\n\
+         [[rules]]\ntargets = [\"model.layers.0.self_attn.k_proj.weight\"]\nquantize = { format = \"int8_channel\" }\n",
+    );
+    match export(&model, &split, ExportFormat::Gptq, &tmp.path().join("split")).unwrap_err() {
+        Error::ExportFormatUnsupported { tensor, format, .. } => {
+            assert!(tensor.contains("layers.0.self_attn") && format.contains("fuses"), "{tensor}: {format}");
+        }
+        other => panic!("expected ExportFormatUnsupported, got {other}"),
+    }
+    assert!(!tmp.path().join("split").exists());
+}
+
 // ---- bad input ------------------------------------------------------------------------------
 
 #[test]
@@ -523,17 +583,18 @@ fn gguf_refuses_non_llama_architectures_by_name() {
 
 #[test]
 fn shapes_gptq_cannot_pack_are_a_clear_error() {
-    // stories260K's FFN width 172 is not a multiple of 32: w4-g32 leaves down_proj unquantized (the
-    // plan says so), and GPTQ, which needs every block Linear quantized, names it.
+    // stories260K's FFN width 172 is not a multiple of 32: w4-g32 leaves down_proj (172 inputs)
+    // unquantized, which a `dynamic` rule can declare, but gate_proj's 172 outputs cannot fill the
+    // 4-bit qzeros words: refused by name before anything is written.
     let tmp = tempfile::tempdir().unwrap();
     let model = Model::open(stories()).unwrap();
     let err = export(&model, &preset("w4-g32"), ExportFormat::Gptq, &tmp.path().join("out")).unwrap_err();
     match &err {
-        Error::ExportFormatUnsupported { target: "GPTQ", tensor, format, .. } => {
-            assert_eq!(tensor, "model.layers.0.mlp.down_proj.weight");
-            assert!(format.contains("no quantization"), "{format}");
+        Error::ExportTensor { target: "GPTQ", tensor, problem } => {
+            assert_eq!(tensor, "model.layers.0.mlp.gate_proj.weight");
+            assert!(problem.contains("172 output features is not a multiple of 8"), "{problem}");
         }
-        other => panic!("expected ExportFormatUnsupported, got {other}"),
+        other => panic!("expected ExportTensor, got {other}"),
     }
     // The same plan is fine for compressed-tensors (the kept layer goes to `ignore`).
     export(&model, &preset("w4-g32"), ExportFormat::CompressedTensors, &tmp.path().join("ct")).unwrap();

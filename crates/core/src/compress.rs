@@ -132,7 +132,7 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
         ExportFormat::Gguf => Some(gguf::writer::layout(model, plan)?),
         _ => None,
     };
-    let gptq_format = match opts.format {
+    let gptq_layout = match opts.format {
         ExportFormat::Gptq => Some(gptq::check(plan)?),
         _ => None,
     };
@@ -180,7 +180,7 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
         }
         ExportFormat::Gptq => {
             let w = packed::write_safetensors_family(model, plan, &mut out, &mut pipe, ctx, &gptq::Gptq, opts.metrics)?;
-            let qc = gptq_format.map(gptq::quantize_config).unwrap_or_default();
+            let qc = gptq_layout.as_ref().map(gptq::quantize_config).unwrap_or_default();
             out.write_file("quantize_config.json", &to_json(&qc)?)?;
             write_side_files(model, plan, &mut out, &w.weight_map, w.files > 1 || model.shards().len() > 1, Some(qc))?;
             (w.reports, "gptq")

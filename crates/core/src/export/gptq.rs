@@ -10,6 +10,8 @@
 //! asymmetric zero point of 0 underflows in v1; this writer refuses it instead of storing a value
 //! loaders would misread.
 
+use std::collections::BTreeMap;
+
 use pareto_formats::{Format, Kind, PER_ROW, QTensor};
 use serde_json::{Value, json};
 
@@ -22,8 +24,8 @@ use crate::recipe::{Plan, PlannedTensor};
 use crate::store::DType;
 
 pub const TARGET: &str = "GPTQ";
-pub const SUPPORTED: &str = "int4_g32/g64/g128 _sym and _asym and int8_channel (8-bit, group_size -1), \
-    one format for every Linear layer of the decoder blocks";
+pub const SUPPORTED: &str = "int4_g32/g64/g128 _sym and _asym and int8_channel (8-bit, group_size -1) for the Linear \
+    layers of the decoder blocks and lm_head; q/k/v and gate/up share one format (vLLM fuses them)";
 
 /// Bits and group size (−1 = one group per row) of a GPTQ-storable format.
 pub fn bits_group(fmt: &Format) -> Option<(u8, i64)> {
@@ -36,16 +38,85 @@ pub fn bits_group(fmt: &Format) -> Option<(u8, i64)> {
     (fmt.block != PER_ROW).then_some((4, fmt.block as i64))
 }
 
-/// The single GPTQ format of the plan, after checking that every decoder-block Linear weight uses
-/// it and nothing outside the blocks is quantized.
-pub fn check(plan: &Plan) -> Result<&'static Format> {
-    let mut chosen: Option<&'static Format> = None;
+/// The registry format of GPTQ `bits` / `group_size` / `sym` (the inverse of [`bits_group`]).
+pub fn format_of(bits: u64, group: i64, sym: bool) -> Option<&'static Format> {
+    let id = match (bits, group, sym) {
+        (8, -1, true) => "int8_channel".to_string(),
+        (4, g, s) if g > 0 => format!("int4_g{g}_{}", if s { "sym" } else { "asym" }),
+        _ => return None,
+    };
+    pareto_formats::lookup(&id).ok().filter(|f| bits_group(f) == Some((bits as u8, group)))
+}
+
+/// What a GPTQ export declares: the base format (the one holding most weights) and, for modules
+/// that differ from it, GPTQModel's `dynamic` rules, which vLLM also applies
+/// (vllm/model_executor/layers/quantization/utils/gptq_utils.py `get_dynamic_override`: the first
+/// rule whose regex `re.match`es the module name wins; `-:` keeps the module dense, `+:` overrides
+/// bits / group_size / sym). Loaders without `dynamic` support (AutoGPTQ, optimum) only read
+/// uniform exports, which carry no rules.
+#[derive(Debug)]
+pub struct GptqLayout {
+    pub base: &'static Format,
+    pub dynamic: serde_json::Map<String, Value>,
+    pub lm_head: bool,
+}
+
+/// vLLM loads q/k/v as one `qkv_proj` and gate/up as one `gate_up_proj` layer: a rule must name
+/// the fused module as well, and the members must agree.
+fn fusion_group(module: &str) -> (String, &'static [&'static str]) {
+    const QKV: &[&str] = &["q_proj", "k_proj", "v_proj", "qkv_proj"];
+    const GATE_UP: &[&str] = &["gate_proj", "up_proj", "gate_up_proj"];
+    let (parent, leaf) = module.rsplit_once('.').unwrap_or(("", module));
+    match leaf {
+        "q_proj" | "k_proj" | "v_proj" => (format!("{parent}.qkv"), QKV),
+        "gate_proj" | "up_proj" => (format!("{parent}.gate_up"), GATE_UP),
+        _ => (module.to_string(), &[]),
+    }
+}
+
+/// The rule pattern for a module (and its fused siblings).
+fn pattern(module: &str, fused: &[&str]) -> String {
+    if fused.is_empty() {
+        return format!("^{}$", regex::escape(module));
+    }
+    let parent = module.rsplit_once('.').map_or("", |(p, _)| p);
+    format!("^{}\\.(?:{})$", regex::escape(parent), fused.join("|"))
+}
+
+/// Both dimensions must fill whole int32 words: `qweight` packs the inputs, `qzeros` the outputs.
+fn packable(pt: &PlannedTensor, bits: u8) -> Result<()> {
+    let (rows, cols) = rows_cols(&pt.shape);
+    let pw = per_word(bits);
+    for (dim, what) in [(cols, "input features"), (rows, "output features")] {
+        if !dim.is_multiple_of(pw) {
+            return Err(Error::ExportTensor {
+                target: TARGET,
+                tensor: pt.name.clone(),
+                problem: format!("{dim} {what} is not a multiple of {pw}, which {bits}-bit int32 packing needs"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn rule(fmt: &Format) -> Value {
+    let (bits, group) = bits_group(fmt).unwrap_or((4, -1));
+    json!({"bits": bits, "group_size": group, "sym": !fmt.id.ends_with("_asym"), "desc_act": false})
+}
+
+/// Checks what GPTQ can express and lays out its config: every quantized tensor a block Linear or
+/// lm_head in a GPTQ-storable format, fused groups in one format.
+pub fn check(plan: &Plan) -> Result<GptqLayout> {
     let unsupported = |pt: &PlannedTensor, format: String| Error::ExportFormatUnsupported {
         target: TARGET,
         tensor: pt.name.clone(),
         format,
         supported: SUPPORTED,
     };
+    // fusion group → (its first module, the fused names, its format)
+    let mut groups: BTreeMap<String, (String, &'static [&'static str], Option<&'static Format>)> = BTreeMap::new();
+    let mut by_params: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut lm_head = None;
     for pt in plan.tensors.iter().filter(|p| !p.action.drop) {
         let fmt = match pt.action.format {
             Some(id) => {
@@ -54,39 +125,105 @@ pub fn check(plan: &Plan) -> Result<&'static Format> {
             }
             None => None,
         };
+        if let Some(f) = fmt {
+            let (bits, _) = bits_group(f).ok_or_else(|| unsupported(pt, f.id.to_string()))?;
+            packable(pt, bits)?;
+        }
         let linear = pt.layer.is_some() && pt.shape.len() == 2 && pt.name.ends_with(".weight");
-        match (fmt, linear) {
-            (Some(f), true) => {
-                if bits_group(f).is_none() {
-                    return Err(unsupported(pt, f.id.to_string()));
-                }
-                match chosen {
-                    Some(c) if c.id != f.id => {
-                        return Err(unsupported(pt, format!("{} (the other layers use {})", f.id, c.id)));
-                    }
-                    _ => chosen = Some(f),
-                }
-            }
-            (Some(f), false) => {
+        if let Some(f) = fmt {
+            *by_params.entry(f.id).or_default() += pt.params;
+        }
+        if pt.name == "lm_head.weight" {
+            lm_head = fmt;
+            continue;
+        }
+        if !linear {
+            if let Some(f) = fmt {
                 return Err(unsupported(pt, format!("{} (outside the decoder blocks; GPTQ keeps it dense)", f.id)));
             }
-            (None, true) => {
-                return Err(unsupported(pt, "no quantization (GPTQ loaders quantize every block Linear)".into()));
+            continue;
+        }
+        let module = module_of(&pt.name);
+        let (key, fused) = fusion_group(module);
+        match groups.get(&key) {
+            Some((first, _, other)) if other.map(|f| f.id) != fmt.map(|f| f.id) => {
+                let name = |f: Option<&Format>| f.map_or("no quantization", |f| f.id).to_string();
+                return Err(unsupported(
+                    pt,
+                    format!("{} while {first} has {} (vLLM fuses them into one layer)", name(fmt), name(*other)),
+                ));
             }
-            (None, false) => {}
+            Some(_) => {}
+            None => {
+                groups.insert(key, (module.to_string(), fused, fmt));
+            }
         }
     }
-    chosen.ok_or(Error::ExportConfig { target: TARGET, problem: "the recipe quantizes no Linear layer".into() })
+    let base = by_params
+        .iter()
+        .max_by_key(|(id, n)| (**n, std::cmp::Reverse(**id)))
+        .and_then(|(id, _)| pareto_formats::lookup(id).ok())
+        .ok_or(Error::ExportConfig { target: TARGET, problem: "the recipe quantizes no Linear layer".into() })?;
+    let mut dynamic = serde_json::Map::new();
+    for (module, fused, fmt) in groups.values() {
+        match fmt {
+            Some(f) if f.id == base.id => {}
+            Some(f) => {
+                dynamic.insert(format!("+:{}", pattern(module, fused)), rule(f));
+            }
+            None => {
+                dynamic.insert(format!("-:{}", pattern(module, fused)), json!({}));
+            }
+        }
+    }
+    if let Some(f) = lm_head.filter(|f| f.id != base.id) {
+        dynamic.insert(format!("+:{}", pattern("lm_head", &[])), rule(f));
+    }
+    Ok(GptqLayout { base, dynamic, lm_head: lm_head.is_some() })
 }
 
 /// `quantize_config.json`, also embedded as config.json's `quantization_config`.
-pub fn quantize_config(fmt: &Format) -> Value {
-    let (bits, group) = bits_group(fmt).unwrap_or((4, -1));
-    json!({
+pub fn quantize_config(layout: &GptqLayout) -> Value {
+    let (bits, group) = bits_group(layout.base).unwrap_or((4, -1));
+    let mut qc = json!({
         "bits": bits, "group_size": group, "damp_percent": 0.01, "desc_act": false, "static_groups": false,
-        "sym": !fmt.id.ends_with("_asym"), "true_sequential": true, "model_name_or_path": null,
-        "model_file_base_name": "model", "quant_method": "gptq", "checkpoint_format": "gptq"
-    })
+        "sym": !layout.base.id.ends_with("_asym"), "true_sequential": true, "model_name_or_path": null,
+        "model_file_base_name": "model", "quant_method": "gptq", "checkpoint_format": "gptq",
+        "lm_head": layout.lm_head
+    });
+    if !layout.dynamic.is_empty() {
+        qc["dynamic"] = Value::Object(layout.dynamic.clone());
+    }
+    qc
+}
+
+/// The format GPTQ loaders give `module` under `qc` (base settings, then the first `dynamic` rule
+/// that matches); `Ok(None)` when a `-:` rule keeps it dense.
+pub fn module_format(qc: &Value, module: &str) -> std::result::Result<Option<&'static Format>, String> {
+    let bits = qc.get("bits").and_then(Value::as_u64).ok_or("quantization_config.bits missing")?;
+    let group = qc.get("group_size").and_then(Value::as_i64).ok_or("group_size missing")?;
+    let sym = qc.get("sym").and_then(Value::as_bool).unwrap_or(true);
+    let (mut bits, mut group, mut sym) = (bits, group, sym);
+    for (key, over) in qc.get("dynamic").and_then(Value::as_object).into_iter().flatten() {
+        let (skip, re) = match key.strip_prefix("-:") {
+            Some(re) => (true, re),
+            None => (false, key.strip_prefix("+:").unwrap_or(key)),
+        };
+        // `re.match` semantics: anchored at the start.
+        let re = regex::Regex::new(&format!("^(?:{re})")).map_err(|e| format!("dynamic rule {key:?}: {e}"))?;
+        if re.is_match(module) {
+            if skip {
+                return Ok(None);
+            }
+            bits = over.get("bits").and_then(Value::as_u64).unwrap_or(bits);
+            group = over.get("group_size").and_then(Value::as_i64).unwrap_or(group);
+            sym = over.get("sym").and_then(Value::as_bool).unwrap_or(sym);
+            break;
+        }
+    }
+    format_of(bits, group, sym)
+        .map(Some)
+        .ok_or_else(|| format!("{module}: bits {bits}, group_size {group}, sym {sym} has no registry format"))
 }
 
 pub(crate) struct Gptq;
@@ -110,16 +247,8 @@ impl Scheme for Gptq {
                 supported: SUPPORTED,
             });
         };
+        packable(pt, bits)?;
         let pw = per_word(bits);
-        for (dim, what) in [(cols, "input features"), (rows, "output features")] {
-            if !dim.is_multiple_of(pw) {
-                return Err(Error::ExportTensor {
-                    target: TARGET,
-                    tensor: pt.name.clone(),
-                    problem: format!("{dim} {what} is not a multiple of {pw}, which {bits}-bit int32 packing needs"),
-                });
-            }
-        }
         let groups = if fmt.block == PER_ROW { 1 } else { cols / fmt.block };
         let m = module_of(&pt.name);
         let e = |suffix: &str, dtype, shape: Vec<usize>| Entry { name: format!("{m}.{suffix}"), dtype, shape };

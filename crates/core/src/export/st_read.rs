@@ -10,6 +10,7 @@ use half::f16;
 use pareto_formats::{Format, QTensor};
 use serde_json::Value;
 
+use super::gptq;
 use super::pack::{le_words, transpose, unpack_along_cols, unpack_along_rows};
 use crate::error::{Error, Result};
 use crate::store::{DType, Model, TensorInfo};
@@ -232,25 +233,22 @@ pub fn read_gptq(dir: &Path) -> Result<Vec<ReadTensor>> {
     let model = Model::open(dir)?;
     let cx = Ctx { model: &model, path: dir.to_path_buf(), format: "GPTQ" };
     let qc = cx.quant_config()?;
-    let bits = qc.get("bits").and_then(Value::as_u64).ok_or_else(|| cx.bad("quantization_config.bits missing"))?;
-    let group = qc.get("group_size").and_then(Value::as_i64).ok_or_else(|| cx.bad("group_size missing"))?;
-    let sym = qc.get("sym").and_then(Value::as_bool).unwrap_or(true);
     if qc.get("desc_act").and_then(Value::as_bool).unwrap_or(false) {
         return Err(cx.bad("desc_act (act-order) checkpoints are not supported"));
     }
-    let id = match (bits, group, sym) {
-        (8, -1, true) => "int8_channel".to_string(),
-        (4, g, s) if g > 0 => format!("int4_g{g}_{}", if s { "sym" } else { "asym" }),
-        _ => return Err(cx.bad(format!("bits {bits}, group_size {group}, sym {sym} has no registry format"))),
-    };
-    let fmt = pareto_formats::lookup(&id)?;
-    let bits = bits as u8;
-    let pw = 32 / usize::from(bits);
-    let offset = 1i32 << (bits - 1);
+    // Validates the base settings even when every module has a rule.
+    gptq::module_format(qc, "").map_err(|e| cx.bad(e))?;
     let mut out = Vec::new();
     let mut consumed = std::collections::BTreeSet::new();
     for t in model.tensors() {
         let Some(m) = t.name.strip_suffix(".qweight") else { continue };
+        let fmt = gptq::module_format(qc, m)
+            .map_err(|e| cx.bad(e))?
+            .ok_or_else(|| cx.bad(format!("{m}: packed, but a dynamic rule keeps it unquantized")))?;
+        let (bits, group) = gptq::bits_group(fmt).ok_or_else(|| cx.bad(format!("{m}: {} is not GPTQ", fmt.id)))?;
+        let sym = !fmt.id.ends_with("_asym");
+        let pw = 32 / usize::from(bits);
+        let offset = 1i32 << (bits - 1);
         let [packed_in, rows] = t.shape[..] else { return Err(cx.bad(format!("{}: not 2-D", t.name))) };
         let cols = packed_in * pw;
         let group_len = if group < 0 { cols } else { group as usize };
