@@ -69,6 +69,14 @@ fn set_llama3_rope_scaling(dir: &Path) {
     std::fs::write(&path, cfg.to_string()).unwrap();
 }
 
+/// Exports `model` as a Q8_0 GGUF into `out` and returns what gguf-py sees (tests/gguf_check.py,
+/// which also dumps the dequantized tensors into `py`).
+fn export_q8_0_and_dump(model: &Model, out: &Path, py: &Path) -> Value {
+    export(model, &preset("gguf-q8_0"), ExportFormat::Gguf, out).unwrap();
+    check_with_python(&out.join("model.gguf"), py);
+    serde_json::from_slice(&std::fs::read(py.join("index.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn llama3_style_models_are_written_as_llama_cpp_reads_them() {
     let tmp = tempfile::tempdir().unwrap();
@@ -79,9 +87,7 @@ fn llama3_style_models_are_written_as_llama_cpp_reads_them() {
     let tok = train_byte_level(&src, 510, LLAMA3_SPLIT);
     let model = Model::open(&src).unwrap();
     let out = tmp.path().join("out");
-    export(&model, &preset("gguf-q8_0"), ExportFormat::Gguf, &out).unwrap();
-    check_with_python(&out.join("model.gguf"), &tmp.path().join("py"));
-    let index: Value = serde_json::from_slice(&std::fs::read(tmp.path().join("py/index.json")).unwrap()).unwrap();
+    let index = export_q8_0_and_dump(&model, &out, &tmp.path().join("py"));
     let (meta, arrays) = (&index["metadata"], &index["arrays"]);
     assert_eq!(meta["tokenizer.ggml.model"], "gpt2");
     assert_eq!(meta["tokenizer.ggml.pre"], "llama-bpe");
@@ -195,9 +201,7 @@ fn qwen2_models_are_written_for_llama_cpps_qwen2_graph() {
     qwen2_fixture(&src);
     let model = Model::open(&src).unwrap();
     let out = tmp.path().join("out");
-    export(&model, &preset("gguf-q8_0"), ExportFormat::Gguf, &out).unwrap();
-    check_with_python(&out.join("model.gguf"), &tmp.path().join("py"));
-    let index: Value = serde_json::from_slice(&std::fs::read(tmp.path().join("py/index.json")).unwrap()).unwrap();
+    let index = export_q8_0_and_dump(&model, &out, &tmp.path().join("py"));
     let meta = &index["metadata"];
     assert_eq!(meta["general.architecture"], "qwen2");
     assert_eq!(meta["qwen2.block_count"], 2);
