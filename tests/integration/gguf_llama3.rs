@@ -1,6 +1,6 @@
-//! GGUF for Llama-3-style and Qwen2 models: byte-level BPE tokenizers (real BPEs trained here on
-//! the bundled TinyStories excerpt with each family's pre-tokenizer), llama3 RoPE scaling and the
-//! qwen2 architecture, exported and re-read with llama.cpp's `gguf` Python package.
+//! GGUF for Llama-3-style and Qwen2/Qwen3 models: byte-level BPE tokenizers (real BPEs trained here
+//! on the bundled TinyStories excerpt with each family's pre-tokenizer), llama3 RoPE scaling and the
+//! qwen2/qwen3 architectures, exported and re-read with llama.cpp's `gguf` Python package.
 
 use std::path::Path;
 
@@ -164,8 +164,9 @@ fn byte_level_bpe_with_an_unknown_pre_tokenizer_is_refused_by_name() {
     assert_eq!(std::fs::read(&path).unwrap(), before, "source untouched");
 }
 
-/// The fixture turned into a Qwen2: Q/K/V biases, tied embeddings (no lm_head), Qwen2's tokenizer.
-fn qwen2_fixture(dir: &Path) {
+/// The fixture turned into a Qwen2 (Q/K/V biases) or a Qwen3 (per-head Q/K RMSNorm weights), with
+/// tied embeddings (no lm_head) and Qwen's byte-level tokenizer.
+fn qwen_fixture(dir: &Path, family: &str) {
     llama_fixture(dir);
     let st = dir.join("model.safetensors");
     let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = read_all(&st)
@@ -173,10 +174,16 @@ fn qwen2_fixture(dir: &Path) {
         .filter(|(name, _)| name != "lm_head.weight")
         .map(|(name, (_, shape, bytes))| (name, shape, f32s(&bytes)))
         .collect();
+    let ramp = |n: usize, scale: f32| (0..n).map(|i| (i as f32 - n as f32 / 2.0) * scale).collect::<Vec<f32>>();
     for l in 0..2 {
-        for (p, n) in [("q", 256usize), ("k", 128), ("v", 128)] {
-            let bias = (0..n).map(|i| (i as f32 - n as f32 / 2.0) / 1000.0).collect();
-            tensors.push((format!("model.layers.{l}.self_attn.{p}_proj.bias"), vec![n], bias));
+        let extra: Vec<(&str, usize)> = if family == "qwen2" {
+            vec![("q_proj.bias", 256), ("k_proj.bias", 128), ("v_proj.bias", 128)]
+        } else {
+            vec![("q_norm.weight", 64), ("k_norm.weight", 64)]
+        };
+        for (p, n) in extra {
+            let scale = if p.ends_with("bias") { 1e-3 } else { 1e-2 };
+            tensors.push((format!("model.layers.{l}.self_attn.{p}"), vec![n], ramp(n, scale)));
         }
     }
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
@@ -185,8 +192,10 @@ fn qwen2_fixture(dir: &Path) {
     write_f32_model(&st, &refs);
     let path = dir.join("config.json");
     let mut cfg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    cfg["architectures"] = json!(["Qwen2ForCausalLM"]);
-    cfg["model_type"] = json!("qwen2");
+    let class = if family == "qwen2" { "Qwen2ForCausalLM" } else { "Qwen3ForCausalLM" };
+    cfg["architectures"] = json!([class]);
+    cfg["model_type"] = json!(family);
+    cfg["head_dim"] = json!(64);
     cfg["tie_word_embeddings"] = json!(true);
     cfg["rope_theta"] = json!(1000000.0);
     cfg["use_sliding_window"] = json!(false);
@@ -198,7 +207,7 @@ fn qwen2_fixture(dir: &Path) {
 fn qwen2_models_are_written_for_llama_cpps_qwen2_graph() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("qwen2ish");
-    qwen2_fixture(&src);
+    qwen_fixture(&src, "qwen2");
     let model = Model::open(&src).unwrap();
     let out = tmp.path().join("out");
     let index = export_q8_0_and_dump(&model, &out, &tmp.path().join("py"));
@@ -224,4 +233,36 @@ fn qwen2_models_are_written_for_llama_cpps_qwen2_graph() {
     assert_eq!(b.ggml_type, 0);
     let bias = model.read_f32(model.tensor("model.layers.1.self_attn.v_proj.bias").unwrap()).unwrap();
     assert_eq!(gguf.dequantize(b).unwrap(), bias);
+}
+
+#[test]
+fn qwen3_models_are_written_for_llama_cpps_qwen3_graph() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("qwen3ish");
+    qwen_fixture(&src, "qwen3");
+    let model = Model::open(&src).unwrap();
+    let out = tmp.path().join("out");
+    let index = export_q8_0_and_dump(&model, &out, &tmp.path().join("py"));
+    let meta = &index["metadata"];
+    assert_eq!(meta["general.architecture"], "qwen3");
+    assert_eq!(meta["qwen3.attention.head_count"], 4);
+    assert_eq!(meta["qwen3.rope.dimension_count"], 64);
+    // Qwen3 uses the Qwen2 splitting regex, which llama.cpp names "qwen2" for both.
+    assert_eq!(meta["tokenizer.ggml.pre"], "qwen2");
+    let gguf = pareto_core::export::gguf::GgufFile::open(&out.join("model.gguf")).unwrap();
+    for l in 0..2 {
+        for (hf, g) in [("q_norm", "attn_q_norm"), ("k_norm", "attn_k_norm")] {
+            let t = gguf.tensor(&format!("blk.{l}.{g}.weight")).unwrap();
+            assert_eq!((t.ggml_type, t.dims.clone()), (0, vec![64]), "{g}: F32 [head_dim]");
+            let want =
+                model.read_f32(model.tensor(&format!("model.layers.{l}.self_attn.{hf}.weight")).unwrap()).unwrap();
+            assert_eq!(gguf.dequantize(t).unwrap(), want);
+        }
+    }
+    // NEOX RoPE here too: K rows in HF order.
+    let k = gguf.tensor("blk.1.attn_k.weight").unwrap();
+    let source = model.read_f32(model.tensor("model.layers.1.self_attn.k_proj.weight").unwrap()).unwrap();
+    let want = pareto_formats::lookup("q8_0").unwrap().quantize(&source, 128, 256).unwrap();
+    let pareto_formats::QTensor::Blocks { bytes, .. } = want else { panic!("q8_0 is a block format") };
+    assert_eq!(gguf.read_raw(k).unwrap(), bytes);
 }

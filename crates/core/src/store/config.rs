@@ -17,6 +17,8 @@ pub enum Architecture {
     Llama,
     Mistral,
     Qwen2,
+    /// Qwen2's layout without Q/K/V biases, with RMSNorm on each head's queries and keys.
+    Qwen3,
     Bert,
     /// Anything else, named as the config names it.
     Unknown(String),
@@ -25,7 +27,7 @@ pub enum Architecture {
 impl Architecture {
     /// Decoders with the LLaMA layout (RMSNorm, rotary, q/k/v/o + gate/up/down projections).
     pub fn is_llama_style(&self) -> bool {
-        matches!(self, Architecture::Llama | Architecture::Mistral | Architecture::Qwen2)
+        matches!(self, Architecture::Llama | Architecture::Mistral | Architecture::Qwen2 | Architecture::Qwen3)
     }
 
     pub fn name(&self) -> &str {
@@ -33,6 +35,7 @@ impl Architecture {
             Architecture::Llama => "llama",
             Architecture::Mistral => "mistral",
             Architecture::Qwen2 => "qwen2",
+            Architecture::Qwen3 => "qwen3",
             Architecture::Bert => "bert",
             Architecture::Unknown(s) => s,
         }
@@ -43,6 +46,7 @@ impl Architecture {
             "llama" => Some(Architecture::Llama),
             "mistral" => Some(Architecture::Mistral),
             "qwen2" => Some(Architecture::Qwen2),
+            "qwen3" => Some(Architecture::Qwen3),
             "bert" => Some(Architecture::Bert),
             _ => None,
         }
@@ -53,6 +57,7 @@ impl Architecture {
             ("LlamaFor", Architecture::Llama),
             ("MistralFor", Architecture::Mistral),
             ("Qwen2For", Architecture::Qwen2),
+            ("Qwen3For", Architecture::Qwen3),
             ("Bert", Architecture::Bert),
         ]
         .into_iter()
@@ -278,6 +283,8 @@ fn llama_rules(c: &ModelConfig) -> Vec<Rule> {
         rule("self_attn.v_proj.weight", "[num_kv_heads*head_dim, hidden_size]", vec![kv, h]),
         rule("self_attn.v_proj.bias", "[num_kv_heads*head_dim]", vec![kv]),
         rule("self_attn.o_proj.weight", "[hidden_size, num_heads*head_dim]", vec![h, q]),
+        rule("self_attn.q_norm.weight", "[head_dim]", vec![c.head_dim]),
+        rule("self_attn.k_norm.weight", "[head_dim]", vec![c.head_dim]),
         rule("mlp.gate_proj.weight", "[intermediate_size, hidden_size]", vec![i, h]),
         rule("mlp.up_proj.weight", "[intermediate_size, hidden_size]", vec![i, h]),
         rule("mlp.down_proj.weight", "[hidden_size, intermediate_size]", vec![h, i]),
@@ -362,6 +369,7 @@ mod tests {
     fn families_from_model_type_or_class() {
         let arch = |v: Value| parse(base(v)).map(|c| c.architecture).ok();
         assert_eq!(arch(json!({"model_type": "qwen2"})), Some(Architecture::Qwen2));
+        assert_eq!(arch(json!({"architectures": ["Qwen3ForCausalLM"]})), Some(Architecture::Qwen3));
         assert_eq!(arch(json!({"architectures": ["MistralForCausalLM"]})), Some(Architecture::Mistral));
         assert_eq!(arch(json!({"architectures": ["BertForMaskedLM"]})), Some(Architecture::Bert));
         assert_eq!(arch(json!({"model_type": "gpt2"})), Some(Architecture::Unknown("gpt2".into())));

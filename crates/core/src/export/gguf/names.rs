@@ -1,5 +1,5 @@
-//! HF LLaMA tensor names → GGUF names (llama.cpp gguf-py/gguf/tensor_mapping.py,
-//! `TensorNameMap`; MODEL_TENSOR names in gguf-py/gguf/constants.py for LLM_ARCH_LLAMA).
+//! HF tensor names of the LLaMA-style families → GGUF names (llama.cpp gguf-py/gguf/tensor_mapping.py,
+//! `TensorNameMap`; MODEL_TENSOR names in gguf-py/gguf/constants.py for LLM_ARCH_LLAMA, QWEN2, QWEN3).
 
 /// The GGUF name of an HF LLaMA tensor; `None` for a tensor llama.cpp's llama graph has no slot
 /// for. `rotary_emb.inv_freq` buffers are recomputed by llama.cpp and are skipped by the caller.
@@ -26,6 +26,9 @@ pub fn to_gguf(hf: &str) -> Option<String> {
         "self_attn.k_proj" => "attn_k",
         "self_attn.v_proj" => "attn_v",
         "self_attn.o_proj" => "attn_output",
+        // Qwen3's per-head RMSNorm of queries and keys.
+        "self_attn.q_norm" => "attn_q_norm",
+        "self_attn.k_norm" => "attn_k_norm",
         "post_attention_layernorm" => "ffn_norm",
         "mlp.gate_proj" => "ffn_gate",
         "mlp.up_proj" => "ffn_up",
@@ -69,6 +72,7 @@ mod tests {
         assert_eq!(to_gguf("model.layers.3.self_attn.o_proj.weight").as_deref(), Some("blk.3.attn_output.weight"));
         assert_eq!(to_gguf("model.layers.0.mlp.down_proj.weight").as_deref(), Some("blk.0.ffn_down.weight"));
         assert_eq!(to_gguf("lm_head.weight").as_deref(), Some("output.weight"));
+        assert_eq!(to_gguf("model.layers.2.self_attn.k_norm.weight").as_deref(), Some("blk.2.attn_k_norm.weight"));
         assert_eq!(to_gguf("model.layers.0.foo.weight"), None);
         // One head of 4: HF rows [r0 r1 | r2 r3] (halves) → interleaved [r0 r2 r1 r3].
         assert_eq!(qk_permutation(4, 1).unwrap(), vec![0, 2, 1, 3]);

@@ -25,7 +25,7 @@ use crate::transform::{Pipeline, encode_f32};
 
 pub const TARGET: &str = "GGUF";
 pub const SUPPORTED_ARCHITECTURES: &str =
-    "llama, mistral, qwen2 (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)";
+    "llama, mistral, qwen2, qwen3 (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)";
 pub const SUPPORTED_FORMATS: &str = "q8_0, q4_0, q5_0, q4_k, q6_k, f16, bf16, f32";
 /// The file name inside the output folder.
 pub const FILE_NAME: &str = "model.gguf";
@@ -113,11 +113,13 @@ fn unsupported_format(pt: &PlannedTensor, id: &str) -> Error {
 /// that can be refused is refused here, before the output folder exists.
 pub fn layout(model: &Model, plan: &Plan) -> Result<Layout> {
     let cfg = model.require_config()?;
-    // llama.cpp's architecture: Mistral is its llama graph. Qwen2 has its own (Q/K/V biases, NEOX
-    // RoPE, which reads HF's rotate-half rows as they are: no Q/K permutation).
+    // llama.cpp's architecture: Mistral is its llama graph. Qwen2 and Qwen3 have their own (Q/K/V
+    // biases, resp. Q/K norms; NEOX RoPE, which reads HF's rotate-half rows as they are: no Q/K
+    // permutation).
     let (arch, permute_qk) = match cfg.architecture {
         Architecture::Llama | Architecture::Mistral => ("llama", true),
         Architecture::Qwen2 => ("qwen2", false),
+        Architecture::Qwen3 => ("qwen3", false),
         _ => {
             return Err(Error::GgufUnsupportedArchitecture {
                 architecture: cfg.architecture.name().to_string(),
