@@ -198,7 +198,12 @@ fn qwen_fixture(dir: &Path, family: &str) {
     cfg["head_dim"] = json!(64);
     cfg["tie_word_embeddings"] = json!(true);
     cfg["rope_theta"] = json!(1000000.0);
+    // The rest of a real Qwen config (candle's dense reference models require them).
     cfg["use_sliding_window"] = json!(false);
+    cfg["sliding_window"] = json!(4096);
+    cfg["max_window_layers"] = json!(2);
+    cfg["attention_bias"] = json!(false);
+    cfg["hidden_act"] = json!("silu");
     std::fs::write(&path, cfg.to_string()).unwrap();
     train_byte_level(dir, 512, QWEN2_SPLIT);
 }
@@ -265,4 +270,51 @@ fn qwen3_models_are_written_for_llama_cpps_qwen3_graph() {
     let want = pareto_formats::lookup("q8_0").unwrap().quantize(&source, 128, 256).unwrap();
     let pareto_formats::QTensor::Blocks { bytes, .. } = want else { panic!("q8_0 is a block format") };
     assert_eq!(gguf.read_raw(k).unwrap(), bytes);
+}
+
+/// The F32 GGUF export run by candle's GGUF Qwen models (which follow llama.cpp's names and NEOX
+/// RoPE) gives the logits candle's dense Qwen models give on the source safetensors: names,
+/// layouts, biases, norms and the absent Q/K permutation all check out end to end.
+#[test]
+fn qwen_gguf_exports_run_like_their_source_in_candle() {
+    use candle_core::quantized::gguf_file;
+    use candle_core::{DType, Device, Tensor};
+    use candle_transformers::models::{quantized_qwen2, quantized_qwen3, qwen2, qwen3};
+
+    let dev = Device::Cpu;
+    let keep = pareto_core::Recipe::from_toml("name = \"keep\"\nignore = []\n", "test").unwrap();
+    for family in ["qwen2", "qwen3"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join(family);
+        qwen_fixture(&src, family);
+        let out = tmp.path().join("out");
+        export(&Model::open(&src).unwrap(), &keep, ExportFormat::Gguf, &out).unwrap();
+        let cfg = std::fs::read(src.join("config.json")).unwrap();
+        let weights = candle_core::safetensors::load(src.join("model.safetensors"), &dev).unwrap();
+        let vb = candle_nn::VarBuilder::from_tensors(weights, DType::F32, &dev);
+        let mut f = std::fs::File::open(out.join("model.gguf")).unwrap();
+        let content = gguf_file::Content::read(&mut f).unwrap();
+        let ids = Tensor::new(&[[1u32, 17, 300, 42, 7, 99, 250, 3, 128, 64]], &dev).unwrap();
+        let (dense, gguf) = if family == "qwen2" {
+            let c: qwen2::Config = serde_json::from_slice(&cfg).unwrap();
+            let dense = qwen2::ModelForCausalLM::new(&c, vb).unwrap().forward(&ids, 0).unwrap();
+            let gguf =
+                quantized_qwen2::ModelWeights::from_gguf(content, &mut f, &dev).unwrap().forward(&ids, 0).unwrap();
+            (dense, gguf)
+        } else {
+            let c: qwen3::Config = serde_json::from_slice(&cfg).unwrap();
+            let dense = qwen3::ModelForCausalLM::new(&c, vb).unwrap().forward(&ids, 0).unwrap();
+            let gguf =
+                quantized_qwen3::ModelWeights::from_gguf(content, &mut f, &dev).unwrap().forward(&ids, 0).unwrap();
+            (dense, gguf)
+        };
+        let a: Vec<f32> = dense.flatten_all().unwrap().to_vec1().unwrap();
+        let b: Vec<f32> = gguf.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(a.len(), 512, "{family}: logits of the last position");
+        let scale = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(worst <= 1e-4 * scale, "{family}: GGUF and source logits differ by {worst} (scale {scale})");
+        let argmax = |v: &[f32]| v.iter().enumerate().max_by(|x, y| x.1.total_cmp(y.1)).map(|(i, _)| i);
+        assert_eq!(argmax(&a), argmax(&b), "{family}");
+    }
 }

@@ -251,7 +251,9 @@ pub fn layout(model: &Model, plan: &Plan) -> Result<Layout> {
         (key("rope.freq_base"), MetaValue::F32(rope_theta as f32)),
     ];
     kv.extend(scaling.kv);
-    if heads > 0 && head_dim * heads != cfg.hidden_size {
+    // The converter states them whenever config.json does (conversion/base.py); llama.cpp also
+    // needs them when heads × head_dim differs from the hidden size.
+    if cfg.raw.get("head_dim").is_some() || (heads > 0 && head_dim * heads != cfg.hidden_size) {
         kv.push((key("attention.key_length"), u32v(head_dim)));
         kv.push((key("attention.value_length"), u32v(head_dim)));
     }
