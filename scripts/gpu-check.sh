@@ -66,12 +66,12 @@ compress_pair() { # model label, model dir, preset, format
   [ "$same" = yes ] || fail=1
   say "| $label | $preset | $fmt | $c | $g | $(on_gpu "$label-$preset-gpu") | $same |"
 }
-for spec in w8:safetensors w4-g32:compressed-tensors fp8:compressed-tensors gguf-q8_0:gguf; do
+for spec in w8:safetensors w4-g32:compressed-tensors fp8:compressed-tensors gguf-q8_0:gguf gguf-q4_0:gguf; do
   compress_pair stories260K models/stories260K "${spec%%:*}" "${spec#*:}"
 done
 if [ -z "${GPU_CHECK_SKIP_8B:-}" ]; then
   [ -f "$work/synth8b/config.json" ] || "$synth" "$work/synth8b" 8b >/dev/null
-  for spec in w8:safetensors w4-g128:compressed-tensors fp8:compressed-tensors gguf-q8_0:gguf; do
+  for spec in w8:safetensors w4-g128:compressed-tensors fp8:compressed-tensors gguf-q8_0:gguf gguf-q4_0:gguf; do
     compress_pair synth-8B "$work/synth8b" "${spec%%:*}" "${spec#*:}"
   done
 fi

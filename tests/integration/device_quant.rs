@@ -35,6 +35,7 @@ fn device_codec_exports_equal_cpu_exports_byte_for_byte() {
         ("w8", ExportFormat::Gptq),
         ("fp8", ExportFormat::CompressedTensors),
         ("gguf-q8_0", ExportFormat::Gguf),
+        ("gguf-q4_0", ExportFormat::Gguf),
     ];
     for (preset, format) in cases {
         let recipe = if preset.contains('=') { Recipe::from_toml(preset, "test") } else { Recipe::load(preset) };

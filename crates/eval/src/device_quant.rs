@@ -1,12 +1,13 @@
 //! Quantization on a candle device (a GPU, or the CPU for tests).
 //!
 //! The codecs whose arithmetic is elementwise given a per-group scale ([`GroupArith`]: the integer
-//! grids, FP8 E4M3, ggml Q8_0) are rebuilt here from candle tensor operations, one IEEE operation
+//! grids, FP8 E4M3, ggml Q8_0, Q4_0 and Q5_0) are rebuilt here from candle tensor operations, one IEEE operation
 //! for each of the reference codec's, in the same order, so the codes are identical: divisions stay
 //! divisions (never a multiply by a reciprocal), `rint` is the 1.5·2^23 add/subtract, `round` is
 //! C's `roundf` on both backends, f16 rounding is to nearest even. The reductions are maxima and
-//! minima, which do not depend on the order. Only the last step of FP8 (the E4M3 bit pattern) and
-//! the byte layout of Q8_0 blocks run on the host. Tests compare every byte with the CPU codecs.
+//! minima, which do not depend on the order; Q4_0/Q5_0's "first weight of largest magnitude" is an
+//! index minimum over the positions that reach it. Only the last step of FP8 (the E4M3 bit pattern)
+//! and the byte layout of ggml blocks run on the host. Tests compare every byte with the CPU codecs.
 
 use candle_core::{D, DType, Device, Tensor};
 use half::f16;
@@ -68,6 +69,10 @@ impl DeviceQuantizer {
             GroupArith::Fp8E4m3 { per_tensor, max } => self.fp8(w, rows, cols, per_tensor, max).map(Some),
             GroupArith::Q8_0 => match fmt.ggml_type {
                 Some(t) if cols.is_multiple_of(32) => self.q8_0(w, rows, cols, t),
+                _ => Ok(None),
+            },
+            GroupArith::SignedMax { levels, qmax } => match fmt.ggml_type {
+                Some(t) if cols.is_multiple_of(32) => self.signed_max(w, rows, cols, t, levels, qmax),
                 _ => Ok(None),
             },
         }
@@ -168,6 +173,55 @@ impl DeviceQuantizer {
     }
 }
 
+impl DeviceQuantizer {
+    /// ggml Q4_0 / Q5_0 ([`GroupArith::SignedMax`]).
+    fn signed_max(
+        &self,
+        w: &[f32],
+        rows: usize,
+        cols: usize,
+        ggml_type: u32,
+        levels: f32,
+        qmax: f32,
+    ) -> candle_core::Result<Option<QTensor>> {
+        let x = Tensor::from_slice(w, (rows, cols / 32, 32), &self.device)?;
+        let a = x.abs()?;
+        let amax = a.max_keepdim(D::Minus1)?;
+        // The first position whose magnitude is the maximum: the smallest index among the hits.
+        let index = Tensor::arange(0u32, 32, &self.device)?.to_dtype(DType::F32)?.broadcast_as(a.shape())?;
+        let past_end = Tensor::full(32f32, a.shape(), &self.device)?;
+        let first = a.broadcast_eq(&amax)?.where_cond(&index, &past_end)?.min_keepdim(D::Minus1)?;
+        let m = x.gather(&first.to_dtype(DType::U32)?, D::Minus1)?;
+        // All-zero blocks: ggml's running maximum stays +0.0, even when the block holds -0.0.
+        let m = amax.eq(0.0)?.where_cond(&amax.zeros_like()?, &m)?;
+        let d = m.broadcast_div(&self.scalar(-f64::from(levels))?)?;
+        let ds: Vec<f32> = d.flatten_all()?.to_vec1()?;
+        // 1 / subnormal d overflows; the reference codec reproduces C's conversions of that case.
+        if ds.iter().any(|&v| v != 0.0 && !(1.0 / v).is_finite()) {
+            return Ok(None);
+        }
+        let id = d.ne(0.0)?.where_cond(&d.recip()?, &d.zeros_like()?)?;
+        let y = x.broadcast_mul(&id)?.affine(1.0, f64::from(levels) + 0.5)?;
+        let q = y.floor()?.clamp(0f32, qmax)?.to_dtype(DType::U8)?.flatten_all()?.to_vec1::<u8>()?;
+        let five_bit = qmax > 15.0;
+        let block = if five_bit { 22 } else { 18 };
+        let mut bytes = vec![0u8; ds.len() * block];
+        bytes.par_chunks_mut(block).zip(ds.par_iter()).zip(q.par_chunks(32)).for_each(|((b, &d), q)| {
+            b[..2].copy_from_slice(&f16::from_f32(d).to_bits().to_le_bytes());
+            let qs = if five_bit { 6 } else { 2 };
+            let mut qh = 0u32;
+            for j in 0..16 {
+                b[qs + j] = (q[j] & 0x0f) | ((q[j + 16] & 0x0f) << 4);
+                qh |= u32::from(q[j] >> 4) << j | u32::from(q[j + 16] >> 4) << (j + 16);
+            }
+            if five_bit {
+                b[2..6].copy_from_slice(&qh.to_le_bytes());
+            }
+        });
+        Ok(Some(QTensor::Blocks { rows, cols, ggml_type, bytes }))
+    }
+}
+
 impl Accelerator for DeviceQuantizer {
     fn device(&self) -> String {
         self.name.clone()
@@ -244,8 +298,39 @@ mod tests {
             }
             covered.push(fmt.id);
         }
-        for id in ["int8_channel", "int4_g128_sym", "int4_g32_asym", "fp8_e4m3", "fp8_e4m3_tensor", "q8_0"] {
+        for id in
+            ["int8_channel", "int4_g128_sym", "int4_g32_asym", "fp8_e4m3", "fp8_e4m3_tensor", "q8_0", "q4_0", "q5_0"]
+        {
             assert!(covered.contains(&id), "{id} not covered: {covered:?}");
+        }
+    }
+
+    #[test]
+    fn signed_maximum_ties_and_signed_zeros_follow_ggml() {
+        let dev = DeviceQuantizer::on(Device::Cpu, "cpu (candle path)");
+        let mut w = weights(8, 64, 5);
+        // Block 0: -m before +m; block 1: +m before -m; block 2: -0.0 only; block 3: +0.0 and -0.0;
+        // block 4: the maximum last; blocks 5..: pseudo-random.
+        let block = |b: usize| b * 32..b * 32 + 32;
+        let r = block(0);
+        w[r.start + 3] = -9.0;
+        w[r.start + 20] = 9.0;
+        let r = block(1);
+        w[r.start + 1] = 9.0;
+        w[r.start + 30] = -9.0;
+        let r = block(2);
+        w[r].fill(-0.0);
+        let r = block(3);
+        for (i, v) in w[r].iter_mut().enumerate() {
+            *v = if i % 2 == 0 { 0.0 } else { -0.0 };
+        }
+        let r = block(4);
+        w[r.end - 1] = -20.0;
+        for id in ["q4_0", "q5_0"] {
+            let fmt = pareto_formats::lookup(id).unwrap();
+            let reference = fmt.quantize(&w, 8, 64).unwrap();
+            let got = dev.quantize(fmt, &w, 8, 64).expect("implemented").unwrap();
+            assert!(got == reference, "{id}: candle path differs from the codec");
         }
     }
 
@@ -253,7 +338,7 @@ mod tests {
     fn searched_formats_and_odd_shapes_are_left_to_the_cpu_codec() {
         let dev = DeviceQuantizer::on(Device::Cpu, "cpu");
         let w = weights(2, 64, 1);
-        for id in ["q4_k", "q6_k", "q4_0", "nf4"] {
+        for id in ["q4_k", "q6_k", "nf4"] {
             assert!(dev.quantize(pareto_formats::lookup(id).unwrap(), &w, 2, 64).is_none(), "{id}");
         }
         let odd = weights(3, 40, 2);

@@ -4,7 +4,7 @@
 //! a min/max, then map every weight elementwise. Such codecs describe their arithmetic here, and a
 //! backend that runs tensor operations elsewhere (pareto-eval's candle path, on a GPU) follows it
 //! step by step; its results are tested byte for byte against the codecs. Formats that search for
-//! a scale (q4_k, q6_k), pick a signed maximum (q4_0, q5_0) or use a lookup table (nf4) have none.
+//! a scale (q4_k, q6_k) or use a lookup table (nf4) have none.
 
 /// The arithmetic of one codec, in the order the codec performs it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,4 +22,9 @@ pub enum GroupArith {
     /// ggml Q8_0: per block of 32, `d = amax / 127`, `id = d != 0 ? 1 / d : 0`,
     /// `q = roundf(x * id)` (half away from zero); block = f16(d) then the 32 codes as i8.
     Q8_0,
+    /// ggml Q4_0 (`levels` 8, `qmax` 15) and Q5_0 (16, 31): per block of 32, `m` = the first
+    /// weight of largest magnitude (+0.0 for an all-zero block), `d = m / -levels`,
+    /// `id = d != 0 ? 1 / d : 0`, `q = min(qmax, floor(x * id + (levels + 0.5)))` (the C cast of
+    /// a value that is ≥ 0 here). Block layouts as the codecs write them.
+    SignedMax { levels: f32, qmax: f32 },
 }

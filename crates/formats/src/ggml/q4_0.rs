@@ -2,6 +2,8 @@
 //! 0..16, high nibbles 16..32), following `quantize_row_q4_0_ref` /
 //! `dequantize_row_q4_0` in ggml/src/ggml-quants.c.
 
+use crate::GroupArith;
+
 use super::{BlockCodec, c_f32_to_i8, get_f16, put_f16};
 
 pub(crate) struct Q4_0;
@@ -35,6 +37,7 @@ pub(crate) fn trunc_nibble(y: f32) -> u8 {
 }
 
 impl BlockCodec for Q4_0 {
+    const ARITH: Option<GroupArith> = Some(GroupArith::SignedMax { levels: 8.0, qmax: 15.0 });
     const WEIGHTS: usize = 32;
     const BYTES: usize = 18;
 

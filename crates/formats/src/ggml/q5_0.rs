@@ -3,11 +3,14 @@
 //! ggml/src/ggml-quants.c.
 
 use super::q4_0::signed_absmax;
+use crate::GroupArith;
+
 use super::{BlockCodec, c_f32_to_i8, get_f16, put_f16};
 
 pub(crate) struct Q5_0;
 
 impl BlockCodec for Q5_0 {
+    const ARITH: Option<GroupArith> = Some(GroupArith::SignedMax { levels: 16.0, qmax: 31.0 });
     const WEIGHTS: usize = 32;
     const BYTES: usize = 22;
 
