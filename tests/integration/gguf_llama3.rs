@@ -166,7 +166,7 @@ fn byte_level_bpe_with_an_unknown_pre_tokenizer_is_refused_by_name() {
 
 /// The fixture turned into a Qwen2 (Q/K/V biases) or a Qwen3 (per-head Q/K RMSNorm weights), with
 /// tied embeddings (no lm_head) and Qwen's byte-level tokenizer.
-fn qwen_fixture(dir: &Path, family: &str) {
+pub(crate) fn qwen_fixture(dir: &Path, family: &str) {
     llama_fixture(dir);
     let st = dir.join("model.safetensors");
     let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = read_all(&st)

@@ -1,5 +1,5 @@
 //! Which model family a folder holds, from its config.json: the families evaluated end to end here
-//! (LLaMA-style decoders, BERT-style encoders) and everything else.
+//! (LLaMA-style decoders: LLaMA, Mistral, Qwen2, Qwen3; BERT-style encoders) and everything else.
 
 use std::path::Path;
 
@@ -12,7 +12,8 @@ use crate::weights::read_config;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "family", content = "architecture")]
 pub enum ModelFamily {
-    /// LLaMA-style decoder (`LlamaForCausalLM`, `model_type = "llama"`): perplexity, KL, top-1.
+    /// LLaMA-style decoder (`LlamaForCausalLM`, `MistralForCausalLM`, `Qwen2ForCausalLM`,
+    /// `Qwen3ForCausalLM`): perplexity, KL, top-1.
     Llama,
     /// BERT-style encoder (`BertModel`, `model_type = "bert"`): embeddings, STS.
     Bert,
@@ -32,7 +33,10 @@ pub fn detect_family(dir: &Path) -> Result<ModelFamily> {
         .unwrap_or_default()
         .to_string();
     Ok(match (model_type.as_str(), arch.as_str()) {
-        ("llama", _) | (_, "LlamaForCausalLM") => ModelFamily::Llama,
+        ("llama" | "mistral" | "qwen2" | "qwen3", _)
+        | (_, "LlamaForCausalLM" | "MistralForCausalLM" | "Qwen2ForCausalLM" | "Qwen3ForCausalLM") => {
+            ModelFamily::Llama
+        }
         ("bert", _) | (_, "BertModel") => ModelFamily::Bert,
         _ if arch.is_empty() => {
             ModelFamily::Other(if model_type.is_empty() { "unknown".to_string() } else { model_type })

@@ -2,6 +2,8 @@
 //! only the last position's logits, which perplexity cannot use, has no hook for calibration
 //! activations and no quantized-weight path for HF folders). Weights are Hugging Face
 //! `LlamaForCausalLM` names with q/k rows in rotate_half order (`candle_nn::rotary_emb::rope`).
+//! The same graph serves Mistral, Qwen2 (optional Q/K/V biases) and Qwen3 (RMSNorm over each
+//! head's queries and keys before RoPE), whose checkpoints use the same names.
 //!
 //! Linear layers are either dense F32 or candle `QMatMul` over GGUF block types (q8_0, q4_0, q4_k,
 //! ...), so a quantized model runs on quantized kernels rather than dequantized weights.
@@ -43,6 +45,11 @@ pub struct LlamaConfig {
     pub rope_scaling: Option<serde_json::Value>,
     #[serde(default)]
     pub hidden_act: Option<String>,
+    /// Mistral / Qwen2 sliding-window attention; Qwen2 only applies it with `use_sliding_window`.
+    #[serde(default)]
+    pub sliding_window: Option<usize>,
+    #[serde(default)]
+    pub use_sliding_window: Option<bool>,
 }
 
 fn default_rope_theta() -> f64 {
@@ -56,6 +63,15 @@ impl LlamaConfig {
 
     pub fn head_dim(&self) -> usize {
         self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// The attention window when one applies. Full causal attention equals it for sequences no
+    /// longer than the window, the only ones [`LlamaModel::forward`] accepts then.
+    pub fn attention_window(&self) -> Option<usize> {
+        match self.use_sliding_window {
+            Some(false) => None,
+            _ => self.sliding_window,
+        }
     }
 
     /// BOS id (1 when the config does not say, as for llama2.c / SentencePiece models).
@@ -154,6 +170,10 @@ struct Layer {
     q: Linear,
     k: Linear,
     v: Linear,
+    /// Qwen2's projection biases.
+    qkv_bias: Option<[Tensor; 3]>,
+    /// Qwen3's per-head query/key RMSNorm weights.
+    qk_norm: Option<[Tensor; 2]>,
     o: Linear,
     gate: Linear,
     up: Linear,
@@ -208,6 +228,27 @@ struct Weights<'a> {
 }
 
 impl Weights<'_> {
+    /// `take` for tensors some checkpoints have and others lack: all of `names` or none.
+    fn take_all_or_none<const N: usize>(&mut self, names: [(String, usize); N]) -> Result<Option<[Tensor; N]>> {
+        let present = names.iter().filter(|(n, _)| self.map.contains_key(n)).count();
+        if present == 0 {
+            return Ok(None);
+        }
+        if present < N {
+            let missing: Vec<&str> =
+                names.iter().filter(|(n, _)| !self.map.contains_key(n)).map(|(n, _)| n.as_str()).collect();
+            return Err(EvalError::Config {
+                path: self.dir.to_path_buf(),
+                message: format!("{} missing while its siblings are present", missing.join(", ")),
+            });
+        }
+        let mut out = Vec::with_capacity(N);
+        for (n, len) in names {
+            out.push(self.take(&n, &[len])?);
+        }
+        Ok(out.try_into().ok())
+    }
+
     fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let t = self.map.remove(name).ok_or_else(|| EvalError::Config {
             path: self.dir.to_path_buf(),
@@ -271,6 +312,13 @@ impl LlamaModel {
                 q: linear(&mut w, format!("{attn}.q_proj"), [nh * hd, h])?,
                 k: linear(&mut w, format!("{attn}.k_proj"), [nkv * hd, h])?,
                 v: linear(&mut w, format!("{attn}.v_proj"), [nkv * hd, h])?,
+                qkv_bias: w.take_all_or_none([
+                    (format!("{attn}.q_proj.bias"), nh * hd),
+                    (format!("{attn}.k_proj.bias"), nkv * hd),
+                    (format!("{attn}.v_proj.bias"), nkv * hd),
+                ])?,
+                qk_norm: w
+                    .take_all_or_none([(format!("{attn}.q_norm.weight"), hd), (format!("{attn}.k_norm.weight"), hd)])?,
                 o: linear(&mut w, format!("{attn}.o_proj"), [h, nh * hd])?,
                 gate: linear(&mut w, format!("{mlp}.gate_proj"), [ff, h])?,
                 up: linear(&mut w, format!("{mlp}.up_proj"), [ff, h])?,
@@ -360,6 +408,12 @@ impl LlamaModel {
             )));
         }
         let cfg = &self.config;
+        if let Some(window) = cfg.attention_window().filter(|&w| pos + s > w) {
+            return Err(EvalError::InvalidArgument(format!(
+                "sequence of {} positions exceeds the sliding attention window {window}, which this forward pass does not implement",
+                pos + s
+            )));
+        }
         let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
         let eps = cfg.rms_norm_eps as f32;
         let cos = self.cos.narrow(0, pos, s)?;
@@ -368,9 +422,17 @@ impl LlamaModel {
         for (li, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.input_norm, eps)?;
             emit(&mut sink, li, &layer.names.qkv, &h)?;
-            let q = layer.q.forward(&h)?.reshape((b, s, nh, hd))?.transpose(1, 2)?.contiguous()?;
-            let k = layer.k.forward(&h)?.reshape((b, s, nkv, hd))?.transpose(1, 2)?.contiguous()?;
-            let v = layer.v.forward(&h)?.reshape((b, s, nkv, hd))?.transpose(1, 2)?.contiguous()?;
+            let (mut q, mut k, mut v) = (layer.q.forward(&h)?, layer.k.forward(&h)?, layer.v.forward(&h)?);
+            if let Some([qb, kb, vb]) = &layer.qkv_bias {
+                (q, k, v) = (q.broadcast_add(qb)?, k.broadcast_add(kb)?, v.broadcast_add(vb)?);
+            }
+            let (mut q, mut k) = (q.reshape((b, s, nh, hd))?, k.reshape((b, s, nkv, hd))?);
+            if let Some([qn, kn]) = &layer.qk_norm {
+                (q, k) = (candle_nn::ops::rms_norm(&q, qn, eps)?, candle_nn::ops::rms_norm(&k, kn, eps)?);
+            }
+            let q = q.transpose(1, 2)?.contiguous()?;
+            let k = k.transpose(1, 2)?.contiguous()?;
+            let v = v.reshape((b, s, nkv, hd))?.transpose(1, 2)?.contiguous()?;
             let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
             let (k, v) = match cache.as_deref_mut() {
