@@ -60,7 +60,7 @@ fn train_byte_level(dir: &Path, vocab: usize, split: &str) -> Tokenizer {
 }
 
 /// Sets Llama 3.1's RoPE scaling in the fixture's config.json.
-fn set_llama3_rope_scaling(dir: &Path) {
+pub(crate) fn set_llama3_rope_scaling(dir: &Path) {
     let path = dir.join("config.json");
     let mut cfg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     cfg["rope_theta"] = json!(500000.0);

@@ -8,7 +8,7 @@ mod common;
 mod compress_bad_input;
 mod compress_real;
 mod device_quant;
-mod eval_qwen;
+mod eval_decoders;
 mod export_formats;
 mod gguf_llama3;
 mod sweep_report;

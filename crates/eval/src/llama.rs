@@ -74,6 +74,13 @@ impl LlamaConfig {
         }
     }
 
+    /// What each rotary pair's frequency is divided by under `rope_scaling` (linear, llama3; the
+    /// same divisors the GGUF export writes as `rope_freqs.weight`); `None` when unscaled.
+    fn rope_divisors(&self) -> std::result::Result<Option<Vec<f32>>, String> {
+        let cfg = serde_json::json!({ "rope_scaling": self.rope_scaling });
+        pareto_core::export::gguf::rope::frequency_divisors(&cfg, self.head_dim(), self.rope_theta)
+    }
+
     /// BOS id (1 when the config does not say, as for llama2.c / SentencePiece models).
     pub fn bos(&self) -> u32 {
         self.bos_token_id.unwrap_or(1)
@@ -94,11 +101,7 @@ impl LlamaConfig {
         if self.head_dim() == 0 || !self.head_dim().is_multiple_of(2) {
             return Err(bad(format!("head_dim {} must be even and positive", self.head_dim())));
         }
-        if let Some(s) = &self.rope_scaling
-            && !s.is_null()
-        {
-            return Err(bad(format!("rope_scaling {s} is not supported")));
-        }
+        self.rope_divisors().map_err(|e| bad(format!("rope_scaling: {e}")))?;
         if let Some(act) = &self.hidden_act
             && act != "silu"
         {
@@ -522,7 +525,13 @@ fn emit(sink: &mut Option<&mut dyn ActivationSink>, layer: usize, linears: &[Str
 /// cos/sin tables `[max_pos, head_dim / 2]` for rotate_half RoPE.
 fn rope_tables(cfg: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
     let hd = cfg.head_dim();
-    let inv: Vec<f32> = (0..hd / 2).map(|i| (1.0 / cfg.rope_theta.powf(2.0 * i as f64 / hd as f64)) as f32).collect();
+    let divisors = cfg
+        .rope_divisors()
+        .map_err(|message| EvalError::InvalidArgument(format!("rope_scaling: {message}")))?
+        .unwrap_or_else(|| vec![1.0; hd / 2]);
+    let inv: Vec<f32> = (0..hd / 2)
+        .map(|i| (1.0 / cfg.rope_theta.powf(2.0 * i as f64 / hd as f64) / f64::from(divisors[i])) as f32)
+        .collect();
     let n = cfg.max_position_embeddings;
     let mut angles = Vec::with_capacity(n * inv.len());
     for p in 0..n {

@@ -19,33 +19,33 @@ pub struct RopeScaling {
     pub freqs: Option<Vec<f32>>,
 }
 
-/// The scaling of `config` for rotary dimension `head_dim`; `Err` names what cannot be converted.
-pub fn convert(config: &Value, arch: &str, head_dim: usize, rope_theta: f64) -> Result<RopeScaling, String> {
+/// A parsed RoPE scaling.
+enum Scaling {
+    None,
+    Linear(f64),
+    /// Factor, original context length and the optional YaRN parameters (GGUF key suffix, value).
+    Yarn(f64, f64, Vec<(&'static str, f64)>),
+    /// Per-pair frequency divisors.
+    Llama3(Vec<f32>),
+}
+
+fn parse(config: &Value, head_dim: usize, rope_theta: f64) -> Result<Scaling, String> {
     let params = match config.get("rope_parameters").or_else(|| config.get("rope_scaling")) {
-        None | Some(Value::Null) => return Ok(RopeScaling::default()),
+        None | Some(Value::Null) => return Ok(Scaling::None),
         Some(p) => p,
     };
     let params = params.get("full_attention").unwrap_or(params);
     let kind = params.get("rope_type").or_else(|| params.get("type")).and_then(Value::as_str).unwrap_or("default");
     let num = |key: &str| params.get(key).and_then(Value::as_f64);
     let factor = num("factor");
-    let key = |k: &str| format!("{arch}.rope.scaling.{k}");
-    let mut out = RopeScaling::default();
-    match kind.to_ascii_lowercase().as_str() {
-        "default" => {}
-        "linear" => {
-            let f = factor.ok_or("linear RoPE scaling without a factor")?;
-            out.kv.push((key("type"), MetaValue::String("linear".into())));
-            out.kv.push((key("factor"), MetaValue::F32(f as f32)));
-        }
+    Ok(match kind.to_ascii_lowercase().as_str() {
+        "default" => Scaling::None,
+        "linear" => Scaling::Linear(factor.ok_or("linear RoPE scaling without a factor")?),
         "yarn" => {
             let f = factor.ok_or("YaRN RoPE scaling without a factor")?;
             let orig = num("original_max_position_embeddings")
                 .or_else(|| config.get("original_max_position_embeddings").and_then(Value::as_f64))
                 .ok_or("YaRN RoPE scaling without original_max_position_embeddings")?;
-            out.kv.push((key("type"), MetaValue::String("yarn".into())));
-            out.kv.push((key("factor"), MetaValue::F32(f as f32)));
-            out.kv.push((key("original_context_length"), MetaValue::U32(orig as u32)));
             let optional = [
                 ("extrapolation_factor", "yarn_ext_factor"),
                 ("attention_factor", "yarn_attn_factor"),
@@ -53,32 +53,63 @@ pub fn convert(config: &Value, arch: &str, head_dim: usize, rope_theta: f64) -> 
                 ("beta_fast", "yarn_beta_fast"),
                 ("beta_slow", "yarn_beta_slow"),
             ];
+            let mut extras: Vec<(&'static str, f64)> = Vec::new();
             for (hf, gguf) in optional {
                 if let Some(v) = num(hf)
-                    && !out.kv.iter().any(|(k, _)| *k == key(gguf))
+                    && !extras.iter().any(|(k, _)| *k == gguf)
                 {
-                    out.kv.push((key(gguf), MetaValue::F32(v as f32)));
+                    extras.push((gguf, v));
                 }
             }
+            Scaling::Yarn(f, orig, extras)
         }
-        "llama3" => {
-            let base = num("rope_theta").unwrap_or(rope_theta);
-            out.freqs = Some(llama3_freqs(
-                head_dim,
-                base,
-                factor.unwrap_or(8.0),
-                num("low_freq_factor").unwrap_or(1.0),
-                num("high_freq_factor").unwrap_or(4.0),
-                num("original_max_position_embeddings").unwrap_or(8192.0),
-            ));
-        }
+        "llama3" => Scaling::Llama3(llama3_freqs(
+            head_dim,
+            num("rope_theta").unwrap_or(rope_theta),
+            factor.unwrap_or(8.0),
+            num("low_freq_factor").unwrap_or(1.0),
+            num("high_freq_factor").unwrap_or(4.0),
+            num("original_max_position_embeddings").unwrap_or(8192.0),
+        )),
         other => {
             return Err(format!(
                 "config.json's RoPE scaling type {other:?} is not converted (supported: linear, yarn, llama3)"
             ));
         }
+    })
+}
+
+/// The scaling of `config` for rotary dimension `head_dim`; `Err` names what cannot be converted.
+pub fn convert(config: &Value, arch: &str, head_dim: usize, rope_theta: f64) -> Result<RopeScaling, String> {
+    let key = |k: &str| format!("{arch}.rope.scaling.{k}");
+    let mut out = RopeScaling::default();
+    match parse(config, head_dim, rope_theta)? {
+        Scaling::None => {}
+        Scaling::Linear(f) => {
+            out.kv.push((key("type"), MetaValue::String("linear".into())));
+            out.kv.push((key("factor"), MetaValue::F32(f as f32)));
+        }
+        Scaling::Yarn(f, orig, extras) => {
+            out.kv.push((key("type"), MetaValue::String("yarn".into())));
+            out.kv.push((key("factor"), MetaValue::F32(f as f32)));
+            out.kv.push((key("original_context_length"), MetaValue::U32(orig as u32)));
+            out.kv.extend(extras.into_iter().map(|(k, v)| (key(k), MetaValue::F32(v as f32))));
+        }
+        Scaling::Llama3(divisors) => out.freqs = Some(divisors),
     }
     Ok(out)
+}
+
+/// What a forward pass divides each rotary pair's frequency by (`None`: unscaled): the factor for
+/// linear scaling (position interpolation), the llama3 divisors. YaRN also rescales the attention
+/// logits and is refused here.
+pub fn frequency_divisors(config: &Value, head_dim: usize, rope_theta: f64) -> Result<Option<Vec<f32>>, String> {
+    match parse(config, head_dim, rope_theta)? {
+        Scaling::None => Ok(None),
+        Scaling::Linear(f) => Ok(Some(vec![f as f32; head_dim / 2])),
+        Scaling::Llama3(divisors) => Ok(Some(divisors)),
+        Scaling::Yarn(..) => Err("YaRN RoPE scaling is not implemented by this forward pass".into()),
+    }
 }
 
 /// Llama 3's per-pair frequency divisors: 1 for wavelengths shorter than the original context over
