@@ -27,25 +27,34 @@ pub const TARGET: &str = "GPTQ";
 pub const SUPPORTED: &str = "int4_g32/g64/g128 _sym and _asym and int8_channel (8-bit, group_size -1) for the Linear \
     layers of the decoder blocks and lm_head; q/k/v and gate/up share one format (vLLM fuses them)";
 
-/// Bits and group size (−1 = one group per row) of a GPTQ-storable format.
-pub fn bits_group(fmt: &Format) -> Option<(u8, i64)> {
+/// How GPTQ describes a format: bits, group size (−1 = one group per row), symmetry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params {
+    pub bits: u8,
+    pub group: i64,
+    pub sym: bool,
+}
+
+/// The GPTQ parameters of a GPTQ-storable format.
+pub fn params(fmt: &Format) -> Option<Params> {
     if fmt.kind != Kind::IntGrid {
         return None;
     }
+    let sym = !fmt.id.ends_with("_asym");
     if fmt.id == "int8_channel" {
-        return Some((8, -1));
+        return Some(Params { bits: 8, group: -1, sym });
     }
-    (fmt.block != PER_ROW).then_some((4, fmt.block as i64))
+    (fmt.block != PER_ROW).then_some(Params { bits: 4, group: fmt.block as i64, sym })
 }
 
-/// The registry format of GPTQ `bits` / `group_size` / `sym` (the inverse of [`bits_group`]).
-pub fn format_of(bits: u64, group: i64, sym: bool) -> Option<&'static Format> {
-    let id = match (bits, group, sym) {
+/// The registry format of GPTQ parameters (the inverse of [`params`]).
+pub fn format_of(p: Params) -> Option<&'static Format> {
+    let id = match (p.bits, p.group, p.sym) {
         (8, -1, true) => "int8_channel".to_string(),
         (4, g, s) if g > 0 => format!("int4_g{g}_{}", if s { "sym" } else { "asym" }),
         _ => return None,
     };
-    pareto_formats::lookup(&id).ok().filter(|f| bits_group(f) == Some((bits as u8, group)))
+    pareto_formats::lookup(&id).ok().filter(|f| params(f) == Some(p))
 }
 
 /// What a GPTQ export declares: the base format (the one holding most weights) and, for modules
@@ -99,9 +108,15 @@ fn packable(pt: &PlannedTensor, bits: u8) -> Result<()> {
     Ok(())
 }
 
-fn rule(fmt: &Format) -> Value {
-    let (bits, group) = bits_group(fmt).unwrap_or((4, -1));
-    json!({"bits": bits, "group_size": group, "sym": !fmt.id.ends_with("_asym"), "desc_act": false})
+/// The per-format settings of a config or `dynamic` rule.
+fn settings(fmt: &Format) -> serde_json::Map<String, Value> {
+    let p = params(fmt).unwrap_or(Params { bits: 4, group: -1, sym: true });
+    let mut m = serde_json::Map::new();
+    m.insert("bits".into(), p.bits.into());
+    m.insert("group_size".into(), p.group.into());
+    m.insert("sym".into(), p.sym.into());
+    m.insert("desc_act".into(), false.into());
+    m
 }
 
 /// Checks what GPTQ can express and lays out its config: every quantized tensor a block Linear or
@@ -126,13 +141,11 @@ pub fn check(plan: &Plan) -> Result<GptqLayout> {
             None => None,
         };
         if let Some(f) = fmt {
-            let (bits, _) = bits_group(f).ok_or_else(|| unsupported(pt, f.id.to_string()))?;
-            packable(pt, bits)?;
-        }
-        let linear = pt.layer.is_some() && pt.shape.len() == 2 && pt.name.ends_with(".weight");
-        if let Some(f) = fmt {
+            let p = params(f).ok_or_else(|| unsupported(pt, f.id.to_string()))?;
+            packable(pt, p.bits)?;
             *by_params.entry(f.id).or_default() += pt.params;
         }
+        let linear = pt.layer.is_some() && pt.shape.len() == 2 && pt.name.ends_with(".weight");
         if pt.name == "lm_head.weight" {
             lm_head = fmt;
             continue;
@@ -169,7 +182,7 @@ pub fn check(plan: &Plan) -> Result<GptqLayout> {
         match fmt {
             Some(f) if f.id == base.id => {}
             Some(f) => {
-                dynamic.insert(format!("+:{}", pattern(module, fused)), rule(f));
+                dynamic.insert(format!("+:{}", pattern(module, fused)), Value::Object(settings(f)));
             }
             None => {
                 dynamic.insert(format!("-:{}", pattern(module, fused)), json!({}));
@@ -177,53 +190,75 @@ pub fn check(plan: &Plan) -> Result<GptqLayout> {
         }
     }
     if let Some(f) = lm_head.filter(|f| f.id != base.id) {
-        dynamic.insert(format!("+:{}", pattern("lm_head", &[])), rule(f));
+        dynamic.insert(format!("+:{}", pattern("lm_head", &[])), Value::Object(settings(f)));
     }
     Ok(GptqLayout { base, dynamic, lm_head: lm_head.is_some() })
 }
 
 /// `quantize_config.json`, also embedded as config.json's `quantization_config`.
 pub fn quantize_config(layout: &GptqLayout) -> Value {
-    let (bits, group) = bits_group(layout.base).unwrap_or((4, -1));
-    let mut qc = json!({
-        "bits": bits, "group_size": group, "damp_percent": 0.01, "desc_act": false, "static_groups": false,
-        "sym": !layout.base.id.ends_with("_asym"), "true_sequential": true, "model_name_or_path": null,
-        "model_file_base_name": "model", "quant_method": "gptq", "checkpoint_format": "gptq",
-        "lm_head": layout.lm_head
-    });
+    let mut qc = settings(layout.base);
+    let fixed = [
+        ("damp_percent", json!(0.01)),
+        ("static_groups", json!(false)),
+        ("true_sequential", json!(true)),
+        ("model_name_or_path", Value::Null),
+        ("model_file_base_name", json!("model")),
+        ("quant_method", json!("gptq")),
+        ("checkpoint_format", json!("gptq")),
+        ("lm_head", json!(layout.lm_head)),
+    ];
+    qc.extend(fixed.into_iter().map(|(k, v)| (k.to_string(), v)));
     if !layout.dynamic.is_empty() {
-        qc["dynamic"] = Value::Object(layout.dynamic.clone());
+        qc.insert("dynamic".into(), Value::Object(layout.dynamic.clone()));
     }
-    qc
+    Value::Object(qc)
 }
 
-/// The format GPTQ loaders give `module` under `qc` (base settings, then the first `dynamic` rule
-/// that matches); `Ok(None)` when a `-:` rule keeps it dense.
-pub fn module_format(qc: &Value, module: &str) -> std::result::Result<Option<&'static Format>, String> {
-    let bits = qc.get("bits").and_then(Value::as_u64).ok_or("quantization_config.bits missing")?;
-    let group = qc.get("group_size").and_then(Value::as_i64).ok_or("group_size missing")?;
-    let sym = qc.get("sym").and_then(Value::as_bool).unwrap_or(true);
-    let (mut bits, mut group, mut sym) = (bits, group, sym);
-    for (key, over) in qc.get("dynamic").and_then(Value::as_object).into_iter().flatten() {
-        let (skip, re) = match key.strip_prefix("-:") {
-            Some(re) => (true, re),
-            None => (false, key.strip_prefix("+:").unwrap_or(key)),
-        };
-        // `re.match` semantics: anchored at the start.
-        let re = regex::Regex::new(&format!("^(?:{re})")).map_err(|e| format!("dynamic rule {key:?}: {e}"))?;
-        if re.is_match(module) {
-            if skip {
+/// A GPTQ `quantization_config` as loaders apply it: the base parameters, then the first
+/// `dynamic` rule that matches a module (regexes compiled once, not per module).
+pub struct LoadedConfig {
+    base: Params,
+    /// `(keeps the module dense, pattern anchored as re.match, overrides)`.
+    rules: Vec<(bool, regex::Regex, Value)>,
+}
+
+impl LoadedConfig {
+    pub fn parse(qc: &Value) -> std::result::Result<Self, String> {
+        let bits = qc.get("bits").and_then(Value::as_u64).ok_or("quantization_config.bits missing")?;
+        let group = qc.get("group_size").and_then(Value::as_i64).ok_or("group_size missing")?;
+        let sym = qc.get("sym").and_then(Value::as_bool).unwrap_or(true);
+        let bits = u8::try_from(bits).map_err(|_| format!("bits {bits}"))?;
+        let base = Params { bits, group, sym };
+        format_of(base).ok_or_else(|| format!("bits {bits}, group_size {group}, sym {sym} has no registry format"))?;
+        let mut rules = Vec::new();
+        for (key, over) in qc.get("dynamic").and_then(Value::as_object).into_iter().flatten() {
+            let (skip, re) = match key.strip_prefix("-:") {
+                Some(re) => (true, re),
+                None => (false, key.strip_prefix("+:").unwrap_or(key)),
+            };
+            let re = regex::Regex::new(&format!("^(?:{re})")).map_err(|e| format!("dynamic rule {key:?}: {e}"))?;
+            rules.push((skip, re, over.clone()));
+        }
+        Ok(Self { base, rules })
+    }
+
+    /// The format loaders give `module`; `Ok(None)` when a `-:` rule keeps it dense.
+    pub fn module_format(&self, module: &str) -> std::result::Result<Option<&'static Format>, String> {
+        let mut p = self.base;
+        if let Some((skip, _, over)) = self.rules.iter().find(|(_, re, _)| re.is_match(module)) {
+            if *skip {
                 return Ok(None);
             }
-            bits = over.get("bits").and_then(Value::as_u64).unwrap_or(bits);
-            group = over.get("group_size").and_then(Value::as_i64).unwrap_or(group);
-            sym = over.get("sym").and_then(Value::as_bool).unwrap_or(sym);
-            break;
+            let bits = over.get("bits").and_then(Value::as_u64).map_or(Ok(p.bits), u8::try_from);
+            p.bits = bits.map_err(|_| format!("{module}: bits out of range"))?;
+            p.group = over.get("group_size").and_then(Value::as_i64).unwrap_or(p.group);
+            p.sym = over.get("sym").and_then(Value::as_bool).unwrap_or(p.sym);
         }
+        format_of(p).map(Some).ok_or_else(|| {
+            format!("{module}: bits {}, group_size {}, sym {} has no registry format", p.bits, p.group, p.sym)
+        })
     }
-    format_of(bits, group, sym)
-        .map(Some)
-        .ok_or_else(|| format!("{module}: bits {bits}, group_size {group}, sym {sym} has no registry format"))
 }
 
 pub(crate) struct Gptq;
@@ -239,7 +274,7 @@ impl Scheme for Gptq {
 
     fn entries(&self, pt: &PlannedTensor, fmt: &'static Format) -> Result<Vec<Entry>> {
         let (rows, cols) = rows_cols(&pt.shape);
-        let Some((bits, _)) = bits_group(fmt) else {
+        let Some(Params { bits, .. }) = params(fmt) else {
             return Err(Error::ExportFormatUnsupported {
                 target: TARGET,
                 tensor: pt.name.clone(),

@@ -236,17 +236,17 @@ pub fn read_gptq(dir: &Path) -> Result<Vec<ReadTensor>> {
     if qc.get("desc_act").and_then(Value::as_bool).unwrap_or(false) {
         return Err(cx.bad("desc_act (act-order) checkpoints are not supported"));
     }
-    // Validates the base settings even when every module has a rule.
-    gptq::module_format(qc, "").map_err(|e| cx.bad(e))?;
+    let loaded = gptq::LoadedConfig::parse(qc).map_err(|e| cx.bad(e))?;
     let mut out = Vec::new();
     let mut consumed = std::collections::BTreeSet::new();
     for t in model.tensors() {
         let Some(m) = t.name.strip_suffix(".qweight") else { continue };
-        let fmt = gptq::module_format(qc, m)
+        let fmt = loaded
+            .module_format(m)
             .map_err(|e| cx.bad(e))?
             .ok_or_else(|| cx.bad(format!("{m}: packed, but a dynamic rule keeps it unquantized")))?;
-        let (bits, group) = gptq::bits_group(fmt).ok_or_else(|| cx.bad(format!("{m}: {} is not GPTQ", fmt.id)))?;
-        let sym = !fmt.id.ends_with("_asym");
+        let gptq::Params { bits, group, sym } =
+            gptq::params(fmt).ok_or_else(|| cx.bad(format!("{m}: {} is not GPTQ", fmt.id)))?;
         let pw = 32 / usize::from(bits);
         let offset = 1i32 << (bits - 1);
         let [packed_in, rows] = t.shape[..] else { return Err(cx.bad(format!("{}: not 2-D", t.name))) };
