@@ -39,14 +39,20 @@ enum Encoding {
     Cast(&'static pareto_formats::Format),
     /// Untouched (or only pruned): written as this float dtype.
     Dense(DType),
-    /// Not in the source: computed from config.json (RoPE frequency divisors), written as F32.
+}
+
+/// Where a tensor's values come from.
+#[derive(Debug, Clone)]
+enum Source {
+    /// The source tensor at this index.
+    Tensor(usize),
+    /// Computed from config.json (RoPE frequency divisors), written as F32.
     Generated(Vec<f32>),
 }
 
 #[derive(Debug, Clone)]
 struct Item {
-    /// Index of the source tensor; `None` for a generated one.
-    index: Option<usize>,
+    source: Source,
     gguf_name: String,
     dims: Vec<u64>,
     ggml_type: u32,
@@ -144,8 +150,8 @@ pub fn layout(model: &Model, plan: &Plan) -> Result<Layout> {
         let n = freqs.len() as u64;
         notes.push(format!("rope_freqs.weight: {n} RoPE frequency divisors computed from rope_scaling (llama3)"));
         let (gguf_name, ggml_type, dims) = ("rope_freqs.weight".to_string(), types::F32, vec![n]);
-        let encoding = Encoding::Generated(freqs);
-        items.push(Item { index: None, gguf_name, dims, ggml_type, nbytes: n * 4, offset: 0, encoding, perm: None });
+        let (source, encoding) = (Source::Generated(freqs), Encoding::Dense(DType::F32));
+        items.push(Item { source, gguf_name, dims, ggml_type, nbytes: n * 4, offset: 0, encoding, perm: None });
     }
     for (index, (t, pt)) in model.tensors().iter().zip(&plan.tensors).enumerate() {
         if pt.action.drop {
@@ -189,7 +195,7 @@ pub fn layout(model: &Model, plan: &Plan) -> Result<Layout> {
             Encoding::Blocks(f) | Encoding::Cast(f) => f.ggml_type.unwrap_or(types::F32),
             Encoding::Dense(DType::F16) => types::F16,
             Encoding::Dense(DType::BF16) => types::BF16,
-            Encoding::Dense(_) | Encoding::Generated(_) => types::F32,
+            Encoding::Dense(_) => types::F32,
         };
         let nbytes = types::nbytes(ggml_type, cols as u64, rows as u64).ok_or_else(|| Error::ExportTensor {
             target: TARGET,
@@ -214,7 +220,8 @@ pub fn layout(model: &Model, plan: &Plan) -> Result<Layout> {
             None => None,
         };
         let dims = pt.shape.iter().rev().map(|&d| d as u64).collect();
-        items.push(Item { index: Some(index), gguf_name, dims, ggml_type, nbytes, offset: 0, encoding, perm });
+        let source = Source::Tensor(index);
+        items.push(Item { source, gguf_name, dims, ggml_type, nbytes, offset: 0, encoding, perm });
     }
     let mut offset = 0u64;
     for it in &mut items {
@@ -387,21 +394,26 @@ pub fn write(
     let mut w = GgufWriter { file: out.create_file(FILE_NAME)? };
     w.file.write_all_checked(&layout.header())?;
     ctx.progress.stage("gguf", layout.items.len() as u64);
-    let sources = layout.items.iter().filter_map(|it| it.index.and_then(|i| model.tensors().get(i)).cloned());
+    let sources = layout.items.iter().filter_map(|it| match it.source {
+        Source::Tensor(i) => model.tensors().get(i).cloned(),
+        Source::Generated(_) => None,
+    });
     pipe.reader.read_ahead(sources.collect());
     let mut reports = Vec::with_capacity(layout.items.len());
     for it in &layout.items {
         ctx.checkpoint()?;
-        if let Encoding::Generated(v) = &it.encoding {
-            let mut buf = Vec::with_capacity(v.len() * 4);
-            encode_f32(v, DType::F32, &mut buf);
-            w.tensor(buf, it)?;
-            ctx.progress.advance(1, &it.gguf_name);
-            continue;
-        }
-        let source = it.index.map(|i| (model.tensors().get(i), plan.tensors.get(i)));
-        let (t, pt): (&TensorInfo, &PlannedTensor) = match source {
-            Some((Some(t), Some(pt))) => (t, pt),
+        let index = match &it.source {
+            Source::Tensor(i) => *i,
+            Source::Generated(v) => {
+                let mut buf = Vec::with_capacity(v.len() * 4);
+                encode_f32(v, DType::F32, &mut buf);
+                w.tensor(buf, it)?;
+                ctx.progress.advance(1, &it.gguf_name);
+                continue;
+            }
+        };
+        let (t, pt): (&TensorInfo, &PlannedTensor) = match (model.tensors().get(index), plan.tensors.get(index)) {
+            (Some(t), Some(pt)) => (t, pt),
             _ => return Err(Error::WriterMismatch { expected: "a planned tensor".into(), got: it.gguf_name.clone() }),
         };
         let (data, m) = match &it.encoding {
@@ -416,10 +428,6 @@ pub fn write(
             Encoding::Blocks(f) | Encoding::Cast(f) => {
                 let qz = packed::quantize(pipe, t, pt, f, it.perm.as_deref(), metrics)?;
                 (qtensor_bytes(qz.q, pt)?, qz.metrics)
-            }
-            // Written before the source lookup above.
-            Encoding::Generated(_) => {
-                return Err(Error::WriterMismatch { expected: "a source tensor".into(), got: it.gguf_name.clone() });
             }
             Encoding::Dense(d) => {
                 let v = packed::prepare(pipe, t, pt, it.perm.as_deref())?;
