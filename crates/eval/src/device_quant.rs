@@ -82,6 +82,18 @@ impl DeviceQuantizer {
         Tensor::new(v as f32, &self.device)
     }
 
+    /// The ggml block scales on the host and `id = d != 0 ? 1 / d : 0` on the device; `None` when
+    /// a subnormal `d` makes `1 / d` overflow, a case the reference codec reproduces with C's
+    /// conversions of the non-finite products.
+    fn inverse_scales(d: &Tensor) -> candle_core::Result<Option<(Vec<f32>, Tensor)>> {
+        let ds: Vec<f32> = d.flatten_all()?.to_vec1()?;
+        if ds.iter().any(|&v| v != 0.0 && !(1.0 / v).is_finite()) {
+            return Ok(None);
+        }
+        let id = d.ne(0.0)?.where_cond(&d.recip()?, &d.zeros_like()?)?;
+        Ok(Some((ds, id)))
+    }
+
     /// Signed integers in [-128, 127] (integral f32) to host i8, moved as u8 to keep the copy small.
     fn to_i8(t: &Tensor) -> candle_core::Result<Vec<i8>> {
         let u = t.affine(1.0, 128.0)?.to_dtype(DType::U8)?.flatten_all()?.to_vec1::<u8>()?;
@@ -155,12 +167,7 @@ impl DeviceQuantizer {
     fn q8_0(&self, w: &[f32], rows: usize, cols: usize, ggml_type: u32) -> candle_core::Result<Option<QTensor>> {
         let x = Tensor::from_slice(w, (rows, cols / 32, 32), &self.device)?;
         let d = x.abs()?.max_keepdim(D::Minus1)?.broadcast_div(&self.scalar(127.0)?)?;
-        let ds: Vec<f32> = d.flatten_all()?.to_vec1()?;
-        // 1 / subnormal d overflows; the reference codec reproduces C's conversions of that case.
-        if ds.iter().any(|&v| v != 0.0 && !(1.0 / v).is_finite()) {
-            return Ok(None);
-        }
-        let id = d.ne(0.0)?.where_cond(&d.recip()?, &d.zeros_like()?)?;
+        let Some((ds, id)) = Self::inverse_scales(&d)? else { return Ok(None) };
         let q = Self::to_i8(&x.broadcast_mul(&id)?.round()?)?;
         let mut bytes = vec![0u8; ds.len() * 34];
         bytes.par_chunks_mut(34).zip(ds.par_iter()).zip(q.par_chunks(32)).for_each(|((b, &d), q)| {
@@ -195,12 +202,7 @@ impl DeviceQuantizer {
         // All-zero blocks: ggml's running maximum stays +0.0, even when the block holds -0.0.
         let m = amax.eq(0.0)?.where_cond(&amax.zeros_like()?, &m)?;
         let d = m.broadcast_div(&self.scalar(-f64::from(levels))?)?;
-        let ds: Vec<f32> = d.flatten_all()?.to_vec1()?;
-        // 1 / subnormal d overflows; the reference codec reproduces C's conversions of that case.
-        if ds.iter().any(|&v| v != 0.0 && !(1.0 / v).is_finite()) {
-            return Ok(None);
-        }
-        let id = d.ne(0.0)?.where_cond(&d.recip()?, &d.zeros_like()?)?;
+        let Some((ds, id)) = Self::inverse_scales(&d)? else { return Ok(None) };
         let y = x.broadcast_mul(&id)?.affine(1.0, f64::from(levels) + 0.5)?;
         let q = y.floor()?.clamp(0f32, qmax)?.to_dtype(DType::U8)?.flatten_all()?.to_vec1::<u8>()?;
         let five_bit = qmax > 15.0;

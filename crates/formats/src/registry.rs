@@ -313,12 +313,12 @@ impl Format {
         self.codec.stored_bytes(r, c).ok_or(overflow)
     }
 
-    /// Quantizes row-major `w` of shape `[rows, cols]` (rows on the rayon pool).
     /// The codec's elementwise arithmetic, for backends that re-implement it (see [`GroupArith`]).
     pub fn group_arith(&self) -> Option<GroupArith> {
         self.codec.group_arith()
     }
 
+    /// Quantizes row-major `w` of shape `[rows, cols]` (rows on the rayon pool).
     pub fn quantize(&self, w: &[f32], rows: usize, cols: usize) -> Result<QTensor, FormatError> {
         self.quantize_with(w, rows, cols, Parallelism::Rayon)
     }

@@ -30,7 +30,8 @@ pub struct CompressArgs {
     #[arg(long)]
     pub no_metrics: bool,
     /// Where the codecs run: cpu, or cuda:N (a build with `--features cuda`). On a GPU the
-    /// integer, FP8 and Q8_0 codecs run there (same bytes as the CPU); the others stay on the CPU.
+    /// integer, FP8, Q8_0, Q4_0 and Q5_0 codecs run there (same bytes as the CPU); the others
+    /// (Q4_K, Q6_K, NF4) stay on the CPU.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Rows of the per-tensor summary table to print.
