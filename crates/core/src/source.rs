@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::compress::open_read;
 use pareto_formats::pool::BufferPool;
 
+use crate::compress::open_read;
 use crate::error::{Error, Result};
 use crate::file_hash::{self, BackgroundHash};
 use crate::store::{self, Model, TensorInfo};
@@ -165,7 +165,12 @@ fn read_ahead_thread(shared: &Shared, order: Vec<TensorInfo>, tx: &SyncSender<Pr
 
 impl Shared {
     fn is_large(&self, t: &TensorInfo) -> bool {
-        t.nbytes / t.dtype.size_bytes().max(1) * 4 > self.large_bytes
+        self.is_large_len(t.nbytes / t.dtype.size_bytes().max(1))
+    }
+
+    /// Whether `len` elements as f32 exceed the large-tensor size.
+    fn is_large_len(&self, len: u64) -> bool {
+        len.saturating_mul(4) > self.large_bytes
     }
 
     fn read_into(&self, t: &TensorInfo, offset: u64, buf: &mut [u8]) -> Result<()> {
@@ -197,14 +202,13 @@ impl Shared {
 
     /// A buffer of `len` elements (contents unspecified: the caller overwrites all of them).
     fn buffer(&self, len: usize) -> Vec<f32> {
-        if len as u64 * 4 > self.large_bytes {
+        let w = self.buffers.take(len);
+        if self.is_large_len(len as u64) {
             // A tensor too large to read ahead is processed alone: spare buffers would only add
             // to the peak it sets.
-            let w = self.buffers.take(len);
             self.buffers.clear();
-            return w;
         }
-        self.buffers.take(len)
+        w
     }
 
     fn recycle(&self, w: Vec<f32>) {

@@ -67,11 +67,17 @@ where
     }
 }
 
-/// Whether every value is finite: a branch-free fold (an all-ones exponent carries into the sign
-/// bit), so it vectorizes.
+/// The sign bit set iff `v` is NaN or ±Inf (an all-ones exponent carries into it): branch-free, so
+/// scans that fold it vectorize.
+#[inline(always)]
+pub fn non_finite_bit(v: f32) -> u32 {
+    ((v.to_bits() & 0x7F80_0000) + 0x0080_0000) & 0x8000_0000
+}
+
+/// Whether every value is finite, as a branch-free fold of [`non_finite_bit`].
 #[inline(always)]
 pub(crate) fn all_finite(w: &[f32]) -> bool {
-    w.iter().fold(0u32, |acc, x| acc | (((x.to_bits() & 0x7F80_0000) + 0x0080_0000) & 0x8000_0000)) == 0
+    w.iter().fold(0u32, |acc, &x| acc | non_finite_bit(x)) == 0
 }
 
 /// Reduces `|x|` max over `w`, chunk-parallel. Max is exact and associative,

@@ -22,7 +22,7 @@ mod registry;
 mod rounding;
 
 pub use error::FormatError;
-pub use exec::Parallelism;
+pub use exec::{Parallelism, non_finite_bit};
 pub use group_arith::GroupArith;
 pub use qtensor::QTensor;
 pub use registry::{Format, Kind, PER_ROW, PER_TENSOR, lookup, registry};

@@ -119,7 +119,7 @@ pub(crate) fn decode_f32_into(dtype: DType, bytes: &[u8], out: &mut [f32]) -> Op
         let mut flag = 0u32;
         for (o, c) in out.iter_mut().zip(bytes.as_chunks::<N>().0) {
             let v = f(*c);
-            flag |= non_finite_bit(v);
+            flag |= pareto_formats::non_finite_bit(v);
             *o = v;
         }
         flag == 0
@@ -135,13 +135,6 @@ pub(crate) fn decode_f32_into(dtype: DType, bytes: &[u8], out: &mut [f32]) -> Op
         DType::F8E8M0 => each::<1>(bytes, out, |[b]| f8_e8m0_to_f32(b)),
         _ => return None,
     })
-}
-
-/// The sign bit set iff `v` is NaN or ±Inf (an all-ones exponent carries into it): branch-free, so
-/// the all-finite scan vectorizes.
-#[inline(always)]
-fn non_finite_bit(v: f32) -> u32 {
-    ((v.to_bits() & 0x7F80_0000) + 0x0080_0000) & 0x8000_0000
 }
 
 /// f16 → f32 plus the finiteness check on the 16-bit patterns; F16C where the CPU has it.

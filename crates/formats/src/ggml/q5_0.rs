@@ -3,9 +3,8 @@
 //! ggml/src/ggml-quants.c.
 
 use super::q4_0::signed_absmax;
-use crate::GroupArith;
-
 use super::{BlockCodec, c_f32_to_i8, get_f16, put_f16};
+use crate::GroupArith;
 
 pub(crate) struct Q5_0;
 
