@@ -208,6 +208,15 @@ pub(crate) fn qwen_fixture(dir: &Path, family: &str) {
     train_byte_level(dir, 512, QWEN2_SPLIT);
 }
 
+/// The GGUF tensor holds Q8_0 of the source rows exactly as stored (no row permutation).
+fn assert_holds_q8_0_of_source(gguf: &pareto_core::export::gguf::GgufFile, model: &Model, name: &str, hf: &str) {
+    let t = model.tensor(hf).unwrap();
+    let (rows, cols) = (t.shape[0], t.shape[1]);
+    let want = pareto_formats::lookup("q8_0").unwrap().quantize(&model.read_f32(t).unwrap(), rows, cols).unwrap();
+    let pareto_formats::QTensor::Blocks { bytes, .. } = want else { panic!("q8_0 is a block format") };
+    assert_eq!(gguf.read_raw(gguf.tensor(name).unwrap()).unwrap(), bytes, "{name}");
+}
+
 #[test]
 fn qwen2_models_are_written_for_llama_cpps_qwen2_graph() {
     let tmp = tempfile::tempdir().unwrap();
@@ -225,14 +234,9 @@ fn qwen2_models_are_written_for_llama_cpps_qwen2_graph() {
     assert_eq!(meta["tokenizer.ggml.pre"], "qwen2");
     let names: Vec<&str> = index["tensors"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"blk.1.attn_k.bias") && !names.contains(&"output.weight"), "{names:?}");
-    // NEOX RoPE: Q/K rows stay in HF order (no permutation), so Q8_0 of the source rows is what
-    // the file holds.
+    // NEOX RoPE: Q/K rows stay in HF order (no permutation).
     let gguf = pareto_core::export::gguf::GgufFile::open(&out.join("model.gguf")).unwrap();
-    let q = gguf.tensor("blk.0.attn_q.weight").unwrap();
-    let source = model.read_f32(model.tensor("model.layers.0.self_attn.q_proj.weight").unwrap()).unwrap();
-    let want = pareto_formats::lookup("q8_0").unwrap().quantize(&source, 256, 256).unwrap();
-    let pareto_formats::QTensor::Blocks { bytes, .. } = want else { panic!("q8_0 is a block format") };
-    assert_eq!(gguf.read_raw(q).unwrap(), bytes);
+    assert_holds_q8_0_of_source(&gguf, &model, "blk.0.attn_q.weight", "model.layers.0.self_attn.q_proj.weight");
     // Biases stay F32 and exact.
     let b = gguf.tensor("blk.1.attn_v.bias").unwrap();
     assert_eq!(b.ggml_type, 0);
@@ -265,11 +269,7 @@ fn qwen3_models_are_written_for_llama_cpps_qwen3_graph() {
         }
     }
     // NEOX RoPE here too: K rows in HF order.
-    let k = gguf.tensor("blk.1.attn_k.weight").unwrap();
-    let source = model.read_f32(model.tensor("model.layers.1.self_attn.k_proj.weight").unwrap()).unwrap();
-    let want = pareto_formats::lookup("q8_0").unwrap().quantize(&source, 128, 256).unwrap();
-    let pareto_formats::QTensor::Blocks { bytes, .. } = want else { panic!("q8_0 is a block format") };
-    assert_eq!(gguf.read_raw(k).unwrap(), bytes);
+    assert_holds_q8_0_of_source(&gguf, &model, "blk.1.attn_k.weight", "model.layers.1.self_attn.k_proj.weight");
 }
 
 /// The F32 GGUF export run by candle's GGUF Qwen models (which follow llama.cpp's names and NEOX
