@@ -6,21 +6,23 @@
 #   scripts/build-cuda.sh bin     # linked `pareto` binary with cuda: target-cuda/release/pareto,
 #                                 # and target-cuda/gpu-carry/ for scripts/gpu-check.sh on a GPU machine
 #
-# Env: CUDA_COMPUTE_CAP (default 90 = H100/H200), CARGO_TARGET_DIR (default target-cuda,
-# kept apart so the normal build's cache is untouched). Extra args go to cargo.
+# Env: CUDA_COMPUTE_CAP (default 90 = H100/H200), CARGO_TARGET_DIR (check: default target, shared with
+# clippy; bin: default target-cuda, so the linked cuda binary does not replace the normal one).
+# Extra args go to cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/cuda-toolchain.sh
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target-cuda}"
-
 mode="${1:-check}"
 shift || true
 case "$mode" in
   check)
-    # --release so the nvcc outputs are shared with `bin` (build scripts run per profile).
-    cargo check --release -p pareto-eval -p pareto-cli --features cuda "$@"
+    # Clippy's selection, features and profile plus cuda: crates that do not depend on candle are
+    # already checked in this target folder, so only candle and what uses it is checked again.
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+    cargo check --workspace --all-targets --release --features pareto-eval/cuda "$@"
     ;;
   bin)
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target-cuda}"
     # Needed at run time: libcuda.so.1 (the driver, on the GPU machine), libcudart.so.13,
     # libcublas.so.13 (+ libcublasLt.so.13) and libcurand.so.10: ~730 MB, too big to carry,
     # so they are not copied next to the binary. RUNPATH: beside the binary, a CUDA 13

@@ -6,7 +6,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target-app}
+# The workspace's target folder and release profile: the engine crates are already built there by the tests.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 summary=()
 step() { echo; echo "=== $*"; }
 ok() { summary+=("PASS $1"); }
@@ -32,10 +33,10 @@ if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-d
 fi
 export PATH="$HOME/.cargo/bin:$PATH"
 
-step "Rust command tests (cargo test -p pareto-app; also regenerates ui/src/api/gen)"
-cargo test -p pareto-app --locked 2>&1 | tee /tmp/pareto-app-test.log
+step "Rust command tests (cargo test --release -p pareto-app; also regenerates ui/src/api/gen)"
+cargo test --release -p pareto-app --locked 2>&1 | tee /tmp/pareto-app-test.log
 rust_line=$(grep -E "^test result:" /tmp/pareto-app-test.log | head -1)
-ok "cargo test -p pareto-app: $rust_line"
+ok "cargo test --release -p pareto-app: $rust_line"
 
 step "generated TypeScript types are committed and current"
 git diff --exit-code -- ui/src/api/gen
@@ -49,7 +50,7 @@ ok "vitest: $(sed 's/\x1b\[[0-9;]*m//g' /tmp/pareto-vitest.log | grep -E "Tests 
 
 step "build UI and app"
 (cd ui && npx vite build)
-cargo build -p pareto-app --locked
+cargo build --release -p pareto-app --locked
 ok "build"
 
 step "end-to-end (WebDriver, Xvfb)"

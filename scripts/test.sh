@@ -8,6 +8,12 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# One target folder and one profile (release) for clippy, the tests, the studio and the cuda check, so
+# no crate is compiled twice. Incremental state is only worth writing where a later build reuses it.
+export CARGO_TARGET_DIR="$root/target"
+[ "${CI:-}" = true ] && export CARGO_INCREMENTAL=0
+t0=$SECONDS
+lap() { echo "=== [$(( (SECONDS - t0) / 60 ))m$(( (SECONDS - t0) % 60 ))s] $*"; }
 
 # Debian packages: Chromium renders the HTML report in a real browser; the rest build the Tauri
 # studio (WebKitGTK) and drive it headless (Xvfb, WebKitWebDriver).
@@ -19,9 +25,11 @@ apt_install() {
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
+lap "debian packages"
 apt_install chromium libwebkit2gtk-4.1-dev build-essential libxdo-dev libssl-dev libayatana-appindicator3-dev \
   librsvg2-dev xvfb xauth webkit2gtk-driver python3-pip
 
+lap "models, python, ui"
 bash scripts/fetch-models.sh
 # The GGUF export tests re-read files with llama.cpp's own Python reader.
 python3 -m pip install --quiet gguf numpy
@@ -29,11 +37,16 @@ python3 -m pip install --quiet gguf numpy
 # The studio embeds ui/dist at compile time, so the UI is built before anything compiles pareto-app.
 (cd ui && npm ci --no-audit --no-fund && npx vite build)
 
+lap "fmt, clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
-cargo test --workspace --exclude pareto-app --release
-# The studio shares this target folder so its crates are not built twice.
-CARGO_TARGET_DIR="$root/target" bash scripts/test-app.sh
 # The GPU build compiles (candle's CUDA kernels to PTX for sm_90 with nvcc from PyPI); running it needs a GPU:
-# scripts/gpu-check.sh.
+# scripts/gpu-check.sh. Same selection and profile as clippy, so every crate that does not depend on candle
+# is reused from clippy's check rather than checked again.
+lap "cuda compile check"
 bash scripts/build-cuda.sh check
+lap "workspace tests"
+cargo test --workspace --exclude pareto-app --release
+lap "studio tests"
+bash scripts/test-app.sh
+lap "all tests passed"

@@ -10,7 +10,7 @@ import { remote } from "webdriverio";
 
 export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const app =
-  process.env.PARETO_APP ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(repo, "target-app"), "debug/pareto-app");
+  process.env.PARETO_APP ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(repo, "target"), "release/pareto-app");
 export const shots = path.join(repo, "target/screenshots");
 
 function waitPort(port, ms) {
