@@ -1,9 +1,12 @@
 //! Export of a finished run: its model files and manifest, `report.json` (the engine's
 //! CompressReport), `pareto-run.json` (the versioned run record) and the reviewer's report
-//! (`report.html`, `report.md`, rendered by pareto-report). Written into a temporary sibling folder
-//! and renamed into place, so a failure never leaves a half-written target.
+//! (`report.html`, `report.md`, rendered by pareto-report). Written through the engine's
+//! [`OutputDir`]: a temporary sibling folder renamed into place (a failure never leaves a
+//! half-written target), never into the source model or over something Pareto did not write.
 
 use std::path::Path;
+
+use pareto_core::export::{OutputDir, SourcePaths, default_opener};
 
 use crate::dto::{ApiError, ApiResult, ExportResult, FileView, from_std};
 use crate::state::RunRecord;
@@ -20,33 +23,18 @@ pub fn write(
     record: &pareto_report::RunRecord,
     target: &Path,
     overwrite: bool,
+    mut protect: SourcePaths,
     packer: Option<Packer<'_>>,
 ) -> ApiResult<ExportResult> {
     let source = &run.report.output;
-    if target == source.as_path() {
-        return Err(ApiError::new("the target is the run's own output folder; choose another folder"));
-    }
-    if target.exists() && !overwrite {
-        return Err(ApiError::new(format!("{} already exists (tick “overwrite” to replace it)", target.display())));
-    }
-    let name = target.file_name().ok_or_else(|| ApiError::new(format!("{} is not a folder path", target.display())))?;
-    let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io_err(format!("could not create {}", parent.display())))?;
-    let tmp = parent.join(format!(".{}.pareto-export", name.to_string_lossy()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io_err(format!("could not clear {}", tmp.display())))?;
-    }
-    let result = fill(run, record, source, &tmp, packer);
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    if target.exists() {
-        std::fs::remove_dir_all(target).map_err(io_err(format!("could not replace {}", target.display())))?;
-    }
-    std::fs::rename(&tmp, target).map_err(io_err(format!("could not move the export into {}", target.display())))?;
+    // The engine's output rules: never into or over the model or the run's own output, and
+    // "overwrite" replaces only an earlier Pareto export.
+    protect.folders.push(source.clone());
+    let out = OutputDir::create(target, &protect, overwrite, default_opener())?;
+    fill(run, record, source, out.tmp_path(), packer)?;
+    let target = out.commit()?;
     let mut files = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(target)
+    let mut entries: Vec<_> = std::fs::read_dir(&target)
         .map_err(io_err(format!("could not list {}", target.display())))?
         .filter_map(Result::ok)
         .collect();
@@ -68,10 +56,19 @@ fn fill(
     packer: Option<Packer<'_>>,
 ) -> ApiResult<()> {
     if let Some(pack) = packer {
-        pack(tmp)?;
+        // The packer writes a complete artifact folder of its own; its files move up into ours.
+        let packed = tmp.join(".packed");
+        pack(&packed)?;
+        let entries =
+            std::fs::read_dir(&packed).map_err(io_err(format!("could not read the export {}", packed.display())))?;
+        for e in entries {
+            let e = e.map_err(io_err(format!("could not read {}", packed.display())))?;
+            std::fs::rename(e.path(), tmp.join(e.file_name()))
+                .map_err(io_err(format!("could not move {}", e.path().display())))?;
+        }
+        std::fs::remove_dir(&packed).map_err(io_err(format!("could not remove {}", packed.display())))?;
         return reports(run, record, tmp);
     }
-    std::fs::create_dir_all(tmp).map_err(io_err(format!("could not create {}", tmp.display())))?;
     let entries =
         std::fs::read_dir(source).map_err(io_err(format!("could not read the run output {}", source.display())))?;
     for e in entries {

@@ -432,15 +432,16 @@ pub fn export_run(state: &AppState, req: &ExportRequest) -> ApiResult<ExportResu
     let plan = recipe.resolve(&model)?;
     let record = run_record(state, &run, &model, &plan, &recipe)?;
     if format == ExportFormat::Safetensors {
-        return crate::export::write(&run, &record, &target, req.overwrite, None);
+        return crate::export::write(&run, &record, &target, req.overwrite, model.source_paths(), None);
     }
+    let protect = model.source_paths();
     let packer = move |dir: &Path| -> ApiResult<()> {
         let opts = CompressOptions::new(dir).with_format(format);
         pareto_core::compress(&model, &plan, &opts, &pareto_core::job::JobContext::silent())
             .map(|_| ())
             .map_err(|e| ApiError::from(e).context(format!("{} export failed", format.as_str())))
     };
-    crate::export::write(&run, &record, &target, req.overwrite, Some(&packer))
+    crate::export::write(&run, &record, &target, req.overwrite, protect, Some(&packer))
 }
 
 pub fn compute_devices() -> Vec<ComputeDevice> {

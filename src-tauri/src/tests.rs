@@ -188,6 +188,20 @@ fn compress_streams_progress_then_histogram_heatmap_export() {
     let again = ops::export_run(&state, &req).expect_err("exists");
     assert!(again.message.contains("already exists"));
     ops::export_run(&state, &ExportRequest { overwrite: true, ..req.clone() }).expect("overwrite");
+    // "overwrite" replaces an earlier export only: a folder of the user's stays as it was, and
+    // nothing is written into the run's output or the source model.
+    let mine = dir.path().join("mine");
+    std::fs::create_dir(&mine).expect("mkdir");
+    std::fs::write(mine.join("notes.txt"), "keep").expect("write");
+    let at = |p: &std::path::Path| ExportRequest { target: p.display().to_string(), overwrite: true, ..req.clone() };
+    let err = ops::export_run(&state, &at(&mine)).expect_err("a foreign folder");
+    assert!(err.message.contains("replaces only its own"), "{err}");
+    assert_eq!(std::fs::read_to_string(mine.join("notes.txt")).expect("kept"), "keep");
+    for inside in [out.join("export"), std::path::PathBuf::from(&run.source).join("export")] {
+        let err = ops::export_run(&state, &at(&inside)).expect_err("inside a source");
+        assert!(err.message.contains("lies inside"), "{}: {err}", inside.display());
+        assert!(!inside.exists());
+    }
     // Packed formats re-run the recipe through their writer; a format that cannot express the recipe
     // is refused with a readable reason, and nothing is left at the target.
     let mut packed_ok = 0;

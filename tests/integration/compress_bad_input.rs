@@ -94,24 +94,70 @@ fn output_paths_that_would_touch_the_source_are_refused() {
     let model = Model::open(&src).unwrap();
     let plan = Recipe::load("w8").unwrap().resolve(&model).unwrap();
     let ctx = JobContext::silent();
-    for out in [src.clone(), tmp.path().to_path_buf(), src.join(".")] {
+    // The folder, a folder holding it, and each of its files (the issue's `--out m/model.safetensors
+    // --force`, which once moved the weights aside): refused, nothing touched.
+    let before: Vec<(String, Vec<u8>)> =
+        ["model.safetensors", "config.json", "tokenizer.json"].iter().map(|f| (f.to_string(), sha(&src.join(f)))).collect();
+    let outs = [src.clone(), tmp.path().to_path_buf(), src.join("."), src.join("model.safetensors"), src.join("config.json")];
+    for out in outs {
         let mut opts = CompressOptions::new(&out);
         opts.force = true;
         let err = compress(&model, &plan, &opts, &ctx).unwrap_err();
         assert!(matches!(err, Error::OutputIsSource { .. }), "{}: {err}", out.display());
     }
-    // An existing output is refused without --force, replaced whole with it.
+    // Inside the source folder, directly or through a symlink to it.
+    let link = tmp.path().join("link");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&src, &link).unwrap();
+    for out in [src.join("out"), src.join("sub/out"), link.join("out")] {
+        let mut opts = CompressOptions::new(&out);
+        opts.force = true;
+        let err = compress(&model, &plan, &opts, &ctx).unwrap_err();
+        assert!(matches!(err, Error::OutputInsideSource { .. }), "{}: {err}", out.display());
+    }
+    for (f, bytes) in &before {
+        assert_eq!(&sha(&src.join(f)), bytes, "{f} changed");
+    }
+    let names: Vec<String> =
+        std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names.len(), 3, "nothing added to the source folder: {names:?}");
+
+    // An existing folder of the user's is refused, with or without --force, and kept as it was.
     let out = tmp.path().join("out");
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("old.txt"), "old").unwrap();
+    for force in [false, true] {
+        let mut opts = CompressOptions::new(&out);
+        opts.force = force;
+        let err = compress(&model, &plan, &opts, &ctx).unwrap_err();
+        assert!(matches!(err, Error::OutputNotOurs { .. }), "{err}");
+        assert_eq!(std::fs::read_to_string(out.join("old.txt")).unwrap(), "old");
+    }
+    // So is a regular file.
+    let file = tmp.path().join("notes.txt");
+    std::fs::write(&file, "mine").unwrap();
+    let mut opts = CompressOptions::new(&file);
+    opts.force = true;
+    assert!(matches!(compress(&model, &plan, &opts, &ctx), Err(Error::OutputNotOurs { .. })));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+    // An earlier Pareto output is refused without --force and replaced whole with it.
+    std::fs::remove_dir_all(&out).unwrap();
+    compress(&model, &plan, &CompressOptions::new(&out), &ctx).unwrap();
     let err = compress(&model, &plan, &CompressOptions::new(&out), &ctx).unwrap_err();
     assert!(matches!(err, Error::OutputExists { .. }), "{err}");
-    assert!(out.join("old.txt").exists());
     let mut opts = CompressOptions::new(&out);
     opts.force = true;
     compress(&model, &plan, &opts, &ctx).unwrap();
-    assert!(!out.join("old.txt").exists() && out.join("model.safetensors").exists());
+    assert!(out.join("model.safetensors").exists());
     assert_eq!(sha(&src.join("model.safetensors")), sha(&stories().join("model.safetensors")));
+    no_leftovers_beside(tmp.path());
+}
+
+/// No temporary folder of Pareto's is left in `dir`.
+fn no_leftovers_beside(dir: &Path) {
+    let names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.contains("pareto-tmp")), "left behind: {names:?}");
 }
 
 #[test]

@@ -606,7 +606,7 @@ fn shapes_gptq_cannot_pack_are_a_clear_error() {
 }
 
 #[test]
-fn existing_targets_are_refused_unless_forced() {
+fn existing_targets_are_replaced_only_when_forced_and_ours() {
     let tmp = tempfile::tempdir().unwrap();
     let model = Model::open(stories()).unwrap();
     let out = tmp.path().join("out");
@@ -615,12 +615,20 @@ fn existing_targets_are_refused_unless_forced() {
     let plan = preset("gguf-q8_0").resolve(&model).unwrap();
     let opts = CompressOptions::new(&out).with_format(ExportFormat::Gguf);
     let err = compress(&model, &plan, &opts, &JobContext::silent()).unwrap_err();
-    assert!(matches!(&err, Error::OutputExists { path } if path == &out), "{err}");
+    assert!(matches!(&err, Error::OutputNotOurs { path, .. } if path == &out), "{err}");
     assert_eq!(std::fs::read(out.join("keep.txt")).unwrap(), b"mine");
+    // Forcing replaces an earlier output of Pareto's only, never a folder of the user's.
     let mut forced = CompressOptions::new(&out).with_format(ExportFormat::Gguf);
     forced.force = true;
+    let err = compress(&model, &plan, &forced, &JobContext::silent()).unwrap_err();
+    assert!(matches!(&err, Error::OutputNotOurs { .. }), "{err}");
+    assert_eq!(std::fs::read(out.join("keep.txt")).unwrap(), b"mine");
+    std::fs::remove_dir_all(&out).unwrap();
+    compress(&model, &plan, &opts, &JobContext::silent()).unwrap();
+    let err = compress(&model, &plan, &opts, &JobContext::silent()).unwrap_err();
+    assert!(matches!(&err, Error::OutputExists { path } if path == &out), "{err}");
     compress(&model, &plan, &forced, &JobContext::silent()).unwrap();
-    assert!(out.join("model.gguf").is_file() && !out.join("keep.txt").exists());
+    assert!(out.join("model.gguf").is_file());
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "nothing else left beside it");
 }
 

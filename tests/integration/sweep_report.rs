@@ -59,6 +59,14 @@ fn sweep_records_resume_and_render() {
     assert_eq!(second.records.len(), 2);
     assert_eq!(second.records[1].id, first.records[1].id, "content-addressed ids are stable");
 
+    // A record whose artifact was deleted since is not trusted: that variant runs again.
+    let artifact = PathBuf::from(&second.records[0].artifact.as_ref().unwrap().path);
+    std::fs::remove_dir_all(&artifact).unwrap();
+    let third = sweep(&jobs, &files, out.path(), &exec, &JobContext::silent()).unwrap();
+    assert_eq!(third.resumed, vec!["gguf-q4_0".to_string()]);
+    assert!(third.rerun.len() == 1 && third.rerun[0].1.contains("missing"), "{:?}", third.rerun);
+    assert!(artifact.join("model.safetensors").is_file(), "re-created");
+
     // The report in a real browser: headless Chromium renders the page and the frontier chart.
     let cmp = compare(&second.records).unwrap();
     let html_path = out.path().join("report.html");
@@ -78,6 +86,34 @@ fn sweep_records_resume_and_render() {
     }
     let loaded = RunRecord::load(&second.record_paths[0]).unwrap();
     assert_eq!(loaded, second.records[0]);
+}
+
+#[test]
+fn sweep_outputs_never_land_in_the_source_or_a_foreign_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("m");
+    std::fs::create_dir(&src).unwrap();
+    for f in ["model.safetensors", "config.json", "tokenizer.json"] {
+        std::fs::copy(stories().join(f), src.join(f)).unwrap();
+    }
+    let source = pareto_core::Model::open(&src).unwrap().source_paths();
+    for out in [src.clone(), src.join("sweep"), tmp.path().to_path_buf()] {
+        let err = pareto_runs::prepare_out(&out, &source).unwrap_err();
+        assert!(err.to_string().contains("source model"), "{}: {err}", out.display());
+    }
+    let mine = tmp.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("report.md"), "my own notes").unwrap();
+    let err = pareto_runs::prepare_out(&mine, &source).unwrap_err();
+    assert!(err.to_string().contains("did not write"), "{err}");
+    assert_eq!(std::fs::read_to_string(mine.join("report.md")).unwrap(), "my own notes");
+    // New and empty folders are taken and marked; a marked folder is taken again.
+    let fresh = tmp.path().join("fresh");
+    pareto_runs::prepare_out(&fresh, &source).unwrap();
+    assert!(fresh.join(pareto_runs::SWEEP_MARKER).is_file());
+    pareto_runs::prepare_out(&fresh, &source).unwrap();
+    let read = |p: PathBuf| std::fs::read(p).unwrap();
+    assert_eq!(read(src.join("model.safetensors")), read(stories().join("model.safetensors")));
 }
 
 /// Runs Debian's Chromium headless on a local file (scripts/test.sh installs it).

@@ -52,14 +52,16 @@ impl Drop for Bars {
     }
 }
 
-/// A job context drawing progress bars on stderr; the first Ctrl-C cancels the job cleanly
-/// (the engine stops between tensors and removes its partial output), a second one exits.
+/// A job context drawing progress bars on stderr. The first Ctrl-C (or SIGTERM, SIGHUP) cancels
+/// the job cleanly: the engine stops between tensors and removes its partial output. A second one
+/// exits at once, after removing the running jobs' temporary folders.
 pub fn bar_context() -> JobContext {
     let cancel = CancelToken::new();
     let token = cancel.clone();
     // Only the first handler registration succeeds; later contexts share the process handler.
     let _ = ctrlc::set_handler(move || {
         if token.is_cancelled() {
+            pareto_core::export::remove_live_temp_folders();
             std::process::exit(130);
         }
         eprintln!("\ncancelling… (Ctrl-C again to exit at once)");

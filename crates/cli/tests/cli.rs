@@ -67,3 +67,119 @@ fn failures_exit_non_zero_with_one_line_cause() {
     assert!(!out.status.success());
     assert!(json(&out)["error"].as_str().unwrap().contains("nope"));
 }
+
+/// A model big enough that a q4_k compress runs for seconds (the k-quant scale search is the
+/// slowest codec), so signals arrive mid-job: 24 tensors of 2048×2048 F32, 400 MB.
+#[cfg(unix)]
+fn slow_job(dir: &Path) -> (PathBuf, PathBuf) {
+    use std::io::Write;
+    let model = dir.join("big");
+    std::fs::create_dir(&model).unwrap();
+    let (rows, cols, n) = (2048usize, 2048usize, 24usize);
+    let mut header = serde_json::Map::new();
+    for i in 0..n {
+        let begin = i * rows * cols * 4;
+        header.insert(
+            format!("model.layers.{i}.mlp.down_proj.weight"),
+            serde_json::json!({ "dtype": "F32", "shape": [rows, cols], "data_offsets": [begin, begin + rows * cols * 4] }),
+        );
+    }
+    let header = serde_json::to_vec(&header).unwrap();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(model.join("model.safetensors")).unwrap());
+    f.write_all(&(header.len() as u64).to_le_bytes()).unwrap();
+    f.write_all(&header).unwrap();
+    let mut x = 0x2545_F491u32;
+    let row: Vec<u8> = (0..cols)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            ((x as f32 / u32::MAX as f32 - 0.5) * 0.1).to_le_bytes()
+        })
+        .collect();
+    for _ in 0..n * rows {
+        f.write_all(&row).unwrap();
+    }
+    f.flush().unwrap();
+    let recipe = dir.join("q4k.toml");
+    std::fs::write(&recipe, "name = \"q4k\"\nignore = []\n[default.quantize]\nformat = \"q4_k\"\n").unwrap();
+    (model, recipe)
+}
+
+#[cfg(unix)]
+fn temp_folders(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("pareto-tmp"))
+        .collect()
+}
+
+/// Starts `pareto compress` and returns once its temporary output folder exists.
+#[cfg(unix)]
+fn start_compress(model: &Path, recipe: &Path, out: &Path) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_pareto"))
+        .args(["compress", model.to_str().unwrap(), "--recipe", recipe.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start pareto");
+    let dir = out.parent().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while temp_folders(dir).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no temporary folder appeared");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Into the tensors (past the folder's creation).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child
+}
+
+#[cfg(unix)]
+fn signal(child: &std::process::Child, sig: &str) {
+    let ok = Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]).status().unwrap().success();
+    assert!(ok, "kill -{sig}");
+}
+
+/// The fault matrix of the CLI: SIGTERM and SIGINT (once: a clean cancel; twice: exit at once)
+/// and SIGKILL (the next run sweeps what it left). Each time: exit 130 where the process could
+/// say so, nothing under the output name, no temporary folder left, the source unchanged.
+#[cfg(unix)]
+#[test]
+fn signals_leave_no_partial_output_and_kill_9_leftovers_are_swept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, recipe) = slow_job(tmp.path());
+    let weights = model.join("model.safetensors");
+    let before = std::fs::read(&weights).unwrap();
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let out = work.join("out");
+    for signals in [&["TERM"][..], &["INT"], &["INT", "INT"], &["TERM", "TERM"]] {
+        let mut child = start_compress(&model, &recipe, &out);
+        for s in signals {
+            signal(&child, s);
+        }
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(130), "{signals:?}: {status:?} {err}");
+        assert!(!out.exists(), "{signals:?}: an output appeared");
+        assert!(temp_folders(&work).is_empty(), "{signals:?}: left {:?}", temp_folders(&work));
+    }
+    let mut child = start_compress(&model, &recipe, &out);
+    signal(&child, "KILL");
+    child.wait().unwrap();
+    assert!(!out.exists());
+    assert_eq!(temp_folders(&work).len(), 1, "a killed run cannot clean up");
+    // The next run into the same folder removes it and finishes.
+    let done = pareto(&["compress", model.to_str().unwrap(), "--recipe", recipe.to_str().unwrap(), "--out"]
+        .into_iter()
+        .chain([out.to_str().unwrap()])
+        .collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
+    assert!(err.contains("was killed"), "{err}");
+    assert!(temp_folders(&work).is_empty() && out.join("model.safetensors").is_file());
+    assert!(std::fs::read(&weights).unwrap() == before, "the source changed");
+}

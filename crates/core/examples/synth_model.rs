@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use pareto_core::export::safetensors::{Entry, Layout, Writer};
-use pareto_core::export::{OutputDir, default_opener};
+use pareto_core::export::{OutputDir, SourcePaths, default_opener};
 use pareto_core::store::DType;
 
 struct Shape {
@@ -61,8 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let n = shards.len();
-    let source = std::env::temp_dir().join("pareto-synth-no-source");
-    let mut dir = OutputDir::create(&out, &source, true, default_opener())?;
+    let mut dir = OutputDir::create(&out, &SourcePaths::none(), true, default_opener())?;
     let mut weight_map = BTreeMap::new();
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
     let mut total = 0u64;
@@ -118,6 +117,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": false, "torch_dtype": "float16"
     });
     dir.write_file("config.json", serde_json::to_string_pretty(&config)?.as_bytes())?;
+    // Marks the folder as Pareto's, so a later run may replace it (`--force` rules).
+    let manifest = serde_json::json!({ "tool": "pareto", "format": "synthetic-model", "files": dir.files() });
+    dir.write_file(pareto_core::export::manifest::MANIFEST_NAME, serde_json::to_string_pretty(&manifest)?.as_bytes())?;
     dir.commit()?;
     eprintln!("{} ({} bytes of weights)", out.display(), total);
     Ok(())

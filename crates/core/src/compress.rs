@@ -110,6 +110,9 @@ pub struct CompressReport {
     /// Tensors the accelerator handed back to the CPU, and why (out of device memory).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub device_notes: Vec<String>,
+    /// Temporary folders of killed runs found beside the output and removed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stale_removed: Vec<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -139,7 +142,7 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
     if opts.format == ExportFormat::CompressedTensors {
         compressed_tensors::check(plan)?;
     }
-    let mut out = OutputDir::create(&opts.out, model.root(), opts.force, opts.opener.clone())?;
+    let mut out = OutputDir::create(&opts.out, &model.source_paths(), opts.force, opts.opener.clone())?;
     let reader = SourceReader::open(model, opts.large_tensor_bytes)?;
     let source_hashes = reader.hash_in_background();
 
@@ -207,6 +210,7 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
         tool_version: env!("CARGO_PKG_VERSION"),
         format: label.into(),
         source_files,
+        source_digests: crate::export::manifest::SOURCE_DIGEST_NOTE,
         recipe: plan.recipe.clone(),
         tensors: reports
             .iter()
@@ -226,6 +230,7 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
     };
     out.write_file(MANIFEST_NAME, &to_json(&manifest)?)?;
     ctx.checkpoint()?;
+    let stale_removed = out.stale_removed().to_vec();
     let output = out.commit()?;
     Ok(CompressReport {
         source: model.root().to_path_buf(),
@@ -243,6 +248,7 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
         device: opts.accelerator.as_ref().map_or_else(|| "cpu".to_string(), |a| a.device()),
         device_tensors,
         device_notes,
+        stale_removed,
     })
 }
 

@@ -151,10 +151,20 @@ pub enum Error {
         "tensor {tensor}: non-finite value {value} at element {index}; refusing to write it (fix or exclude the tensor)"
     )]
     NonFinite { tensor: String, index: usize, value: f32 },
-    #[error("output {output} is the source model's folder or contains it; the source is never modified")]
+    #[error(
+        "output {output} is the source model's folder, one of its files, or contains them; the source is never modified"
+    )]
     OutputIsSource { output: PathBuf },
-    #[error("output {path} already exists; pass --force to replace it")]
+    #[error(
+        "output {output} lies inside the source model's folder {source_dir}; write it elsewhere (the source folder is never modified)"
+    )]
+    OutputInsideSource { output: PathBuf, source_dir: PathBuf },
+    #[error("output {path} already exists (an earlier Pareto output); pass --force to replace it")]
     OutputExists { path: PathBuf },
+    #[error(
+        "output {path} already exists and is {what}; Pareto replaces only its own earlier outputs, even with --force: choose another output path or move it away yourself"
+    )]
+    OutputNotOurs { path: PathBuf, what: String },
     #[error("tensor {tensor}: size overflows 64-bit arithmetic")]
     SizeOverflow { tensor: String },
     #[error("internal writer mismatch: expected {expected}, got {got}")]

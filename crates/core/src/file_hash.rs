@@ -3,10 +3,14 @@
 //! Every export records the sha256 of its source files (the same digest the Hugging Face Hub
 //! shows for LFS files). Hashing a 16 GB model takes about as long as quantizing it, and the
 //! Studio exports many variants of one model, so digests are kept in a small cache keyed by what
-//! changes when a file is rewritten: canonical path, size, modification time (ns) and inode — the
-//! test git and rsync use. A file rewritten in place with the same size and a forged mtime would be
-//! missed; `PARETO_HASH_CACHE=off` turns the cache off, `PARETO_HASH_CACHE=<file>` moves it
-//! (default `$XDG_CACHE_HOME/pareto/file-hashes.json`, else `~/.cache/pareto/file-hashes.json`).
+//! changes when a file is rewritten: canonical path, size, modification time, status-change time
+//! (ctime, ns), device and inode, as git's index does. The mtime alone can be set back (`touch -d`,
+//! `cp -p`, `rsync -t`) after a rewrite in place; the ctime cannot — any write or metadata change
+//! moves it to the current time — so a rewritten file is always hashed again. Where there is no
+//! ctime (non-Unix systems) nothing is cached. Each digest says whether it was computed or came
+//! from the cache ([`DigestFrom`]), and manifests carry that. `PARETO_HASH_CACHE=off` turns the
+//! cache off, `PARETO_HASH_CACHE=<file>` moves it (default `$XDG_CACHE_HOME/pareto/file-hashes.json`,
+//! else `~/.cache/pareto/file-hashes.json`).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -20,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::export::FileRecord;
+pub use crate::export::manifest::DigestFrom;
 
 /// Entries kept; the oldest-looked-up are dropped beyond this.
 const MAX_ENTRIES: usize = 4096;
@@ -29,6 +34,11 @@ struct Stamp {
     bytes: u64,
     mtime_ns: i128,
     inode: u64,
+    /// Absent in caches written before ctimes were kept: such entries never match.
+    #[serde(default)]
+    ctime_ns: Option<i128>,
+    #[serde(default)]
+    dev: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,19 +95,20 @@ fn sha256_with_cache(path: &Path, stop: &AtomicBool, cache: Option<PathBuf>) -> 
     let stamp = stamp(path)?;
     if let Some(cache) = &cache {
         let entries = load(cache);
-        if let Some(e) = entries.get(&key).filter(|e| e.stamp == stamp) {
+        if let Some(e) = entries.get(&key).filter(|e| stamp.ctime_ns.is_some() && e.stamp == stamp) {
             let sha256 = e.sha256.clone();
             touch(cache, entries, &key, None);
-            return Ok(FileRecord { name, bytes: stamp.bytes, sha256 });
+            return Ok(FileRecord { name, bytes: stamp.bytes, sha256, digest: Some(DigestFrom::Cache) });
         }
     }
     let (sha256, bytes) = hash_stream(path, stop)?;
-    // A file that changed while it was read is not remembered.
-    if let Some(cache) = cache.filter(|_| self::stamp(path).is_ok_and(|s| s == stamp)) {
+    // A file that changed while it was read is not remembered, nor one without a ctime.
+    let unchanged = self::stamp(path).is_ok_and(|s| s == stamp);
+    if let Some(cache) = cache.filter(|_| unchanged && stamp.ctime_ns.is_some()) {
         let entries = load(&cache);
         touch(&cache, entries, &key, Some(Entry { stamp, sha256: sha256.clone(), used: 0 }));
     }
-    Ok(FileRecord { name, bytes, sha256 })
+    Ok(FileRecord { name, bytes, sha256, digest: Some(DigestFrom::Computed) })
 }
 
 fn hash_stream(path: &Path, stop: &AtomicBool) -> Result<(String, u64)> {
@@ -127,10 +138,13 @@ fn stamp(path: &Path) -> Result<Stamp> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos() as i128);
     #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&m);
+    let (inode, dev, ctime_ns) = {
+        use std::os::unix::fs::MetadataExt;
+        (m.ino(), m.dev(), Some(i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())))
+    };
     #[cfg(not(unix))]
-    let inode = 0;
-    Ok(Stamp { bytes: m.len(), mtime_ns, inode })
+    let (inode, dev, ctime_ns) = (0, 0, None);
+    Ok(Stamp { bytes: m.len(), mtime_ns, inode, ctime_ns, dev })
 }
 
 fn cache_path() -> Option<PathBuf> {
@@ -211,5 +225,32 @@ mod tests {
 
         stop.store(true, Ordering::Relaxed);
         assert!(matches!(sha256_with_cache(&f, &stop, None), Err(Error::Cancelled)));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_rewrite_in_place_with_the_mtime_set_back_is_hashed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Some(dir.path().join("hashes.json"));
+        let f = dir.path().join("w.bin");
+        fs::write(&f, b"old weights").unwrap();
+        let stop = AtomicBool::new(false);
+        let first = sha256_with_cache(&f, &stop, cache.clone()).unwrap();
+        assert_eq!(first.digest, Some(DigestFrom::Computed));
+        let again = sha256_with_cache(&f, &stop, cache.clone()).unwrap();
+        assert_eq!((again.digest, &again.sha256), (Some(DigestFrom::Cache), &first.sha256));
+
+        // Same size, same inode, mtime restored: only the ctime tells.
+        let before = fs::metadata(&f).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut w = fs::OpenOptions::new().write(true).open(&f).unwrap();
+        std::io::Write::write_all(&mut w, b"new weights").unwrap();
+        w.set_modified(before.modified().unwrap()).unwrap();
+        drop(w);
+        let after = fs::metadata(&f).unwrap();
+        assert_eq!((after.len(), after.modified().unwrap()), (before.len(), before.modified().unwrap()));
+        let rehashed = sha256_with_cache(&f, &stop, cache).unwrap();
+        assert_eq!(rehashed.digest, Some(DigestFrom::Computed));
+        assert_ne!(rehashed.sha256, first.sha256);
     }
 }

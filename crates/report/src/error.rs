@@ -16,6 +16,10 @@ pub enum ReportError {
         "{path}: run record schema version {found} is not supported (this build reads version {supported}); re-run the variant with this version of pareto"
     )]
     SchemaVersion { path: PathBuf, found: u64, supported: u32 },
+    #[error("refusing to write {path}: it is {what}; choose another output path")]
+    WouldOverwrite { path: PathBuf, what: String },
+    #[error("{path}: {bytes} bytes is more than the {cap}-byte cap for a run record")]
+    TooLarge { path: PathBuf, bytes: u64, cap: u64 },
     #[error("nothing to compare: give at least one run record")]
     NoRecords,
 }

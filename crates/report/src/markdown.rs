@@ -10,10 +10,13 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| "_not measured_".to_string(), f)
 }
 
+/// How every Markdown report begins (also how an existing one is recognised).
+pub(crate) const HEADING: &str = "### Pareto: ";
+
 pub fn render_markdown(records: &[RunRecord], cmp: &Comparison) -> String {
     let mut s = String::new();
     let source = records.first().map_or("", |r| r.source.path.as_str());
-    let _ = writeln!(s, "### Pareto: {} variant(s) of `{source}`\n", records.len());
+    let _ = writeln!(s, "{HEADING}{} variant(s) of `{source}`\n", records.len());
     for w in &cmp.warnings {
         let _ = writeln!(s, "> **Warning:** {w}\n");
     }

@@ -209,6 +209,9 @@ pub struct Assumption {
     pub sources: Vec<String>,
 }
 
+/// The largest run record read (a 70B model's per-tensor table is well under 16 MiB).
+pub const RECORD_CAP: u64 = 64 << 20;
+
 impl RunRecord {
     /// The primary validation metric, if measured.
     pub fn primary_metric(&self) -> Option<&Metric> {
@@ -226,8 +229,19 @@ impl RunRecord {
     /// Reads a record, checking the schema version before anything else so an old or newer
     /// record gets a clear message instead of a field-by-field parse error.
     pub fn load(path: &Path) -> Result<RunRecord> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ReportError::Io { path: path.to_path_buf(), source: e })?;
+        let io = |e| ReportError::Io { path: path.to_path_buf(), source: e };
+        // Records are a few hundred KiB; the cap keeps a wrong path (a device, a huge file) from
+        // exhausting memory.
+        let file = std::fs::File::open(path).map_err(io)?;
+        let bytes = file.metadata().map_err(io)?.len();
+        if bytes > RECORD_CAP {
+            return Err(ReportError::TooLarge { path: path.to_path_buf(), bytes, cap: RECORD_CAP });
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(file, RECORD_CAP + 1), &mut text).map_err(io)?;
+        if text.len() as u64 > RECORD_CAP {
+            return Err(ReportError::TooLarge { path: path.to_path_buf(), bytes: text.len() as u64, cap: RECORD_CAP });
+        }
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| ReportError::NotARecord { path: path.to_path_buf(), message: e.to_string() })?;
         match value.get("schema_version").and_then(serde_json::Value::as_u64) {

@@ -16,6 +16,10 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "sweep output {path} is {what}; a sweep writes only into a new or empty folder or one an earlier sweep wrote (it holds {marker})"
+    )]
+    OutNotOurs { path: std::path::PathBuf, what: String, marker: &'static str },
     #[error("variant {variant}: {source}")]
     Variant {
         variant: String,

@@ -11,5 +11,5 @@ mod variant;
 pub use error::{Result, RunError};
 pub use hashing::{hash_files, variant_id};
 pub use record::{projection_record, source_model, tensor_records, totals, validation_record};
-pub use sweep::{Executor, LocalExecutor, SweepOutcome, record_path, sweep, write_record};
+pub use sweep::{Executor, LocalExecutor, SWEEP_MARKER, SweepOutcome, prepare_out, record_path, sweep, write_record};
 pub use variant::{VariantSpec, assemble, rfc3339, run_variant};

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use pareto_core::export::SourcePaths;
+use pareto_core::export::protect::resolve;
 use pareto_core::job::JobContext;
 use pareto_report::{FileHash, RunRecord};
 
@@ -89,12 +91,59 @@ pub struct SweepOutcome {
     pub record_paths: Vec<PathBuf>,
     /// Variants skipped because their record already existed.
     pub resumed: Vec<String>,
+    /// Variants whose record existed but was not reused, and why (artifact missing or changed).
+    pub rerun: Vec<(String, String)>,
     /// Variants that failed, with the error.
     pub failed: Vec<(String, String)>,
 }
 
+/// Marks a folder as a sweep's: a later sweep may write into it, nothing else is overwritten.
+pub const SWEEP_MARKER: &str = "pareto-sweep.json";
+
+/// Makes `out` ready for a sweep: refuses the source model (its folder, its files, anything inside
+/// it) and a folder that holds anything but an earlier sweep's output; creates it and marks it.
+pub fn prepare_out(out: &Path, source: &SourcePaths) -> Result<()> {
+    let resolved = resolve(out);
+    source.check(out, &resolved)?;
+    let refuse = |what: &str| RunError::OutNotOurs { path: out.to_path_buf(), what: what.into(), marker: SWEEP_MARKER };
+    match std::fs::symlink_metadata(&resolved) {
+        Ok(m) if !m.is_dir() => return Err(refuse("not a folder")),
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(&resolved).map_err(|e| RunError::Io { path: out.into(), source: e })?;
+            // Sweeps made before the marker existed are recognised by their runs/ folder of records.
+            let ours = resolved.join(SWEEP_MARKER).is_file() || resolved.join("runs").is_dir();
+            if entries.next().is_some() && !ours {
+                return Err(refuse("a folder that an earlier sweep did not write"));
+            }
+        }
+        Err(_) => std::fs::create_dir_all(&resolved).map_err(|e| RunError::Io { path: out.into(), source: e })?,
+    }
+    let marker = resolved.join(SWEEP_MARKER);
+    if !marker.is_file() {
+        let text = serde_json::json!({ "tool": "pareto", "kind": "sweep", "version": env!("CARGO_PKG_VERSION") });
+        pareto_report::write_atomic(&marker, &format!("{text:#}\n"))?;
+    }
+    Ok(())
+}
+
+/// Why a finished record cannot be reused: its artifact is gone or no longer what it recorded.
+fn artifact_problem(record: &RunRecord) -> Option<String> {
+    let artifact = record.artifact.as_ref()?;
+    let manifest = Path::new(&artifact.path).join(pareto_core::export::manifest::MANIFEST_NAME);
+    let text = match std::fs::read(&manifest) {
+        Ok(t) => t,
+        Err(_) => return Some(format!("its artifact {} is missing", artifact.path)),
+    };
+    let hash = serde_json::from_slice::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("content_hash").and_then(|h| h.as_str()).map(String::from));
+    (hash.as_deref() != Some(artifact.content_hash.as_str()))
+        .then(|| format!("its artifact {} changed since it was recorded", artifact.path))
+}
+
 /// Runs every job not already recorded under `out` (each record is written as its variant
-/// finishes) and returns all records in job order.
+/// finishes) and returns all records in job order. A record is reused only while its artifact is
+/// still there with the content hash it recorded. Call [`prepare_out`] first.
 pub fn sweep(
     jobs: &[VariantSpec],
     model_files: &[FileHash],
@@ -105,14 +154,22 @@ pub fn sweep(
     let mut pending = Vec::new();
     let mut slots: Vec<Option<(RunRecord, PathBuf)>> = Vec::with_capacity(jobs.len());
     let mut resumed = Vec::new();
+    let mut rerun = Vec::new();
     for job in jobs {
         let (recipe, id) = job.id(model_files)?;
         let path = record_path(out, &recipe.name, &id);
         match RunRecord::load(&path) {
-            Ok(r) if r.id == id => {
-                resumed.push(recipe.name.clone());
-                slots.push(Some((r, path)));
-            }
+            Ok(r) if r.id == id => match artifact_problem(&r) {
+                None => {
+                    resumed.push(recipe.name.clone());
+                    slots.push(Some((r, path)));
+                }
+                Some(why) => {
+                    rerun.push((recipe.name.clone(), why));
+                    pending.push(job.clone());
+                    slots.push(None);
+                }
+            },
             _ => {
                 pending.push(job.clone());
                 slots.push(None);
@@ -138,5 +195,5 @@ pub fn sweep(
         }
     }
     let (records, record_paths) = slots.into_iter().flatten().unzip();
-    Ok(SweepOutcome { records, record_paths, resumed, failed })
+    Ok(SweepOutcome { records, record_paths, resumed, rerun, failed })
 }

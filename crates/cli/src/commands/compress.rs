@@ -82,6 +82,9 @@ pub fn run(args: &CompressArgs, json: bool) -> anyhow::Result<()> {
     for note in &report.device_notes {
         eprintln!("note: {note}");
     }
+    for stale in &report.stale_removed {
+        eprintln!("note: removed {}, the temporary folder of an earlier run that was killed", stale.display());
+    }
     eprintln!(
         "wrote {} ({}, {}) in {:.2} s; content hash {}",
         report.output.display(),

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use pareto_report::{RunRecord, compare, render_html, render_markdown, write_atomic};
+use pareto_report::{RunRecord, compare, render_html, render_markdown, write_report};
 
 use crate::output;
 
@@ -34,7 +34,7 @@ pub fn run(args: &ReportArgs, json: bool) -> anyhow::Result<()> {
         "json" => serde_json::to_string_pretty(&serde_json::json!({ "comparison": cmp, "records": records }))?,
         other => anyhow::bail!("unknown report format {other:?}; valid: html, md, json"),
     };
-    write_atomic(&args.out, &text).with_context(|| format!("writing {}", args.out.display()))?;
+    write_report(&args.out, &text, &args.records).with_context(|| format!("writing {}", args.out.display()))?;
     for w in &cmp.warnings {
         eprintln!("warning: {w}");
     }

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use pareto_core::Model;
-use pareto_report::{compare, render_html, render_markdown, write_atomic};
-use pareto_runs::{LocalExecutor, VariantSpec, hash_files, sweep};
+use pareto_report::{compare, render_html, render_markdown, write_report};
+use pareto_runs::{LocalExecutor, VariantSpec, hash_files, prepare_out, sweep};
 
 use crate::{output, progress};
 
@@ -56,11 +56,15 @@ pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
             measure_speed: args.speed,
         })
         .collect();
+    prepare_out(&args.out, &model.source_paths())?;
     let ctx = progress::bar_context();
     let outcome = sweep(&jobs, &files, &args.out, &LocalExecutor { parallelism: args.parallel }, &ctx)?;
     drop(ctx);
     for name in &outcome.resumed {
         eprintln!("resumed: {name} (record already present)");
+    }
+    for (name, why) in &outcome.rerun {
+        eprintln!("re-ran: {name} ({why})");
     }
     for (name, err) in &outcome.failed {
         eprintln!("failed: {name}: {err}");
@@ -71,13 +75,13 @@ pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
     let cmp = compare(&outcome.records)?;
     let html = args.out.join("report.html");
     let md = args.out.join("report.md");
-    write_atomic(&html, &render_html(&outcome.records, &cmp))?;
-    write_atomic(&md, &render_markdown(&outcome.records, &cmp))?;
+    write_report(&html, &render_html(&outcome.records, &cmp), &[])?;
+    write_report(&md, &render_markdown(&outcome.records, &cmp), &[])?;
     eprintln!("{}", cmp.recommendation.headline);
     eprintln!("wrote {} and {} ({} run records)", html.display(), md.display(), outcome.record_paths.len());
     if json {
         output::json(&serde_json::json!({
-            "records": outcome.record_paths, "resumed": outcome.resumed, "failed": outcome.failed,
+            "records": outcome.record_paths, "resumed": outcome.resumed, "rerun": outcome.rerun, "failed": outcome.failed,
             "report_html": html, "report_md": md, "comparison": cmp,
         }))?;
     }

@@ -10,6 +10,7 @@ use std::thread;
 use sha2::{Digest, Sha256};
 
 use super::manifest::FileRecord;
+use super::protect::{Existing, SourcePaths, resolve};
 use crate::error::{Error, Result};
 
 /// A file being written: `Write` plus a durable flush.
@@ -42,44 +43,98 @@ fn write_error(path: &Path, source: io::Error) -> Error {
 }
 
 /// A temporary folder beside `final_path`; removed on drop unless committed.
+///
+/// While the job runs, the folder holds [`LOCK_NAME`], locked: a later run that finds a
+/// `.NAME.pareto-tmp-*` folder whose lock it can take knows its writer is gone (killed, crashed,
+/// power cut) and removes it.
 pub struct OutputDir {
+    given: PathBuf,
     final_path: PathBuf,
     tmp_path: PathBuf,
     force: bool,
     opener: Opener,
     files: Vec<FileRecord>,
     committed: bool,
+    lock: Option<fs::File>,
+    stale_removed: Vec<PathBuf>,
+}
+
+/// The lock file inside a temporary output folder (removed before the folder is renamed).
+const LOCK_NAME: &str = ".pareto-lock";
+/// Marks Pareto's temporary folders: `.NAME.pareto-tmp-PID-N`.
+const TMP_MARK: &str = ".pareto-tmp-";
+/// A temporary folder without a lock file (an older version, or a writer killed before it took
+/// the lock) is taken for stale once it is this old.
+const UNLOCKED_STALE_SECS: u64 = 600;
+
+/// Temporary folders of this process's running jobs, removed by [`remove_live_temp_folders`]
+/// when the process must exit at once (a second Ctrl-C, SIGTERM after a cancel).
+static LIVE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+static NEXT_TMP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Removes the temporary folders of every job still running in this process. For a process
+/// that is about to exit without unwinding; best effort.
+pub fn remove_live_temp_folders() {
+    let live = LIVE.lock().map(|l| l.clone()).unwrap_or_default();
+    for path in live {
+        // A writer thread may still add a file while the folder is emptied: try again.
+        for _ in 0..5 {
+            if fs::remove_dir_all(&path).is_ok() || !path.exists() {
+                break;
+            }
+        }
+    }
+}
+
+fn set_live(path: &Path, live: bool) {
+    if let Ok(mut l) = LIVE.lock() {
+        l.retain(|p| p != path);
+        if live {
+            l.push(path.to_path_buf());
+        }
+    }
 }
 
 impl OutputDir {
-    /// Refuses an output that is, or contains, the source folder, and an existing output unless
-    /// `force` (then it is replaced only at commit time).
-    pub fn create(final_path: &Path, source_root: &Path, force: bool, opener: Opener) -> Result<OutputDir> {
-        let abs = |p: &Path| -> PathBuf {
-            let p = if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
-            };
-            // Canonicalize what exists so symlinks and `..` cannot hide the source.
-            p.canonicalize().unwrap_or(p)
-        };
-        let (out, src) = (abs(final_path), abs(source_root));
-        if src.starts_with(&out) {
-            return Err(Error::OutputIsSource { output: final_path.to_path_buf() });
-        }
-        if out.exists() && !force {
-            return Err(Error::OutputExists { path: final_path.to_path_buf() });
-        }
+    /// Refuses an output that is, contains or lies inside the source, and one whose path holds
+    /// anything but nothing, an empty folder or (with `force`) an earlier Pareto output; the
+    /// replacement happens only at commit. Removes stale temporary folders of killed runs beside it.
+    pub fn create(final_path: &Path, source: &SourcePaths, force: bool, opener: Opener) -> Result<OutputDir> {
+        let out = resolve(final_path);
+        source.check(final_path, &out)?;
+        Existing::of(&out).allow(final_path, force)?;
         let parent = out.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         fs::create_dir_all(&parent).map_err(|e| write_error(&parent, e))?;
+        let stale_removed = remove_stale_temp_folders(&parent);
         let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-        let tmp_path = parent.join(format!(".{name}.pareto-tmp-{}", std::process::id()));
+        let n = NEXT_TMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp_path = parent.join(format!(".{name}{TMP_MARK}{}-{n}", std::process::id()));
         if tmp_path.exists() {
             fs::remove_dir_all(&tmp_path).map_err(|e| write_error(&tmp_path, e))?;
         }
         fs::create_dir(&tmp_path).map_err(|e| write_error(&tmp_path, e))?;
-        Ok(OutputDir { final_path: out, tmp_path, force, opener, files: Vec::new(), committed: false })
+        set_live(&tmp_path, true);
+        let lock_path = tmp_path.join(LOCK_NAME);
+        let lock = fs::File::create(&lock_path).and_then(|f| f.lock().map(|()| f));
+        let lock = match lock {
+            Ok(f) => Some(f),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp_path);
+                set_live(&tmp_path, false);
+                return Err(write_error(&lock_path, e));
+            }
+        };
+        Ok(OutputDir {
+            given: final_path.to_path_buf(),
+            final_path: out,
+            tmp_path,
+            force,
+            opener,
+            files: Vec::new(),
+            committed: false,
+            lock,
+            stale_removed,
+        })
     }
 
     pub fn tmp_path(&self) -> &Path {
@@ -88,6 +143,11 @@ impl OutputDir {
 
     pub fn final_path(&self) -> &Path {
         &self.final_path
+    }
+
+    /// Temporary folders of killed runs that this one found beside its output and removed.
+    pub fn stale_removed(&self) -> &[PathBuf] {
+        &self.stale_removed
     }
 
     /// Opens `rel` inside the temporary folder for writing; bytes are hashed as they go.
@@ -123,21 +183,45 @@ impl OutputDir {
         f
     }
 
-    /// Renames the finished folder into place (replacing an old one when forced).
+    /// Renames the finished folder into place. What lies at the final path is checked again (it
+    /// may have appeared while the job ran) and replaced only if it is an empty folder or, when
+    /// forced, an earlier Pareto output; if installing fails, the earlier output is put back.
     pub fn commit(mut self) -> Result<PathBuf> {
-        if self.final_path.exists() {
-            if !self.force {
-                return Err(Error::OutputExists { path: self.final_path.clone() });
+        let existing = Existing::of(&self.final_path);
+        existing.allow(&self.given, self.force)?;
+        // The lock file must not become part of the output.
+        drop(self.lock.take());
+        let lock_path = self.tmp_path.join(LOCK_NAME);
+        fs::remove_file(&lock_path).map_err(|e| write_error(&lock_path, e))?;
+        match existing {
+            Existing::Nothing => self.install()?,
+            Existing::EmptyFolder => {
+                fs::remove_dir(&self.final_path).map_err(|e| write_error(&self.final_path, e))?;
+                self.install()?;
             }
-            let old = self.tmp_path.with_extension("old");
-            fs::rename(&self.final_path, &old).map_err(|e| write_error(&self.final_path, e))?;
-            fs::rename(&self.tmp_path, &self.final_path).map_err(|e| write_error(&self.final_path, e))?;
-            fs::remove_dir_all(&old).map_err(|e| write_error(&old, e))?;
-        } else {
-            fs::rename(&self.tmp_path, &self.final_path).map_err(|e| write_error(&self.final_path, e))?;
+            _ => {
+                // The earlier output moves aside under a temporary name (a killed run's
+                // leftovers are then swept like any other), and comes back if installing fails.
+                let old = PathBuf::from(format!("{}.old", self.tmp_path.display()));
+                set_live(&old, true);
+                let replaced = fs::rename(&self.final_path, &old)
+                    .map_err(|e| write_error(&self.final_path, e))
+                    .and_then(|()| self.install().inspect_err(|_| drop(fs::rename(&old, &self.final_path))));
+                // Installed; an earlier output that cannot be removed now is swept by a later run.
+                if replaced.is_ok() {
+                    let _ = fs::remove_dir_all(&old);
+                }
+                set_live(&old, false);
+                replaced?;
+            }
         }
         self.committed = true;
+        set_live(&self.tmp_path, false);
         Ok(self.final_path.clone())
+    }
+
+    fn install(&self) -> Result<()> {
+        fs::rename(&self.tmp_path, &self.final_path).map_err(|e| write_error(&self.final_path, e))
     }
 }
 
@@ -145,9 +229,43 @@ impl Drop for OutputDir {
     fn drop(&mut self) {
         if !self.committed {
             // Best effort: a failed job must not leave its partial files behind.
+            drop(self.lock.take());
             let _ = fs::remove_dir_all(&self.tmp_path);
+            set_live(&self.tmp_path, false);
         }
     }
+}
+
+/// Removes `.NAME.pareto-tmp-*` folders in `dir` whose writer is gone: their lock can be taken,
+/// or (no lock file) they are older than [`UNLOCKED_STALE_SECS`]. Returns what was removed.
+pub fn remove_stale_temp_folders(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if !name.starts_with('.') || !name.contains(TMP_MARK) || !is_dir || is_live(&path) {
+            continue;
+        }
+        let stale = match fs::File::open(path.join(LOCK_NAME)) {
+            Ok(f) => f.try_lock().is_ok(),
+            Err(_) => entry
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() >= UNLOCKED_STALE_SECS),
+        };
+        if stale && fs::remove_dir_all(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
+fn is_live(path: &Path) -> bool {
+    LIVE.lock().is_ok_and(|l| l.iter().any(|p| p == path || path.starts_with(p)))
 }
 
 /// Small writes are gathered up to this size before they go to the writer thread.
@@ -258,7 +376,7 @@ impl HashingFile {
     pub fn finish(mut self) -> Result<FileRecord> {
         self.flush_pending()?;
         let (sha256, bytes) = self.join()?;
-        Ok(FileRecord { name: self.rel.clone(), bytes, sha256 })
+        Ok(FileRecord { name: self.rel.clone(), bytes, sha256, digest: None })
     }
 }
 
@@ -277,6 +395,10 @@ impl Drop for HashingFile {
 mod tests {
     use super::*;
 
+    fn source(dir: &Path) -> SourcePaths {
+        SourcePaths { folders: vec![dir.to_path_buf()], files: Vec::new() }
+    }
+
     #[test]
     fn commit_renames_and_drop_cleans_up() {
         let dir = tempfile::tempdir().unwrap();
@@ -284,21 +406,78 @@ mod tests {
         fs::create_dir(&src).unwrap();
         let out = dir.path().join("out");
         {
-            let mut o = OutputDir::create(&out, &src, false, default_opener()).unwrap();
+            let mut o = OutputDir::create(&out, &source(&src), false, default_opener()).unwrap();
             o.write_file("a.txt", b"hello").unwrap();
             assert!(!out.exists());
         }
         assert!(!out.exists());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "temp folder removed");
-        let mut o = OutputDir::create(&out, &src, false, default_opener()).unwrap();
+        let mut o = OutputDir::create(&out, &source(&src), false, default_opener()).unwrap();
         o.write_file("a.txt", b"hello").unwrap();
         o.commit().unwrap();
         assert_eq!(fs::read(out.join("a.txt")).unwrap(), b"hello");
-        assert!(matches!(OutputDir::create(&out, &src, false, default_opener()), Err(Error::OutputExists { .. })));
-        assert!(matches!(OutputDir::create(&src, &src, true, default_opener()), Err(Error::OutputIsSource { .. })));
-        assert!(matches!(
-            OutputDir::create(dir.path(), &src, true, default_opener()),
-            Err(Error::OutputIsSource { .. })
-        ));
+        assert!(!out.join(LOCK_NAME).exists(), "the lock file is not part of the output");
+        // Not a Pareto output (no manifest): refused even when forced.
+        let err = OutputDir::create(&out, &source(&src), true, default_opener()).err();
+        assert!(matches!(err, Some(Error::OutputNotOurs { .. })), "{err:?}");
+        for p in [&src, dir.path()] {
+            let err = OutputDir::create(p, &source(&src), true, default_opener()).err();
+            assert!(matches!(err, Some(Error::OutputIsSource { .. })), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn forced_replacement_of_an_earlier_output_and_foreign_paths_appearing_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let write = |force: bool, text: &[u8]| -> Result<PathBuf> {
+            let mut o = OutputDir::create(&out, &SourcePaths::none(), force, default_opener())?;
+            o.write_file("a.txt", text)?;
+            o.write_file(super::super::manifest::MANIFEST_NAME, br#"{"tool": "pareto"}"#)?;
+            o.commit()
+        };
+        write(false, b"one").unwrap();
+        assert!(matches!(write(false, b"two"), Err(Error::OutputExists { .. })));
+        write(true, b"two").unwrap();
+        assert_eq!(fs::read(out.join("a.txt")).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "the earlier output was removed");
+        // Something foreign appears at the final path while the job runs: the job fails, the
+        // foreign file stays as it was.
+        let other = dir.path().join("other");
+        let o = OutputDir::create(&other, &SourcePaths::none(), true, default_opener()).unwrap();
+        fs::write(&other, b"not ours").unwrap();
+        assert!(matches!(o.commit(), Err(Error::OutputNotOurs { .. })));
+        assert_eq!(fs::read(&other).unwrap(), b"not ours");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2, "temporary folder removed");
+    }
+
+    #[test]
+    fn stale_temporary_folders_are_removed_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // A killed run's folder: a lock file nobody holds.
+        let stale = dir.path().join(".x.pareto-tmp-99999-0");
+        fs::create_dir(&stale).unwrap();
+        fs::write(stale.join(LOCK_NAME), b"").unwrap();
+        fs::write(stale.join("model.safetensors"), b"partial").unwrap();
+        // A running job's folder, locked by another open file description.
+        let running = dir.path().join(".y.pareto-tmp-99998-0");
+        fs::create_dir(&running).unwrap();
+        let held = fs::File::create(running.join(LOCK_NAME)).unwrap();
+        held.lock().unwrap();
+        // A fresh folder without a lock file (its writer may be about to take it), and a user's
+        // hidden folder that only looks similar.
+        let fresh = dir.path().join(".z.pareto-tmp-99997-0");
+        fs::create_dir(&fresh).unwrap();
+        let users = dir.path().join(".notes");
+        fs::create_dir(&users).unwrap();
+        let o = OutputDir::create(&dir.path().join("out"), &SourcePaths::none(), false, default_opener()).unwrap();
+        assert_eq!(o.stale_removed(), [stale.clone()]);
+        assert!(!stale.exists() && running.exists() && fresh.exists() && users.exists());
+        // This process's own live folder is never taken for stale.
+        assert!(remove_stale_temp_folders(dir.path()).is_empty());
+        assert!(o.tmp_path().exists());
+        drop(o);
+        drop(held);
+        assert_eq!(remove_stale_temp_folders(dir.path()), vec![running.clone()]);
     }
 }

@@ -13,10 +13,12 @@ pub mod gptq;
 pub mod manifest;
 pub(crate) mod pack;
 pub(crate) mod packed;
+pub mod protect;
 pub mod safetensors;
 pub mod st_read;
 
-pub use atomic::{FileSink, Opener, OutputDir, default_opener};
+pub use atomic::{FileSink, Opener, OutputDir, default_opener, remove_live_temp_folders};
+pub use protect::SourcePaths;
 pub use manifest::{FileRecord, Manifest};
 
 use serde::{Deserialize, Serialize};

@@ -46,6 +46,9 @@ pub struct Model {
     by_name: HashMap<String, usize>,
     config: Option<ModelConfig>,
     other_files: Vec<PathBuf>,
+    /// Opened as a folder or a shard index (then the whole folder is the source).
+    opened_folder: bool,
+    index: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Model {
@@ -66,6 +69,7 @@ impl Model {
     /// with the tensor shapes of the families we know.
     pub fn open(path: impl AsRef<Path>) -> Result<Model> {
         let layout = shards::locate(path.as_ref())?;
+        let opened_folder = layout.index.is_some() || path.as_ref().is_dir();
         let config = config::load(&layout.root)?;
         let architecture = config.as_ref().map(|c| &c.architecture);
 
@@ -108,7 +112,33 @@ impl Model {
             config::validate(config, &tensors)?;
         }
         let other_files = shards::companion_files(&layout)?;
-        Ok(Model { root: layout.root, shards: shard_infos, maps, tensors, by_name, config, other_files })
+        Ok(Model {
+            root: layout.root,
+            shards: shard_infos,
+            maps,
+            tensors,
+            by_name,
+            config,
+            other_files,
+            opened_folder,
+            index: layout.index,
+        })
+    }
+
+    /// What an output must keep clear of: the model folder when a folder (or an index) was opened,
+    /// and every file read — weights, index, config.json and the companions an export copies.
+    pub fn source_paths(&self) -> crate::export::SourcePaths {
+        let config = self.root.join("config.json");
+        let files = self
+            .shards
+            .iter()
+            .map(|s| s.path.clone())
+            .chain(self.index.clone())
+            .chain(config.is_file().then_some(config))
+            .chain(self.other_files.iter().cloned())
+            .collect();
+        let folders = if self.opened_folder { vec![self.root.clone()] } else { Vec::new() };
+        crate::export::SourcePaths { folders, files }
     }
 
     /// The model folder (the file's parent when a single file was opened).

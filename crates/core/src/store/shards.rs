@@ -138,8 +138,8 @@ const WEIGHT_SUFFIXES: &[&str] =
     &[".safetensors", ".index.json", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack", ".onnx", ".ot"];
 
 /// Companion files an exporter copies: everything in the folder except weights, indexes, hidden
-/// files and `config.json` (which the exporter writes itself, from `ModelConfig::raw`, since
-/// compression changes it).
+/// files, `config.json` (which the exporter writes itself, from `ModelConfig::raw`, since
+/// compression changes it) and an earlier export's manifest (the new one replaces it).
 pub(crate) fn companion_files(layout: &Layout) -> Result<Vec<PathBuf>> {
     let ours: BTreeSet<&PathBuf> = layout.shards.iter().chain(layout.index.iter()).collect();
     Ok(list_files(&layout.root)?
@@ -150,6 +150,7 @@ pub(crate) fn companion_files(layout: &Layout) -> Result<Vec<PathBuf>> {
                 && !name.is_empty()
                 && !name.starts_with('.')
                 && name != "config.json"
+                && name != crate::export::manifest::MANIFEST_NAME
                 && !WEIGHT_SUFFIXES.iter().any(|s| name.ends_with(s))
         })
         .collect())
