@@ -96,9 +96,12 @@ fn output_paths_that_would_touch_the_source_are_refused() {
     let ctx = JobContext::silent();
     // The folder, a folder holding it, and each of its files (the issue's `--out m/model.safetensors
     // --force`, which once moved the weights aside): refused, nothing touched.
-    let before: Vec<(String, Vec<u8>)> =
-        ["model.safetensors", "config.json", "tokenizer.json"].iter().map(|f| (f.to_string(), sha(&src.join(f)))).collect();
-    let outs = [src.clone(), tmp.path().to_path_buf(), src.join("."), src.join("model.safetensors"), src.join("config.json")];
+    let before: Vec<(String, Vec<u8>)> = ["model.safetensors", "config.json", "tokenizer.json"]
+        .iter()
+        .map(|f| (f.to_string(), sha(&src.join(f))))
+        .collect();
+    let outs =
+        [src.clone(), tmp.path().to_path_buf(), src.join("."), src.join("model.safetensors"), src.join("config.json")];
     for out in outs {
         let mut opts = CompressOptions::new(&out);
         opts.force = true;

@@ -603,6 +603,17 @@ fn shapes_gptq_cannot_pack_are_a_clear_error() {
     let ignore = cfg["quantization_config"]["ignore"].as_array().unwrap();
     assert!(ignore.iter().any(|v| v == "model.layers.0.mlp.down_proj"), "{ignore:?}");
     assert!(!tmp.path().join("out").exists());
+    // Compressing that artifact again would quantize its scales: refused by name, for any recipe.
+    let ct = Model::open(tmp.path().join("ct")).unwrap();
+    let err = preset("w8").resolve(&ct).unwrap_err();
+    assert!(
+        matches!(&err, Error::AlreadyCompressed { evidence, .. } if evidence.contains("compressed-tensors")),
+        "{err}"
+    );
+    // Without its config.json the packed tensors still tell.
+    std::fs::remove_file(tmp.path().join("ct/config.json")).unwrap();
+    let err = preset("w8").resolve(&Model::open(tmp.path().join("ct")).unwrap()).unwrap_err();
+    assert!(matches!(&err, Error::AlreadyCompressed { evidence, .. } if evidence.contains("weight_packed")), "{err}");
 }
 
 #[test]

@@ -84,8 +84,8 @@ fn sweep_records_resume_and_render() {
     if let Some(dir) = std::env::var_os("PARETO_SCREENSHOTS") {
         std::fs::copy(&shot, PathBuf::from(dir).join("report.png")).unwrap();
     }
-    let loaded = RunRecord::load(&second.record_paths[0]).unwrap();
-    assert_eq!(loaded, second.records[0]);
+    let loaded = RunRecord::load(&third.record_paths[0]).unwrap();
+    assert_eq!(loaded, third.records[0]);
 }
 
 #[test]

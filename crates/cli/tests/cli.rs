@@ -173,10 +173,12 @@ fn signals_leave_no_partial_output_and_kill_9_leftovers_are_swept() {
     assert!(!out.exists());
     assert_eq!(temp_folders(&work).len(), 1, "a killed run cannot clean up");
     // The next run into the same folder removes it and finishes.
-    let done = pareto(&["compress", model.to_str().unwrap(), "--recipe", recipe.to_str().unwrap(), "--out"]
-        .into_iter()
-        .chain([out.to_str().unwrap()])
-        .collect::<Vec<_>>());
+    let done = pareto(
+        &["compress", model.to_str().unwrap(), "--recipe", recipe.to_str().unwrap(), "--out"]
+            .into_iter()
+            .chain([out.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    );
     let err = String::from_utf8_lossy(&done.stderr);
     assert!(done.status.success(), "{err}");
     assert!(err.contains("was killed"), "{err}");

@@ -15,6 +15,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("{path}: {bytes} bytes or more is over the {cap}-byte cap for a {what}; is this the right file?")]
+    InputTooLarge { path: PathBuf, what: &'static str, bytes: u64, cap: u64 },
+
     // ---- store (safetensors, shards, config) -------------------------------------------------
     #[error("{path}: file is {file_len} bytes, too short for the 8-byte safetensors header length")]
     HeaderTruncated { path: PathBuf, file_len: u64 },
@@ -143,6 +146,10 @@ pub enum Error {
     UnknownPreset { name: String, valid: String },
     #[error("bad target pattern {target:?}: {message}")]
     BadTarget { target: String, message: String },
+    #[error(
+        "{path} is already a compressed model: {evidence}; compress the original (dense) model instead — its codes and scales are not weights"
+    )]
+    AlreadyCompressed { path: PathBuf, evidence: String },
     #[error("structured pruning supports LLaMA-style decoders (llama, mistral, qwen2), not {architecture:?}")]
     StructuredUnsupported { architecture: String },
 

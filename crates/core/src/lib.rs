@@ -3,6 +3,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod accel;
+pub mod bounded;
 pub mod compress;
 pub mod error;
 pub mod export;

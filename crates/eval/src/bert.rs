@@ -42,7 +42,8 @@ impl std::fmt::Debug for BertEncoder {
 /// Loads a tokenizer.json and sets truncation at [`MAX_TOKENS`] and batch-longest padding.
 pub fn load_bert_tokenizer(path: &Path) -> Result<Tokenizer> {
     let terr = |message: String| EvalError::Tokenizer { path: path.to_path_buf(), message };
-    let mut tok = Tokenizer::from_file(path).map_err(|e| terr(e.to_string()))?;
+    let bytes = pareto_core::bounded::read(path, pareto_core::bounded::TOKENIZER_CAP, "tokenizer.json")?;
+    let mut tok = Tokenizer::from_bytes(bytes).map_err(|e| terr(e.to_string()))?;
     let pad = tok.get_padding().cloned().unwrap_or_default();
     tok.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..pad }));
     tok.with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..TruncationParams::default() }))

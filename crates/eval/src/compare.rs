@@ -15,7 +15,7 @@ use crate::llama::{LlamaModel, parse_ggml_dtype};
 use crate::perplexity::{
     DecoderComparison, PerplexityProtocol, PerplexityResult, compare_decoders, load_tokenizer, perplexity, tokenize,
 };
-use crate::samples::{SampleOptions, SampleSet, bundled, load_samples};
+use crate::samples::{SampleOptions, SampleSet, Selection, bundled, load_samples};
 use crate::speed::{DecoderSpeed, EncoderSpeed, SpeedOptions, measure_decoder, measure_encoder};
 use crate::sts::{EmbeddingShift, ProxyResult, StsResult, embedding_shift, evaluate_proxy, evaluate_sts};
 use crate::weights::tokenizer_path;
@@ -167,8 +167,51 @@ const UNAVAILABLE: &str = "end-to-end metrics are available for LLaMA-style deco
 encoders only; for this architecture use the weight-space proxy metrics (relative error, SNR, cosine, \
 sparsity per tensor) from `pareto compress`'s per-tensor summary";
 
+impl EvalOptions {
+    /// Refuses settings that would evaluate nothing yet print a result (a limit of 0 records
+    /// gives perplexity 1.0 and KL 0) or cannot run (a batch of 0). One place for every caller:
+    /// the CLI, sweeps and the studio.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str, value: usize, allowed: &str| {
+            Err(EvalError::InvalidArgument(format!("{what} = {value} is out of range: allowed {allowed}")))
+        };
+        let p = &self.protocol;
+        if p.window < 2 {
+            return bad(
+                "perplexity window (tokens)",
+                p.window,
+                "2 or more (a window predicts its tokens after the first)",
+            );
+        }
+        if p.batch == 0 {
+            return bad("batch (windows per forward pass)", 0, "1 or more");
+        }
+        if self.encoder_batch == 0 {
+            return bad("batch (sentences per forward pass)", 0, "1 or more");
+        }
+        if p.max_windows == Some(0) {
+            return bad("limit (windows)", 0, "1 or more, or no limit");
+        }
+        for max_chars in [p.max_chars, self.sample_options.max_chars].into_iter().flatten() {
+            if max_chars == 0 {
+                return bad("max chars", 0, "1 or more");
+            }
+        }
+        if let Selection::First { n: 0 } | Selection::Random { n: 0, .. } = self.sample_options.selection {
+            return bad("limit (records)", 0, "1 or more, or no limit");
+        }
+        if let Some(s) = &self.speed
+            && s.repeats == 0
+        {
+            return bad("speed repeats", 0, "1 or more");
+        }
+        Ok(())
+    }
+}
+
 /// Evaluates `model`, and the compressed side when `options.compressed` is set, on the sample set.
 pub fn evaluate(model: &Path, options: &EvalOptions, ctx: &JobContext) -> Result<EvalReport> {
+    options.validate()?;
     let family = detect_family(model)?;
     let mut report = EvalReport {
         model: model.to_path_buf(),

@@ -50,6 +50,10 @@ pub enum EvalError {
         source: candle_core::Error,
     },
 
+    /// A bounded read, or another engine error.
+    #[error(transparent)]
+    Core(#[from] pareto_core::Error),
+
     #[error("cancelled")]
     Cancelled,
 }

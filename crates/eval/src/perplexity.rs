@@ -71,7 +71,8 @@ pub struct DecoderComparison {
 
 /// Loads a tokenizer.json as is (no truncation, no padding changes).
 pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
-    Tokenizer::from_file(path).map_err(|e| EvalError::Tokenizer { path: path.to_path_buf(), message: e.to_string() })
+    let bytes = pareto_core::bounded::read(path, pareto_core::bounded::TOKENIZER_CAP, "tokenizer.json")?;
+    Tokenizer::from_bytes(bytes).map_err(|e| EvalError::Tokenizer { path: path.to_path_buf(), message: e.to_string() })
 }
 
 /// Tokenizes `text` without special tokens (no BOS).

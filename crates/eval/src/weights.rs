@@ -12,7 +12,7 @@ use crate::error::{EvalError, Result};
 pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let index = dir.join("model.safetensors.index.json");
     if index.is_file() {
-        let text = std::fs::read_to_string(&index).map_err(|e| EvalError::io(&index, e))?;
+        let text = pareto_core::bounded::read_text(&index, pareto_core::bounded::INDEX_CAP, "shard index")?;
         let json: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| EvalError::Config { path: index.clone(), message: e.to_string() })?;
         let map = json
@@ -65,7 +65,7 @@ pub fn load_tensors(dir: &Path, device: &Device) -> Result<HashMap<String, Tenso
 /// Reads and parses `config.json` of a model folder.
 pub fn read_config(dir: &Path) -> Result<(PathBuf, serde_json::Value)> {
     let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| EvalError::io(&path, e))?;
+    let text = pareto_core::bounded::read_text(&path, pareto_core::bounded::CONFIG_CAP, "config.json")?;
     let value =
         serde_json::from_str(&text).map_err(|e| EvalError::Config { path: path.clone(), message: e.to_string() })?;
     Ok((path, value))

@@ -51,22 +51,6 @@ where
     }
 }
 
-/// Like [`for_each`] with a per-thread scratch value made by `init`.
-pub(crate) fn for_each_init<I, S, N, F>(par: Parallelism, items: Vec<I>, init: N, f: F)
-where
-    I: Send,
-    N: Fn() -> S + Sync + Send,
-    F: Fn(&mut S, I) + Sync + Send,
-{
-    match par {
-        Parallelism::Serial => {
-            let mut s = init();
-            items.into_iter().for_each(|i| f(&mut s, i));
-        }
-        Parallelism::Rayon => items.into_par_iter().for_each_init(init, f),
-    }
-}
-
 /// The sign bit set iff `v` is NaN or ±Inf (an all-ones exponent carries into it): branch-free, so
 /// scans that fold it vectorize.
 #[inline(always)]

@@ -310,7 +310,8 @@ fn signed_zero_and_subnormals_do_not_break_anything() {
 fn huge_values_overflowing_f16_scales_are_errors() {
     let mut w = vec![0.5f32; COLS];
     w[9] = 3e9;
-    for id in ["f16", "int8_channel", "int4_g32_sym", "int4_g128_asym"] {
+    // The ggml types too: their reference encoders write an Inf block scale without a word.
+    for id in ["f16", "int8_channel", "int4_g32_sym", "int4_g128_asym", "q8_0", "q4_0", "q5_0", "q4_k", "q6_k"] {
         let f = lookup(id).unwrap();
         match f.quantize(&w, 1, COLS) {
             Err(FormatError::Overflow { format, index, value }) => {
@@ -320,6 +321,7 @@ fn huge_values_overflowing_f16_scales_are_errors() {
         }
         let mut c = w.clone();
         assert!(matches!(f.fake_quantize(&mut c, 1, COLS), Err(FormatError::Overflow { index: 9, .. })));
+        assert_eq!(bits(&c), bits(&w), "{id}: an error leaves the weights unchanged");
     }
     // f32-scaled formats take it.
     for id in ["bf16", "fp8_e4m3", "fp8_e4m3_tensor", "nf4"] {

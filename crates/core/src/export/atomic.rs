@@ -166,10 +166,22 @@ impl OutputDir {
         Ok(())
     }
 
-    /// Copies a file from the source folder.
+    /// Copies a file from the source folder, streaming it (companions can be large).
     pub fn copy_file(&mut self, src: &Path, rel: &str) -> Result<()> {
-        let data = fs::read(src).map_err(|e| Error::io(src, e))?;
-        self.write_file(rel, &data)
+        use std::io::Read;
+        let mut from = fs::File::open(src).map_err(|e| Error::io(src, e))?;
+        let mut f = self.create_file(rel)?;
+        let mut buf = vec![0u8; COALESCE_BYTES];
+        loop {
+            let n = from.read(&mut buf).map_err(|e| Error::io(src, e))?;
+            if n == 0 {
+                break;
+            }
+            f.write_all_checked(buf.get(..n).unwrap_or_default())?;
+        }
+        let rec = f.finish()?;
+        self.files.push(rec);
+        Ok(())
     }
 
     pub fn record(&mut self, rec: FileRecord) {

@@ -18,8 +18,8 @@ pub mod safetensors;
 pub mod st_read;
 
 pub use atomic::{FileSink, Opener, OutputDir, default_opener, remove_live_temp_folders};
-pub use protect::SourcePaths;
 pub use manifest::{FileRecord, Manifest};
+pub use protect::SourcePaths;
 
 use serde::{Deserialize, Serialize};
 

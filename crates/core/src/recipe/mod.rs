@@ -184,7 +184,7 @@ impl Recipe {
         }
         let path = std::path::Path::new(preset_or_path);
         if path.extension().is_some_and(|e| e == "toml") || path.exists() {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let text = crate::bounded::read_text(path, crate::bounded::RECIPE_CAP, "recipe")?;
             return Recipe::from_toml(&text, &path.display().to_string());
         }
         Err(Error::UnknownPreset {

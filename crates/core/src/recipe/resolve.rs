@@ -143,6 +143,9 @@ impl Recipe {
     /// The per-tensor plan, without reading a single weight.
     pub fn resolve(&self, model: &Model) -> Result<Plan> {
         self.validate()?;
+        if let Some(evidence) = model.already_compressed() {
+            return Err(Error::AlreadyCompressed { path: model.root().to_path_buf(), evidence });
+        }
         let ignore: Vec<(String, Target)> =
             self.ignore_targets().into_iter().map(|t| Target::parse(&t).map(|p| (t, p))).collect::<Result<_>>()?;
         let rules: Vec<CompiledRule> = self

@@ -130,9 +130,24 @@ impl ModelConfig {
         let num_kv_heads = fields.usize(&["num_key_value_heads", "n_kv_heads", "num_kv_heads"])?.unwrap_or(num_heads);
         let intermediate_size = fields.required(&["intermediate_size", "n_inner", "ffn_dim", "d_ff", "hidden_dim"])?;
         let vocab_size = fields.required(&["vocab_size"])?;
-        if num_heads == 0 || num_kv_heads == 0 {
-            return Err(invalid("attention head counts must be positive".to_string()));
-        }
+        let max_position_embeddings = fields.usize(&["max_position_embeddings", "n_positions"])?;
+        fields.dims_in_range(&[
+            ("hidden_size", Some(hidden_size)),
+            ("num_hidden_layers", Some(num_layers)),
+            ("num_attention_heads", Some(num_heads)),
+            ("num_key_value_heads", Some(num_kv_heads)),
+            ("intermediate_size", Some(intermediate_size)),
+            ("vocab_size", Some(vocab_size)),
+            ("max_position_embeddings", max_position_embeddings),
+            ("head_dim", fields.usize(&["head_dim"])?),
+        ])?;
+        // Epsilons are added to a variance: a non-positive one divides by zero or flips signs.
+        let rms_norm_eps = fields.f64_in(&["rms_norm_eps"], |v| v > 0.0 && v < 1.0, "(0, 1)")?;
+        let layer_norm_eps =
+            fields.f64_in(&["layer_norm_eps", "layer_norm_epsilon"], |v| v > 0.0 && v < 1.0, "(0, 1)")?;
+        // The RoPE base is raised to fractional powers and divided by: it must be > 1.
+        let rope_theta = fields.f64_in(&["rope_theta"], |v| v > 1.0 && v <= 1e12, "(1, 1e12]")?;
+        check_rope_scaling(&raw, path)?;
         let head_dim = match fields.usize(&["head_dim"])? {
             Some(d) => d,
             None if hidden_size % num_heads == 0 => hidden_size / num_heads,
@@ -150,10 +165,10 @@ impl ModelConfig {
         let tie_word_embeddings = fields.bool(&["tie_word_embeddings"])?.unwrap_or(!architecture.is_llama_style());
 
         Ok(ModelConfig {
-            max_position_embeddings: fields.usize(&["max_position_embeddings", "n_positions"])?,
-            rms_norm_eps: fields.f64(&["rms_norm_eps"])?,
-            layer_norm_eps: fields.f64(&["layer_norm_eps", "layer_norm_epsilon"])?,
-            rope_theta: fields.f64(&["rope_theta"])?,
+            max_position_embeddings,
+            rms_norm_eps,
+            layer_norm_eps,
+            rope_theta,
             torch_dtype: fields.string(&["torch_dtype", "dtype"])?,
             architecture,
             model_type,
@@ -210,6 +225,27 @@ impl Fields<'_> {
         self.find(keys).map(|(k, v)| v.as_f64().ok_or_else(|| self.wrong(&k, "a number", v))).transpose()
     }
 
+    /// A number that must be finite and pass `ok`; `range` says which values are allowed.
+    fn f64_in(&self, keys: &[&str], ok: impl Fn(f64) -> bool, range: &str) -> Result<Option<f64>> {
+        let Some(v) = self.f64(keys)? else { return Ok(None) };
+        if v.is_finite() && ok(v) {
+            return Ok(Some(v));
+        }
+        let key = self.find(keys).map(|(k, _)| k).unwrap_or_default();
+        Err(out_of_range(self.path, &key, v, range))
+    }
+
+    /// Dimensions must be at least 1 and small enough that products of two of them fit in memory
+    /// arithmetic (2^24 covers every published model: the largest vocabularies are ~2^18).
+    fn dims_in_range(&self, dims: &[(&str, Option<usize>)]) -> Result<()> {
+        for &(key, v) in dims {
+            if let Some(v) = v.filter(|&v| v == 0 || v > MAX_DIM) {
+                return Err(out_of_range(self.path, key, v as f64, &format!("1..={MAX_DIM}")));
+            }
+        }
+        Ok(())
+    }
+
     fn bool(&self, keys: &[&str]) -> Result<Option<bool>> {
         self.find(keys).map(|(k, v)| v.as_bool().ok_or_else(|| self.wrong(&k, "a boolean", v))).transpose()
     }
@@ -221,14 +257,75 @@ impl Fields<'_> {
     }
 }
 
+/// The largest dimension a config may state (see `Fields::dims_in_range`).
+const MAX_DIM: usize = 1 << 24;
+
+fn out_of_range(path: &Path, key: &str, value: f64, range: &str) -> Error {
+    Error::ConfigInvalid {
+        path: path.to_path_buf(),
+        problem: format!("`{key}` = {value} is out of range: allowed {range}"),
+    }
+}
+
+/// `rope_scaling` (or `rope_parameters`): every number a RoPE variant divides by or scales with
+/// must be finite and positive, and Llama 3's two frequency factors must differ (its formula
+/// divides by their difference).
+fn check_rope_scaling(raw: &Value, path: &Path) -> Result<()> {
+    let Some((name, params)) =
+        ["rope_parameters", "rope_scaling"].iter().find_map(|k| raw.get(*k).filter(|v| !v.is_null()).map(|v| (*k, v)))
+    else {
+        return Ok(());
+    };
+    let params = params.get("full_attention").unwrap_or(params);
+    if !params.is_object() {
+        return Err(Error::ConfigInvalid {
+            path: path.to_path_buf(),
+            problem: format!("`{name}` should be an object"),
+        });
+    }
+    let positive = [
+        "factor",
+        "low_freq_factor",
+        "high_freq_factor",
+        "original_max_position_embeddings",
+        "attention_factor",
+        "attn_factor",
+        "beta_fast",
+        "beta_slow",
+        "extrapolation_factor",
+        "rope_theta",
+    ];
+    for key in positive {
+        let Some(v) = params.get(key).filter(|v| !v.is_null()) else { continue };
+        let ok = v.as_f64().filter(|x| x.is_finite() && *x > 0.0);
+        if ok.is_none() {
+            let shown = v.as_f64().unwrap_or(f64::NAN);
+            return Err(out_of_range(path, &format!("{name}.{key}"), shown, "a finite number > 0"));
+        }
+    }
+    let num = |k: &str| params.get(k).and_then(Value::as_f64);
+    let kind = params.get("rope_type").or_else(|| params.get("type")).and_then(Value::as_str).unwrap_or("default");
+    if kind.eq_ignore_ascii_case("llama3") {
+        let (low, high) = (num("low_freq_factor").unwrap_or(1.0), num("high_freq_factor").unwrap_or(4.0));
+        if high <= low {
+            return Err(Error::ConfigInvalid {
+                path: path.to_path_buf(),
+                problem: format!(
+                    "`{name}.high_freq_factor` = {high} must be greater than `{name}.low_freq_factor` = {low} (Llama 3 RoPE divides by their difference)"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Reads `dir/config.json` if present.
 pub(crate) fn load(dir: &Path) -> Result<Option<ModelConfig>> {
     let path = dir.join("config.json");
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(&path, e)),
-    };
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = crate::bounded::read(&path, crate::bounded::CONFIG_CAP, "config.json")?;
     let raw: Value = serde_json::from_slice(&bytes)
         .map_err(|e| Error::ConfigInvalid { path: path.clone(), problem: format!("not valid JSON: {e}") })?;
     ModelConfig::from_json(&path, raw).map(Some)

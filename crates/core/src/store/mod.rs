@@ -141,6 +141,34 @@ impl Model {
         crate::export::SourcePaths { folders, files }
     }
 
+    /// Why this model is already a compressed artifact (a compressed-tensors, GPTQ, AWQ, FP8 or
+    /// bitsandbytes checkpoint), if it is: its stored values are codes and scales, not weights, so
+    /// compressing them again would write garbage. `None` for a dense model.
+    pub fn already_compressed(&self) -> Option<String> {
+        if let Some(qc) = self.config.as_ref().and_then(|c| c.raw.get("quantization_config")) {
+            let method = qc.get("quant_method").and_then(|m| m.as_str()).unwrap_or("unnamed method");
+            return Some(format!("its config.json has a quantization_config ({method})"));
+        }
+        if self.root.join("quantize_config.json").is_file() {
+            return Some("it has a quantize_config.json (GPTQ)".into());
+        }
+        const PACKED: &[&str] = &[
+            ".weight_packed",
+            ".qweight",
+            ".qzeros",
+            ".g_idx",
+            ".weight_scale",
+            ".weight_zero_point",
+            ".weight_global_scale",
+            ".weight.absmax",
+            ".weight.quant_map",
+        ];
+        self.tensors
+            .iter()
+            .find(|t| PACKED.iter().any(|s| t.name.ends_with(s)))
+            .map(|t| format!("it stores quantized codes and scales (tensor `{}`)", t.name))
+    }
+
     /// The model folder (the file's parent when a single file was opened).
     pub fn root(&self) -> &Path {
         &self.root

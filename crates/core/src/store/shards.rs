@@ -90,7 +90,7 @@ fn sharded(root: PathBuf, index: PathBuf) -> Result<Layout> {
 /// Parses an index's `weight_map`. Shard names must be plain file names in the index's folder: an
 /// index must not point the reader at arbitrary paths.
 fn read_index(path: &Path) -> Result<BTreeMap<String, String>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::bounded::read(path, crate::bounded::INDEX_CAP, "shard index")?;
     let doc: Value =
         serde_json::from_slice(&bytes).map_err(|e| Error::IndexNotJson { path: path.to_path_buf(), source: e })?;
     let invalid = |problem: String| Error::IndexInvalid { path: path.to_path_buf(), problem };

@@ -433,6 +433,56 @@ fn config_invalid() {
     assert!(matches!(open_err(dir.path()), Error::ConfigInvalid { .. }));
 }
 
+/// Every number the families read, set to values that would parse but make the model compute
+/// nonsense: each is refused at open, and the message names the field, the value and the range.
+#[test]
+fn config_values_out_of_range_are_refused_by_name() {
+    let dir = tempdir();
+    let llama3 = |low: f64, high: f64| {
+        json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": low, "high_freq_factor": high,
+               "original_max_position_embeddings": 8192})
+    };
+    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+        ("hidden_size", json!(0), "`hidden_size` = 0"),
+        ("num_hidden_layers", json!(0), "`num_hidden_layers` = 0"),
+        ("num_attention_heads", json!(0), "`num_attention_heads` = 0"),
+        ("num_key_value_heads", json!(0), "`num_key_value_heads` = 0"),
+        ("intermediate_size", json!(0), "`intermediate_size` = 0"),
+        ("vocab_size", json!(0), "`vocab_size` = 0"),
+        ("vocab_size", json!(1u64 << 40), "allowed 1..="),
+        ("max_position_embeddings", json!(0), "`max_position_embeddings` = 0"),
+        ("head_dim", json!(0), "`head_dim` = 0"),
+        ("rms_norm_eps", json!(-1.0), "`rms_norm_eps` = -1"),
+        ("rms_norm_eps", json!(0.0), "`rms_norm_eps` = 0"),
+        ("rms_norm_eps", json!(2.0), "allowed (0, 1)"),
+        ("layer_norm_eps", json!(-1e-12), "`layer_norm_eps` = -0.000000000001"),
+        ("rope_theta", json!(0.0), "`rope_theta` = 0"),
+        ("rope_theta", json!(-10000.0), "allowed (1, 1e12]"),
+        ("rope_theta", json!(1e300), "out of range"),
+        ("rope_scaling", json!({"rope_type": "linear", "factor": 0.0}), "`rope_scaling.factor` = 0"),
+        ("rope_scaling", json!({"rope_type": "linear", "factor": "big"}), "`rope_scaling.factor`"),
+        ("rope_scaling", llama3(4.0, 4.0), "must be greater than"),
+        ("rope_scaling", llama3(4.0, 1.0), "must be greater than"),
+        ("rope_scaling", json!({"rope_type": "yarn", "factor": 4.0, "beta_fast": -32.0}), "beta_fast"),
+        ("rope_scaling", json!(7), "should be an object"),
+    ];
+    for (field, value, needle) in cases {
+        let mut c = llama_config(1, 8);
+        c[field] = value.clone();
+        tiny_llama(dir.path(), c);
+        let e = open_err(dir.path());
+        assert!(matches!(&e, Error::ConfigInvalid { .. }), "{field} = {value}: {e:?}");
+        assert!(msg(&e).contains(needle) && msg(&e).contains("config.json"), "{field} = {value}: {e}");
+    }
+    // In range, including a valid Llama 3.1 scaling: opens.
+    let mut c = llama_config(1, 8);
+    c["rms_norm_eps"] = json!(1e-5);
+    c["rope_theta"] = json!(500000.0);
+    c["rope_scaling"] = llama3(1.0, 4.0);
+    tiny_llama(dir.path(), c);
+    Model::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[test]
 fn lookups_and_missing_config() {
     let (model, _dir) =

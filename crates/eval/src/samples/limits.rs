@@ -102,7 +102,19 @@ pub(crate) fn read_utf8(path: &Path, limits: &SampleLimits) -> Result<String> {
             limit: limits.max_bytes,
         });
     }
-    let bytes = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
+    // The size above is 0 for devices and pipes: the read itself stops past the limit too.
+    let mut bytes = Vec::new();
+    let file = std::fs::File::open(path).map_err(|e| EvalError::io(path, e))?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, limits.max_bytes + 1), &mut bytes)
+        .map_err(|e| EvalError::io(path, e))?;
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(EvalError::SampleLimit {
+            path: path.to_path_buf(),
+            what: "file size in bytes",
+            got: bytes.len() as u64,
+            limit: limits.max_bytes,
+        });
+    }
     match String::from_utf8(bytes) {
         Ok(mut s) => {
             if s.starts_with('\u{feff}') {

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use half::f16;
 
 use crate::codec::{Codec, expect_len, mismatch};
-use crate::exec::{Parallelism, for_each, for_each_init, split_rows, split_rows_mut};
+use crate::exec::{Parallelism, for_each, split_rows, split_rows_mut};
 use crate::{FormatError, GroupArith, QTensor};
 
 /// One ggml block type: `WEIGHTS` floats <-> `BYTES` bytes.
@@ -28,12 +28,12 @@ pub(crate) trait BlockCodec: Sync + Send {
     const BYTES: usize;
     /// Elementwise arithmetic other backends can follow, when the type has one.
     const ARITH: Option<GroupArith> = None;
+    /// Byte offsets of the block's f16 scales: a block whose weights are too large for them gets
+    /// an infinite scale, which ggml writes without a word; Pareto refuses it.
+    const F16_SCALES: &'static [usize];
     fn encode(x: &[f32], out: &mut [u8]);
     fn decode(b: &[u8], out: &mut [f32]);
 }
-
-/// Largest block in bytes (q4_k: 144, q6_k: 210), for stack scratch.
-const MAX_BLOCK_BYTES: usize = 256;
 
 /// ggml's `nearest_int`: adding 1.5 * 2^23 leaves round-half-even(fval) in
 /// the low mantissa bits. Valid for |fval| < 2^22; outside that it yields the
@@ -91,11 +91,42 @@ pub(crate) fn get_f16(b: &[u8]) -> f32 {
 /// Adapts a [`BlockCodec`] to the row-parallel [`Codec`] interface.
 pub(crate) struct Ggml<B>(pub B);
 
+/// What encoding a row found.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Row {
+    Done,
+    /// A NaN/Inf weight: nothing was encoded.
+    NonFinite,
+    /// Encoded, but a block's f16 scale overflowed (|w| too large for the type).
+    ScaleOverflow,
+}
+
+/// An f16 whose exponent bits are all ones (Inf or NaN).
+#[inline(always)]
+fn f16_non_finite(b: &[u8]) -> bool {
+    u16::from_le_bytes([b[0], b[1]]) & 0x7c00 == 0x7c00
+}
+
 impl<B: BlockCodec> Ggml<B> {
-    /// Encodes one row unless it holds a NaN/Inf (then `false`, `out` untouched). The check runs
-    /// here rather than as a separate pass over the tensor: the row is in L1 for the encoder right
+    /// The first block of an encoded row (or tensor) whose f16 scales are not finite.
+    fn first_overflowed_block(bytes: &[u8]) -> Option<usize> {
+        bytes.chunks_exact(B::BYTES).position(|b| B::F16_SCALES.iter().any(|&at| f16_non_finite(&b[at..])))
+    }
+
+    /// The error for an overflowed scale: the first such block, its largest weight.
+    fn overflow_error(id: &'static str, w: &[f32], bytes: &[u8]) -> FormatError {
+        let block = Self::first_overflowed_block(bytes).unwrap_or(0);
+        let start = block * B::WEIGHTS;
+        let xs = w.get(start..start + B::WEIGHTS).unwrap_or_default();
+        let (offset, value) =
+            xs.iter().enumerate().fold((0, 0f32), |(i, m), (j, &v)| if v.abs() > m.abs() { (j, v) } else { (i, m) });
+        FormatError::Overflow { format: id, index: start + offset, value }
+    }
+
+    /// Encodes one row unless it holds a NaN/Inf (then `out` untouched). The check runs here
+    /// rather than as a separate pass over the tensor: the row is in L1 for the encoder right
     /// after, where a tensor-wide scan streamed it from memory once more.
-    fn encode_row(x: &[f32], out: &mut [u8]) -> bool {
+    fn encode_row(x: &[f32], out: &mut [u8]) -> Row {
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU was just checked to support AVX2, the only requirement of the call.
@@ -111,19 +142,19 @@ impl<B: BlockCodec> Ggml<B> {
     /// `encode_paths_agree` compares both).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn encode_row_avx2(x: &[f32], out: &mut [u8]) -> bool {
+    fn encode_row_avx2(x: &[f32], out: &mut [u8]) -> Row {
         Self::encode_row_portable(x, out)
     }
 
     #[inline(always)]
-    fn encode_row_portable(x: &[f32], out: &mut [u8]) -> bool {
+    fn encode_row_portable(x: &[f32], out: &mut [u8]) -> Row {
         if !crate::exec::all_finite(x) {
-            return false;
+            return Row::NonFinite;
         }
         for (xb, ob) in x.chunks_exact(B::WEIGHTS).zip(out.chunks_exact_mut(B::BYTES)) {
             B::encode(xb, ob);
         }
-        true
+        if Self::first_overflowed_block(out).is_some() { Row::ScaleOverflow } else { Row::Done }
     }
 
     fn decode_row(b: &[u8], out: &mut [f32]) {
@@ -161,15 +192,22 @@ impl<B: BlockCodec> Codec for Ggml<B> {
         let ggml_type = ggml_type_of(id)?;
         let mut bytes = crate::pool::ENCODED.take_zeroed(rows * Self::row_bytes(cols));
         let items: Vec<_> = split_rows(w, rows).into_iter().zip(split_rows_mut(&mut bytes, rows)).collect();
-        let finite = AtomicBool::new(true);
-        for_each(par, items, |(x, o)| {
-            if !Self::encode_row(x, o) {
-                finite.store(false, Ordering::Relaxed);
-            }
+        let (finite, fits) = (AtomicBool::new(true), AtomicBool::new(true));
+        for_each(par, items, |(x, o)| match Self::encode_row(x, o) {
+            Row::Done => {}
+            Row::NonFinite => finite.store(false, Ordering::Relaxed),
+            Row::ScaleOverflow => fits.store(false, Ordering::Relaxed),
         });
-        if !finite.into_inner() {
+        let error = if !finite.into_inner() {
+            Some(crate::registry::non_finite_error(id, w))
+        } else if !fits.into_inner() {
+            Some(Self::overflow_error(id, w, &bytes))
+        } else {
+            None
+        };
+        if let Some(e) = error {
             crate::pool::ENCODED.give_back(bytes);
-            return Err(crate::registry::non_finite_error(id, w));
+            return Err(e);
         }
         Ok(QTensor::Blocks { rows, cols, ggml_type, bytes })
     }
@@ -195,32 +233,17 @@ impl<B: BlockCodec> Codec for Ggml<B> {
         id: &'static str,
         w: &mut [f32],
         rows: usize,
-        _cols: usize,
+        cols: usize,
         par: Parallelism,
     ) -> Result<(), FormatError> {
-        // Every row is checked before any is changed, so an error leaves `w` as it was.
-        let finite = AtomicBool::new(true);
-        for_each(par, split_rows(w, rows), |x| {
-            if !crate::exec::all_finite(x) {
-                finite.store(false, Ordering::Relaxed);
-            }
-        });
-        if !finite.into_inner() {
-            return Err(crate::registry::non_finite_error(id, w));
-        }
-        for_each_init(
-            par,
-            split_rows_mut(w, rows),
-            || [0u8; MAX_BLOCK_BYTES],
-            |scratch, x| {
-                for xb in x.chunks_exact_mut(B::WEIGHTS) {
-                    let b = &mut scratch[..B::BYTES];
-                    b.fill(0);
-                    Self::encode_row(xb, b);
-                    B::decode(b, xb);
-                }
-            },
-        );
+        // Encoding the whole tensor first checks every row (NaN/Inf weights, overflowed scales)
+        // before any is changed, so an error leaves `w` as it was.
+        let QTensor::Blocks { bytes, .. } = self.quantize(id, w, rows, cols, par)? else {
+            return Err(mismatch(id, "the encoder returned no blocks"));
+        };
+        let items: Vec<_> = split_rows(&bytes, rows).into_iter().zip(split_rows_mut(w, rows)).collect();
+        for_each(par, items, |(b, o)| Self::decode_row(b, o));
+        crate::pool::ENCODED.give_back(bytes);
         Ok(())
     }
 }

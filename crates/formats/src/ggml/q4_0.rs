@@ -40,6 +40,7 @@ impl BlockCodec for Q4_0 {
     const ARITH: Option<GroupArith> = Some(GroupArith::SignedMax { levels: 8.0, qmax: 15.0 });
     const WEIGHTS: usize = 32;
     const BYTES: usize = 18;
+    const F16_SCALES: &'static [usize] = &[0];
 
     #[inline(always)]
     fn encode(x: &[f32], out: &mut [u8]) {

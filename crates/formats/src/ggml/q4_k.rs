@@ -166,6 +166,7 @@ fn scale_min(j: usize, q: &[u8]) -> (u8, u8) {
 impl BlockCodec for Q4K {
     const WEIGHTS: usize = QK_K;
     const BYTES: usize = 144;
+    const F16_SCALES: &'static [usize] = &[0, 2];
 
     #[inline(always)]
     fn encode(x: &[f32], out: &mut [u8]) {

@@ -12,6 +12,7 @@ impl BlockCodec for Q5_0 {
     const ARITH: Option<GroupArith> = Some(GroupArith::SignedMax { levels: 16.0, qmax: 31.0 });
     const WEIGHTS: usize = 32;
     const BYTES: usize = 22;
+    const F16_SCALES: &'static [usize] = &[0];
 
     #[inline(always)]
     fn encode(x: &[f32], out: &mut [u8]) {

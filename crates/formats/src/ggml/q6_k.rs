@@ -78,6 +78,7 @@ fn make_qx_quants(x: &[f32], nmax: i32, l: &mut [i8]) -> f32 {
 impl BlockCodec for Q6K {
     const WEIGHTS: usize = QK_K;
     const BYTES: usize = 210;
+    const F16_SCALES: &'static [usize] = &[208];
 
     #[inline(always)]
     fn encode(x: &[f32], out: &mut [u8]) {

@@ -10,6 +10,7 @@ pub(crate) struct Q8_0;
 impl BlockCodec for Q8_0 {
     const WEIGHTS: usize = 32;
     const BYTES: usize = 34;
+    const F16_SCALES: &'static [usize] = &[0];
     const ARITH: Option<GroupArith> = Some(GroupArith::Q8_0);
 
     #[inline(always)]

@@ -47,12 +47,17 @@ pub fn convert(root: &Path, config: Option<&Value>) -> Result<Option<Vec<(String
         return Ok(None);
     }
     let bad = |problem: String| Error::TokenizerUnsupported { path: path.clone(), problem };
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let tj: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
-    let tc: Value = std::fs::read_to_string(root.join("tokenizer_config.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
+    let bytes = crate::bounded::read(&path, crate::bounded::TOKENIZER_CAP, "tokenizer.json")?;
+    let tj: Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let tc_path = root.join("tokenizer_config.json");
+    let tc: Value = match tc_path.is_file() {
+        true => {
+            let bytes = crate::bounded::read(&tc_path, crate::bounded::CONFIG_CAP, "tokenizer_config.json")?;
+            serde_json::from_slice(&bytes)
+                .map_err(|e| Error::TokenizerUnsupported { path: tc_path.clone(), problem: format!("not JSON: {e}") })?
+        }
+        false => Value::Null,
+    };
     let model = tj.get("model").ok_or_else(|| bad("no `model`".into()))?;
     let kind = model.get("type").and_then(Value::as_str).unwrap_or("");
     let byte_fallback = model.get("byte_fallback").and_then(Value::as_bool).unwrap_or(false);
