@@ -21,7 +21,7 @@ mkdir -p "$work"; cd "$work"
 [ -f src/model.safetensors ] || "$root/target/release/examples/synth_model" src 1b
 if [ ! -f f32/model.gguf ]; then
   printf 'name = "f32"\ndescription = "every tensor F32"\nignore = []\n\n[default.quantize]\nformat = "f32"\n' >f32.toml
-  "$pareto" compress src --recipe f32.toml --format gguf --out f32 --no-metrics --force 2>/dev/null
+  "$pareto" compress src --recipe f32.toml --format gguf --out f32 --no-metrics --force --gguf-weights-only 2>/dev/null
 fi
 cat > cmp.py <<'PY'
 import sys, gguf
@@ -32,7 +32,7 @@ print(f"{same}/{len(a.tensors)}")
 PY
 wall() { /usr/bin/time -f %e -o .t "$@" >/dev/null 2>&1; cat .t; }
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-rm -rf pq; cached=$(PARETO_HASH_CACHE=off wall "$pareto" compress src --recipe gguf-q8_0 --format gguf --out pq --no-metrics)
+rm -rf pq; cached=$(PARETO_HASH_CACHE=off wall "$pareto" compress src --recipe gguf-q8_0 --format gguf --out pq --no-metrics --gguf-weights-only)
 echo "Pareto Q8_0 with the source hashed (no file-hash cache): ${cached} s"
 echo
 echo "| type | llama-quantize (median of $runs) | Pareto (median of $runs) | speed vs llama-quantize | tensors byte-identical |"
@@ -42,7 +42,7 @@ for t in $types; do
   for _ in $(seq "$runs"); do
     rm -f lq.gguf; lq+=("$(LD_LIBRARY_PATH=$LLAMA_BIN wall "$LLAMA_BIN/llama-quantize" f32/model.gguf lq.gguf "$t" $threads)")
     # Both outputs are deleted outside the timed command (--force would delete the old one inside it).
-    rm -rf pq; pq+=("$(RAYON_NUM_THREADS=$threads wall "$pareto" compress src --recipe "gguf-${t,,}" --format gguf --out pq --no-metrics)")
+    rm -rf pq; pq+=("$(RAYON_NUM_THREADS=$threads wall "$pareto" compress src --recipe "gguf-${t,,}" --format gguf --out pq --no-metrics --gguf-weights-only)")
   done
   l=$(printf '%s\n' "${lq[@]}" | median); p=$(printf '%s\n' "${pq[@]}" | median)
   python3 -c "print(f'| $t | {$l:.2f} s | {$p:.2f} s | **{$l/$p:.2f}×** | $(python3 cmp.py pq/model.gguf lq.gguf) |')"

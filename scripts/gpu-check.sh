@@ -59,9 +59,11 @@ say ""
 say "| model | preset | format | CPU s | GPU s | tensors on GPU | identical |"
 say "|---|---|---|---:|---:|---:|---|"
 compress_pair() { # model label, model dir, preset, format
-  local label=$1 dir=$2 preset=$3 fmt=$4 c g same
-  c=$(run "$label-$preset-cpu" "$pareto" compress "$dir" --recipe "$preset" --format "$fmt" --out "$work/o-cpu" --force --no-metrics --device cpu)
-  g=$(run "$label-$preset-gpu" "$pareto" compress "$dir" --recipe "$preset" --format "$fmt" --out "$work/o-gpu" --force --no-metrics --device "$gpu")
+  local label=$1 dir=$2 preset=$3 fmt=$4 c g same extra=()
+  # The synthetic model has no tokenizer: its GGUF holds the tensors only.
+  [ "$fmt" = gguf ] && [ ! -f "$dir/tokenizer.json" ] && extra=(--gguf-weights-only)
+  c=$(run "$label-$preset-cpu" "$pareto" compress "$dir" --recipe "$preset" --format "$fmt" --out "$work/o-cpu" --force --no-metrics --device cpu "${extra[@]}")
+  g=$(run "$label-$preset-gpu" "$pareto" compress "$dir" --recipe "$preset" --format "$fmt" --out "$work/o-gpu" --force --no-metrics --device "$gpu" "${extra[@]}")
   same=no; [ -n "$(hash_of "$label-$preset-cpu")" ] && [ "$(hash_of "$label-$preset-cpu")" = "$(hash_of "$label-$preset-gpu")" ] && same=yes
   [ "$same" = yes ] || fail=1
   say "| $label | $preset | $fmt | $c | $g | $(on_gpu "$label-$preset-gpu") | $same |"

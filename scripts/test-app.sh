@@ -33,10 +33,13 @@ if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-d
 fi
 export PATH="$HOME/.cargo/bin:$PATH"
 
-step "Rust command tests (cargo test --release -p pareto-app; also regenerates ui/src/api/gen)"
-cargo test --release -p pareto-app --locked 2>&1 | tee /tmp/pareto-app-test.log
-rust_line=$(grep -E "^test result:" /tmp/pareto-app-test.log | head -1)
-ok "cargo test --release -p pareto-app: $rust_line"
+# scripts/test.sh has run them already in its workspace-wide test build (PARETO_APP_BUILT=1).
+if [ -z "${PARETO_APP_BUILT:-}" ]; then
+  step "Rust command tests (cargo test --release -p pareto-app; also regenerates ui/src/api/gen)"
+  cargo test --release -p pareto-app --locked 2>&1 | tee /tmp/pareto-app-test.log
+  rust_line=$(grep -E "^test result:" /tmp/pareto-app-test.log | head -1)
+  ok "cargo test --release -p pareto-app: $rust_line"
+fi
 
 step "generated TypeScript types are committed and current"
 git diff --exit-code -- ui/src/api/gen
@@ -50,7 +53,10 @@ ok "vitest: $(sed 's/\x1b\[[0-9;]*m//g' /tmp/pareto-vitest.log | grep -E "Tests 
 
 step "build UI and app"
 (cd ui && npx vite build)
-cargo build --release -p pareto-app --locked
+if [ -z "${PARETO_APP_BUILT:-}" ]; then
+  cargo build --release -p pareto-app --locked
+fi
+test -x "$CARGO_TARGET_DIR/release/pareto-app"
 ok "build"
 
 step "end-to-end (WebDriver, Xvfb)"

@@ -45,8 +45,10 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 # is reused from clippy's check rather than checked again.
 lap "cuda compile check"
 bash scripts/build-cuda.sh check
-lap "workspace tests"
-cargo test --workspace --exclude pareto-app --release
+# One test build for the whole workspace, the studio included: one feature resolution, so the engine
+# crates are compiled once; it also builds the studio binary the WebDriver tests drive.
+lap "workspace and studio command tests"
+cargo test --workspace --release --locked 2>&1 | tee /tmp/pareto-workspace-test.log
 lap "studio tests"
-bash scripts/test-app.sh
+PARETO_APP_BUILT=1 bash scripts/test-app.sh
 lap "all tests passed"

@@ -17,6 +17,25 @@ use std::sync::Arc;
 
 use tauri::Manager;
 
+/// The usage text of the studio's command line.
+pub const USAGE: &str = "Pareto studio — model compression\n\n\
+Usage: pareto-app [--open <model>]\n\n\
+Options:\n  \
+  --open <model>  open a model folder or .safetensors file at launch (also: PARETO_OPEN)\n  \
+  -h, --help      print this help and exit\n  \
+  -V, --version   print the version and exit\n\n\
+The headless engine is the `pareto` command-line tool.";
+
+/// What `--help` / `--version` print, when asked (before any window opens, so they work without
+/// a display).
+pub fn info_request(args: &[String]) -> Option<String> {
+    args.iter().find_map(|a| match a.as_str() {
+        "-h" | "--help" => Some(USAGE.to_string()),
+        "-V" | "--version" => Some(format!("pareto-app {}", env!("CARGO_PKG_VERSION"))),
+        _ => None,
+    })
+}
+
 /// A model to open at launch: `--open <path>` on the command line, else `PARETO_OPEN`.
 pub fn startup_model() -> Option<String> {
     let mut args = std::env::args().skip(1);

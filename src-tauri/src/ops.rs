@@ -376,10 +376,6 @@ pub fn export_formats() -> Vec<ExportFormatInfo> {
         .collect()
 }
 
-/// Writes a run's artifact to `target` with its manifest, plus `report.json` and `report.md`.
-/// Dense: the run's own output is copied. Packed formats: the run's recipe is applied again through
-/// that format's writer (same plan, same source). Built in a temporary sibling folder and renamed
-/// into place.
 /// The run as a versioned run record (the same one `pareto sweep` writes), projected on the
 /// session's scenario and hardware; source hashes come from the run's manifest.
 fn run_record(
@@ -394,8 +390,9 @@ fn run_record(
         .map_err(|e| from_std(&e).context(format!("reading {}", manifest.display())))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| from_std(&e).context(format!("parsing {}", manifest.display())))?;
-    let files: Vec<pareto_report::FileHash> = serde_json::from_value(value["source_files"].clone())
+    let records: Vec<pareto_core::export::FileRecord> = serde_json::from_value(value["source_files"].clone())
         .map_err(|e| from_std(&e).context("the manifest's source_files"))?;
+    let files: Vec<pareto_report::FileHash> = records.into_iter().map(pareto_runs::file_hash).collect();
     let settings = state.settings();
     let scenario = Scenario::load(settings.scenario.as_deref().unwrap_or("high-volume-api"))?;
     let projection = pareto_core::plan_projection::project_plan(
@@ -413,6 +410,10 @@ fn run_record(
         .map_err(|e| from_std(&e).context("assembling the run record"))
 }
 
+/// Writes a run's artifact to `target` with its manifest, plus `report.json` and `report.md`.
+/// Dense: the run's own output is copied. Packed formats: the run's recipe is applied again through
+/// that format's writer (same plan, same source). Built in a temporary sibling folder and renamed
+/// into place.
 pub fn export_run(state: &AppState, req: &ExportRequest) -> ApiResult<ExportResult> {
     use pareto_core::export::ExportFormat;
     let run = state.run(req.run_id)?;

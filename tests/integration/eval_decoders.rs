@@ -109,3 +109,73 @@ fn llama3_rope_scaling_matches_candle_transformers() {
     let diff = (unscaled - &logits).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(diff > 1e-3, "rope scaling had no effect ({diff})");
 }
+
+/// Evaluations that would print a number without measuring anything are refused: an original
+/// holding a NaN weight, a limit of zero windows, a batch of zero.
+#[test]
+fn evaluations_that_would_measure_nothing_are_refused() {
+    use pareto_core::job::JobContext;
+    use pareto_eval::{EvalError, EvalOptions, evaluate};
+
+    use crate::common::*;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("m");
+    std::fs::create_dir(&src).unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(stories().join(f), src.join(f)).unwrap();
+    }
+    let tensors = read_all(&stories().join("model.safetensors"));
+    let mut owned: Vec<(String, Vec<usize>, Vec<f32>)> =
+        tensors.into_iter().map(|(n, (_, shape, bytes))| (n, shape, f32s(&bytes))).collect();
+    owned.sort_by(|a, b| a.0.cmp(&b.0));
+    let bad = owned.iter_mut().find(|t| t.0 == "model.layers.2.mlp.up_proj.weight").unwrap();
+    bad.2[77] = f32::NAN;
+    let refs: Vec<(&str, Vec<usize>, Vec<f32>)> =
+        owned.iter().map(|(n, s, v)| (n.as_str(), s.clone(), v.clone())).collect();
+    write_f32_model(&src.join("model.safetensors"), &refs);
+    let ctx = JobContext::silent();
+    let err = evaluate(&src, &EvalOptions::default(), &ctx).unwrap_err();
+    assert!(
+        matches!(&err, EvalError::NonFiniteWeight { tensor, index: 77, .. } if tensor == "model.layers.2.mlp.up_proj.weight"),
+        "{err}"
+    );
+
+    let mut zero_windows = EvalOptions::default();
+    zero_windows.protocol.max_windows = Some(0);
+    let err = evaluate(&stories(), &zero_windows, &ctx).unwrap_err();
+    assert!(err.to_string().contains("limit (windows) = 0"), "{err}");
+    let mut zero_batch = EvalOptions::default();
+    zero_batch.protocol.batch = 0;
+    assert!(evaluate(&stories(), &zero_batch, &ctx).unwrap_err().to_string().contains("batch"));
+}
+
+/// A model that cannot fit in memory is refused before anything is loaded, with both sizes. The
+/// 128 GiB weight file is sparse: it takes no disk space.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_evaluation_that_cannot_fit_in_memory_is_refused_up_front() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let rows: u64 = 1 << 20;
+    let cols: u64 = 1 << 16;
+    let bytes = rows * cols * 2;
+    let header = serde_json::json!({ "w": { "dtype": "F16", "shape": [rows, cols], "data_offsets": [0, bytes] } });
+    let mut h = serde_json::to_vec(&header).unwrap();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let path = tmp.path().join("model.safetensors");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(&(h.len() as u64).to_le_bytes()).unwrap();
+    f.write_all(&h).unwrap();
+    f.set_len(8 + h.len() as u64 + bytes).unwrap();
+    drop(f);
+    let err = pareto_eval::evaluate(
+        tmp.path(),
+        &pareto_eval::EvalOptions::default(),
+        &pareto_core::job::JobContext::silent(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, pareto_eval::EvalError::WouldNotFit { needs, .. } if needs > 256 << 30), "{err}");
+    assert!(err.to_string().contains("GiB is available"), "{err}");
+}

@@ -1,5 +1,7 @@
 //! The `pareto` binary end to end: exit codes, one-line errors, `--json` on stdout.
 
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -47,6 +47,9 @@ pub struct CompressOptions {
     /// time where nothing needs whole rows of others (bounds peak memory by the largest tensor's
     /// codes, not its f32 copy). Default [`crate::source::LARGE_TENSOR_BYTES`].
     pub large_tensor_bytes: u64,
+    /// Write a GGUF without a tokenizer when the model has none (llama.cpp cannot run it; for
+    /// benchmarks and tensor inspection). Without it such an export is refused.
+    pub gguf_weights_only: bool,
 }
 
 impl CompressOptions {
@@ -59,6 +62,7 @@ impl CompressOptions {
             metrics: true,
             accelerator: None,
             large_tensor_bytes: crate::source::LARGE_TENSOR_BYTES,
+            gguf_weights_only: false,
         }
     }
 
@@ -132,7 +136,7 @@ struct ManifestTensor<'a> {
 pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobContext) -> Result<CompressReport> {
     let started = Instant::now();
     let gguf_layout = match opts.format {
-        ExportFormat::Gguf => Some(gguf::writer::layout(model, plan)?),
+        ExportFormat::Gguf => Some(gguf::writer::layout(model, plan, opts.gguf_weights_only)?),
         _ => None,
     };
     let gptq_layout = match opts.format {

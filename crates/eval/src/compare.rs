@@ -209,9 +209,37 @@ impl EvalOptions {
     }
 }
 
+/// Refuses, before loading anything, an evaluation on the CPU whose models would not fit in the
+/// memory available now: both models are held as F32 (4 bytes a weight), plus a margin for
+/// activations. Better a named refusal than the machine swapping for an hour or the process
+/// being killed. Unknown sizes (a folder the store cannot read) or platforms without
+/// `/proc/meminfo` are not checked.
+fn check_fits_in_memory(model: &Path, options: &EvalOptions) -> Result<()> {
+    if options.device != DeviceSpec::Cpu {
+        return Ok(());
+    }
+    let (Ok(m), Some(available)) = (pareto_core::Model::open(model), available_memory()) else { return Ok(()) };
+    let weights: u64 = m.tensors().iter().map(|t| t.shape.iter().map(|&d| d as u64).product::<u64>()).sum();
+    let copies = if options.compressed.is_some() { 2 } else { 1 };
+    let needs = weights.saturating_mul(4).saturating_mul(copies) + (512 << 20);
+    if needs > available {
+        return Err(EvalError::WouldNotFit { needs, available });
+    }
+    Ok(())
+}
+
+/// `MemAvailable` of `/proc/meminfo` in bytes (Linux).
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Evaluates `model`, and the compressed side when `options.compressed` is set, on the sample set.
 pub fn evaluate(model: &Path, options: &EvalOptions, ctx: &JobContext) -> Result<EvalReport> {
     options.validate()?;
+    check_fits_in_memory(model, options)?;
     let family = detect_family(model)?;
     let mut report = EvalReport {
         model: model.to_path_buf(),

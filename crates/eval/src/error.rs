@@ -40,6 +40,17 @@ pub enum EvalError {
     #[error("{path}: unsupported model family `{family}` for end-to-end evaluation")]
     UnsupportedFamily { path: PathBuf, family: String },
 
+    #[error(
+        "{path}: tensor `{tensor}` holds a non-finite value ({value}) at element {index}; the model cannot be evaluated"
+    )]
+    NonFiniteWeight { path: PathBuf, tensor: String, index: usize, value: f32 },
+
+    #[error(
+        "the evaluation needs about {:.1} GiB of memory (the models as F32), {:.1} GiB is available; use a GPU (--device cuda:N), a smaller model or a machine with more memory",
+        *needs as f64 / GIB, *available as f64 / GIB
+    )]
+    WouldNotFit { needs: u64, available: u64 },
+
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
@@ -50,13 +61,15 @@ pub enum EvalError {
         source: candle_core::Error,
     },
 
-    /// A bounded read, or another engine error.
+    /// A bounded read, or another engine error (boxed: the engine's error is large).
     #[error(transparent)]
-    Core(#[from] pareto_core::Error),
+    Core(Box<pareto_core::Error>),
 
     #[error("cancelled")]
     Cancelled,
 }
+
+const GIB: f64 = (1u64 << 30) as f64;
 
 /// `Result` with [`EvalError`].
 pub type Result<T, E = EvalError> = std::result::Result<T, E>;
@@ -75,6 +88,12 @@ impl<T> CandleContext<T> for candle_core::Result<T> {
 impl EvalError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io { path: path.into(), source }
+    }
+}
+
+impl From<pareto_core::Error> for EvalError {
+    fn from(e: pareto_core::Error) -> Self {
+        Self::Core(Box::new(e))
     }
 }
 

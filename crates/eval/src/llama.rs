@@ -342,11 +342,12 @@ impl LlamaModel {
             linear(&mut w, "lm_head".to_string(), [vocab, h])?
         };
         let (cos, sin) = rope_tables(&config, device)?;
+        let mode = match quant {
+            None => WeightMode::Dense,
+            Some(d) => quantized_mode(d, &quantized)?,
+        };
         Ok(Self {
-            mode: match quant {
-                None => WeightMode::Dense,
-                Some(d) => WeightMode::Quantized(ggml_name(d)),
-            },
+            mode,
             config,
             embed,
             layers,
@@ -490,6 +491,32 @@ impl LlamaModel {
     }
 }
 
+/// The label of an in-memory quantization, saying how many tensors fell back to F16 (rows that
+/// are not a multiple of the type's block). When every one did, nothing of the type would be
+/// measured: refused rather than reported as if it had been.
+fn quantized_mode(d: GgmlDType, tensors: &[QuantizedTensor]) -> Result<WeightMode> {
+    let fell_back = tensors.iter().filter(|t| t.fallback).count();
+    if fell_back == tensors.len() {
+        return Err(EvalError::InvalidArgument(format!(
+            "--quantize {}: none of the model's {} linear weights has rows that are a multiple of {} values, so every one would stay F16 and nothing of {} would be measured; pick a type with smaller blocks (q8_0, q4_0: 32)",
+            ggml_name(d),
+            tensors.len(),
+            d.block_size(),
+            ggml_name(d)
+        )));
+    }
+    Ok(WeightMode::Quantized(if fell_back == 0 {
+        ggml_name(d)
+    } else {
+        format!(
+            "{} ({fell_back} of {} linear weights in f16: rows not a multiple of {})",
+            ggml_name(d),
+            tensors.len(),
+            d.block_size()
+        )
+    }))
+}
+
 fn ggml_name(d: GgmlDType) -> String {
     match d {
         GgmlDType::F32 => "f32",
@@ -610,6 +637,10 @@ mod tests {
         }
         let out = m.greedy(&[1], 20).unwrap();
         assert_eq!(out, GREEDY_REFERENCE[..21].to_vec(), "q8_0 should not change the greedy text");
+        // q4_k's 256-value blocks fit none of its rows (64 and 172 wide): nothing would be
+        // measured, so nothing is reported.
+        let e = LlamaModel::load_quantized(&stories(), &Device::Cpu, GgmlDType::Q4K).unwrap_err().to_string();
+        assert!(e.contains("multiple of 256") && e.contains("nothing of q4_k would be measured"), "{e}");
     }
 
     #[test]

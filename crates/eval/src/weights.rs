@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use crate::error::{EvalError, Result};
 
@@ -57,9 +57,42 @@ pub fn load_tensors(dir: &Path, device: &Device) -> Result<HashMap<String, Tenso
     for file in safetensors_files(dir)? {
         let tensors = candle_core::safetensors::load(&file, device)
             .map_err(|source| EvalError::Candle { context: format!("reading {}", file.display()), source })?;
+        for (name, t) in &tensors {
+            check_finite(&file, name, t)?;
+        }
         all.extend(tensors);
     }
     Ok(all)
+}
+
+/// A NaN or Inf weight makes every metric computed from the model meaningless (or quietly NaN):
+/// refused by tensor and element. One reduction on the device; the element is looked up on the
+/// host only when the sum is not finite (which a sum of huge finite values alone can also cause).
+fn check_finite(file: &Path, name: &str, t: &Tensor) -> Result<()> {
+    if !t.dtype().is_float() {
+        return Ok(());
+    }
+    let ctx = || format!("checking `{name}` for NaN/Inf");
+    let sum = t
+        .to_dtype(DType::F32)
+        .and_then(|x| x.abs()?.sum_all()?.to_scalar::<f32>())
+        .map_err(|source| EvalError::Candle { context: ctx(), source })?;
+    if sum.is_finite() {
+        return Ok(());
+    }
+    let values = t
+        .to_dtype(DType::F32)
+        .and_then(|x| x.flatten_all()?.to_vec1::<f32>())
+        .map_err(|source| EvalError::Candle { context: ctx(), source })?;
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(EvalError::NonFiniteWeight {
+            path: file.to_path_buf(),
+            tensor: name.to_string(),
+            index,
+            value: values[index],
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Reads and parses `config.json` of a model folder.

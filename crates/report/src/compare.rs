@@ -110,8 +110,18 @@ pub fn compare(records: &[RunRecord]) -> Result<Comparison> {
     let usd: Vec<f64> = rows.iter().filter_map(|r| r.usd_month).collect();
     let spread = usd.iter().copied().fold(f64::MIN, f64::max) - usd.iter().copied().fold(f64::MAX, f64::min);
     let by_usd = usd.len() == rows.len() && spread > 0.005 * usd.iter().copied().fold(0.0, f64::max);
-    mark_frontier(&mut rows, by_usd);
-    let recommendation = recommend(&rows, by_usd);
+    // Across models neither a frontier nor a pick means anything: a smaller model is not a
+    // cheaper variant of a larger one.
+    let recommendation = if others.is_empty() {
+        mark_frontier(&mut rows, by_usd);
+        recommend(&rows, by_usd)
+    } else {
+        Recommendation {
+            pick: None,
+            headline: "No recommendation: the records come from different source models.".into(),
+            reasons: vec!["Compare variants of one model at a time (one sweep, or the records of one source).".into()],
+        }
+    };
     Ok(Comparison {
         warnings,
         rows,

@@ -135,6 +135,9 @@ fn different_models_get_a_banner() {
     let cmp = compare(&recs).unwrap();
     assert!(cmp.warnings.iter().any(|w| w.contains("different source models")));
     assert!(render_html(&recs, &cmp).contains("class=\"banner\""));
+    // Nothing is recommended, and nothing is "dominated", across two models.
+    assert_eq!(cmp.recommendation.pick, None, "{:?}", cmp.recommendation);
+    assert!(cmp.rows.iter().all(|r| !r.dominated && !r.on_frontier));
     assert!(matches!(compare(&[]), Err(ReportError::NoRecords)));
 }
 

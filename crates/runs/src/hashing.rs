@@ -11,13 +11,13 @@ use crate::error::Result;
 /// sha256 of each file (streamed, or from the file-hash cache when the file is unchanged).
 pub fn hash_files(paths: &[&Path]) -> Result<Vec<FileHash>> {
     let never = std::sync::atomic::AtomicBool::new(false);
-    paths
-        .iter()
-        .map(|p| {
-            let r = pareto_core::file_hash::sha256_file(p, &never)?;
-            Ok(FileHash { name: r.name, bytes: r.bytes, sha256: r.sha256 })
-        })
-        .collect()
+    paths.iter().map(|p| Ok(file_hash(pareto_core::file_hash::sha256_file(p, &never)?))).collect()
+}
+
+/// A manifest's file record as a run record's file hash (how the digest was obtained is the
+/// manifest's business; the record keeps the digest).
+pub fn file_hash(r: pareto_core::export::FileRecord) -> FileHash {
+    FileHash { name: r.name, bytes: r.bytes, sha256: r.sha256 }
 }
 
 /// The id of a variant: model file hashes + recipe TOML + everything else that changes results.

@@ -9,7 +9,7 @@ mod sweep;
 mod variant;
 
 pub use error::{Result, RunError};
-pub use hashing::{hash_files, variant_id};
+pub use hashing::{file_hash, hash_files, variant_id};
 pub use record::{projection_record, source_model, tensor_records, totals, validation_record};
 pub use sweep::{Executor, LocalExecutor, SWEEP_MARKER, SweepOutcome, prepare_out, record_path, sweep, write_record};
 pub use variant::{VariantSpec, assemble, rfc3339, run_variant};

@@ -29,6 +29,10 @@ pub struct CompressArgs {
     /// Skip the per-tensor error metrics of packed formats (faster export).
     #[arg(long)]
     pub no_metrics: bool,
+    /// GGUF from a model without tokenizer.json: write the tensors only (llama.cpp cannot run the
+    /// file; for benchmarks and inspection). Without this flag such an export is refused.
+    #[arg(long)]
+    pub gguf_weights_only: bool,
     /// Where the codecs run: cpu, or cuda:N (a build with `--features cuda`). On a GPU the
     /// integer, FP8, Q8_0, Q4_0 and Q5_0 codecs run there (same bytes as the CPU); the others
     /// (Q4_K, Q6_K, NF4) stay on the CPU.
@@ -47,6 +51,7 @@ pub fn run(args: &CompressArgs, json: bool) -> anyhow::Result<()> {
     opts.force = args.force;
     opts.format = args.format;
     opts.metrics = !args.no_metrics;
+    opts.gguf_weights_only = args.gguf_weights_only;
     opts.accelerator = DeviceQuantizer::for_device(args.device.parse::<DeviceSpec>()?)?;
     let ctx = progress::bar_context();
     let report = pareto_core::compress(&model, &plan, &opts, &ctx)?;

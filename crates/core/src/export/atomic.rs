@@ -483,7 +483,7 @@ mod tests {
         let users = dir.path().join(".notes");
         fs::create_dir(&users).unwrap();
         let o = OutputDir::create(&dir.path().join("out"), &SourcePaths::none(), false, default_opener()).unwrap();
-        assert_eq!(o.stale_removed(), [stale.clone()]);
+        assert_eq!(o.stale_removed(), std::slice::from_ref(&stale));
         assert!(!stale.exists() && running.exists() && fresh.exists() && users.exists());
         // This process's own live folder is never taken for stale.
         assert!(remove_stale_temp_folders(dir.path()).is_empty());

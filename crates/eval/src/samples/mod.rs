@@ -200,8 +200,16 @@ pub fn from_table(table: &Table, declared: Option<&Columns>) -> Result<SampleSet
         (None, None) => Vec::new(),
     };
     let resolve = |c: &Column| -> Result<usize> {
-        c.position(header)
-            .ok_or_else(|| format_err(path, format!("column {} is not in the header {header:?}", c.describe())))
+        c.position(header).ok_or_else(|| {
+            let problem = match header {
+                Some(h) => format!("column {} is not in the header (columns: {})", c.describe(), h.join(", ")),
+                None => format!(
+                    "column {} is named, but the file has no header row: give columns as 0-based indexes",
+                    c.describe()
+                ),
+            };
+            format_err(path, problem)
+        })
     };
     let field = |r: &Record, i: usize| -> Result<String> {
         r.fields.get(i).cloned().ok_or_else(|| EvalError::Sample {

@@ -117,7 +117,7 @@ fn unsupported_format(pt: &PlannedTensor, id: &str) -> Error {
 
 /// Architecture, names, formats and shapes checked, metadata and offsets computed: everything
 /// that can be refused is refused here, before the output folder exists.
-pub fn layout(model: &Model, plan: &Plan) -> Result<Layout> {
+pub fn layout(model: &Model, plan: &Plan, weights_only: bool) -> Result<Layout> {
     let cfg = model.require_config()?;
     // llama.cpp's architecture: Mistral is its llama graph. Qwen2 and Qwen3 have their own (Q/K/V
     // biases, resp. Q/K norms; NEOX RoPE, which reads HF's rotate-half rows as they are: no Q/K
@@ -266,7 +266,20 @@ pub fn layout(model: &Model, plan: &Plan) -> Result<Layout> {
     }
     match tokenizer::convert(model.root(), Some(&cfg.raw))? {
         Some(tok) => kv.extend(tok),
-        None => notes.push("no tokenizer.json: the GGUF carries no tokenizer (llama.cpp needs one to generate)".into()),
+        // llama.cpp refuses to load a GGUF without a vocabulary: such a file is only written on
+        // request (benchmarks, tensor inspection), never by default.
+        None if weights_only => {
+            notes.push("weights only (--gguf-weights-only): no tokenizer, llama.cpp cannot run this file".into())
+        }
+        None => {
+            return Err(Error::ExportConfig {
+                target: "GGUF",
+                problem: format!(
+                    "{} has no tokenizer.json, and llama.cpp cannot load a GGUF without its vocabulary; add the model's tokenizer.json (or pass --gguf-weights-only for a file that only holds the tensors)",
+                    model.root().display()
+                ),
+            });
+        }
     }
     Ok(Layout { kv, items, notes })
 }

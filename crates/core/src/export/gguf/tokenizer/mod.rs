@@ -113,6 +113,15 @@ pub fn convert(root: &Path, config: Option<&Value>) -> Result<Option<Vec<(String
         special.insert(id, a.get("special").and_then(Value::as_bool).unwrap_or(false));
     }
     let config_vocab = config.and_then(|c| c.get("vocab_size")).and_then(Value::as_u64).map(|n| n as usize);
+    // Token ids index the embedding rows: a tokenizer with ids past them is not this model's.
+    let last_id = pieces.iter().rposition(Option::is_some);
+    if let (Some(n), Some(last)) = (config_vocab, last_id)
+        && last >= n
+    {
+        return Err(bad(format!(
+            "token id {last} is past the model's {n} embedding rows (config.json vocab_size): this tokenizer does not belong to the model"
+        )));
+    }
     if let Some(n) = config_vocab.filter(|&n| n > pieces.len() && n < MAX_TOKENS) {
         pieces.resize(n, None);
     }
