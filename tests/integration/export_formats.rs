@@ -780,3 +780,48 @@ fn gguf_row_chunked_quantization_of_large_tensors_writes_the_same_bytes() {
         }
     }
 }
+
+/// A GGUF llama.cpp cannot load is not written: no tokenizer.json (unless a tensors-only file is
+/// asked for), or a tokenizer whose ids run past the model's embedding rows.
+#[test]
+fn gguf_without_a_usable_vocabulary_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("m");
+    std::fs::create_dir(&src).unwrap();
+    for f in ["model.safetensors", "config.json"] {
+        std::fs::copy(stories().join(f), src.join(f)).unwrap();
+    }
+    let model = Model::open(&src).unwrap();
+    let plan = preset("gguf-q8_0").resolve(&model).unwrap();
+    let out = tmp.path().join("out");
+    let opts = CompressOptions::new(&out).with_format(ExportFormat::Gguf);
+    let err = compress(&model, &plan, &opts, &JobContext::silent()).unwrap_err();
+    assert!(
+        matches!(&err, Error::ExportConfig { target: "GGUF", problem } if problem.contains("no tokenizer.json")),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let mut weights_only = CompressOptions::new(&out).with_format(ExportFormat::Gguf);
+    weights_only.gguf_weights_only = true;
+    let report = compress(&model, &plan, &weights_only, &JobContext::silent()).unwrap();
+    assert!(report.tensors[0].notes.iter().any(|n| n.contains("weights only")), "{:?}", report.tensors[0].notes);
+
+    // Another model's tokenizer: an added token at id 600 of a 512-row embedding.
+    let mut tok: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(stories().join("tokenizer.json")).unwrap()).unwrap();
+    tok["added_tokens"].as_array_mut().unwrap().push(serde_json::json!({
+        "id": 600, "content": "<extra>", "single_word": false, "lstrip": false, "rstrip": false,
+        "normalized": false, "special": true
+    }));
+    std::fs::write(src.join("tokenizer.json"), tok.to_string()).unwrap();
+    let model = Model::open(&src).unwrap();
+    let err = compress(
+        &model,
+        &plan,
+        &CompressOptions::new(tmp.path().join("o2")).with_format(ExportFormat::Gguf),
+        &JobContext::silent(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("token id 600 is past the model's 512 embedding rows"), "{err}");
+    assert!(!tmp.path().join("o2").exists());
+}
