@@ -27,6 +27,24 @@ pub struct VariantRow {
     pub on_frontier: bool,
 }
 
+impl VariantRow {
+    /// The primary metric's relative change as a reader expects it: signed as the metric itself
+    /// moved (perplexity 4.574 → 4.997 is +9.25%), with the direction in words, since for some
+    /// metrics up is better and for others worse. Every report shows changes through this.
+    pub fn change_text(&self) -> Option<String> {
+        let (o, c, quality) = (self.metric_original?, self.metric_value?, self.metric_change?);
+        let moved = if o == 0.0 { 0.0 } else { (c - o) / o.abs() * 100.0 };
+        let word = if moved.abs() < 0.005 {
+            "unchanged"
+        } else if quality > 0.0 {
+            "better"
+        } else {
+            "worse"
+        };
+        Some(format!("{moved:+.2}% ({word})"))
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Recommendation {
     pub pick: Option<usize>,
@@ -160,10 +178,9 @@ fn recommend(rows: &[VariantRow], by_usd: bool) -> Recommendation {
             let mut reasons = vec![format!(
                 "It is on the accuracy-vs-{unit} frontier: no other variant is both cheaper and at least as accurate."
             )];
-            if let (Some(name), Some(change)) = (&r.metric, r.metric_change) {
+            if let (Some(name), Some(change)) = (&r.metric, r.change_text()) {
                 reasons.push(format!(
-                    "{name} changes by {:+.3}% relative to the original, within the {:.0}% budget.",
-                    change * 100.0,
+                    "{name} changes by {change} relative to the original, within the {:.0}% budget.",
                     ACCEPTABLE_LOSS * 100.0
                 ));
             }

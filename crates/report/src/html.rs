@@ -91,7 +91,7 @@ fn summary_table(s: &mut String, records: &[RunRecord], cmp: &Comparison) {
             row.size_ratio * 100.0,
             row.metric.as_deref().map_or_else(|| NOT_MEASURED.to_string(), esc),
             opt(row.metric_value, |v| format!("{v:.4}")),
-            opt(row.metric_change, |v| format!("{:+.2}%", v * 100.0)),
+            row.change_text().unwrap_or_else(|| NOT_MEASURED.to_string()),
             opt(row.usd_month, |v| format!("${v:.0}")),
             opt(row.usd_per_1m_requests, |v| format!("${v:.2}")),
             opt(row.decode_tok_s_batch1, |v| format!("{v:.1}")),

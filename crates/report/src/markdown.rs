@@ -36,7 +36,7 @@ pub fn render_markdown(records: &[RunRecord], cmp: &Comparison) -> String {
             human_bytes(row.planned_bytes as f64),
             row.size_ratio * 100.0,
             row.metric.as_deref().unwrap_or("_not measured_"),
-            opt(row.metric_change, |v| format!("{:+.2}%", v * 100.0)),
+            row.change_text().unwrap_or_else(|| "_not measured_".to_string()),
             opt(row.usd_month, |v| format!("${v:.0}")),
             opt(row.usd_per_1m_requests, |v| format!("${v:.2}")),
             if row.on_frontier {

@@ -191,3 +191,23 @@ fn committed_schema_is_current_and_records_validate() {
     bad["totals"]["planned_bytes"] = "many".into();
     assert!(!validator.is_valid(&bad));
 }
+
+/// Issue 15's defect: a perplexity that rose 10 % was shown as "−10.00 %" beside "+0.00 %", which
+/// reads as an improvement. Every change is signed as the metric moved and says its direction.
+#[test]
+fn changes_are_signed_as_the_metric_moved_and_say_better_or_worse() {
+    let recs = vec![
+        record("same", 2000, Some(4.0), None, "h"),
+        record("worse", 1000, Some(4.4), None, "h"),
+        record("better", 1500, Some(3.9), None, "h"),
+    ];
+    let cmp = compare(&recs).unwrap();
+    let text: Vec<String> = cmp.rows.iter().map(|r| r.change_text().unwrap()).collect();
+    assert_eq!(text, ["+0.00% (unchanged)", "+10.00% (worse)", "-2.50% (better)"]);
+    let md = render_markdown(&recs, &cmp);
+    let html = render_html(&recs, &cmp);
+    for t in &text {
+        assert!(md.contains(t.as_str()) && html.contains(t.as_str()), "{t}");
+    }
+    assert!(!md.contains("-10.00%"), "{md}");
+}
