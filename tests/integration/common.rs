@@ -24,6 +24,16 @@ pub fn minilm() -> PathBuf {
     p
 }
 
+/// A copy of the named stories260K files in `dir/m` (a source the test may damage or guard).
+pub fn stories_copy(dir: &Path, files: &[&str]) -> PathBuf {
+    let src = dir.join("m");
+    std::fs::create_dir(&src).expect("create the copy's folder");
+    for f in files {
+        std::fs::copy(stories().join(f), src.join(f)).expect("copy a stories260K file");
+    }
+    src
+}
+
 /// Writes `tensors` (name, shape, f32 values) as an F32 safetensors file.
 pub fn write_f32_model(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors

@@ -86,11 +86,7 @@ fn cancel_mid_job_stops_and_cleans_up() {
 #[test]
 fn output_paths_that_would_touch_the_source_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("m");
-    std::fs::create_dir(&src).unwrap();
-    for f in ["model.safetensors", "config.json", "tokenizer.json"] {
-        std::fs::copy(stories().join(f), src.join(f)).unwrap();
-    }
+    let src = stories_copy(tmp.path(), &["model.safetensors", "config.json", "tokenizer.json"]);
     let model = Model::open(&src).unwrap();
     let plan = Recipe::load("w8").unwrap().resolve(&model).unwrap();
     let ctx = JobContext::silent();

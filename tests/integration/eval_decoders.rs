@@ -119,11 +119,7 @@ fn evaluations_that_would_measure_nothing_are_refused() {
 
     use crate::common::*;
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("m");
-    std::fs::create_dir(&src).unwrap();
-    for f in ["config.json", "tokenizer.json"] {
-        std::fs::copy(stories().join(f), src.join(f)).unwrap();
-    }
+    let src = stories_copy(tmp.path(), &["config.json", "tokenizer.json"]);
     let tensors = read_all(&stories().join("model.safetensors"));
     let mut owned: Vec<(String, Vec<usize>, Vec<f32>)> =
         tensors.into_iter().map(|(n, (_, shape, bytes))| (n, shape, f32s(&bytes))).collect();
@@ -161,7 +157,7 @@ fn an_evaluation_that_cannot_fit_in_memory_is_refused_up_front() {
     let bytes = rows * cols * 2;
     let header = serde_json::json!({ "w": { "dtype": "F16", "shape": [rows, cols], "data_offsets": [0, bytes] } });
     let mut h = serde_json::to_vec(&header).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let path = tmp.path().join("model.safetensors");

@@ -786,11 +786,7 @@ fn gguf_row_chunked_quantization_of_large_tensors_writes_the_same_bytes() {
 #[test]
 fn gguf_without_a_usable_vocabulary_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("m");
-    std::fs::create_dir(&src).unwrap();
-    for f in ["model.safetensors", "config.json"] {
-        std::fs::copy(stories().join(f), src.join(f)).unwrap();
-    }
+    let src = stories_copy(tmp.path(), &["model.safetensors", "config.json"]);
     let model = Model::open(&src).unwrap();
     let plan = preset("gguf-q8_0").resolve(&model).unwrap();
     let out = tmp.path().join("out");

@@ -91,11 +91,7 @@ fn sweep_records_resume_and_render() {
 #[test]
 fn sweep_outputs_never_land_in_the_source_or_a_foreign_folder() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("m");
-    std::fs::create_dir(&src).unwrap();
-    for f in ["model.safetensors", "config.json", "tokenizer.json"] {
-        std::fs::copy(stories().join(f), src.join(f)).unwrap();
-    }
+    let src = stories_copy(tmp.path(), &["model.safetensors", "config.json", "tokenizer.json"]);
     let source = pareto_core::Model::open(&src).unwrap().source_paths();
     for out in [src.clone(), src.join("sweep"), tmp.path().to_path_buf()] {
         let err = pareto_runs::prepare_out(&out, &source).unwrap_err();

@@ -1,4 +1,6 @@
-//! Output conventions: one JSON document on stdout with `--json`; tables and messages on stderr.
+//! Output conventions, as cargo and ripgrep have them: the command's result on stdout (human tables,
+//! or one JSON document with `--json`); progress, warnings, notes and errors on stderr, so
+//! `pareto inspect m | less` shows the model and a pipe never receives a progress bar.
 
 use serde::Serialize;
 
@@ -47,7 +49,7 @@ pub fn bytes(n: u64) -> String {
     if u == 0 { format!("{n} B") } else { format!("{v:.2} {}", UNITS[u]) }
 }
 
-/// A plain left-aligned text table on stderr.
+/// A plain left-aligned text table on stdout (part of a command's result).
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
@@ -57,7 +59,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
     }
     let line = |cells: Vec<String>| {
         let s: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        eprintln!("{}", s.join("  ").trim_end());
+        println!("{}", s.join("  ").trim_end());
     };
     line(header.iter().map(|s| s.to_string()).collect());
     line(widths.iter().map(|w| "-".repeat(*w)).collect());

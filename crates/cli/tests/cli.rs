@@ -28,6 +28,23 @@ fn inspect_json_describes_stories260k() {
 }
 
 #[test]
+fn inspect_prints_a_readable_summary_on_stdout() {
+    let out = pareto(&["inspect", "models/stories260K"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "architecture: llama",
+        "5 layers, hidden 64, 8 heads, 4 KV heads, FFN 172, vocab 512",
+        "parameters:   292.8K",
+        "role",
+        "model.embed_tokens.weight",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    assert!(!text.trim_start().starts_with('{'), "not JSON");
+}
+
+#[test]
 fn compress_writes_and_reports() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("q");
@@ -38,12 +55,14 @@ fn compress_writes_and_reports() {
     assert_eq!(v["totals"]["tensors"], 48);
     assert!(v["totals"]["planned_bytes"].as_u64().unwrap() < v["totals"]["source_bytes"].as_u64().unwrap());
     assert!(dest.join("model.safetensors").exists());
-    // Human mode prints the table on stderr and nothing on stdout.
+    // Human mode prints the result (the table) on stdout, as cargo and ripgrep do; stderr keeps
+    // progress and notes only.
     let dest2 = tmp.path().join("q2");
     let out = pareto(&["compress", "models/stories260K", "-r", "w8", "-o", dest2.to_str().unwrap()]);
     assert!(out.status.success());
-    assert!(out.stdout.is_empty());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("int8_channel"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("int8_channel") && stdout.contains("wrote "), "{stdout}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("int8_channel"));
 }
 
 #[test]

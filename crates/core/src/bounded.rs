@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 pub const CONFIG_CAP: u64 = 16 << 20;
 /// A shard index lists every tensor once: a few hundred KiB for the largest models.
 pub const INDEX_CAP: u64 = 64 << 20;
+/// A manifest lists an artifact's tensors once, with their metrics.
+pub const MANIFEST_CAP: u64 = 64 << 20;
 /// A recipe is a page of TOML.
 pub const RECIPE_CAP: u64 = 4 << 20;
 /// tokenizer.json of the largest vocabularies (256k entries with merges) is ~35 MiB.

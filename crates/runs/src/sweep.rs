@@ -129,15 +129,11 @@ pub fn prepare_out(out: &Path, source: &SourcePaths) -> Result<()> {
 /// Why a finished record cannot be reused: its artifact is gone or no longer what it recorded.
 fn artifact_problem(record: &RunRecord) -> Option<String> {
     let artifact = record.artifact.as_ref()?;
-    let manifest = Path::new(&artifact.path).join(pareto_core::export::manifest::MANIFEST_NAME);
-    let text = match std::fs::read(&manifest) {
-        Ok(t) => t,
-        Err(_) => return Some(format!("its artifact {} is missing", artifact.path)),
+    let Some(manifest) = pareto_core::export::protect::pareto_manifest(Path::new(&artifact.path)) else {
+        return Some(format!("its artifact {} is missing", artifact.path));
     };
-    let hash = serde_json::from_slice::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("content_hash").and_then(|h| h.as_str()).map(String::from));
-    (hash.as_deref() != Some(artifact.content_hash.as_str()))
+    let hash = manifest.get("content_hash").and_then(|h| h.as_str());
+    (hash != Some(artifact.content_hash.as_str()))
         .then(|| format!("its artifact {} changed since it was recorded", artifact.path))
 }
 

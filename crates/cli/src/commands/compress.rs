@@ -78,11 +78,11 @@ pub fn run(args: &CompressArgs, json: bool) -> anyhow::Result<()> {
         .collect();
     output::table(&["tensor", "action", "before", "after (packed)", "rel err", "SNR dB", "zeros"], &rows);
     if report.tensors.len() > args.limit {
-        eprintln!("… {} more tensors (--limit N, or --json for all)", report.tensors.len() - args.limit);
+        println!("… {} more tensors (--limit N, or --json for all)", report.tensors.len() - args.limit);
     }
     crate::commands::plan::print_totals(&report.totals);
     if report.device != "cpu" {
-        eprintln!("{} tensors quantized on {}, the others on the CPU", report.device_tensors, report.device);
+        println!("{} tensors quantized on {}, the others on the CPU", report.device_tensors, report.device);
     }
     for note in &report.device_notes {
         eprintln!("note: {note}");
@@ -90,7 +90,7 @@ pub fn run(args: &CompressArgs, json: bool) -> anyhow::Result<()> {
     for stale in &report.stale_removed {
         eprintln!("note: removed {}, the temporary folder of an earlier run that was killed", stale.display());
     }
-    eprintln!(
+    println!(
         "wrote {} ({}, {}) in {:.2} s; content hash {}",
         report.output.display(),
         report.format,

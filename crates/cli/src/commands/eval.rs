@@ -123,21 +123,21 @@ fn signed(v: f64, p: usize) -> String {
 }
 
 fn print_human(r: &EvalReport) {
-    eprintln!("model:   {} ({:?})", r.model.display(), r.family);
+    println!("model:   {} ({:?})", r.model.display(), r.family);
     if let Some(c) = &r.compressed {
         match c {
-            Compressed::Folder(d) => eprintln!("vs:      {}", d.display()),
-            Compressed::InMemory(q) => eprintln!("vs:      the same model quantized in memory to {q}"),
+            Compressed::Folder(d) => println!("vs:      {}", d.display()),
+            Compressed::InMemory(q) => println!("vs:      the same model quantized in memory to {q}"),
         }
     }
     if let Some(s) = &r.samples {
-        eprintln!("samples: {} ({})", s.display(), r.sample_kind.as_deref().unwrap_or("?"));
+        println!("samples: {} ({})", s.display(), r.sample_kind.as_deref().unwrap_or("?"));
     }
     if let Some(u) = &r.unavailable {
-        eprintln!("{u}");
+        println!("{u}");
     }
     if let Some(d) = &r.decoder {
-        eprintln!(
+        println!(
             "protocol: {} windows of {} tokens ({} tokens in the text)",
             d.original.windows, d.protocol.window, d.original.tokens
         );
@@ -170,9 +170,9 @@ fn print_human(r: &EvalReport) {
         output::table(&["", "mean NLL", "PPL", "tok/s", "KL", "top-1"], &rows);
         let g = &d.greedy;
         match (&d.compressed, g.first_divergence) {
-            (None, _) => eprintln!("greedy {} steps from BOS: {:?}", g.steps, g.original),
-            (Some(_), None) => eprintln!("greedy {} steps from BOS: identical", g.steps),
-            (Some(_), Some(i)) => eprintln!("greedy {} steps from BOS: first differs at id #{i}", g.steps),
+            (None, _) => println!("greedy {} steps from BOS: {:?}", g.steps, g.original),
+            (Some(_), None) => println!("greedy {} steps from BOS: identical", g.steps),
+            (Some(_), Some(i)) => println!("greedy {} steps from BOS: first differs at id #{i}", g.steps),
         }
     }
     if let Some(e) = &r.encoder {
@@ -207,12 +207,12 @@ fn print_human(r: &EvalReport) {
         }
         output::table(&["", "Spearman", "Pearson", "accuracy", "sent/s"], &rows);
         if let Some(s) = &e.embedding_shift {
-            eprintln!(
+            println!(
                 "embeddings: mean cosine {:.6} (min {:.6}) over {} sentences",
                 s.mean_cosine, s.min_cosine, s.sentences
             );
             if let Some(k) = s.retrieval {
-                eprintln!(
+                println!(
                     "retrieval top-{}: overlap {:.2}%, unchanged sets {:.2}%, top-1 {:.2}%",
                     k.k,
                     k.overlap_at_k * 100.0,

@@ -31,7 +31,7 @@ pub fn run(_args: &FormatsArgs, json: bool) -> anyhow::Result<()> {
         .map(|f| vec![f.id.to_string(), format!("{:.4}", f.bits_per_weight), f.description.to_string()])
         .collect();
     output::table(&["format", "bits/weight", "description"], &rows);
-    eprintln!();
+    println!();
     let rows: Vec<Vec<String>> = presets
         .iter()
         .map(|p| {

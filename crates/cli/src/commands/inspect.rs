@@ -22,7 +22,9 @@ pub fn run(args: &InspectArgs, json: bool) -> anyhow::Result<()> {
     if json {
         return output::json(&serde_json::json!({ "summary": summary, "tensors": model.tensors() }));
     }
-    eprintln!("{}", serde_json::to_string_pretty(&summary)?);
+    // The result goes to stdout: `pareto inspect m | less` pages it.
+    print_summary(&model, &summary);
+    println!();
     let rows: Vec<Vec<String>> = model
         .tensors()
         .iter()
@@ -39,7 +41,74 @@ pub fn run(args: &InspectArgs, json: bool) -> anyhow::Result<()> {
         .collect();
     output::table(&["tensor", "dtype", "shape", "bytes", "role"], &rows);
     if model.tensors().len() > args.limit {
-        eprintln!("… {} more tensors (--limit N, or --json for all)", model.tensors().len() - args.limit);
+        println!("… {} more tensors (--limit N, or --json for all)", model.tensors().len() - args.limit);
     }
     Ok(())
+}
+
+/// The model at a glance: what it is, how big, and where the bytes are (by dtype and by role).
+fn print_summary(model: &Model, s: &pareto_core::store::ModelSummary) {
+    let arch = s.architecture.as_deref().unwrap_or("unknown (no config.json)");
+    println!("model:        {}", s.root.display());
+    println!("architecture: {arch}");
+    if let Some(c) = model.config() {
+        let kv = if c.num_kv_heads == c.num_heads { String::new() } else { format!(", {} KV heads", c.num_kv_heads) };
+        println!(
+            "shape:        {} layers, hidden {}, {} heads{kv}, FFN {}, vocab {}",
+            c.num_layers, c.hidden_size, c.num_heads, c.intermediate_size, c.vocab_size
+        );
+    }
+    println!(
+        "parameters:   {} ({} tensors, {} of weights in {} file(s), {} on disk)",
+        human_count(s.parameters),
+        s.tensor_count,
+        output::bytes(s.bytes),
+        s.shards.len(),
+        output::bytes(s.file_bytes)
+    );
+    if let Some(evidence) = model.already_compressed() {
+        println!("compressed:   yes — {evidence}");
+    }
+    println!();
+    let share = |b: u64| if s.bytes == 0 { 0.0 } else { b as f64 / s.bytes as f64 * 100.0 };
+    let rows: Vec<Vec<String>> = s
+        .by_dtype
+        .iter()
+        .map(|d| {
+            vec![
+                d.dtype.as_str().to_string(),
+                d.tensors.to_string(),
+                human_count(d.elements),
+                output::bytes(d.bytes),
+                format!("{:.1}%", share(d.bytes)),
+            ]
+        })
+        .collect();
+    output::table(&["dtype", "tensors", "elements", "bytes", "share"], &rows);
+    println!();
+    let rows: Vec<Vec<String>> = s
+        .by_role
+        .iter()
+        .map(|r| {
+            vec![
+                r.role.as_str().to_string(),
+                r.tensors.to_string(),
+                human_count(r.elements),
+                output::bytes(r.bytes),
+                format!("{:.1}%", share(r.bytes)),
+            ]
+        })
+        .collect();
+    output::table(&["role", "tensors", "elements", "bytes", "share"], &rows);
+}
+
+/// 292,800 → "292.8K"; 8,030,261,248 → "8.03B" (three significant digits, as model cards write).
+fn human_count(n: u64) -> String {
+    let v = n as f64;
+    match n {
+        0..1_000 => n.to_string(),
+        1_000..1_000_000 => format!("{:.1}K", v / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1}M", v / 1e6),
+        _ => format!("{:.2}B", v / 1e9),
+    }
 }

@@ -46,11 +46,11 @@ pub fn run(args: &PlanArgs, json: bool) -> anyhow::Result<()> {
 
 pub fn print_totals(t: &pareto_core::recipe::PlanTotals) {
     let ratio = if t.source_bytes == 0 { 0.0 } else { t.planned_bytes as f64 / t.source_bytes as f64 };
-    eprintln!(
+    println!(
         "{} tensors: {} quantized, {} pruned, {} kept, {} dropped, {} fallbacks",
         t.tensors, t.quantized, t.pruned, t.kept, t.dropped, t.fallbacks
     );
-    eprintln!(
+    println!(
         "weights: {} → {} ({:.1}% of the original) as the packed formats store them",
         output::bytes(t.source_bytes),
         output::bytes(t.planned_bytes),

@@ -44,7 +44,7 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
         }
         for id in catalog.ids() {
             let d = catalog.get(&id)?;
-            eprintln!("{id:<24} {}", d.name);
+            println!("{id:<24} {}", d.name);
         }
         return Ok(());
     }
@@ -77,13 +77,13 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
             format!("{:?}", p.slo.verdict),
         ]);
     }
-    eprintln!("estimates for {} on {} ({}):", model.root().display(), device.name, args.scenario);
+    println!("estimates for {} on {} ({}):", model.root().display(), device.name, args.scenario);
     output::table(&["plan", "weights", "memory", "decode batch 1", "$/month", "$/1M requests", "SLO"], &rows);
     if let Some(c) = &projection.comparison {
-        eprintln!("{}", c.summary);
+        println!("{}", c.summary);
     }
     if let Some(r) = &projection.right_sizing {
-        eprintln!("right-sizing: {}", r.verdict);
+        println!("right-sizing: {}", r.verdict);
     }
     for n in &projection.notes {
         eprintln!("note: {n}");

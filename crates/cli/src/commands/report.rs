@@ -38,10 +38,11 @@ pub fn run(args: &ReportArgs, json: bool) -> anyhow::Result<()> {
     for w in &cmp.warnings {
         eprintln!("warning: {w}");
     }
-    eprintln!("{}", cmp.recommendation.headline);
-    eprintln!("wrote {}", args.out.display());
     if json {
         output::json(&serde_json::json!({ "out": args.out, "comparison": cmp }))?;
+    } else {
+        println!("{}", cmp.recommendation.headline);
+        println!("wrote {}", args.out.display());
     }
     Ok(())
 }

@@ -77,13 +77,14 @@ pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
     let md = args.out.join("report.md");
     write_report(&html, &render_html(&outcome.records, &cmp), &[])?;
     write_report(&md, &render_markdown(&outcome.records, &cmp), &[])?;
-    eprintln!("{}", cmp.recommendation.headline);
-    eprintln!("wrote {} and {} ({} run records)", html.display(), md.display(), outcome.record_paths.len());
     if json {
         output::json(&serde_json::json!({
             "records": outcome.record_paths, "resumed": outcome.resumed, "rerun": outcome.rerun, "failed": outcome.failed,
             "report_html": html, "report_md": md, "comparison": cmp,
         }))?;
+    } else {
+        println!("{}", cmp.recommendation.headline);
+        println!("wrote {} and {} ({} run records)", html.display(), md.display(), outcome.record_paths.len());
     }
     if !outcome.failed.is_empty() {
         anyhow::bail!("{} of {} variants failed", outcome.failed.len(), jobs.len());

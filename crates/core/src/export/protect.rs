@@ -104,7 +104,7 @@ impl Existing {
             Ok(false) => {}
             Err(e) => return Existing::Foreign(format!("a folder that cannot be listed ({e})")),
         }
-        if is_pareto_manifest(&path.join(MANIFEST_NAME)) {
+        if pareto_manifest(path).is_some() {
             Existing::ParetoOutput
         } else {
             Existing::Foreign(format!("a folder without a Pareto {MANIFEST_NAME}"))
@@ -123,18 +123,17 @@ impl Existing {
     }
 }
 
-/// Manifests are small; a larger file is not one of ours.
-const MANIFEST_CAP: u64 = 64 << 20;
-
-fn is_pareto_manifest(path: &Path) -> bool {
-    let Ok(meta) = fs::metadata(path) else { return false };
-    if !meta.is_file() || meta.len() > MANIFEST_CAP {
-        return false;
+/// The manifest of a Pareto output in `dir`, if there is one (a missing, oversized or foreign
+/// file is `None`).
+pub fn pareto_manifest(dir: &Path) -> Option<serde_json::Value> {
+    let path = dir.join(MANIFEST_NAME);
+    if !path.is_file() {
+        return None;
     }
-    fs::read(path)
+    crate::bounded::read(&path, crate::bounded::MANIFEST_CAP, "manifest")
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|v| v.get("tool").and_then(|t| t.as_str()) == Some("pareto"))
+        .filter(|v| v.get("tool").and_then(|t| t.as_str()) == Some("pareto"))
 }
 
 #[cfg(test)]
