@@ -4,6 +4,17 @@
 
 use serde::Serialize;
 
+/// Opens the model a command works on; what the user should know about how it was read (weight
+/// files that are not part of it) goes to stderr as notes.
+pub fn open_model(path: &std::path::Path) -> anyhow::Result<pareto_core::Model> {
+    use anyhow::Context;
+    let model = pareto_core::Model::open(path).with_context(|| format!("opening {}", path.display()))?;
+    for note in model.notes() {
+        eprintln!("note: {note}");
+    }
+    Ok(model)
+}
+
 /// Prints `value` as the command's JSON document.
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);

@@ -13,7 +13,8 @@ use crate::error::{EvalError, Result};
 use crate::family::{ModelFamily, detect_family};
 use crate::llama::{LlamaModel, parse_ggml_dtype};
 use crate::perplexity::{
-    DecoderComparison, PerplexityProtocol, PerplexityResult, compare_decoders, load_tokenizer, perplexity, tokenize,
+    DecoderComparison, PerplexityProtocol, PerplexityResult, compare_decoders, load_tokenizer, perplexity,
+    tokenize_up_to,
 };
 use crate::samples::{SampleOptions, SampleSet, Selection, bundled, load_samples};
 use crate::speed::{DecoderSpeed, EncoderSpeed, SpeedOptions, measure_decoder, measure_encoder};
@@ -329,7 +330,8 @@ fn evaluate_decoder(
     let original = LlamaModel::load(model, device)?;
     let compressed = load_compressed_decoder(model, options, device)?;
     let tokenizer = load_tokenizer(&tokenizer_path(model, None)?)?;
-    let tokens = tokenize(&tokenizer, text)?;
+    let needed = options.protocol.max_windows.map_or(usize::MAX, |n| n.saturating_mul(options.protocol.window));
+    let tokens = tokenize_up_to(&tokenizer, text, needed)?;
     let protocol = options.protocol;
     let (orig_ppl, comp_ppl, comparison) = match &compressed {
         Some(c) => {

@@ -77,10 +77,44 @@ pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
 
 /// Tokenizes `text` without special tokens (no BOS).
 pub fn tokenize(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
-    tokenizer
-        .encode(text, false)
-        .map(|e| e.get_ids().to_vec())
-        .map_err(|e| EvalError::Tokenizer { path: "tokenizer.json".into(), message: e.to_string() })
+    tokenize_up_to(tokenizer, text, usize::MAX)
+}
+
+/// Texts longer than this are tokenized in pieces: the tokenizer's working memory grows by tens of
+/// bytes per character (a 50 MB single-line text in one call took 4 GB). Pieces end at a line
+/// break, else a space, so only the first token of each piece can differ from a one-call encode
+/// (a piece starts as a text does); texts up to this size, the reference protocol's included, are
+/// encoded in one call exactly as before.
+const TOKENIZE_PIECE: usize = 1 << 20;
+
+/// [`tokenize`], stopping once `max_tokens` are there (an evaluation that keeps N windows needs no
+/// more of the text).
+pub fn tokenize_up_to(tokenizer: &Tokenizer, text: &str, max_tokens: usize) -> Result<Vec<u32>> {
+    let mut ids = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() && ids.len() < max_tokens {
+        let (piece, tail) = rest.split_at(piece_end(rest, TOKENIZE_PIECE));
+        let enc = tokenizer
+            .encode(piece, false)
+            .map_err(|e| EvalError::Tokenizer { path: "tokenizer.json".into(), message: e.to_string() })?;
+        ids.extend_from_slice(enc.get_ids());
+        rest = tail;
+    }
+    Ok(ids)
+}
+
+/// Where the next piece of at most `max` bytes ends: after its last line break, else its last
+/// space, else at the last character boundary (one endless word).
+fn piece_end(s: &str, max: usize) -> usize {
+    if s.len() <= max {
+        return s.len();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = s.get(..end).unwrap_or_default();
+    head.rfind('\n').or_else(|| head.rfind(' ')).map(|i| i + 1).filter(|&i| i > 0).unwrap_or(end)
 }
 
 /// The full windows of the token stream under `protocol`.
@@ -299,5 +333,25 @@ mod tests {
         let model = LlamaModel::load(&root().join("models/stories260K"), &Device::Cpu).unwrap();
         let e = perplexity(&model, &[5; 10], &PerplexityProtocol::default(), &JobContext::silent()).unwrap_err();
         assert!(e.to_string().contains("fewer than one window of 256"), "{e}");
+    }
+
+    #[test]
+    fn long_texts_are_cut_at_line_breaks_spaces_or_char_boundaries() {
+        let lines = "one line of text\n".repeat(10);
+        assert_eq!(piece_end(&lines, 1000), lines.len(), "short texts are one piece");
+        assert_eq!(piece_end(&lines, 40), 34, "after the last line break within the limit");
+        assert_eq!(piece_end("aaaa bbbb cccc", 11), 10, "else after the last space");
+        let word = "é".repeat(10);
+        assert_eq!(piece_end(&word, 5), 4, "else at a character boundary");
+    }
+
+    #[test]
+    fn tokenizing_stops_once_enough_tokens_are_there() {
+        let tok = load_tokenizer(&root().join("models/stories260K/tokenizer.json")).unwrap();
+        let text = "Once upon a time there was a little girl.\n".repeat(60_000); // 2.6 MB: 3 pieces
+        let some = tokenize_up_to(&tok, &text, 100).unwrap();
+        let all = tokenize(&tok, &text).unwrap();
+        assert!(some.len() >= 100 && some.len() < all.len() / 2, "{} of {}", some.len(), all.len());
+        assert_eq!(some[..100], all[..100]);
     }
 }

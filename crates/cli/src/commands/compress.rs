@@ -2,8 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use pareto_core::{CompressOptions, ExportFormat, Model, Recipe};
+use pareto_core::{CompressOptions, ExportFormat, Recipe};
 use pareto_eval::DeviceSpec;
 use pareto_eval::device_quant::DeviceQuantizer;
 
@@ -44,7 +43,7 @@ pub struct CompressArgs {
 }
 
 pub fn run(args: &CompressArgs, json: bool) -> anyhow::Result<()> {
-    let model = Model::open(&args.path).with_context(|| format!("opening {}", args.path.display()))?;
+    let model = output::open_model(&args.path)?;
     let recipe = Recipe::load(&args.recipe)?;
     let plan = recipe.resolve(&model)?;
     let mut opts = CompressOptions::new(&args.out);

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use pareto_core::Model;
 
 use crate::output;
@@ -17,7 +16,7 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: &InspectArgs, json: bool) -> anyhow::Result<()> {
-    let model = Model::open(&args.path).with_context(|| format!("opening {}", args.path.display()))?;
+    let model = output::open_model(&args.path)?;
     let summary = model.summary();
     if json {
         return output::json(&serde_json::json!({ "summary": summary, "tensors": model.tensors() }));

@@ -2,8 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use pareto_core::{Model, Recipe};
+use pareto_core::Recipe;
 
 use crate::output;
 
@@ -18,7 +17,7 @@ pub struct PlanArgs {
 }
 
 pub fn run(args: &PlanArgs, json: bool) -> anyhow::Result<()> {
-    let model = Model::open(&args.path).with_context(|| format!("opening {}", args.path.display()))?;
+    let model = output::open_model(&args.path)?;
     let recipe = Recipe::load(&args.recipe)?;
     let plan = recipe.resolve(&model)?;
     if json {

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use pareto_core::Recipe;
 use pareto_core::plan_projection::project_plan;
-use pareto_core::{Model, Recipe};
 use pareto_projection::{Catalog, Quantity, Scenario};
 
 use crate::output;
@@ -52,7 +52,7 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
         return reference_points(csv, json);
     }
     let Some(path) = &args.path else { bail!("give a model path (or --reference-points <csv>)") };
-    let model = Model::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let model = output::open_model(path)?;
     let scenario = Scenario::load(&args.scenario)?;
     let recipe = match &args.recipe {
         Some(r) => Recipe::load(r)?,
@@ -93,7 +93,8 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
 }
 
 fn reference_points(csv: &std::path::Path, json: bool) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(csv).with_context(|| format!("reading {}", csv.display()))?;
+    let text = pareto_core::bounded::read_text(csv, pareto_core::bounded::INDEX_CAP, "reference-points CSV")
+        .with_context(|| format!("reading {}", csv.display()))?;
     let rows = pareto_projection::reference_points(&text)?;
     if json {
         return output::json(&rows);

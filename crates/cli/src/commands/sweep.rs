@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use pareto_core::Model;
 use pareto_report::{compare, render_html, render_markdown, write_report};
 use pareto_runs::{LocalExecutor, VariantSpec, hash_files, prepare_out, sweep};
 
@@ -40,7 +38,7 @@ pub struct SweepArgs {
 }
 
 pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
-    let model = Model::open(&args.path).with_context(|| format!("opening {}", args.path.display()))?;
+    let model = output::open_model(&args.path)?;
     let shard_paths: Vec<PathBuf> = model.shards().iter().map(|s| s.path.clone()).collect();
     let files = hash_files(&shard_paths.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     let jobs: Vec<VariantSpec> = args

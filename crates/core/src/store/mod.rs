@@ -48,6 +48,8 @@ pub struct Model {
     other_files: Vec<PathBuf>,
     /// Opened as a folder or a shard index (then the whole folder is the source).
     opened_folder: bool,
+    /// Other weight files in the folder, not opened.
+    ignored: Vec<PathBuf>,
     index: Option<PathBuf>,
 }
 
@@ -112,6 +114,7 @@ impl Model {
             config::validate(config, &tensors)?;
         }
         let other_files = shards::companion_files(&layout)?;
+        let ignored = if opened_folder { shards::ignored_weight_files(&layout)? } else { Vec::new() };
         Ok(Model {
             root: layout.root,
             shards: shard_infos,
@@ -121,8 +124,30 @@ impl Model {
             config,
             other_files,
             opened_folder,
+            ignored,
             index: layout.index,
         })
+    }
+
+    /// What the user should know about how the folder was read: weight files it holds that were
+    /// not opened (only `model.safetensors`, or the index's shards, are the model).
+    pub fn notes(&self) -> Vec<String> {
+        let opened: Vec<String> = self
+            .index
+            .iter()
+            .chain(self.shards.first().map(|s| &s.path).filter(|_| self.index.is_none()))
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        self.ignored
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} is not part of the model ({} was opened); if it is another copy of the weights, it is ignored",
+                    p.display(),
+                    opened.join(", ")
+                )
+            })
+            .collect()
     }
 
     /// What an output must keep clear of: the model folder when a folder (or an index) was opened,

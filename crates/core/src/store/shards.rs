@@ -137,6 +137,17 @@ pub(crate) fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
 const WEIGHT_SUFFIXES: &[&str] =
     &[".safetensors", ".index.json", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack", ".onnx", ".ot"];
 
+/// Weight files in the model folder that were not opened (a second copy such as Mistral's
+/// `consolidated.safetensors` beside `model.safetensors`, or leftovers of another export): the user
+/// is told, since they may have meant one of those.
+pub(crate) fn ignored_weight_files(layout: &Layout) -> Result<Vec<PathBuf>> {
+    let ours: BTreeSet<&PathBuf> = layout.shards.iter().chain(layout.index.iter()).collect();
+    Ok(list_files(&layout.root)?
+        .into_iter()
+        .filter(|p| !ours.contains(p) && (has_suffix(p, ".safetensors") || has_suffix(p, ".safetensors.index.json")))
+        .collect())
+}
+
 /// Companion files an exporter copies: everything in the folder except weights, indexes, hidden
 /// files, `config.json` (which the exporter writes itself, from `ModelConfig::raw`, since
 /// compression changes it) and an earlier export's manifest (the new one replaces it).

@@ -503,3 +503,22 @@ fn lookups_and_missing_config() {
     assert!(matches!(model.raw_bytes(&forged), Err(Error::TensorNotFound { .. })));
     assert_eq!(model.parameter_count(), 1, "integer buffers are not parameters");
 }
+
+#[test]
+fn other_weight_files_in_the_folder_are_named_in_the_notes() {
+    let dir = tempdir();
+    let bytes = serialize(&[("w", "F32", &[1], f32_bytes(&[1.0]))], None);
+    write(dir.path(), "model.safetensors", &bytes);
+    let model = Model::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(model.notes().is_empty());
+    write(dir.path(), "consolidated.safetensors", &bytes);
+    let model = Model::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let notes = model.notes();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("consolidated.safetensors") && notes[0].contains("model.safetensors was opened"),
+        "{notes:?}"
+    );
+    // A single file opened by name: its folder's other files are none of its business.
+    assert!(Model::open(dir.path().join("model.safetensors")).unwrap_or_else(|e| panic!("{e}")).notes().is_empty());
+}
