@@ -138,7 +138,7 @@ fn print_human(r: &EvalReport) {
     }
     if let Some(d) = &r.decoder {
         println!(
-            "protocol: {} windows of {} tokens ({} tokens in the text)",
+            "protocol: {} windows of {} tokens ({} tokens read from the text)",
             d.original.windows, d.protocol.window, d.original.tokens
         );
         let mut rows = vec![vec![
