@@ -60,6 +60,30 @@ pub fn bytes(n: u64) -> String {
     if u == 0 { format!("{n} B") } else { format!("{v:.2} {}", UNITS[u]) }
 }
 
+/// A measured or projected number with the precision it has: three significant digits, whole
+/// numbers from 100 up with thousands separators (3,263 tok/s, 697 USD/month, 2.29, 0.0000937),
+/// never a scientific exponent in the common range.
+pub fn sig(v: f64) -> String {
+    if !v.is_finite() || v == 0.0 {
+        return if v == 0.0 { "0".into() } else { format!("{v}") };
+    }
+    let decimals = (2 - v.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    let text = format!("{v:.decimals$}");
+    let (int, frac) = text.split_once('.').map_or((text.as_str(), None), |(i, f)| (i, Some(f)));
+    let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    match frac {
+        Some(f) => format!("{sign}{grouped}.{f}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
 /// A plain left-aligned text table on stdout (part of a command's result).
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
@@ -76,5 +100,18 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
     line(widths.iter().map(|w| "-".repeat(*w)).collect());
     for r in rows {
         line(r.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbers_carry_the_precision_they_have() {
+        let cases = [(3262.9442, "3,263"), (697.0041, "697"), (2.2915, "2.29"), (9.37e-5, "0.0000937")];
+        for (v, want) in cases {
+            assert_eq!(super::sig(v), want, "{v}");
+        }
+        assert_eq!(super::sig(-1_234_567.8), "-1,234,568");
+        assert_eq!(super::sig(0.0), "0");
     }
 }

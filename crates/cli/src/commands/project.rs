@@ -64,7 +64,7 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
     if json {
         return output::json(&projection);
     }
-    let q = |x: Option<&Quantity>| x.map_or("-".to_string(), |q| format!("{:.4} {}", q.value, q.unit));
+    let q = |x: Option<&Quantity>| x.map_or("-".to_string(), |q| format!("{} {}", output::sig(q.value), q.unit));
     let mut rows = Vec::new();
     for p in std::iter::once(&projection.original).chain(projection.compressed.as_ref()) {
         rows.push(vec![
