@@ -69,36 +69,27 @@ fn print_summary(model: &Model, s: &pareto_core::store::ModelSummary) {
         println!("compressed:   yes — {evidence}");
     }
     println!();
-    let share = |b: u64| if s.bytes == 0 { 0.0 } else { b as f64 / s.bytes as f64 * 100.0 };
-    let rows: Vec<Vec<String>> = s
-        .by_dtype
-        .iter()
-        .map(|d| {
-            vec![
-                d.dtype.as_str().to_string(),
-                d.tensors.to_string(),
-                human_count(d.elements),
-                output::bytes(d.bytes),
-                format!("{:.1}%", share(d.bytes)),
-            ]
-        })
-        .collect();
-    output::table(&["dtype", "tensors", "elements", "bytes", "share"], &rows);
+    let by_dtype = s.by_dtype.iter().map(|d| (d.dtype.as_str(), d.tensors, d.elements, d.bytes));
+    share_table("dtype", by_dtype, s.bytes);
     println!();
-    let rows: Vec<Vec<String>> = s
-        .by_role
-        .iter()
-        .map(|r| {
+    share_table("role", s.by_role.iter().map(|r| (r.role.as_str(), r.tensors, r.elements, r.bytes)), s.bytes);
+}
+
+/// Where the bytes are, grouped by `key` (dtype or role): tensors, elements, bytes and share.
+fn share_table<'a>(key: &str, groups: impl Iterator<Item = (&'a str, usize, u64, u64)>, total: u64) {
+    let rows: Vec<Vec<String>> = groups
+        .map(|(name, tensors, elements, bytes)| {
+            let share = if total == 0 { 0.0 } else { bytes as f64 / total as f64 * 100.0 };
             vec![
-                r.role.as_str().to_string(),
-                r.tensors.to_string(),
-                human_count(r.elements),
-                output::bytes(r.bytes),
-                format!("{:.1}%", share(r.bytes)),
+                name.to_string(),
+                tensors.to_string(),
+                human_count(elements),
+                output::bytes(bytes),
+                format!("{share:.1}%"),
             ]
         })
         .collect();
-    output::table(&["role", "tensors", "elements", "bytes", "share"], &rows);
+    output::table(&[key, "tensors", "elements", "bytes", "share"], &rows);
 }
 
 /// 292,800 → "292.8K"; 8,030,261,248 → "8.03B" (three significant digits, as model cards write).
