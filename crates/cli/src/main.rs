@@ -1,5 +1,6 @@
 //! `pareto`: the headless face of the engine. Glue only: parse arguments, call the crates, print.
-//! Human output and progress go to stderr; `--json` prints one JSON document on stdout.
+//! Results go to stdout (tables, or one JSON document with `--json`); progress, warnings and notes
+//! to stderr.
 
 mod commands;
 mod output;
@@ -35,6 +36,8 @@ enum Command {
     Sweep(commands::sweep::SweepArgs),
     /// Compare run records: offline HTML, Markdown or JSON.
     Report(commands::report::ReportArgs),
+    /// Write a recorded run's artifact again, in any format (checked against the record's model).
+    Export(commands::export::ExportArgs),
 }
 
 fn main() {
@@ -48,6 +51,7 @@ fn main() {
         Command::Project(a) => commands::project::run(a, cli.json),
         Command::Sweep(a) => commands::sweep::run(a, cli.json),
         Command::Report(a) => commands::report::run(a, cli.json),
+        Command::Export(a) => commands::export::run(a, cli.json),
     };
     if let Err(err) = result {
         output::fail(&err, cli.json);

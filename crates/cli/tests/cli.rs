@@ -206,3 +206,34 @@ fn signals_leave_no_partial_output_and_kill_9_leftovers_are_swept() {
     assert!(temp_folders(&work).is_empty() && out.join("model.safetensors").is_file());
     assert!(std::fs::read(&weights).unwrap() == before, "the source changed");
 }
+
+/// `pareto export` writes a recorded run again in another format, from the model the record names,
+/// and refuses a model whose weights are not the ones the run was made from.
+#[test]
+fn export_rewrites_a_recorded_run_and_checks_the_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = tmp.path().join("m");
+    std::fs::create_dir(&m).unwrap();
+    for f in ["model.safetensors", "config.json", "tokenizer.json"] {
+        std::fs::copy(repo().join("models/stories260K").join(f), m.join(f)).unwrap();
+    }
+    let sweep_dir = tmp.path().join("sweep");
+    let (ms, sd) = (m.to_str().unwrap(), sweep_dir.to_str().unwrap());
+    let out = pareto(&["sweep", ms, "--recipes", "gguf-q8_0", "--no-validate", "--scenario", "edge", "--out", sd]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let record = std::fs::read_dir(sweep_dir.join("runs")).unwrap().next().unwrap().unwrap().path();
+    let gguf = tmp.path().join("gguf");
+    let out = pareto(&["export", record.to_str().unwrap(), "--format", "gguf", "--out", gguf.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(gguf.join("model.gguf").is_file());
+    // The same path, other weights: refused, nothing written.
+    let mut bytes = std::fs::read(m.join("model.safetensors")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(m.join("model.safetensors"), bytes).unwrap();
+    let again = tmp.path().join("again");
+    let out = pareto(&["export", record.to_str().unwrap(), "--format", "gguf", "--out", again.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not the model this run was made from"));
+    assert!(!again.exists());
+}

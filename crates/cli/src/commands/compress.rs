@@ -15,6 +15,13 @@ pub struct CompressArgs {
     /// A preset name (see `pareto formats`) or a recipe .toml file.
     #[arg(long, short)]
     pub recipe: String,
+    #[command(flatten)]
+    pub output: WriteArgs,
+}
+
+/// Where and how an artifact is written: shared by `compress` and `export`.
+#[derive(clap::Args)]
+pub struct WriteArgs {
     /// The output folder; created atomically.
     #[arg(long, short)]
     pub out: PathBuf,
@@ -45,7 +52,12 @@ pub struct CompressArgs {
 pub fn run(args: &CompressArgs, json: bool) -> anyhow::Result<()> {
     let model = output::open_model(&args.path)?;
     let recipe = Recipe::load(&args.recipe)?;
-    let plan = recipe.resolve(&model)?;
+    write(&model, &recipe, &args.output, json)
+}
+
+/// Applies `recipe` to `model` and writes the artifact as `args` say, then prints the summary.
+pub fn write(model: &pareto_core::Model, recipe: &Recipe, args: &WriteArgs, json: bool) -> anyhow::Result<()> {
+    let plan = recipe.resolve(model)?;
     let mut opts = CompressOptions::new(&args.out);
     opts.force = args.force;
     opts.format = args.format;
@@ -53,7 +65,7 @@ pub fn run(args: &CompressArgs, json: bool) -> anyhow::Result<()> {
     opts.gguf_weights_only = args.gguf_weights_only;
     opts.accelerator = DeviceQuantizer::for_device(args.device.parse::<DeviceSpec>()?)?;
     let ctx = progress::bar_context();
-    let report = pareto_core::compress(&model, &plan, &opts, &ctx)?;
+    let report = pareto_core::compress(model, &plan, &opts, &ctx)?;
     drop(ctx);
     if json {
         return output::json(&report);

@@ -1,5 +1,6 @@
 pub mod compress;
 pub mod eval;
+pub mod export;
 pub mod formats;
 pub mod inspect;
 pub mod plan;
