@@ -6,7 +6,7 @@ mod commands;
 mod output;
 mod progress;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "pareto", version, about = "Model compression studio: inspect, compress, evaluate, project")]
@@ -38,6 +38,17 @@ enum Command {
     Report(commands::report::ReportArgs),
     /// Write a recorded run's artifact again, in any format (checked against the record's model).
     Export(commands::export::ExportArgs),
+    /// Print a shell completion script: `pareto completions bash > /etc/bash_completion.d/pareto`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into a folder with `--out`.
+    Man {
+        /// A folder for pareto.1 and pareto-COMMAND.1 (e.g. ~/.local/share/man/man1).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() {
@@ -52,8 +63,38 @@ fn main() {
         Command::Sweep(a) => commands::sweep::run(a, cli.json),
         Command::Report(a) => commands::report::run(a, cli.json),
         Command::Export(a) => commands::export::run(a, cli.json),
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "pareto", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { out } => man_pages(out.as_deref()),
     };
     if let Err(err) = result {
         output::fail(&err, cli.json);
     }
+}
+
+/// The man page of `pareto` on stdout, or pages for it and every command written into `out`
+/// (each atomically: a temp file renamed into place).
+fn man_pages(out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let cmd = Cli::command();
+    let Some(dir) = out else {
+        clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir)?;
+    let mut pages = vec![("pareto.1".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands() {
+        // clap names are `&'static str` without its `string` feature; a handful of short names
+        // leaked by a process that exits right after is the smaller cost.
+        let name: &'static str = Box::leak(format!("pareto-{}", sub.get_name()).into_boxed_str());
+        pages.push((format!("{name}.1"), sub.clone().name(name)));
+    }
+    for (file, page) in pages {
+        let mut roff = Vec::new();
+        clap_mangen::Man::new(page).render(&mut roff)?;
+        pareto_report::write_atomic(&dir.join(&file), &String::from_utf8_lossy(&roff))?;
+        eprintln!("wrote {}", dir.join(&file).display());
+    }
+    Ok(())
 }

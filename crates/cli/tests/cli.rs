@@ -237,3 +237,22 @@ fn export_rewrites_a_recorded_run_and_checks_the_source() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not the model this run was made from"));
     assert!(!again.exists());
 }
+
+#[test]
+fn shell_completions_and_man_pages_come_from_the_clap_definitions() {
+    let out = pareto(&["completions", "bash"]);
+    assert!(out.status.success());
+    let bash = String::from_utf8_lossy(&out.stdout);
+    assert!(bash.contains("_pareto()") && bash.contains("compress") && bash.contains("--gguf-weights-only"), "{bash}");
+    let out = pareto(&["completions", "fish"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("complete -c pareto"));
+    let out = pareto(&["man"]);
+    let roff = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && roff.contains(".TH pareto") && roff.contains("compress"), "{roff}");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = pareto(&["man", "--out", tmp.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page = std::fs::read_to_string(tmp.path().join("pareto-compress.1")).unwrap();
+    assert!(page.contains("\\-\\-force") || page.contains("--force"), "{page}");
+    assert!(tmp.path().join("pareto-export.1").is_file() && tmp.path().join("pareto.1").is_file());
+}
