@@ -256,3 +256,34 @@ fn shell_completions_and_man_pages_come_from_the_clap_definitions() {
     assert!(page.contains("\\-\\-force") || page.contains("--force"), "{page}");
     assert!(tmp.path().join("pareto-export.1").is_file() && tmp.path().join("pareto.1").is_file());
 }
+
+/// An output folder the user may not write to: a named error, nothing left behind. Root ignores
+/// mode bits, so under root the command runs as `nobody` (setpriv, util-linux).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_read_only_output_folder_is_a_named_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ro = tmp.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let out = ro.join("out");
+    let args = ["compress", "models/stories260K", "-r", "w8", "-o", out.to_str().unwrap()];
+    let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    let result = if root {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_pareto")])
+            .args(args)
+            .env("PARETO_HASH_CACHE", "off")
+            .current_dir(repo())
+            .output()
+            .expect("setpriv (util-linux) runs the command as nobody")
+    } else {
+        pareto(&args)
+    };
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{err}");
+    assert!(err.contains("Permission denied") && err.contains(ro.to_str().unwrap()), "{err}");
+    assert_eq!(std::fs::read_dir(&ro).unwrap().count(), 0, "nothing left in the read-only folder");
+}
