@@ -18,21 +18,35 @@ pub const RECIPE_CAP: u64 = 4 << 20;
 /// tokenizer.json of the largest vocabularies (256k entries with merges) is ~35 MiB.
 pub const TOKENIZER_CAP: u64 = 512 << 20;
 
-/// The whole of `path`, or [`Error::InputTooLarge`] past `cap` bytes. Reads at most `cap + 1`
-/// bytes, so endless streams stop too (their size is not known in advance).
-pub fn read(path: &Path, cap: u64, what: &'static str) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let too_large = |bytes: u64| Error::InputTooLarge { path: path.to_path_buf(), what, bytes, cap };
+/// What a capped read found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Capped {
+    /// The whole file, at most the cap.
+    Within(Vec<u8>),
+    /// Over the cap: the file's size, or the bytes read before stopping (a stream).
+    Over(u64),
+}
+
+/// The whole of `path` when it holds at most `cap` bytes. Reads at most `cap + 1` bytes, so
+/// endless streams (devices, pipes, whose size reads as 0) stop too. The one capped reader: each
+/// caller maps [`Capped::Over`] to its own named error.
+pub fn read_capped(path: &Path, cap: u64) -> std::io::Result<Capped> {
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
     if len > cap {
-        return Err(too_large(len));
+        return Ok(Capped::Over(len));
     }
     let mut bytes = Vec::with_capacity(len as usize);
-    file.take(cap + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > cap {
-        return Err(too_large(bytes.len() as u64));
+    file.take(cap + 1).read_to_end(&mut bytes)?;
+    Ok(if bytes.len() as u64 > cap { Capped::Over(bytes.len() as u64) } else { Capped::Within(bytes) })
+}
+
+/// The whole of `path`, or [`Error::InputTooLarge`] past `cap` bytes.
+pub fn read(path: &Path, cap: u64, what: &'static str) -> Result<Vec<u8>> {
+    match read_capped(path, cap).map_err(|e| Error::io(path, e))? {
+        Capped::Within(bytes) => Ok(bytes),
+        Capped::Over(bytes) => Err(Error::InputTooLarge { path: path.to_path_buf(), what, bytes, cap }),
     }
-    Ok(bytes)
 }
 
 /// [`read`] as UTF-8 text.

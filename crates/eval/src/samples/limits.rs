@@ -93,28 +93,18 @@ impl Selection {
 /// Reads a whole file as UTF-8 within `limits`, dropping a leading byte-order mark. Invalid UTF-8 is
 /// reported with its line and column.
 pub(crate) fn read_utf8(path: &Path, limits: &SampleLimits) -> Result<String> {
-    let meta = std::fs::metadata(path).map_err(|e| EvalError::io(path, e))?;
-    if meta.len() > limits.max_bytes {
-        return Err(EvalError::SampleLimit {
-            path: path.to_path_buf(),
-            what: "file size in bytes",
-            got: meta.len(),
-            limit: limits.max_bytes,
-        });
-    }
-    // The size above is 0 for devices and pipes: the read itself stops past the limit too.
-    let mut bytes = Vec::new();
-    let file = std::fs::File::open(path).map_err(|e| EvalError::io(path, e))?;
-    std::io::Read::read_to_end(&mut std::io::Read::take(file, limits.max_bytes + 1), &mut bytes)
-        .map_err(|e| EvalError::io(path, e))?;
-    if bytes.len() as u64 > limits.max_bytes {
-        return Err(EvalError::SampleLimit {
-            path: path.to_path_buf(),
-            what: "file size in bytes",
-            got: bytes.len() as u64,
-            limit: limits.max_bytes,
-        });
-    }
+    use pareto_core::bounded::{Capped, read_capped};
+    let bytes = match read_capped(path, limits.max_bytes).map_err(|e| EvalError::io(path, e))? {
+        Capped::Within(bytes) => bytes,
+        Capped::Over(got) => {
+            return Err(EvalError::SampleLimit {
+                path: path.to_path_buf(),
+                what: "file size in bytes",
+                got,
+                limit: limits.max_bytes,
+            });
+        }
+    };
     match String::from_utf8(bytes) {
         Ok(mut s) => {
             if s.starts_with('\u{feff}') {
