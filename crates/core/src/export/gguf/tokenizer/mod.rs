@@ -50,13 +50,12 @@ pub fn convert(root: &Path, config: Option<&Value>) -> Result<Option<Vec<(String
     let bytes = crate::bounded::read(&path, crate::bounded::TOKENIZER_CAP, "tokenizer.json")?;
     let tj: Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
     let tc_path = root.join("tokenizer_config.json");
-    let tc: Value = match tc_path.is_file() {
-        true => {
-            let bytes = crate::bounded::read(&tc_path, crate::bounded::CONFIG_CAP, "tokenizer_config.json")?;
-            serde_json::from_slice(&bytes)
-                .map_err(|e| Error::TokenizerUnsupported { path: tc_path.clone(), problem: format!("not JSON: {e}") })?
-        }
-        false => Value::Null,
+    let tc: Value = if tc_path.is_file() {
+        let bytes = crate::bounded::read(&tc_path, crate::bounded::CONFIG_CAP, "tokenizer_config.json")?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::TokenizerUnsupported { path: tc_path.clone(), problem: format!("not JSON: {e}") })?
+    } else {
+        Value::Null
     };
     let model = tj.get("model").ok_or_else(|| bad("no `model`".into()))?;
     let kind = model.get("type").and_then(Value::as_str).unwrap_or("");
