@@ -269,14 +269,24 @@ fn a_read_only_output_folder_is_a_named_error() {
     std::fs::create_dir(&ro).unwrap();
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
     let out = ro.join("out");
-    let args = ["compress", "models/stories260K", "-r", "w8", "-o", out.to_str().unwrap()];
+    // The model and the binary are copied into the world-readable test folder: the checkout itself
+    // may sit in a folder `nobody` cannot enter.
+    let model = tmp.path().join("m");
+    std::fs::create_dir(&model).unwrap();
+    for f in ["model.safetensors", "config.json", "tokenizer.json"] {
+        std::fs::copy(repo().join("models/stories260K").join(f), model.join(f)).unwrap();
+    }
+    let bin = tmp.path().join("pareto");
+    std::fs::copy(env!("CARGO_BIN_EXE_pareto"), &bin).unwrap();
+    let args = ["compress", model.to_str().unwrap(), "-r", "w8", "-o", out.to_str().unwrap()];
     let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
     let result = if root {
         Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_pareto")])
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
             .args(args)
             .env("PARETO_HASH_CACHE", "off")
-            .current_dir(repo())
+            .current_dir(tmp.path())
             .output()
             .expect("setpriv (util-linux) runs the command as nobody")
     } else {
