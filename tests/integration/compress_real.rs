@@ -22,6 +22,9 @@ fn every_preset_compresses_stories260k_into_a_loadable_model() {
     let src = read_all(&stories().join("model.safetensors"));
     for p in pareto_core::recipe::PRESETS {
         let recipe = Recipe::load(p.name).unwrap();
+        if recipe.needs_calibration() {
+            continue; // calibrated.rs runs these with a calibration set
+        }
         let out = tmp.path().join(p.name);
         let report = run(&stories(), &recipe, &out);
         let written = read_all(&out.join("model.safetensors"));

@@ -43,6 +43,9 @@ pub struct CompressOptions {
     pub metrics: bool,
     /// Runs the codecs it implements on another device (a GPU); `None`: the CPU codecs.
     pub accelerator: Option<std::sync::Arc<dyn crate::accel::Accelerator>>,
+    /// Chooses the codes of tensors the plan gives to a calibrated algorithm (GPTQ); a plan with
+    /// such tensors and no solver serving them is refused before any work.
+    pub solver: Option<std::sync::Arc<dyn crate::quantize::TensorQuantizer>>,
     /// Tensors above this size as f32 are not read ahead, and GGUF quantizes them a few rows at a
     /// time where nothing needs whole rows of others (bounds peak memory by the largest tensor's
     /// codes, not its f32 copy). Default [`crate::source::LARGE_TENSOR_BYTES`].
@@ -61,6 +64,7 @@ impl CompressOptions {
             format: ExportFormat::Safetensors,
             metrics: true,
             accelerator: None,
+            solver: None,
             large_tensor_bytes: crate::source::LARGE_TENSOR_BYTES,
             gguf_weights_only: false,
         }
@@ -89,6 +93,9 @@ pub struct TensorReport {
     pub notes: Vec<String>,
     /// Weight-space error vs the original (a proxy for accuracy); absent for untouched tensors.
     pub metrics: Option<WeightMetrics>,
+    /// The calibrated solver's objective for this tensor (GPTQ's Hessian-weighted loss).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calib_loss: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -129,6 +136,8 @@ struct ManifestTensor<'a> {
     shape: &'a [usize],
     planned_bytes: u64,
     metrics: Option<WeightMetrics>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calib_loss: Option<f64>,
 }
 
 /// Runs the plan. On error or cancel nothing appears under `opts.out`. What the target format
@@ -146,6 +155,7 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
     if opts.format == ExportFormat::CompressedTensors {
         compressed_tensors::check(plan)?;
     }
+    check_solver(plan, opts.solver.as_deref())?;
     let mut out = OutputDir::create(&opts.out, &model.source_paths(), opts.force, opts.opener.clone())?;
     let reader = SourceReader::open(model, opts.large_tensor_bytes)?;
     let source_hashes = reader.hash_in_background();
@@ -161,6 +171,7 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
         thresholds: &thresholds,
         ties: thresholds.iter().map(|(k, t)| (*k, t.ties)).collect(),
         accel: opts.accelerator.as_deref(),
+        solver: opts.solver.as_deref(),
         device_tensors: 0,
         device_notes: Vec::new(),
     };
@@ -227,6 +238,7 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
                 shape: &r.shape,
                 planned_bytes: r.planned_bytes,
                 metrics: r.metrics,
+                calib_loss: r.calib_loss,
             })
             .collect::<Vec<_>>(),
         files: files.clone(),
@@ -254,6 +266,26 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
         device_notes,
         stale_removed,
     })
+}
+
+/// The checks `compress` makes on the output folder before any work, for callers that run a long
+/// step (calibration) first.
+pub fn check_output(model: &Model, opts: &CompressOptions) -> Result<()> {
+    OutputDir::preflight(&opts.out, &model.source_paths(), opts.force).map(|_| ())
+}
+
+/// A calibrated tensor without a solver for its algorithm is refused before the output exists.
+fn check_solver(plan: &Plan, solver: Option<&dyn crate::quantize::TensorQuantizer>) -> Result<()> {
+    let unserved: Vec<_> =
+        plan.calibrated().filter(|t| !solver.is_some_and(|s| s.serves(t.action.algorithm))).collect();
+    match unserved.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::NeedsCalibration {
+            algorithm: first.action.algorithm.label(),
+            tensors: unserved.len(),
+            example: first.source_name.clone(),
+        }),
+    }
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>> {

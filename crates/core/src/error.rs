@@ -137,6 +137,15 @@ pub enum Error {
     #[error("{device} failed while quantizing `{tensor}`: {detail}")]
     Device { device: String, tensor: String, detail: String },
 
+    #[error(
+        "the recipe quantizes {tensors} tensor(s) with {algorithm} (e.g. `{example}`), which needs calibration \
+         statistics: give a calibration set (`pareto compress --calibration FILE`; the studio does not calibrate yet)"
+    )]
+    NeedsCalibration { algorithm: &'static str, tensors: usize, example: String },
+
+    #[error("{algorithm} failed on `{tensor}`: {detail}")]
+    Solver { algorithm: &'static str, tensor: String, detail: String },
+
     // ---- recipe --------------------------------------------------------------------------------
     #[error("recipe {origin}: {message}")]
     RecipeParse { origin: String, message: String },

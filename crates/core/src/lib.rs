@@ -12,6 +12,7 @@ pub mod job;
 pub mod metrics;
 pub mod plan_projection;
 pub mod prune;
+pub mod quantize;
 pub mod recipe;
 pub mod source;
 pub mod store;

@@ -2,9 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use pareto_formats::{Format, QTensor};
-
-use crate::accel::{AccelError, Accelerator};
+use crate::accel::Accelerator;
 use crate::compress::TensorReport;
 use crate::error::{Error, Result};
 use crate::export::safetensors::Writer;
@@ -13,6 +11,7 @@ use crate::metrics::{Sums, WeightMetrics};
 use crate::prune::global::Threshold;
 use crate::prune::structured::{self as st, Selection};
 use crate::prune::{prune_below, prune_magnitude, prune_n_m};
+use crate::quantize::TensorQuantizer;
 use crate::recipe::resolve::{Cut, cut_of, rows_cols};
 use crate::recipe::{PlannedTensor, PruneScope, PruneSpec, StructuredPlan, layer_index};
 use crate::source::SourceReader;
@@ -104,6 +103,7 @@ pub fn write_tensor(
         written_bytes: 0,
         notes: pt.notes.clone(),
         metrics: None,
+        calib_loss: None,
     };
     if is_verbatim(t, pt, pt.out_dtype) {
         // Untouched: copy the bytes exactly, checking floats for NaN/Inf on the way.
@@ -117,14 +117,12 @@ pub fn write_tensor(
     apply_prune(&mut w, pt, pipe.thresholds, &mut pipe.ties);
     if let Some(id) = pt.action.format {
         let fmt = pareto_formats::lookup(id)?;
-        match pipe.on_device(fmt, &w, rows, cols, &pt.name)? {
-            // The device's codes, decoded by the reference codec: the same values fake_quantize gives.
-            Some(q) => {
-                let deq = fmt.dequantize(&q).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
-                w.copy_from_slice(&deq);
-            }
-            None => fmt.fake_quantize(&mut w, rows, cols).map_err(|e| Error::Format(e).for_tensor(&pt.name))?,
-        }
+        // The dense file holds the chosen codes decoded by the reference codec.
+        let solved = pipe.quantize(pt, fmt, &w, rows, cols)?;
+        let deq = fmt.dequantize(&solved.codes).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
+        w.copy_from_slice(&deq);
+        report.calib_loss = solved.loss;
+        report.notes.extend(solved.notes);
     }
     // Compare and encode in chunks; the original comes from a re-read of the source bytes.
     let mut acc = MetricsAcc::default();
@@ -187,6 +185,8 @@ pub struct Pipeline<'a> {
     pub thresholds: &'a BTreeMap<u64, Threshold>,
     pub ties: BTreeMap<u64, u64>,
     pub accel: Option<&'a dyn Accelerator>,
+    /// Chooses the codes of the tensors a calibrated algorithm owns (see [`crate::quantize`]).
+    pub solver: Option<&'a dyn TensorQuantizer>,
     pub device_tensors: usize,
     pub device_notes: Vec<String>,
 }
@@ -198,38 +198,6 @@ impl Pipeline<'_> {
         let mut w = load_transformed(self.reader, t, pt, self.selection)?;
         apply_prune(&mut w, pt, self.thresholds, &mut self.ties);
         Ok(w)
-    }
-
-    /// Quantizes on the accelerator when it implements `fmt`: `Some(codes)`, or `None` for the CPU
-    /// codec. Running out of device memory hands the tensor back to the CPU (noted in the report);
-    /// any other device failure stops the export.
-    pub fn on_device(
-        &mut self,
-        fmt: &'static Format,
-        w: &[f32],
-        rows: usize,
-        cols: usize,
-        tensor: &str,
-    ) -> Result<Option<QTensor>> {
-        let Some(accel) = self.accel else { return Ok(None) };
-        match accel.quantize(fmt, w, rows, cols) {
-            None => Ok(None),
-            Some(Ok(q)) => {
-                self.device_tensors += 1;
-                Ok(Some(q))
-            }
-            Some(Err(AccelError::OutOfMemory { needed_bytes, detail })) => {
-                self.device_notes.push(format!(
-                    "{}: out of memory for `{tensor}` ({:.1} MiB needed: {detail}); quantized on the CPU",
-                    accel.device(),
-                    needed_bytes as f64 / 1048576.0
-                ));
-                Ok(None)
-            }
-            Some(Err(AccelError::Device(detail))) => {
-                Err(Error::Device { device: accel.device(), tensor: tensor.to_string(), detail })
-            }
-        }
     }
 
     /// The raw source bytes of a tensor (non-float buffers are carried through verbatim).

@@ -402,7 +402,7 @@ impl LlamaModel {
         mut cache: Option<&mut KvCache>,
         mut sink: Option<&mut dyn ActivationSink>,
     ) -> Result<Tensor> {
-        let (b, s) = ids.dims2().ctx(|| "token ids must be [batch, seq]".to_string())?;
+        let (_, s) = ids.dims2().ctx(|| "token ids must be [batch, seq]".to_string())?;
         let pos = cache.as_ref().map_or(0, |c| c.pos);
         if pos + s > self.config.max_position_embeddings {
             return Err(EvalError::InvalidArgument(format!(
@@ -418,57 +418,176 @@ impl LlamaModel {
                 pos + s
             )));
         }
-        let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
-        let eps = cfg.rms_norm_eps as f32;
         let cos = self.cos.narrow(0, pos, s)?;
         let sin = self.sin.narrow(0, pos, s)?;
-        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, s, cfg.hidden_size))?;
-        for (li, layer) in self.layers.iter().enumerate() {
-            let h = candle_nn::ops::rms_norm(&x, &layer.input_norm, eps)?;
-            emit(&mut sink, li, &layer.names.qkv, &h)?;
-            let (mut q, mut k, mut v) = (layer.q.forward(&h)?, layer.k.forward(&h)?, layer.v.forward(&h)?);
-            if let Some([qb, kb, vb]) = &layer.qkv_bias {
-                (q, k, v) = (q.broadcast_add(qb)?, k.broadcast_add(kb)?, v.broadcast_add(vb)?);
-            }
-            let (mut q, mut k) = (q.reshape((b, s, nh, hd))?, k.reshape((b, s, nkv, hd))?);
-            if let Some([qn, kn]) = &layer.qk_norm {
-                (q, k) = (candle_nn::ops::rms_norm(&q, qn, eps)?, candle_nn::ops::rms_norm(&k, kn, eps)?);
-            }
-            let q = q.transpose(1, 2)?.contiguous()?;
-            let k = k.transpose(1, 2)?.contiguous()?;
-            let v = v.reshape((b, s, nkv, hd))?.transpose(1, 2)?.contiguous()?;
-            let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
-            let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
-            let (k, v) = match cache.as_deref_mut() {
-                Some(c) => {
-                    let slot = c
-                        .layers
-                        .get_mut(li)
-                        .ok_or_else(|| EvalError::InvalidArgument("cache from another model".to_string()))?;
-                    let (k, v) = match slot.take() {
-                        Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-                        None => (k, v),
-                    };
-                    *slot = Some((k.clone(), v.clone()));
-                    (k, v)
-                }
-                None => (k, v),
-            };
-            let y = causal_attention(&q, &k, &v, pos)?.transpose(1, 2)?.reshape((b, s, nh * hd))?;
-            emit(&mut sink, li, &layer.names.o, &y)?;
-            x = (x + layer.o.forward(&y)?)?;
-            let h = candle_nn::ops::rms_norm(&x, &layer.post_norm, eps)?;
-            emit(&mut sink, li, &layer.names.gate_up, &h)?;
-            let g = candle_nn::ops::silu(&layer.gate.forward(&h)?)?;
-            let m = (g * layer.up.forward(&h)?)?;
-            emit(&mut sink, li, &layer.names.down, &m)?;
-            x = (x + layer.down.forward(&m)?)?;
+        let mut x = self.embed(ids)?;
+        for li in 0..self.layers.len() {
+            x = self.layer(li, &x, (&cos, &sin, pos), cache.as_deref_mut(), &mut sink)?;
         }
         if let Some(c) = cache {
             c.pos += s;
         }
-        let x = candle_nn::ops::rms_norm(&x, &self.norm, eps)?;
+        self.head(&x)
+    }
+
+    /// Token embeddings `[batch, seq, hidden]` of ids `[batch, seq]`.
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, s) = ids.dims2().ctx(|| "token ids must be [batch, seq]".to_string())?;
+        Ok(self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, s, self.config.hidden_size))?)
+    }
+
+    /// Final norm and LM head: logits of hidden states `[batch, seq, hidden]`.
+    pub fn head(&self, x: &Tensor) -> Result<Tensor> {
+        let x = candle_nn::ops::rms_norm(x, &self.norm, self.config.rms_norm_eps as f32)?;
         Ok(self.lm_head.forward(&x)?)
+    }
+
+    /// Decoder layers.
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// One decoder layer on hidden states `[batch, seq, hidden]` starting at position 0, no cache:
+    /// the step a layer-by-layer (sequential) calibration takes. Linear inputs go to `sink`.
+    pub fn run_layer(&self, li: usize, x: &Tensor, mut sink: Option<&mut dyn ActivationSink>) -> Result<Tensor> {
+        let s = x.dim(1)?;
+        if s > self.config.max_position_embeddings {
+            return Err(EvalError::InvalidArgument(format!(
+                "sequence of {s} positions exceeds max_position_embeddings {}",
+                self.config.max_position_embeddings
+            )));
+        }
+        let cos = self.cos.narrow(0, 0, s)?;
+        let sin = self.sin.narrow(0, 0, s)?;
+        self.layer(li, x, (&cos, &sin, 0), None, &mut sink)
+    }
+
+    /// The module names of layer `li`'s linear layers (`model.layers.0.self_attn.q_proj`; the
+    /// weight is `<name>.weight`) grouped by shared input (q/k/v, o, gate/up, down), in the order
+    /// the layer uses them.
+    pub fn linear_groups(&self, li: usize) -> Vec<Vec<String>> {
+        self.layers.get(li).map_or_else(Vec::new, |l| {
+            vec![l.names.qkv.clone(), l.names.o.clone(), l.names.gate_up.clone(), l.names.down.clone()]
+        })
+    }
+
+    /// The dense weight `[out, in]` of a linear layer by module name (`None` if quantized or unknown).
+    pub fn linear_weight(&self, name: &str) -> Option<&Tensor> {
+        match self.linear_slot(name)? {
+            Linear::Dense(w) => Some(w),
+            Linear::Quantized(_) => None,
+        }
+    }
+
+    /// Replaces a linear layer's weight (same shape), e.g. with its quantized-then-decoded values,
+    /// so later layers see what the compressed model computes.
+    pub fn set_linear_weight(&mut self, name: &str, weight: Tensor) -> Result<()> {
+        let slot = self
+            .linear_slot_mut(name)
+            .ok_or_else(|| EvalError::InvalidArgument(format!("no linear layer named `{name}`")))?;
+        if let Linear::Dense(old) = slot
+            && old.dims() != weight.dims()
+        {
+            return Err(EvalError::InvalidArgument(format!(
+                "`{name}`: new weight {:?} does not match {:?}",
+                weight.dims(),
+                old.dims()
+            )));
+        }
+        *slot = Linear::Dense(weight);
+        Ok(())
+    }
+
+    fn linear_index(&self, name: &str) -> Option<(usize, usize)> {
+        self.layers.iter().enumerate().find_map(|(li, l)| {
+            let names = [
+                &l.names.qkv[0],
+                &l.names.qkv[1],
+                &l.names.qkv[2],
+                &l.names.o[0],
+                &l.names.gate_up[0],
+                &l.names.gate_up[1],
+                &l.names.down[0],
+            ];
+            names.iter().position(|n| *n == name).map(|k| (li, k))
+        })
+    }
+
+    fn linear_slot(&self, name: &str) -> Option<&Linear> {
+        let (li, k) = self.linear_index(name)?;
+        let l = &self.layers[li];
+        Some([&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down][k])
+    }
+
+    fn linear_slot_mut(&mut self, name: &str) -> Option<&mut Linear> {
+        let (li, k) = self.linear_index(name)?;
+        let l = &mut self.layers[li];
+        Some(match k {
+            0 => &mut l.q,
+            1 => &mut l.k,
+            2 => &mut l.v,
+            3 => &mut l.o,
+            4 => &mut l.gate,
+            5 => &mut l.up,
+            _ => &mut l.down,
+        })
+    }
+
+    /// One decoder layer: attention (with the cache, when given) and the gated MLP, residuals
+    /// included. `rope` is the (cos, sin) rows of these positions and the first position.
+    fn layer(
+        &self,
+        li: usize,
+        x: &Tensor,
+        rope: (&Tensor, &Tensor, usize),
+        cache: Option<&mut KvCache>,
+        sink: &mut Option<&mut dyn ActivationSink>,
+    ) -> Result<Tensor> {
+        let (cos, sin, pos) = rope;
+        let cfg = &self.config;
+        let layer = self.layers.get(li).ok_or_else(|| EvalError::InvalidArgument(format!("no layer {li}")))?;
+        let (b, s, _) = x.dims3()?;
+        let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
+        let eps = cfg.rms_norm_eps as f32;
+        let h = candle_nn::ops::rms_norm(x, &layer.input_norm, eps)?;
+        emit(sink, li, &layer.names.qkv, &h)?;
+        let (mut q, mut k, mut v) = (layer.q.forward(&h)?, layer.k.forward(&h)?, layer.v.forward(&h)?);
+        if let Some([qb, kb, vb]) = &layer.qkv_bias {
+            (q, k, v) = (q.broadcast_add(qb)?, k.broadcast_add(kb)?, v.broadcast_add(vb)?);
+        }
+        let (mut q, mut k) = (q.reshape((b, s, nh, hd))?, k.reshape((b, s, nkv, hd))?);
+        if let Some([qn, kn]) = &layer.qk_norm {
+            (q, k) = (candle_nn::ops::rms_norm(&q, qn, eps)?, candle_nn::ops::rms_norm(&k, kn, eps)?);
+        }
+        let q = q.transpose(1, 2)?.contiguous()?;
+        let k = k.transpose(1, 2)?.contiguous()?;
+        let v = v.reshape((b, s, nkv, hd))?.transpose(1, 2)?.contiguous()?;
+        let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
+        let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
+        let (k, v) = match cache {
+            Some(c) => {
+                let slot = c
+                    .layers
+                    .get_mut(li)
+                    .ok_or_else(|| EvalError::InvalidArgument("cache from another model".to_string()))?;
+                let (k, v) = match slot.take() {
+                    Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+                    None => (k, v),
+                };
+                *slot = Some((k.clone(), v.clone()));
+                (k, v)
+            }
+            None => (k, v),
+        };
+        let y = causal_attention(&q, &k, &v, pos)?.transpose(1, 2)?.reshape((b, s, nh * hd))?;
+        emit(sink, li, &layer.names.o, &y)?;
+        let x = (x + layer.o.forward(&y)?)?;
+        let h = candle_nn::ops::rms_norm(&x, &layer.post_norm, eps)?;
+        emit(sink, li, &layer.names.gate_up, &h)?;
+        let g = candle_nn::ops::silu(&layer.gate.forward(&h)?)?;
+        let m = (g * layer.up.forward(&h)?)?;
+        emit(sink, li, &layer.names.down, &m)?;
+        Ok((x + layer.down.forward(&m)?)?)
     }
 
     /// Greedy (argmax) continuation: feeds `prompt`, then appends `steps` argmax tokens using the

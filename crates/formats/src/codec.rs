@@ -2,7 +2,7 @@
 //! length, and finiteness unless the codec checks that itself) before calling in,
 //! so codecs only see well-formed data.
 
-use crate::{FormatError, GroupArith, Parallelism, QTensor};
+use crate::{FormatError, GroupArith, IntGrid, Parallelism, QTensor};
 
 pub(crate) trait Codec: Sync + Send {
     /// Exact bytes of the packed representation (codes + scales + zeros) for a
@@ -32,6 +32,11 @@ pub(crate) trait Codec: Sync + Send {
 
     /// The codec's arithmetic when it is elementwise given a per-group scale (see [`GroupArith`]).
     fn group_arith(&self) -> Option<GroupArith> {
+        None
+    }
+
+    /// The integer grid behind this codec, for solvers that choose the codes themselves.
+    fn int_grid(&self) -> Option<&IntGrid> {
         None
     }
 

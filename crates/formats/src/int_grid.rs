@@ -25,7 +25,10 @@ use crate::exec::{Parallelism, split_rows, split_rows_mut, try_for_each};
 use crate::rounding::rint;
 use crate::{FormatError, GroupArith, QTensor};
 
-pub(crate) struct IntGrid {
+/// A signed integer grid (see the module docs). Solvers reach it through [`crate::Format::int_grid`]
+/// and use [`IntGrid::params`] / [`IntGrid::code`] / [`IntGrid::assemble`], so the codes they pick
+/// decode with the format's own arithmetic.
+pub struct IntGrid {
     bits: u8,
     /// Weights per group along a row; 0 = whole row.
     group: usize,
@@ -45,18 +48,27 @@ impl IntGrid {
         IntGrid { bits: 4, group, symmetric, qmin: -8.0, qmax: 7.0, denom: if symmetric { 7.5 } else { 15.0 } }
     }
 
-    fn group_len(&self, cols: usize) -> usize {
+    /// Weights per group in a row of `cols` (the row itself for per-channel formats).
+    pub fn group_len(&self, cols: usize) -> usize {
         if self.group == 0 { cols } else { self.group }
+    }
+
+    pub fn bits(&self) -> u8 {
+        self.bits
+    }
+
+    pub fn symmetric(&self) -> bool {
+        self.symmetric
     }
 
     fn groups_per_row(&self, cols: usize) -> usize {
         cols.checked_div(self.group).unwrap_or(1)
     }
 
-    /// Scale (f16-rounded, as f32) and zero point of one group; `None` when
-    /// the f16 scale would overflow.
+    /// Scale (f16-rounded) and zero point of one group; `None` when the f16
+    /// scale would overflow.
     #[inline]
-    fn params(&self, x: &[f32]) -> Option<(f16, i8)> {
+    pub fn params(&self, x: &[f32]) -> Option<(f16, i8)> {
         if self.symmetric {
             let amax = x.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
             let s = f16::from_f32((amax / self.denom).max(f32::EPSILON));
@@ -75,6 +87,42 @@ impl IntGrid {
     #[inline]
     fn code(&self, x: f32, scale: f32, zero: f32) -> f32 {
         rint((x / scale + zero).clamp(self.qmin - 1.0, self.qmax + 1.0)).clamp(self.qmin, self.qmax)
+    }
+
+    /// The code of `x` in a group with these parameters, and the value it decodes to.
+    #[inline]
+    pub fn code_of(&self, x: f32, scale: f16, zero: i8) -> (i8, f32) {
+        let (s, z) = (scale.to_f32(), f32::from(zero));
+        let c = self.code(x, s, z);
+        (c as i8, (c - z) * s)
+    }
+
+    /// A tensor of codes chosen elsewhere (row-major `[rows, cols]`, one scale and, when
+    /// asymmetric, one zero per group), checked against this grid's layout.
+    pub fn assemble(
+        &self,
+        rows: usize,
+        cols: usize,
+        codes: Vec<i8>,
+        scales: Vec<f16>,
+        zeros: Vec<i8>,
+    ) -> Result<QTensor, FormatError> {
+        let id = "int grid";
+        let gpr = self.groups_per_row(cols);
+        expect_len(id, "codes", codes.len(), rows, cols)?;
+        expect_len(id, "scales", scales.len(), rows, gpr)?;
+        if !self.symmetric {
+            expect_len(id, "zeros", zeros.len(), rows, gpr)?;
+        }
+        Ok(QTensor::Int {
+            rows,
+            cols,
+            bits: self.bits,
+            group: self.group_len(cols),
+            codes,
+            scales,
+            zeros: (!self.symmetric).then_some(zeros),
+        })
     }
 
     /// Quantizes one row into codes/scales/zeros; `Err(offset)` names the
@@ -141,6 +189,10 @@ fn overflow(id: &'static str, w: &[f32], row: usize, cols: usize, offset: usize)
 }
 
 impl Codec for IntGrid {
+    fn int_grid(&self) -> Option<&IntGrid> {
+        Some(self)
+    }
+
     fn group_arith(&self) -> Option<GroupArith> {
         Some(GroupArith::IntGrid {
             bits: self.bits,

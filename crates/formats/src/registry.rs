@@ -318,6 +318,12 @@ impl Format {
         self.codec.group_arith()
     }
 
+    /// The integer grid of `int8_channel` and the `int4_*` formats: the group primitives a solver
+    /// (GPTQ) uses to choose codes itself while the format keeps its exact arithmetic.
+    pub fn int_grid(&self) -> Option<&IntGrid> {
+        self.codec.int_grid()
+    }
+
     /// Quantizes row-major `w` of shape `[rows, cols]` (rows on the rayon pool).
     pub fn quantize(&self, w: &[f32], rows: usize, cols: usize) -> Result<QTensor, FormatError> {
         self.quantize_with(w, rows, cols, Parallelism::Rayon)

@@ -10,6 +10,8 @@ pub enum RunError {
     Projection(#[from] pareto_projection::ProjectionError),
     #[error(transparent)]
     Report(#[from] pareto_report::ReportError),
+    #[error("calibration: {0}")]
+    Calibration(String),
     #[error("I/O error on {path}: {source}")]
     Io {
         path: std::path::PathBuf,

@@ -2,12 +2,14 @@
 //! [`pareto_report::RunRecord`]; and sweeps of many variants through an [`Executor`] (local
 //! threads now; the interface is what a distributed engine would implement).
 
+pub mod calibrate;
 mod error;
 mod hashing;
 mod record;
 mod sweep;
 mod variant;
 
+pub use calibrate::{CalibrationReport, CalibrationSpec, calibrate};
 pub use error::{Result, RunError};
 pub use hashing::{file_hash, hash_files, variant_id};
 pub use record::{projection_record, source_model, tensor_records, totals, validation_record};

@@ -6,6 +6,8 @@ use pareto_core::{CompressOptions, ExportFormat, Recipe};
 use pareto_eval::DeviceSpec;
 use pareto_eval::device_quant::DeviceQuantizer;
 
+use pareto_runs::{CalibrationSpec, calibrate};
+
 use crate::{output, progress};
 
 #[derive(clap::Args)]
@@ -47,6 +49,83 @@ pub struct WriteArgs {
     /// Rows of the per-tensor summary table to print.
     #[arg(long, default_value_t = 40)]
     pub limit: usize,
+    #[command(flatten)]
+    pub calibration: CalibrationArgs,
+}
+
+/// The calibration set of calibrated algorithms (GPTQ).
+#[derive(clap::Args)]
+pub struct CalibrationArgs {
+    /// Plain-text calibration set for the recipe's gptq rules (a decoder is run layer by layer over
+    /// it). Use text the model was not evaluated on (see --calibration-skip).
+    #[arg(long, value_name = "FILE")]
+    pub calibration: Option<PathBuf>,
+    /// Windows of calibration text (each one forward pass).
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub calibration_windows: usize,
+    /// Tokens per window, BOS included.
+    #[arg(long, default_value_t = 512, value_name = "TOKENS")]
+    pub calibration_window: usize,
+    /// Characters skipped at the start of the calibration file (e.g. the part `pareto eval` scores).
+    #[arg(long, default_value_t = 0, value_name = "CHARS")]
+    pub calibration_skip: usize,
+    /// GPTQ damping, as a fraction of the Hessian's mean diagonal.
+    #[arg(long, default_value_t = 0.01, value_name = "FRACTION")]
+    pub gptq_damp: f64,
+    /// GPTQ in natural column order, group scales chosen as the sweep reaches them (default:
+    /// act-order with static groups, which needs no g_idx in the artifact).
+    #[arg(long)]
+    pub gptq_natural_order: bool,
+    /// Calibrate each linear of a layer on inputs computed with the layer's earlier linears
+    /// already quantized (one forward pass per input group instead of one per layer).
+    #[arg(long)]
+    pub gptq_true_sequential: bool,
+}
+
+impl CalibrationArgs {
+    /// Runs the calibration the plan needs (nothing when it needs none).
+    fn solve(
+        &self,
+        model: &pareto_core::Model,
+        plan: &pareto_core::Plan,
+        json: bool,
+    ) -> anyhow::Result<Option<std::sync::Arc<dyn pareto_core::quantize::TensorQuantizer>>> {
+        let Some(samples) = &self.calibration else { return Ok(None) };
+        if plan.totals.calibrated == 0 {
+            eprintln!("note: the recipe has no gptq rule; --calibration is not used");
+            return Ok(None);
+        }
+        let spec = CalibrationSpec {
+            samples: samples.clone(),
+            windows: self.calibration_windows,
+            window: self.calibration_window,
+            skip_chars: self.calibration_skip,
+            damp: self.gptq_damp,
+            act_order: !self.gptq_natural_order,
+            true_sequential: self.gptq_true_sequential,
+        };
+        let ctx = progress::bar_context();
+        let (codes, report) = calibrate(model.root(), plan, &spec, &ctx)?;
+        drop(ctx);
+        for note in &report.notes {
+            eprintln!("note: {note}");
+        }
+        for t in &report.tensors {
+            for note in &t.notes {
+                eprintln!("note: {}: {note}", t.name);
+            }
+        }
+        if !json {
+            eprintln!(
+                "calibrated {} tensors on {} windows x {} tokens in {:.2} s",
+                report.tensors.len(),
+                report.windows_used,
+                spec.window,
+                report.seconds
+            );
+        }
+        Ok(Some(codes))
+    }
 }
 
 pub fn run(args: &CompressArgs, json: bool) -> anyhow::Result<()> {
@@ -64,6 +143,10 @@ pub fn write(model: &pareto_core::Model, recipe: &Recipe, args: &WriteArgs, json
     opts.metrics = !args.no_metrics;
     opts.gguf_weights_only = args.gguf_weights_only;
     opts.accelerator = DeviceQuantizer::for_device(args.device.parse::<DeviceSpec>()?)?;
+    if args.calibration.calibration.is_some() {
+        pareto_core::compress::check_output(model, &opts)?;
+    }
+    opts.solver = args.calibration.solve(model, &plan, json)?;
     let ctx = progress::bar_context();
     let report = pareto_core::compress(model, &plan, &opts, &ctx)?;
     drop(ctx);
@@ -84,10 +167,11 @@ pub fn write(model: &pareto_core::Model, recipe: &Recipe, args: &WriteArgs, json
                 m.map_or("-".into(), |m| format!("{:.4}", m.rel_error)),
                 m.map_or("-".into(), |m| m.snr_db.map_or("inf".into(), |s| format!("{s:.1}"))),
                 m.map_or("-".into(), |m| format!("{:.1}%", m.sparsity * 100.0)),
+                t.calib_loss.map_or("-".into(), output::sig),
             ]
         })
         .collect();
-    output::table(&["tensor", "action", "before", "after (packed)", "rel err", "SNR dB", "zeros"], &rows);
+    output::table(&["tensor", "action", "before", "after (packed)", "rel err", "SNR dB", "zeros", "gptq loss"], &rows);
     if report.tensors.len() > args.limit {
         println!("… {} more tensors (--limit N, or --json for all)", report.tensors.len() - args.limit);
     }

@@ -99,10 +99,17 @@ impl OutputDir {
     /// Refuses an output that is, contains or lies inside the source, and one whose path holds
     /// anything but nothing, an empty folder or (with `force`) an earlier Pareto output; the
     /// replacement happens only at commit. Removes stale temporary folders of killed runs beside it.
-    pub fn create(final_path: &Path, source: &SourcePaths, force: bool, opener: Opener) -> Result<OutputDir> {
+    /// Whether [`OutputDir::create`] would accept `final_path` now (not the source, not something
+    /// Pareto did not write, not existing without `force`), so a long job can refuse before it works.
+    pub fn preflight(final_path: &Path, source: &SourcePaths, force: bool) -> Result<PathBuf> {
         let out = resolve(final_path);
         source.check(final_path, &out)?;
         Existing::of(&out).allow(final_path, force)?;
+        Ok(out)
+    }
+
+    pub fn create(final_path: &Path, source: &SourcePaths, force: bool, opener: Opener) -> Result<OutputDir> {
+        let out = Self::preflight(final_path, source, force)?;
         let parent = out.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         fs::create_dir_all(&parent).map_err(|e| write_error(&parent, e))?;
         let stale_removed = remove_stale_temp_folders(&parent);

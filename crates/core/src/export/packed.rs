@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use pareto_formats::{Format, Kind, PER_TENSOR, QTensor};
+use pareto_formats::{Format, Kind, QTensor};
 
 use super::OutputDir;
 use super::safetensors::{Entry, Layout, Writer};
@@ -22,6 +22,24 @@ use crate::transform::{Pipeline, copy_verbatim, encode_f32, is_verbatim, load_tr
 pub(crate) struct Quantized {
     pub q: QTensor,
     pub metrics: Option<WeightMetrics>,
+    /// The solver's objective and notes (calibrated algorithms only).
+    pub loss: Option<f64>,
+    pub notes: Vec<String>,
+}
+
+impl Quantized {
+    /// Hands the codes to `write` (which returns the bytes it wrote) and gives the tensor's report.
+    pub(crate) fn write(
+        self,
+        pt: &PlannedTensor,
+        dtype: &'static str,
+        write: impl FnOnce(QTensor) -> Result<u64>,
+    ) -> Result<TensorReport> {
+        let mut r = report(pt, dtype, write(self.q)?, self.metrics);
+        r.calib_loss = self.loss;
+        r.notes.extend(self.notes);
+        Ok(r)
+    }
 }
 
 /// Reorders rows in place: afterwards row `i` holds what was row `perm[i]` (`perm` is a
@@ -63,9 +81,6 @@ pub(crate) fn prepare(
     Ok(w)
 }
 
-/// Elements compared per step when measuring a packed tensor's error.
-const METRIC_CHUNK: usize = 1 << 20;
-
 /// Quantizes one tensor with `fmt`; metrics compare the dequantized codes with the original
 /// (sliced, unpruned) values, so they include pruning error as the dense path's do.
 pub(crate) fn quantize(
@@ -78,10 +93,7 @@ pub(crate) fn quantize(
 ) -> Result<Quantized> {
     let (rows, cols) = rows_cols(&pt.shape);
     let w = prepare(pipe, t, pt, perm)?;
-    let q = match pipe.on_device(fmt, &w, rows, cols, &pt.name)? {
-        Some(q) => q,
-        None => fmt.quantize(&w, rows, cols).map_err(|e| Error::Format(e).for_tensor(&pt.name))?,
-    };
+    let solved = pipe.quantize(pt, fmt, &w, rows, cols)?;
     let metrics = if metrics {
         let original = if pt.action.prune.is_some() {
             let mut o = load_transformed(pipe.reader, t, pt, pipe.selection)?;
@@ -93,31 +105,14 @@ pub(crate) fn quantize(
             None
         };
         let original = original.as_deref().unwrap_or(&w);
-        let sums = if fmt.block == PER_TENSOR {
-            // One scale for the whole tensor: only a whole dequantize reproduces it.
-            let deq = fmt.dequantize(&q).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
-            Sums::of(original, &deq)
-        } else {
-            // Rows quantize independently, so fake-quantizing a few rows at a time gives exactly the
-            // dequantized codes without a second full-size copy of the tensor.
-            let step = (METRIC_CHUNK / cols.max(1)).max(1) * cols.max(1);
-            let mut acc = Sums::default();
-            let mut deq = Vec::with_capacity(step);
-            for (o, p) in original.chunks(step).zip(w.chunks(step)) {
-                deq.clear();
-                deq.extend_from_slice(p);
-                fmt.fake_quantize(&mut deq, p.len() / cols.max(1), cols)
-                    .map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
-                acc = acc.merge(Sums::of(o, &deq));
-            }
-            acc
-        };
-        Some(sums.metrics())
+        // The codes that are written, decoded: right for any algorithm that chose them.
+        let deq = fmt.dequantize(&solved.codes).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
+        Some(Sums::of(original, &deq).metrics())
     } else {
         None
     };
     pipe.reader.recycle(w);
-    Ok(Quantized { q, metrics })
+    Ok(Quantized { q: solved.codes, metrics, loss: solved.loss, notes: solved.notes })
 }
 
 /// The report row of one written tensor.
@@ -139,6 +134,7 @@ pub(crate) fn report(
         written_bytes: written,
         notes: pt.notes.clone(),
         metrics,
+        calib_loss: None,
     }
 }
 
@@ -257,14 +253,15 @@ pub(crate) fn write_safetensors_family(
                 }
                 Plan::Packed(fmt, entries) => {
                     let qz = quantize(pipe, t, pt, fmt, None, metrics)?;
-                    let parts = scheme.encode(pt, &qz.q)?;
-                    let mut bytes = 0;
-                    for (e, data) in entries.iter().zip(&parts) {
-                        writer.write_tensor(&e.name, data)?;
-                        written.weight_map.insert(e.name.clone(), file_name.clone());
-                        bytes += data.len() as u64;
-                    }
-                    report(pt, "packed", bytes, qz.metrics)
+                    qz.write(pt, "packed", |q| {
+                        let mut bytes = 0;
+                        for (e, data) in entries.iter().zip(&scheme.encode(pt, &q)?) {
+                            writer.write_tensor(&e.name, data)?;
+                            written.weight_map.insert(e.name.clone(), file_name.clone());
+                            bytes += data.len() as u64;
+                        }
+                        Ok(bytes)
+                    })?
                 }
             };
             written.weight_map.insert(pt.name.clone(), file_name.clone());

@@ -111,16 +111,38 @@ pub struct QuantizeSpec {
     pub algorithm: Algorithm,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Algorithm {
     /// Round to nearest: the registry codec applied as is.
     #[default]
     Rtn,
-    /// Calibration-based algorithms: accepted in the file format, refused at resolve time until the
-    /// calibration pipeline exists, so a recipe never silently runs RTN in their place.
+    /// GPTQ (Frantar et al. 2022): codes chosen column by column against the layer's input Hessian
+    /// XᵀX from a calibration set, each column's rounding error folded into the columns not yet
+    /// quantized. Integer-grid formats (`int4_*`, `int8_channel`).
     Gptq,
+    /// Activation-aware scaling: accepted in the file format and refused at resolve time until it
+    /// is built, so a recipe never silently runs RTN in its place.
     Awq,
+}
+
+impl Algorithm {
+    pub fn label(self) -> &'static str {
+        match self {
+            Algorithm::Rtn => "rtn",
+            Algorithm::Gptq => "gptq",
+            Algorithm::Awq => "awq",
+        }
+    }
+
+    /// Whether the algorithm reads calibration statistics (and so needs a calibration set).
+    pub fn needs_calibration(self) -> bool {
+        self != Algorithm::Rtn
+    }
+
+    pub fn is_rtn(&self) -> bool {
+        *self == Algorithm::Rtn
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -232,6 +254,14 @@ impl Recipe {
         Ok(())
     }
 
+    /// Whether any rule asks for a calibrated algorithm (GPTQ), so a calibration set is needed.
+    pub fn needs_calibration(&self) -> bool {
+        std::iter::once(&self.default)
+            .chain(self.rules.iter().map(|r| &r.action))
+            .filter_map(|a| a.quantize.as_ref())
+            .any(|q| q.algorithm.needs_calibration())
+    }
+
     pub fn ignore_targets(&self) -> Vec<String> {
         match &self.ignore {
             Some(list) => list.clone(),
@@ -242,15 +272,34 @@ impl Recipe {
 
 fn validate_action(place: &str, action: &Action) -> Result<()> {
     if let Some(q) = &action.quantize {
-        pareto_formats::lookup(&q.format)?;
-        if q.algorithm != Algorithm::Rtn {
-            return Err(Error::RecipeInvalid {
-                place: place.to_string(),
-                message: format!(
-                    "algorithm {:?} needs calibration activations, which this build does not collect yet; use \"rtn\"",
-                    q.algorithm
-                ),
-            });
+        let format = pareto_formats::lookup(&q.format)?;
+        match q.algorithm {
+            Algorithm::Rtn => {}
+            Algorithm::Gptq if format.int_grid().is_none() => {
+                return Err(Error::RecipeInvalid {
+                    place: place.to_string(),
+                    message: format!(
+                        "gptq chooses codes on an integer grid (int4_*, int8_channel); {} is not one",
+                        format.id
+                    ),
+                });
+            }
+            Algorithm::Gptq => {
+                if action.prune.is_some() {
+                    return Err(Error::RecipeInvalid {
+                        place: place.to_string(),
+                        message: "gptq with pruning in the same rule is SparseGPT, which this build does not have; \
+                                  prune with rtn or quantize with gptq"
+                            .into(),
+                    });
+                }
+            }
+            Algorithm::Awq => {
+                return Err(Error::RecipeInvalid {
+                    place: place.to_string(),
+                    message: "algorithm awq is not built yet; use \"gptq\" or \"rtn\"".into(),
+                });
+            }
         }
     }
     match &action.prune {

@@ -19,6 +19,8 @@ pub static PRESETS: &[Preset] = presets![
     "w4-g128",
     "w4-g128-asym",
     "w4-g32",
+    "gptq-w4-g128",
+    "gptq-w4-g32",
     "fp8",
     "nf4",
     "gguf-q8_0",

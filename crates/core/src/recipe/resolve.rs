@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::target::{Target, layer_index};
-use super::{Action, PruneSpec, Recipe, StructuredSpec};
+use super::{Action, Algorithm, PruneSpec, Recipe, StructuredSpec};
 use crate::error::{Error, Result};
 use crate::store::{DType, Model, Role};
 
@@ -34,12 +34,16 @@ pub struct PlannedAction {
     /// The format the recipe asked for, when a fallback replaced it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requested_format: Option<String>,
+    /// How the codes are chosen; `rtn` unless the recipe asks for a calibrated algorithm and the
+    /// applied format supports it.
+    #[serde(skip_serializing_if = "Algorithm::is_rtn")]
+    pub algorithm: Algorithm,
     pub drop: bool,
 }
 
 impl PlannedAction {
     fn keep() -> Self {
-        PlannedAction { prune: None, format: None, requested_format: None, drop: false }
+        PlannedAction { prune: None, format: None, requested_format: None, algorithm: Algorithm::Rtn, drop: false }
     }
     pub fn is_keep(&self) -> bool {
         self.prune.is_none() && self.format.is_none() && !self.drop
@@ -53,10 +57,14 @@ impl PlannedAction {
             PruneSpec::Magnitude { sparsity, .. } => format!("prune {:.0}%", sparsity * 100.0),
             PruneSpec::NM { n, m } => format!("{n}:{m}"),
         });
-        match (prune, self.format) {
+        let format = self.format.map(|f| match self.algorithm {
+            Algorithm::Rtn => f.to_string(),
+            a => format!("{f} {}", a.label()),
+        });
+        match (prune, format) {
             (None, None) => "keep".into(),
             (Some(p), None) => p,
-            (None, Some(f)) => f.into(),
+            (None, Some(f)) => f,
             (Some(p), Some(f)) => format!("{p} + {f}"),
         }
     }
@@ -94,6 +102,8 @@ pub struct PlanTotals {
     pub kept: usize,
     pub dropped: usize,
     pub fallbacks: usize,
+    /// Tensors whose codes a calibrated algorithm chooses (they need a calibration set).
+    pub calibrated: usize,
     pub params_before: u64,
     pub params_after: u64,
     pub source_bytes: u64,
@@ -129,6 +139,11 @@ pub struct StructuredPlan {
 }
 
 impl Plan {
+    /// The tensors a calibrated algorithm quantizes, with the algorithm.
+    pub fn calibrated(&self) -> impl Iterator<Item = &PlannedTensor> {
+        self.tensors.iter().filter(|t| !t.action.drop && t.action.algorithm.needs_calibration())
+    }
+
     pub fn get(&self, source_name: &str) -> Option<&PlannedTensor> {
         self.tensors.iter().find(|t| t.source_name == source_name)
     }
@@ -290,6 +305,13 @@ fn apply_action(pt: &mut PlannedTensor, action: &Action) -> Result<()> {
             pt.action.requested_format = Some(q.format.clone());
         }
         pt.action.format = Some(fmt.id);
+        pt.action.algorithm = match q.algorithm {
+            Algorithm::Gptq if fmt.int_grid().is_none() => {
+                pt.notes.push(format!("gptq does not apply to {}: rounded to nearest", fmt.id));
+                Algorithm::Rtn
+            }
+            a => a,
+        };
     }
     Ok(())
 }
@@ -328,6 +350,9 @@ fn accumulate(totals: &mut PlanTotals, pt: &PlannedTensor) {
     }
     if pt.action.requested_format.is_some() {
         totals.fallbacks += 1;
+    }
+    if pt.action.algorithm.needs_calibration() {
+        totals.calibrated += 1;
     }
     let key = match pt.action.format {
         Some(f) => f.to_string(),

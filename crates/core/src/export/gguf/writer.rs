@@ -340,6 +340,7 @@ fn by_rows(reader: &SourceReader, t: &TensorInfo, pt: &PlannedTensor, it: &Item,
     reader.is_large(t)
         && it.perm.is_none()
         && pt.action.prune.is_none()
+        && pt.action.algorithm.is_rtn()
         && pt.shape == pt.source_shape
         && fmt.block != pareto_formats::PER_TENSOR
         && t.dtype.is_float()
@@ -362,10 +363,7 @@ impl GgufWriter {
         for first in (0..rows).step_by(step) {
             let n = step.min(rows - first);
             let x = pipe.reader.read_rows_f32(t, first, n, cols)?;
-            let q = match pipe.on_device(fmt, &x, n, cols, &pt.name)? {
-                Some(q) => q,
-                None => fmt.quantize(&x, n, cols).map_err(|e| Error::Format(e).for_tensor(&pt.name))?,
-            };
+            let q = pipe.quantize(pt, fmt, &x, n, cols)?.codes;
             if metrics {
                 let deq = fmt.dequantize(&q).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
                 sums = sums.merge(Sums::of(&x, &deq));
@@ -429,30 +427,31 @@ pub fn write(
             (Some(t), Some(pt)) => (t, pt),
             _ => return Err(Error::WriterMismatch { expected: "a planned tensor".into(), got: it.gguf_name.clone() }),
         };
-        let (data, m) = match &it.encoding {
+        let dtype = types::name(it.ggml_type).unwrap_or("?");
+        let mut rep = match &it.encoding {
             Encoding::Blocks(f) | Encoding::Cast(f) if by_rows(pipe.reader, t, pt, it, f) => {
                 let (written, m) = w.tensor_by_rows(pipe, t, pt, f, it, metrics)?;
-                let mut rep = packed::report(pt, types::name(it.ggml_type).unwrap_or("?"), written, m);
-                rep.name = it.gguf_name.clone();
-                reports.push(rep);
-                ctx.progress.advance(1, &it.gguf_name);
-                continue;
+                packed::report(pt, dtype, written, m)
             }
             Encoding::Blocks(f) | Encoding::Cast(f) => {
                 let qz = packed::quantize(pipe, t, pt, f, it.perm.as_deref(), metrics)?;
-                (qtensor_bytes(qz.q, pt)?, qz.metrics)
+                qz.write(pt, dtype, |q| {
+                    let data = qtensor_bytes(q, pt)?;
+                    let written = data.len() as u64;
+                    w.tensor(data, it)?;
+                    Ok(written)
+                })?
             }
             Encoding::Dense(d) => {
                 let v = packed::prepare(pipe, t, pt, it.perm.as_deref())?;
                 let mut buf = Vec::with_capacity(v.len() * d.size_bytes() as usize);
                 encode_f32(&v, *d, &mut buf);
                 pipe.reader.recycle(v);
-                (buf, None)
+                let written = buf.len() as u64;
+                w.tensor(buf, it)?;
+                packed::report(pt, dtype, written, None)
             }
         };
-        let written = data.len() as u64;
-        w.tensor(data, it)?;
-        let mut rep = packed::report(pt, types::name(it.ggml_type).unwrap_or("?"), written, m);
         rep.name = it.gguf_name.clone();
         reports.push(rep);
         ctx.progress.advance(1, &it.gguf_name);

@@ -1,0 +1,116 @@
+//! The one place an export turns weights into codes.
+//!
+//! Every writer (dense, packed, GGUF) asks [`Pipeline::quantize`]; it picks who chooses the codes:
+//! a calibrated solver for tensors the plan gives to one (GPTQ), else the accelerator for the
+//! formats it implements exactly, else the registry codec on the CPU (round to nearest). Writers
+//! only pack the codes they are given, and every metric is computed from those codes decoded.
+
+use pareto_formats::{Format, QTensor};
+
+use crate::accel::AccelError;
+use crate::error::{Error, Result};
+use crate::recipe::{Algorithm, PlannedTensor};
+use crate::transform::Pipeline;
+
+/// One tensor to quantize, as a solver sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct TensorRequest<'a> {
+    /// The tensor's name in the source model (`model.layers.0.self_attn.q_proj.weight`): the key
+    /// of its calibration statistics.
+    pub source_name: &'a str,
+    pub format: &'static Format,
+    pub algorithm: Algorithm,
+    /// Row-major `[rows, cols]`, after structured slicing and pruning, finite.
+    pub weights: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// A solver's answer for one tensor.
+#[derive(Debug, Clone)]
+pub struct Solved {
+    pub codes: QTensor,
+    /// The solver's own objective for this tensor (GPTQ: Σ (w − q)² / [H⁻¹]ᵢᵢ / 2 over the tensor),
+    /// for the per-tensor report.
+    pub loss: Option<f64>,
+    /// What the solver did differently from its plan, said by name (a raised damping, a fallback
+    /// to round-to-nearest for a tensor without statistics).
+    pub notes: Vec<String>,
+}
+
+/// Chooses codes for the tensors of the algorithms it implements (from calibration statistics it
+/// holds). Called once per tensor, in export order, from the export's thread.
+pub trait TensorQuantizer: Send + Sync {
+    /// Whether this solver answers for `algorithm`.
+    fn serves(&self, algorithm: Algorithm) -> bool;
+
+    /// The codes of one tensor. An error stops the export (nothing is written under the final name).
+    fn quantize(&self, request: &TensorRequest<'_>) -> std::result::Result<Solved, String>;
+}
+
+impl Pipeline<'_> {
+    /// Codes for `w` (`[rows, cols]`, a whole tensor or a run of its rows) in `fmt`, chosen as the
+    /// plan says for `pt`. Refuses a calibrated tensor when no solver serves its algorithm (the
+    /// export checks that before any work; this is the backstop).
+    pub fn quantize(
+        &mut self,
+        pt: &PlannedTensor,
+        fmt: &'static Format,
+        w: &[f32],
+        rows: usize,
+        cols: usize,
+    ) -> Result<Solved> {
+        let algorithm = pt.action.algorithm;
+        if algorithm.needs_calibration() {
+            let solver = self.solver.filter(|s| s.serves(algorithm)).ok_or_else(|| Error::NeedsCalibration {
+                algorithm: algorithm.label(),
+                tensors: 1,
+                example: pt.source_name.clone(),
+            })?;
+            let request =
+                TensorRequest { source_name: &pt.source_name, format: fmt, algorithm, weights: w, rows, cols };
+            return solver.quantize(&request).map_err(|detail| Error::Solver {
+                algorithm: algorithm.label(),
+                tensor: pt.name.clone(),
+                detail,
+            });
+        }
+        let codes = match self.on_device(fmt, w, rows, cols, &pt.name)? {
+            Some(q) => q,
+            None => fmt.quantize(w, rows, cols).map_err(|e| Error::Format(e).for_tensor(&pt.name))?,
+        };
+        Ok(Solved { codes, loss: None, notes: Vec::new() })
+    }
+
+    /// Quantizes on the accelerator when it implements `fmt`: `Some(codes)`, or `None` for the CPU
+    /// codec. Running out of device memory hands the tensor back to the CPU (noted in the report);
+    /// any other device failure stops the export.
+    fn on_device(
+        &mut self,
+        fmt: &'static Format,
+        w: &[f32],
+        rows: usize,
+        cols: usize,
+        tensor: &str,
+    ) -> Result<Option<QTensor>> {
+        let Some(accel) = self.accel else { return Ok(None) };
+        match accel.quantize(fmt, w, rows, cols) {
+            None => Ok(None),
+            Some(Ok(q)) => {
+                self.device_tensors += 1;
+                Ok(Some(q))
+            }
+            Some(Err(AccelError::OutOfMemory { needed_bytes, detail })) => {
+                self.device_notes.push(format!(
+                    "{}: out of memory for `{tensor}` ({:.1} MiB needed: {detail}); quantized on the CPU",
+                    accel.device(),
+                    needed_bytes as f64 / 1048576.0
+                ));
+                Ok(None)
+            }
+            Some(Err(AccelError::Device(detail))) => {
+                Err(Error::Device { device: accel.device(), tensor: tensor.to_string(), detail })
+            }
+        }
+    }
+}

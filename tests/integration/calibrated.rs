@@ -1,0 +1,154 @@
+//! Calibrated compression (GPTQ) on the trained stories260K: accuracy against round to nearest on
+//! held-out text, the codes through every safetensors-family writer, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pareto_core::export::st_read::{self, ReadTensor};
+use pareto_core::job::JobContext;
+use pareto_core::quantize::TensorQuantizer;
+use pareto_core::{CompressOptions, Error, ExportFormat, Model, Recipe, compress};
+use pareto_eval::{Compressed, EvalOptions};
+use pareto_runs::{CalibrationSpec, RunError, calibrate};
+
+use crate::common::{f32s, read_all, repo_root, stories};
+
+fn tinystories() -> PathBuf {
+    repo_root().join("assets/samples/tinystories/tinystories-valid-excerpt.txt")
+}
+
+/// Calibration text disjoint from what `pareto eval` scores (its first 65,536 characters).
+fn spec(windows: usize, window: usize) -> CalibrationSpec {
+    CalibrationSpec { windows, window, skip_chars: 65_536, ..CalibrationSpec::new(tinystories()) }
+}
+
+fn write(model: &Model, recipe: &Recipe, solver: Option<Arc<dyn TensorQuantizer>>, fmt: ExportFormat, out: &Path) {
+    let plan = recipe.resolve(model).unwrap();
+    let mut opts = CompressOptions::new(out).with_format(fmt);
+    opts.solver = solver;
+    let report = compress(model, &plan, &opts, &JobContext::silent()).unwrap();
+    for t in report.tensors.iter().filter(|t| t.action.ends_with("gptq")) {
+        assert!(t.calib_loss.is_some_and(|l| l.is_finite() && l >= 0.0), "{}: gptq loss reported", t.name);
+    }
+}
+
+fn mean_nll(original: &Path, compressed: &Path) -> (f64, f64) {
+    let opts = EvalOptions {
+        compressed: Some(Compressed::Folder(compressed.to_path_buf())),
+        greedy_steps: 0,
+        ..Default::default()
+    };
+    let r = pareto_eval::compare(original, compressed, &opts, &JobContext::silent()).unwrap();
+    let d = r.decoder.unwrap();
+    let c = d.comparison.unwrap();
+    (c.compressed.mean_nll - c.original.mean_nll, c.mean_kl)
+}
+
+#[test]
+fn gptq_closes_much_of_round_to_nearests_gap_on_held_out_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = Model::open(stories()).unwrap();
+    let gptq = Recipe::load("gptq-w4-g32").unwrap();
+    let plan = gptq.resolve(&model).unwrap();
+    assert_eq!(
+        plan.totals.calibrated, 30,
+        "q/k/v/o/gate/up of 5 layers (down_proj's 172 inputs are not a multiple of 32)"
+    );
+    let (codes, report) = calibrate(&stories(), &plan, &spec(64, 256), &JobContext::silent()).unwrap();
+    assert_eq!((report.windows_used, report.tensors.len()), (64, 30));
+    write(&model, &gptq, Some(codes), ExportFormat::Safetensors, &tmp.path().join("gptq"));
+    write(&model, &Recipe::load("w4-g32").unwrap(), None, ExportFormat::Safetensors, &tmp.path().join("rtn"));
+    let (gap_gptq, kl_gptq) = mean_nll(&stories(), &tmp.path().join("gptq"));
+    let (gap_rtn, kl_rtn) = mean_nll(&stories(), &tmp.path().join("rtn"));
+    // Measured 0.0481 vs 0.0883 nats with this protocol (BENCHMARKS.md: 128 x 512 closes more).
+    assert!(gap_gptq < 0.7 * gap_rtn, "NLL gap gptq {gap_gptq} vs rtn {gap_rtn}");
+    assert!(kl_gptq < 0.8 * kl_rtn, "KL gptq {kl_gptq} vs rtn {kl_rtn}");
+}
+
+/// The dense values of a safetensors-family read-back, by name.
+fn values(read: Vec<ReadTensor>) -> std::collections::HashMap<String, Vec<f32>> {
+    read.into_iter().map(|t| (t.name().to_string(), t.dequantize().unwrap())).collect()
+}
+
+#[test]
+fn gptq_codes_are_what_every_writer_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = Model::open(stories()).unwrap();
+    // The attention projections: the MLP's 172 output rows are not a multiple of the 8 that GPTQ's
+    // int32 packing needs.
+    let toml =
+        "[[rules]]\ntargets = [\"*.self_attn.*\"]\nquantize = { format = \"int4_g32_sym\", algorithm = \"gptq\" }\n";
+    let recipe = Recipe::from_toml(toml, "attention").unwrap();
+    let plan = recipe.resolve(&model).unwrap();
+    assert_eq!(plan.totals.calibrated, 20);
+    let (codes, _) = calibrate(&stories(), &plan, &spec(8, 128), &JobContext::silent()).unwrap();
+    let solver: Arc<dyn TensorQuantizer> = codes;
+    let dense = tmp.path().join("dense");
+    write(&model, &recipe, Some(solver.clone()), ExportFormat::Safetensors, &dense);
+    let dense = read_all(&dense.join("model.safetensors"));
+    for (fmt, read) in [
+        (ExportFormat::CompressedTensors, st_read::read_compressed_tensors as fn(&Path) -> _),
+        (ExportFormat::Gptq, st_read::read_gptq),
+    ] {
+        let out = tmp.path().join(fmt.as_str());
+        write(&model, &recipe, Some(solver.clone()), fmt, &out);
+        let packed = values(read(&out).unwrap());
+        let mut differs_from_rtn = 0;
+        for pt in plan.calibrated() {
+            let got = &packed[&pt.name];
+            assert_eq!(got, &f32s(&dense[&pt.name].2), "{}: {} equals the dense export", pt.name, fmt.as_str());
+            let mut rtn = model_f32(&model, &pt.source_name);
+            pareto_formats::lookup("int4_g32_sym").unwrap().fake_quantize(&mut rtn, pt.shape[0], pt.shape[1]).unwrap();
+            differs_from_rtn += usize::from(&rtn != got);
+        }
+        assert_eq!(differs_from_rtn, 20, "gptq chose other codes than rounding for every tensor");
+    }
+}
+
+fn model_f32(model: &Model, name: &str) -> Vec<f32> {
+    let t = model.tensors().iter().find(|t| t.name == name).unwrap();
+    let reader = pareto_core::source::SourceReader::open(model, u64::MAX).unwrap();
+    reader.read_f32(t).unwrap()
+}
+
+#[test]
+fn calibrated_recipes_refuse_what_they_cannot_do_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = Model::open(stories()).unwrap();
+    let recipe = Recipe::load("gptq-w4-g32").unwrap();
+    let plan = recipe.resolve(&model).unwrap();
+
+    // No calibration: refused before the output exists.
+    let out = tmp.path().join("out");
+    let e = compress(&model, &plan, &CompressOptions::new(&out), &JobContext::silent()).unwrap_err();
+    assert!(
+        matches!(&e, Error::NeedsCalibration { algorithm: "gptq", tensors: 30, example } if example == "model.layers.0.mlp.gate_proj.weight"),
+        "{e}"
+    );
+    assert!(!out.exists());
+
+    // Calibration text too short for one window.
+    let short = tmp.path().join("short.txt");
+    std::fs::write(&short, "Once upon a time.").unwrap();
+    let e = calibrate(&stories(), &plan, &CalibrationSpec::new(&short), &JobContext::silent()).unwrap_err();
+    assert!(e.to_string().contains("too short for one calibration window of 512 tokens"), "{e}");
+
+    // A cancelled calibration stops with Cancelled.
+    let ctx = JobContext::silent();
+    ctx.cancel.cancel();
+    let e = calibrate(&stories(), &plan, &spec(4, 64), &ctx).unwrap_err();
+    assert!(matches!(e, RunError::Core(Error::Cancelled)), "{e}");
+
+    // Windows longer than the model's positions.
+    let e = calibrate(&stories(), &plan, &spec(4, 1024), &JobContext::silent()).unwrap_err();
+    assert!(e.to_string().contains("exceed the model's 512 positions"), "{e}");
+
+    // GPTQ with pruning in one rule, AWQ, and GPTQ on a ggml block type are refused at load.
+    let load = |toml: &str| Recipe::from_toml(toml, "t").and_then(|r| r.resolve(&model));
+    let e = load("[default]\nquantize = { format = \"int4_g32_sym\", algorithm = \"gptq\" }\nprune = { method = \"magnitude\", sparsity = 0.5 }\n").unwrap_err();
+    assert!(e.to_string().contains("SparseGPT"), "{e}");
+    let e = load("[default.quantize]\nformat = \"int4_g32_sym\"\nalgorithm = \"awq\"\n").unwrap_err();
+    assert!(e.to_string().contains("awq is not built yet"), "{e}");
+    let e = load("[default.quantize]\nformat = \"q4_k\"\nalgorithm = \"gptq\"\n").unwrap_err();
+    assert!(e.to_string().contains("q4_k is not one"), "{e}");
+}
