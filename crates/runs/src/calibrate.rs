@@ -20,7 +20,7 @@ use pareto_eval::llama::LlamaModel;
 use pareto_eval::perplexity::{load_tokenizer, tokenize_up_to};
 use pareto_eval::samples::{SampleOptions, SampleSet, load_samples};
 use pareto_eval::{EvalError, weights};
-use pareto_solve::{GptqOptions, Hessian, SolveError, SolvedCodes, gptq};
+use pareto_solve::{GptqFactor, GptqOptions, Hessian, SolveError, SolvedCodes};
 use serde::Serialize;
 
 use crate::error::{Result, RunError};
@@ -198,6 +198,8 @@ pub fn calibrate(
                 peak_hessian_bytes = peak_hessian_bytes.max(own.bytes());
             }
             let sink = if spec.true_sequential { &own } else { &whole };
+            // The linears of a group read one input: one factorisation serves them all.
+            let mut factor: Option<std::result::Result<GptqFactor, SolveError>> = None;
             for (name, pt) in planned {
                 ctx.checkpoint()?;
                 let weight_name = format!("{name}.weight");
@@ -213,8 +215,12 @@ pub fn calibrate(
                 let values: Vec<f32> =
                     w.to_dtype(DType::F32).and_then(|t| t.flatten_all()?.to_vec1()).map_err(eval_err)?;
                 let solved = if pt.action.algorithm == Algorithm::Gptq {
-                    let hessian = sink.of(&name).ok_or_else(|| invalid(&format!("no inputs reached `{name}`")))?;
-                    solve_one(&values, rows, cols, fmt, hessian, &options, &weight_name)?
+                    if factor.is_none() {
+                        let hessian = sink.of(&name).ok_or_else(|| invalid(&format!("no inputs reached `{name}`")))?;
+                        factor = Some(GptqFactor::new(hessian, &options));
+                    }
+                    let factor = factor.as_ref().ok_or_else(|| invalid("no factor"))?;
+                    solve_one(&values, rows, cols, fmt, factor, &options, &weight_name)?
                 } else {
                     // Round to nearest, so later layers see this tensor as the export writes it.
                     let q = fmt.quantize(&values, rows, cols).map_err(core_fmt)?;
@@ -274,11 +280,11 @@ fn solve_one(
     rows: usize,
     cols: usize,
     fmt: &'static pareto_formats::Format,
-    hessian: &Hessian,
+    factor: &std::result::Result<GptqFactor, SolveError>,
     options: &GptqOptions,
     name: &str,
 ) -> Result<Solved> {
-    match gptq(values, rows, cols, fmt, hessian, options) {
+    match factor.as_ref().map_err(Clone::clone).and_then(|f| f.solve(values, rows, cols, fmt)) {
         Ok(r) => {
             let mut notes = Vec::new();
             if r.damp != options.damp {

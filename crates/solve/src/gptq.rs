@@ -58,7 +58,8 @@ pub struct GptqResult {
     pub dead_columns: usize,
 }
 
-/// Solves `w` (`[rows, cols]`) in `fmt` against `hessian`.
+/// Solves `w` (`[rows, cols]`) in `fmt` against `hessian` (factor and sweep in one call; see
+/// [`GptqFactor`] to reuse one factorisation for the linears that share an input).
 pub fn gptq(
     w: &[f32],
     rows: usize,
@@ -67,63 +68,91 @@ pub fn gptq(
     hessian: &Hessian,
     opts: &GptqOptions,
 ) -> Result<GptqResult, SolveError> {
-    let grid = fmt.int_grid().ok_or(SolveError::NotAGrid { format: fmt.id })?;
-    fmt.check_shape(rows, cols)?;
-    if hessian.cols() != cols {
-        return Err(SolveError::ShapeMismatch { cols, got: hessian.cols() });
-    }
-    let mut h = hessian.matrix();
-    if h.iter().any(|v| !v.is_finite()) {
-        return Err(SolveError::NonFinite);
-    }
-    let dead: Vec<bool> = (0..cols).map(|i| h[i * cols + i] == 0.0).collect();
-    for (i, _) in dead.iter().enumerate().filter(|(_, d)| **d) {
-        h[i * cols + i] = 1.0;
-    }
-    // Sweep order: position p handles column order[p].
-    let mut order: Vec<usize> = (0..cols).collect();
-    if opts.act_order {
-        order.sort_by(|&a, &b| h[b * cols + b].total_cmp(&h[a * cols + a]).then(a.cmp(&b)));
-        h = permute_sym(&h, cols, &order);
-    }
-    let mean_diag = (0..cols).map(|i| h[i * cols + i]).sum::<f64>() / cols.max(1) as f64;
-    let mut damp = opts.damp;
-    let u = loop {
-        let mut damped = h.clone();
-        for i in 0..cols {
-            damped[i * cols + i] += damp * mean_diag;
-        }
-        match inverse_upper_factor(&damped, cols) {
-            Ok(u) => break u,
-            Err(_) if damp < opts.damp * 10f64.powi(opts.damp_retries as i32) * 0.999 => damp *= 10.0,
-            Err(_) => return Err(SolveError::NotPositiveDefinite { damp_percent: damp * 100.0 }),
-        }
-    };
-    let u: Vec<f32> = u.iter().map(|&v| v as f32).collect();
+    GptqFactor::new(hessian, opts)?.solve(w, rows, cols, fmt)
+}
 
-    let glen = grid.group_len(cols);
-    let gpr = cols / glen.max(1);
-    let tiles: Vec<(usize, &[f32])> = w.chunks(TILE_ROWS * cols).enumerate().collect();
-    let solved = tiles
-        .into_par_iter()
-        .map(|(t, chunk)| {
-            let sweep =
-                Sweep { cols, glen, gpr, grid, u: &u, dead: &dead, order: &order, static_groups: opts.act_order };
-            sweep.tile(chunk, t * TILE_ROWS)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut codes = Vec::with_capacity(rows * cols);
-    let mut scales = Vec::with_capacity(rows * gpr);
-    let mut zeros = Vec::new();
-    let mut loss = 0.0;
-    for tile in solved {
-        codes.extend(tile.codes);
-        scales.extend(tile.scales);
-        zeros.extend(tile.zeros);
-        loss += tile.loss;
+/// What GPTQ derives from one Hessian: the sweep order, the dead columns, and the upper factor of
+/// the damped inverse. q/k/v (and gate/up) read the same input, so one factor serves them all.
+#[derive(Debug, Clone)]
+pub struct GptqFactor {
+    cols: usize,
+    /// Position p of the sweep handles column order[p].
+    order: Vec<usize>,
+    dead: Vec<bool>,
+    /// Upper factor of the (permuted, damped) inverse Hessian, f32 for the sweep.
+    u: Vec<f32>,
+    damp: f64,
+    act_order: bool,
+}
+
+impl GptqFactor {
+    pub fn new(hessian: &Hessian, opts: &GptqOptions) -> Result<Self, SolveError> {
+        let cols = hessian.cols();
+        let mut h = hessian.matrix();
+        if h.iter().any(|v| !v.is_finite()) {
+            return Err(SolveError::NonFinite);
+        }
+        let dead: Vec<bool> = (0..cols).map(|i| h[i * cols + i] == 0.0).collect();
+        for (i, _) in dead.iter().enumerate().filter(|(_, d)| **d) {
+            h[i * cols + i] = 1.0;
+        }
+        let mut order: Vec<usize> = (0..cols).collect();
+        if opts.act_order {
+            order.sort_by(|&a, &b| h[b * cols + b].total_cmp(&h[a * cols + a]).then(a.cmp(&b)));
+            h = permute_sym(&h, cols, &order);
+        }
+        let mean_diag = (0..cols).map(|i| h[i * cols + i]).sum::<f64>() / cols.max(1) as f64;
+        let mut damp = opts.damp;
+        let u = loop {
+            let mut damped = h.clone();
+            for i in 0..cols {
+                damped[i * cols + i] += damp * mean_diag;
+            }
+            match inverse_upper_factor(&damped, cols) {
+                Ok(u) => break u,
+                Err(_) if damp < opts.damp * 10f64.powi(opts.damp_retries as i32) * 0.999 => damp *= 10.0,
+                Err(_) => return Err(SolveError::NotPositiveDefinite { damp_percent: damp * 100.0 }),
+            }
+        };
+        let u = u.iter().map(|&v| v as f32).collect();
+        Ok(GptqFactor { cols, order, dead, u, damp, act_order: opts.act_order })
     }
-    let codes = grid.assemble(rows, cols, codes, scales, zeros)?;
-    Ok(GptqResult { codes, loss, damp, dead_columns: dead.iter().filter(|d| **d).count() })
+
+    /// The codes of `w` (`[rows, cols]`) in `fmt`.
+    pub fn solve(&self, w: &[f32], rows: usize, cols: usize, fmt: &'static Format) -> Result<GptqResult, SolveError> {
+        let grid = fmt.int_grid().ok_or(SolveError::NotAGrid { format: fmt.id })?;
+        fmt.check_shape(rows, cols)?;
+        if self.cols != cols {
+            return Err(SolveError::ShapeMismatch { cols, got: self.cols });
+        }
+        let glen = grid.group_len(cols);
+        let gpr = cols / glen.max(1);
+        let sweep = Sweep {
+            cols,
+            glen,
+            gpr,
+            grid,
+            u: &self.u,
+            dead: &self.dead,
+            order: &self.order,
+            static_groups: self.act_order,
+        };
+        let tiles: Vec<(usize, &[f32])> = w.chunks(TILE_ROWS * cols).enumerate().collect();
+        let solved =
+            tiles.into_par_iter().map(|(t, chunk)| sweep.tile(chunk, t * TILE_ROWS)).collect::<Result<Vec<_>, _>>()?;
+        let mut codes = Vec::with_capacity(rows * cols);
+        let mut scales = Vec::with_capacity(rows * gpr);
+        let mut zeros = Vec::new();
+        let mut loss = 0.0;
+        for tile in solved {
+            codes.extend(tile.codes);
+            scales.extend(tile.scales);
+            zeros.extend(tile.zeros);
+            loss += tile.loss;
+        }
+        let codes = grid.assemble(rows, cols, codes, scales, zeros)?;
+        Ok(GptqResult { codes, loss, damp: self.damp, dead_columns: self.dead.iter().filter(|d| **d).count() })
+    }
 }
 
 struct Tile {

@@ -11,5 +11,5 @@ pub mod linalg;
 
 pub use codes::SolvedCodes;
 pub use error::SolveError;
-pub use gptq::{GptqOptions, GptqResult, gptq};
+pub use gptq::{GptqFactor, GptqOptions, GptqResult, gptq};
 pub use hessian::Hessian;

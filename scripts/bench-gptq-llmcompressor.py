@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Side-by-side GPTQ reference run: llm-compressor's GPTQModifier on the CPU, on the same model,
+calibration tokens and format as `pareto compress --calibration`, written as a dense (decompressed)
+safetensors folder so `pareto eval` scores both artifacts with the same code.
+
+Usage: bench-gptq-llmcompressor.py MODEL TEXT OUT [--group 32] [--windows 128] [--window 512]
+       [--skip-chars 65536] [--threads 2]
+Needs torch, transformers and llmcompressor (see BENCHMARKS.md for the versions measured); not run in CI.
+"""
+import argparse
+import json
+import os
+import shutil
+import time
+
+import torch
+from datasets import Dataset
+from llmcompressor import oneshot
+from llmcompressor.modifiers.quantization import GPTQModifier
+from safetensors import safe_open
+from safetensors.torch import save_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("text")
+    ap.add_argument("out")
+    ap.add_argument("--group", type=int, default=32)
+    ap.add_argument("--windows", type=int, default=128)
+    ap.add_argument("--window", type=int, default=512)
+    ap.add_argument("--skip-chars", type=int, default=65536)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ignore", default="lm_head,re:.*down_proj")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+
+    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(a.model)
+    text = open(a.text, encoding="utf-8").read()[a.skip_chars:]
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    per = a.window - 1
+    n = min(a.windows, len(ids) // per)
+    bos = model.config.bos_token_id
+    rows = [[bos] + ids[i * per:(i + 1) * per] for i in range(n)]
+    ds = Dataset.from_dict({"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows]})
+
+    scheme = {
+        "group_0": {
+            "targets": ["Linear"],
+            "weights": {"num_bits": 4, "type": "int", "symmetric": True, "strategy": "group",
+                        "group_size": a.group, "actorder": "static"},
+        }
+    }
+    recipe = GPTQModifier(config_groups=scheme, ignore=a.ignore.split(","), dampening_frac=0.01, block_size=128)
+    t = time.perf_counter()
+    oneshot(model=model, dataset=ds, recipe=recipe, max_seq_length=a.window, num_calibration_samples=n)
+    seconds = time.perf_counter() - t
+    # The quantized-then-decoded weights GPTQ left in the modules, under the source's tensor names,
+    # beside the source's own config and tokenizer: a plain dense folder any reader scores.
+    os.makedirs(a.out, exist_ok=True)
+    names = safe_open(os.path.join(a.model, "model.safetensors"), "pt").keys()
+    state = model.state_dict()
+    save_file({k: state[k].detach().to(torch.float32).contiguous() for k in names},
+              os.path.join(a.out, "model.safetensors"))
+    for f in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        if os.path.exists(os.path.join(a.model, f)):
+            shutil.copy(os.path.join(a.model, f), a.out)
+    print(json.dumps({"tool": "llmcompressor", "windows": n, "window": a.window, "group": a.group,
+                      "calibrate_and_solve_s": round(seconds, 3), "threads": a.threads}))
+
+
+if __name__ == "__main__":
+    main()
