@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side-by-side GPTQ reference run: llm-compressor's GPTQModifier on the CPU, on the same model,
+"""Side-by-side reference run: llm-compressor's GPTQModifier (or WandaPruningModifier) on the CPU, on the same model,
 calibration tokens and format as `pareto compress --calibration`, written as a dense (decompressed)
 safetensors folder so `pareto eval` scores both artifacts with the same code.
 
@@ -16,6 +16,7 @@ import time
 import torch
 from datasets import Dataset
 from llmcompressor import oneshot
+from llmcompressor.modifiers.pruning import WandaPruningModifier
 from llmcompressor.modifiers.quantization import GPTQModifier
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -33,6 +34,9 @@ def main():
     ap.add_argument("--skip-chars", type=int, default=65536)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ignore", default="lm_head,re:.*down_proj")
+    ap.add_argument("--method", choices=["gptq", "wanda"], default="gptq")
+    ap.add_argument("--sparsity", type=float, default=0.5)
+    ap.add_argument("--mask", default="0:0", help="Wanda mask structure: 0:0 unstructured, 2:4")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -53,7 +57,11 @@ def main():
                         "group_size": a.group, "actorder": "static"},
         }
     }
-    recipe = GPTQModifier(config_groups=scheme, ignore=a.ignore.split(","), dampening_frac=0.01, block_size=128)
+    if a.method == "gptq":
+        recipe = GPTQModifier(config_groups=scheme, ignore=a.ignore.split(","), dampening_frac=0.01, block_size=128)
+    else:
+        recipe = WandaPruningModifier(sparsity=a.sparsity, mask_structure=a.mask, targets=["Linear"],
+                                      ignore=a.ignore.split(","))
     t = time.perf_counter()
     oneshot(model=model, dataset=ds, recipe=recipe, max_seq_length=a.window, num_calibration_samples=n)
     seconds = time.perf_counter() - t
@@ -67,7 +75,7 @@ def main():
     for f in ("config.json", "tokenizer.json", "tokenizer_config.json"):
         if os.path.exists(os.path.join(a.model, f)):
             shutil.copy(os.path.join(a.model, f), a.out)
-    print(json.dumps({"tool": "llmcompressor", "windows": n, "window": a.window, "group": a.group,
+    print(json.dumps({"tool": "llmcompressor", "method": a.method, "windows": n, "window": a.window, "group": a.group,
                       "calibrate_and_solve_s": round(seconds, 3), "threads": a.threads}))
 
 

@@ -79,10 +79,7 @@ pub fn model_view(model: &Model) -> ModelView {
 }
 
 pub fn action_label(a: &Action) -> String {
-    let prune = a.prune.as_ref().map(|p| match p {
-        PruneSpec::Magnitude { sparsity, .. } => format!("prune {:.0}%", sparsity * 100.0),
-        PruneSpec::NM { n, m } => format!("{n}:{m}"),
-    });
+    let prune = a.prune.as_ref().map(PruneSpec::label);
     match (prune, &a.quantize) {
         (None, None) => "keep".into(),
         (Some(p), None) => p,

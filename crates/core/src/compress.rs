@@ -274,14 +274,23 @@ pub fn check_output(model: &Model, opts: &CompressOptions) -> Result<()> {
     OutputDir::preflight(&opts.out, &model.source_paths(), opts.force).map(|_| ())
 }
 
-/// A calibrated tensor without a solver for its algorithm is refused before the output exists.
+/// A calibrated tensor without a solver for it is refused before the output exists.
 fn check_solver(plan: &Plan, solver: Option<&dyn crate::quantize::TensorQuantizer>) -> Result<()> {
-    let unserved: Vec<_> =
-        plan.calibrated().filter(|t| !solver.is_some_and(|s| s.serves(t.action.algorithm))).collect();
+    let served = |t: &PlannedTensor| {
+        solver.is_some_and(|s| {
+            (!t.action.algorithm.needs_calibration() || s.serves(t.action.algorithm))
+                && (!t.action.prune.as_ref().is_some_and(PruneSpec::needs_calibration) || s.has_mask(&t.source_name))
+        })
+    };
+    let unserved: Vec<_> = plan.calibrated().filter(|t| !served(t)).collect();
     match unserved.first() {
         None => Ok(()),
         Some(first) => Err(Error::NeedsCalibration {
-            algorithm: first.action.algorithm.label(),
+            algorithm: if first.action.algorithm.needs_calibration() {
+                first.action.algorithm.label()
+            } else {
+                "wanda"
+            },
             tensors: unserved.len(),
             example: first.source_name.clone(),
         }),

@@ -2,7 +2,8 @@
 //!
 //! Every writer (dense, packed, GGUF) asks [`Pipeline::quantize`]; it picks who chooses the codes:
 //! a calibrated solver for tensors the plan gives to one (GPTQ), else the accelerator for the
-//! formats it implements exactly, else the registry codec on the CPU (round to nearest). Writers
+//! formats it implements exactly, else the registry codec on the CPU (round to nearest). The same
+//! solver answers for the masks of calibrated pruning (Wanda). Writers
 //! only pack the codes they are given, and every metric is computed from those codes decoded.
 
 use pareto_formats::{Format, QTensor};
@@ -46,6 +47,17 @@ pub trait TensorQuantizer: Send + Sync {
 
     /// The codes of one tensor. An error stops the export (nothing is written under the final name).
     fn quantize(&self, request: &TensorRequest<'_>) -> std::result::Result<Solved, String>;
+
+    /// Which weights of a tensor a calibrated pruning method (Wanda) keeps, row-major; `None` when
+    /// this solver decided nothing for it.
+    fn keep_mask(&self, _source_name: &str) -> Option<Vec<bool>> {
+        None
+    }
+
+    /// Whether [`TensorQuantizer::keep_mask`] has an answer, without building it.
+    fn has_mask(&self, source_name: &str) -> bool {
+        self.keep_mask(source_name).is_some()
+    }
 }
 
 impl Pipeline<'_> {

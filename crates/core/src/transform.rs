@@ -114,7 +114,7 @@ pub fn write_tensor(
     let mut w = load_transformed(reader, t, pt, pipe.selection)?;
     // Structured cuts change what "the original" is; compare against the sliced original then.
     let sliced_original = reshaped.then(|| w.clone());
-    apply_prune(&mut w, pt, pipe.thresholds, &mut pipe.ties);
+    apply_prune(&mut w, pt, pipe.thresholds, &mut pipe.ties, pipe.solver)?;
     if let Some(id) = pt.action.format {
         let fmt = pareto_formats::lookup(id)?;
         // The dense file holds the chosen codes decoded by the reference codec.
@@ -155,7 +155,8 @@ fn apply_prune(
     pt: &PlannedTensor,
     thresholds: &BTreeMap<u64, Threshold>,
     ties: &mut BTreeMap<u64, u64>,
-) {
+    solver: Option<&dyn TensorQuantizer>,
+) -> Result<()> {
     let (_, cols) = rows_cols(&pt.shape);
     match &pt.action.prune {
         Some(PruneSpec::Magnitude { sparsity, scope: PruneScope::Tensor }) => {
@@ -172,8 +173,29 @@ fn apply_prune(
         Some(PruneSpec::NM { n, m }) => {
             prune_n_m(w, cols, *n, *m);
         }
+        Some(p @ (PruneSpec::Wanda { .. } | PruneSpec::WandaNM { .. })) => {
+            // The calibration run chose the mask (on the layer's inputs as already compressed).
+            let keep = solver.and_then(|s| s.keep_mask(&pt.source_name)).ok_or_else(|| Error::NeedsCalibration {
+                algorithm: "wanda",
+                tensors: 1,
+                example: pt.source_name.clone(),
+            })?;
+            if keep.len() != w.len() {
+                return Err(Error::Solver {
+                    algorithm: "wanda",
+                    tensor: pt.name.clone(),
+                    detail: format!("{} mask for {} weights ({})", keep.len(), w.len(), p.label()),
+                });
+            }
+            for (v, k) in w.iter_mut().zip(keep) {
+                if !k {
+                    *v = 0.0;
+                }
+            }
+        }
         None => {}
     }
+    Ok(())
 }
 
 /// Shared state of one export run: the source, the structured selection, the global pruning
@@ -196,7 +218,7 @@ impl Pipeline<'_> {
     /// writers quantize with the registry codec. Float tensors only; NaN/Inf are refused.
     pub fn prepare(&mut self, t: &TensorInfo, pt: &PlannedTensor) -> Result<Vec<f32>> {
         let mut w = load_transformed(self.reader, t, pt, self.selection)?;
-        apply_prune(&mut w, pt, self.thresholds, &mut self.ties);
+        apply_prune(&mut w, pt, self.thresholds, &mut self.ties, self.solver)?;
         Ok(w)
     }
 

@@ -12,8 +12,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pareto_core::job::JobContext;
+use pareto_core::prune::wanda::{WandaPattern, keep_mask};
+use pareto_core::prune::{prune_magnitude, prune_n_m};
 use pareto_core::quantize::Solved;
-use pareto_core::recipe::{Algorithm, Plan};
+use pareto_core::recipe::{Algorithm, Plan, PruneScope, PruneSpec};
 use pareto_eval::calibration::{ActivationSink, LinearInput};
 use pareto_eval::candle_core::{DType, Device, Tensor};
 use pareto_eval::llama::LlamaModel;
@@ -59,12 +61,13 @@ impl CalibrationSpec {
     }
 }
 
-/// One solved tensor.
+/// One tensor a calibration set decided.
 #[derive(Debug, Clone, Serialize)]
 pub struct CalibratedTensor {
     pub name: String,
-    pub format: &'static str,
-    pub algorithm: &'static str,
+    pub format: Option<&'static str>,
+    /// The plan's label: `int4_g32_sym gptq`, `wanda 50%`, `wanda 2:4 + int8_channel`.
+    pub method: String,
     pub loss: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -96,8 +99,8 @@ pub fn calibrate(
     ctx: &JobContext,
 ) -> Result<(Arc<SolvedCodes>, CalibrationReport)> {
     let started = Instant::now();
-    if plan.calibrated().any(|t| t.action.algorithm != Algorithm::Gptq) {
-        return Err(invalid("only gptq is calibrated in this build"));
+    if let Some(t) = plan.calibrated().find(|t| !matches!(t.action.algorithm, Algorithm::Gptq | Algorithm::Rtn)) {
+        return Err(invalid(&format!("{} is not calibrated in this build", t.action.algorithm.label())));
     }
     if spec.window < 2 || spec.windows == 0 {
         return Err(invalid("a calibration protocol needs at least one window of 2 or more tokens"));
@@ -159,42 +162,30 @@ pub fn calibrate(
     let mut tensors = Vec::new();
     let mut peak_hessian_bytes = 0;
     let options = GptqOptions { damp: spec.damp, act_order: spec.act_order, ..GptqOptions::default() };
-    ctx.progress.stage("calibration (gptq, layer by layer)", model.num_layers() as u64);
+    let full = plan.calibrated().any(|t| t.action.algorithm == Algorithm::Gptq);
+    ctx.progress.stage("calibration (layer by layer)", model.num_layers() as u64);
     for li in 0..model.num_layers() {
         // One pass collects every input of the layer, unless each group of linears sharing an
         // input is to be calibrated on inputs computed with the groups before it compressed.
-        let mut whole = HessianSink::default();
+        let mut whole = HessianSink { full, ..HessianSink::default() };
         if !spec.true_sequential {
-            for h in &hidden {
-                ctx.checkpoint()?;
-                model.run_layer(li, h, Some(&mut whole))?;
-            }
-            if let Some(e) = whole.error.take() {
-                return Err(e);
-            }
+            feed(&model, li, &hidden, &mut whole, ctx)?;
             peak_hessian_bytes = peak_hessian_bytes.max(whole.bytes());
         }
         for group in model.linear_groups(li) {
             let planned: Vec<_> = group
                 .iter()
                 .filter_map(|name| {
-                    let pt =
-                        plan.get(&format!("{name}.weight")).filter(|t| !t.action.drop && t.action.format.is_some())?;
+                    let pt = plan.get(&format!("{name}.weight")).filter(|t| !t.action.drop && !t.action.is_keep())?;
                     Some((name.clone(), pt))
                 })
                 .collect();
             if planned.is_empty() {
                 continue;
             }
-            let mut own = HessianSink { only: group.first().cloned(), ..HessianSink::default() };
-            if spec.true_sequential && planned.iter().any(|(_, pt)| pt.action.algorithm == Algorithm::Gptq) {
-                for h in &hidden {
-                    ctx.checkpoint()?;
-                    model.run_layer(li, h, Some(&mut own))?;
-                }
-                if let Some(e) = own.error.take() {
-                    return Err(e);
-                }
+            let mut own = HessianSink { only: group.first().cloned(), full, ..HessianSink::default() };
+            if spec.true_sequential && planned.iter().any(|(_, pt)| pt.action.needs_calibration()) {
+                feed(&model, li, &hidden, &mut own, ctx)?;
                 peak_hessian_bytes = peak_hessian_bytes.max(own.bytes());
             }
             let sink = if spec.true_sequential { &own } else { &whole };
@@ -203,44 +194,65 @@ pub fn calibrate(
             for (name, pt) in planned {
                 ctx.checkpoint()?;
                 let weight_name = format!("{name}.weight");
-                let fmt = pt.action.format.map(pareto_formats::lookup).transpose().map_err(core_fmt)?;
-                let Some(fmt) = fmt else { continue };
-                if pt.shape != pt.source_shape || pt.action.prune.is_some() {
+                if pt.shape != pt.source_shape {
                     return Err(invalid(&format!(
-                        "`{weight_name}`: gptq calibrates the model as loaded; combine it with structured cuts or pruning in a later build"
+                        "`{weight_name}`: calibration runs on the model as loaded; structured cuts and calibrated methods cannot be combined yet"
                     )));
                 }
                 let Some(w) = model.linear_weight(&name).cloned() else { continue };
                 let (rows, cols) = w.dims2().map_err(eval_err)?;
-                let values: Vec<f32> =
+                let mut values: Vec<f32> =
                     w.to_dtype(DType::F32).and_then(|t| t.flatten_all()?.to_vec1()).map_err(eval_err)?;
-                let solved = if pt.action.algorithm == Algorithm::Gptq {
-                    if factor.is_none() {
-                        let hessian = sink.of(&name).ok_or_else(|| invalid(&format!("no inputs reached `{name}`")))?;
-                        factor = Some(GptqFactor::new(hessian, &options));
-                    }
-                    let factor = factor.as_ref().ok_or_else(|| invalid("no factor"))?;
-                    solve_one(&values, rows, cols, fmt, factor, &options, &weight_name)?
-                } else {
-                    // Round to nearest, so later layers see this tensor as the export writes it.
-                    let q = fmt.quantize(&values, rows, cols).map_err(core_fmt)?;
-                    Solved { codes: q, loss: None, notes: Vec::new() }
+                let mut notes = Vec::new();
+                let mask = match &pt.action.prune {
+                    Some(p) => prune(&mut values, cols, p, sink.norms(&name).as_deref(), &mut notes)
+                        .ok_or_else(|| invalid(&format!("no inputs reached `{name}`")))?,
+                    None => None,
                 };
-                let decoded = fmt.dequantize(&solved.codes).map_err(core_fmt)?;
+                let fmt = pt.action.format.map(pareto_formats::lookup).transpose().map_err(core_fmt)?;
+                let solved = match fmt {
+                    Some(fmt) if pt.action.algorithm == Algorithm::Gptq => {
+                        if factor.is_none() {
+                            let h = sink.of(&name).ok_or_else(|| invalid(&format!("no inputs reached `{name}`")))?;
+                            factor = Some(GptqFactor::new(h, &options));
+                        }
+                        let factor = factor.as_ref().ok_or_else(|| invalid("no factor"))?;
+                        Some((fmt, solve_one(&values, rows, cols, fmt, factor, &options, &weight_name)?))
+                    }
+                    // Round to nearest, so later layers see this tensor as the export writes it.
+                    Some(fmt) => {
+                        let q = fmt.quantize(&values, rows, cols).map_err(core_fmt)?;
+                        Some((fmt, Solved { codes: q, loss: None, notes: Vec::new() }))
+                    }
+                    None => None,
+                };
+                let decoded = match &solved {
+                    Some((fmt, s)) => fmt.dequantize(&s.codes).map_err(core_fmt)?,
+                    None => values,
+                };
                 let t = Tensor::from_vec(decoded, (rows, cols), &Device::Cpu)
                     .and_then(|t| t.to_dtype(w.dtype()))
                     .map_err(eval_err)?;
                 model.set_linear_weight(&name, t)?;
-                if pt.action.algorithm == Algorithm::Gptq {
-                    tensors.push(CalibratedTensor {
-                        name: weight_name.clone(),
-                        format: fmt.id,
-                        algorithm: pt.action.algorithm.label(),
-                        loss: solved.loss,
-                        notes: solved.notes.clone(),
-                    });
-                    codes.insert(&weight_name, fmt.id, solved);
+                if !pt.action.needs_calibration() {
+                    continue;
                 }
+                let mut entry = CalibratedTensor {
+                    name: weight_name.clone(),
+                    format: pt.action.format,
+                    method: pt.action.label(),
+                    loss: None,
+                    notes,
+                };
+                if let Some(keep) = mask {
+                    codes.insert_mask(&weight_name, &keep);
+                }
+                if let Some((fmt, s)) = solved.filter(|_| pt.action.algorithm == Algorithm::Gptq) {
+                    entry.loss = s.loss;
+                    entry.notes.extend(s.notes.iter().cloned());
+                    codes.insert(&weight_name, fmt.id, s);
+                }
+                tensors.push(entry);
             }
         }
         for h in hidden.iter_mut() {
@@ -256,7 +268,7 @@ pub fn calibrate(
         .collect();
     if let Some(first) = missing.first() {
         return Err(invalid(&format!(
-            "{} tensor(s) planned for gptq are not linear layers of a decoder block (e.g. `{first}`); target the blocks' projections only",
+            "{} tensor(s) planned for a calibrated method are not linear layers of a decoder block (e.g. `{first}`); target the blocks' projections only",
             missing.len()
         )));
     }
@@ -271,6 +283,56 @@ pub fn calibrate(
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((codes, report))
+}
+
+/// Runs the layer over every calibration window, feeding its linear inputs to `sink`.
+fn feed(model: &LlamaModel, li: usize, hidden: &[Tensor], sink: &mut HessianSink, ctx: &JobContext) -> Result<()> {
+    for h in hidden {
+        ctx.checkpoint()?;
+        model.run_layer(li, h, Some(&mut *sink))?;
+    }
+    match sink.error.take() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Zeroes what `spec` removes from `w` (`[rows, cols]`), as the export will. Returns the keep mask
+/// of a calibrated method (Wanda, from the input norms), `Some(None)` for the others, and `None`
+/// when Wanda has no norms for this input.
+fn prune(
+    w: &mut [f32],
+    cols: usize,
+    spec: &PruneSpec,
+    norms: Option<&[f32]>,
+    notes: &mut Vec<String>,
+) -> Option<Option<Vec<bool>>> {
+    let pattern = match spec {
+        PruneSpec::Magnitude { sparsity, scope: PruneScope::Tensor } => {
+            prune_magnitude(w, *sparsity);
+            return Some(None);
+        }
+        PruneSpec::Magnitude { scope: PruneScope::Global, .. } => {
+            notes.push(
+                "global magnitude pruning is applied at export; later layers were calibrated on this tensor unpruned"
+                    .into(),
+            );
+            return Some(None);
+        }
+        PruneSpec::NM { n, m } => {
+            prune_n_m(w, cols, *n, *m);
+            return Some(None);
+        }
+        PruneSpec::Wanda { sparsity } => WandaPattern::Unstructured(*sparsity),
+        PruneSpec::WandaNM { n, m } => WandaPattern::NM { n: *n, m: *m },
+    };
+    let keep = keep_mask(w, cols, norms?, pattern);
+    for (v, k) in w.iter_mut().zip(&keep) {
+        if !k {
+            *v = 0.0;
+        }
+    }
+    Some(Some(keep))
 }
 
 /// GPTQ on one tensor; a Hessian that stays singular with raised damping falls back to round to
@@ -316,7 +378,10 @@ fn solve_one(
 struct HessianSink {
     /// Keep only the input whose first consumer is this linear (`None`: every input).
     only: Option<String>,
+    /// Full XᵀX (GPTQ); otherwise only its diagonal (Wanda's input norms), O(cols) per input.
+    full: bool,
     inputs: BTreeMap<String, Hessian>,
+    squares: BTreeMap<String, Vec<f64>>,
     owners: BTreeMap<String, String>,
     error: Option<RunError>,
 }
@@ -330,6 +395,16 @@ impl HessianSink {
         self.inputs.values().map(|h| (h.cols() * h.cols() * 8) as u64).sum()
     }
 
+    /// ‖X_j‖ per input column of `linear` (up to a common scale).
+    fn norms(&self, linear: &str) -> Option<Vec<f32>> {
+        let key = self.owners.get(linear)?;
+        let sq = match self.inputs.get(key) {
+            Some(h) => h.mean_square(),
+            None => self.squares.get(key)?.clone(),
+        };
+        Some(sq.iter().map(|v| v.sqrt() as f32).collect())
+    }
+
     fn add(&mut self, input: LinearInput<'_>) -> Result<()> {
         let key = input.linears.first().cloned().unwrap_or_default();
         if self.only.as_ref().is_some_and(|o| *o != key) {
@@ -337,6 +412,21 @@ impl HessianSink {
         }
         for l in input.linears {
             self.owners.insert(l.clone(), key.clone());
+        }
+        if input.data.iter().any(|v| !v.is_finite()) {
+            return Err(invalid(&format!(
+                "calibration activations of {:?} hold NaN or Inf (layer {})",
+                input.linears, input.layer
+            )));
+        }
+        if !self.full {
+            let sq = self.squares.entry(key).or_insert_with(|| vec![0.0; input.cols]);
+            for row in input.data.chunks_exact(input.cols) {
+                for (s, &v) in sq.iter_mut().zip(row) {
+                    *s += f64::from(v) * f64::from(v);
+                }
+            }
+            return Ok(());
         }
         let x = Tensor::from_slice(input.data, (input.rows, input.cols), &Device::Cpu).map_err(eval_err)?;
         let gram: Vec<f32> = x.t().and_then(|t| t.matmul(&x)?.flatten_all()?.to_vec1()).map_err(eval_err)?;

@@ -13,11 +13,24 @@ use pareto_core::recipe::Algorithm;
 pub struct SolvedCodes {
     algorithm: Option<Algorithm>,
     entries: Mutex<HashMap<String, (&'static str, Solved)>>,
+    /// Keep masks of calibrated pruning, one bit per weight.
+    masks: Mutex<HashMap<String, (usize, Vec<u64>)>>,
 }
 
 impl SolvedCodes {
     pub fn new(algorithm: Algorithm) -> Self {
-        SolvedCodes { algorithm: Some(algorithm), entries: Mutex::new(HashMap::new()) }
+        SolvedCodes { algorithm: Some(algorithm), ..SolvedCodes::default() }
+    }
+
+    /// Records which weights a calibrated pruning method keeps.
+    pub fn insert_mask(&self, source_name: &str, keep: &[bool]) {
+        let mut bits = vec![0u64; keep.len().div_ceil(64)];
+        for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
+            bits[i / 64] |= 1 << (i % 64);
+        }
+        if let Ok(mut m) = self.masks.lock() {
+            m.insert(source_name.to_string(), (keep.len(), bits));
+        }
     }
 
     pub fn insert(&self, source_name: &str, format: &'static str, solved: Solved) {
@@ -68,5 +81,15 @@ impl TensorQuantizer for SolvedCodes {
             ));
         }
         Ok(solved.clone())
+    }
+
+    fn keep_mask(&self, source_name: &str) -> Option<Vec<bool>> {
+        let masks = self.masks.lock().ok()?;
+        let (len, bits) = masks.get(source_name)?;
+        Some((0..*len).map(|i| bits[i / 64] >> (i % 64) & 1 == 1).collect())
+    }
+
+    fn has_mask(&self, source_name: &str) -> bool {
+        self.masks.lock().is_ok_and(|m| m.contains_key(source_name))
     }
 }

@@ -92,7 +92,7 @@ impl CalibrationArgs {
     ) -> anyhow::Result<Option<std::sync::Arc<dyn pareto_core::quantize::TensorQuantizer>>> {
         let Some(samples) = &self.calibration else { return Ok(None) };
         if plan.totals.calibrated == 0 {
-            eprintln!("note: the recipe has no gptq rule; --calibration is not used");
+            eprintln!("note: the recipe has no calibrated rule (gptq, wanda); --calibration is not used");
             return Ok(None);
         }
         let spec = CalibrationSpec {

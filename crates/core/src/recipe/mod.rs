@@ -157,6 +157,37 @@ pub enum PruneSpec {
     /// N:M semi-structured: in every group of `m` consecutive input weights keep the `n` largest.
     #[serde(rename = "nm")]
     NM { n: usize, m: usize },
+    /// Wanda: remove the `sparsity` fraction of each output row with the lowest |W|·‖X‖ (the
+    /// weight's magnitude times its input's norm over a calibration set).
+    Wanda { sparsity: f64 },
+    /// Wanda's score with an N:M pattern.
+    #[serde(rename = "wanda_nm")]
+    WandaNM { n: usize, m: usize },
+}
+
+impl PruneSpec {
+    /// Whether the method reads calibration statistics.
+    pub fn needs_calibration(&self) -> bool {
+        matches!(self, PruneSpec::Wanda { .. } | PruneSpec::WandaNM { .. })
+    }
+
+    /// The N:M pattern's group length, if it has one.
+    pub fn group(&self) -> Option<usize> {
+        match self {
+            PruneSpec::NM { m, .. } | PruneSpec::WandaNM { m, .. } => Some(*m),
+            _ => None,
+        }
+    }
+
+    /// Short label for tables: `prune 50%`, `2:4`, `wanda 50%`, `wanda 2:4`.
+    pub fn label(&self) -> String {
+        match self {
+            PruneSpec::Magnitude { sparsity, .. } => format!("prune {:.0}%", sparsity * 100.0),
+            PruneSpec::NM { n, m } => format!("{n}:{m}"),
+            PruneSpec::Wanda { sparsity } => format!("wanda {:.0}%", sparsity * 100.0),
+            PruneSpec::WandaNM { n, m } => format!("wanda {n}:{m}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,12 +285,12 @@ impl Recipe {
         Ok(())
     }
 
-    /// Whether any rule asks for a calibrated algorithm (GPTQ), so a calibration set is needed.
+    /// Whether any rule asks for a calibrated method (GPTQ, Wanda), so a calibration set is needed.
     pub fn needs_calibration(&self) -> bool {
-        std::iter::once(&self.default)
-            .chain(self.rules.iter().map(|r| &r.action))
-            .filter_map(|a| a.quantize.as_ref())
-            .any(|q| q.algorithm.needs_calibration())
+        std::iter::once(&self.default).chain(self.rules.iter().map(|r| &r.action)).any(|a| {
+            a.quantize.as_ref().is_some_and(|q| q.algorithm.needs_calibration())
+                || a.prune.as_ref().is_some_and(PruneSpec::needs_calibration)
+        })
     }
 
     pub fn ignore_targets(&self) -> Vec<String> {
@@ -303,11 +334,15 @@ fn validate_action(place: &str, action: &Action) -> Result<()> {
         }
     }
     match &action.prune {
-        Some(PruneSpec::Magnitude { sparsity, .. }) if !(0.0..1.0).contains(sparsity) => Err(Error::RecipeInvalid {
-            place: place.to_string(),
-            message: format!("sparsity must be in [0, 1), got {sparsity}"),
-        }),
-        Some(PruneSpec::NM { n, m }) if *m == 0 || *n == 0 || n >= m => {
+        Some(PruneSpec::Magnitude { sparsity, .. } | PruneSpec::Wanda { sparsity })
+            if !(0.0..1.0).contains(sparsity) =>
+        {
+            Err(Error::RecipeInvalid {
+                place: place.to_string(),
+                message: format!("sparsity must be in [0, 1), got {sparsity}"),
+            })
+        }
+        Some(PruneSpec::NM { n, m } | PruneSpec::WandaNM { n, m }) if *m == 0 || *n == 0 || n >= m => {
             Err(Error::RecipeInvalid { place: place.to_string(), message: format!("N:M needs 0 < n < m, got {n}:{m}") })
         }
         _ => Ok(()),

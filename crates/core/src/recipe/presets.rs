@@ -28,6 +28,8 @@ pub static PRESETS: &[Preset] = presets![
     "gguf-q4_k_m",
     "sparse-2of4",
     "sparse-50",
+    "wanda-2of4",
+    "wanda-50",
     "ffn-slim-25",
 ];
 

@@ -45,6 +45,12 @@ impl PlannedAction {
     fn keep() -> Self {
         PlannedAction { prune: None, format: None, requested_format: None, algorithm: Algorithm::Rtn, drop: false }
     }
+    /// Whether a calibration set decides this tensor (GPTQ codes, a Wanda mask).
+    pub fn needs_calibration(&self) -> bool {
+        !self.drop
+            && (self.algorithm.needs_calibration() || self.prune.as_ref().is_some_and(PruneSpec::needs_calibration))
+    }
+
     pub fn is_keep(&self) -> bool {
         self.prune.is_none() && self.format.is_none() && !self.drop
     }
@@ -53,10 +59,7 @@ impl PlannedAction {
         if self.drop {
             return "drop".into();
         }
-        let prune = self.prune.as_ref().map(|p| match p {
-            PruneSpec::Magnitude { sparsity, .. } => format!("prune {:.0}%", sparsity * 100.0),
-            PruneSpec::NM { n, m } => format!("{n}:{m}"),
-        });
+        let prune = self.prune.as_ref().map(PruneSpec::label);
         let format = self.format.map(|f| match self.algorithm {
             Algorithm::Rtn => f.to_string(),
             a => format!("{f} {}", a.label()),
@@ -139,9 +142,9 @@ pub struct StructuredPlan {
 }
 
 impl Plan {
-    /// The tensors a calibrated algorithm quantizes, with the algorithm.
+    /// The tensors a calibration set decides (GPTQ codes, Wanda masks).
     pub fn calibrated(&self) -> impl Iterator<Item = &PlannedTensor> {
-        self.tensors.iter().filter(|t| !t.action.drop && t.action.algorithm.needs_calibration())
+        self.tensors.iter().filter(|t| t.action.needs_calibration())
     }
 
     pub fn get(&self, source_name: &str) -> Option<&PlannedTensor> {
@@ -275,7 +278,7 @@ fn choose_action(
 fn apply_action(pt: &mut PlannedTensor, action: &Action) -> Result<()> {
     let (rows, cols) = rows_cols(&pt.shape);
     if let Some(p) = &action.prune {
-        if let PruneSpec::NM { m, .. } = p {
+        if let Some(m) = p.group() {
             if cols % m != 0 {
                 pt.notes.push(format!("not pruned: {cols} inputs is not a multiple of {m}"));
             } else {
@@ -351,7 +354,7 @@ fn accumulate(totals: &mut PlanTotals, pt: &PlannedTensor) {
     if pt.action.requested_format.is_some() {
         totals.fallbacks += 1;
     }
-    if pt.action.algorithm.needs_calibration() {
+    if pt.action.needs_calibration() {
         totals.calibrated += 1;
     }
     let key = match pt.action.format {
