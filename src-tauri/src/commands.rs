@@ -73,13 +73,14 @@ pub async fn start_compress(
     out: String,
     overwrite: bool,
     device: Option<String>,
+    calibration: Option<CalibrationInput>,
     on_event: Channel<JobEvent>,
 ) -> ApiResult<u32> {
     let sink: ops::Sink = Arc::new(move |e: JobEvent| {
         // A closed window drops the channel; the job still finishes and is recorded.
         let _ = on_event.send(e);
     });
-    ops::start_compress(&state, &toml, &out, overwrite, device.as_deref(), sink)
+    ops::start_compress(&state, &toml, &out, overwrite, device.as_deref(), calibration, sink)
 }
 
 #[tauri::command]

@@ -143,6 +143,7 @@ pub fn plan_view(plan: &Plan, recipe: RecipeDoc) -> PlanView {
             kept: t.kept,
             dropped: t.dropped,
             fallbacks: t.fallbacks,
+            calibrated: t.calibrated,
             params_before: t.params_before,
             params_after: t.params_after,
             source_bytes: t.source_bytes,
@@ -231,6 +232,7 @@ pub fn run_view(id: u32, report: &CompressReport, toml: &str, recipe_name: &str)
                     max_abs_error: m.max_abs_error,
                     sparsity: m.sparsity,
                 }),
+                calib_loss: t.calib_loss,
             })
             .collect(),
         heatmap: heatmap(report),

@@ -198,6 +198,8 @@ pub struct PlanTotalsView {
     pub kept: usize,
     pub dropped: usize,
     pub fallbacks: usize,
+    /// Tensors a calibration set decides (GPTQ codes, Wanda masks): the run needs one.
+    pub calibrated: usize,
     pub params_before: u64,
     pub params_after: u64,
     pub source_bytes: u64,
@@ -263,6 +265,18 @@ pub struct TensorResult {
     pub planned_bytes: u64,
     pub notes: Vec<String>,
     pub metrics: Option<MetricsView>,
+    /// GPTQ's Hessian-weighted loss for this tensor.
+    pub calib_loss: Option<f64>,
+}
+
+/// The calibration set of a run whose recipe has GPTQ or Wanda rules: plain text, fed as
+/// `windows` windows of `window` tokens after skipping `skip_chars` characters.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct CalibrationInput {
+    pub samples: String,
+    pub windows: usize,
+    pub window: usize,
+    pub skip_chars: usize,
 }
 
 /// Per-layer error: `cells[layer_index * kinds.len() + kind_index]` is the relative error.

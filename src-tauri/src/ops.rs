@@ -167,6 +167,7 @@ pub fn start_compress(
     out: &str,
     overwrite: bool,
     device: Option<&str>,
+    calibration: Option<CalibrationInput>,
     sink: Sink,
 ) -> ApiResult<u32> {
     let model = state.model()?;
@@ -179,6 +180,30 @@ pub fn start_compress(
     let mut opts = CompressOptions::new(out);
     opts.force = overwrite;
     opts.accelerator = crate::validate::accelerator(device)?;
+    // A calibrated recipe: the set is checked and the output folder vetted now, before the long
+    // calibration runs on the worker.
+    let calibration = match (plan.totals.calibrated, calibration) {
+        (0, _) => None,
+        (n, None) => {
+            return Err(ApiError::new(format!(
+                "{n} tensors of this recipe are decided by a calibration set (GPTQ or Wanda): choose a text file under \"Calibration text\""
+            )));
+        }
+        (_, Some(c)) if c.samples.trim().is_empty() => {
+            return Err(ApiError::new(
+                "choose a calibration text file (plain text the model has not been evaluated on)",
+            ));
+        }
+        (_, Some(c)) => Some(pareto_runs::CalibrationSpec {
+            windows: c.windows,
+            window: c.window,
+            skip_chars: c.skip_chars,
+            ..pareto_runs::CalibrationSpec::new(c.samples.trim())
+        }),
+    };
+    if calibration.is_some() {
+        pareto_core::compress::check_output(&model, &opts)?;
+    }
     let (id, cancel) = state.new_job();
     let state = Arc::clone(state);
     let toml = toml.to_string();
@@ -189,9 +214,16 @@ pub fn start_compress(
             let ctx = pareto_core::job::JobContext::new(progress.clone(), cancel);
             // Leave one core to the webview so the window keeps painting during long runs.
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1));
+            let work = || -> Result<pareto_core::CompressReport, pareto_runs::RunError> {
+                let mut opts = opts;
+                if let Some(spec) = &calibration {
+                    opts.solver = Some(pareto_runs::calibrate(model.root(), &plan, spec, &ctx)?.0);
+                }
+                Ok(pareto_core::compress(&model, &plan, &opts, &ctx)?)
+            };
             let result = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-                Ok(pool) => pool.install(|| pareto_core::compress(&model, &plan, &opts, &ctx)),
-                Err(_) => pareto_core::compress(&model, &plan, &opts, &ctx),
+                Ok(pool) => pool.install(work),
+                Err(_) => work(),
             };
             progress.flush();
             state.finish_job(id);
@@ -201,8 +233,8 @@ pub fn start_compress(
                     state.add_run(RunRecord { view: run.clone(), report: Arc::new(report) });
                     JobEvent::Finished { run: Box::new(run) }
                 }
-                Err(pareto_core::Error::Cancelled) => JobEvent::Cancelled,
-                Err(e) => JobEvent::Failed { error: ApiError::from(e).context("compression failed") },
+                Err(pareto_runs::RunError::Core(pareto_core::Error::Cancelled)) => JobEvent::Cancelled,
+                Err(e) => JobEvent::Failed { error: from_std(&e).context("compression failed") },
             };
             sink(event);
         })

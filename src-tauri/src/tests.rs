@@ -27,10 +27,19 @@ fn preset(name: &str) -> String {
 
 /// Runs a compression to completion and returns the events it streamed.
 fn compress(state: &Arc<AppState>, toml: &str, out: &Path) -> Vec<JobEvent> {
+    compress_calibrated(state, toml, out, None)
+}
+
+fn compress_calibrated(
+    state: &Arc<AppState>,
+    toml: &str,
+    out: &Path,
+    calibration: Option<CalibrationInput>,
+) -> Vec<JobEvent> {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink_events = Arc::clone(&events);
     let sink: ops::Sink = Arc::new(move |e| sink_events.lock().expect("lock").push(e));
-    ops::start_compress(state, toml, &out.display().to_string(), false, None, sink).expect("start");
+    ops::start_compress(state, toml, &out.display().to_string(), false, None, calibration, sink).expect("start");
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let done = events
@@ -227,6 +236,34 @@ fn compress_streams_progress_then_histogram_heatmap_export() {
 }
 
 #[test]
+fn a_gptq_recipe_asks_for_its_calibration_set_then_runs_it() {
+    let state = opened();
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("gptq");
+    let toml = preset("gptq-w4-g32");
+    let plan = ops::plan(&state, &toml).expect("plan");
+    assert_eq!(plan.totals.calibrated, 30);
+    let sink: ops::Sink = Arc::new(|_| {});
+    let e = ops::start_compress(&state, &toml, &out.display().to_string(), false, None, None, sink).unwrap_err();
+    assert!(e.message.contains("Calibration text"), "{e}");
+    assert!(!out.exists());
+
+    let text = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../assets/samples/tinystories/tinystories-valid-excerpt.txt");
+    let calibration =
+        CalibrationInput { samples: text.display().to_string(), windows: 8, window: 128, skip_chars: 65_536 };
+    let events = compress_calibrated(&state, &toml, &out, Some(calibration));
+    assert!(
+        events.iter().any(|e| matches!(e, JobEvent::Stage { name, .. } if name.starts_with("calibration"))),
+        "calibration progress is streamed"
+    );
+    let run = finished(&events);
+    let gptq: Vec<_> = run.tensors.iter().filter(|t| t.action.ends_with("gptq")).collect();
+    assert_eq!(gptq.len(), 30);
+    assert!(gptq.iter().all(|t| t.calib_loss.is_some_and(|l| l.is_finite())));
+}
+
+#[test]
 fn compress_failure_is_an_event_with_cause() {
     let state = opened();
     let dir = tempfile::tempdir().expect("tmp");
@@ -264,7 +301,8 @@ fn cancel_stops_a_job_and_leaves_nothing() {
         }
         sink_events.lock().expect("lock").push(e);
     });
-    let id = ops::start_compress(&state, &preset("w8"), &out.display().to_string(), false, None, sink).expect("start");
+    let id =
+        ops::start_compress(&state, &preset("w8"), &out.display().to_string(), false, None, None, sink).expect("start");
     *id_cell.lock().expect("lock") = Some(id);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !events.lock().expect("lock").iter().any(|e| matches!(e, JobEvent::Cancelled | JobEvent::Finished { .. })) {
@@ -428,6 +466,7 @@ fn export_typescript_bindings() {
         Startup,
         ValidateRequest,
         ValidationView,
+        CalibrationInput,
     );
 }
 

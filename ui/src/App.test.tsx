@@ -126,7 +126,7 @@ describe("Run and Export", () => {
     written_bytes: 100,
     mean_rel_error: 0.01,
     content_hash: "abc",
-    tensors: [{ name: "t", action: "q8_0", format: "q8_0", shape: [2, 2], source_bytes: 8, planned_bytes: 4, notes: [], metrics: { rel_error: 0.01, snr_db: 40, cosine: 1, max_abs_error: 0.1, sparsity: 0 } }],
+    tensors: [{ name: "t", action: "q8_0", format: "q8_0", shape: [2, 2], source_bytes: 8, planned_bytes: 4, notes: [], metrics: { rel_error: 0.01, snr_db: 40, cosine: 1, max_abs_error: 0.1, sparsity: 0 }, calib_loss: null }],
     heatmap: { layers: [0], kinds: ["mlp"], cells: [0.01] },
     files: [],
   };
@@ -147,6 +147,22 @@ describe("Run and Export", () => {
     expect(root.querySelector<HTMLInputElement>("input[value=gguf]")?.disabled).toBe(true);
     await click("#export-run");
     expect($("#export-result")?.textContent).toContain("model.safetensors");
+  });
+
+  it("asks a GPTQ recipe for its calibration set and passes it to the job", async () => {
+    await type("#model-path", "/mock/model");
+    await click("#open-model");
+    await click("#nav-run");
+    expect($("#calibration-row")).toBeNull();
+    await click("#nav-recipe");
+    await type("#recipe-toml", '[default.quantize]\nformat = "int4_g32_sym"\nalgorithm = "gptq"\n');
+    await click("#nav-run");
+    expect($("#calibration-row")?.textContent).toContain("tensors are decided by this set");
+    await type("#calibration-path", "/data/calib.txt");
+    await type("#calibration-skip", "65536");
+    await click("#run-start");
+    const call = api.calls.filter((c) => c.method === "startCompress").pop();
+    expect(call?.args[4]).toEqual({ samples: "/data/calib.txt", windows: 128, window: 512, skip_chars: 65536 });
   });
 
   it("shows a failed job's error", async () => {

@@ -19,7 +19,14 @@ export interface Api {
   saveRecipe(path: string, toml: string): Promise<void>;
   plan(toml: string): Promise<T.PlanView>;
   editRecipe(toml: string, edit: T.RecipeEdit): Promise<T.RecipeDoc>;
-  startCompress(toml: string, out: string, overwrite: boolean, device: string, onEvent: (e: T.JobEvent) => void): Promise<number>;
+  startCompress(
+    toml: string,
+    out: string,
+    overwrite: boolean,
+    device: string,
+    calibration: T.CalibrationInput | null,
+    onEvent: (e: T.JobEvent) => void,
+  ): Promise<number>;
   cancelJob(id: number): Promise<boolean>;
   listRuns(): Promise<T.RunView[]>;
   tensorHistogram(runId: number, tensor: string, bins: number): Promise<T.Histogram>;

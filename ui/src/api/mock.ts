@@ -66,6 +66,7 @@ function planFor(toml: string): T.PlanView {
       kept: fmt ? 0 : rows.length,
       dropped: 0,
       fallbacks: 0,
+      calibrated: /algorithm = "gptq"|method = "wanda/.test(toml) ? rows.length : 0,
       params_before: 2048 * rows.length,
       params_after: 2048 * rows.length,
       source_bytes: 4096 * rows.length,
@@ -107,7 +108,7 @@ export function mockApi(): MockApi {
       return planFor(toml);
     }),
     editRecipe: rec("editRecipe", async (toml: string) => ({ ...planFor(toml).recipe })),
-    startCompress: rec("startCompress", async (_t: string, _o: string, _w: boolean, _d: string, cb: (e: T.JobEvent) => void) => {
+    startCompress: rec("startCompress", async (_t: string, _o: string, _w: boolean, _d: string, _c: T.CalibrationInput | null, cb: (e: T.JobEvent) => void) => {
       onEvent = cb;
       cb({ kind: "stage", name: "compress", total: 2 });
       cb({ kind: "advance", done: 1, items: [tensors[0]?.name ?? ""] });

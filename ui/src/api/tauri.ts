@@ -25,10 +25,10 @@ export const tauriApi: Api = {
   saveRecipe: (path, toml) => call("save_recipe", { path, toml }),
   plan: (toml) => call("plan", { toml }),
   editRecipe: (toml, edit) => call("edit_recipe", { toml, edit }),
-  startCompress: (toml, out, overwrite, device, onEvent) => {
+  startCompress: (toml, out, overwrite, device, calibration, onEvent) => {
     const channel = new Channel<T.JobEvent>();
     channel.onmessage = onEvent;
-    return call("start_compress", { toml, out, overwrite, device, onEvent: channel });
+    return call("start_compress", { toml, out, overwrite, device, calibration, onEvent: channel });
   },
   cancelJob: (id) => call("cancel_job", { id }),
   listRuns: () => call("list_runs"),

@@ -28,6 +28,7 @@ export type { ExportResult } from "./gen/ExportResult";
 export type { Settings } from "./gen/Settings";
 export type { ComputeDevice } from "./gen/ComputeDevice";
 export type { Startup } from "./gen/Startup";
+export type { CalibrationInput } from "./gen/CalibrationInput";
 export type { ValidateRequest } from "./gen/ValidateRequest";
 export type { ValidationView } from "./gen/ValidationView";
 export type { MetricRow } from "./gen/MetricRow";

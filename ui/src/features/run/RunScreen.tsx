@@ -28,6 +28,7 @@ const resultColumns: Column<TensorResult>[] = [
     align: "right",
   },
   { key: "zeros", label: "zeros", width: "64px", render: (t) => (t.metrics ? pct(t.metrics.sparsity) : "–"), sort: (t) => t.metrics?.sparsity ?? -1, align: "right" },
+  { key: "loss", label: "GPTQ loss", width: "84px", render: (t) => (t.calib_loss === null ? "–" : num(t.calib_loss, 4)), sort: (t) => t.calib_loss ?? -1, align: "right" },
 ];
 
 function defaultOut(root: string, name: string): string {
@@ -40,6 +41,11 @@ export function RunScreen() {
   const s = useSession();
   const [out, setOut] = useState("");
   const [overwrite, setOverwrite] = useState(false);
+  // Calibration set of GPTQ / Wanda recipes: the protocol of `pareto compress --calibration`.
+  const [calText, setCalText] = useState("");
+  const [calWindows, setCalWindows] = useState(128);
+  const [calWindow, setCalWindow] = useState(512);
+  const [calSkip, setCalSkip] = useState(0);
   const [job, setJob] = useState<number | null>(null);
   const [progress, setProgress] = useState<Progress | null>(null);
   const [log, setLog] = useState<string[]>([]);
@@ -54,6 +60,7 @@ export function RunScreen() {
   const frameQueued = useRef(false);
   const [doneVersion, setDoneVersion] = useState(0);
   const running = job !== null;
+  const needsCalibration = (s.plan?.totals.calibrated ?? 0) > 0;
 
   const run: RunView | undefined = s.runs.find((r) => r.id === s.selectedRun) ?? s.runs[s.runs.length - 1];
 
@@ -132,7 +139,10 @@ export function RunScreen() {
       }
     };
     try {
-      setJob(await api.startCompress(s.recipeToml, out, overwrite, s.computeDevice, onEvent));
+      const calibration = needsCalibration
+        ? { samples: calText, windows: calWindows, window: calWindow, skip_chars: calSkip }
+        : null;
+      setJob(await api.startCompress(s.recipeToml, out, overwrite, s.computeDevice, calibration, onEvent));
     } catch (e) {
       setErr(e);
     }
@@ -176,6 +186,30 @@ export function RunScreen() {
         </button>
         <span class="muted small">device: {s.computeDevice}</span>
       </div>
+      {needsCalibration && (
+        <div class="row" id="calibration-row">
+          <PathField
+            id="calibration-path"
+            label="Calibration text"
+            value={calText}
+            onInput={setCalText}
+            pick={{ title: "Calibration text (plain text the model is not evaluated on)", directory: false, filters: [{ name: "Text", extensions: ["txt", "text", "md"] }] }}
+            onError={setErr}
+          />
+          <label>
+            windows <input id="calibration-windows" type="number" min={1} value={calWindows} onInput={(e) => setCalWindows(Number((e.target as HTMLInputElement).value))} />
+          </label>
+          <label>
+            tokens <input id="calibration-window" type="number" min={2} value={calWindow} onInput={(e) => setCalWindow(Number((e.target as HTMLInputElement).value))} />
+          </label>
+          <label>
+            skip chars <input id="calibration-skip" type="number" min={0} value={calSkip} onInput={(e) => setCalSkip(Number((e.target as HTMLInputElement).value))} />
+          </label>
+          <span class="muted small">
+            {s.plan?.totals.calibrated} tensors are decided by this set (GPTQ codes or Wanda masks); calibration runs layer by layer before the export.
+          </span>
+        </div>
+      )}
       <ErrorBox error={err} onClose={() => setErr(null)} />
       {(running || progress) && (
         <div class="progress-wrap">
