@@ -214,12 +214,12 @@ pub fn start_compress(
             let ctx = pareto_core::job::JobContext::new(progress.clone(), cancel);
             // Leave one core to the webview so the window keeps painting during long runs.
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1));
-            let work = || -> Result<pareto_core::CompressReport, pareto_runs::RunError> {
+            let work = || -> Result<pareto_core::CompressReport, Box<pareto_runs::RunError>> {
                 let mut opts = opts;
                 if let Some(spec) = &calibration {
-                    opts.solver = Some(pareto_runs::calibrate(model.root(), &plan, spec, &ctx)?.0);
+                    opts.solver = Some(pareto_runs::calibrate(model.root(), &plan, spec, &ctx).map_err(Box::new)?.0);
                 }
-                Ok(pareto_core::compress(&model, &plan, &opts, &ctx)?)
+                pareto_core::compress(&model, &plan, &opts, &ctx).map_err(|e| Box::new(e.into()))
             };
             let result = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
                 Ok(pool) => pool.install(work),
@@ -233,8 +233,10 @@ pub fn start_compress(
                     state.add_run(RunRecord { view: run.clone(), report: Arc::new(report) });
                     JobEvent::Finished { run: Box::new(run) }
                 }
-                Err(pareto_runs::RunError::Core(pareto_core::Error::Cancelled)) => JobEvent::Cancelled,
-                Err(e) => JobEvent::Failed { error: from_std(&e).context("compression failed") },
+                Err(e) if matches!(*e, pareto_runs::RunError::Core(pareto_core::Error::Cancelled)) => {
+                    JobEvent::Cancelled
+                }
+                Err(e) => JobEvent::Failed { error: from_std(&*e).context("compression failed") },
             };
             sink(event);
         })
