@@ -21,6 +21,7 @@ fn jobs(recipes: &[&str]) -> Vec<VariantSpec> {
             device: None,
             validate: true,
             measure_speed: false,
+            calibration: None,
         })
         .collect()
 }
@@ -133,4 +134,38 @@ fn chromium(page: &Path, args: &[&str]) -> String {
         .expect("chromium is installed (scripts/test.sh installs Debian's chromium package)");
     assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_sweep_calibrates_the_variants_that_need_it_and_says_so_for_those_it_cannot() {
+    let out = tempfile::tempdir().unwrap();
+    let files = hash_files(&[stories().join("model.safetensors").as_path()]).unwrap();
+    let mut jobs = jobs(&["wanda-50", "w4-g32"]);
+    for j in &mut jobs {
+        j.validate = false;
+    }
+    let exec = LocalExecutor { parallelism: 1 };
+    // No calibration set: the Wanda variant fails with the reason, the RTN one runs.
+    let first = sweep(&jobs, &files, &out.path().join("a"), &exec, &JobContext::silent()).unwrap();
+    assert_eq!(first.records.len(), 1);
+    assert!(first.failed.len() == 1 && first.failed[0].1.contains("calibration set"), "{:?}", first.failed);
+
+    let text = repo_root().join("assets/samples/tinystories/tinystories-valid-excerpt.txt");
+    let calibration = pareto_runs::CalibrationSpec {
+        windows: 4,
+        window: 128,
+        skip_chars: 65_536,
+        ..pareto_runs::CalibrationSpec::new(text)
+    };
+    for j in &mut jobs {
+        j.calibration = Some(calibration.clone());
+    }
+    let second = sweep(&jobs, &files, &out.path().join("b"), &exec, &JobContext::silent()).unwrap();
+    assert!(second.failed.is_empty(), "{:?}", second.failed);
+    assert_eq!(second.records.len(), 2);
+    // The calibration set is part of a calibrated variant's address, not of the others'.
+    let mut plain = jobs[0].clone();
+    plain.calibration = None;
+    assert_ne!(second.records[0].id, plain.id(&files).unwrap().1);
+    assert_eq!(second.records[1].id, first.records[0].id);
 }

@@ -241,15 +241,7 @@ impl Codec for IntGrid {
         try_for_each(par, items, |(r, (((x, c), s), z))| {
             self.quantize_row(x, c, s, z).map_err(|off| overflow(id, w, r, cols, off))
         })?;
-        Ok(QTensor::Int {
-            rows,
-            cols,
-            bits: self.bits,
-            group: self.group_len(cols),
-            codes,
-            scales,
-            zeros: (!self.symmetric).then_some(zeros),
-        })
+        self.assemble(rows, cols, codes, scales, zeros)
     }
 
     fn dequantize(&self, id: &'static str, q: &QTensor, par: Parallelism) -> Result<Vec<f32>, FormatError> {

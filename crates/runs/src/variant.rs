@@ -10,7 +10,8 @@ use pareto_eval::{Compressed, EvalOptions, ModelFamily};
 use pareto_projection::{Catalog, Scenario};
 use pareto_report::{Artifact, FileHash, RecipeInfo, RunRecord, SCHEMA_VERSION, ToolInfo};
 
-use crate::error::Result;
+use crate::calibrate::CalibrationSpec;
+use crate::error::{Result, RunError};
 use crate::hashing::{hash_files, variant_id};
 use crate::record::{projection_record, source_model, tensor_records, totals, validation_record};
 
@@ -27,6 +28,8 @@ pub struct VariantSpec {
     pub device: Option<String>,
     pub validate: bool,
     pub measure_speed: bool,
+    /// The calibration set of recipes with GPTQ or Wanda rules (ignored by the others).
+    pub calibration: Option<CalibrationSpec>,
 }
 
 impl VariantSpec {
@@ -38,7 +41,27 @@ impl VariantSpec {
             None => "default samples".into(),
         };
         let device = self.device.clone().unwrap_or_default();
-        let extra = [samples.as_str(), self.scenario.as_str(), device.as_str(), if self.validate { "v" } else { "-" }];
+        // A calibrated variant is addressed by its calibration text and protocol too.
+        let calibration = match (&self.calibration, recipe.needs_calibration()) {
+            (Some(c), true) => {
+                let text = hash_files(&[c.samples.as_path()])?.into_iter().next().map(|h| h.sha256).unwrap_or_default();
+                format!(
+                    "{text}:{}x{}:skip{}:damp{}:{}{}",
+                    c.windows,
+                    c.window,
+                    c.skip_chars,
+                    c.damp,
+                    if c.act_order { "ao" } else { "nat" },
+                    if c.true_sequential { ":ts" } else { "" }
+                )
+            }
+            _ => String::new(),
+        };
+        let mut extra =
+            vec![samples.as_str(), self.scenario.as_str(), device.as_str(), if self.validate { "v" } else { "-" }];
+        if !calibration.is_empty() {
+            extra.push(calibration.as_str());
+        }
         let id = variant_id(model_files, &recipe.to_toml()?, &extra);
         Ok((recipe, id))
     }
@@ -61,6 +84,16 @@ pub fn run_variant(
     let artifact_dir = artifacts_dir.join(format!("{}-{id}", sanitize(&recipe.name)));
     let mut opts = CompressOptions::new(&artifact_dir);
     opts.force = true;
+    if plan.totals.calibrated > 0 {
+        let calibration = spec.calibration.as_ref().ok_or_else(|| {
+            RunError::Calibration(format!(
+                "{} tensors of `{}` are decided by a calibration set (GPTQ or Wanda): give the sweep one (--calibration FILE)",
+                plan.totals.calibrated, recipe.name
+            ))
+        })?;
+        ctx.progress.log(&format!("{}: calibrating", recipe.name));
+        opts.solver = Some(crate::calibrate::calibrate(model.root(), &plan, calibration, ctx)?.0);
+    }
     let report = pareto_core::compress(&model, &plan, &opts, ctx)?;
 
     let validation = if spec.validate {

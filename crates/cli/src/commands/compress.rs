@@ -83,6 +83,19 @@ pub struct CalibrationArgs {
 }
 
 impl CalibrationArgs {
+    /// The calibration protocol these flags describe (`None` without `--calibration`).
+    pub fn spec(&self) -> Option<CalibrationSpec> {
+        Some(CalibrationSpec {
+            samples: self.calibration.clone()?,
+            windows: self.calibration_windows,
+            window: self.calibration_window,
+            skip_chars: self.calibration_skip,
+            damp: self.gptq_damp,
+            act_order: !self.gptq_natural_order,
+            true_sequential: self.gptq_true_sequential,
+        })
+    }
+
     /// Runs the calibration the plan needs (nothing when it needs none).
     fn solve(
         &self,
@@ -90,20 +103,11 @@ impl CalibrationArgs {
         plan: &pareto_core::Plan,
         json: bool,
     ) -> anyhow::Result<Option<std::sync::Arc<dyn pareto_core::quantize::TensorQuantizer>>> {
-        let Some(samples) = &self.calibration else { return Ok(None) };
+        let Some(spec) = self.spec() else { return Ok(None) };
         if plan.totals.calibrated == 0 {
             eprintln!("note: the recipe has no calibrated rule (gptq, wanda); --calibration is not used");
             return Ok(None);
         }
-        let spec = CalibrationSpec {
-            samples: samples.clone(),
-            windows: self.calibration_windows,
-            window: self.calibration_window,
-            skip_chars: self.calibration_skip,
-            damp: self.gptq_damp,
-            act_order: !self.gptq_natural_order,
-            true_sequential: self.gptq_true_sequential,
-        };
         let ctx = progress::bar_context();
         let (codes, report) = calibrate(model.root(), plan, &spec, &ctx)?;
         drop(ctx);

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use pareto_report::{compare, render_html, render_markdown, write_report};
 use pareto_runs::{LocalExecutor, VariantSpec, hash_files, prepare_out, sweep};
 
+use crate::commands::compress::CalibrationArgs;
 use crate::{output, progress};
 
 #[derive(clap::Args)]
@@ -35,6 +36,8 @@ pub struct SweepArgs {
     /// Also measure local speed of original and compressed models.
     #[arg(long)]
     pub speed: bool,
+    #[command(flatten)]
+    pub calibration: CalibrationArgs,
 }
 
 pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
@@ -52,6 +55,7 @@ pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
             device: args.device.clone(),
             validate: !args.no_validate,
             measure_speed: args.speed,
+            calibration: args.calibration.spec(),
         })
         .collect();
     prepare_out(&args.out, &model.source_paths())?;
