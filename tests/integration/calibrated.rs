@@ -184,3 +184,45 @@ fn wanda_prunes_by_activation_norm_and_beats_magnitude_on_held_out_text() {
     // 128 x 512 windows: NLL gap 1.484 (Wanda) vs 2.268 (magnitude per tensor); BENCHMARKS.md.
     assert!(gap_wanda < 0.8 * gap_magnitude, "NLL gap wanda {gap_wanda} vs magnitude {gap_magnitude}");
 }
+
+#[test]
+fn importance_matrices_are_written_as_llama_cpp_reads_them() {
+    use pareto_core::export::gguf::imatrix::{Imatrix, write_file};
+    let tmp = tempfile::tempdir().unwrap();
+    let model = Model::open(stories()).unwrap();
+    let (m, _) = pareto_runs::compute_imatrix(&stories(), &spec(8, 128), &JobContext::silent()).unwrap();
+    assert_eq!((m.entries.len(), m.chunk_count, m.chunk_size), (35, 8, 128));
+    let q = &m.entries["blk.0.attn_q.weight"];
+    assert_eq!((q.cols(), q.counts.clone()), (64, vec![1024.0]), "8 windows x 128 positions");
+    assert_eq!(q, &m.entries["blk.0.attn_v.weight"], "q/k/v read one input");
+    assert_eq!(m.entries["blk.4.ffn_down.weight"].cols(), 172);
+    assert!(q.sums.iter().all(|s| *s > 0.0));
+
+    let gguf = write_file(&tmp.path().join("imatrix.gguf"), &m.to_gguf(), false, &model.source_paths()).unwrap();
+    assert_eq!(Imatrix::read(&gguf).unwrap(), m);
+    let targets = pareto_runs::imatrix_targets(&model);
+    assert_eq!(m.check_against(&gguf, &targets).unwrap(), Vec::<String>::new());
+    // llama.cpp's own Python reader sees an imatrix GGUF: its type, keys and 2 tensors per weight.
+    let script = "import sys, gguf\nr = gguf.GGUFReader(sys.argv[1])\n\
+        t = {x.name: x for x in r.tensors}\n\
+        print(r.fields['general.type'].contents(), r.fields['imatrix.chunk_count'].contents(), len(t), \
+        float(t['blk.0.attn_q.weight.counts'].data.ravel()[0]), [int(d) for d in t['blk.0.attn_q.weight.in_sum2'].shape])";
+    let out = std::process::Command::new("python3").args(["-c", script]).arg(&gguf).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "imatrix 8 70 1024.0 [64, 1]");
+
+    let dat = tmp.path().join("imatrix.dat");
+    write_file(&dat, &m.to_dat(), false, &model.source_paths()).unwrap();
+    let legacy = Imatrix::read(&dat).unwrap();
+    for (name, e) in &m.entries {
+        let (a, b) = (legacy.entries[name].mean_square(), e.mean_square());
+        assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() <= 1e-6 * y.abs()), "{name}");
+    }
+    // Never written over the model, and an imatrix for other shapes is refused by name.
+    let e = write_file(&stories().join("model.safetensors"), &m.to_gguf(), true, &model.source_paths()).unwrap_err();
+    assert!(matches!(e, Error::OutputIsSource { .. }), "{e}");
+    let mut other = m.clone();
+    other.entries.get_mut("blk.1.ffn_up.weight").unwrap().sums.truncate(32);
+    let e = other.check_against(&gguf, &targets).unwrap_err();
+    assert!(e.to_string().contains("32 columns in the imatrix, 64 in the model"), "{e}");
+}

@@ -36,6 +36,8 @@ enum Command {
     Sweep(commands::sweep::SweepArgs),
     /// Compare run records: offline HTML, Markdown or JSON.
     Report(commands::report::ReportArgs),
+    /// Compute a llama.cpp importance matrix (GGUF or .dat) for `llama-quantize --imatrix`, or check one.
+    Imatrix(commands::imatrix::ImatrixArgs),
     /// Write a recorded run's artifact again, in any format (checked against the record's model).
     Export(commands::export::ExportArgs),
     /// Print a shell completion script: `pareto completions bash > /etc/bash_completion.d/pareto`.
@@ -63,6 +65,7 @@ fn main() {
         Command::Sweep(a) => commands::sweep::run(a, cli.json),
         Command::Report(a) => commands::report::run(a, cli.json),
         Command::Export(a) => commands::export::run(a, cli.json),
+        Command::Imatrix(a) => commands::imatrix::run(a, cli.json),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "pareto", &mut std::io::stdout());
             Ok(())

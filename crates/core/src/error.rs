@@ -143,6 +143,9 @@ pub enum Error {
     )]
     NeedsCalibration { algorithm: &'static str, tensors: usize, example: String },
 
+    #[error("importance matrix {path}: {message}")]
+    Imatrix { path: PathBuf, message: String },
+
     #[error("{algorithm} failed on `{tensor}`: {detail}")]
     Solver { algorithm: &'static str, tensor: String, detail: String },
 

@@ -102,51 +102,9 @@ pub fn calibrate(
     if let Some(t) = plan.calibrated().find(|t| !matches!(t.action.algorithm, Algorithm::Gptq | Algorithm::Rtn)) {
         return Err(invalid(&format!("{} is not calibrated in this build", t.action.algorithm.label())));
     }
-    if spec.window < 2 || spec.windows == 0 {
-        return Err(invalid("a calibration protocol needs at least one window of 2 or more tokens"));
-    }
     let mut model = LlamaModel::load(model_dir, &Device::Cpu)?;
-    if spec.window > model.config().max_position_embeddings {
-        return Err(invalid(&format!(
-            "calibration windows of {} tokens exceed the model's {} positions",
-            spec.window,
-            model.config().max_position_embeddings
-        )));
-    }
-    let text = match load_samples(&spec.samples, &SampleOptions::default())? {
-        SampleSet::Text(t) => t,
-        other => {
-            return Err(EvalError::SampleFormat {
-                path: spec.samples.clone(),
-                message: format!("a decoder is calibrated on plain text, not on {}", other.kind()),
-            }
-            .into());
-        }
-    };
-    let text: String = text.chars().skip(spec.skip_chars).collect();
-    let tokenizer = load_tokenizer(&weights::tokenizer_path(model_dir, None)?)?;
+    let (tokens, windows_used, notes) = calibration_tokens(&model, spec)?;
     let per_window = spec.window - 1;
-    let tokens = tokenize_up_to(&tokenizer, &text, spec.windows * per_window)?;
-    let windows_used = (tokens.len() / per_window).min(spec.windows);
-    if windows_used == 0 {
-        return Err(EvalError::SampleFormat {
-            path: spec.samples.clone(),
-            message: format!(
-                "{} tokens after skipping {} characters: too short for one calibration window of {} tokens",
-                tokens.len(),
-                spec.skip_chars,
-                spec.window
-            ),
-        }
-        .into());
-    }
-    let mut notes = Vec::new();
-    if windows_used < spec.windows {
-        notes.push(format!(
-            "the text gives {windows_used} windows of {} tokens, not the {} asked for",
-            spec.window, spec.windows
-        ));
-    }
     let bos = model.config().bos();
     let mut hidden = Vec::with_capacity(windows_used);
     for chunk in tokens.chunks_exact(per_window).take(windows_used) {
@@ -283,6 +241,57 @@ pub fn calibrate(
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((codes, report))
+}
+
+/// The calibration text as token ids: `windows_used` windows of `window - 1` tokens (BOS goes in
+/// front of each), with a note when the text gave fewer windows than asked.
+pub(crate) fn calibration_tokens(model: &LlamaModel, spec: &CalibrationSpec) -> Result<(Vec<u32>, usize, Vec<String>)> {
+    if spec.window < 2 || spec.windows == 0 {
+        return Err(invalid("a calibration protocol needs at least one window of 2 or more tokens"));
+    }
+    if spec.window > model.config().max_position_embeddings {
+        return Err(invalid(&format!(
+            "calibration windows of {} tokens exceed the model's {} positions",
+            spec.window,
+            model.config().max_position_embeddings
+        )));
+    }
+    let text = match load_samples(&spec.samples, &SampleOptions::default())? {
+        SampleSet::Text(t) => t,
+        other => {
+            return Err(EvalError::SampleFormat {
+                path: spec.samples.clone(),
+                message: format!("a decoder is calibrated on plain text, not on {}", other.kind()),
+            }
+            .into());
+        }
+    };
+    let text: String = text.chars().skip(spec.skip_chars).collect();
+    let tokenizer = load_tokenizer(&weights::tokenizer_path(model.dir(), None)?)?;
+    let per_window = spec.window - 1;
+    let mut tokens = tokenize_up_to(&tokenizer, &text, spec.windows * per_window)?;
+    let windows_used = (tokens.len() / per_window).min(spec.windows);
+    if windows_used == 0 {
+        return Err(EvalError::SampleFormat {
+            path: spec.samples.clone(),
+            message: format!(
+                "{} tokens after skipping {} characters: too short for one calibration window of {} tokens",
+                tokens.len(),
+                spec.skip_chars,
+                spec.window
+            ),
+        }
+        .into());
+    }
+    tokens.truncate(windows_used * per_window);
+    let mut notes = Vec::new();
+    if windows_used < spec.windows {
+        notes.push(format!(
+            "the text gives {windows_used} windows of {} tokens, not the {} asked for",
+            spec.window, spec.windows
+        ));
+    }
+    Ok((tokens, windows_used, notes))
 }
 
 /// Runs the layer over every calibration window, feeding its linear inputs to `sink`.

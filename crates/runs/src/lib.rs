@@ -5,6 +5,7 @@
 pub mod calibrate;
 mod error;
 mod hashing;
+mod imatrix;
 mod record;
 mod sweep;
 mod variant;
@@ -12,6 +13,7 @@ mod variant;
 pub use calibrate::{CalibrationReport, CalibrationSpec, calibrate};
 pub use error::{Result, RunError};
 pub use hashing::{file_hash, hash_files, variant_id};
+pub use imatrix::{compute_imatrix, imatrix_targets};
 pub use record::{projection_record, source_model, tensor_records, totals, validation_record};
 pub use sweep::{Executor, LocalExecutor, SWEEP_MARKER, SweepOutcome, prepare_out, record_path, sweep, write_record};
 pub use variant::{VariantSpec, assemble, rfc3339, run_variant};

@@ -2,6 +2,7 @@ pub mod compress;
 pub mod eval;
 pub mod export;
 pub mod formats;
+pub mod imatrix;
 pub mod inspect;
 pub mod plan;
 pub mod project;

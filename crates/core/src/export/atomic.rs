@@ -37,7 +37,7 @@ pub fn default_opener() -> Opener {
 
 const DISK_FULL_HINT: &str = " (is the disk full?)";
 
-fn write_error(path: &Path, source: io::Error) -> Error {
+pub(crate) fn write_error(path: &Path, source: io::Error) -> Error {
     let hint = if source.kind() == io::ErrorKind::StorageFull { DISK_FULL_HINT } else { "" };
     Error::Write { path: path.to_path_buf(), source, hint }
 }

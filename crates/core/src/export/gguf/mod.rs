@@ -5,6 +5,7 @@
 //! the contiguous row length, data aligned to `general.alignment`, default 32). Tensor-type
 //! policy: llama.cpp src/llama-quant.cpp (done by the recipe presets and the registry fallbacks).
 
+pub mod imatrix;
 pub mod metadata;
 pub mod names;
 pub mod reader;
