@@ -46,6 +46,9 @@ pub struct CompressOptions {
     /// Chooses the codes of tensors the plan gives to a calibrated algorithm (GPTQ); a plan with
     /// such tensors and no solver serving them is refused before any work.
     pub solver: Option<std::sync::Arc<dyn crate::quantize::TensorQuantizer>>,
+    /// A llama.cpp importance matrix: the ggml types whose scale search takes importance weights
+    /// (q4_0, q6_k) quantize with them, byte-identical to `llama-quantize --imatrix`.
+    pub imatrix: Option<std::sync::Arc<crate::export::gguf::imatrix::Imatrix>>,
     /// Tensors above this size as f32 are not read ahead, and GGUF quantizes them a few rows at a
     /// time where nothing needs whole rows of others (bounds peak memory by the largest tensor's
     /// codes, not its f32 copy). Default [`crate::source::LARGE_TENSOR_BYTES`].
@@ -65,6 +68,7 @@ impl CompressOptions {
             metrics: true,
             accelerator: None,
             solver: None,
+            imatrix: None,
             large_tensor_bytes: crate::source::LARGE_TENSOR_BYTES,
             gguf_weights_only: false,
         }
@@ -156,6 +160,9 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
         compressed_tensors::check(plan)?;
     }
     check_solver(plan, opts.solver.as_deref())?;
+    if let Some(m) = &opts.imatrix {
+        check_imatrix(model, m)?;
+    }
     let mut out = OutputDir::create(&opts.out, &model.source_paths(), opts.force, opts.opener.clone())?;
     let reader = SourceReader::open(model, opts.large_tensor_bytes)?;
     let source_hashes = reader.hash_in_background();
@@ -172,6 +179,7 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
         ties: thresholds.iter().map(|(k, t)| (*k, t.ties)).collect(),
         accel: opts.accelerator.as_deref(),
         solver: opts.solver.as_deref(),
+        imatrix: opts.imatrix.as_deref(),
         device_tensors: 0,
         device_notes: Vec::new(),
     };
@@ -272,6 +280,18 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
 /// step (calibration) first.
 pub fn check_output(model: &Model, opts: &CompressOptions) -> Result<()> {
     OutputDir::preflight(&opts.out, &model.source_paths(), opts.force).map(|_| ())
+}
+
+/// An importance matrix must belong to this model: every entry names one of its weights (by GGUF
+/// name) with that weight's input columns.
+fn check_imatrix(model: &Model, m: &crate::export::gguf::imatrix::Imatrix) -> Result<()> {
+    let weights: BTreeMap<String, usize> = model
+        .tensors()
+        .iter()
+        .filter(|t| t.shape.len() == 2)
+        .filter_map(|t| Some((crate::export::gguf::names::to_gguf(&t.name)?, *t.shape.last()?)))
+        .collect();
+    m.check_against(Path::new(&m.source), &weights).map(|_| ())
 }
 
 /// A calibrated tensor without a solver for it is refused before the output exists.

@@ -209,6 +209,8 @@ pub struct Pipeline<'a> {
     pub accel: Option<&'a dyn Accelerator>,
     /// Chooses the codes of the tensors a calibrated algorithm owns (see [`crate::quantize`]).
     pub solver: Option<&'a dyn TensorQuantizer>,
+    /// Importance weights for the ggml types that take them (see [`crate::quantize`]).
+    pub imatrix: Option<&'a crate::export::gguf::imatrix::Imatrix>,
     pub device_tensors: usize,
     pub device_notes: Vec<String>,
 }

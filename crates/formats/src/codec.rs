@@ -20,6 +20,25 @@ pub(crate) trait Codec: Sync + Send {
 
     fn dequantize(&self, id: &'static str, q: &QTensor, par: Parallelism) -> Result<Vec<f32>, FormatError>;
 
+    /// Quantizes with per-column importance weights (llama.cpp's imatrix) where the codec's scale
+    /// search takes them; `None` for codecs that ignore them (as ggml's do for theirs).
+    fn quantize_weighted(
+        &self,
+        _id: &'static str,
+        _w: &[f32],
+        _rows: usize,
+        _cols: usize,
+        _importance: &[f32],
+        _par: Parallelism,
+    ) -> Option<Result<QTensor, FormatError>> {
+        None
+    }
+
+    /// Whether [`Codec::quantize_weighted`] answers.
+    fn takes_importance(&self) -> bool {
+        false
+    }
+
     /// In place `dequantize(quantize(w))`, bit for bit, with per-row scratch only.
     fn fake_quantize(
         &self,

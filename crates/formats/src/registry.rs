@@ -324,6 +324,35 @@ impl Format {
         self.codec.int_grid()
     }
 
+    /// Quantizes with per-column importance weights (a llama.cpp imatrix entry: mean x² of each
+    /// input column), byte-identical to ggml's `quantize_<type>(…, imatrix)` for the types that
+    /// use them (q4_0, q6_k); the others quantize as without, as ggml's do.
+    pub fn quantize_weighted(
+        &self,
+        w: &[f32],
+        rows: usize,
+        cols: usize,
+        importance: &[f32],
+    ) -> Result<QTensor, FormatError> {
+        self.check_shape(rows, cols)?;
+        if importance.len() != cols || importance.iter().any(|v| !v.is_finite() || *v < 0.0) {
+            return Err(FormatError::TensorMismatch {
+                format: self.id,
+                reason: format!("{} importance weights (finite, ≥ 0) for rows of {cols}", importance.len()),
+            });
+        }
+        self.validate(w, rows, cols, Parallelism::Rayon)?;
+        match self.codec.quantize_weighted(self.id, w, rows, cols, importance, Parallelism::Rayon) {
+            Some(r) => r,
+            None => self.quantize(w, rows, cols),
+        }
+    }
+
+    /// Whether [`Format::quantize_weighted`] uses the importance weights for this format.
+    pub fn takes_importance(&self) -> bool {
+        self.codec.takes_importance()
+    }
+
     /// Quantizes row-major `w` of shape `[rows, cols]` (rows on the rayon pool).
     pub fn quantize(&self, w: &[f32], rows: usize, cols: usize) -> Result<QTensor, FormatError> {
         self.quantize_with(w, rows, cols, Parallelism::Rayon)

@@ -47,3 +47,30 @@ fn ggml_encoders_match_llama_cpp_bytes() {
         }
     }
 }
+
+/// ggml's `quantize_q4_0` / `quantize_q6_K` with importance weights (llama-quantize --imatrix):
+/// byte equality on the golden input (golden/README.md, "Importance-weighted encoders").
+#[test]
+fn importance_weighted_encoders_match_llama_cpp_bytes() {
+    let x = golden_inputs();
+    let imp: Vec<f32> = (0..G_COLS).map(|j| ((j * 37) % 101) as f32 / 16.0).collect();
+    for (id, want) in [
+        ("q4_0", &include_bytes!("golden/q4_0_imatrix.bin")[..]),
+        ("q6_k", &include_bytes!("golden/q6_k_imatrix.bin")[..]),
+    ] {
+        let f = lookup(id).expect("registered");
+        assert!(f.takes_importance(), "{id}");
+        let q = f.quantize_weighted(&x, G_ROWS, G_COLS, &imp).expect("quantize");
+        let QTensor::Blocks { bytes, .. } = &q else { panic!("{id}: not a Blocks tensor") };
+        if let Some(i) = bytes.iter().zip(want).position(|(a, b)| a != b) {
+            panic!("{id}: first differing byte {i} (row {})", i / (bytes.len() / G_ROWS));
+        }
+        assert_eq!(bytes.len(), want.len(), "{id}");
+        // The weights matter: plain quantization gives other bytes.
+        assert_ne!(&f.quantize(&x, G_ROWS, G_COLS).expect("quantize"), &q, "{id}");
+    }
+    // q8_0 ignores them, as ggml's quantize_q8_0 does.
+    let q8 = lookup("q8_0").expect("registered");
+    assert!(!q8.takes_importance());
+    assert_eq!(q8.quantize_weighted(&x, G_ROWS, G_COLS, &imp).unwrap(), q8.quantize(&x, G_ROWS, G_COLS).unwrap());
+}

@@ -44,6 +44,7 @@ pub fn compute_imatrix(model_dir: &Path, spec: &CalibrationSpec, ctx: &JobContex
         chunk_count: windows as u32,
         chunk_size: spec.window as u32,
         entries,
+        source: Default::default(),
     };
     Ok((imatrix, notes))
 }

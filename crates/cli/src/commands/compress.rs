@@ -49,6 +49,10 @@ pub struct WriteArgs {
     /// Rows of the per-tensor summary table to print.
     #[arg(long, default_value_t = 40)]
     pub limit: usize,
+    /// A llama.cpp importance matrix (GGUF or .dat, from `pareto imatrix` or llama-imatrix): the
+    /// q4_0 / q6_k tensors quantize with its weights, as `llama-quantize --imatrix` does.
+    #[arg(long, value_name = "FILE")]
+    pub imatrix: Option<PathBuf>,
     #[command(flatten)]
     pub calibration: CalibrationArgs,
 }
@@ -149,6 +153,9 @@ pub fn write(model: &pareto_core::Model, recipe: &Recipe, args: &WriteArgs, json
     opts.accelerator = DeviceQuantizer::for_device(args.device.parse::<DeviceSpec>()?)?;
     if args.calibration.calibration.is_some() {
         pareto_core::compress::check_output(model, &opts)?;
+    }
+    if let Some(path) = &args.imatrix {
+        opts.imatrix = Some(std::sync::Arc::new(pareto_core::export::gguf::imatrix::Imatrix::read(path)?));
     }
     opts.solver = args.calibration.solve(model, &plan, json)?;
     let ctx = progress::bar_context();

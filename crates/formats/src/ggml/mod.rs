@@ -22,6 +22,73 @@ use crate::codec::{Codec, expect_len, mismatch};
 use crate::exec::{Parallelism, for_each, split_rows, split_rows_mut};
 use crate::{FormatError, GroupArith, QTensor};
 
+/// ggml's GROUP_MAX_EPS: below this a group counts as all zero.
+pub(crate) const GROUP_MAX_EPS: f32 = 1e-15;
+
+/// Candidate scale offsets ggml tries after the first guess: is = -9..=9 without 0.
+const CANDIDATES: usize = 18;
+
+/// Symmetric fit of a group to levels -nmax..nmax-1, weighted by `qw` (ggml's quant weights from
+/// an importance matrix) or else by x², searching 19 candidate scales; fills `l` with level + nmax
+/// and returns the scale. Bit-identical to ggml's `make_qx_quants` with rmse_type 1: every
+/// candidate's sums are accumulated in ggml's element order, but the 18 candidates run side by
+/// side (vector lanes, no chain of dependent adds), and the winner is then chosen with ggml's
+/// comparisons in ggml's candidate order.
+#[inline(always)]
+pub(crate) fn make_qx_quants(x: &[f32], nmax: i32, l: &mut [i8], qw: Option<&[f32]>) -> f32 {
+    let mut max = 0.0f32;
+    let mut amax = 0.0f32;
+    for &v in x {
+        let ax = v.abs();
+        if ax > amax {
+            amax = ax;
+            max = v;
+        }
+    }
+    if amax < GROUP_MAX_EPS {
+        l[..x.len()].fill(0);
+        return 0.0;
+    }
+    let nmaxf = nmax as f32;
+    let quant = |iscale: f32, v: f32| nearest_int(iscale * v).clamp(-nmax, nmax - 1);
+    let first = -nmaxf / max;
+    let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
+    let weight = |i: usize, v: f32| qw.map_or(v * v, |q| q[i]);
+    for (i, &v) in x.iter().enumerate() {
+        let lf = quant(first, v) as f32;
+        let w = weight(i, v);
+        sumlx += w * v * lf;
+        suml2 += w * lf * lf;
+    }
+    let mut iscales = [0f32; CANDIDATES];
+    for (c, is) in iscales.iter_mut().zip((-9..=9).filter(|&is| is != 0)) {
+        *c = -(nmaxf + 0.1 * is as f32) / max;
+    }
+    let (mut lx, mut l2) = ([0f32; CANDIDATES], [0f32; CANDIDATES]);
+    for (i, &v) in x.iter().enumerate() {
+        let w = weight(i, v);
+        for c in 0..CANDIDATES {
+            let lf = quant(iscales[c], v) as f32;
+            lx[c] += w * v * lf;
+            l2[c] += w * lf * lf;
+        }
+    }
+    let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
+    let mut best = scale * sumlx;
+    let mut chosen = first;
+    for c in 0..CANDIDATES {
+        if l2[c] > 0.0 && lx[c] * lx[c] > best * l2[c] {
+            chosen = iscales[c];
+            scale = lx[c] / l2[c];
+            best = scale * lx[c];
+        }
+    }
+    for (li, &v) in l.iter_mut().zip(x) {
+        *li = (quant(chosen, v) + nmax) as i8;
+    }
+    scale
+}
+
 /// One ggml block type: `WEIGHTS` floats <-> `BYTES` bytes.
 pub(crate) trait BlockCodec: Sync + Send {
     const WEIGHTS: usize;
@@ -33,6 +100,16 @@ pub(crate) trait BlockCodec: Sync + Send {
     const F16_SCALES: &'static [usize];
     fn encode(x: &[f32], out: &mut [u8]);
     fn decode(b: &[u8], out: &mut [f32]);
+    /// Whether the type takes importance weights in its scale search (ggml's
+    /// `quantize_<type>(…, quant_weights)`); the others ignore them, as ggml does.
+    const WEIGHTED: bool = false;
+    /// Encodes one row (finite) with per-column importance `qw`, as ggml's
+    /// `quantize_row_<type>_impl` does; only called when [`BlockCodec::WEIGHTED`].
+    fn encode_row_weighted(x: &[f32], _qw: &[f32], out: &mut [u8]) {
+        for (xb, ob) in x.chunks_exact(Self::WEIGHTS).zip(out.chunks_exact_mut(Self::BYTES)) {
+            Self::encode(xb, ob);
+        }
+    }
 }
 
 /// ggml's `nearest_int`: adding 1.5 * 2^23 leaves round-half-even(fval) in
@@ -210,6 +287,38 @@ impl<B: BlockCodec> Codec for Ggml<B> {
             return Err(e);
         }
         Ok(QTensor::Blocks { rows, cols, ggml_type, bytes })
+    }
+
+    fn takes_importance(&self) -> bool {
+        B::WEIGHTED
+    }
+
+    fn quantize_weighted(
+        &self,
+        id: &'static str,
+        w: &[f32],
+        rows: usize,
+        cols: usize,
+        importance: &[f32],
+        par: Parallelism,
+    ) -> Option<Result<QTensor, FormatError>> {
+        if !B::WEIGHTED {
+            return None;
+        }
+        let run = || {
+            let ggml_type = ggml_type_of(id)?;
+            if !crate::exec::all_finite(w) {
+                return Err(crate::registry::non_finite_error(id, w));
+            }
+            let mut bytes = vec![0u8; rows * Self::row_bytes(cols)];
+            let items: Vec<_> = split_rows(w, rows).into_iter().zip(split_rows_mut(&mut bytes, rows)).collect();
+            for_each(par, items, |(x, o)| B::encode_row_weighted(x, importance, o));
+            if Self::first_overflowed_block(&bytes).is_some() {
+                return Err(Self::overflow_error(id, w, &bytes));
+            }
+            Ok(QTensor::Blocks { rows, cols, ggml_type, bytes })
+        };
+        Some(run())
     }
 
     fn dequantize(&self, id: &'static str, q: &QTensor, par: Parallelism) -> Result<Vec<f32>, FormatError> {

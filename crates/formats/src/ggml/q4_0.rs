@@ -4,7 +4,7 @@
 
 use crate::GroupArith;
 
-use super::{BlockCodec, c_f32_to_i8, get_f16, put_f16};
+use super::{BlockCodec, c_f32_to_i8, get_f16, make_qx_quants, put_f16};
 
 pub(crate) struct Q4_0;
 
@@ -41,6 +41,30 @@ impl BlockCodec for Q4_0 {
     const WEIGHTS: usize = 32;
     const BYTES: usize = 18;
     const F16_SCALES: &'static [usize] = &[0];
+    const WEIGHTED: bool = true;
+
+    /// `quantize_row_q4_0_impl`: each weight's importance is scaled by sqrt(σ² + x²), σ² the row's
+    /// mean square, and the block scale is searched (`make_qx_quants`, 19 candidates) instead of
+    /// taken from the largest weight.
+    fn encode_row_weighted(x: &[f32], qw: &[f32], out: &mut [u8]) {
+        let mut sum_x2 = 0.0f32;
+        for &v in x {
+            sum_x2 += v * v;
+        }
+        let sigma2 = sum_x2 / x.len() as f32;
+        for ((xb, qb), ob) in x.chunks_exact(32).zip(qw.chunks_exact(32)).zip(out.chunks_exact_mut(18)) {
+            let mut weight = [0f32; 32];
+            for ((w, &q), &v) in weight.iter_mut().zip(qb).zip(xb) {
+                *w = q * (sigma2 + v * v).sqrt();
+            }
+            let mut l = [0i8; 32];
+            let d = make_qx_quants(xb, 8, &mut l, Some(&weight));
+            put_f16(ob, d);
+            for j in 0..16 {
+                ob[2 + j] = (l[j] as u8) | ((l[j + 16] as u8) << 4);
+            }
+        }
+    }
 
     #[inline(always)]
     fn encode(x: &[f32], out: &mut [u8]) {

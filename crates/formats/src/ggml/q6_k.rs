@@ -3,77 +3,13 @@
 //! `make_qx_quants(16, 32, .., rmse_type = 1, NULL)`) and
 //! `dequantize_row_q6_K` in ggml/src/ggml-quants.c.
 
-use super::{BlockCodec, get_f16, nearest_int, put_f16};
+use super::{BlockCodec, GROUP_MAX_EPS, get_f16, make_qx_quants, nearest_int, put_f16};
 
 pub(crate) struct Q6K;
 
 const QK_K: usize = 256;
 const SUB: usize = 16;
 const NSUB: usize = QK_K / SUB;
-/// ggml's GROUP_MAX_EPS: below this a group counts as all zero.
-const GROUP_MAX_EPS: f32 = 1e-15;
-
-/// Candidate scale offsets ggml tries after the first guess: is = -9..=9 without 0.
-const CANDIDATES: usize = 18;
-
-/// Symmetric fit of 16 weights to levels -nmax..nmax-1 weighted by x², searching 19 candidate
-/// scales; fills `l` with level + nmax and returns the scale. Bit-identical to ggml's
-/// `make_qx_quants` with rmse_type 1: every candidate's sums are accumulated in ggml's element
-/// order, but the 18 candidates run side by side (vector lanes, no chain of dependent adds), and
-/// the winner is then chosen with ggml's comparisons in ggml's candidate order.
-#[inline(always)]
-fn make_qx_quants(x: &[f32], nmax: i32, l: &mut [i8]) -> f32 {
-    let mut max = 0.0f32;
-    let mut amax = 0.0f32;
-    for &v in x {
-        let ax = v.abs();
-        if ax > amax {
-            amax = ax;
-            max = v;
-        }
-    }
-    if amax < GROUP_MAX_EPS {
-        l[..SUB].fill(0);
-        return 0.0;
-    }
-    let nmaxf = nmax as f32;
-    let quant = |iscale: f32, v: f32| nearest_int(iscale * v).clamp(-nmax, nmax - 1);
-    let first = -nmaxf / max;
-    let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
-    for &v in x {
-        let lf = quant(first, v) as f32;
-        let w = v * v;
-        sumlx += w * v * lf;
-        suml2 += w * lf * lf;
-    }
-    let mut iscales = [0f32; CANDIDATES];
-    for (c, is) in iscales.iter_mut().zip((-9..=9).filter(|&is| is != 0)) {
-        *c = -(nmaxf + 0.1 * is as f32) / max;
-    }
-    let (mut lx, mut l2) = ([0f32; CANDIDATES], [0f32; CANDIDATES]);
-    for &v in x {
-        let w = v * v;
-        for c in 0..CANDIDATES {
-            let lf = quant(iscales[c], v) as f32;
-            lx[c] += w * v * lf;
-            l2[c] += w * lf * lf;
-        }
-    }
-    let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
-    let mut best = scale * sumlx;
-    let mut chosen = first;
-    for c in 0..CANDIDATES {
-        if l2[c] > 0.0 && lx[c] * lx[c] > best * l2[c] {
-            chosen = iscales[c];
-            scale = lx[c] / l2[c];
-            best = scale * lx[c];
-        }
-    }
-    for (li, &v) in l.iter_mut().zip(x) {
-        *li = (quant(chosen, v) + nmax) as i8;
-    }
-    scale
-}
 
 impl BlockCodec for Q6K {
     const WEIGHTS: usize = QK_K;
@@ -82,74 +18,98 @@ impl BlockCodec for Q6K {
 
     #[inline(always)]
     fn encode(x: &[f32], out: &mut [u8]) {
-        let mut l = [0i8; QK_K];
-        let mut scales = [0.0f32; NSUB];
-        let mut max_scale = 0.0f32;
-        let mut max_abs_scale = 0.0f32;
-        for ib in 0..NSUB {
-            let s = make_qx_quants(&x[SUB * ib..SUB * (ib + 1)], 32, &mut l[SUB * ib..]);
-            scales[ib] = s;
-            if s.abs() > max_abs_scale {
-                max_abs_scale = s.abs();
-                max_scale = s;
-            }
-        }
-        out.fill(0);
-        if max_abs_scale < GROUP_MAX_EPS {
-            put_f16(&mut out[208..210], 0.0);
-            return;
-        }
+        encode_with(x, None, out);
+    }
 
-        let iscale = -128.0 / max_scale;
-        put_f16(&mut out[208..210], 1.0 / iscale);
-        for ib in 0..NSUB {
-            // MIN(127, nearest_int(..)) stored into an int8_t (mod 256).
-            out[192 + ib] = nearest_int(iscale * scales[ib]).min(127) as i8 as u8;
-        }
-        let d_all = get_f16(&out[208..210]);
-        for j in 0..NSUB {
-            let d = d_all * f32::from(out[192 + j] as i8);
-            if d == 0.0 {
-                continue;
-            }
-            for ii in 0..SUB {
-                let q = nearest_int(x[SUB * j + ii] / d).clamp(-32, 31);
-                l[SUB * j + ii] = (q + 32) as i8;
-            }
-        }
+    const WEIGHTED: bool = true;
 
-        let (ql, rest) = out.split_at_mut(128);
-        let qh = &mut rest[..64];
-        for (half, (ql, qh)) in ql.chunks_exact_mut(64).zip(qh.chunks_exact_mut(32)).enumerate() {
-            let lq = &l[128 * half..128 * (half + 1)];
-            for i in 0..32 {
-                let (a, b, c, e) = (lq[i] as u8, lq[i + 32] as u8, lq[i + 64] as u8, lq[i + 96] as u8);
-                ql[i] = (a & 0x0f) | ((c & 0x0f) << 4);
-                ql[i + 32] = (b & 0x0f) | ((e & 0x0f) << 4);
-                qh[i] = (a >> 4) | ((b >> 4) << 2) | ((c >> 4) << 4) | ((e >> 4) << 6);
-            }
+    /// `quantize_row_q6_K_impl` with quant weights: each sub-block's scale search weighs its
+    /// errors by the importance instead of x² (ggml passes the weights as given, no sigma term).
+    fn encode_row_weighted(x: &[f32], qw: &[f32], out: &mut [u8]) {
+        for ((xb, qb), ob) in x.chunks_exact(QK_K).zip(qw.chunks_exact(QK_K)).zip(out.chunks_exact_mut(210)) {
+            encode_with(xb, Some(qb), ob);
         }
     }
 
     fn decode(b: &[u8], out: &mut [f32]) {
-        let d = get_f16(&b[208..210]);
-        for half in 0..2 {
-            let ql = &b[64 * half..64 * (half + 1)];
-            let qh = &b[128 + 32 * half..128 + 32 * (half + 1)];
-            let sc = &b[192 + 8 * half..192 + 8 * (half + 1)];
-            let y = &mut out[128 * half..128 * (half + 1)];
-            for i in 0..32 {
-                let is = i / 16;
-                let q1 = i32::from((ql[i] & 0x0f) | ((qh[i] & 3) << 4)) - 32;
-                let q2 = i32::from((ql[i + 32] & 0x0f) | (((qh[i] >> 2) & 3) << 4)) - 32;
-                let q3 = i32::from((ql[i] >> 4) | (((qh[i] >> 4) & 3) << 4)) - 32;
-                let q4 = i32::from((ql[i + 32] >> 4) | (((qh[i] >> 6) & 3) << 4)) - 32;
-                let s = |k: usize| f32::from(sc[is + k] as i8);
-                y[i] = d * s(0) * q1 as f32;
-                y[i + 32] = d * s(2) * q2 as f32;
-                y[i + 64] = d * s(4) * q3 as f32;
-                y[i + 96] = d * s(6) * q4 as f32;
-            }
+        decode_block(b, out);
+    }
+}
+
+#[inline(always)]
+fn encode_with(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
+    let mut l = [0i8; QK_K];
+    let mut scales = [0.0f32; NSUB];
+    let mut max_scale = 0.0f32;
+    let mut max_abs_scale = 0.0f32;
+    for ib in 0..NSUB {
+        let s = make_qx_quants(
+            &x[SUB * ib..SUB * (ib + 1)],
+            32,
+            &mut l[SUB * ib..],
+            qw.map(|q| &q[SUB * ib..SUB * (ib + 1)]),
+        );
+        scales[ib] = s;
+        if s.abs() > max_abs_scale {
+            max_abs_scale = s.abs();
+            max_scale = s;
+        }
+    }
+    out.fill(0);
+    if max_abs_scale < GROUP_MAX_EPS {
+        put_f16(&mut out[208..210], 0.0);
+        return;
+    }
+
+    let iscale = -128.0 / max_scale;
+    put_f16(&mut out[208..210], 1.0 / iscale);
+    for ib in 0..NSUB {
+        // MIN(127, nearest_int(..)) stored into an int8_t (mod 256).
+        out[192 + ib] = nearest_int(iscale * scales[ib]).min(127) as i8 as u8;
+    }
+    let d_all = get_f16(&out[208..210]);
+    for j in 0..NSUB {
+        let d = d_all * f32::from(out[192 + j] as i8);
+        if d == 0.0 {
+            continue;
+        }
+        for ii in 0..SUB {
+            let q = nearest_int(x[SUB * j + ii] / d).clamp(-32, 31);
+            l[SUB * j + ii] = (q + 32) as i8;
+        }
+    }
+
+    let (ql, rest) = out.split_at_mut(128);
+    let qh = &mut rest[..64];
+    for (half, (ql, qh)) in ql.chunks_exact_mut(64).zip(qh.chunks_exact_mut(32)).enumerate() {
+        let lq = &l[128 * half..128 * (half + 1)];
+        for i in 0..32 {
+            let (a, b, c, e) = (lq[i] as u8, lq[i + 32] as u8, lq[i + 64] as u8, lq[i + 96] as u8);
+            ql[i] = (a & 0x0f) | ((c & 0x0f) << 4);
+            ql[i + 32] = (b & 0x0f) | ((e & 0x0f) << 4);
+            qh[i] = (a >> 4) | ((b >> 4) << 2) | ((c >> 4) << 4) | ((e >> 4) << 6);
+        }
+    }
+}
+
+fn decode_block(b: &[u8], out: &mut [f32]) {
+    let d = get_f16(&b[208..210]);
+    for half in 0..2 {
+        let ql = &b[64 * half..64 * (half + 1)];
+        let qh = &b[128 + 32 * half..128 + 32 * (half + 1)];
+        let sc = &b[192 + 8 * half..192 + 8 * (half + 1)];
+        let y = &mut out[128 * half..128 * (half + 1)];
+        for i in 0..32 {
+            let is = i / 16;
+            let q1 = i32::from((ql[i] & 0x0f) | ((qh[i] & 3) << 4)) - 32;
+            let q2 = i32::from((ql[i + 32] & 0x0f) | (((qh[i] >> 2) & 3) << 4)) - 32;
+            let q3 = i32::from((ql[i] >> 4) | (((qh[i] >> 4) & 3) << 4)) - 32;
+            let q4 = i32::from((ql[i + 32] >> 4) | (((qh[i] >> 6) & 3) << 4)) - 32;
+            let s = |k: usize| f32::from(sc[is + k] as i8);
+            y[i] = d * s(0) * q1 as f32;
+            y[i + 32] = d * s(2) * q2 as f32;
+            y[i + 64] = d * s(4) * q3 as f32;
+            y[i + 96] = d * s(6) * q4 as f32;
         }
     }
 }

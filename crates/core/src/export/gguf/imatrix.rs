@@ -58,6 +58,8 @@ pub struct Imatrix {
     pub chunk_size: u32,
     /// By GGUF tensor name.
     pub entries: BTreeMap<String, ImatrixEntry>,
+    /// The file it was read from (empty when computed), for messages.
+    pub source: PathBuf,
 }
 
 fn bad(path: &Path, message: impl Into<String>) -> Error {
@@ -138,6 +140,11 @@ impl Imatrix {
         out
     }
 
+    /// The importance weights of the weight with GGUF name `name` (mean x² per input column).
+    pub fn importance(&self, name: &str) -> Option<Vec<f32>> {
+        self.entries.get(name).map(ImatrixEntry::mean_square)
+    }
+
     /// Reads either format (GGUF by its magic, else legacy `.dat`).
     pub fn read(path: &Path) -> Result<Imatrix> {
         let mut head = [0u8; 4];
@@ -160,7 +167,7 @@ impl Imatrix {
             .and_then(MetaValue::as_array)
             .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
             .unwrap_or_default();
-        let mut m = Imatrix { datasets, chunk_count, chunk_size, entries: BTreeMap::new() };
+        let mut m = Imatrix { datasets, chunk_count, chunk_size, entries: BTreeMap::new(), source: path.to_path_buf() };
         let floats = |name: &str| -> Result<Option<Vec<f32>>> {
             let Some(t) = f.tensor(name) else { return Ok(None) };
             if t.ggml_type != F32 {
@@ -197,7 +204,7 @@ impl Imatrix {
         if n <= 0 {
             return Err(bad(path, format!("{n} entries: not a llama.cpp imatrix .dat (or empty)")));
         }
-        let mut m = Imatrix::default();
+        let mut m = Imatrix { source: path.to_path_buf(), ..Imatrix::default() };
         for _ in 0..n {
             let len = usize::try_from(int(take(4)?)).map_err(|_| bad(path, "negative name length"))?;
             let name = String::from_utf8(take(len)?.to_vec()).map_err(|_| bad(path, "a name is not UTF-8"))?;
@@ -295,7 +302,7 @@ mod tests {
         entries
             .insert("blk.0.attn_q.weight".into(), ImatrixEntry { sums: vec![4.0, 0.0, 9.0, 1.5], counts: vec![2.0] });
         entries.insert("blk.0.ffn_down.weight".into(), ImatrixEntry { sums: vec![1.0; 6], counts: vec![3.0] });
-        Imatrix { datasets: vec!["calib.txt".into()], chunk_count: 3, chunk_size: 512, entries }
+        Imatrix { datasets: vec!["calib.txt".into()], chunk_count: 3, chunk_size: 512, entries, source: PathBuf::new() }
     }
 
     #[test]
@@ -304,7 +311,7 @@ mod tests {
         let m = sample();
         let g = dir.path().join("m.gguf");
         std::fs::write(&g, m.to_gguf()).unwrap();
-        assert_eq!(Imatrix::read(&g).unwrap(), m);
+        assert_eq!(Imatrix::read(&g).unwrap(), Imatrix { source: g.clone(), ..m.clone() });
         let d = dir.path().join("m.dat");
         std::fs::write(&d, m.to_dat()).unwrap();
         let back = Imatrix::read(&d).unwrap();
@@ -346,6 +353,6 @@ mod tests {
         let ours = dir.path().join("i.gguf");
         write_file(&ours, &m.to_gguf(), false, &SourcePaths::none()).unwrap();
         write_file(&ours, &m.to_gguf(), true, &SourcePaths::none()).unwrap();
-        assert_eq!(Imatrix::read(&ours).unwrap(), m);
+        assert_eq!(Imatrix::read(&ours).unwrap().entries, m.entries);
     }
 }
