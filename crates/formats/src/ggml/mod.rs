@@ -36,6 +36,15 @@ const CANDIDATES: usize = 18;
 /// comparisons in ggml's candidate order.
 #[inline(always)]
 pub(crate) fn make_qx_quants(x: &[f32], nmax: i32, l: &mut [i8], qw: Option<&[f32]>) -> f32 {
+    // Two monomorphic copies: the unweighted one is the hot path of every plain export.
+    match qw {
+        None => qx_search(x, nmax, l, |_, v| v * v),
+        Some(q) => qx_search(x, nmax, l, |i, _| q[i]),
+    }
+}
+
+#[inline(always)]
+fn qx_search(x: &[f32], nmax: i32, l: &mut [i8], weight: impl Fn(usize, f32) -> f32) -> f32 {
     let mut max = 0.0f32;
     let mut amax = 0.0f32;
     for &v in x {
@@ -53,7 +62,6 @@ pub(crate) fn make_qx_quants(x: &[f32], nmax: i32, l: &mut [i8], qw: Option<&[f3
     let quant = |iscale: f32, v: f32| nearest_int(iscale * v).clamp(-nmax, nmax - 1);
     let first = -nmaxf / max;
     let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
-    let weight = |i: usize, v: f32| qw.map_or(v * v, |q| q[i]);
     for (i, &v) in x.iter().enumerate() {
         let lf = quant(first, v) as f32;
         let w = weight(i, v);
