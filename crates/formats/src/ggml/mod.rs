@@ -38,13 +38,14 @@ const CANDIDATES: usize = 18;
 pub(crate) fn make_qx_quants(x: &[f32], nmax: i32, l: &mut [i8], qw: Option<&[f32]>) -> f32 {
     // Two monomorphic copies: the unweighted one is the hot path of every plain export.
     match qw {
-        None => qx_search(x, nmax, l, |_, v| v * v),
-        Some(q) => qx_search(x, nmax, l, |i, _| q[i]),
+        None => qx_search::<false>(x, nmax, l, &[]),
+        Some(q) => qx_search::<true>(x, nmax, l, q),
     }
 }
 
 #[inline(always)]
-fn qx_search(x: &[f32], nmax: i32, l: &mut [i8], weight: impl Fn(usize, f32) -> f32) -> f32 {
+fn qx_search<const WEIGHTED: bool>(x: &[f32], nmax: i32, l: &mut [i8], qw: &[f32]) -> f32 {
+    let weight = |i: usize, v: f32| if WEIGHTED { qw[i] } else { v * v };
     let mut max = 0.0f32;
     let mut amax = 0.0f32;
     for &v in x {
