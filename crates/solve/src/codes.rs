@@ -93,3 +93,39 @@ impl TensorQuantizer for SolvedCodes {
         self.masks.lock().is_ok_and(|m| m.contains_key(source_name))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_handed_out_only_for_the_format_and_shape_they_were_solved_in() {
+        let fmt = pareto_formats::lookup("int4_g32_sym").unwrap();
+        let w = vec![0.5f32; 4 * 32];
+        let codes = SolvedCodes::new(Algorithm::Gptq);
+        codes.insert(
+            "a.weight",
+            fmt.id,
+            Solved { codes: fmt.quantize(&w, 4, 32).unwrap(), loss: Some(1.0), notes: vec![] },
+        );
+        codes.insert_mask("a.weight", &[true, false, true]);
+        let ask = |name: &str, rows: usize, format: &'static pareto_formats::Format| {
+            codes.quantize(&TensorRequest {
+                source_name: name,
+                format,
+                algorithm: Algorithm::Gptq,
+                weights: &w,
+                rows,
+                cols: 32,
+            })
+        };
+        assert!(ask("a.weight", 4, fmt).is_ok());
+        assert!(ask("a.weight", 2, fmt).unwrap_err().contains("solved as int4_g32_sym [4, 32]"));
+        let other = pareto_formats::lookup("int4_g32_asym").unwrap();
+        assert!(ask("a.weight", 4, other).unwrap_err().contains("the export writes int4_g32_asym"));
+        assert!(ask("b.weight", 4, fmt).unwrap_err().contains("no calibration statistics"));
+        assert_eq!(codes.keep_mask("a.weight"), Some(vec![true, false, true]));
+        assert!(codes.has_mask("a.weight") && !codes.has_mask("b.weight"));
+        assert!(codes.serves(Algorithm::Gptq) && !codes.serves(Algorithm::Awq));
+    }
+}

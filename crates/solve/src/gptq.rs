@@ -334,6 +334,15 @@ mod tests {
             gptq(&w, rows, cols, fmt, &Hessian::new(64), &GptqOptions::default()).unwrap_err(),
             SolveError::ShapeMismatch { cols, got: 64 }
         );
+        // A Hessian that no damping makes positive definite is reported with the damping tried.
+        let mut bad = Hessian::new(cols);
+        bad.add_gram(&vec![-1.0; cols * cols], 4).unwrap();
+        let diag_negative = (0..cols).all(|i| bad.matrix()[i * cols + i] < 0.0);
+        assert!(diag_negative);
+        match gptq(&w, rows, cols, fmt, &bad, &GptqOptions::default()) {
+            Err(SolveError::NotPositiveDefinite { damp_percent }) => assert!((damp_percent - 100.0).abs() < 1e-9),
+            other => panic!("{other:?}"),
+        }
         let q8 = pareto_formats::lookup("q8_0").unwrap();
         assert_eq!(
             gptq(&w, rows, cols, q8, &h, &GptqOptions::default()).unwrap_err(),
