@@ -259,3 +259,31 @@ fn an_importance_matrix_steers_the_ggml_codecs_that_take_one() {
     assert!(matches!(e, Error::Imatrix { .. }), "{e}");
     assert!(!out.exists());
 }
+
+#[test]
+fn non_finite_activations_are_named_by_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    std::fs::create_dir(&dir).unwrap();
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(stories().join(f), dir.join(f)).unwrap();
+    }
+    // Finite weights whose products overflow: layer 1's input norm scaled to 3e38.
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = read_all(&stories().join("model.safetensors"))
+        .into_iter()
+        .map(|(name, (_, shape, bytes))| {
+            let mut v = f32s(&bytes);
+            if name == "model.layers.1.input_layernorm.weight" {
+                v.iter_mut().for_each(|x| *x = 3e38);
+            }
+            (name, shape, v)
+        })
+        .collect();
+    let refs: Vec<(&str, Vec<usize>, Vec<f32>)> =
+        tensors.iter().map(|(n, s, v)| (n.as_str(), s.clone(), v.clone())).collect();
+    crate::common::write_f32_model(&dir.join("model.safetensors"), &refs);
+    let model = Model::open(&dir).unwrap();
+    let plan = Recipe::load("gptq-w4-g32").unwrap().resolve(&model).unwrap();
+    let e = calibrate(&dir, &plan, &spec(2, 64), &JobContext::silent()).unwrap_err();
+    assert!(e.to_string().contains("hold NaN or Inf (layer 1)"), "{e}");
+}
