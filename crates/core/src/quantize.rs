@@ -76,6 +76,47 @@ impl Pipeline<'_> {
         rows: usize,
         cols: usize,
     ) -> Result<Solved> {
+        if let Some(solved) = self.chosen_elsewhere(pt, fmt, w, rows, cols)? {
+            return Ok(solved);
+        }
+        let codes = fmt.quantize(w, rows, cols).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
+        Ok(Solved { codes, loss: None, notes: self.plain_notes(fmt) })
+    }
+
+    /// Replaces `w` by the values its codes decode to (what a dense file holds), chosen as
+    /// [`Pipeline::quantize`] would. Plain rounding runs in place (`fake_quantize`, the same values
+    /// bit for bit), so the dense path holds no codes beside the tensor. Returns the loss and notes.
+    pub fn quantize_in_place(
+        &mut self,
+        pt: &PlannedTensor,
+        fmt: &'static Format,
+        w: &mut [f32],
+        rows: usize,
+        cols: usize,
+    ) -> Result<(Option<f64>, Vec<String>)> {
+        let fail = |e| Error::Format(e).for_tensor(&pt.name);
+        match self.chosen_elsewhere(pt, fmt, w, rows, cols)? {
+            Some(solved) => {
+                w.copy_from_slice(&fmt.dequantize(&solved.codes).map_err(fail)?);
+                Ok((solved.loss, solved.notes))
+            }
+            None => {
+                fmt.fake_quantize(w, rows, cols).map_err(fail)?;
+                Ok((None, self.plain_notes(fmt)))
+            }
+        }
+    }
+
+    /// Codes not from the registry codec's plain rounding: a calibrated solver's, importance-
+    /// weighted ones (an imatrix), or the accelerator's. `None`: plain rounding on the CPU applies.
+    fn chosen_elsewhere(
+        &mut self,
+        pt: &PlannedTensor,
+        fmt: &'static Format,
+        w: &[f32],
+        rows: usize,
+        cols: usize,
+    ) -> Result<Option<Solved>> {
         let algorithm = pt.action.algorithm;
         if algorithm.needs_calibration() {
             let solver = self.solver.filter(|s| s.serves(algorithm)).ok_or_else(|| Error::NeedsCalibration {
@@ -85,7 +126,7 @@ impl Pipeline<'_> {
             })?;
             let request =
                 TensorRequest { source_name: &pt.source_name, format: fmt, algorithm, weights: w, rows, cols };
-            return solver.quantize(&request).map_err(|detail| Error::Solver {
+            return solver.quantize(&request).map(Some).map_err(|detail| Error::Solver {
                 algorithm: algorithm.label(),
                 tensor: pt.name.clone(),
                 detail,
@@ -100,18 +141,20 @@ impl Pipeline<'_> {
         if let Some(imp) = importance {
             let codes =
                 fmt.quantize_weighted(w, rows, cols, &imp).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
-            return Ok(Solved { codes, loss: None, notes: vec!["importance-weighted (imatrix)".into()] });
+            return Ok(Some(Solved { codes, loss: None, notes: vec!["importance-weighted (imatrix)".into()] }));
         }
-        // ggml weighs these types too; this build does not yet, so say so rather than differ quietly.
-        let mut notes = Vec::new();
+        let notes = self.plain_notes(fmt);
+        Ok(self.on_device(fmt, w, rows, cols, &pt.name)?.map(|codes| Solved { codes, loss: None, notes }))
+    }
+
+    /// ggml weighs these types with an imatrix too; this build does not yet, so say so rather
+    /// than differ quietly.
+    fn plain_notes(&self, fmt: &Format) -> Vec<String> {
         if self.imatrix.is_some() && IMPORTANCE_NOT_YET.contains(&fmt.id) {
-            notes.push(format!("{}: imatrix not applied (llama-quantize would use it for this type)", fmt.id));
+            vec![format!("{}: imatrix not applied (llama-quantize would use it for this type)", fmt.id)]
+        } else {
+            Vec::new()
         }
-        let codes = match self.on_device(fmt, w, rows, cols, &pt.name)? {
-            Some(q) => q,
-            None => fmt.quantize(w, rows, cols).map_err(|e| Error::Format(e).for_tensor(&pt.name))?,
-        };
-        Ok(Solved { codes, loss: None, notes })
     }
 
     /// Quantizes on the accelerator when it implements `fmt`: `Some(codes)`, or `None` for the CPU

@@ -118,11 +118,9 @@ pub fn write_tensor(
     if let Some(id) = pt.action.format {
         let fmt = pareto_formats::lookup(id)?;
         // The dense file holds the chosen codes decoded by the reference codec.
-        let solved = pipe.quantize(pt, fmt, &w, rows, cols)?;
-        let deq = fmt.dequantize(&solved.codes).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
-        w.copy_from_slice(&deq);
-        report.calib_loss = solved.loss;
-        report.notes.extend(solved.notes);
+        let (loss, notes) = pipe.quantize_in_place(pt, fmt, &mut w, rows, cols)?;
+        report.calib_loss = loss;
+        report.notes.extend(notes);
     }
     // Compare and encode in chunks; the original comes from a re-read of the source bytes.
     let mut acc = MetricsAcc::default();

@@ -36,6 +36,59 @@ pub enum QTensor {
 }
 
 impl QTensor {
+    /// Rows `first..first + n` as a tensor of their own (scales and zeros of those rows; a
+    /// per-tensor scale is kept), so a caller can decode a large tensor a few rows at a time.
+    /// `None` when the range or the tensor's own lengths do not add up.
+    pub fn row_range(&self, first: usize, n: usize) -> Option<QTensor> {
+        let rows = self.rows();
+        let end = first.checked_add(n).filter(|&e| e <= rows)?;
+        // The slice of `v` belonging to the rows, for a field with the same count per row.
+        fn part<T: Clone>(v: &[T], rows: usize, first: usize, end: usize) -> Option<Vec<T>> {
+            let per = v.len().checked_div(rows)?;
+            (per * rows == v.len()).then_some(())?;
+            v.get(first * per..end * per).map(<[T]>::to_vec)
+        }
+        Some(match self {
+            QTensor::F32 { cols, data, .. } => {
+                QTensor::F32 { rows: n, cols: *cols, data: part(data, rows, first, end)? }
+            }
+            QTensor::F16 { cols, data, .. } => {
+                QTensor::F16 { rows: n, cols: *cols, data: part(data, rows, first, end)? }
+            }
+            QTensor::Bf16 { cols, data, .. } => {
+                QTensor::Bf16 { rows: n, cols: *cols, data: part(data, rows, first, end)? }
+            }
+            QTensor::Int { cols, bits, group, codes, scales, zeros, .. } => QTensor::Int {
+                rows: n,
+                cols: *cols,
+                bits: *bits,
+                group: *group,
+                codes: part(codes, rows, first, end)?,
+                scales: part(scales, rows, first, end)?,
+                zeros: match zeros {
+                    Some(z) => Some(part(z, rows, first, end)?),
+                    None => None,
+                },
+            },
+            QTensor::Fp8E4m3 { cols, codes, scales, .. } => QTensor::Fp8E4m3 {
+                rows: n,
+                cols: *cols,
+                codes: part(codes, rows, first, end)?,
+                scales: if scales.len() == 1 && rows != 1 { scales.clone() } else { part(scales, rows, first, end)? },
+            },
+            QTensor::Nf4 { cols, block, codes, absmax, .. } => QTensor::Nf4 {
+                rows: n,
+                cols: *cols,
+                block: *block,
+                codes: part(codes, rows, first, end)?,
+                absmax: part(absmax, rows, first, end)?,
+            },
+            QTensor::Blocks { cols, ggml_type, bytes, .. } => {
+                QTensor::Blocks { rows: n, cols: *cols, ggml_type: *ggml_type, bytes: part(bytes, rows, first, end)? }
+            }
+        })
+    }
+
     pub fn rows(&self) -> usize {
         match self {
             QTensor::F32 { rows, .. }

@@ -328,3 +328,22 @@ fn huge_values_overflowing_f16_scales_are_errors() {
         assert!(lookup(id).unwrap().quantize(&w, 1, COLS).is_ok(), "{id}");
     }
 }
+
+/// Decoding a tensor a few rows at a time (`QTensor::row_range`) gives exactly the whole decode,
+/// for every format, per-tensor scales included.
+#[test]
+fn row_ranges_decode_like_the_whole_tensor() {
+    let (rows, cols) = (7, 256);
+    let w = gaussian(rows, cols, 11);
+    for f in registry() {
+        let q = f.quantize(&w, rows, cols).unwrap();
+        let whole = bits(&f.dequantize(&q).unwrap());
+        let mut pieces = Vec::new();
+        for first in (0..rows).step_by(3) {
+            let part = q.row_range(first, 3.min(rows - first)).unwrap();
+            pieces.extend(f.dequantize(&part).unwrap());
+        }
+        assert_eq!(bits(&pieces), whole, "{}", f.id);
+        assert!(q.row_range(5, 3).is_none(), "{}: past the last row", f.id);
+    }
+}

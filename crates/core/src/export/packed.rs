@@ -81,6 +81,9 @@ pub(crate) fn prepare(
     Ok(w)
 }
 
+/// Rows' worth of elements decoded per step when measuring a packed tensor's error.
+const METRIC_CHUNK: usize = 1 << 20;
+
 /// Quantizes one tensor with `fmt`; metrics compare the dequantized codes with the original
 /// (sliced, unpruned) values, so they include pruning error as the dense path's do.
 pub(crate) fn quantize(
@@ -105,9 +108,20 @@ pub(crate) fn quantize(
             None
         };
         let original = original.as_deref().unwrap_or(&w);
-        // The codes that are written, decoded: right for any algorithm that chose them.
-        let deq = fmt.dequantize(&solved.codes).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
-        Some(Sums::of(original, &deq).metrics())
+        // The codes that are written, decoded a few rows at a time: right for any algorithm that
+        // chose them, without a second full-size copy of the tensor.
+        let step = (METRIC_CHUNK / cols.max(1)).max(1);
+        let mut acc = Sums::default();
+        for first in (0..rows).step_by(step) {
+            let n = step.min(rows - first);
+            let part = solved.codes.row_range(first, n).ok_or_else(|| Error::WriterMismatch {
+                expected: format!("{rows} rows of codes for {}", pt.name),
+                got: format!("{} rows", solved.codes.rows()),
+            })?;
+            let deq = fmt.dequantize(&part).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
+            acc = acc.merge(Sums::of(&original[first * cols..(first + n) * cols], &deq));
+        }
+        Some(acc.metrics())
     } else {
         None
     };
