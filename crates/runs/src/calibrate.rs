@@ -16,7 +16,7 @@ use pareto_core::prune::wanda::{WandaPattern, keep_mask};
 use pareto_core::prune::{prune_magnitude, prune_n_m};
 use pareto_core::quantize::Solved;
 use pareto_core::recipe::{Algorithm, Plan, PruneScope, PruneSpec};
-use pareto_eval::calibration::{ActivationSink, LinearInput};
+use pareto_eval::calibration::{ActivationSink, ChannelStats, LinearInput};
 use pareto_eval::candle_core::{DType, Device, Tensor};
 use pareto_eval::llama::LlamaModel;
 use pareto_eval::perplexity::{load_tokenizer, tokenize_up_to};
@@ -390,7 +390,8 @@ struct HessianSink {
     /// Full XᵀX (GPTQ); otherwise only its diagonal (Wanda's input norms), O(cols) per input.
     full: bool,
     inputs: BTreeMap<String, Hessian>,
-    squares: BTreeMap<String, Vec<f64>>,
+    /// The diagonal alone, as eval's per-column statistics keep it.
+    diagonal: ChannelStats,
     owners: BTreeMap<String, String>,
     error: Option<RunError>,
 }
@@ -409,7 +410,7 @@ impl HessianSink {
         let key = self.owners.get(linear)?;
         let sq = match self.inputs.get(key) {
             Some(h) => h.mean_square(),
-            None => self.squares.get(key)?.clone(),
+            None => self.diagonal.inputs.get(key)?.mean_sq(),
         };
         Some(sq.iter().map(|v| v.sqrt() as f32).collect())
     }
@@ -422,29 +423,20 @@ impl HessianSink {
         for l in input.linears {
             self.owners.insert(l.clone(), key.clone());
         }
+        let non_finite = || {
+            invalid(&format!("calibration activations of {:?} hold NaN or Inf (layer {})", input.linears, input.layer))
+        };
         if input.data.iter().any(|v| !v.is_finite()) {
-            return Err(invalid(&format!(
-                "calibration activations of {:?} hold NaN or Inf (layer {})",
-                input.linears, input.layer
-            )));
+            return Err(non_finite());
         }
         if !self.full {
-            let sq = self.squares.entry(key).or_insert_with(|| vec![0.0; input.cols]);
-            for row in input.data.chunks_exact(input.cols) {
-                for (s, &v) in sq.iter_mut().zip(row) {
-                    *s += f64::from(v) * f64::from(v);
-                }
-            }
-            return Ok(());
+            return Ok(self.diagonal.accept(input)?);
         }
         let x = Tensor::from_slice(input.data, (input.rows, input.cols), &Device::Cpu).map_err(eval_err)?;
         let gram: Vec<f32> = x.t().and_then(|t| t.matmul(&x)?.flatten_all()?.to_vec1()).map_err(eval_err)?;
         let h = self.inputs.entry(key).or_insert_with(|| Hessian::new(input.cols));
         h.add_gram(&gram, input.rows).map_err(|e| match e {
-            SolveError::NonFinite => invalid(&format!(
-                "calibration activations of {:?} hold NaN or Inf (layer {})",
-                input.linears, input.layer
-            )),
+            SolveError::NonFinite => non_finite(),
             other => invalid(&other.to_string()),
         })
     }
