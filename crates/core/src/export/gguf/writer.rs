@@ -347,7 +347,8 @@ fn by_rows(reader: &SourceReader, t: &TensorInfo, pt: &PlannedTensor, it: &Item,
 }
 
 impl GgufWriter {
-    /// Streams one tensor in row chunks; returns the bytes written and the metrics.
+    /// Streams one tensor in row chunks; returns the bytes written, the metrics and the notes of
+    /// how its codes were chosen (the same for every chunk).
     fn tensor_by_rows(
         &mut self,
         pipe: &mut Pipeline,
@@ -356,14 +357,18 @@ impl GgufWriter {
         fmt: &'static Format,
         it: &Item,
         metrics: bool,
-    ) -> Result<(u64, Option<WeightMetrics>)> {
+    ) -> Result<(u64, Option<WeightMetrics>, Vec<String>)> {
         let (rows, cols) = rows_cols(&pt.shape);
         let step = (pipe.reader.step_bytes() / (cols.max(1) * 4)).max(1);
-        let (mut written, mut sums) = (0u64, Sums::default());
+        let (mut written, mut sums, mut notes) = (0u64, Sums::default(), Vec::new());
         for first in (0..rows).step_by(step) {
             let n = step.min(rows - first);
             let x = pipe.reader.read_rows_f32(t, first, n, cols)?;
-            let q = pipe.quantize(pt, fmt, &x, n, cols)?.codes;
+            let solved = pipe.quantize(pt, fmt, &x, n, cols)?;
+            if first == 0 {
+                notes = solved.notes;
+            }
+            let q = solved.codes;
             if metrics {
                 let deq = fmt.dequantize(&q).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
                 sums = sums.merge(Sums::of(&x, &deq));
@@ -380,7 +385,7 @@ impl GgufWriter {
             });
         }
         self.pad(it)?;
-        Ok((written, metrics.then(|| sums.metrics())))
+        Ok((written, metrics.then(|| sums.metrics()), notes))
     }
 
     fn pad(&mut self, it: &Item) -> Result<()> {
@@ -430,8 +435,10 @@ pub fn write(
         let dtype = types::name(it.ggml_type).unwrap_or("?");
         let mut rep = match &it.encoding {
             Encoding::Blocks(f) | Encoding::Cast(f) if by_rows(pipe.reader, t, pt, it, f) => {
-                let (written, m) = w.tensor_by_rows(pipe, t, pt, f, it, metrics)?;
-                packed::report(pt, dtype, written, m)
+                let (written, m, notes) = w.tensor_by_rows(pipe, t, pt, f, it, metrics)?;
+                let mut rep = packed::report(pt, dtype, written, m);
+                rep.notes.extend(notes);
+                rep
             }
             Encoding::Blocks(f) | Encoding::Cast(f) => {
                 let qz = packed::quantize(pipe, t, pt, f, it.perm.as_deref(), metrics)?;
