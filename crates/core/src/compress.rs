@@ -285,13 +285,7 @@ pub fn check_output(model: &Model, opts: &CompressOptions) -> Result<()> {
 /// An importance matrix must belong to this model: every entry names one of its weights (by GGUF
 /// name) with that weight's input columns.
 fn check_imatrix(model: &Model, m: &crate::export::gguf::imatrix::Imatrix) -> Result<()> {
-    let weights: BTreeMap<String, usize> = model
-        .tensors()
-        .iter()
-        .filter(|t| t.shape.len() == 2)
-        .filter_map(|t| Some((crate::export::gguf::names::to_gguf(&t.name)?, *t.shape.last()?)))
-        .collect();
-    m.check_against(Path::new(&m.source), &weights).map(|_| ())
+    m.check_against(Path::new(&m.source), &crate::export::gguf::imatrix::weights_of(model)).map(|_| ())
 }
 
 /// A calibrated tensor without a solver for it is refused before the output exists.

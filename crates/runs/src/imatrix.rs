@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use pareto_core::export::gguf::imatrix::{Imatrix, ImatrixEntry};
+use pareto_core::export::gguf::imatrix::{Imatrix, ImatrixEntry, weights_of};
 use pareto_core::export::gguf::names;
 use pareto_core::job::JobContext;
 use pareto_eval::calibration::{CalibrationPlan, ChannelStats, capture_activations};
@@ -49,12 +49,8 @@ pub fn compute_imatrix(model_dir: &Path, spec: &CalibrationSpec, ctx: &JobContex
     Ok((imatrix, notes))
 }
 
-/// The model's linear weights by GGUF name with their input columns, to check an imatrix against.
+/// The model's block weights (what llama-imatrix collects by default) by GGUF name with their
+/// input columns, to check an imatrix against.
 pub fn imatrix_targets(model: &pareto_core::Model) -> BTreeMap<String, usize> {
-    model
-        .tensors()
-        .iter()
-        .filter(|t| t.shape.len() == 2 && t.name.contains(".layers."))
-        .filter_map(|t| Some((names::to_gguf(&t.name)?, *t.shape.last()?)))
-        .collect()
+    weights_of(model).into_iter().filter(|(name, _)| name.starts_with("blk.")).collect()
 }

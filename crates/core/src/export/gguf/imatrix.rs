@@ -256,6 +256,17 @@ impl Imatrix {
     }
 }
 
+/// A model's weight matrices by GGUF name, with their input columns: what an imatrix's entries
+/// must name and match.
+pub fn weights_of(model: &crate::store::Model) -> BTreeMap<String, usize> {
+    model
+        .tensors()
+        .iter()
+        .filter(|t| t.shape.len() == 2)
+        .filter_map(|t| Some((super::names::to_gguf(&t.name)?, *t.shape.last()?)))
+        .collect()
+}
+
 fn pad(h: &mut Vec<u8>) {
     let rem = h.len() as u64 % ALIGNMENT;
     if rem != 0 {
