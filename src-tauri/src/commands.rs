@@ -116,9 +116,9 @@ pub async fn project_plan(state: S<'_>, query: ProjectionQuery) -> ApiResult<Pro
 }
 
 #[tauri::command]
-pub async fn compare_runs(state: S<'_>, query: ProjectionQuery) -> ApiResult<CompareView> {
+pub async fn compare_runs(state: S<'_>, query: ProjectionQuery, metric: Option<String>) -> ApiResult<CompareView> {
     let state = Arc::clone(&state);
-    blocking(move || ops::compare(&state, &query)).await
+    blocking(move || ops::compare(&state, &query, metric.as_deref())).await
 }
 
 #[tauri::command]

@@ -364,16 +364,34 @@ pub fn projection_view(p: &Projection) -> ProjectionView {
     }
 }
 
-/// A point is on the frontier when no other point is at least as good on both axes and strictly
-/// better on one (lower cost, lower error). Cost falls back to weight bytes when unknown.
-pub fn mark_frontier(points: &mut [VariantPoint]) {
-    let all_costed = points.iter().all(|p| p.usd_month.is_some());
-    let cost = |p: &VariantPoint| if all_costed { p.usd_month.unwrap_or(0.0) } else { p.weight_bytes as f64 };
-    let keys: Vec<(f64, f64)> = points.iter().map(|p| (cost(p), p.mean_rel_error)).collect();
-    for (i, p) in points.iter_mut().enumerate() {
-        let Some(&(c, e)) = keys.get(i) else { continue };
-        p.on_frontier =
-            !keys.iter().enumerate().any(|(j, &(c2, e2))| j != i && c2 <= c && e2 <= e && (c2 < c || e2 < e));
+/// The report's comparison as the Compare screen's view; rows are in run order.
+pub fn compare_view(runs: &[std::sync::Arc<crate::state::RunRecord>], cmp: &pareto_report::Comparison) -> CompareView {
+    let points = runs
+        .iter()
+        .zip(&cmp.rows)
+        .map(|(r, row)| VariantPoint {
+            run_id: r.view.id,
+            label: format!("#{} {}", r.view.id, r.view.recipe_name),
+            weight_bytes: row.planned_bytes,
+            accuracy: row.metric_change,
+            change_is_relative: row.change_is_relative,
+            change_text: row.change_text(),
+            metric_value: row.metric_value,
+            usd_month: row.usd_month,
+            on_frontier: row.on_frontier,
+            dominated: row.dominated,
+        })
+        .collect();
+    CompareView {
+        cost_axis: cmp.cost_axis.clone(),
+        metric: cmp.metric.clone(),
+        accuracy_axis: cmp.accuracy_axis.clone(),
+        metrics: cmp.metrics.clone(),
+        is_proxy: cmp.metric == pareto_report::WEIGHT_ERROR_PROXY,
+        warnings: cmp.warnings.clone(),
+        recommendation: cmp.recommendation.headline.clone(),
+        reasons: cmp.recommendation.reasons.clone(),
+        points,
     }
 }
 
@@ -395,20 +413,5 @@ mod tests {
         assert_eq!(h.after.iter().sum::<u32>(), 4);
         assert_eq!((h.min, h.max), (-1.0, 1.0));
         assert_eq!(h.zeros_after, 2);
-    }
-
-    #[test]
-    fn frontier_excludes_dominated_points() {
-        let p = |id, bytes, err| VariantPoint {
-            run_id: id,
-            label: String::new(),
-            weight_bytes: bytes,
-            mean_rel_error: err,
-            usd_month: None,
-            on_frontier: false,
-        };
-        let mut pts = vec![p(1, 100, 0.01), p(2, 50, 0.05), p(3, 120, 0.02)];
-        mark_frontier(&mut pts);
-        assert_eq!(pts.iter().map(|p| p.on_frontier).collect::<Vec<_>>(), vec![true, true, false]);
     }
 }

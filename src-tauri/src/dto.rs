@@ -456,15 +456,30 @@ pub struct VariantPoint {
     pub run_id: u32,
     pub label: String,
     pub weight_bytes: u64,
-    pub mean_rel_error: f64,
+    /// The chosen metric's change, signed so that up is better (relative when `change_is_relative`);
+    /// `None` when the run has no such measurement (never filled in from another metric).
+    pub accuracy: Option<f64>,
+    pub change_is_relative: bool,
+    /// The change as the reviewer reads it, e.g. "+1.20% (worse)".
+    pub change_text: Option<String>,
+    pub metric_value: Option<f64>,
     pub usd_month: Option<f64>,
     pub on_frontier: bool,
+    pub dominated: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
 pub struct CompareView {
     pub cost_axis: String,
+    /// The metric on the accuracy axis: a measured validation metric, or the weight-error proxy.
+    pub metric: String,
     pub accuracy_axis: String,
+    /// The accuracy axes the runs offer (measured metrics first, then the proxy).
+    pub metrics: Vec<String>,
+    pub is_proxy: bool,
+    pub warnings: Vec<String>,
+    pub recommendation: String,
+    pub reasons: Vec<String>,
     pub points: Vec<VariantPoint>,
 }
 

@@ -1,6 +1,7 @@
 //! What each command does, as plain functions over [`AppState`] so tests call them without a window.
 //! Each is a few lines of glue: DTO in → pareto crate → DTO out. Conversions live in `convert`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -351,29 +352,32 @@ pub fn project_plan(state: &AppState, query: &ProjectionQuery) -> ApiResult<Proj
     Ok(view)
 }
 
-/// Every run of this session on (cost, weight error); the frontier is the set no other run beats on both.
-pub fn compare(state: &AppState, query: &ProjectionQuery) -> ApiResult<CompareView> {
+/// Every run of this session on (projected cost, accuracy) through the report's comparison, so
+/// the studio and `pareto report` draw one frontier. The accuracy axis is the measured metric
+/// `metric` names; with none named, the primary metric once any run is validated, else the
+/// labelled weight-error proxy. Runs without the chosen measurement are listed as not measured.
+pub fn compare(state: &AppState, query: &ProjectionQuery, metric: Option<&str>) -> ApiResult<CompareView> {
     let runs = state.runs();
-    let mut points = Vec::with_capacity(runs.len());
-    for r in runs.iter() {
-        let q = ProjectionQuery { recipe_toml: Some(r.view.recipe_toml.clone()), ..query.clone() };
-        let usd =
-            project_plan(state, &q).ok().and_then(|p| p.compressed.and_then(|c| c.total_usd_month.map(|q| q.value)));
-        points.push(VariantPoint {
-            run_id: r.view.id,
-            label: format!("#{} {}", r.view.id, r.view.recipe_name),
-            weight_bytes: r.view.planned_bytes,
-            mean_rel_error: r.view.mean_rel_error,
-            usd_month: usd,
-            on_frontier: false,
-        });
+    let scenario = scenario_with(query)?;
+    let mut records = Vec::with_capacity(runs.len());
+    let mut models: HashMap<PathBuf, Model> = HashMap::new();
+    for r in &runs {
+        let model = match models.entry(r.report.source.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(Model::open(&r.report.source)?),
+        };
+        let model = &*model;
+        let recipe = Recipe::from_toml(&r.view.recipe_toml, "the run's recipe")?;
+        let plan = recipe.resolve(model)?;
+        records.push(run_record(state, r, model, &plan, &recipe, &scenario, query.device.as_deref())?);
     }
-    convert::mark_frontier(&mut points);
-    Ok(CompareView {
-        cost_axis: "projected $/month (falls back to packed weight bytes when cost is unknown)".into(),
-        accuracy_axis: "parameter-weighted relative weight error (a proxy for accuracy loss)".into(),
-        points,
-    })
+    if records.is_empty() {
+        return Ok(CompareView::default());
+    }
+    let any_measured = records.iter().any(|r| r.validation.is_some());
+    let metric = metric.or((!any_measured).then_some(pareto_report::WEIGHT_ERROR_PROXY));
+    let cmp = pareto_report::compare_on(&records, metric).map_err(|e| from_std(&e))?;
+    Ok(convert::compare_view(&runs, &cmp))
 }
 
 pub fn export_formats() -> Vec<ExportFormatInfo> {
@@ -418,6 +422,8 @@ fn run_record(
     model: &Model,
     plan: &pareto_core::Plan,
     recipe: &Recipe,
+    scenario: &Scenario,
+    device: Option<&str>,
 ) -> ApiResult<pareto_report::RunRecord> {
     let manifest = run.report.output.join("pareto-manifest.json");
     let text = std::fs::read_to_string(&manifest)
@@ -427,20 +433,13 @@ fn run_record(
     let records: Vec<pareto_core::export::FileRecord> = serde_json::from_value(value["source_files"].clone())
         .map_err(|e| from_std(&e).context("the manifest's source_files"))?;
     let files: Vec<pareto_report::FileHash> = records.into_iter().map(pareto_runs::file_hash).collect();
-    let settings = state.settings();
-    let scenario = Scenario::load(settings.scenario.as_deref().unwrap_or("high-volume-api"))?;
-    let projection = pareto_core::plan_projection::project_plan(
-        model,
-        plan,
-        &Catalog::builtin()?,
-        &scenario,
-        settings.device.as_deref(),
-        true,
-    )?;
+    let projection =
+        pareto_core::plan_projection::project_plan(model, plan, &Catalog::builtin()?, scenario, device, true)?;
     let toml = recipe.to_toml()?;
     let id = pareto_runs::variant_id(&files, &toml, &[run.report.content_hash.as_str()]);
     let started = pareto_runs::rfc3339(std::time::SystemTime::now());
-    pareto_runs::assemble(model, plan, recipe, &run.report, &files, id, started, None, Some(&projection))
+    let validation = state.validation(run.view.id);
+    pareto_runs::assemble(model, plan, recipe, &run.report, &files, id, started, validation, Some(&projection))
         .map_err(|e| from_std(&e).context("assembling the run record"))
 }
 
@@ -465,7 +464,9 @@ pub fn export_run(state: &AppState, req: &ExportRequest) -> ApiResult<ExportResu
     let model = Model::open(&run.report.source)?;
     let recipe = Recipe::from_toml(&run.view.recipe_toml, "the run's recipe")?;
     let plan = recipe.resolve(&model)?;
-    let record = run_record(state, &run, &model, &plan, &recipe)?;
+    let settings = state.settings();
+    let scenario = Scenario::load(settings.scenario.as_deref().unwrap_or("high-volume-api"))?;
+    let record = run_record(state, &run, &model, &plan, &recipe, &scenario, settings.device.as_deref())?;
     if format == ExportFormat::Safetensors {
         return crate::export::write(&run, &record, &target, req.overwrite, model.source_paths(), None);
     }

@@ -24,6 +24,8 @@ pub struct AppState {
     model: Mutex<Option<Arc<Model>>>,
     jobs: Mutex<HashMap<u32, CancelToken>>,
     runs: Mutex<Vec<Arc<RunRecord>>>,
+    /// The latest measured validation of each run (by run id), for Compare and the exported record.
+    validations: Mutex<HashMap<u32, pareto_report::Validation>>,
     next_job: AtomicU32,
     settings: Mutex<Settings>,
     /// Where settings are saved; `None` keeps them in memory (tests).
@@ -99,6 +101,14 @@ impl AppState {
             .find(|r| r.view.id == id)
             .cloned()
             .ok_or_else(|| ApiError::new(format!("run #{id} is not part of this session")))
+    }
+
+    pub fn set_validation(&self, run_id: u32, validation: pareto_report::Validation) {
+        lock(&self.validations).insert(run_id, validation);
+    }
+
+    pub fn validation(&self, run_id: u32) -> Option<pareto_report::Validation> {
+        lock(&self.validations).get(&run_id).cloned()
     }
 
     pub fn settings(&self) -> Settings {

@@ -338,9 +338,14 @@ fn projection_and_compare() {
     let dir = tempfile::tempdir().expect("tmp");
     finished(&compress(&state, &preset("w8"), &dir.path().join("a")));
     finished(&compress(&state, &preset("gguf-q4_0"), &dir.path().join("b")));
-    let cmp = ops::compare(&state, &query).expect("compare");
+    let cmp = ops::compare(&state, &query, None).expect("compare");
     assert_eq!(cmp.points.len(), 2);
     assert!(cmp.points.iter().any(|p| p.on_frontier));
+    // Nothing is validated: the axis is the weight-error proxy, said so, and nothing is recommended.
+    assert!(cmp.is_proxy && cmp.accuracy_axis.contains("not a measurement"), "{}", cmp.accuracy_axis);
+    assert!(cmp.recommendation.contains("proxy"));
+    let e = ops::compare(&state, &query, Some("perplexity")).expect_err("no run is validated");
+    assert!(e.message.contains("perplexity"), "{}", e.message);
 }
 
 #[test]
@@ -390,6 +395,39 @@ fn validate_compares_original_and_compressed() {
     let ppl = result.metrics.iter().find(|m| m.name == "perplexity").expect("perplexity row");
     assert!(ppl.original.is_some_and(|v| v > 1.0) && ppl.compressed.is_some_and(|v| v > 1.0), "{ppl:?}");
     assert!(result.metrics.iter().any(|m| m.name == "top-1 agreement"));
+
+    // A second, unvalidated run: Compare ranks on the measured metric and lists it as not measured.
+    finished(&compress(&state, &preset("w8"), &dir.path().join("w8")));
+    let query = ProjectionQuery {
+        scenario: "high-volume-api".into(),
+        device: None,
+        traffic: TrafficOverrides::default(),
+        recipe_toml: None,
+    };
+    let cmp = ops::compare(&state, &query, None).expect("compare");
+    assert_eq!(cmp.metric, "perplexity");
+    assert!(!cmp.is_proxy && cmp.metrics.iter().any(|m| m == "KL divergence"), "{:?}", cmp.metrics);
+    let validated = cmp.points.iter().find(|p| p.run_id == run.id).expect("validated point");
+    let worse = ppl.compressed.unwrap() > ppl.original.unwrap();
+    assert_eq!(validated.accuracy.is_some_and(|a| a < 0.0), worse, "{validated:?}");
+    assert!(validated.change_text.as_deref().is_some_and(|t| t.contains(if worse { "worse" } else { "better" })));
+    let other = cmp.points.iter().find(|p| p.run_id != run.id).expect("unvalidated point");
+    assert!(other.accuracy.is_none() && !other.on_frontier, "never placed from the proxy: {other:?}");
+    assert!(cmp.warnings.iter().any(|w| w.contains("not measured")));
+    let kl = ops::compare(&state, &query, Some("KL divergence")).expect("compare on KL");
+    let p = kl.points.iter().find(|p| p.run_id == run.id).expect("point");
+    assert!(!p.change_is_relative && p.accuracy.is_some_and(|a| a < 0.0), "{p:?}");
+    // The exported record carries the measurement, so the reviewer's report is measured too.
+    let target = dir.path().join("export");
+    let req = ExportRequest {
+        run_id: run.id,
+        format: "safetensors".into(),
+        target: target.display().to_string(),
+        overwrite: false,
+    };
+    ops::export_run(&state, &req).expect("export");
+    let record = pareto_report::RunRecord::load(&target.join("pareto-run.json")).expect("record");
+    assert!(record.primary_metric().is_some_and(|m| m.compressed.is_some()), "{:?}", record.validation);
     let bad = ValidateRequest { run_id: run.id, samples: None, limit: None, speed: false, device: "tpu".into() };
     assert!(crate::validate::start(&state, bad, Arc::new(|_| {})).is_err());
 }

@@ -164,7 +164,14 @@ pub fn start(state: &Arc<AppState>, req: ValidateRequest, sink: Sink) -> ApiResu
             state.finish_job(id);
             let event = match result {
                 Ok(r) => {
-                    JobEvent::Validated { result: Box::new(view(req.run_id, &r, started.elapsed().as_secs_f64())) }
+                    let mut result = view(req.run_id, &r, started.elapsed().as_secs_f64());
+                    // Kept for Compare's measured frontier and the exported run record.
+                    match pareto_runs::validation_of(&r) {
+                        Ok(Some(v)) => state.set_validation(req.run_id, v),
+                        Ok(None) => {}
+                        Err(e) => result.notes.push(format!("not kept for Compare: {e}")),
+                    }
+                    JobEvent::Validated { result: Box::new(result) }
                 }
                 Err(_) if cancel.is_cancelled() => JobEvent::Cancelled,
                 Err(e) => JobEvent::Failed { error: from_std(&e).context("validation failed") },

@@ -199,3 +199,36 @@ describe("Validate", () => {
     expect(table).toContain("+5.00%");
   });
 });
+
+describe("Compare", () => {
+  it("plots measured runs only, lists the rest as not measured, and switches the accuracy axis", async () => {
+    await type("#model-path", "/mock/model");
+    await click("#open-model");
+    await click("#nav-run");
+    await click("#run-start");
+    await act(() =>
+      api.finishJob({
+        id: 1, recipe_name: "w4-g32", recipe_toml: "", source: "/mock/model", output: "/mock/out", seconds: 0.5, source_bytes: 100,
+        planned_bytes: 50, written_bytes: 100, mean_rel_error: 0.01, content_hash: "abc", tensors: [],
+        heatmap: { layers: [], kinds: [], cells: [] }, files: [],
+      }),
+    );
+    await tick();
+    await click("#nav-compare");
+    await tick();
+    const rows = $("#variants")?.textContent ?? "";
+    expect(rows).toContain("+0.40% (worse)");
+    expect(rows).toContain("not measured");
+    expect(root.querySelectorAll("[data-testid=frontier] circle").length).toBe(1);
+    expect($("#proxy-banner")).toBeNull();
+    expect($("#recommendation")?.textContent).toContain("Ship w4-g32");
+    const select = $<HTMLSelectElement>("#compare-metric")!;
+    await act(() => {
+      select.value = "weight error (proxy)";
+      select.dispatchEvent(new Event("change"));
+    });
+    await tick();
+    expect(api.calls.filter((c) => c.method === "compare").pop()?.args[1]).toBe("weight error (proxy)");
+    expect($("#proxy-banner")?.textContent).toContain("proxy");
+  });
+});

@@ -4,10 +4,19 @@
 use serde::Serialize;
 
 use crate::error::{ReportError, Result};
-use crate::record::RunRecord;
+use crate::record::{Metric, RunRecord};
 
 /// Largest relative loss of the primary metric a recommendation accepts without a warning.
 pub const ACCEPTABLE_LOSS: f64 = 0.01;
+
+/// The same budget for KL divergence, whose original is 0 so a relative change means nothing:
+/// 0.01 nats/token is about what a 1 % perplexity rise costs (Δ mean NLL = ln 1.01 ≈ 0.00995).
+pub const ACCEPTABLE_KL: f64 = 0.01;
+
+/// The accuracy axis when nothing was measured: parameter-weighted relative weight error. It is a
+/// proxy that does not predict task accuracy, so it is offered by name and never mixed with
+/// measured metrics, and no recommendation is made on it.
+pub const WEIGHT_ERROR_PROXY: &str = "weight error (proxy)";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct VariantRow {
@@ -15,10 +24,13 @@ pub struct VariantRow {
     pub planned_bytes: u64,
     pub size_ratio: f64,
     pub metric: Option<String>,
+    pub metric_unit: Option<String>,
     pub metric_original: Option<f64>,
     pub metric_value: Option<f64>,
-    /// Relative change of the primary metric, signed so that negative is worse.
+    /// Change of the chosen metric, signed so that negative is worse: relative to the original
+    /// when the original is non-zero, else absolute (KL divergence starts at 0).
     pub metric_change: Option<f64>,
+    pub change_is_relative: bool,
     pub usd_month: Option<f64>,
     pub usd_per_1m_requests: Option<f64>,
     pub decode_tok_s_batch1: Option<f64>,
@@ -33,15 +45,41 @@ impl VariantRow {
     /// metrics up is better and for others worse. Every report shows changes through this.
     pub fn change_text(&self) -> Option<String> {
         let (o, c, quality) = (self.metric_original?, self.metric_value?, self.metric_change?);
-        let moved = if o == 0.0 { 0.0 } else { (c - o) / o.abs() * 100.0 };
-        let word = if moved.abs() < 0.005 {
-            "unchanged"
-        } else if quality > 0.0 {
-            "better"
-        } else {
-            "worse"
+        let word = |shown: f64, zero: f64| {
+            if shown.abs() < zero {
+                "unchanged"
+            } else if quality > 0.0 {
+                "better"
+            } else {
+                "worse"
+            }
         };
-        Some(format!("{moved:+.2}% ({word})"))
+        if self.change_is_relative {
+            let moved = (c - o) / o.abs() * 100.0;
+            Some(format!("{moved:+.2}% ({})", word(moved, 0.005)))
+        } else {
+            let unit = self.metric_unit.as_deref().map_or(String::new(), |u| format!(" {u}"));
+            Some(format!("{:+.4}{unit} ({})", c - o, word(c - o, 5e-5)))
+        }
+    }
+
+    /// Whether the change is within the recommendation's budget; `None` when no budget applies
+    /// (a proxy, or an absolute change of a metric other than KL divergence).
+    pub fn within_budget(&self) -> Option<bool> {
+        let change = self.metric_change?;
+        if self.change_is_relative {
+            return Some(change >= -ACCEPTABLE_LOSS);
+        }
+        let kl = self.metric.as_deref().is_some_and(|m| m.contains("KL"));
+        kl.then_some(change >= -ACCEPTABLE_KL)
+    }
+
+    fn budget_text(&self) -> String {
+        if self.change_is_relative {
+            format!("{:.0}%", ACCEPTABLE_LOSS * 100.0)
+        } else {
+            format!("{ACCEPTABLE_KL} nats/token")
+        }
     }
 }
 
@@ -59,6 +97,12 @@ pub struct Comparison {
     pub rows: Vec<VariantRow>,
     /// What the frontier's cost axis is: $/month when every variant has it, else stored bytes.
     pub cost_axis: String,
+    /// The metric on the accuracy axis (a validation metric's name, or [`WEIGHT_ERROR_PROXY`]).
+    pub metric: String,
+    /// What the accuracy axis shows, in words.
+    pub accuracy_axis: String,
+    /// Every accuracy axis these records offer: measured metrics, then the proxy.
+    pub metrics: Vec<String>,
     pub recommendation: Recommendation,
 }
 
@@ -73,8 +117,48 @@ fn cheaper(a: (f64, f64), b: (f64, f64)) -> bool {
     a.0 < b.0 || (a.0 == b.0 && a.1 < b.1)
 }
 
+/// The comparison on each record's primary validation metric (perplexity, STS Spearman).
 pub fn compare(records: &[RunRecord]) -> Result<Comparison> {
+    compare_on(records, None)
+}
+
+/// Parameter-weighted mean relative weight error of a record's compressed tensors.
+fn weight_error(r: &RunRecord) -> Option<f64> {
+    let (mut sum, mut weight) = (0.0, 0.0);
+    for t in &r.tensors {
+        if let Some(e) = t.rel_error {
+            sum += e * t.source_bytes as f64;
+            weight += t.source_bytes as f64;
+        }
+    }
+    (weight > 0.0).then(|| sum / weight)
+}
+
+/// The accuracy metrics the records offer, measured ones first (in the order records list them).
+pub fn available_metrics(records: &[RunRecord]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for v in records.iter().filter_map(|r| r.validation.as_ref()) {
+        for m in &v.metrics {
+            if !names.contains(&m.name) {
+                names.push(m.name.clone());
+            }
+        }
+    }
+    names.push(WEIGHT_ERROR_PROXY.to_string());
+    names
+}
+
+/// The comparison with `metric` on the accuracy axis: a validation metric by name, or
+/// [`WEIGHT_ERROR_PROXY`]; `None` picks each record's primary metric.
+pub fn compare_on(records: &[RunRecord], metric: Option<&str>) -> Result<Comparison> {
     let first = records.first().ok_or(ReportError::NoRecords)?;
+    let metrics = available_metrics(records);
+    if let Some(name) = metric
+        && !metrics.iter().any(|m| m == name)
+    {
+        return Err(ReportError::UnknownMetric { name: name.to_string(), available: metrics.join(", ") });
+    }
+    let proxy = metric == Some(WEIGHT_ERROR_PROXY);
     let mut warnings = Vec::new();
     let key = first.model_key();
     let others: Vec<&str> = records.iter().filter(|r| r.model_key() != key).map(|r| r.recipe.name.as_str()).collect();
@@ -85,18 +169,30 @@ pub fn compare(records: &[RunRecord]) -> Result<Comparison> {
             others.join(", ")
         ));
     }
+    let chosen = |r: &RunRecord| -> Option<Metric> {
+        if proxy {
+            return weight_error(r).map(|e| Metric {
+                name: WEIGHT_ERROR_PROXY.into(),
+                unit: "relative".into(),
+                original: Some(0.0),
+                compressed: Some(e),
+                higher_is_better: false,
+            });
+        }
+        let v = r.validation.as_ref()?;
+        let name = metric.unwrap_or(&v.primary);
+        v.metrics.iter().find(|m| m.name == name).cloned()
+    };
     let mut rows: Vec<VariantRow> = records
         .iter()
         .map(|r| {
-            let m = r.primary_metric();
+            let m = chosen(r);
             let p = r.projection.as_ref().map(|p| &p.compressed);
-            let change = m.and_then(|m| {
+            let relative = m.as_ref().and_then(|m| m.original).is_some_and(|o| o != 0.0);
+            let change = m.as_ref().and_then(|m| {
                 let (o, c) = (m.original?, m.compressed?);
-                if o == 0.0 {
-                    return None;
-                }
-                let rel = (c - o) / o.abs();
-                Some(if m.higher_is_better { rel } else { -rel })
+                let moved = if relative { (c - o) / o.abs() } else { c - o };
+                Some(if m.higher_is_better { moved } else { -moved })
             });
             VariantRow {
                 name: r.recipe.name.clone(),
@@ -106,10 +202,12 @@ pub fn compare(records: &[RunRecord]) -> Result<Comparison> {
                 } else {
                     r.totals.planned_bytes as f64 / r.totals.source_bytes as f64
                 },
-                metric: m.map(|m| m.name.clone()),
-                metric_original: m.and_then(|m| m.original),
-                metric_value: m.and_then(|m| m.compressed),
+                metric: m.as_ref().map(|m| m.name.clone()),
+                metric_unit: m.as_ref().map(|m| m.unit.clone()),
+                metric_original: m.as_ref().and_then(|m| m.original),
+                metric_value: m.as_ref().and_then(|m| m.compressed),
                 metric_change: change,
+                change_is_relative: relative,
                 usd_month: p.and_then(|p| p.usd_month),
                 usd_per_1m_requests: p.and_then(|p| p.usd_per_1m_requests),
                 decode_tok_s_batch1: p.and_then(|p| p.decode_tok_s_batch1),
@@ -130,20 +228,46 @@ pub fn compare(records: &[RunRecord]) -> Result<Comparison> {
     let by_usd = usd.len() == rows.len() && spread > 0.005 * usd.iter().copied().fold(0.0, f64::max);
     // Across models neither a frontier nor a pick means anything: a smaller model is not a
     // cheaper variant of a larger one.
-    let recommendation = if others.is_empty() {
-        mark_frontier(&mut rows, by_usd);
-        recommend(&rows, by_usd)
-    } else {
+    let recommendation = if !others.is_empty() {
         Recommendation {
             pick: None,
             headline: "No recommendation: the records come from different source models.".into(),
             reasons: vec!["Compare variants of one model at a time (one sweep, or the records of one source).".into()],
         }
+    } else if proxy {
+        mark_frontier(&mut rows, by_usd);
+        warnings.push(
+            "The accuracy axis is relative weight error, a proxy that does not predict task accuracy: validate the variants for a measured frontier.".into(),
+        );
+        Recommendation {
+            pick: None,
+            headline: "No recommendation on a proxy.".into(),
+            reasons: vec!["Weight error ranks variants of one kind but not their accuracy: validate them, then compare on a measured metric.".into()],
+        }
+    } else {
+        mark_frontier(&mut rows, by_usd);
+        recommend(&rows, by_usd)
+    };
+    let name = match metric {
+        Some(m) => m.to_string(),
+        None => rows.iter().find_map(|r| r.metric.clone()).unwrap_or_else(|| "not measured".into()),
+    };
+    let accuracy_axis = if proxy {
+        format!(
+            "{WEIGHT_ERROR_PROXY}: parameter-weighted relative weight error, negated so that up is better (not a measurement)"
+        )
+    } else if rows.iter().any(|r| r.metric_change.is_some() && !r.change_is_relative) {
+        format!("{name}: change from the original, signed so that up is better")
+    } else {
+        format!("{name}: relative change from the original, signed so that up is better")
     };
     Ok(Comparison {
         warnings,
         rows,
         cost_axis: if by_usd { "projected $/month".into() } else { "stored weight bytes".into() },
+        metric: name,
+        accuracy_axis,
+        metrics,
         recommendation,
     })
 }
@@ -164,11 +288,8 @@ fn mark_frontier(rows: &mut [VariantRow], by_usd: bool) {
 
 fn recommend(rows: &[VariantRow], by_usd: bool) -> Recommendation {
     let unit = if by_usd { "projected cost" } else { "size" };
-    let acceptable: Vec<(usize, &VariantRow)> = rows
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.on_frontier && r.metric_change.is_some_and(|c| c >= -ACCEPTABLE_LOSS))
-        .collect();
+    let acceptable: Vec<(usize, &VariantRow)> =
+        rows.iter().enumerate().filter(|(_, r)| r.on_frontier && r.within_budget() == Some(true)).collect();
     let cheapest = acceptable.iter().min_by(|a, b| {
         let (x, y) = (cost(a.1, by_usd), cost(b.1, by_usd));
         x.0.total_cmp(&y.0).then(x.1.total_cmp(&y.1))
@@ -180,8 +301,8 @@ fn recommend(rows: &[VariantRow], by_usd: bool) -> Recommendation {
             )];
             if let (Some(name), Some(change)) = (&r.metric, r.change_text()) {
                 reasons.push(format!(
-                    "{name} changes by {change} relative to the original, within the {:.0}% budget.",
-                    ACCEPTABLE_LOSS * 100.0
+                    "{name} changes by {change} from the original, within the {} budget.",
+                    r.budget_text()
                 ));
             }
             reasons.push(format!("Its weights take {:.1}% of the original bytes.", r.size_ratio * 100.0));
@@ -193,15 +314,13 @@ fn recommend(rows: &[VariantRow], by_usd: bool) -> Recommendation {
             }
             let cheaper_rejected: Vec<&str> = rows
                 .iter()
-                .filter(|o| {
-                    cheaper(cost(o, by_usd), cost(r, by_usd)) && o.metric_change.is_some_and(|c| c < -ACCEPTABLE_LOSS)
-                })
+                .filter(|o| cheaper(cost(o, by_usd), cost(r, by_usd)) && o.within_budget() == Some(false))
                 .map(|o| o.name.as_str())
                 .collect();
             if !cheaper_rejected.is_empty() {
                 reasons.push(format!(
-                    "Cheaper variants lose more than {:.0}% accuracy: {}.",
-                    ACCEPTABLE_LOSS * 100.0,
+                    "Cheaper variants lose more than the {} budget: {}.",
+                    r.budget_text(),
                     cheaper_rejected.join(", ")
                 ));
             }
@@ -212,8 +331,13 @@ fn recommend(rows: &[VariantRow], by_usd: bool) -> Recommendation {
             headline: "No recommendation.".into(),
             reasons: vec![if rows.iter().all(|r| r.metric_change.is_none()) {
                 "No variant has a measured accuracy: run validation before choosing on size alone.".into()
+            } else if rows.iter().all(|r| r.within_budget().is_none()) {
+                "The chosen metric has no loss budget (only relative changes and KL divergence do): pick the variant on the frontier yourself.".into()
             } else {
-                format!("Every measured variant loses more than {:.0}% on its primary metric.", ACCEPTABLE_LOSS * 100.0)
+                format!(
+                    "Every measured variant loses more than the budget ({:.0}% relative, or {ACCEPTABLE_KL} nats/token of KL divergence).",
+                    ACCEPTABLE_LOSS * 100.0
+                )
             }],
         },
     }

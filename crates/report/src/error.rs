@@ -20,6 +20,8 @@ pub enum ReportError {
     WouldOverwrite { path: PathBuf, what: String },
     #[error("{path}: {bytes} bytes is more than the {cap}-byte cap for a run record")]
     TooLarge { path: PathBuf, bytes: u64, cap: u64 },
+    #[error("no metric {name:?} in these records; available: {available}")]
+    UnknownMetric { name: String, available: String },
     #[error("nothing to compare: give at least one run record")]
     NoRecords,
 }

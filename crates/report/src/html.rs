@@ -51,7 +51,8 @@ pub fn render_html(records: &[RunRecord], cmp: &Comparison) -> String {
     summary_table(&mut s, records, cmp);
     let _ = write!(s, "<h2>Accuracy vs {}</h2>", esc(&cmp.cost_axis));
     s.push_str("<p class=\"est\">Blue: on the Pareto frontier. Grey: dominated (another variant is cheaper and at least as accurate).</p>");
-    s.push_str(&frontier(&cmp.rows, cmp.cost_axis.contains('$')));
+    let _ = write!(s, "<p class=\"est\">Accuracy axis: {}.</p>", esc(&cmp.accuracy_axis));
+    s.push_str(&frontier(&cmp.rows, cmp.cost_axis.contains('$'), &short_axis(&cmp.metric)));
     memory_section(&mut s, records);
     heatmap_section(&mut s, records);
     recipe_diff(&mut s, records);
@@ -59,6 +60,11 @@ pub fn render_html(records: &[RunRecord], cmp: &Comparison) -> String {
     assumptions(&mut s, records);
     s.push_str("</body></html>\n");
     s
+}
+
+/// The chart's vertical label: the metric's name and how its change is shown.
+fn short_axis(metric: &str) -> String {
+    format!("{metric} change (up is better)")
 }
 
 fn summary_table(s: &mut String, records: &[RunRecord], cmp: &Comparison) {

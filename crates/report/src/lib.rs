@@ -11,7 +11,10 @@ mod output;
 mod record;
 mod svg;
 
-pub use compare::{Comparison, Recommendation, VariantRow, compare};
+pub use compare::{
+    ACCEPTABLE_KL, ACCEPTABLE_LOSS, Comparison, Recommendation, VariantRow, WEIGHT_ERROR_PROXY, available_metrics,
+    compare, compare_on,
+};
 pub use error::{ReportError, Result};
 pub use html::render_html;
 pub use markdown::render_markdown;

@@ -11,15 +11,17 @@ pub fn esc(s: &str) -> String {
 /// Lowest accuracy change drawn to scale, in percent.
 const FLOOR_PCT: f64 = -50.0;
 
-/// Accuracy (relative change of the primary metric) against cost; frontier points joined,
-/// dominated points grey. Variants without an accuracy measurement are listed, not plotted.
-pub fn frontier(rows: &[VariantRow], by_usd: bool) -> String {
+/// Accuracy (the chosen metric's change, in percent when relative) against cost; frontier points
+/// joined, dominated points grey. Variants without an accuracy measurement are listed, not plotted.
+pub fn frontier(rows: &[VariantRow], by_usd: bool, axis: &str) -> String {
+    let relative = rows.iter().any(|r| r.metric_change.is_some() && r.change_is_relative);
+    let (scale, unit, floor) = if relative { (100.0, "%", FLOOR_PCT) } else { (1.0, "", f64::MIN) };
     let pts: Vec<(usize, f64, f64)> = rows
         .iter()
         .enumerate()
         .filter_map(|(i, r)| {
             let c = if by_usd { r.usd_month? } else { r.planned_bytes as f64 };
-            Some((i, c, r.metric_change? * 100.0))
+            Some((i, c, r.metric_change? * scale))
         })
         .collect();
     let (w, h, l, b, t, rgt) = (640.0, 360.0, 90.0, 50.0, 20.0, 30.0);
@@ -40,7 +42,7 @@ pub fn frontier(rows: &[VariantRow], by_usd: bool) -> String {
     amax = amax.max(0.0);
     // A variant that collapsed (say −2600%) would flatten every other point onto one line: clip
     // the axis and mark such points as off scale instead.
-    amin = amin.max(FLOOR_PCT);
+    amin = amin.max(floor);
     if (cmax - cmin).abs() < 1e-12 {
         cmin *= 0.9;
         cmax = cmax * 1.1 + 1.0;
@@ -69,7 +71,7 @@ pub fn frontier(rows: &[VariantRow], by_usd: bool) -> String {
         );
         let _ = write!(
             s,
-            r#"<text x="{}" y="{:.1}" font-size="11" text-anchor="end">{a:+.2}%</text>"#,
+            r#"<text x="{}" y="{:.1}" font-size="11" text-anchor="end">{a:+.2}{unit}</text>"#,
             l - 6.0,
             y(a) + 4.0
         );
@@ -89,9 +91,10 @@ pub fn frontier(rows: &[VariantRow], by_usd: bool) -> String {
     );
     let _ = write!(
         s,
-        r#"<text x="14" y="{}" font-size="12" text-anchor="middle" transform="rotate(-90 14 {})">accuracy change vs original</text>"#,
+        r#"<text x="14" y="{}" font-size="12" text-anchor="middle" transform="rotate(-90 14 {})">{}</text>"#,
         (t + h - b) / 2.0,
-        (t + h - b) / 2.0
+        (t + h - b) / 2.0,
+        esc(axis)
     );
     let mut front: Vec<&(usize, f64, f64)> = pts.iter().filter(|p| rows[p.0].on_frontier).collect();
     front.sort_by(|a, b| a.1.total_cmp(&b.1));
@@ -106,11 +109,12 @@ pub fn frontier(rows: &[VariantRow], by_usd: bool) -> String {
     for &(i, c, a_true) in &pts {
         let r = &rows[i];
         let a = a_true.max(amin);
-        let label = if a_true < amin { format!("{} ↓ off scale ({a_true:+.0}%)", r.name) } else { r.name.clone() };
+        let label =
+            if a_true < amin { format!("{} ↓ off scale ({a_true:+.0}{unit})", r.name) } else { r.name.clone() };
         let (fill, cls) = if r.dominated { ("#bbbbbb", "dominated") } else { ("#1f77b4", "frontier-point") };
         let _ = write!(
             s,
-            r#"<g class="{cls}"><circle cx="{:.1}" cy="{:.1}" r="6" fill="{fill}"><title>{}: {a_true:+.3}% at {}</title></circle><text x="{:.1}" y="{:.1}" font-size="11" fill="{}" text-anchor="{}">{}</text></g>"#,
+            r#"<g class="{cls}"><circle cx="{:.1}" cy="{:.1}" r="6" fill="{fill}"><title>{}: {a_true:+.3}{unit} at {}</title></circle><text x="{:.1}" y="{:.1}" font-size="11" fill="{}" text-anchor="{}">{}</text></g>"#,
             x(c),
             y(a),
             esc(&r.name),

@@ -211,3 +211,58 @@ fn changes_are_signed_as_the_metric_moved_and_say_better_or_worse() {
     }
     assert!(!md.contains("-10.00%"), "{md}");
 }
+
+/// A record whose validation also carries KL divergence (original 0) and top-1 agreement.
+fn with_kl(name: &str, bytes: u64, ppl: f64, kl: f64, rel_error: f64) -> RunRecord {
+    let mut r = record(name, bytes, Some(ppl), None, "h");
+    r.tensors[0].rel_error = Some(rel_error);
+    let v = r.validation.as_mut().unwrap();
+    v.metrics.push(Metric {
+        name: "KL divergence".into(),
+        unit: "nats/token".into(),
+        original: Some(0.0),
+        compressed: Some(kl),
+        higher_is_better: false,
+    });
+    r
+}
+
+#[test]
+fn the_user_picks_the_measured_metric_and_kl_changes_are_absolute() {
+    // By perplexity a is cheaper and as good as b; by KL, b is strictly more faithful.
+    let recs = vec![with_kl("a", 1000, 4.02, 0.030, 0.05), with_kl("b", 1500, 4.02, 0.004, 0.02)];
+    let cmp = compare_on(&recs, Some("KL divergence")).unwrap();
+    assert_eq!(cmp.metric, "KL divergence");
+    assert_eq!(cmp.metrics, vec!["perplexity", "KL divergence", WEIGHT_ERROR_PROXY]);
+    assert!(cmp.rows.iter().all(|r| r.on_frontier), "{:?}", cmp.rows);
+    assert!(!cmp.rows[0].change_is_relative);
+    // KL starts at 0: the change is shown in its unit, never as "+0.00%".
+    assert_eq!(cmp.rows[0].change_text().unwrap(), "+0.0300 nats/token (worse)");
+    // Only b is within the 0.01 nats/token budget.
+    assert_eq!(cmp.recommendation.pick, Some(1), "{:?}", cmp.recommendation);
+    assert!(cmp.recommendation.reasons.iter().any(|r| r.contains("0.01 nats/token")), "{:?}", cmp.recommendation);
+    let md = render_markdown(&recs, &cmp);
+    assert!(md.contains("| KL divergence | +0.0300 nats/token (worse) |"), "{md}");
+    let html = render_html(&recs, &cmp);
+    assert!(html.contains("KL divergence change (up is better)"), "axis label");
+
+    let by_ppl = compare(&recs).unwrap();
+    assert_eq!(by_ppl.metric, "perplexity");
+    assert_eq!(by_ppl.rows.iter().map(|r| r.dominated).collect::<Vec<_>>(), vec![false, true]);
+}
+
+#[test]
+fn weight_error_is_a_labelled_proxy_and_never_recommends() {
+    let recs = vec![with_kl("a", 1000, 4.02, 0.03, 0.05), record("unvalidated", 800, None, None, "h")];
+    let cmp = compare_on(&recs, Some(WEIGHT_ERROR_PROXY)).unwrap();
+    assert!(cmp.accuracy_axis.contains("not a measurement"), "{}", cmp.accuracy_axis);
+    assert!(cmp.rows.iter().all(|r| r.metric_change.is_some()), "the proxy exists for every run");
+    assert_eq!(cmp.recommendation.pick, None);
+    assert!(cmp.warnings.iter().any(|w| w.contains("proxy")));
+    // On a measured metric the unvalidated run is not measured: never filled in from the proxy.
+    let cmp = compare_on(&recs, Some("KL divergence")).unwrap();
+    assert!(cmp.rows[1].metric_change.is_none() && !cmp.rows[1].on_frontier && !cmp.rows[1].dominated);
+    assert!(cmp.warnings.iter().any(|w| w.contains("not measured") && w.contains("unvalidated")));
+    let e = compare_on(&recs, Some("BLEU")).unwrap_err().to_string();
+    assert!(e.contains("BLEU") && e.contains("KL divergence"), "{e}");
+}

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use pareto_core::job::JobContext;
 use pareto_core::plan_projection::project_plan;
 use pareto_core::{CompressOptions, Model, Recipe};
-use pareto_eval::{Compressed, EvalOptions, ModelFamily};
+use pareto_eval::{Compressed, EvalOptions, EvalReport, ModelFamily};
 use pareto_projection::{Catalog, Scenario};
 use pareto_report::{Artifact, FileHash, RecipeInfo, RunRecord, SCHEMA_VERSION, ToolInfo};
 
@@ -167,6 +167,12 @@ fn validate(spec: &VariantSpec, artifact: &Path, ctx: &JobContext) -> Result<Opt
         ..EvalOptions::default()
     };
     let eval = pareto_eval::evaluate(&spec.model, &options, ctx)?;
+    validation_of(&eval)
+}
+
+/// The run record's validation section for an evaluation of original vs compressed: its metrics,
+/// and the sample set by content hash and protocol. `None` when the family has no metric.
+pub fn validation_of(eval: &EvalReport) -> Result<Option<pareto_report::Validation>> {
     let Some(samples) = eval.samples.clone() else { return Ok(None) };
     let sha = hash_files(&[samples.as_path()])?.into_iter().next().map(|h| h.sha256).unwrap_or_default();
     let (rows, description) = match (&eval.decoder, &eval.encoder) {
@@ -184,7 +190,7 @@ fn validate(spec: &VariantSpec, artifact: &Path, ctx: &JobContext) -> Result<Opt
         }
         _ => (0, String::new()),
     };
-    Ok(validation_record(&eval, sha, rows, description))
+    Ok(validation_record(eval, sha, rows, description))
 }
 
 fn sanitize(name: &str) -> String {

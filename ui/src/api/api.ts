@@ -33,7 +33,8 @@ export interface Api {
   listHardware(): Promise<T.HardwareInfo[]>;
   listScenarios(): Promise<T.ScenarioInfo[]>;
   project(query: T.ProjectionQuery): Promise<T.ProjectionView>;
-  compare(query: T.ProjectionQuery): Promise<T.CompareView>;
+  /** `metric`: the accuracy axis by name; null lets the engine choose (measured when any run is validated). */
+  compare(query: T.ProjectionQuery, metric: string | null): Promise<T.CompareView>;
   exportFormats(): Promise<T.ExportFormatInfo[]>;
   exportRun(request: T.ExportRequest): Promise<T.ExportResult>;
   computeDevices(): Promise<T.ComputeDevice[]>;

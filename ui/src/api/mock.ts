@@ -125,7 +125,20 @@ export function mockApi(): MockApi {
     project: rec("project", async () => {
       throw new ApiFailure("projection is not mocked");
     }),
-    compare: rec("compare", async () => ({ cost_axis: "", accuracy_axis: "", points: [] })),
+    compare: rec("compare", async (_q: T.ProjectionQuery, metric: string | null) => ({
+      cost_axis: "stored weight bytes",
+      metric: metric ?? "perplexity",
+      accuracy_axis: `${metric ?? "perplexity"}: relative change from the original, signed so that up is better`,
+      metrics: ["perplexity", "KL divergence", "weight error (proxy)"],
+      is_proxy: metric === "weight error (proxy)",
+      warnings: ["Accuracy not measured for: w8."],
+      recommendation: "Ship w4-g32.",
+      reasons: ["It is on the accuracy-vs-size frontier."],
+      points: [
+        { run_id: 1, label: "#1 w4-g32", weight_bytes: 300000, accuracy: -0.004, change_is_relative: true, change_text: "+0.40% (worse)", metric_value: 4.6, usd_month: null, on_frontier: true, dominated: false },
+        { run_id: 2, label: "#2 w8", weight_bytes: 600000, accuracy: null, change_is_relative: true, change_text: null, metric_value: null, usd_month: null, on_frontier: false, dominated: false },
+      ],
+    })),
     exportFormats: rec("exportFormats", async () => [
       { id: "safetensors", label: "Dense safetensors", loads_in: "any", available: true, note: "" },
       { id: "gguf", label: "GGUF", loads_in: "llama.cpp", available: false, note: "not built yet" },

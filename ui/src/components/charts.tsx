@@ -183,7 +183,8 @@ export function Scatter(props: { points: Point[]; xLabel: string; yLabel: string
   const xs = props.points.map((p) => p.x);
   const ys = props.points.map((p) => p.y);
   const [x0, x1] = [Math.min(...xs, 0), Math.max(...xs, 1e-12) * 1.08];
-  const [y0, y1] = [0, Math.max(...ys, 1e-12) * 1.15];
+  // Lower is better on y; a variant better than the original sits below zero.
+  const [y0, y1] = [Math.min(...ys, 0), Math.max(...ys, 1e-12) * 1.15];
   const sx = (x: number) => pad.l + ((x - x0) / (x1 - x0 || 1)) * (width - pad.l - pad.r);
   const sy = (y: number) => pad.t + (1 - (y - y0) / (y1 - y0 || 1)) * (height - pad.t - pad.b);
   const front = props.points.filter((p) => p.frontier).sort((a, b) => a.x - b.x);
@@ -205,6 +206,9 @@ export function Scatter(props: { points: Point[]; xLabel: string; yLabel: string
       </text>
       <text x={pad.l - 4} y={pad.t + 8} text-anchor="end" class="axis small">
         {num(y1)}
+      </text>
+      <text x={pad.l - 4} y={height - pad.b} text-anchor="end" class="axis small">
+        {num(y0)}
       </text>
       {front.length > 1 && (
         <polyline points={front.map((p) => `${sx(p.x)},${sy(p.y)}`).join(" ")} fill="none" stroke="var(--accent)" stroke-dasharray="4 3" />

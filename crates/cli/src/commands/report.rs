@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use pareto_report::{RunRecord, compare, render_html, render_markdown, write_report};
+use pareto_report::{RunRecord, compare_on, render_html, render_markdown, write_report};
 
 use crate::output;
 
@@ -18,11 +18,16 @@ pub struct ReportArgs {
     /// html, md or json.
     #[arg(long)]
     pub format: Option<String>,
+    /// The accuracy axis of the frontier and the recommendation: a validation metric by name
+    /// ("perplexity", "KL divergence", "top-1 agreement", "STS Spearman", ...) or
+    /// "weight error (proxy)". Default: each record's primary metric.
+    #[arg(long)]
+    pub metric: Option<String>,
 }
 
 pub fn run(args: &ReportArgs, json: bool) -> anyhow::Result<()> {
     let records: Vec<RunRecord> = args.records.iter().map(|p| RunRecord::load(p)).collect::<Result<_, _>>()?;
-    let cmp = compare(&records)?;
+    let cmp = compare_on(&records, args.metric.as_deref())?;
     let format = args
         .format
         .clone()

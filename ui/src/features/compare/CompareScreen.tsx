@@ -5,16 +5,20 @@ import { ErrorBox } from "../../components/ErrorBox";
 import { useApi, useSession } from "../../context";
 import { bytes, num } from "../../format";
 
+/** Every run of the session on accuracy vs cost. The accuracy axis is a measured validation
+ * metric the user picks; weight error is offered as a labelled proxy, never mixed in. */
 export function CompareScreen() {
   const api = useApi();
   const s = useSession();
   const [view, setView] = useState<CompareView | null>(null);
+  const [metric, setMetric] = useState<string | null>(null);
   const [err, setErr] = useState<unknown>(null);
 
   useEffect(() => {
     if (!s.model || s.runs.length === 0) return;
-    api.compare({ ...s.query, recipe_toml: null }).then(setView, setErr);
-  }, [s.runs.length, s.query]);
+    setErr(null);
+    api.compare({ ...s.query, recipe_toml: null }, metric).then(setView, setErr);
+  }, [s.runs.length, s.query, metric]);
 
   if (s.runs.length === 0) {
     return (
@@ -25,30 +29,60 @@ export function CompareScreen() {
     );
   }
   const costed = view?.points.every((p) => p.usd_month !== null) ?? false;
-  const points = (view?.points ?? []).map((p) => ({
+  // Plotted as loss (lower is better): percent for relative changes, the metric's unit otherwise.
+  const scale = (p: { change_is_relative: boolean }) => (p.change_is_relative ? 100 : 1);
+  const measured = (view?.points ?? []).filter((p) => p.accuracy !== null);
+  const points = measured.map((p) => ({
     id: p.run_id,
     x: costed ? (p.usd_month ?? 0) : p.weight_bytes / (1024 * 1024),
-    y: p.mean_rel_error,
+    y: -(p.accuracy ?? 0) * scale(p),
     label: p.label,
     frontier: p.on_frontier,
   }));
+  const relative = measured.some((p) => p.change_is_relative);
+  const yLabel = view ? (view.is_proxy ? "weight error (proxy)" : `${view.metric} loss${relative ? " (%)" : ""}`) : "";
   return (
     <section class="screen" id="screen-compare">
       <h2>Compare variants: accuracy vs cost</h2>
       <ErrorBox error={err} />
       {view && (
         <>
+          <label>
+            Accuracy axis{" "}
+            <select id="compare-metric" value={view.metric} onChange={(e) => setMetric((e.target as HTMLSelectElement).value)}>
+              {view.metrics.map((m) => (
+                <option key={m} value={m}>
+                  {m}
+                </option>
+              ))}
+            </select>
+          </label>
+          {view.is_proxy && (
+            <p class="warn" id="proxy-banner">
+              No run is measured on this axis: weight error is a proxy that does not predict task accuracy. Validate runs on the Validate screen for a measured frontier.
+            </p>
+          )}
+          {view.warnings.map((w) => (
+            <p class="warn small" key={w}>
+              {w}
+            </p>
+          ))}
           <p class="muted small">
-            x: {costed ? `projected $/month (${s.query.scenario})` : "packed weight size (MiB)"} · y: {view.accuracy_axis}. Points on the dashed line are on the frontier: no
-            other variant is both cheaper and more accurate. Click one to pick it for export.
+            x: {costed ? `projected $/month (${s.query.scenario})` : "packed weight size (MiB)"} · y: {view.accuracy_axis}, plotted as loss (lower is better). Points on the
+            dashed line are on the frontier: no other variant is both cheaper and at least as accurate. Runs without this measurement are listed below, not plotted. Click a
+            point to pick it for export.
           </p>
-          <Scatter points={points} xLabel={costed ? "$/month" : "weights (MiB)"} yLabel="rel. weight error" selected={s.selectedRun ?? undefined} onPick={s.setSelectedRun} />
+          <Scatter points={points} xLabel={costed ? "$/month" : "weights (MiB)"} yLabel={yLabel} selected={s.selectedRun ?? undefined} onPick={s.setSelectedRun} />
+          <p id="recommendation">
+            <strong>{view.recommendation}</strong> {view.reasons.join(" ")}
+          </p>
           <table class="qt" id="variants">
             <thead>
               <tr>
                 <th>variant</th>
                 <th>weights</th>
-                <th>rel. error</th>
+                <th>{view.metric}</th>
+                <th>change</th>
                 <th>$/month</th>
                 <th>frontier</th>
                 <th />
@@ -59,9 +93,10 @@ export function CompareScreen() {
                 <tr key={p.run_id} class={p.run_id === s.selectedRun ? "best" : ""}>
                   <td>{p.label}</td>
                   <td>{bytes(p.weight_bytes)}</td>
-                  <td>{num(p.mean_rel_error, 5)}</td>
+                  <td>{p.metric_value === null ? "not measured" : num(p.metric_value, 5)}</td>
+                  <td>{p.change_text ?? "–"}</td>
                   <td>{p.usd_month === null ? "–" : num(p.usd_month, 0)}</td>
-                  <td>{p.on_frontier ? "yes" : ""}</td>
+                  <td>{p.on_frontier ? "yes" : p.dominated ? "dominated" : ""}</td>
                   <td>
                     <button class="link" onClick={() => (s.setSelectedRun(p.run_id), s.go("export"))}>
                       pick → export
