@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+mod allocation;
 mod calibrated;
 mod common;
 mod compress_bad_input;

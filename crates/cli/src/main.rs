@@ -38,6 +38,10 @@ enum Command {
     Report(commands::report::ReportArgs),
     /// Compute a llama.cpp importance matrix (GGUF or .dat) for `llama-quantize --imatrix`, or check one.
     Imatrix(commands::imatrix::ImatrixArgs),
+    /// Per-tensor sensitivity: the measured KL divergence of compressing each weight alone, per format.
+    Scan(commands::scan::ScanCmd),
+    /// Mixed precision under a budget: the recipe with the least predicted KL that fits (exact knapsack).
+    Allocate(commands::allocate::AllocateArgs),
     /// Write a recorded run's artifact again, in any format (checked against the record's model).
     Export(commands::export::ExportArgs),
     /// Print a shell completion script: `pareto completions bash > /etc/bash_completion.d/pareto`.
@@ -66,6 +70,8 @@ fn main() {
         Command::Report(a) => commands::report::run(a, cli.json),
         Command::Export(a) => commands::export::run(a, cli.json),
         Command::Imatrix(a) => commands::imatrix::run(a, cli.json),
+        Command::Scan(a) => commands::scan::run(a, cli.json),
+        Command::Allocate(a) => commands::allocate::run(a, cli.json),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "pareto", &mut std::io::stdout());
             Ok(())

@@ -297,3 +297,84 @@ fn a_read_only_output_folder_is_a_named_error() {
     assert!(err.contains("Permission denied") && err.contains(ro.to_str().unwrap()), "{err}");
     assert_eq!(std::fs::read_dir(&ro).unwrap().count(), 0, "nothing left in the read-only folder");
 }
+
+#[test]
+fn scan_then_allocate_writes_a_recipe_within_budget_that_compress_accepts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scan = tmp.path().join("scan.json");
+    let samples = "assets/samples/tinystories/tinystories-valid-excerpt.txt";
+    let s = scan.to_str().unwrap();
+    let out = pareto(&[
+        "scan",
+        "models/stories260K",
+        "--samples",
+        samples,
+        "--skip",
+        "65536",
+        "--windows",
+        "4",
+        "--formats",
+        "q4_0,q5_0,q8_0",
+        "--out",
+        s,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&scan).unwrap()).unwrap();
+    let tensors = v["tensors"].as_array().unwrap();
+    assert_eq!(tensors.len(), 36, "35 layer linears and the untied head");
+    // More bits, less divergence, for every tensor that takes both formats.
+    for t in tensors {
+        let kl = |f: &str| {
+            t["candidates"].as_array().unwrap().iter().find(|c| c["format"] == f).map(|c| c["kl"].as_f64().unwrap())
+        };
+        if let (Some(a), Some(b)) = (kl("q4_0"), kl("q8_0")) {
+            assert!(b < a, "{}: q8_0 {b} vs q4_0 {a}", t["name"]);
+        }
+    }
+    assert!(v["proxy_spearman"].as_f64().unwrap() > 0.5, "the proxy ranks roughly like the measurement");
+
+    // A budget: the size of llama.cpp's Q4_K_M policy; the recipe plans within it and compresses.
+    let recipe = tmp.path().join("auto.toml");
+    let r = recipe.to_str().unwrap();
+    let out = pareto(&["allocate", "models/stories260K", "--scan", s, "--like", "gguf-q4_k_m", "--out", r, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let a = json(&out);
+    assert!(a["bytes"].as_u64().unwrap() <= a["budget_bytes"].as_u64().unwrap());
+    let frontier = a["frontier"].as_array().unwrap();
+    assert!(frontier.len() > 2);
+    assert!(frontier.windows(2).all(|w| w[1]["predicted_kl"].as_f64() <= w[0]["predicted_kl"].as_f64()));
+    let plan = pareto(&["plan", "models/stories260K", "--recipe", r, "--json"]);
+    assert!(plan.status.success(), "{}", String::from_utf8_lossy(&plan.stderr));
+    let gguf = tmp.path().join("gguf");
+    let out =
+        pareto(&["compress", "models/stories260K", "--recipe", r, "--format", "gguf", "--out", gguf.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Again without --force: refused; a user's file is never replaced, even with --force.
+    let again = pareto(&["allocate", "models/stories260K", "--scan", s, "--like", "gguf-q4_k_m", "--out", r]);
+    assert!(!again.status.success());
+    let mine = tmp.path().join("mine.toml");
+    std::fs::write(&mine, "name = \"mine\"\n").unwrap();
+    let m = mine.to_str().unwrap();
+    let out = pareto(&["allocate", "models/stories260K", "--scan", s, "--like", "gguf-q4_k_m", "--out", m, "--force"]);
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "name = \"mine\"\n");
+    // An infeasible budget names the smallest allocation.
+    let out = pareto(&["allocate", "models/stories260K", "--scan", s, "--max-bytes", "1000", "--out", r, "--force"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1000 bytes") && err.contains("smallest") || err.contains("other tensors"), "{err}");
+    // A sample set too short for a stable estimate says how many tokens it needs.
+    let short = tmp.path().join("short.txt");
+    std::fs::write(&short, "Once upon a time there was a cat. ".repeat(80)).unwrap();
+    let out = pareto(&[
+        "scan",
+        "models/stories260K",
+        "--samples",
+        short.to_str().unwrap(),
+        "--out",
+        tmp.path().join("s2.json").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 1024"), "{}", String::from_utf8_lossy(&out.stderr));
+}

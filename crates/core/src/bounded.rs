@@ -15,6 +15,8 @@ pub const INDEX_CAP: u64 = 64 << 20;
 pub const MANIFEST_CAP: u64 = 64 << 20;
 /// A recipe is a page of TOML.
 pub const RECIPE_CAP: u64 = 4 << 20;
+/// A sensitivity scan: a few hundred bytes per tensor and format (a 70B model's is under 4 MiB).
+pub const SCAN_CAP: u64 = 64 << 20;
 /// tokenizer.json of the largest vocabularies (256k entries with merges) is ~35 MiB.
 pub const TOKENIZER_CAP: u64 = 512 << 20;
 

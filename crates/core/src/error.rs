@@ -150,6 +150,12 @@ pub enum Error {
     Solver { algorithm: &'static str, tensor: String, detail: String },
 
     // ---- recipe --------------------------------------------------------------------------------
+    #[error("allocation: {0}")]
+    Allocation(String),
+    #[error(
+        "the budget of {budget} bytes is below the smallest allocation, {minimum} bytes (every tensor at its cheapest candidate format): raise the budget or add a smaller format"
+    )]
+    BudgetInfeasible { budget: u64, minimum: u64 },
     #[error("recipe {origin}: {message}")]
     RecipeParse { origin: String, message: String },
     #[error("recipe {place}: {message}")]

@@ -22,6 +22,7 @@ pub mod weights;
 
 /// candle, re-exported so callers (tests, the app) name the same version.
 pub use candle_core;
+pub use candle_nn;
 pub use compare::{Compressed, EvalOptions, EvalReport, compare, evaluate};
 pub use device::DeviceSpec;
 pub use error::{EvalError, Result};

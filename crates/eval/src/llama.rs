@@ -199,6 +199,9 @@ pub struct KvCache {
     pub pos: usize,
 }
 
+/// The LM head's module name (its weight is `lm_head.weight`).
+const HEAD: &str = "lm_head";
+
 /// A loaded LLaMA-style decoder.
 pub struct LlamaModel {
     config: LlamaConfig,
@@ -206,6 +209,8 @@ pub struct LlamaModel {
     layers: Vec<Layer>,
     norm: Tensor,
     lm_head: Linear,
+    /// True when the head reuses the embedding (no `lm_head.weight` in the file).
+    head_tied: bool,
     cos: Tensor,
     sin: Tensor,
     device: Device,
@@ -335,12 +340,11 @@ impl LlamaModel {
             });
         }
         let norm = w.take("model.norm.weight", &[h])?;
-        let lm_head = if w.map.contains_key("lm_head.weight") || !config.tie_word_embeddings {
-            linear(&mut w, "lm_head".to_string(), [vocab, h])?
-        } else {
+        let head_tied = !w.map.contains_key("lm_head.weight") && config.tie_word_embeddings;
+        if head_tied {
             w.map.insert("lm_head.weight".to_string(), embed.clone());
-            linear(&mut w, "lm_head".to_string(), [vocab, h])?
-        };
+        }
+        let lm_head = linear(&mut w, HEAD.to_string(), [vocab, h])?;
         let (cos, sin) = rope_tables(&config, device)?;
         let mode = match quant {
             None => WeightMode::Dense,
@@ -353,6 +357,7 @@ impl LlamaModel {
             layers,
             norm,
             lm_head,
+            head_tied,
             cos,
             sin,
             device: device.clone(),
@@ -438,8 +443,18 @@ impl LlamaModel {
 
     /// Final norm and LM head: logits of hidden states `[batch, seq, hidden]`.
     pub fn head(&self, x: &Tensor) -> Result<Tensor> {
-        let x = candle_nn::ops::rms_norm(x, &self.norm, self.config.rms_norm_eps as f32)?;
-        Ok(self.lm_head.forward(&x)?)
+        Ok(self.lm_head.forward(&self.final_norm(x)?)?)
+    }
+
+    /// The final norm alone: the LM head's input.
+    pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(candle_nn::ops::rms_norm(x, &self.norm, self.config.rms_norm_eps as f32)?)
+    }
+
+    /// The LM head's module name when it is a tensor of its own (`None` when tied to the
+    /// embedding, whose file holds no `lm_head.weight`); [`Self::set_linear_weight`] takes it.
+    pub fn head_name(&self) -> Option<&'static str> {
+        (!self.head_tied).then_some(HEAD)
     }
 
     /// Decoder layers.
@@ -514,12 +529,18 @@ impl LlamaModel {
     }
 
     fn linear_slot(&self, name: &str) -> Option<&Linear> {
+        if name == HEAD {
+            return Some(&self.lm_head);
+        }
         let (li, k) = self.linear_index(name)?;
         let l = &self.layers[li];
         Some([&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down][k])
     }
 
     fn linear_slot_mut(&mut self, name: &str) -> Option<&mut Linear> {
+        if name == HEAD {
+            return Some(&mut self.lm_head);
+        }
         let (li, k) = self.linear_index(name)?;
         let l = &mut self.layers[li];
         Some(match k {

@@ -12,6 +12,8 @@ pub enum RunError {
     Report(#[from] pareto_report::ReportError),
     #[error("calibration: {0}")]
     Calibration(String),
+    #[error("sensitivity scan: {0}")]
+    Scan(String),
     #[error("I/O error on {path}: {source}")]
     Io {
         path: std::path::PathBuf,

@@ -7,6 +7,7 @@ mod error;
 mod hashing;
 mod imatrix;
 mod record;
+pub mod scan;
 mod sweep;
 mod variant;
 
@@ -15,5 +16,6 @@ pub use error::{Result, RunError};
 pub use hashing::{file_hash, hash_files, variant_id};
 pub use imatrix::{compute_imatrix, imatrix_targets};
 pub use record::{projection_record, source_model, tensor_records, totals, validation_record};
+pub use scan::{Scan, ScanSpec, scan};
 pub use sweep::{Executor, LocalExecutor, SWEEP_MARKER, SweepOutcome, prepare_out, record_path, sweep, write_record};
 pub use variant::{VariantSpec, assemble, rfc3339, run_variant, validation_of};

@@ -1,3 +1,4 @@
+pub mod allocate;
 pub mod compress;
 pub mod eval;
 pub mod export;
@@ -7,4 +8,5 @@ pub mod inspect;
 pub mod plan;
 pub mod project;
 pub mod report;
+pub mod scan;
 pub mod sweep;

@@ -410,6 +410,43 @@ impl Drop for HashingFile {
     }
 }
 
+/// Writes a small single-file output (an importance matrix, a recipe, a scan) atomically: a
+/// temporary sibling synced and renamed over `path`. Never onto a source file; an existing file is
+/// replaced only with `force` and only when `is_ours` recognises it as `what` (so `--force` never
+/// replaces a user's unrelated file).
+pub fn write_small_file(
+    path: &Path,
+    bytes: &[u8],
+    force: bool,
+    sources: &SourcePaths,
+    what: &str,
+    is_ours: &dyn Fn(&Path) -> bool,
+) -> Result<PathBuf> {
+    let target = resolve(path);
+    if sources.files.iter().any(|f| resolve(f) == target) || sources.folders.iter().any(|d| resolve(d) == target) {
+        return Err(Error::OutputIsSource { output: path.to_path_buf() });
+    }
+    if target.exists() {
+        if !force {
+            return Err(Error::OutputExists { path: path.to_path_buf() });
+        }
+        if target.is_dir() || !is_ours(&target) {
+            return Err(Error::OutputNotOurs { path: path.to_path_buf(), what: format!("not {what}") });
+        }
+    }
+    let dir = target.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into());
+    let tmp = dir.join(format!(".{name}.pareto-tmp-{}", std::process::id()));
+    let result = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .map_err(|e| write_error(&tmp, e))
+        .and_then(|()| std::fs::rename(&tmp, &target).map_err(|e| write_error(&target, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map(|()| target)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ pub mod protect;
 pub mod safetensors;
 pub mod st_read;
 
-pub use atomic::{FileSink, Opener, OutputDir, default_opener, remove_live_temp_folders};
+pub use atomic::{FileSink, Opener, OutputDir, default_opener, remove_live_temp_folders, write_small_file};
 pub use manifest::{FileRecord, Manifest};
 pub use protect::SourcePaths;
 

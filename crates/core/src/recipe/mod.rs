@@ -5,6 +5,7 @@
 //! `[structured]` section for whole-channel/head/layer removal on LLaMA-style models.
 //! `resolve` turns a recipe plus a model into a per-tensor [`Plan`] without reading any weights.
 
+pub mod allocate;
 mod presets;
 pub(crate) mod resolve;
 mod target;

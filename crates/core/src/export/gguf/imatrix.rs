@@ -10,14 +10,14 @@
 //! Names are GGUF tensor names (`blk.0.attn_q.weight`), as llama-quantize looks them up.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::metadata::{MetaValue, ValueType, encode_kv, encode_str};
 use super::reader::GgufFile;
 use super::{ALIGNMENT, MAGIC, VERSION};
 use crate::error::{Error, Result};
-use crate::export::protect::{SourcePaths, resolve};
+use crate::export::protect::SourcePaths;
 
 /// `GGML_TYPE_F32`.
 const F32: u32 = 0;
@@ -278,30 +278,9 @@ fn pad(h: &mut Vec<u8>) {
 /// file is replaced only with `force` and only when it is itself an importance matrix; never one
 /// of `sources`.
 pub fn write_file(path: &Path, bytes: &[u8], force: bool, sources: &SourcePaths) -> Result<PathBuf> {
-    let target = resolve(path);
-    if sources.files.iter().any(|f| resolve(f) == target) || sources.folders.iter().any(|d| resolve(d) == target) {
-        return Err(Error::OutputIsSource { output: path.to_path_buf() });
-    }
-    if target.exists() {
-        if !force {
-            return Err(Error::OutputExists { path: path.to_path_buf() });
-        }
-        if target.is_dir() || Imatrix::read(&target).is_err() {
-            return Err(Error::OutputNotOurs { path: path.to_path_buf(), what: "not an importance matrix".into() });
-        }
-    }
-    let dir = target.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "imatrix".into());
-    let tmp = dir.join(format!(".{name}.pareto-tmp-{}", std::process::id()));
-    let io = |p: &Path, e: std::io::Error| crate::export::atomic::write_error(p, e);
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .map_err(|e| io(&tmp, e))
-        .and_then(|()| std::fs::rename(&tmp, &target).map_err(|e| io(&target, e)));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map(|()| target)
+    crate::export::atomic::write_small_file(path, bytes, force, sources, "an importance matrix", &|p| {
+        Imatrix::read(p).is_ok()
+    })
 }
 
 #[cfg(test)]

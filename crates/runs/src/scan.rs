@@ -1,0 +1,321 @@
+//! Sensitivity scan: for every linear weight of a decoder and every candidate format, the measured
+//! effect of compressing that tensor alone — the mean KL divergence of the model's next-token
+//! distribution from the original's on a sample set — beside a cheap proxy (the weight error
+//! weighted by each input channel's mean x², as an importance matrix weighs it).
+//!
+//! The original's inputs to every layer are kept for the sample set, so compressing a tensor of
+//! layer k re-runs layers k.. only. Memory: (layers + 1) × tokens × hidden floats of hidden states
+//! and tokens × vocabulary floats of the original's log-probabilities, besides the model.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use pareto_core::job::JobContext;
+use pareto_eval::calibration::ChannelStats;
+use pareto_eval::candle_core::{D, DType, Device, Tensor};
+use pareto_eval::candle_nn::ops::log_softmax;
+use pareto_eval::llama::LlamaModel;
+use pareto_eval::metrics::spearman;
+use pareto_formats::Format;
+use serde::{Deserialize, Serialize};
+
+use crate::calibrate::{CalibrationSpec, calibration_tokens};
+use crate::error::{Result, RunError};
+use crate::hashing::hash_files;
+
+/// The scan's sample protocol and candidates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanSpec {
+    pub samples: PathBuf,
+    pub windows: usize,
+    pub window: usize,
+    pub skip_chars: usize,
+    /// Candidate format ids; a format a tensor's shape does not allow follows the registry's
+    /// fallback chain (as the export does) and is measured as what it becomes.
+    pub formats: Vec<String>,
+}
+
+/// The GGUF block types of the registry, cheapest first, and F16 as the lossless top rung.
+pub const DEFAULT_FORMATS: &[&str] = &["q4_0", "q4_k", "q5_0", "q6_k", "q8_0", "f16"];
+
+/// The fewest scored tokens a KL estimate is trusted on (below it the ranking of candidates is
+/// mostly noise on small models).
+pub const MIN_SCAN_TOKENS: usize = 1024;
+
+impl ScanSpec {
+    /// 8 windows of 256 tokens over the GGUF types.
+    pub fn new(samples: impl Into<PathBuf>) -> Self {
+        ScanSpec {
+            samples: samples.into(),
+            windows: 8,
+            window: 256,
+            skip_chars: 0,
+            formats: DEFAULT_FORMATS.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanCandidate {
+    pub format: String,
+    pub bytes: u64,
+    /// Mean KL divergence (nats/token) from the original with only this tensor compressed.
+    pub kl: f64,
+    /// Importance-weighted relative weight error (Σ m_j (w − ŵ)² / Σ m_j w², m_j = mean x_j²).
+    pub proxy: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScannedTensor {
+    /// Source weight name (`model.layers.0.self_attn.q_proj.weight`).
+    pub name: String,
+    pub layer: Option<usize>,
+    /// Tensors an engine fuses share this key (`layer 0 qkv`, `layer 0 gate_up`); others their name.
+    pub fused_group: String,
+    pub params: u64,
+    pub candidates: Vec<ScanCandidate>,
+}
+
+/// A finished scan: what was measured, on what, and how well the proxy ranks like the measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scan {
+    /// Sorted sha256 of the model's weight files (a scan is only reused for the same weights).
+    pub model_key: String,
+    pub samples_sha256: String,
+    pub spec: ScanSpec,
+    pub tokens: usize,
+    pub tensors: Vec<ScannedTensor>,
+    /// Spearman rank correlation of the proxy with the measured KL over every (tensor, format).
+    pub proxy_spearman: Option<f64>,
+    pub seconds: f64,
+    pub notes: Vec<String>,
+}
+
+/// The model key a scan is checked against: the weight files' sha256, sorted.
+pub fn model_key(model: &pareto_core::Model) -> Result<String> {
+    let paths: Vec<&Path> = model.shards().iter().map(|s| s.path.as_path()).collect();
+    let mut hashes: Vec<String> = hash_files(&paths)?.into_iter().map(|h| h.sha256).collect();
+    hashes.sort_unstable();
+    Ok(hashes.join(","))
+}
+
+/// The format a tensor of `cols` inputs really gets when `id` is asked for (the fallback chain).
+fn effective(id: &str, rows: usize, cols: usize) -> Result<Option<&'static Format>> {
+    let mut fmt = pareto_formats::lookup(id).map_err(|e| RunError::Scan(e.to_string()))?;
+    while fmt.check_shape(rows, cols).is_err() {
+        match fmt.fallback {
+            Some(next) => fmt = pareto_formats::lookup(next).map_err(|e| RunError::Scan(e.to_string()))?,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(fmt))
+}
+
+fn fused_group(name: &str, layer: Option<usize>) -> String {
+    let role = if [".q_proj.", ".k_proj.", ".v_proj."].iter().any(|p| name.contains(p)) {
+        Some("qkv")
+    } else if [".gate_proj.", ".up_proj."].iter().any(|p| name.contains(p)) {
+        Some("gate_up")
+    } else {
+        None
+    };
+    match (layer, role) {
+        (Some(l), Some(r)) => format!("layer {l} {r}"),
+        _ => name.to_string(),
+    }
+}
+
+/// Mean KL(original ‖ compressed) per position of `logits` against the original's log-probs.
+fn mean_kl(original: &Tensor, logits: &Tensor) -> Result<f64> {
+    let run = || -> pareto_eval::candle_core::Result<f64> {
+        let lq = log_softmax(logits, D::Minus1)?;
+        let kl = (original.exp()? * (original - lq)?)?.sum(D::Minus1)?;
+        let positions = kl.elem_count();
+        Ok(f64::from(kl.sum_all()?.to_scalar::<f32>()?) / positions as f64)
+    };
+    run().map_err(|e| RunError::Scan(format!("KL divergence: {e}")))
+}
+
+fn candle(e: pareto_eval::candle_core::Error) -> RunError {
+    RunError::Eval(e.into())
+}
+
+/// Scans the decoder in `model_dir`: every linear weight (and the LM head when it is a tensor of
+/// its own) × every candidate format of `spec`, with progress and cancel.
+pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan> {
+    let started = Instant::now();
+    let source = pareto_core::Model::open(model_dir)?;
+    let model_key = model_key(&source)?;
+    let samples_sha256 =
+        hash_files(&[spec.samples.as_path()])?.into_iter().next().map(|h| h.sha256).unwrap_or_default();
+    let mut model = LlamaModel::load(model_dir, &Device::Cpu)?;
+    let calib = CalibrationSpec {
+        windows: spec.windows,
+        window: spec.window.min(model.config().max_position_embeddings),
+        skip_chars: spec.skip_chars,
+        ..CalibrationSpec::new(&spec.samples)
+    };
+    let (tokens, windows, mut notes) = calibration_tokens(&model, &calib)?;
+    let scored = windows * calib.window;
+    if scored < MIN_SCAN_TOKENS {
+        return Err(RunError::Scan(format!(
+            "{} gives {scored} tokens ({windows} windows of {}); a stable KL estimate needs at least {MIN_SCAN_TOKENS}: give a longer text or more windows",
+            spec.samples.display(),
+            calib.window
+        )));
+    }
+    let bos = model.config().bos();
+    let n_layers = model.num_layers();
+
+    // The original's inputs to every layer (and to the head), its log-probs, and channel stats.
+    ctx.progress.stage("original pass", windows as u64);
+    let mut inputs: Vec<Vec<Tensor>> = vec![Vec::with_capacity(windows); n_layers + 1];
+    let mut original = Vec::with_capacity(windows);
+    let mut stats = ChannelStats::default();
+    let mut head_sq: Vec<f64> = Vec::new();
+    for chunk in tokens.chunks_exact(calib.window - 1).take(windows) {
+        ctx.checkpoint()?;
+        let mut ids = Vec::with_capacity(calib.window);
+        ids.push(bos);
+        ids.extend_from_slice(chunk);
+        let ids = Tensor::new(ids.as_slice(), &Device::Cpu).and_then(|t| t.unsqueeze(0)).map_err(candle)?;
+        let mut x = model.embed(&ids)?;
+        for (li, slot) in inputs.iter_mut().enumerate().take(n_layers) {
+            slot.push(x.clone());
+            x = model.run_layer(li, &x, Some(&mut stats))?;
+        }
+        let normed = model.final_norm(&x)?;
+        let sq: Vec<f32> = normed.sqr().and_then(|t| t.sum((0, 1))).and_then(|t| t.to_vec1()).map_err(candle)?;
+        head_sq.resize(sq.len(), 0.0);
+        head_sq.iter_mut().zip(&sq).for_each(|(a, &b)| *a += f64::from(b));
+        inputs[n_layers].push(x.clone());
+        original.push(log_softmax(&model.head(&x)?, D::Minus1).map_err(candle)?);
+        ctx.progress.advance(1, "");
+    }
+
+    // Targets: every linear of every layer, then the head when it is its own tensor.
+    let mut targets: Vec<(String, Option<usize>)> = Vec::new();
+    for li in 0..n_layers {
+        for name in model.linear_groups(li).into_iter().flatten() {
+            targets.push((name, Some(li)));
+        }
+    }
+    match model.head_name() {
+        Some(h) => targets.push((h.to_string(), None)),
+        None => notes.push("the LM head is tied to the embedding: not scanned (the base recipe decides it)".into()),
+    }
+    let importance = |name: &str| -> Option<Vec<f64>> {
+        if Some(name) == model.head_name() {
+            return Some(head_sq.clone());
+        }
+        stats.inputs.values().find(|s| s.linears.iter().any(|l| l == name)).map(|s| s.mean_sq())
+    };
+    let weights: Vec<Option<Vec<f64>>> = targets.iter().map(|(n, _)| importance(n)).collect();
+
+    let total: usize = targets.len() * spec.formats.len();
+    ctx.progress.stage("sensitivity scan", total as u64);
+    let mut tensors = Vec::with_capacity(targets.len());
+    for ((name, layer), m) in targets.iter().zip(weights) {
+        let w = model
+            .linear_weight(name)
+            .cloned()
+            .ok_or_else(|| RunError::Scan(format!("`{name}` is not a dense linear weight in this model")))?;
+        let (rows, cols) = w.dims2().map_err(candle)?;
+        let values: Vec<f32> =
+            w.to_dtype(DType::F32).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1()).map_err(candle)?;
+        let m = m.unwrap_or_else(|| vec![1.0; cols]);
+        let mut candidates: Vec<ScanCandidate> = Vec::new();
+        for id in &spec.formats {
+            ctx.checkpoint()?;
+            ctx.progress.advance(1, name);
+            let Some(fmt) = effective(id, rows, cols)? else { continue };
+            if candidates.iter().any(|c| c.format == fmt.id) {
+                continue;
+            }
+            let err = |e: pareto_formats::FormatError| RunError::Scan(format!("`{name}` as {}: {e}", fmt.id));
+            let decoded = fmt.dequantize(&fmt.quantize(&values, rows, cols).map_err(err)?).map_err(err)?;
+            let (mut num, mut den) = (0.0f64, 0.0f64);
+            for (row_w, row_q) in values.chunks_exact(cols).zip(decoded.chunks_exact(cols)) {
+                for ((&a, &b), &mj) in row_w.iter().zip(row_q).zip(&m) {
+                    num += mj * f64::from(a - b).powi(2);
+                    den += mj * f64::from(a).powi(2);
+                }
+            }
+            let t = Tensor::from_vec(decoded, (rows, cols), &Device::Cpu).map_err(candle)?;
+            model.set_linear_weight(name, t)?;
+            let start = layer.unwrap_or(n_layers);
+            let mut kl = 0.0;
+            for (wi, orig) in original.iter().enumerate() {
+                let mut x = inputs[start][wi].clone();
+                for li in start..n_layers {
+                    x = model.run_layer(li, &x, None)?;
+                }
+                kl += mean_kl(orig, &model.head(&x)?)?;
+            }
+            model.set_linear_weight(name, w.clone())?;
+            candidates.push(ScanCandidate {
+                format: fmt.id.to_string(),
+                bytes: fmt.stored_bytes(rows, cols).map_err(err)?,
+                kl: kl / windows as f64,
+                proxy: if den > 0.0 { num / den } else { 0.0 },
+            });
+        }
+        let weight_name = format!("{name}.weight");
+        tensors.push(ScannedTensor {
+            fused_group: fused_group(&weight_name, *layer),
+            name: weight_name,
+            layer: *layer,
+            params: (rows * cols) as u64,
+            candidates,
+        });
+    }
+    let (proxy, kl): (Vec<f64>, Vec<f64>) =
+        tensors.iter().flat_map(|t| t.candidates.iter().map(|c| (c.proxy, c.kl))).unzip();
+    Ok(Scan {
+        model_key,
+        samples_sha256,
+        spec: ScanSpec { window: calib.window, ..spec.clone() },
+        tokens: scored,
+        tensors,
+        proxy_spearman: spearman(&proxy, &kl),
+        seconds: started.elapsed().as_secs_f64(),
+        notes,
+    })
+}
+
+/// The scan as the allocator's groups: tensors an engine fuses share one format when `fuse`;
+/// only `names` (the tensors the base recipe compresses) take part. Per group and format, the
+/// predicted loss is the sum of its tensors' measured KL.
+pub fn groups(scan: &Scan, names: &[String], fuse: bool) -> Vec<pareto_core::recipe::allocate::Group> {
+    use pareto_core::recipe::allocate::{Choice, Group};
+    let mut by_key: BTreeMap<(Option<usize>, String), Vec<&ScannedTensor>> = BTreeMap::new();
+    for t in scan.tensors.iter().filter(|t| names.contains(&t.name)) {
+        let key = if fuse { t.fused_group.clone() } else { t.name.clone() };
+        by_key.entry((t.layer, key)).or_default().push(t);
+    }
+    by_key
+        .into_values()
+        .map(|members| {
+            let formats: Vec<&str> = members[0]
+                .candidates
+                .iter()
+                .map(|c| c.format.as_str())
+                .filter(|f| members.iter().all(|m| m.candidates.iter().any(|c| c.format == *f)))
+                .collect();
+            let choices = formats
+                .iter()
+                .map(|f| {
+                    let picked: Vec<&ScanCandidate> =
+                        members.iter().filter_map(|m| m.candidates.iter().find(|c| c.format == *f)).collect();
+                    Choice {
+                        format: f.to_string(),
+                        bytes: picked.iter().map(|c| c.bytes).sum(),
+                        loss: picked.iter().map(|c| c.kl).sum(),
+                    }
+                })
+                .collect();
+            Group { tensors: members.iter().map(|m| m.name.clone()).collect(), choices }
+        })
+        .collect()
+}
