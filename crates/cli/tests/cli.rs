@@ -321,7 +321,7 @@ fn scan_then_allocate_writes_a_recipe_within_budget_that_compress_accepts() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&scan).unwrap()).unwrap();
     let tensors = v["tensors"].as_array().unwrap();
-    assert_eq!(tensors.len(), 36, "35 layer linears and the untied head");
+    assert_eq!(tensors.len(), 37, "the embedding, 35 layer linears and the untied head");
     // More bits, less divergence, for every tensor that takes both formats.
     for t in tensors {
         let kl = |f: &str| {
@@ -364,6 +364,43 @@ fn scan_then_allocate_writes_a_recipe_within_budget_that_compress_accepts() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("1000 bytes") && err.contains("smallest") || err.contains("other tensors"), "{err}");
+    // A device budget: what the MCU's memory leaves beside one sequence's KV cache; a device that
+    // cannot hold the KV cache at all is named.
+    let out = pareto(&[
+        "allocate",
+        "models/stories260K",
+        "--scan",
+        s,
+        "--fits",
+        "cortex_m7_stm32h743",
+        "--scenario",
+        "edge",
+        "--concurrent",
+        "1",
+        "--out",
+        r,
+        "--force",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(json(&out)["budget_bytes"].as_u64().unwrap() < 1 << 20);
+    let out = pareto(&[
+        "allocate",
+        "models/stories260K",
+        "--scan",
+        s,
+        "--fits",
+        "cortex_m7_stm32h743",
+        "--scenario",
+        "edge",
+        "--concurrent",
+        "1000",
+        "--out",
+        r,
+        "--force",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot hold even the KV cache"));
     // A sample set too short for a stable estimate says how many tokens it needs.
     let short = tmp.path().join("short.txt");
     std::fs::write(&short, "Once upon a time there was a cat. ".repeat(80)).unwrap();

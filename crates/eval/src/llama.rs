@@ -446,6 +446,28 @@ impl LlamaModel {
         Ok(self.lm_head.forward(&self.final_norm(x)?)?)
     }
 
+    /// The token embedding `[vocab, hidden]`.
+    pub fn embedding(&self) -> &Tensor {
+        &self.embed
+    }
+
+    /// Replaces the token embedding (same shape); a head tied to it follows, as in a file that
+    /// stores the embedding once.
+    pub fn set_embedding(&mut self, weight: Tensor) -> Result<()> {
+        if weight.dims() != self.embed.dims() {
+            return Err(EvalError::InvalidArgument(format!(
+                "embedding {:?} does not match {:?}",
+                weight.dims(),
+                self.embed.dims()
+            )));
+        }
+        if self.head_tied {
+            self.lm_head = Linear::Dense(weight.clone());
+        }
+        self.embed = weight;
+        Ok(())
+    }
+
     /// The final norm alone: the LM head's input.
     pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
         Ok(candle_nn::ops::rms_norm(x, &self.norm, self.config.rms_norm_eps as f32)?)

@@ -50,7 +50,7 @@ pub use latency::{
     Bound, DEFAULT_ETA_BW, DEFAULT_ETA_COMPUTE, DEFAULT_OVERHEAD_S, Efficiency, Roofline, StepTime, Work,
     crossover_batch, decode_step, prefill,
 };
-pub use memory::{MemoryProjection, runtime_overhead};
+pub use memory::{MemoryProjection, runtime_overhead, weight_budget};
 pub use model::{
     ComputePrecision, Family, ModelShape, PlanSummary, WeightEntry, is_embedding_lookup, llama3_8b_weights,
 };

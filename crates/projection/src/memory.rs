@@ -80,6 +80,26 @@ pub fn memory(plan: &PlanSummary, shape: Option<&ModelShape>, device: &Device, s
     }
 }
 
+/// The most weight bytes that fit on `device` beside what serving the scenario needs there: the
+/// runtime overhead, the activation workspace and the KV cache of `batching.max_batch` sequences
+/// of input + output tokens, within the usable fraction of memory. `None` when those alone do not
+/// fit. The same arithmetic as [`memory`], solved for the weights.
+pub fn weight_budget(shape: Option<&ModelShape>, device: &Device, sc: &Scenario) -> Option<f64> {
+    let empty = PlanSummary {
+        label: String::new(),
+        n_tensors: 0,
+        total_params: 0.0,
+        stored_bytes: 0.0,
+        bytes_per_step: 0.0,
+        matmul_params: [0.0; 3],
+        tied_embeddings: false,
+        formats: Vec::new(),
+    };
+    let m = memory(&empty, shape, device, sc);
+    let room = m.usable - m.total;
+    (room > 0.0).then_some(room)
+}
+
 /// Activation workspace estimate. Decoders: one prefill chunk of `max_batched_tokens` tokens
 /// holding ~(4·hidden + 2·intermediate) FP16 values each, plus FP32 logits for `max_batch`
 /// sequences. Encoders: `max_batch` sentences × `input_tokens` tokens the same way plus the FP16
@@ -279,6 +299,29 @@ mod tests {
         let t4 = memory(&plan, Some(&shape), cat.get("t4")?, &sc);
         assert!(!t4.fits);
         assert!(fit_verdict(&t4, cat.get("t4")?).starts_with("does not fit"));
+        Ok(())
+    }
+
+    #[test]
+    fn weight_budget_is_what_memory_leaves_for_weights() -> Result<()> {
+        let cat = Catalog::builtin()?;
+        let mut sc = Scenario::preset("high-volume-api")?;
+        let shape = ModelShape::llama3_8b();
+        let h100 = cat.get("h100_sxm")?;
+        let budget = weight_budget(Some(&shape), h100, &sc).unwrap_or(0.0);
+        assert!(budget > 16e9, "{budget}");
+        // Weights of exactly that size fill the device at the scenario's batch: it still fits, with
+        // no room for more sequences than the batch.
+        let plan = PlanSummary::from_weights("o", &llama3_8b_weights("bf16", 16.0, ComputePrecision::Fp16), true)?;
+        let sized = PlanSummary { stored_bytes: budget, ..plan };
+        let m = memory(&sized, Some(&shape), h100, &sc);
+        assert!((m.total - m.usable).abs() < 1.0, "{} vs {}", m.total, m.usable);
+        assert!(m.fits);
+        // More concurrent sequences leave less for the weights; far too many leave nothing.
+        sc.batching.max_batch *= 2;
+        assert!(weight_budget(Some(&shape), h100, &sc).unwrap_or(0.0) < budget);
+        sc.batching.max_batch = 100_000;
+        assert_eq!(weight_budget(Some(&shape), h100, &sc), None);
         Ok(())
     }
 

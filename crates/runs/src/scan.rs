@@ -1,7 +1,8 @@
-//! Sensitivity scan: for every linear weight of a decoder and every candidate format, the measured
-//! effect of compressing that tensor alone — the mean KL divergence of the model's next-token
-//! distribution from the original's on a sample set — beside a cheap proxy (the weight error
-//! weighted by each input channel's mean x², as an importance matrix weighs it).
+//! Sensitivity scan: for the embedding and every linear weight of a decoder, and every candidate
+//! format, the measured effect of compressing that tensor alone — the mean KL divergence of the
+//! model's next-token distribution from the original's on a sample set — beside a cheap proxy (the
+//! weight error weighted by each input channel's mean x², as an importance matrix weighs it; by
+//! token frequency for the embedding).
 //!
 //! The original's inputs to every layer are kept for the sample set, so compressing a tensor of
 //! layer k re-runs layers k.. only. Memory: (layers + 1) × tokens × hidden floats of hidden states
@@ -137,12 +138,47 @@ fn mean_kl(original: &Tensor, logits: &Tensor) -> Result<f64> {
     run().map_err(|e| RunError::Scan(format!("KL divergence: {e}")))
 }
 
+/// A tensor the scan compresses alone.
+enum Target {
+    Embedding,
+    /// A decoder layer's linear by module name.
+    Linear(String, usize),
+    /// The LM head when it is a tensor of its own.
+    Head(&'static str),
+}
+
+impl Target {
+    fn module(&self) -> String {
+        match self {
+            Target::Embedding => "model.embed_tokens".into(),
+            Target::Linear(n, _) => n.clone(),
+            Target::Head(h) => h.to_string(),
+        }
+    }
+
+    fn layer(&self) -> Option<usize> {
+        match self {
+            Target::Linear(_, l) => Some(*l),
+            _ => None,
+        }
+    }
+
+    fn set(&self, model: &mut LlamaModel, weight: Tensor) -> Result<()> {
+        match self {
+            Target::Embedding => model.set_embedding(weight)?,
+            Target::Linear(n, _) => model.set_linear_weight(n, weight)?,
+            Target::Head(h) => model.set_linear_weight(h, weight)?,
+        }
+        Ok(())
+    }
+}
+
 fn candle(e: pareto_eval::candle_core::Error) -> RunError {
     RunError::Eval(e.into())
 }
 
-/// Scans the decoder in `model_dir`: every linear weight (and the LM head when it is a tensor of
-/// its own) × every candidate format of `spec`, with progress and cancel.
+/// Scans the decoder in `model_dir`: the embedding, every linear weight and the LM head when it
+/// is a tensor of its own, × every candidate format of `spec`, with progress and cancel.
 pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan> {
     let started = Instant::now();
     let source = pareto_core::Model::open(model_dir)?;
@@ -170,17 +206,25 @@ pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan>
 
     // The original's inputs to every layer (and to the head), its log-probs, and channel stats.
     ctx.progress.stage("original pass", windows as u64);
+    let mut ids_of = Vec::with_capacity(windows);
     let mut inputs: Vec<Vec<Tensor>> = vec![Vec::with_capacity(windows); n_layers + 1];
     let mut original = Vec::with_capacity(windows);
     let mut stats = ChannelStats::default();
     let mut head_sq: Vec<f64> = Vec::new();
+    let mut token_count = vec![0.0f64; model.config().vocab_size];
     for chunk in tokens.chunks_exact(calib.window - 1).take(windows) {
         ctx.checkpoint()?;
         let mut ids = Vec::with_capacity(calib.window);
         ids.push(bos);
         ids.extend_from_slice(chunk);
+        for &t in &ids {
+            if let Some(c) = token_count.get_mut(t as usize) {
+                *c += 1.0;
+            }
+        }
         let ids = Tensor::new(ids.as_slice(), &Device::Cpu).and_then(|t| t.unsqueeze(0)).map_err(candle)?;
         let mut x = model.embed(&ids)?;
+        ids_of.push(ids);
         for (li, slot) in inputs.iter_mut().enumerate().take(n_layers) {
             slot.push(x.clone());
             x = model.run_layer(li, &x, Some(&mut stats))?;
@@ -194,41 +238,47 @@ pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan>
         ctx.progress.advance(1, "");
     }
 
-    // Targets: every linear of every layer, then the head when it is its own tensor.
-    let mut targets: Vec<(String, Option<usize>)> = Vec::new();
+    // Targets: the embedding, every linear of every layer, and the head when it is its own tensor.
+    let mut targets = vec![Target::Embedding];
     for li in 0..n_layers {
         for name in model.linear_groups(li).into_iter().flatten() {
-            targets.push((name, Some(li)));
+            targets.push(Target::Linear(name, li));
         }
     }
     match model.head_name() {
-        Some(h) => targets.push((h.to_string(), None)),
-        None => notes.push("the LM head is tied to the embedding: not scanned (the base recipe decides it)".into()),
+        Some(h) => targets.push(Target::Head(h)),
+        None => notes.push("the LM head is tied to the embedding: scanned with it".into()),
     }
-    let importance = |name: &str| -> Option<Vec<f64>> {
-        if Some(name) == model.head_name() {
-            return Some(head_sq.clone());
-        }
-        stats.inputs.values().find(|s| s.linears.iter().any(|l| l == name)).map(|s| s.mean_sq())
-    };
-    let weights: Vec<Option<Vec<f64>>> = targets.iter().map(|(n, _)| importance(n)).collect();
 
     let total: usize = targets.len() * spec.formats.len();
     ctx.progress.stage("sensitivity scan", total as u64);
     let mut tensors = Vec::with_capacity(targets.len());
-    for ((name, layer), m) in targets.iter().zip(weights) {
-        let w = model
-            .linear_weight(name)
-            .cloned()
-            .ok_or_else(|| RunError::Scan(format!("`{name}` is not a dense linear weight in this model")))?;
+    for target in &targets {
+        let (name, layer) = (target.module(), target.layer());
+        // The proxy's weights: the input channels' mean x² for a linear; for the embedding, whose
+        // input is one row per token, how often each token occurs.
+        let (w, by_row, m) = match target {
+            Target::Embedding => (model.embedding().clone(), true, token_count.clone()),
+            Target::Head(h) => {
+                (model.linear_weight(h).cloned().unwrap_or_else(|| model.embedding().clone()), false, head_sq.clone())
+            }
+            Target::Linear(n, _) => {
+                let w = model
+                    .linear_weight(n)
+                    .cloned()
+                    .ok_or_else(|| RunError::Scan(format!("`{n}` is not a dense linear weight in this model")))?;
+                let m = stats.inputs.values().find(|s| s.linears.iter().any(|l| l == n)).map(|s| s.mean_sq());
+                (w, false, m.unwrap_or_default())
+            }
+        };
         let (rows, cols) = w.dims2().map_err(candle)?;
         let values: Vec<f32> =
             w.to_dtype(DType::F32).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1()).map_err(candle)?;
-        let m = m.unwrap_or_else(|| vec![1.0; cols]);
+        let weight = |r: usize, c: usize| m.get(if by_row { r } else { c }).copied().unwrap_or(1.0);
         let mut candidates: Vec<ScanCandidate> = Vec::new();
         for id in &spec.formats {
             ctx.checkpoint()?;
-            ctx.progress.advance(1, name);
+            ctx.progress.advance(1, &name);
             let Some(fmt) = effective(id, rows, cols)? else { continue };
             if candidates.iter().any(|c| c.format == fmt.id) {
                 continue;
@@ -236,24 +286,27 @@ pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan>
             let err = |e: pareto_formats::FormatError| RunError::Scan(format!("`{name}` as {}: {e}", fmt.id));
             let decoded = fmt.dequantize(&fmt.quantize(&values, rows, cols).map_err(err)?).map_err(err)?;
             let (mut num, mut den) = (0.0f64, 0.0f64);
-            for (row_w, row_q) in values.chunks_exact(cols).zip(decoded.chunks_exact(cols)) {
-                for ((&a, &b), &mj) in row_w.iter().zip(row_q).zip(&m) {
-                    num += mj * f64::from(a - b).powi(2);
-                    den += mj * f64::from(a).powi(2);
+            for (r, (row_w, row_q)) in values.chunks_exact(cols).zip(decoded.chunks_exact(cols)).enumerate() {
+                for (c, (&a, &b)) in row_w.iter().zip(row_q).enumerate() {
+                    num += weight(r, c) * f64::from(a - b).powi(2);
+                    den += weight(r, c) * f64::from(a).powi(2);
                 }
             }
             let t = Tensor::from_vec(decoded, (rows, cols), &Device::Cpu).map_err(candle)?;
-            model.set_linear_weight(name, t)?;
-            let start = layer.unwrap_or(n_layers);
+            target.set(&mut model, t)?;
             let mut kl = 0.0;
             for (wi, orig) in original.iter().enumerate() {
-                let mut x = inputs[start][wi].clone();
-                for li in start..n_layers {
+                let start = layer.unwrap_or(n_layers);
+                let mut x = match target {
+                    Target::Embedding => model.embed(&ids_of[wi])?,
+                    _ => inputs[start][wi].clone(),
+                };
+                for li in if matches!(target, Target::Embedding) { 0 } else { start }..n_layers {
                     x = model.run_layer(li, &x, None)?;
                 }
                 kl += mean_kl(orig, &model.head(&x)?)?;
             }
-            model.set_linear_weight(name, w.clone())?;
+            target.set(&mut model, w.clone())?;
             candidates.push(ScanCandidate {
                 format: fmt.id.to_string(),
                 bytes: fmt.stored_bytes(rows, cols).map_err(err)?,
@@ -263,9 +316,9 @@ pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan>
         }
         let weight_name = format!("{name}.weight");
         tensors.push(ScannedTensor {
-            fused_group: fused_group(&weight_name, *layer),
+            fused_group: fused_group(&weight_name, layer),
             name: weight_name,
-            layer: *layer,
+            layer,
             params: (rows * cols) as u64,
             candidates,
         });

@@ -15,7 +15,7 @@ use crate::commands::scan::{ScanArgs, measure, save};
 use crate::output;
 
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("budget").required(true).args(["max_bytes", "bpw", "like"])))]
+#[command(group(clap::ArgGroup::new("budget").required(true).args(["max_bytes", "bpw", "like", "fits"])))]
 pub struct AllocateArgs {
     /// The source model (a LLaMA-style decoder folder); never modified.
     pub path: PathBuf,
@@ -28,6 +28,16 @@ pub struct AllocateArgs {
     /// Budget: the size this recipe or preset gives the model (e.g. gguf-q4_k_m).
     #[arg(long, value_name = "RECIPE")]
     pub like: Option<String>,
+    /// Budget: what fits on this catalog device (`pareto project --list-devices`) beside the
+    /// scenario's KV cache, activations and runtime overhead.
+    #[arg(long, value_name = "DEVICE")]
+    pub fits: Option<String>,
+    /// With --fits: the traffic scenario (preset or .toml) whose batch and context set the KV cache.
+    #[arg(long, default_value = "high-volume-api", value_name = "SCENARIO")]
+    pub scenario: String,
+    /// With --fits: concurrent sequences to hold KV cache for (default: the scenario's max batch).
+    #[arg(long, value_name = "N")]
+    pub concurrent: Option<u32>,
     /// A saved `pareto scan` to allocate from, instead of measuring now.
     #[arg(long, value_name = "FILE", conflicts_with = "samples")]
     pub scan: Option<PathBuf>,
@@ -71,6 +81,39 @@ fn load_scan(path: &Path, model: &pareto_core::Model) -> anyhow::Result<Scan> {
     Ok(s)
 }
 
+/// The weight bytes that fit on `device` beside the scenario's serving memory (projection crate).
+fn fits_budget(
+    model: &pareto_core::Model,
+    device: &str,
+    scenario: &str,
+    concurrent: Option<u32>,
+) -> anyhow::Result<u64> {
+    use pareto_projection::{Catalog, ModelShape, Scenario, weight_budget};
+    let catalog = Catalog::builtin()?;
+    let dev = catalog.get(device)?;
+    let mut sc = Scenario::load(scenario)?;
+    if let Some(n) = concurrent {
+        sc.batching.max_batch = n;
+    }
+    let shape = model.config().map(|c| ModelShape::from_hf_config(&c.raw)).transpose()?;
+    let seqs = sc.batching.max_batch;
+    let tokens = sc.input_tokens + sc.output_tokens;
+    match weight_budget(shape.as_ref(), dev, &sc) {
+        Some(b) => {
+            eprintln!(
+                "budget: {} of weights fit on {} beside KV cache for {seqs} sequences of {tokens} tokens, activations and runtime overhead",
+                output::bytes(b as u64),
+                dev.name
+            );
+            Ok(b as u64)
+        }
+        None => anyhow::bail!(
+            "{} cannot hold even the KV cache for {seqs} sequences of {tokens} tokens with activations and runtime overhead: choose a larger device or fewer --concurrent sequences",
+            dev.name
+        ),
+    }
+}
+
 pub fn run(args: &AllocateArgs, json: bool) -> anyhow::Result<()> {
     let model = output::open_model(&args.path)?;
     let base = Recipe::load(&args.base)?;
@@ -96,11 +139,12 @@ pub fn run(args: &AllocateArgs, json: bool) -> anyhow::Result<()> {
         }
     }
     let params = base_plan.totals.params_before;
-    let budget = match (args.max_bytes, args.bpw, &args.like) {
-        (Some(b), _, _) => b,
-        (_, Some(bits), _) => (bits * params as f64 / 8.0).floor() as u64,
-        (_, _, Some(r)) => Recipe::load(r)?.resolve(&model)?.totals.planned_bytes,
-        _ => anyhow::bail!("give one budget: --max-bytes, --bpw or --like"),
+    let budget = match (args.max_bytes, args.bpw, &args.like, &args.fits) {
+        (Some(b), ..) => b,
+        (_, Some(bits), ..) => (bits * params as f64 / 8.0).floor() as u64,
+        (_, _, Some(r), _) => Recipe::load(r)?.resolve(&model)?.totals.planned_bytes,
+        (.., Some(device)) => fits_budget(&model, device, &args.scenario, args.concurrent)?,
+        _ => anyhow::bail!("give one budget: --max-bytes, --bpw, --like or --fits"),
     };
     let groups = groups(&scan, &names, !args.no_fuse);
     let ks = Knapsack::new(&groups)?;
