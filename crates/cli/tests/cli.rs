@@ -401,6 +401,24 @@ fn scan_then_allocate_writes_a_recipe_within_budget_that_compress_accepts() {
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot hold even the KV cache"));
+    // A sweep of allocations along the predicted frontier: one recipe file and one record each.
+    let sweep = tmp.path().join("sweep");
+    let out = pareto(&[
+        "sweep",
+        "models/stories260K",
+        "--auto",
+        "3",
+        "--scan",
+        s,
+        "--no-validate",
+        "--scenario",
+        "edge",
+        "--out",
+        sweep.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_dir(sweep.join("auto")).unwrap().count(), 3);
+    assert_eq!(std::fs::read_dir(sweep.join("runs")).unwrap().count(), 3);
     // A sample set too short for a stable estimate says how many tokens it needs.
     let short = tmp.path().join("short.txt");
     std::fs::write(&short, "Once upon a time there was a cat. ".repeat(80)).unwrap();

@@ -2,6 +2,7 @@
 //! [`pareto_report::RunRecord`]; and sweeps of many variants through an [`Executor`] (local
 //! threads now; the interface is what a distributed engine would implement).
 
+pub mod allocate;
 pub mod calibrate;
 mod error;
 mod hashing;
