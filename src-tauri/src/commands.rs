@@ -144,3 +144,17 @@ pub async fn start_validate(state: S<'_>, request: ValidateRequest, on_event: Ch
     });
     crate::validate::start(&state, request, sink)
 }
+
+#[tauri::command]
+pub async fn start_scan(state: S<'_>, request: ScanRequest, on_event: Channel<JobEvent>) -> ApiResult<u32> {
+    let sink: ops::Sink = Arc::new(move |e: JobEvent| {
+        let _ = on_event.send(e);
+    });
+    crate::allocate::start_scan(&state, request, sink)
+}
+
+#[tauri::command]
+pub async fn allocate(state: S<'_>, query: BudgetQuery) -> ApiResult<AllocationView> {
+    let state = Arc::clone(&state);
+    blocking(move || crate::allocate::allocate(&state, &query)).await
+}

@@ -240,6 +240,9 @@ pub enum JobEvent {
     Validated {
         result: Box<ValidationView>,
     },
+    Scanned {
+        result: Box<ScanView>,
+    },
     Failed {
         error: ApiError,
     },
@@ -481,6 +484,69 @@ pub struct CompareView {
     pub recommendation: String,
     pub reasons: Vec<String>,
     pub points: Vec<VariantPoint>,
+}
+
+// ---------------------------------------------------------------- budgeted allocation
+
+/// A sensitivity scan to run on the open model (decoders): `windows` × `window` tokens of plain
+/// text after `skip_chars` characters, every candidate format in `formats`.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct ScanRequest {
+    pub samples: String,
+    pub windows: u32,
+    pub window: u32,
+    pub skip_chars: u32,
+    pub formats: Vec<String>,
+}
+
+/// The scan as a heatmap: for each format, the measured KL (nats/token) of compressing each
+/// tensor alone, on rows `layers` (`embed`, `0`…, `head`) × columns `kinds`.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct ScanView {
+    pub tokens: u32,
+    pub seconds: f64,
+    pub proxy_spearman: Option<f64>,
+    pub formats: Vec<String>,
+    pub layers: Vec<String>,
+    pub kinds: Vec<String>,
+    /// `formats.len() × layers.len() × kinds.len()`, format-major; `null` where not measured.
+    pub cells: Vec<Option<f64>>,
+    pub notes: Vec<String>,
+}
+
+/// A budget in the user's terms: `bpw` (bits per weight), `mib` (total MiB), `like` (a preset's
+/// size) or `fits` (a catalog device with the session scenario's KV cache).
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct BudgetQuery {
+    pub kind: String,
+    pub value: Option<f64>,
+    pub like: Option<String>,
+    pub device: Option<String>,
+    pub scenario: Option<String>,
+    /// What tensors the scan does not decide get (a preset or recipe).
+    pub base: String,
+    /// q/k/v and gate/up on one format (vLLM's fused layers need it).
+    pub fuse: bool,
+    /// The editor's recipe, marked on the predicted frontier.
+    pub current_toml: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct AllocPoint {
+    pub bytes: u64,
+    pub bpw: f64,
+    pub predicted_kl: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct AllocationView {
+    pub budget_bytes: u64,
+    pub chosen: AllocPoint,
+    pub recipe_toml: String,
+    /// The predicted frontier, cheapest first.
+    pub frontier: Vec<AllocPoint>,
+    pub current: Option<AllocPoint>,
+    pub notes: Vec<String>,
 }
 
 // ---------------------------------------------------------------- export

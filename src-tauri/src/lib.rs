@@ -1,6 +1,7 @@
 //! pareto-app: the Tauri v2 shell of the Pareto studio. Commands are thin glue over the engine
 //! crates (see `ops`); the UI in `ui/` calls them only through `ui/src/api/`.
 
+pub mod allocate;
 pub mod commands;
 pub mod convert;
 pub mod dto;
@@ -74,6 +75,8 @@ pub fn builder<R: tauri::Runtime>(base: tauri::Builder<R>) -> tauri::Builder<R> 
         commands::export_run,
         commands::compute_devices,
         commands::start_validate,
+        commands::start_scan,
+        commands::allocate,
     ])
 }
 

@@ -26,6 +26,8 @@ pub struct AppState {
     runs: Mutex<Vec<Arc<RunRecord>>>,
     /// The latest measured validation of each run (by run id), for Compare and the exported record.
     validations: Mutex<HashMap<u32, pareto_report::Validation>>,
+    /// The latest sensitivity scan of the open model (budgets are solved against it).
+    scan: Mutex<Option<Arc<pareto_runs::Scan>>>,
     next_job: AtomicU32,
     settings: Mutex<Settings>,
     /// Where settings are saved; `None` keeps them in memory (tests).
@@ -63,6 +65,17 @@ impl AppState {
 
     pub fn set_model(&self, model: Arc<Model>) {
         *lock(&self.model) = Some(model);
+        *lock(&self.scan) = None;
+    }
+
+    pub fn set_scan(&self, scan: Arc<pareto_runs::Scan>) {
+        *lock(&self.scan) = Some(scan);
+    }
+
+    pub fn scan(&self) -> ApiResult<Arc<pareto_runs::Scan>> {
+        lock(&self.scan)
+            .clone()
+            .ok_or_else(|| ApiError::new("no sensitivity scan yet: run one (Find the best recipe → Scan) first"))
     }
 
     pub fn new_job(&self) -> (u32, CancelToken) {

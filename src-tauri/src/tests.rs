@@ -505,6 +505,9 @@ fn export_typescript_bindings() {
         ValidateRequest,
         ValidationView,
         CalibrationInput,
+        ScanRequest,
+        BudgetQuery,
+        AllocationView,
     );
 }
 
@@ -518,4 +521,66 @@ fn compress_on_a_device_not_compiled_in_is_a_clear_error() {
     }
     let e = crate::validate::accelerator(Some("tpu")).err().expect("unknown device");
     assert!(e.message.contains("expected `cpu`, `cuda:N` or `metal`"), "{}", e.message);
+}
+
+#[test]
+fn scan_then_budgets_solve_against_it_and_mark_the_editors_recipe() {
+    let state = opened();
+    let q = |kind: &str, value: Option<f64>, current: Option<String>| BudgetQuery {
+        kind: kind.into(),
+        value,
+        like: Some("gguf-q4_k_m".into()),
+        device: None,
+        scenario: None,
+        base: "gguf-q4_k_m".into(),
+        fuse: true,
+        current_toml: current,
+    };
+    let e = crate::allocate::allocate(&state, &q("bpw", Some(8.0), None)).expect_err("no scan yet");
+    assert!(e.message.contains("no sensitivity scan"), "{}", e.message);
+    let samples =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/samples/tinystories/tinystories-valid-excerpt.txt");
+    let req = ScanRequest {
+        samples: samples.display().to_string(),
+        windows: 4,
+        window: 256,
+        skip_chars: 65_536,
+        formats: vec!["q4_0".into(), "q5_0".into(), "q8_0".into(), "f16".into()],
+    };
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink_events = Arc::clone(&events);
+    crate::allocate::start_scan(&state, req, Arc::new(move |e| sink_events.lock().expect("lock").push(e)))
+        .expect("start");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let view = loop {
+        match events.lock().expect("lock").last().cloned() {
+            Some(JobEvent::Scanned { result }) => break result,
+            Some(JobEvent::Failed { error }) => panic!("{error}"),
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "scan did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        events
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|e| matches!(e, JobEvent::Stage { name, .. } if name == "sensitivity scan"))
+    );
+    assert_eq!(view.layers.first().map(String::as_str), Some("embed"));
+    assert_eq!(view.cells.len(), view.formats.len() * view.layers.len() * view.kinds.len());
+    // Budgets solve at once against the kept scan; the editor's recipe is placed on the same axes.
+    let a = crate::allocate::allocate(&state, &q("like", None, Some(preset("gguf-q4_k_m")))).expect("allocate");
+    assert!(a.chosen.bytes <= a.budget_bytes);
+    let current = a.current.expect("the editor's recipe");
+    assert_eq!(current.bytes, a.budget_bytes, "the budget is the preset's size");
+    let (chosen, now) = (a.chosen.predicted_kl.expect("kl"), current.predicted_kl.expect("kl"));
+    assert!(chosen <= now + 1e-12, "the best allocation is predicted no worse than Q4_K_M: {chosen} vs {now}");
+    assert!(ops::plan(&state, &a.recipe_toml).is_ok());
+    let w8 = crate::allocate::allocate(&state, &q("bpw", Some(9.0), Some(preset("w8")))).expect("allocate");
+    assert!(w8.current.expect("current").predicted_kl.is_none(), "int8_channel was not scanned");
+    assert!(w8.notes.iter().any(|n| n.contains("did not measure")));
+    let e = crate::allocate::allocate(&state, &q("bpw", Some(0.5), None)).expect_err("infeasible");
+    assert!(e.message.contains("smallest allocation") || e.message.contains("other tensors"), "{}", e.message);
 }

@@ -87,6 +87,36 @@ test("project cost before and after", async () => {
   await shot(b, "05-project");
 });
 
+test("compare ranks the validated run on a measured metric", async () => {
+  const b = session.browser;
+  await (await b.$("#nav-compare")).click();
+  const table = await b.$("#variants");
+  await table.waitForDisplayed({ timeout: 30000 });
+  await b.waitUntil(async () => /(worse|better|unchanged)/.test(await table.getText()), { timeout: 30000 });
+  assert.equal(await (await b.$("#compare-metric")).getValue(), "perplexity");
+  assert.equal(await (await b.$("#proxy-banner")).isExisting(), false);
+  await shot(b, "07-compare");
+});
+
+test("find the best recipe for a budget from a sensitivity scan", async () => {
+  const b = session.browser;
+  await (await b.$("#nav-recipe")).click();
+  await typeInto(b, "#scan-samples", path.join(repo, "assets/samples/tinystories/tinystories-valid-excerpt.txt"));
+  await typeInto(b, "#scan-skip", "65536");
+  await typeInto(b, "#scan-windows", "4");
+  await (await b.$("#scan-start")).click();
+  const alloc = await b.$("#allocation");
+  const panel = await b.$("#budget-panel");
+  await b.waitUntil(async () => (await alloc.isDisplayed()) || /caused by|error|failed/i.test(await panel.getText()), { timeout: 120000 });
+  assert.ok(await alloc.isDisplayed(), await panel.getText());
+  assert.match(await alloc.getText(), /predicted KL/);
+  await (await b.$("[data-testid=sensitivity]")).waitForDisplayed({ timeout: 10000 });
+  await (await b.$("#budget-panel")).scrollIntoView();
+  await shot(b, "08-budget");
+  await (await b.$("#use-allocation")).click();
+  await b.waitUntil(async () => (await (await b.$("#recipe-toml")).getValue()).includes("auto-"), { timeout: 10000 });
+});
+
 test("export and check the files on disk", async () => {
   const b = session.browser;
   await (await b.$("#nav-export")).click();

@@ -232,3 +232,36 @@ describe("Compare", () => {
     expect($("#proxy-banner")?.textContent).toContain("proxy");
   });
 });
+
+describe("Budget", () => {
+  it("scans once, solves budgets against it, and puts the chosen recipe in the editor", async () => {
+    await type("#model-path", "/mock/model");
+    await click("#open-model");
+    await click("#nav-recipe");
+    expect(($<HTMLButtonElement>("#scan-start"))?.disabled).toBe(true);
+    await type("#scan-samples", "/data/text.txt");
+    await click("#scan-start");
+    const scan = api.calls.filter((c) => c.method === "startScan").pop();
+    expect((scan?.args[0] as { formats: string[] }).formats).toEqual(["q4_0", "q4_k", "q5_0", "q6_k", "q8_0", "f16"]);
+    expect($("#scan-summary")?.textContent).toContain("2048 tokens");
+    expect($("[data-testid=sensitivity]")).not.toBeNull();
+    await tick();
+    expect($("#allocation")?.textContent).toContain("predicted KL");
+    expect((api.calls.filter((c) => c.method === "allocate").pop()?.args[0] as { like: string }).like).toBe("gguf-q4_k_m");
+    const kind = $<HTMLSelectElement>("#budget-kind")!;
+    await act(() => {
+      kind.value = "bpw";
+      kind.dispatchEvent(new Event("change"));
+    });
+    await tick();
+    const value = $<HTMLInputElement>("#budget-value")!;
+    await act(() => {
+      value.value = "6";
+      value.dispatchEvent(new Event("change"));
+    });
+    await tick();
+    expect((api.calls.filter((c) => c.method === "allocate").pop()?.args[0] as { value: number }).value).toBe(6);
+    await click("#use-allocation");
+    expect(($<HTMLTextAreaElement>("#recipe-toml"))?.value).toContain("auto-5.00bpw");
+  });
+});

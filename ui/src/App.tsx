@@ -35,6 +35,7 @@ export function App({ api }: { api: Api }) {
   const [editMs, setEditMs] = useState<number | null>(null);
   const [runs, setRuns] = useState<RunView[]>([]);
   const [selectedRun, setSelectedRun] = useState<number | null>(null);
+  const [validations, setValidations] = useState(0);
   const [query, setQueryRaw] = useState<Omit<ProjectionQuery, "recipe_toml">>({
     scenario: "high-volume-api",
     device: null,
@@ -176,6 +177,8 @@ export function App({ api }: { api: Api }) {
       editMs,
       runs,
       addRun: (r) => setRuns((rs) => [...rs, r]),
+      validations,
+      noteValidation: () => setValidations((n) => n + 1),
       selectedRun,
       setSelectedRun,
       query,
@@ -199,7 +202,7 @@ export function App({ api }: { api: Api }) {
       setOpenMs,
       openSeq,
     }),
-    [model, recipeToml, plan, planError, editMs, runs, selectedRun, query, settings, computeDevice, opening, openError, openMs, openSeq, setRecipeToml, updateSettings, openPath],
+    [model, recipeToml, plan, planError, editMs, runs, validations, selectedRun, query, settings, computeDevice, opening, openError, openMs, openSeq, setRecipeToml, updateSettings, openPath],
   );
 
   return (

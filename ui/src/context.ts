@@ -24,6 +24,9 @@ export interface Session {
   editMs: number | null;
   runs: RunView[];
   addRun: (r: RunView) => void;
+  /** Count of finished validations: Compare re-ranks when a run gains a measurement. */
+  validations: number;
+  noteValidation: () => void;
   selectedRun: number | null;
   setSelectedRun: (id: number | null) => void;
   query: Omit<ProjectionQuery, "recipe_toml">;

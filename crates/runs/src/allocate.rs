@@ -175,3 +175,20 @@ pub fn is_allocated_recipe(path: &Path) -> bool {
         .and_then(|t| Recipe::from_toml(&t, "").ok())
         .is_some_and(|r| r.description.starts_with(MARK))
 }
+
+/// The scan's prediction for a plan: bytes and the sum of its scanned tensors' single-tensor KLs.
+/// The KL is `None` when a scanned tensor gets a format the scan did not measure (say, a pruned or
+/// GPTQ-calibrated tensor), since nothing predicts it then.
+pub fn predicted(scan: &Scan, plan: &pareto_core::Plan) -> (u64, Option<f64>) {
+    let mut kl = Some(0.0);
+    for t in &scan.tensors {
+        let Some(pt) = plan.get(&t.name) else { continue };
+        let contribution = match pt.action.format {
+            _ if pt.action.prune.is_some() || !pt.action.algorithm.is_rtn() => None,
+            None => Some(0.0),
+            Some(f) => t.candidates.iter().find(|c| c.format == f).map(|c| c.kl),
+        };
+        kl = kl.zip(contribution).map(|(a, b)| a + b);
+    }
+    (plan.totals.planned_bytes, kl)
+}

@@ -39,6 +39,9 @@ export interface Api {
   exportRun(request: T.ExportRequest): Promise<T.ExportResult>;
   computeDevices(): Promise<T.ComputeDevice[]>;
   startValidate(request: T.ValidateRequest, onEvent: (e: T.JobEvent) => void): Promise<number>;
+  /** Measures the open model's per-tensor sensitivity; the result stays in the session for `allocate`. */
+  startScan(request: T.ScanRequest, onEvent: (e: T.JobEvent) => void): Promise<number>;
+  allocate(query: T.BudgetQuery): Promise<T.AllocationView>;
   /** A native open/save dialog; null when the user cancels. */
   pickPath(options: PickOptions): Promise<string | null>;
   /** Calls `onDrop` with the paths of files dropped on the window; returns an unsubscribe function. */

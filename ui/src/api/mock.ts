@@ -163,6 +163,34 @@ export function mockApi(): MockApi {
       });
       return 2;
     }),
+    startScan: rec("startScan", async (r: T.ScanRequest, cb: (e: T.JobEvent) => void) => {
+      cb({ kind: "stage", name: "sensitivity scan", total: 4 });
+      cb({
+        kind: "scanned",
+        result: {
+          tokens: 2048,
+          seconds: 6,
+          proxy_spearman: 0.91,
+          formats: r.formats,
+          layers: ["embed", "0", "head"],
+          kinds: ["self_attn.q_proj", "lm_head"],
+          cells: r.formats.flatMap((_, i) => [0.001 / (i + 1), null, 0.002 / (i + 1), null, null, 0.02 / (i + 1)]),
+          notes: [],
+        },
+      });
+      return 3;
+    }),
+    allocate: rec("allocate", async (q: T.BudgetQuery) => ({
+      budget_bytes: 300000,
+      chosen: { bytes: 299000, bpw: q.value ?? 5, predicted_kl: 0.014 },
+      recipe_toml: 'name = "auto-5.00bpw"\n[default.quantize]\nformat = "q5_0"\n',
+      frontier: [
+        { bytes: 240000, bpw: 6.7, predicted_kl: 0.09 },
+        { bytes: 350000, bpw: 9.8, predicted_kl: 0.001 },
+      ],
+      current: { bytes: 290000, bpw: 7.9, predicted_kl: 0.016 },
+      notes: [],
+    })),
     pickPath: rec("pickPath", async () => null),
     onFileDrop: rec("onFileDrop", async () => () => undefined),
   };

@@ -45,6 +45,12 @@ export const tauriApi: Api = {
     channel.onmessage = onEvent;
     return call("start_validate", { request, onEvent: channel });
   },
+  startScan: (request, onEvent) => {
+    const channel = new Channel<T.JobEvent>();
+    channel.onmessage = onEvent;
+    return call("start_scan", { request, onEvent: channel });
+  },
+  allocate: (query) => call("allocate", { query }),
   pickPath: async (o: PickOptions) => {
     try {
       const picked = o.save

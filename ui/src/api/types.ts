@@ -32,3 +32,8 @@ export type { CalibrationInput } from "./gen/CalibrationInput";
 export type { ValidateRequest } from "./gen/ValidateRequest";
 export type { ValidationView } from "./gen/ValidationView";
 export type { MetricRow } from "./gen/MetricRow";
+export type { ScanRequest } from "./gen/ScanRequest";
+export type { ScanView } from "./gen/ScanView";
+export type { BudgetQuery } from "./gen/BudgetQuery";
+export type { AllocPoint } from "./gen/AllocPoint";
+export type { AllocationView } from "./gen/AllocationView";

@@ -125,7 +125,18 @@ function heatColor(t: number): string {
 }
 
 /** Per-layer × tensor-kind relative error. */
-export function HeatmapChart({ hm, onPick }: { hm: Heatmap; onPick?: (layer: number, kind: string) => void }) {
+/** Layers × kinds grid; `what` names the value in tooltips (default: relative error). */
+export function HeatmapChart<L extends number | string>({
+  hm,
+  onPick,
+  what = "relative error",
+  testId = "heatmap",
+}: {
+  hm: { layers: L[]; kinds: string[]; cells: (number | null)[] } | Heatmap;
+  onPick?: (layer: L, kind: string) => void;
+  what?: string;
+  testId?: string;
+}) {
   const cell = 22;
   const labelW = 44;
   const headH = 110;
@@ -134,16 +145,16 @@ export function HeatmapChart({ hm, onPick }: { hm: Heatmap; onPick?: (layer: num
   const width = labelW + hm.kinds.length * cell + 8;
   const height = headH + hm.layers.length * cell + 4;
   return (
-    <svg class="chart" width={width} height={height} role="img" data-testid="heatmap">
+    <svg class="chart" width={width} height={height} role="img" data-testid={testId}>
       {hm.kinds.map((k, j) => (
         <text key={k} transform={`translate(${labelW + j * cell + 14}, ${headH - 4}) rotate(-60)`} class="axis small">
           {k}
         </text>
       ))}
-      {hm.layers.map((layer, i) => (
+      {(hm.layers as L[]).map((layer, i) => (
         <g key={layer}>
           <text x={labelW - 6} y={headH + i * cell + 15} text-anchor="end" class="axis small">
-            L{layer}
+            {typeof layer === "number" || /^\d+$/.test(String(layer)) ? `L${layer}` : layer}
           </text>
           {hm.kinds.map((k, j) => {
             const v = hm.cells[i * hm.kinds.length + j] ?? null;
@@ -157,7 +168,7 @@ export function HeatmapChart({ hm, onPick }: { hm: Heatmap; onPick?: (layer: num
                 fill={v === null ? "var(--panel2)" : heatColor(v / max)}
                 onClick={() => onPick?.(layer, k)}
               >
-                <title>{v === null ? `layer ${layer} ${k}: untouched` : `layer ${layer} ${k}: relative error ${num(v, 5)}`}</title>
+                <title>{v === null ? `${layer} ${k}: not measured` : `${layer} ${k}: ${what} ${num(v, 5)}`}</title>
               </rect>
             );
           })}

@@ -18,7 +18,7 @@ export function CompareScreen() {
     if (!s.model || s.runs.length === 0) return;
     setErr(null);
     api.compare({ ...s.query, recipe_toml: null }, metric).then(setView, setErr);
-  }, [s.runs.length, s.query, metric]);
+  }, [s.runs.length, s.validations, s.query, metric]);
 
   if (s.runs.length === 0) {
     return (

@@ -5,6 +5,7 @@ import { ErrorBox } from "../../components/ErrorBox";
 import { PathField } from "../../components/PathField";
 import { type Column, VirtualTable } from "../../components/VirtualTable";
 import { useApi, useSession } from "../../context";
+import { BudgetPanel } from "./BudgetPanel";
 import { bytes, num, pct, shape } from "../../format";
 
 interface Row {
@@ -244,6 +245,7 @@ export function RecipeScreen() {
           {notice && <p class="notice">{notice}</p>}
         </div>
       </div>
+      <BudgetPanel />
       <h3>Per-tensor plan</h3>
       <VirtualTable
         id="plan-table"

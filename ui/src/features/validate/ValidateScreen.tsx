@@ -78,6 +78,7 @@ export function ValidateScreen() {
       else if (e.kind === "advance") setStage((p) => (p ? { ...p, done: e.done } : p));
       else if (e.kind === "validated") {
         setResults((r) => ({ ...r, [e.result.run_id]: e.result }));
+        s.noteValidation();
         setStatus(`Validated in ${e.result.seconds.toFixed(1)} s`);
         setJob(null);
       } else if (e.kind === "failed") {

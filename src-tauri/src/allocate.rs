@@ -1,0 +1,148 @@
+//! Budgeted allocation in the studio: the sensitivity scan as a job (progress, cancel) kept in the
+//! session, and budgets solved against it at once, through `pareto_runs::allocate` as the CLI does.
+
+use std::sync::Arc;
+
+use pareto_core::Recipe;
+use pareto_core::recipe::allocate::Knapsack;
+use pareto_runs::allocate::{Allocated, Budget, Problem, predicted};
+use pareto_runs::{Scan, ScanSpec};
+
+use crate::dto::*;
+use crate::jobs::{ChannelProgress, Sink};
+use crate::state::AppState;
+
+/// Starts scanning the open model and returns the job id at once; the scan is kept for budgets.
+pub fn start_scan(state: &Arc<AppState>, req: ScanRequest, sink: Sink) -> ApiResult<u32> {
+    let model = state.model()?;
+    if req.samples.trim().is_empty() {
+        return Err(ApiError::new("choose a plain-text sample file to measure on"));
+    }
+    let spec = ScanSpec {
+        windows: req.windows as usize,
+        window: req.window as usize,
+        skip_chars: req.skip_chars as usize,
+        formats: req.formats.clone(),
+        ..ScanSpec::new(req.samples.trim())
+    };
+    let (id, cancel) = state.new_job();
+    let state = Arc::clone(state);
+    std::thread::Builder::new()
+        .name(format!("scan-{id}"))
+        .spawn(move || {
+            let progress = Arc::new(ChannelProgress::new(Arc::clone(&sink)));
+            let ctx = pareto_core::job::JobContext::new(progress.clone(), cancel.clone());
+            let result = pareto_runs::scan(model.root(), &spec, &ctx);
+            progress.flush();
+            state.finish_job(id);
+            sink(match result {
+                Ok(s) => {
+                    let view = view(&s);
+                    state.set_scan(Arc::new(s));
+                    JobEvent::Scanned { result: Box::new(view) }
+                }
+                Err(_) if cancel.is_cancelled() => JobEvent::Cancelled,
+                Err(e) => JobEvent::Failed { error: from_std(&e).context("the sensitivity scan failed") },
+            });
+        })
+        .map_err(|e| from_std(&e).context("could not start a worker thread"))?;
+    Ok(id)
+}
+
+/// Row and column of a scanned tensor in the heatmap.
+fn cell_of(name: &str, layer: Option<usize>) -> (String, String) {
+    let row = match layer {
+        Some(l) => l.to_string(),
+        None if name.contains("embed") => "embed".into(),
+        None => "head".into(),
+    };
+    let kind = crate::convert::tensor_kind(name);
+    (row, kind)
+}
+
+pub fn view(s: &Scan) -> ScanView {
+    let mut layers: Vec<String> = Vec::new();
+    let mut kinds: Vec<String> = Vec::new();
+    for t in &s.tensors {
+        let (row, kind) = cell_of(&t.name, t.layer);
+        if !layers.contains(&row) {
+            layers.push(row);
+        }
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    let mut cells = vec![None; s.spec.formats.len() * layers.len() * kinds.len()];
+    for t in &s.tensors {
+        let (row, kind) = cell_of(&t.name, t.layer);
+        let (r, k) = (layers.iter().position(|x| *x == row), kinds.iter().position(|x| *x == kind));
+        let (Some(r), Some(k)) = (r, k) else { continue };
+        for (fi, f) in s.spec.formats.iter().enumerate() {
+            // Only what was measured as asked: a fallback is its own format's column.
+            if let Some(c) = t.candidates.iter().find(|c| &c.format == f) {
+                cells[(fi * layers.len() + r) * kinds.len() + k] = Some(c.kl);
+            }
+        }
+    }
+    ScanView {
+        tokens: s.tokens as u32,
+        seconds: s.seconds,
+        proxy_spearman: s.proxy_spearman,
+        formats: s.spec.formats.clone(),
+        layers,
+        kinds,
+        cells,
+        notes: s.notes.clone(),
+    }
+}
+
+fn point(a: &Allocated) -> AllocPoint {
+    AllocPoint { bytes: a.bytes, bpw: a.bpw, predicted_kl: Some(a.predicted_kl) }
+}
+
+/// The least predicted KL within the budget, the predicted frontier, and where the editor's recipe
+/// sits, from the session's scan.
+pub fn allocate(state: &AppState, q: &BudgetQuery) -> ApiResult<AllocationView> {
+    let model = state.model()?;
+    let scan = state.scan()?;
+    let base = Recipe::load(&q.base)?;
+    let problem = Problem::new(&scan, &model, &base, q.fuse).map_err(|e| from_std(&e))?;
+    let need = |what: &str| ApiError::new(format!("the {what} budget needs a value"));
+    let budget = match q.kind.as_str() {
+        "bpw" => Budget::Bpw(q.value.ok_or_else(|| need("bits-per-weight"))?),
+        "mib" => Budget::Bytes((q.value.ok_or_else(|| need("size"))? * 1024.0 * 1024.0) as u64),
+        "like" => Budget::Like(q.like.clone().ok_or_else(|| need("preset"))?),
+        "fits" => Budget::Fits {
+            device: q.device.clone().ok_or_else(|| need("device"))?,
+            scenario: q.scenario.clone().unwrap_or_else(|| "high-volume-api".into()),
+            concurrent: None,
+        },
+        other => return Err(ApiError::new(format!("unknown budget kind {other:?} (bpw, mib, like, fits)"))),
+    };
+    let budget_bytes = problem.budget_bytes(&model, &budget).map_err(|e| from_std(&e))?;
+    let ks = Knapsack::new(&problem.groups)?;
+    let chosen = problem.solve(&ks, budget_bytes, &scan).map_err(|e| from_std(&e))?;
+    let frontier = problem.frontier(&ks, 24, &scan).iter().map(point).collect();
+    let mut notes = scan.notes.clone();
+    let current = match q.current_toml.as_deref().map(|t| Recipe::from_toml(t, "the recipe editor")) {
+        Some(Ok(r)) => match r.resolve(&model) {
+            Ok(plan) => {
+                let (bytes, kl) = predicted(&scan, &plan);
+                if kl.is_none() {
+                    notes.push("the editor's recipe uses formats or methods the scan did not measure: its predicted KL is unknown".into());
+                }
+                Some(AllocPoint { bytes, bpw: problem.bpw(bytes), predicted_kl: kl })
+            }
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    Ok(AllocationView {
+        budget_bytes,
+        recipe_toml: chosen.recipe.to_toml()?,
+        chosen: point(&chosen),
+        frontier,
+        current,
+        notes,
+    })
+}

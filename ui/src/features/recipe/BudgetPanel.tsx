@@ -1,0 +1,235 @@
+import { useEffect, useState } from "preact/hooks";
+import type { AllocationView, HardwareInfo, JobEvent, ScanView } from "../../api/types";
+import { HeatmapChart, Scatter } from "../../components/charts";
+import { ErrorBox } from "../../components/ErrorBox";
+import { PathField } from "../../components/PathField";
+import { useApi, useSession } from "../../context";
+import { bytes, num } from "../../format";
+
+const DEFAULT_FORMATS = "q4_0,q4_k,q5_0,q6_k,q8_0,f16";
+
+/** "Find the best recipe": measure each tensor's sensitivity once (a job), then solve any budget
+ * at once against it; the predicted frontier with the editor's recipe marked, and the heatmap. */
+export function BudgetPanel() {
+  const api = useApi();
+  const s = useSession();
+  const [samples, setSamples] = useState("");
+  const [skip, setSkip] = useState(0);
+  const [windows, setWindows] = useState(8);
+  const [formats, setFormats] = useState(DEFAULT_FORMATS);
+  const [job, setJob] = useState<number | null>(null);
+  const [stage, setStage] = useState<{ name: string; total: number; done: number } | null>(null);
+  const [scan, setScan] = useState<ScanView | null>(null);
+  // llama.cpp's Q4_K_M size is the budget most users know; the others are a click away.
+  const [kind, setKind] = useState("like");
+  const [value, setValue] = useState(5);
+  const [like, setLike] = useState("gguf-q4_k_m");
+  const [device, setDevice] = useState("");
+  const [hardware, setHardware] = useState<HardwareInfo[]>([]);
+  const [base, setBase] = useState("gguf-q4_k_m");
+  const [fuse, setFuse] = useState(true);
+  const [alloc, setAlloc] = useState<AllocationView | null>(null);
+  const [shown, setShown] = useState(0);
+  const [err, setErr] = useState<unknown>(null);
+
+  useEffect(() => {
+    api.listHardware().then(setHardware, () => setHardware([]));
+  }, []);
+
+  // Every budget change is solved at once against the scan (no model pass).
+  useEffect(() => {
+    if (!scan) return;
+    let live = true;
+    api
+      .allocate({
+        kind,
+        value: kind === "bpw" || kind === "mib" ? value : null,
+        like: kind === "like" ? like : null,
+        device: kind === "fits" ? device || null : null,
+        scenario: s.query.scenario,
+        base,
+        fuse,
+        current_toml: s.recipeToml,
+      })
+      .then(
+        (a) => {
+          if (!live) return;
+          setAlloc(a);
+          setErr(null);
+        },
+        (e) => live && (setAlloc(null), setErr(e)),
+      );
+    return () => {
+      live = false;
+    };
+  }, [scan, kind, value, like, device, base, fuse, s.recipeToml, s.query.scenario]);
+
+  const start = async () => {
+    setErr(null);
+    setStage(null);
+    const onEvent = (e: JobEvent) => {
+      if (e.kind === "stage") setStage({ name: e.name, total: e.total, done: 0 });
+      else if (e.kind === "advance") setStage((p) => (p ? { ...p, done: e.done } : p));
+      else if (e.kind === "scanned") {
+        setScan(e.result);
+        setJob(null);
+      } else if (e.kind === "failed") {
+        setErr(e.error);
+        setJob(null);
+      } else if (e.kind === "cancelled") {
+        setStage(null);
+        setJob(null);
+      }
+    };
+    const list = formats
+      .split(",")
+      .map((f) => f.trim())
+      .filter((f) => f);
+    try {
+      setJob(await api.startScan({ samples, windows, window: 256, skip_chars: skip, formats: list }, onEvent));
+    } catch (e) {
+      setErr(e);
+    }
+  };
+
+  const points = (alloc?.frontier ?? [])
+    .filter((p) => p.predicted_kl !== null)
+    .map((p, i) => ({ id: i, x: p.bytes / (1024 * 1024), y: p.predicted_kl ?? 0, label: "", frontier: true }));
+  if (alloc?.chosen.predicted_kl != null) {
+    points.push({ id: 1000, x: alloc.chosen.bytes / (1024 * 1024), y: alloc.chosen.predicted_kl, label: "chosen", frontier: false });
+  }
+  if (alloc?.current?.predicted_kl != null) {
+    points.push({ id: 1001, x: alloc.current.bytes / (1024 * 1024), y: alloc.current.predicted_kl, label: "current recipe", frontier: false });
+  }
+  const f = Math.min(shown, (scan?.formats.length ?? 1) - 1);
+  const per = scan ? scan.layers.length * scan.kinds.length : 0;
+  return (
+    <div id="budget-panel">
+      <h3>Find the best recipe for a budget</h3>
+      <p class="muted small">
+        Measures, on your text, how much each tensor alone changes the model's next-token distribution (KL divergence) in each format, then picks the format of every
+        tensor that keeps the predicted divergence least within the budget (exact knapsack). Decoders only; keep this text apart from the validation text.
+      </p>
+      <div class="row">
+        <PathField
+          id="scan-samples"
+          label="Text"
+          value={samples}
+          onInput={setSamples}
+          pick={{ title: "Plain-text sample", directory: false, filters: [{ name: "text", extensions: ["txt"] }] }}
+          placeholder="/path/text.txt"
+          onError={setErr}
+        />
+        <label>
+          skip chars <input id="scan-skip" type="number" min={0} value={skip} onInput={(e) => setSkip(Math.max(0, Math.floor(Number((e.target as HTMLInputElement).value))))} />
+        </label>
+        <label>
+          windows <input id="scan-windows" type="number" min={1} value={windows} onInput={(e) => setWindows(Math.max(1, Math.floor(Number((e.target as HTMLInputElement).value))))} />
+        </label>
+      </div>
+      <div class="row">
+        <label>
+          candidate formats <input id="scan-formats" value={formats} onInput={(e) => setFormats((e.target as HTMLInputElement).value)} size={40} />
+        </label>
+        <button id="scan-start" class="primary" disabled={job !== null || !samples.trim()} onClick={start}>
+          Scan
+        </button>
+        <button id="scan-cancel" disabled={job === null} onClick={() => job !== null && api.cancelJob(job)}>
+          Cancel
+        </button>
+      </div>
+      {job !== null && (
+        <div class="progress-wrap">
+          <div class="progress">
+            <div class="bar" style={{ width: `${stage && stage.total > 0 ? (stage.done / stage.total) * 100 : 0}%` }} />
+          </div>
+          <span id="scan-progress">
+            {stage?.name ?? "loading the model"}
+            {stage && stage.total > 0 ? `: ${stage.done} / ${stage.total}` : ""}
+          </span>
+        </div>
+      )}
+      <ErrorBox error={err} onClose={() => setErr(null)} />
+      {scan && (
+        <>
+          <p class="muted small" id="scan-summary">
+            {scan.tokens} tokens in {scan.seconds.toFixed(1)} s; the cheap proxy (importance-weighted weight error) ranks like the measurement with Spearman{" "}
+            {scan.proxy_spearman === null ? "n/a" : scan.proxy_spearman.toFixed(3)}. {scan.notes.join(" ")}
+          </p>
+          <div class="row">
+            <label>
+              Budget{" "}
+              <select id="budget-kind" value={kind} onChange={(e) => setKind((e.target as HTMLSelectElement).value)}>
+                <option value="bpw">bits per weight</option>
+                <option value="mib">total size (MiB)</option>
+                <option value="like">same size as a preset</option>
+                <option value="fits">fits on a device</option>
+              </select>
+            </label>
+            {(kind === "bpw" || kind === "mib") && (
+              <input id="budget-value" type="number" step="0.1" min={0} value={value} onChange={(e) => setValue(Number((e.target as HTMLInputElement).value))} />
+            )}
+            {kind === "like" && <input id="budget-like" value={like} onInput={(e) => setLike((e.target as HTMLInputElement).value)} />}
+            {kind === "fits" && (
+              <select id="budget-device" value={device} onChange={(e) => setDevice((e.target as HTMLSelectElement).value)}>
+                <option value="">choose a device</option>
+                {hardware.map((h) => (
+                  <option key={h.id} value={h.id}>
+                    {h.name} ({h.mem_gib} GiB)
+                  </option>
+                ))}
+              </select>
+            )}
+            <label>
+              base <input id="budget-base" value={base} onInput={(e) => setBase((e.target as HTMLInputElement).value)} size={14} />
+            </label>
+            <label title="vLLM fuses q/k/v and gate/up into one layer each, so they must share a format; GGUF does not need it">
+              <input type="checkbox" checked={fuse} onChange={(e) => setFuse((e.target as HTMLInputElement).checked)} /> q/k/v and gate/up on one format
+            </label>
+          </div>
+          {alloc && (
+            <div id="allocation">
+              <p>
+                Best within {bytes(alloc.budget_bytes)}: <strong>{bytes(alloc.chosen.bytes)}</strong> ({alloc.chosen.bpw.toFixed(2)} bits/weight), predicted KL{" "}
+                <strong>{alloc.chosen.predicted_kl === null ? "–" : num(alloc.chosen.predicted_kl, 5)}</strong> nats/token
+                {alloc.current && (
+                  <>
+                    {" "}
+                    · the editor's recipe: {bytes(alloc.current.bytes)}, predicted KL {alloc.current.predicted_kl === null ? "unknown" : num(alloc.current.predicted_kl, 5)}
+                  </>
+                )}
+                .{" "}
+                <button id="use-allocation" class="primary" onClick={() => s.setRecipeToml(alloc.recipe_toml)}>
+                  Use this recipe
+                </button>
+              </p>
+              <p class="muted small">
+                Predicted: the sum of single-tensor KLs on the scan's text. Run and validate the recipe for the measured number; Compare shows measured runs.
+              </p>
+              <Scatter points={points} xLabel="weights (MiB)" yLabel="predicted KL (nats/token)" onPick={(id) => id < 1000 && alloc.frontier[id] && (setKind("bpw"), setValue(Number(alloc.frontier[id].bpw.toFixed(2))))} />
+              {alloc.notes.map((n) => (
+                <p class="muted small" key={n}>
+                  {n}
+                </p>
+              ))}
+            </div>
+          )}
+          <div class="row">
+            <label>
+              Sensitivity of{" "}
+              <select id="heatmap-format" value={String(f)} onChange={(e) => setShown(Number((e.target as HTMLSelectElement).value))}>
+                {scan.formats.map((x, i) => (
+                  <option key={x} value={String(i)}>
+                    {x}
+                  </option>
+                ))}
+              </select>
+            </label>
+            <span class="muted small">KL divergence with only that tensor in this format; grey: the format does not fit that tensor's shape.</span>
+          </div>
+          <HeatmapChart hm={{ layers: scan.layers, kinds: scan.kinds, cells: scan.cells.slice(f * per, (f + 1) * per) }} what="KL" testId="sensitivity" />
+        </>
+      )}
+    </div>
+  );
+}
