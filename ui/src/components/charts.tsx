@@ -210,10 +210,10 @@ export function Scatter(props: { points: Point[]; xLabel: string; yLabel: string
         {props.yLabel}
       </text>
       <text x={pad.l} y={height - pad.b + 16} class="axis small">
-        {num(x0)}
+        {num(x0, Math.abs(x1) >= 100 ? 0 : 3)}
       </text>
       <text x={width - pad.r} y={height - pad.b + 16} text-anchor="end" class="axis small">
-        {num(x1)}
+        {num(x1, Math.abs(x1) >= 100 ? 0 : 3)}
       </text>
       <text x={pad.l - 4} y={pad.t + 8} text-anchor="end" class="axis small">
         {num(y1)}
