@@ -433,3 +433,22 @@ fn scan_then_allocate_writes_a_recipe_within_budget_that_compress_accepts() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 1024"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn fidelity_reports_held_out_error_and_names_bad_measurement_files() {
+    let out = pareto(&["project", "--fidelity", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json(&out);
+    assert!(v["points"].as_array().unwrap().len() >= 40);
+    assert!(v["overall"]["median_abs"].as_f64().unwrap() < v["overall"]["default_median_abs"].as_f64().unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("m.csv");
+    std::fs::write(&bad, "id,device\nx,y\n").unwrap();
+    let out = pareto(&["project", "--fidelity", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("missing column"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

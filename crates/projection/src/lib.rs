@@ -31,6 +31,7 @@ mod cost;
 mod csv;
 mod energy;
 mod error;
+pub mod fidelity;
 mod latency;
 mod memory;
 mod model;

@@ -28,6 +28,13 @@ pub struct ProjectArgs {
     /// Print projected vs measured batch-1 decode for each row of a reference CSV.
     #[arg(long)]
     pub reference_points: Option<PathBuf>,
+    /// Fit the decode model to published measurements (the committed set, or a CSV in its schema)
+    /// and report its leave-one-source-out error by device class, engine and batch regime.
+    #[arg(long, value_name = "CSV", num_args = 0..=1, default_missing_value = "builtin")]
+    pub fidelity: Option<PathBuf>,
+    /// With --fidelity: list every held-out point, not only those outside ±30 %.
+    #[arg(long)]
+    pub all_points: bool,
     /// List the hardware catalog and exit.
     #[arg(long)]
     pub list_devices: bool,
@@ -50,6 +57,9 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
     }
     if let Some(csv) = &args.reference_points {
         return reference_points(csv, json);
+    }
+    if let Some(csv) = &args.fidelity {
+        return fidelity(csv, args.all_points, json);
     }
     let Some(path) = &args.path else { bail!("give a model path (or --reference-points <csv>)") };
     let model = output::open_model(path)?;
@@ -112,5 +122,94 @@ fn reference_points(csv: &std::path::Path, json: bool) -> anyhow::Result<()> {
         })
         .collect();
     output::table(&["id", "batch", "measured_tok_s", "projected_tok_s", "ratio"], &table);
+    Ok(())
+}
+
+fn fidelity(csv: &std::path::Path, all: bool, json: bool) -> anyhow::Result<()> {
+    use pareto_projection::fidelity::{MEASUREMENTS_CSV, leave_one_source_out, parse};
+    let text = if csv.as_os_str() == "builtin" {
+        MEASUREMENTS_CSV.to_string()
+    } else {
+        pareto_core::bounded::read_text(csv, pareto_core::bounded::INDEX_CAP, "measurements CSV")
+            .with_context(|| format!("reading {}", csv.display()))?
+    };
+    let data = parse(&text)?;
+    let v = leave_one_source_out(&data);
+    if json {
+        return output::json(&v);
+    }
+    let pct = |x: f64| format!("{:+.0}%", x * 100.0);
+    let abs = |x: f64| format!("{:.0}%", x * 100.0);
+    let rows: Vec<Vec<String>> = std::iter::once(&v.in_sample)
+        .chain(std::iter::once(&v.overall))
+        .chain(&v.by_class)
+        .chain(&v.by_engine)
+        .chain(&v.by_regime)
+        .map(|s| {
+            vec![
+                s.group.clone(),
+                s.points.to_string(),
+                abs(s.median_abs),
+                abs(s.p90_abs),
+                format!("{:.0}%", s.within_30 * 100.0),
+                pct(s.median_signed),
+                abs(s.default_median_abs),
+                pct(s.default_median_signed),
+            ]
+        })
+        .collect();
+    println!(
+        "leave-one-source-out on {} measurements from {} sources (+ = projected too optimistic):",
+        data.len(),
+        v.points.iter().map(|p| p.source_id.as_str()).collect::<std::collections::BTreeSet<_>>().len()
+    );
+    output::table(
+        &[
+            "group",
+            "points",
+            "median |err|",
+            "p90 |err|",
+            "within ±30%",
+            "median err",
+            "defaults |err|",
+            "defaults err",
+        ],
+        &rows,
+    );
+    let shown: Vec<Vec<String>> = v
+        .points
+        .iter()
+        .filter(|p| all || p.error().abs() > 0.3)
+        .map(|p| {
+            vec![
+                p.id.clone(),
+                p.device.clone(),
+                p.engine.to_string(),
+                p.regime.to_string(),
+                format!("{} {}", p.model, p.format),
+                output::sig(p.measured),
+                output::sig(p.projected),
+                pct(p.error()),
+                p.source_id.clone(),
+            ]
+        })
+        .collect();
+    if !shown.is_empty() {
+        println!(
+            "\n{}:",
+            if all { "every held-out point" } else { "held-out points outside ±30 % (not explained by the model)" }
+        );
+        output::table(
+            &["id", "device", "engine", "regime", "model", "measured", "projected", "error", "source"],
+            &shown,
+        );
+    }
+    if !v.inconsistent.is_empty() {
+        println!("\nleft out, no roofline can explain them:");
+        for (id, source, why) in &v.inconsistent {
+            println!("  {id} ({source}): {why}");
+        }
+    }
+    println!("\nfitted on all points: {}", serde_json::to_string(&v.fitted)?);
     Ok(())
 }
