@@ -31,7 +31,7 @@ pub fn project_plan(
         device: catalog.get(&device_id)?,
         scenario,
         catalog: Some(catalog),
-        efficiency: Efficiency::default(),
+        efficiency: Efficiency::for_engine(scenario.engine.as_deref()),
     })
 }
 

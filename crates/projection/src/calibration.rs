@@ -112,6 +112,8 @@ impl Calibration {
             eta_bw: self.eta_bw,
             eta_compute: base.eta_compute,
             overhead_s: self.overhead_s,
+            per_seq_s: base.per_seq_s,
+            engine: None,
             source: format!("calibrated on {} local measurements ({}); η_c from defaults", self.points, self.method),
         }
     }

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 /// Everything that can go wrong while loading data or projecting.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
+    /// A scenario's serving engine that has no fitted figures.
+    #[error("unknown serving engine {engine:?} in the scenario; valid: {valid}")]
+    UnknownEngine { engine: String, valid: &'static str },
     /// A device id that is not in the catalog.
     #[error("unknown device `{id}`; valid ids: {}", valid.join(", "))]
     UnknownDevice { id: String, valid: Vec<String> },

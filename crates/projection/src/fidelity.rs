@@ -14,14 +14,108 @@
 //! the largest batch whose KV cache fits (at most the engine's default batch limit).
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::{Device, DeviceKind};
 use crate::csv;
 use crate::error::{ProjectionError, Result};
 
 /// The measurements shipped with the crate.
 pub const MEASUREMENTS_CSV: &str = include_str!("../../../assets/reference/measurements.csv");
+
+/// The fit on [`MEASUREMENTS_CSV`] with its held-out error, committed so a projection does not
+/// refit (a test checks it is current: `PARETO_WRITE_FIT=1 cargo test -p pareto-projection
+/// committed_fit` rewrites it).
+pub const FITTED_JSON: &str = include_str!("../../../assets/reference/fitted.json");
+
+/// What a projection needs of the fit: the parameters and the held-out error by group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitSummary {
+    pub measurements: usize,
+    pub sources: usize,
+    pub fitted: Params,
+    pub overall: ErrorSummary,
+    pub by_class: Vec<ErrorSummary>,
+    pub by_engine: Vec<ErrorSummary>,
+    pub by_regime: Vec<ErrorSummary>,
+}
+
+impl FitSummary {
+    pub fn of(v: &Validation) -> FitSummary {
+        FitSummary {
+            measurements: v.points.len(),
+            sources: v.points.iter().map(|p| p.source_id.as_str()).collect::<std::collections::BTreeSet<_>>().len(),
+            fitted: v.fitted.clone(),
+            overall: v.overall.clone(),
+            by_class: v.by_class.clone(),
+            by_engine: v.by_engine.clone(),
+            by_regime: v.by_regime.clone(),
+        }
+    }
+}
+
+/// The committed fit (`None` only if the committed file does not parse, which a test rules out).
+pub fn committed() -> Option<&'static FitSummary> {
+    static FIT: OnceLock<Option<FitSummary>> = OnceLock::new();
+    FIT.get_or_init(|| serde_json::from_str(FITTED_JSON).ok()).as_ref()
+}
+
+/// The engine index of a scenario's engine name (case-insensitive; `tensorrt-llm`, `trt-llm`, `nim`).
+pub fn engine_index(name: &str) -> Option<usize> {
+    match name.to_ascii_lowercase().as_str() {
+        "llama.cpp" | "llamacpp" | "ollama" => Some(0),
+        "vllm" => Some(1),
+        "tensorrt-llm" | "trt-llm" | "tensorrt" | "nim" => Some(2),
+        "sglang" => Some(3),
+        _ => None,
+    }
+}
+
+/// The engines a scenario may name.
+pub const ENGINE_NAMES: &str = "llama.cpp, vllm, tensorrt-llm, sglang";
+
+/// The measurement class of a catalog device; `None` for a microcontroller (no data).
+pub fn device_class(d: &Device) -> Option<usize> {
+    let name = d.name.to_ascii_lowercase();
+    match d.kind {
+        DeviceKind::Gpu if name.contains("amd") => Some(4),
+        DeviceKind::Gpu => Some(0),
+        DeviceKind::Cpu => Some(3),
+        DeviceKind::Edge if d.id.starts_with("apple") => Some(2),
+        DeviceKind::Edge if name.contains("jetson") => Some(1),
+        DeviceKind::Edge => Some(3),
+        DeviceKind::Mcu => None,
+    }
+}
+
+/// The fitted efficiency of `engine` on `device` (a single-device replica), or `None` when the
+/// engine is unknown or the device has no class.
+pub fn engine_efficiency(engine: &str, device: &Device) -> Option<crate::latency::Efficiency> {
+    let (e, class, fit) = (engine_index(engine)?, device_class(device)?, committed()?);
+    let p = &fit.fitted;
+    let held = fit.by_engine.iter().find(|g| g.group == ENGINES[e]);
+    Some(crate::latency::Efficiency {
+        eta_bw: p.eta_bw[class].min(1.0),
+        eta_compute: p.eta_c[e].min(1.0),
+        overhead_s: if e == 0 { p.t0_llama[class] } else { p.t0_engine[e - 1] },
+        per_seq_s: p.t_seq,
+        engine: Some(engine.to_owned()),
+        source: format!(
+            "fitted to {} published measurements from {} sources ({} on {}): held-out median error {} (assets/reference/measurements.csv, BENCHMARKS.md)",
+            fit.measurements,
+            fit.sources,
+            ENGINES[e],
+            CLASSES[class],
+            held.map_or("not measured for this engine".to_string(), |h| format!(
+                "{:.0} %, {:.0} % of points within ±30 %",
+                h.median_abs * 100.0,
+                h.within_30 * 100.0
+            ))
+        ),
+    })
+}
 
 /// AMD GPUs are a class of their own: on the same bandwidth they reach a different fraction with
 /// ROCm than NVIDIA GPUs with CUDA in every source here.
@@ -398,7 +492,7 @@ impl HeldOut {
 }
 
 /// The error distribution of a group of held-out points.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorSummary {
     pub group: String,
     pub points: usize,
@@ -569,6 +663,48 @@ mod tests {
         // The physically impossible rows are named, not fitted.
         assert!(v.inconsistent.iter().all(|(_, _, why)| why.contains("exceeds") || why.contains("below")));
         assert_eq!(v.points.len() + v.inconsistent.len(), parse(MEASUREMENTS_CSV)?.len());
+        Ok(())
+    }
+
+    #[test]
+    fn committed_fit_is_current() -> Result<()> {
+        let v = leave_one_source_out(&parse(MEASUREMENTS_CSV)?);
+        let now = FitSummary::of(&v);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/reference/fitted.json");
+        if std::env::var_os("PARETO_WRITE_FIT").is_some() {
+            let text = serde_json::to_string_pretty(&now).map_err(|e| ProjectionError::Csv {
+                what: "fit".into(),
+                line: 0,
+                message: e.to_string(),
+            })?;
+            std::fs::write(&path, text + "\n").map_err(|e| ProjectionError::Csv {
+                what: "fit".into(),
+                line: 0,
+                message: e.to_string(),
+            })?;
+        }
+        let committed = committed().expect("assets/reference/fitted.json parses");
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1e-12);
+        let (x, y) = (committed.fitted.to_vec(), now.fitted.to_vec());
+        assert!(
+            x.iter().zip(&y).all(|(a, b)| close(*a, *b)),
+            "assets/reference/fitted.json is stale: PARETO_WRITE_FIT=1 cargo test -p pareto-projection committed_fit"
+        );
+        assert!(close(committed.overall.median_abs, now.overall.median_abs));
+        Ok(())
+    }
+
+    #[test]
+    fn engines_resolve_per_device_class() -> Result<()> {
+        let cat = crate::catalog::Catalog::builtin()?;
+        let h100 = engine_efficiency("vllm", cat.get("h100_sxm")?).expect("fitted");
+        let mi300x = engine_efficiency("vLLM", cat.get("mi300x")?).expect("fitted");
+        assert_ne!(h100.eta_bw, mi300x.eta_bw, "AMD GPUs are their own class");
+        assert!(h100.source.contains("held-out median error"), "{}", h100.source);
+        assert!(engine_efficiency("vllm", cat.get("cortex_m7_stm32h743")?).is_none());
+        assert!(engine_efficiency("deepspeed", cat.get("h100_sxm")?).is_none());
+        let resolved = crate::latency::Efficiency::for_engine(Some("llama.cpp")).on(cat.get("apple_m2_ultra")?);
+        assert_eq!(resolved.engine.as_deref(), Some("llama.cpp"));
         Ok(())
     }
 

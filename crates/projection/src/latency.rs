@@ -36,8 +36,31 @@ pub struct Efficiency {
     pub eta_bw: f64,
     pub eta_compute: f64,
     pub overhead_s: f64,
+    /// Seconds per sequence per step (sampling and scheduling that grow with the batch).
+    #[serde(default)]
+    pub per_seq_s: f64,
+    /// The serving engine whose fitted figures apply on each device (see [`Efficiency::on`]);
+    /// `None` keeps these numbers on every device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// Where these numbers came from (defaults or a calibration).
     pub source: String,
+}
+
+impl Efficiency {
+    /// The figures on `device`: with an engine, those fitted to published measurements of that
+    /// engine on the device's class (crate::fidelity); without one, these.
+    pub fn on(&self, device: &crate::catalog::Device) -> Efficiency {
+        match self.engine.as_deref().and_then(|e| crate::fidelity::engine_efficiency(e, device)) {
+            Some(fitted) => fitted,
+            None => self.clone(),
+        }
+    }
+
+    /// The defaults with the fitted figures of `engine` applied per device.
+    pub fn for_engine(engine: Option<&str>) -> Efficiency {
+        Efficiency { engine: engine.map(str::to_owned), ..Efficiency::default() }
+    }
 }
 
 impl Default for Efficiency {
@@ -46,6 +69,8 @@ impl Default for Efficiency {
             eta_bw: DEFAULT_ETA_BW,
             eta_compute: DEFAULT_ETA_COMPUTE,
             overhead_s: DEFAULT_OVERHEAD_S,
+            per_seq_s: 0.0,
+            engine: None,
             source: "defaults: η_bw 0.75 (llm-analysis 0.9 aggressive, 0.72 calibration file, 70-85% MBU; PROJECTION.md §2.2), \
                      η_c 0.7 (llm-analysis inference / FasterTransformer calibration), t_fixed 0.3 ms (fit to decode_reference_points.csv GPU rows)"
                 .to_owned(),
@@ -146,7 +171,7 @@ pub fn decode_step(work: &Work, roof: &Roofline, eff: &Efficiency, batch: f64, c
     let bytes = work.bytes_per_step + batch * ctx * work.kv_bytes_per_token.unwrap_or(0.0);
     let t_mem = roof.bw.map(|bw| bytes / (eff.eta_bw * bw));
     let t_comp = compute_time(work, roof, eff, batch, batch * ctx * work.attn_flops_per_ctx);
-    combine(t_mem, t_comp, eff.overhead_s, false)
+    combine(t_mem, t_comp, eff.overhead_s + batch * eff.per_seq_s, false)
 }
 
 /// Prefill of `batch` prompts of `n_in` tokens: compute-bound matmuls + the attention term

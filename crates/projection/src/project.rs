@@ -167,6 +167,8 @@ fn prepare(label: &str, weights: &[WeightEntry], req: &ProjectionRequest<'_>) ->
 /// or a model that does not fit is an answer in the output (`slo`, `memory.verdict`, `right_sizing.verdict`).
 pub fn project(req: &ProjectionRequest<'_>) -> Result<Projection> {
     req.scenario.validate()?;
+    // The engine's fitted figures on this device (other devices, in the ranking, get theirs).
+    let req = &ProjectionRequest { efficiency: req.efficiency.on(req.device), ..*req };
     let orig = prepare("original", req.original, req)?;
     let comp = req.compressed.map(|w| prepare("compressed", w, req)).transpose()?;
     let mut unknowns = Vec::new();
@@ -201,6 +203,18 @@ pub fn project(req: &ProjectionRequest<'_>) -> Result<Projection> {
         && s.family == Family::Unknown
     {
         notes.push("model family unknown: treated as a decoder because the scenario has output tokens".to_owned());
+    }
+    if let (Some(engine), Some(fit)) = (&req.efficiency.engine, crate::fidelity::committed()) {
+        let ranges: Vec<String> = fit
+            .by_regime
+            .iter()
+            .map(|g| format!("{}: median {:.0} %, 90 % of points within ±{:.0} %", g.group, g.median_abs * 100.0, g.p90_abs * 100.0))
+            .collect();
+        notes.push(format!(
+            "decode speeds use the figures fitted to {engine}'s published measurements on this device class ({}); how far such a projection is from a measurement it was not fitted to, by regime: {}",
+            req.efficiency.source,
+            ranges.join("; ")
+        ));
     }
     let original = plan_projection(&orig, req);
     let compressed = comp.as_ref().map(|c| plan_projection(c, req));

@@ -59,7 +59,7 @@ pub fn right_size(
     let mut viable: Vec<(f64, bool, RankEntry)> = Vec::new();
     let mut rejected = Vec::new();
     for d in candidates(catalog, sc)? {
-        let ev = evaluate(plan, work, shape, d, sc, eff);
+        let ev = evaluate(plan, work, shape, d, sc, &eff.on(d));
         let mut e = RankEntry {
             rank: None,
             device_id: d.id.clone(),

@@ -163,6 +163,11 @@ pub struct Scenario {
     /// A device to project on when the caller names none.
     #[serde(default)]
     pub default_device: Option<String>,
+    /// The serving engine (llama.cpp, vllm, tensorrt-llm, sglang): decode speeds then use the
+    /// figures fitted to that engine's published measurements on the device's class; absent, the
+    /// roofline defaults.
+    #[serde(default)]
+    pub engine: Option<String>,
     /// Devices the right-sizing ranking considers; empty = the whole catalog.
     #[serde(default)]
     pub candidates: Vec<String>,
@@ -236,6 +241,11 @@ impl Scenario {
         let bad = |field: &str, value: f64, reason: &'static str| {
             Err(ProjectionError::InvalidScenario { field: field.to_owned(), value, reason })
         };
+        if let Some(e) = &self.engine
+            && crate::fidelity::engine_index(e).is_none()
+        {
+            return Err(ProjectionError::UnknownEngine { engine: e.clone(), valid: crate::fidelity::ENGINE_NAMES });
+        }
         let positive = [
             ("requests_per_day", self.requests_per_day),
             ("input_tokens", self.input_tokens),
