@@ -208,7 +208,14 @@ pub fn project(req: &ProjectionRequest<'_>) -> Result<Projection> {
         let ranges: Vec<String> = fit
             .by_regime
             .iter()
-            .map(|g| format!("{}: median {:.0} %, 90 % of points within ±{:.0} %", g.group, g.median_abs * 100.0, g.p90_abs * 100.0))
+            .map(|g| {
+                format!(
+                    "{}: median {:.0} %, 90 % of points within ±{:.0} %",
+                    g.group,
+                    g.median_abs * 100.0,
+                    g.p90_abs * 100.0
+                )
+            })
             .collect();
         notes.push(format!(
             "decode speeds use the figures fitted to {engine}'s published measurements on this device class ({}); how far such a projection is from a measurement it was not fitted to, by regime: {}",
