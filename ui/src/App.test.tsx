@@ -30,6 +30,17 @@ const type = async (sel: string, value: string) => {
   await tick();
 };
 
+/** Finishes the mock's running compression as run #1 of `recipe`. */
+const finishRun = async (recipe: string) => {
+  await act(() =>
+    api.finishJob({
+      id: 1, recipe_name: recipe, recipe_toml: "", source: "/mock/model", output: "/mock/out", seconds: 0.5, source_bytes: 100,
+      planned_bytes: 50, written_bytes: 100, mean_rel_error: 0.01, content_hash: "abc", tensors: [],
+      heatmap: { layers: [], kinds: [], cells: [] }, files: [],
+    }),
+  );
+};
+
 beforeEach(async () => {
   root = document.createElement("div");
   document.body.appendChild(root);
@@ -184,13 +195,7 @@ describe("Validate", () => {
     await click("#open-model");
     await click("#nav-run");
     await click("#run-start");
-    await act(() =>
-      api.finishJob({
-        id: 1, recipe_name: "w8", recipe_toml: "", source: "/mock/model", output: "/mock/out", seconds: 0.5, source_bytes: 100,
-        planned_bytes: 50, written_bytes: 100, mean_rel_error: 0.01, content_hash: "abc", tensors: [],
-        heatmap: { layers: [], kinds: [], cells: [] }, files: [],
-      }),
-    );
+    await finishRun("w8");
     await tick();
     await click("#nav-validate");
     await click("#validate-start");
@@ -206,13 +211,7 @@ describe("Compare", () => {
     await click("#open-model");
     await click("#nav-run");
     await click("#run-start");
-    await act(() =>
-      api.finishJob({
-        id: 1, recipe_name: "w4-g32", recipe_toml: "", source: "/mock/model", output: "/mock/out", seconds: 0.5, source_bytes: 100,
-        planned_bytes: 50, written_bytes: 100, mean_rel_error: 0.01, content_hash: "abc", tensors: [],
-        heatmap: { layers: [], kinds: [], cells: [] }, files: [],
-      }),
-    );
+    await finishRun("w4-g32");
     await tick();
     await click("#nav-compare");
     await tick();

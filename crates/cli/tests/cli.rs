@@ -366,39 +366,28 @@ fn scan_then_allocate_writes_a_recipe_within_budget_that_compress_accepts() {
     assert!(err.contains("1000 bytes") && err.contains("smallest") || err.contains("other tensors"), "{err}");
     // A device budget: what the MCU's memory leaves beside one sequence's KV cache; a device that
     // cannot hold the KV cache at all is named.
-    let out = pareto(&[
-        "allocate",
-        "models/stories260K",
-        "--scan",
-        s,
-        "--fits",
-        "cortex_m7_stm32h743",
-        "--scenario",
-        "edge",
-        "--concurrent",
-        "1",
-        "--out",
-        r,
-        "--force",
-        "--json",
-    ]);
+    let fits = |concurrent: &str| {
+        pareto(&[
+            "allocate",
+            "models/stories260K",
+            "--scan",
+            s,
+            "--fits",
+            "cortex_m7_stm32h743",
+            "--scenario",
+            "edge",
+            "--concurrent",
+            concurrent,
+            "--out",
+            r,
+            "--force",
+            "--json",
+        ])
+    };
+    let out = fits("1");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(json(&out)["budget_bytes"].as_u64().unwrap() < 1 << 20);
-    let out = pareto(&[
-        "allocate",
-        "models/stories260K",
-        "--scan",
-        s,
-        "--fits",
-        "cortex_m7_stm32h743",
-        "--scenario",
-        "edge",
-        "--concurrent",
-        "1000",
-        "--out",
-        r,
-        "--force",
-    ]);
+    let out = fits("1000");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot hold even the KV cache"));
     // A sweep of allocations along the predicted frontier: one recipe file and one record each.
