@@ -63,23 +63,67 @@ impl VariantRow {
         }
     }
 
-    /// Whether the change is within the recommendation's budget; `None` when no budget applies
-    /// (a proxy, or an absolute change of a metric other than KL divergence).
+    /// Whether the change is within the default loss budget; `None` when no budget applies (a
+    /// proxy, or an absolute change of a metric other than KL divergence).
     pub fn within_budget(&self) -> Option<bool> {
-        let change = self.metric_change?;
-        if self.change_is_relative {
-            return Some(change >= -ACCEPTABLE_LOSS);
-        }
-        let kl = self.metric.as_deref().is_some_and(|m| m.contains("KL"));
-        kl.then_some(change >= -ACCEPTABLE_KL)
+        self.within(None)
     }
 
-    fn budget_text(&self) -> String {
+    /// The loss budget of this row's metric: the reviewer's `max_loss` (a fraction for relative
+    /// changes, the metric's unit for absolute ones) or the default.
+    fn budget(&self, max_loss: Option<f64>) -> Option<f64> {
         if self.change_is_relative {
-            format!("{:.0}%", ACCEPTABLE_LOSS * 100.0)
-        } else {
-            format!("{ACCEPTABLE_KL} nats/token")
+            return Some(max_loss.unwrap_or(ACCEPTABLE_LOSS));
         }
+        let kl = self.metric.as_deref().is_some_and(|m| m.contains("KL"));
+        max_loss.or(kl.then_some(ACCEPTABLE_KL))
+    }
+
+    fn within(&self, max_loss: Option<f64>) -> Option<bool> {
+        Some(self.metric_change? >= -self.budget(max_loss)?)
+    }
+
+    fn budget_text(&self, max_loss: Option<f64>) -> String {
+        match self.budget(max_loss) {
+            Some(b) if self.change_is_relative => format!("{}%", b * 100.0),
+            Some(b) => format!("{b} {}", self.metric_unit.as_deref().unwrap_or("")),
+            None => "no".into(),
+        }
+    }
+}
+
+/// What the reviewer states the recommendation must meet. With a cost or size limit the pick is
+/// the most accurate frontier variant within it; without one, the cheapest within the loss budget.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Constraint {
+    /// Largest loss accepted: a fraction (0.02 = 2 %) for relative changes, the metric's unit for
+    /// absolute ones (KL divergence). Default: 1 % / 0.01 nats/token.
+    pub max_loss: Option<f64>,
+    /// Most projected $/month.
+    pub max_usd_month: Option<f64>,
+    /// Most stored weight bytes.
+    pub max_bytes: Option<u64>,
+}
+
+impl Constraint {
+    fn limits_cost(&self) -> bool {
+        self.max_usd_month.is_some() || self.max_bytes.is_some()
+    }
+
+    fn admits(&self, r: &VariantRow) -> bool {
+        self.max_usd_month.is_none_or(|m| r.usd_month.is_some_and(|u| u <= m))
+            && self.max_bytes.is_none_or(|m| r.planned_bytes <= m)
+    }
+
+    fn text(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(m) = self.max_usd_month {
+            parts.push(format!("${m:.0}/month"));
+        }
+        if let Some(b) = self.max_bytes {
+            parts.push(format!("{b} bytes of weights"));
+        }
+        parts.join(" and ")
     }
 }
 
@@ -151,6 +195,11 @@ pub fn available_metrics(records: &[RunRecord]) -> Vec<String> {
 /// The comparison with `metric` on the accuracy axis: a validation metric by name, or
 /// [`WEIGHT_ERROR_PROXY`]; `None` picks each record's primary metric.
 pub fn compare_on(records: &[RunRecord], metric: Option<&str>) -> Result<Comparison> {
+    compare_with(records, metric, &Constraint::default())
+}
+
+/// [`compare_on`] with the reviewer's constraint on the recommendation.
+pub fn compare_with(records: &[RunRecord], metric: Option<&str>, constraint: &Constraint) -> Result<Comparison> {
     let first = records.first().ok_or(ReportError::NoRecords)?;
     let metrics = available_metrics(records);
     if let Some(name) = metric
@@ -246,7 +295,7 @@ pub fn compare_on(records: &[RunRecord], metric: Option<&str>) -> Result<Compari
         }
     } else {
         mark_frontier(&mut rows, by_usd);
-        recommend(&rows, by_usd)
+        recommend(&rows, by_usd, constraint)
     };
     let name = match metric {
         Some(m) => m.to_string(),
@@ -286,24 +335,41 @@ fn mark_frontier(rows: &mut [VariantRow], by_usd: bool) {
     }
 }
 
-fn recommend(rows: &[VariantRow], by_usd: bool) -> Recommendation {
+fn recommend(rows: &[VariantRow], by_usd: bool, c: &Constraint) -> Recommendation {
     let unit = if by_usd { "projected cost" } else { "size" };
-    let acceptable: Vec<(usize, &VariantRow)> =
-        rows.iter().enumerate().filter(|(_, r)| r.on_frontier && r.within_budget() == Some(true)).collect();
-    let cheapest = acceptable.iter().min_by(|a, b| {
-        let (x, y) = (cost(a.1, by_usd), cost(b.1, by_usd));
-        x.0.total_cmp(&y.0).then(x.1.total_cmp(&y.1))
-    });
+    let loss = c.max_loss;
+    let frontier = rows.iter().enumerate().filter(|(_, r)| r.on_frontier && r.metric_change.is_some());
+    let cheapest = if c.limits_cost() {
+        // Most accurate within the stated cost or size.
+        frontier.filter(|(_, r)| c.admits(r)).max_by(|a, b| {
+            let (x, y) = (a.1.metric_change.unwrap_or(f64::MIN), b.1.metric_change.unwrap_or(f64::MIN));
+            x.total_cmp(&y)
+        })
+    } else {
+        frontier.filter(|(_, r)| r.within(loss) == Some(true)).min_by(|a, b| {
+            let (x, y) = (cost(a.1, by_usd), cost(b.1, by_usd));
+            x.0.total_cmp(&y.0).then(x.1.total_cmp(&y.1))
+        })
+    };
     match cheapest {
-        Some(&(i, r)) => {
+        Some((i, r)) => {
             let mut reasons = vec![format!(
                 "It is on the accuracy-vs-{unit} frontier: no other variant is both cheaper and at least as accurate."
             )];
+            if c.limits_cost() {
+                reasons.push(format!("It is the most accurate variant within {}.", c.text()));
+            }
             if let (Some(name), Some(change)) = (&r.metric, r.change_text()) {
-                reasons.push(format!(
-                    "{name} changes by {change} from the original, within the {} budget.",
-                    r.budget_text()
-                ));
+                match r.within(loss) {
+                    Some(false) => reasons.push(format!(
+                        "Warning: {name} changes by {change} from the original, beyond the {} budget.",
+                        r.budget_text(loss)
+                    )),
+                    _ => reasons.push(format!(
+                        "{name} changes by {change} from the original, within the {} budget.",
+                        r.budget_text(loss)
+                    )),
+                }
             }
             reasons.push(format!("Its weights take {:.1}% of the original bytes.", r.size_ratio * 100.0));
             if let Some(usd) = r.usd_month {
@@ -314,13 +380,13 @@ fn recommend(rows: &[VariantRow], by_usd: bool) -> Recommendation {
             }
             let cheaper_rejected: Vec<&str> = rows
                 .iter()
-                .filter(|o| cheaper(cost(o, by_usd), cost(r, by_usd)) && o.within_budget() == Some(false))
+                .filter(|o| cheaper(cost(o, by_usd), cost(r, by_usd)) && o.within(loss) == Some(false))
                 .map(|o| o.name.as_str())
                 .collect();
             if !cheaper_rejected.is_empty() {
                 reasons.push(format!(
                     "Cheaper variants lose more than the {} budget: {}.",
-                    r.budget_text(),
+                    r.budget_text(loss),
                     cheaper_rejected.join(", ")
                 ));
             }
@@ -330,6 +396,10 @@ fn recommend(rows: &[VariantRow], by_usd: bool) -> Recommendation {
             pick: None,
             headline: "No recommendation.".into(),
             reasons: vec![if rows.iter().all(|r| r.metric_change.is_none()) {
+                "No variant has a measured accuracy: run validation before choosing on size alone.".into()
+            } else if c.limits_cost() {
+                format!("No measured variant on the frontier is within {}.", c.text())
+            } else if rows.iter().all(|r| r.metric_change.is_none()) {
                 "No variant has a measured accuracy: run validation before choosing on size alone.".into()
             } else if rows.iter().all(|r| r.within_budget().is_none()) {
                 "The chosen metric has no loss budget (only relative changes and KL divergence do): pick the variant on the frontier yourself.".into()

@@ -12,8 +12,8 @@ mod record;
 mod svg;
 
 pub use compare::{
-    ACCEPTABLE_KL, ACCEPTABLE_LOSS, Comparison, Recommendation, VariantRow, WEIGHT_ERROR_PROXY, available_metrics,
-    compare, compare_on,
+    ACCEPTABLE_KL, ACCEPTABLE_LOSS, Comparison, Constraint, Recommendation, VariantRow, WEIGHT_ERROR_PROXY,
+    available_metrics, compare, compare_on, compare_with,
 };
 pub use error::{ReportError, Result};
 pub use html::render_html;

@@ -266,3 +266,29 @@ fn weight_error_is_a_labelled_proxy_and_never_recommends() {
     let e = compare_on(&recs, Some("BLEU")).unwrap_err().to_string();
     assert!(e.contains("BLEU") && e.contains("KL divergence"), "{e}");
 }
+
+#[test]
+fn the_reviewers_constraint_picks_the_frontier_point() {
+    let recs = vec![
+        record("w8", 2000, Some(4.01), Some(600.0), "h"),
+        record("w4", 1100, Some(4.02), Some(400.0), "h"),
+        record("q2", 700, Some(5.0), Some(300.0), "h"),
+    ];
+    // A cost cap: the most accurate variant that costs at most $450/month.
+    let c = Constraint { max_usd_month: Some(450.0), ..Default::default() };
+    let cmp = compare_with(&recs, None, &c).unwrap();
+    assert_eq!(cmp.recommendation.pick, Some(1), "{:?}", cmp.recommendation);
+    assert!(cmp.recommendation.reasons.iter().any(|r| r.contains("$450/month")));
+    // A tighter cap leaves only the lossy variant: picked, with a warning, not hidden.
+    let c = Constraint { max_usd_month: Some(350.0), ..Default::default() };
+    let cmp = compare_with(&recs, None, &c).unwrap();
+    assert_eq!(cmp.recommendation.pick, Some(2));
+    assert!(cmp.recommendation.reasons.iter().any(|r| r.starts_with("Warning") && r.contains("budget")));
+    // A looser loss budget makes the cheapest acceptable; a cap nothing meets says so.
+    let c = Constraint { max_loss: Some(0.3), ..Default::default() };
+    assert_eq!(compare_with(&recs, None, &c).unwrap().recommendation.pick, Some(2));
+    let c = Constraint { max_bytes: Some(10), ..Default::default() };
+    let cmp = compare_with(&recs, None, &c).unwrap();
+    assert_eq!(cmp.recommendation.pick, None);
+    assert!(cmp.recommendation.reasons[0].contains("10 bytes"), "{:?}", cmp.recommendation);
+}

@@ -6,10 +6,11 @@ use pareto_core::export::write_small_file;
 use pareto_core::recipe::allocate::Knapsack;
 use pareto_runs::allocate::{Problem, is_allocated_recipe, load_scan};
 
-use pareto_report::{ReportError, compare, compare_on, render_html, render_markdown, write_report};
+use pareto_report::{render_html, render_markdown, write_report};
 use pareto_runs::{LocalExecutor, VariantSpec, hash_files, prepare_out, sweep};
 
 use crate::commands::compress::CalibrationArgs;
+use crate::commands::report::RecommendArgs;
 use crate::{output, progress};
 
 #[derive(clap::Args)]
@@ -53,10 +54,8 @@ pub struct SweepArgs {
     /// Also measure local speed of original and compressed models.
     #[arg(long)]
     pub speed: bool,
-    /// The report's accuracy axis: a validation metric by name ("perplexity", "KL divergence",
-    /// "top-1 agreement", "STS Spearman", ...) or "weight error (proxy)". Default: the primary metric.
-    #[arg(long)]
-    pub metric: Option<String>,
+    #[command(flatten)]
+    pub recommend: RecommendArgs,
     #[command(flatten)]
     pub calibration: CalibrationArgs,
 }
@@ -127,13 +126,7 @@ pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
     }
     // A metric no record carries (say KL with --no-validate) must not cost the sweep its report:
     // the records are kept and `pareto report --metric` can render them again.
-    let cmp = match compare_on(&outcome.records, args.metric.as_deref()) {
-        Err(e @ ReportError::UnknownMetric { .. }) => {
-            eprintln!("warning: {e}; the report uses the primary metric");
-            compare(&outcome.records)?
-        }
-        other => other?,
-    };
+    let cmp = args.recommend.compare(&outcome.records, true)?;
     let html = args.out.join("report.html");
     let md = args.out.join("report.md");
     write_report(&html, &render_html(&outcome.records, &cmp), &[])?;
