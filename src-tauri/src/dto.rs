@@ -393,6 +393,7 @@ pub struct ScenarioInfo {
     pub input_tokens: f64,
     pub output_tokens: f64,
     pub default_device: Option<String>,
+    pub engine: Option<String>,
 }
 
 /// Traffic controls on top of a scenario preset (absent fields keep the preset's value).
@@ -401,6 +402,8 @@ pub struct TrafficOverrides {
     pub requests_per_day: Option<f64>,
     pub input_tokens: Option<f64>,
     pub output_tokens: Option<f64>,
+    /// The serving engine (llama.cpp, vllm, tensorrt-llm, sglang); absent: the scenario's.
+    pub engine: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]

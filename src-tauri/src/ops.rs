@@ -290,6 +290,9 @@ fn scenario_with(query: &ProjectionQuery) -> ApiResult<Scenario> {
     if let Some(v) = query.traffic.output_tokens {
         scenario.output_tokens = v;
     }
+    if let Some(e) = query.traffic.engine.as_deref().filter(|e| !e.is_empty()) {
+        scenario.engine = Some(e.to_owned());
+    }
     scenario.validate()?;
     Ok(scenario)
 }
@@ -323,6 +326,7 @@ pub fn list_scenarios() -> ApiResult<Vec<ScenarioInfo>> {
                 input_tokens: s.input_tokens,
                 output_tokens: s.output_tokens,
                 default_device: s.default_device,
+                engine: s.engine,
             })
         })
         .collect()

@@ -327,6 +327,18 @@ fn projection_and_compare() {
         recipe_toml: Some(preset("w8")),
     };
     let p = ops::project_plan(&state, &query).expect("project");
+    // The engine is a projection input: another engine's fitted figures give another speed.
+    let trt = ProjectionQuery {
+        traffic: TrafficOverrides { engine: Some("tensorrt-llm".into()), ..query.traffic.clone() },
+        ..query.clone()
+    };
+    let pt = ops::project_plan(&state, &trt).expect("project with tensorrt-llm");
+    assert!(pt.notes.iter().any(|n| n.contains("tensorrt-llm")), "{:?}", pt.notes);
+    let bad = ProjectionQuery {
+        traffic: TrafficOverrides { engine: Some("deepspeed".into()), ..query.traffic.clone() },
+        ..query.clone()
+    };
+    assert!(ops::project_plan(&state, &bad).expect_err("unknown engine").to_string().contains("sglang"));
     let c = p.compressed.as_ref().expect("compressed side");
     let w = |s: &PlanSide| s.memory.iter().find(|(k, _)| k == "weights").map(|(_, q)| q.value).expect("weights");
     assert!(w(c) < w(&p.original));

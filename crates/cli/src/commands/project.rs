@@ -22,6 +22,10 @@ pub struct ProjectArgs {
     /// A traffic scenario preset (high-volume-api, enterprise-batch, edge, multi-tenant) or .toml file.
     #[arg(long, default_value = "high-volume-api")]
     pub scenario: String,
+    /// The serving engine whose fitted figures the decode speeds use (llama.cpp, vllm,
+    /// tensorrt-llm, sglang); default: the scenario's.
+    #[arg(long)]
+    pub engine: Option<String>,
     /// A .toml or .csv file that adds or overrides hardware rows (prices change).
     #[arg(long)]
     pub hardware: Option<PathBuf>,
@@ -63,7 +67,10 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
     }
     let Some(path) = &args.path else { bail!("give a model path (or --reference-points <csv>)") };
     let model = output::open_model(path)?;
-    let scenario = Scenario::load(&args.scenario)?;
+    let mut scenario = Scenario::load(&args.scenario)?;
+    if let Some(e) = &args.engine {
+        scenario.engine = Some(e.clone());
+    }
     let recipe = match &args.recipe {
         Some(r) => Recipe::load(r)?,
         None => Recipe::from_toml("name = \"original\"\n", "original")?,

@@ -3,4 +3,8 @@
 /**
  * Traffic controls on top of a scenario preset (absent fields keep the preset's value).
  */
-export type TrafficOverrides = { requests_per_day: number | null, input_tokens: number | null, output_tokens: number | null, };
+export type TrafficOverrides = { requests_per_day: number | null, input_tokens: number | null, output_tokens: number | null, 
+/**
+ * The serving engine (llama.cpp, vllm, tensorrt-llm, sglang); absent: the scenario's.
+ */
+engine: string | null, };

@@ -90,7 +90,7 @@ export function ProjectScreen() {
           <select
             id="scenario-select"
             value={s.query.scenario}
-            onChange={(e) => s.setQuery({ ...s.query, scenario: (e.target as HTMLSelectElement).value, traffic: { requests_per_day: null, input_tokens: null, output_tokens: null } })}
+            onChange={(e) => s.setQuery({ ...s.query, scenario: (e.target as HTMLSelectElement).value, traffic: { requests_per_day: null, input_tokens: null, output_tokens: null, engine: null } })}
           >
             {scenarios.map((x) => (
               <option key={x.id} value={x.id} title={x.description}>
@@ -125,6 +125,24 @@ export function ProjectScreen() {
         {numInput("rpd", "requests/day", s.query.traffic.requests_per_day, sc?.requests_per_day, (v) => s.setQuery({ ...s.query, traffic: { ...s.query.traffic, requests_per_day: v } }))}
         {numInput("in-tok", "input tokens", s.query.traffic.input_tokens, sc?.input_tokens, (v) => s.setQuery({ ...s.query, traffic: { ...s.query.traffic, input_tokens: v } }))}
         {numInput("out-tok", "output tokens", s.query.traffic.output_tokens, sc?.output_tokens, (v) => s.setQuery({ ...s.query, traffic: { ...s.query.traffic, output_tokens: v } }))}
+        <label title="Decode speeds use figures fitted to this engine's published measurements on the device's class (BENCHMARKS.md)">
+          engine{" "}
+          <select
+            id="engine-select"
+            value={s.query.traffic.engine ?? ""}
+            onChange={(e) => {
+              const v = (e.target as HTMLSelectElement).value;
+              s.setQuery({ ...s.query, traffic: { ...s.query.traffic, engine: v === "" ? null : v } });
+            }}
+          >
+            <option value="">scenario's ({sc?.engine ?? "roofline defaults"})</option>
+            {["llama.cpp", "vllm", "tensorrt-llm", "sglang"].map((e) => (
+              <option key={e} value={e}>
+                {e}
+              </option>
+            ))}
+          </select>
+        </label>
       </div>
       {sc && <p class="muted small">{sc.description}</p>}
       <ErrorBox error={err} />
