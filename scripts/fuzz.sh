@@ -16,7 +16,19 @@ targets=("$@")
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O
+# PARETO_FUZZ_SCRATCH=1 (the CI smoke): new inputs go to a scratch folder and the committed corpus is
+# only read, so a test run leaves the checkout as it was.
+scratch=""
+if [ -n "${PARETO_FUZZ_SCRATCH:-}" ]; then
+  scratch=$(mktemp -d)
+  trap 'rm -rf "$scratch"' EXIT
+fi
 for t in "${targets[@]}"; do
   echo "=== $t: $seconds s"
-  cargo fuzz run -O "$t" -- -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -timeout=10 2>&1 | tail -3
+  corpus=()
+  if [ -n "$scratch" ]; then
+    mkdir -p "$scratch/$t"
+    corpus=("$scratch/$t" "corpus/$t")
+  fi
+  cargo fuzz run -O "$t" "${corpus[@]}" -- -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -timeout=10 2>&1 | tail -3
 done

@@ -55,5 +55,5 @@ PARETO_APP_BUILT=1 bash scripts/test-app.sh
 # Every parser of untrusted files under libFuzzer for a few seconds each, from the committed corpus
 # (its own workspace and target folder: the sanitizer build never touches the one above).
 lap "fuzz smoke"
-bash scripts/fuzz.sh 10
+PARETO_FUZZ_SCRATCH=1 bash scripts/fuzz.sh 10
 lap "all tests passed"
