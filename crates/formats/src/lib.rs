@@ -26,5 +26,5 @@ pub use exec::{Parallelism, non_finite_bit};
 pub use group_arith::GroupArith;
 pub use int_grid::IntGrid;
 pub use qtensor::QTensor;
-pub use registry::{Format, Kind, PER_ROW, PER_TENSOR, lookup, registry};
+pub use registry::{FallbackChain, Format, Kind, PER_ROW, PER_TENSOR, fallback_chain, lookup, registry};
 pub use rounding::RINT_MAGIC;

@@ -289,6 +289,37 @@ pub fn lookup(id: &str) -> Result<&'static Format, FormatError> {
     })
 }
 
+/// The formats `id` passes through for a `[rows, cols]` tensor, following the fallback chain as
+/// llama.cpp does for rows a block does not divide: `id` first, and the last one holds the shape
+/// unless the chain ran out (then `fits` is false and the last one is the one that did not).
+pub fn fallback_chain(id: &str, rows: usize, cols: usize) -> Result<FallbackChain, FormatError> {
+    let mut chain = vec![lookup(id)?];
+    loop {
+        let fmt = chain[chain.len() - 1];
+        if fmt.check_shape(rows, cols).is_ok() {
+            return Ok(FallbackChain { chain, fits: true });
+        }
+        match fmt.fallback {
+            Some(next) => chain.push(lookup(next)?),
+            None => return Ok(FallbackChain { chain, fits: false }),
+        }
+    }
+}
+
+/// See [`fallback_chain`].
+#[derive(Debug, Clone)]
+pub struct FallbackChain {
+    pub chain: Vec<&'static Format>,
+    pub fits: bool,
+}
+
+impl FallbackChain {
+    /// The format the tensor gets, when one in the chain holds its shape.
+    pub fn applied(&self) -> Option<&'static Format> {
+        self.chain.last().copied().filter(|_| self.fits)
+    }
+}
+
 fn element_count(rows: usize, cols: usize) -> Result<usize, FormatError> {
     rows.checked_mul(cols).ok_or(FormatError::ShapeOverflow { rows, cols })
 }

@@ -46,7 +46,7 @@ impl FitSummary {
     pub fn of(v: &Validation) -> FitSummary {
         FitSummary {
             measurements: v.points.len(),
-            sources: v.points.iter().map(|p| p.source_id.as_str()).collect::<std::collections::BTreeSet<_>>().len(),
+            sources: v.sources(),
             fitted: v.fitted.clone(),
             overall: v.overall.clone(),
             by_class: v.by_class.clone(),
@@ -486,6 +486,24 @@ pub struct HeldOut {
 }
 
 impl HeldOut {
+    fn new(m: &Measurement, projected: f64, defaults: &Params) -> HeldOut {
+        HeldOut {
+            id: m.id.clone(),
+            source_id: m.source_id.clone(),
+            device: m.device.clone(),
+            class: m.class_name(),
+            engine: m.engine_name(),
+            regime: m.regime(),
+            model: m.model.clone(),
+            format: m.format.clone(),
+            metric: m.metric,
+            measured: m.value,
+            projected,
+            default_projected: defaults.predict(m),
+            source: m.source.clone(),
+        }
+    }
+
     /// Relative error of the held-out projection, signed (+ = too optimistic for speeds).
     pub fn error(&self) -> f64 {
         let r = self.projected / self.measured - 1.0;
@@ -576,44 +594,33 @@ pub struct Validation {
     pub inconsistent: Vec<(String, String, String)>,
 }
 
+impl Validation {
+    /// How many sources the held-out points come from.
+    pub fn sources(&self) -> usize {
+        self.points.iter().map(|p| p.source_id.as_str()).collect::<std::collections::BTreeSet<_>>().len()
+    }
+}
+
 pub fn leave_one_source_out(all_data: &[Measurement]) -> Validation {
     let defaults = Params::default();
     let mut inconsistent = Vec::new();
-    let mut data = Vec::with_capacity(all_data.len());
+    let mut data: Vec<&Measurement> = Vec::with_capacity(all_data.len());
     for m in all_data {
         match inconsistency(m) {
             Some(why) => inconsistent.push((m.id.clone(), m.source_id.clone(), why)),
-            None => data.push(m.clone()),
+            None => data.push(m),
         }
     }
-    let data = data.as_slice();
     let mut sources: Vec<&str> = data.iter().map(|m| m.source_id.as_str()).collect();
     sources.sort_unstable();
     sources.dedup();
     let mut points = Vec::with_capacity(data.len());
     for s in &sources {
-        let train: Vec<&Measurement> = data.iter().filter(|m| m.source_id != *s).collect();
+        let train: Vec<&Measurement> = data.iter().copied().filter(|m| m.source_id != *s).collect();
         let p = fit(&train);
-        for m in data.iter().filter(|m| m.source_id == *s) {
-            points.push(HeldOut {
-                id: m.id.clone(),
-                source_id: m.source_id.clone(),
-                device: m.device.clone(),
-                class: m.class_name(),
-                engine: m.engine_name(),
-                regime: m.regime(),
-                model: m.model.clone(),
-                format: m.format.clone(),
-                metric: m.metric,
-                measured: m.value,
-                projected: p.predict(m),
-                default_projected: defaults.predict(m),
-                source: m.source.clone(),
-            });
-        }
+        points.extend(data.iter().filter(|m| m.source_id == *s).map(|m| HeldOut::new(m, p.predict(m), &defaults)));
     }
     points.sort_by(|a, b| a.id.cmp(&b.id));
-    let all: Vec<&Measurement> = data.iter().collect();
     let by = |key: fn(&HeldOut) -> &'static str| -> Vec<ErrorSummary> {
         let mut groups: BTreeMap<&'static str, Vec<&HeldOut>> = BTreeMap::new();
         for p in &points {
@@ -621,14 +628,8 @@ pub fn leave_one_source_out(all_data: &[Measurement]) -> Validation {
         }
         groups.into_iter().map(|(k, v)| summarise(k.to_string(), &v)).collect()
     };
-    let fitted = fit(&all);
-    let in_sample: Vec<HeldOut> = points
-        .iter()
-        .map(|p| {
-            let m = data.iter().find(|m| m.id == p.id).unwrap_or(&data[0]);
-            HeldOut { projected: fitted.predict(m), ..p.clone() }
-        })
-        .collect();
+    let fitted = fit(&data);
+    let in_sample: Vec<HeldOut> = data.iter().map(|m| HeldOut::new(m, fitted.predict(m), &defaults)).collect();
     Validation {
         in_sample: summarise("in sample".into(), &in_sample.iter().collect::<Vec<_>>()),
         fitted,

@@ -63,12 +63,6 @@ impl VariantRow {
         }
     }
 
-    /// Whether the change is within the default loss budget; `None` when no budget applies (a
-    /// proxy, or an absolute change of a metric other than KL divergence).
-    pub fn within_budget(&self) -> Option<bool> {
-        self.within(None)
-    }
-
     /// The loss budget of this row's metric: the reviewer's `max_loss` (a fraction for relative
     /// changes, the metric's unit for absolute ones) or the default.
     fn budget(&self, max_loss: Option<f64>) -> Option<f64> {
@@ -79,6 +73,8 @@ impl VariantRow {
         max_loss.or(kl.then_some(ACCEPTABLE_KL))
     }
 
+    /// Whether the change is within the loss budget; `None` when no budget applies (a proxy, or
+    /// an absolute change of a metric other than KL divergence with no `max_loss`).
     fn within(&self, max_loss: Option<f64>) -> Option<bool> {
         Some(self.metric_change? >= -self.budget(max_loss)?)
     }
@@ -399,10 +395,12 @@ fn recommend(rows: &[VariantRow], by_usd: bool, c: &Constraint) -> Recommendatio
                 "No variant has a measured accuracy: run validation before choosing on size alone.".into()
             } else if c.limits_cost() {
                 format!("No measured variant on the frontier is within {}.", c.text())
-            } else if rows.iter().all(|r| r.metric_change.is_none()) {
-                "No variant has a measured accuracy: run validation before choosing on size alone.".into()
-            } else if rows.iter().all(|r| r.within_budget().is_none()) {
+            } else if rows.iter().all(|r| r.within(loss).is_none()) {
                 "The chosen metric has no loss budget (only relative changes and KL divergence do): pick the variant on the frontier yourself.".into()
+            } else if let Some(budget) =
+                loss.and_then(|_| rows.iter().find(|r| r.metric_change.is_some())).map(|r| r.budget_text(loss))
+            {
+                format!("Every measured variant loses more than the stated budget ({budget}).")
             } else {
                 format!(
                     "Every measured variant loses more than the budget ({:.0}% relative, or {ACCEPTABLE_KL} nats/token of KL divergence).",

@@ -18,7 +18,6 @@ use pareto_eval::candle_core::{D, DType, Device, Tensor};
 use pareto_eval::candle_nn::ops::log_softmax;
 use pareto_eval::llama::LlamaModel;
 use pareto_eval::metrics::spearman;
-use pareto_formats::Format;
 use serde::{Deserialize, Serialize};
 
 use crate::calibrate::{CalibrationSpec, calibration_tokens};
@@ -101,18 +100,6 @@ pub fn model_key(model: &pareto_core::Model) -> Result<String> {
     Ok(hashes.join(","))
 }
 
-/// The format a tensor of `cols` inputs really gets when `id` is asked for (the fallback chain).
-fn effective(id: &str, rows: usize, cols: usize) -> Result<Option<&'static Format>> {
-    let mut fmt = pareto_formats::lookup(id).map_err(|e| RunError::Scan(e.to_string()))?;
-    while fmt.check_shape(rows, cols).is_err() {
-        match fmt.fallback {
-            Some(next) => fmt = pareto_formats::lookup(next).map_err(|e| RunError::Scan(e.to_string()))?,
-            None => return Ok(None),
-        }
-    }
-    Ok(Some(fmt))
-}
-
 fn fused_group(name: &str, layer: Option<usize>) -> String {
     let role = if [".q_proj.", ".k_proj.", ".v_proj."].iter().any(|p| name.contains(p)) {
         Some("qkv")
@@ -153,6 +140,15 @@ impl Target {
             Target::Embedding => "model.embed_tokens".into(),
             Target::Linear(n, _) => n.clone(),
             Target::Head(h) => h.to_string(),
+        }
+    }
+
+    /// The first decoder layer whose output compressing this tensor changes (`n_layers`: the head).
+    fn first_layer(&self, n_layers: usize) -> usize {
+        match self {
+            Target::Embedding => 0,
+            Target::Linear(_, l) => *l,
+            Target::Head(_) => n_layers,
         }
     }
 
@@ -259,15 +255,15 @@ pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan>
         // input is one row per token, how often each token occurs.
         let (w, by_row, m) = match target {
             Target::Embedding => (model.embedding().clone(), true, token_count.clone()),
-            Target::Head(h) => {
-                (model.linear_weight(h).cloned().unwrap_or_else(|| model.embedding().clone()), false, head_sq.clone())
-            }
-            Target::Linear(n, _) => {
+            Target::Head(_) | Target::Linear(..) => {
                 let w = model
-                    .linear_weight(n)
+                    .linear_weight(&name)
                     .cloned()
-                    .ok_or_else(|| RunError::Scan(format!("`{n}` is not a dense linear weight in this model")))?;
-                let m = stats.inputs.values().find(|s| s.linears.iter().any(|l| l == n)).map(|s| s.mean_sq());
+                    .ok_or_else(|| RunError::Scan(format!("`{name}` is not a dense linear weight in this model")))?;
+                let m = match target {
+                    Target::Head(_) => Some(head_sq.clone()),
+                    _ => stats.inputs.values().find(|s| s.linears.contains(&name)).map(|s| s.mean_sq()),
+                };
                 (w, false, m.unwrap_or_default())
             }
         };
@@ -279,12 +275,15 @@ pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan>
         for id in &spec.formats {
             ctx.checkpoint()?;
             ctx.progress.advance(1, &name);
-            let Some(fmt) = effective(id, rows, cols)? else { continue };
+            // What the export gives this shape when `id` is asked for (the registry's fallback chain).
+            let chain = pareto_formats::fallback_chain(id, rows, cols).map_err(|e| RunError::Scan(e.to_string()))?;
+            let Some(fmt) = chain.applied() else { continue };
             if candidates.iter().any(|c| c.format == fmt.id) {
                 continue;
             }
             let err = |e: pareto_formats::FormatError| RunError::Scan(format!("`{name}` as {}: {e}", fmt.id));
-            let decoded = fmt.dequantize(&fmt.quantize(&values, rows, cols).map_err(err)?).map_err(err)?;
+            let mut decoded = values.clone();
+            fmt.fake_quantize(&mut decoded, rows, cols).map_err(err)?;
             let (mut num, mut den) = (0.0f64, 0.0f64);
             for (r, (row_w, row_q)) in values.chunks_exact(cols).zip(decoded.chunks_exact(cols)).enumerate() {
                 for (c, (&a, &b)) in row_w.iter().zip(row_q).enumerate() {
@@ -294,14 +293,15 @@ pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan>
             }
             let t = Tensor::from_vec(decoded, (rows, cols), &Device::Cpu).map_err(candle)?;
             target.set(&mut model, t)?;
+            // Only the layers from the tensor's on change; the inputs before them are the original's.
+            let start = target.first_layer(n_layers);
             let mut kl = 0.0;
             for (wi, orig) in original.iter().enumerate() {
-                let start = layer.unwrap_or(n_layers);
                 let mut x = match target {
                     Target::Embedding => model.embed(&ids_of[wi])?,
                     _ => inputs[start][wi].clone(),
                 };
-                for li in if matches!(target, Target::Embedding) { 0 } else { start }..n_layers {
+                for li in start..n_layers {
                     x = model.run_layer(li, &x, None)?;
                 }
                 kl += mean_kl(orig, &model.head(&x)?)?;

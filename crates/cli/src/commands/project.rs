@@ -168,7 +168,7 @@ fn fidelity(csv: &std::path::Path, all: bool, json: bool) -> anyhow::Result<()> 
     println!(
         "leave-one-source-out on {} measurements from {} sources (+ = projected too optimistic):",
         data.len(),
-        v.points.iter().map(|p| p.source_id.as_str()).collect::<std::collections::BTreeSet<_>>().len()
+        v.sources()
     );
     output::table(
         &[

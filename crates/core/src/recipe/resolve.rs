@@ -289,21 +289,17 @@ fn apply_action(pt: &mut PlannedTensor, action: &Action) -> Result<()> {
         }
     }
     if let Some(q) = &action.quantize {
-        let mut fmt = pareto_formats::lookup(&q.format)?;
-        // Follow the registry's fallback chain as llama.cpp does for rows a block does not divide.
-        while fmt.check_shape(rows, cols).is_err() {
-            match fmt.fallback {
-                Some(next) => {
-                    pt.notes.push(format!("{} → {}: {cols} columns not a multiple of {}", fmt.id, next, fmt.block));
-                    fmt = pareto_formats::lookup(next)?;
-                }
-                None => {
-                    pt.notes.push(format!("kept: {cols} columns not a multiple of {}'s block {}", fmt.id, fmt.block));
-                    pt.action.requested_format = Some(q.format.clone());
-                    return Ok(());
-                }
-            }
+        let chain = pareto_formats::fallback_chain(&q.format, rows, cols)?;
+        for hop in chain.chain.windows(2) {
+            let (from, to) = (hop[0], hop[1]);
+            pt.notes.push(format!("{} → {}: {cols} columns not a multiple of {}", from.id, to.id, from.block));
         }
+        let Some(fmt) = chain.applied() else {
+            let last = chain.chain[chain.chain.len() - 1];
+            pt.notes.push(format!("kept: {cols} columns not a multiple of {}'s block {}", last.id, last.block));
+            pt.action.requested_format = Some(q.format.clone());
+            return Ok(());
+        };
         if fmt.id != q.format {
             pt.action.requested_format = Some(q.format.clone());
         }

@@ -2,6 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import type { AllocationView, HardwareInfo, JobEvent, ScanView } from "../../api/types";
 import { HeatmapChart, Scatter } from "../../components/charts";
 import { ErrorBox } from "../../components/ErrorBox";
+import { JobProgress, type Stage, trackStage } from "../../components/JobProgress";
 import { PathField } from "../../components/PathField";
 import { useApi, useSession } from "../../context";
 import { bytes, num } from "../../format";
@@ -18,7 +19,7 @@ export function BudgetPanel() {
   const [windows, setWindows] = useState(8);
   const [formats, setFormats] = useState(DEFAULT_FORMATS);
   const [job, setJob] = useState<number | null>(null);
-  const [stage, setStage] = useState<{ name: string; total: number; done: number } | null>(null);
+  const [stage, setStage] = useState<Stage | null>(null);
   const [scan, setScan] = useState<ScanView | null>(null);
   // llama.cpp's Q4_K_M size is the budget most users know; the others are a click away.
   const [kind, setKind] = useState("like");
@@ -68,9 +69,8 @@ export function BudgetPanel() {
     setErr(null);
     setStage(null);
     const onEvent = (e: JobEvent) => {
-      if (e.kind === "stage") setStage({ name: e.name, total: e.total, done: 0 });
-      else if (e.kind === "advance") setStage((p) => (p ? { ...p, done: e.done } : p));
-      else if (e.kind === "scanned") {
+      if (trackStage(e, setStage)) return;
+      if (e.kind === "scanned") {
         setScan(e.result);
         setJob(null);
       } else if (e.kind === "failed") {
@@ -139,15 +139,7 @@ export function BudgetPanel() {
         </button>
       </div>
       {job !== null && (
-        <div class="progress-wrap">
-          <div class="progress">
-            <div class="bar" style={{ width: `${stage && stage.total > 0 ? (stage.done / stage.total) * 100 : 0}%` }} />
-          </div>
-          <span id="scan-progress">
-            {stage?.name ?? "loading the model"}
-            {stage && stage.total > 0 ? `: ${stage.done} / ${stage.total}` : ""}
-          </span>
-        </div>
+        <JobProgress stage={stage} idle="loading the model" id="scan-progress" />
       )}
       <ErrorBox error={err} onClose={() => setErr(null)} />
       {scan && (

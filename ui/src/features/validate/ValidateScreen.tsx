@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 import type { JobEvent, MetricRow, ValidationView } from "../../api/types";
 import { ErrorBox } from "../../components/ErrorBox";
+import { JobProgress, type Stage, trackStage } from "../../components/JobProgress";
 import { PathField } from "../../components/PathField";
 import { useApi, useSession } from "../../context";
 import { bytes, num } from "../../format";
@@ -55,7 +56,7 @@ export function ValidateScreen() {
   const [limit, setLimit] = useState<number | null>(8);
   const [speed, setSpeed] = useState(false);
   const [job, setJob] = useState<number | null>(null);
-  const [stage, setStage] = useState<{ name: string; total: number; done: number } | null>(null);
+  const [stage, setStage] = useState<Stage | null>(null);
   const [err, setErr] = useState<unknown>(null);
   const [status, setStatus] = useState<string | null>(null);
   const [results, setResults] = useState<Record<number, ValidationView>>({});
@@ -74,9 +75,8 @@ export function ValidateScreen() {
     setStatus(null);
     setStage(null);
     const onEvent = (e: JobEvent) => {
-      if (e.kind === "stage") setStage({ name: e.name, total: e.total, done: 0 });
-      else if (e.kind === "advance") setStage((p) => (p ? { ...p, done: e.done } : p));
-      else if (e.kind === "validated") {
+      if (trackStage(e, setStage)) return;
+      if (e.kind === "validated") {
         setResults((r) => ({ ...r, [e.result.run_id]: e.result }));
         s.noteValidation();
         setStatus(`Validated in ${e.result.seconds.toFixed(1)} s`);
@@ -148,15 +148,7 @@ export function ValidateScreen() {
       </div>
       <ErrorBox error={err} onClose={() => setErr(null)} />
       {job !== null && (
-        <div class="progress-wrap">
-          <div class="progress">
-            <div class="bar" style={{ width: `${stage && stage.total > 0 ? (stage.done / stage.total) * 100 : 0}%` }} />
-          </div>
-          <span>
-            {stage?.name ?? "loading models"}
-            {stage && stage.total > 0 ? `: ${stage.done} / ${stage.total}` : ""}
-          </span>
-        </div>
+        <JobProgress stage={stage} idle="loading models" />
       )}
       {status && <p class="notice">{status}</p>}
       {v && (

@@ -1,0 +1,33 @@
+import type { StateUpdater } from "preact/hooks";
+import type { JobEvent } from "../api/types";
+
+/** Where a job stands: its current stage and how far into it. */
+export interface Stage {
+  name: string;
+  total: number;
+  done: number;
+}
+
+/** Follows a job's stage and advance events; true when `e` was one of them. */
+export function trackStage(e: JobEvent, setStage: (u: StateUpdater<Stage | null>) => void): boolean {
+  if (e.kind === "stage") setStage({ name: e.name, total: e.total, done: 0 });
+  else if (e.kind === "advance") setStage((p) => (p ? { ...p, done: e.done } : p));
+  else return false;
+  return true;
+}
+
+/** The progress bar of a running job; `idle` names what happens before the first stage. */
+export function JobProgress({ stage, idle, id }: { stage: Stage | null; idle: string; id?: string }) {
+  const known = stage !== null && stage.total > 0;
+  return (
+    <div class="progress-wrap">
+      <div class="progress">
+        <div class="bar" style={{ width: `${known ? (stage.done / stage.total) * 100 : 0}%` }} />
+      </div>
+      <span id={id}>
+        {stage?.name ?? idle}
+        {known ? `: ${stage.done} / ${stage.total}` : ""}
+      </span>
+    </div>
+  );
+}
