@@ -28,7 +28,9 @@ pub fn open_model(state: &AppState, path: &str) -> ApiResult<ModelView> {
     let model = Model::open(path).map_err(|e| ApiError::from(e).context(format!("could not open {path}")))?;
     let mut view = convert::model_view(&model);
     state.set_model(Arc::new(model));
-    state.remember_model(&view.summary.root);
+    // A GGUF opens through its cached conversion; the user's file is what Recent lists.
+    let gguf = pareto_core::import::is_gguf(std::path::Path::new(path));
+    state.remember_model(if gguf { path } else { &view.summary.root });
     view.open_ms = started.elapsed().as_secs_f64() * 1e3;
     Ok(view)
 }

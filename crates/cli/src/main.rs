@@ -24,6 +24,8 @@ enum Command {
     Inspect(commands::inspect::InspectArgs),
     /// Apply a recipe tensor by tensor and write the compressed model.
     Compress(commands::compress::CompressArgs),
+    /// Convert a GGUF into a Hugging Face folder (config.json, model.safetensors, tokenizer.json).
+    Convert(commands::convert::ConvertArgs),
     /// Show the per-tensor plan and projected sizes of a recipe without doing the work.
     Plan(commands::plan::PlanArgs),
     /// List the quant formats and recipe presets.
@@ -63,6 +65,7 @@ fn main() {
         Command::Inspect(a) => commands::inspect::run(a, cli.json),
         Command::Compress(a) => commands::compress::run(a, cli.json),
         Command::Plan(a) => commands::plan::run(a, cli.json),
+        Command::Convert(a) => commands::convert::run(a, cli.json),
         Command::Formats(a) => commands::formats::run(a, cli.json),
         Command::Eval(a) => commands::eval::run(a, cli.json),
         Command::Project(a) => commands::project::run(a, cli.json),

@@ -8,11 +8,26 @@ use serde::Serialize;
 /// files that are not part of it) goes to stderr as notes.
 pub fn open_model(path: &std::path::Path) -> anyhow::Result<pareto_core::Model> {
     use anyhow::Context;
-    let model = pareto_core::Model::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let folder = model_folder(path)?;
+    let model = pareto_core::Model::open(&folder).with_context(|| format!("opening {}", path.display()))?;
     for note in model.notes() {
         eprintln!("note: {note}");
     }
     Ok(model)
+}
+
+/// The model folder a command reads: `path` itself, or for a GGUF its Hugging Face conversion
+/// (made once into the cache, with a progress bar, and reused).
+pub fn model_folder(path: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    if !pareto_core::import::is_gguf(path) {
+        return Ok(path.to_path_buf());
+    }
+    let ctx = crate::progress::bar_context();
+    let folder =
+        pareto_core::import::open_cached(path, &ctx).with_context(|| format!("reading the GGUF {}", path.display()))?;
+    eprintln!("note: {} is read through its Hugging Face conversion {}", path.display(), folder.display());
+    Ok(folder)
 }
 
 /// Prints `value` as the command's JSON document.

@@ -215,6 +215,8 @@ pub enum Error {
     TokenizerUnsupported { path: PathBuf, problem: String },
     #[error("{path}: invalid GGUF at byte {offset}: {problem}")]
     GgufInvalid { path: PathBuf, offset: u64, problem: String },
+    #[error("{path}: this GGUF cannot be read as a model: {problem}")]
+    GgufUnsupported { path: PathBuf, problem: String },
     #[error("{path}: GGUF tensor {tensor}: {problem}")]
     GgufTensorInvalid { path: PathBuf, tensor: String, problem: String },
     #[error("{path}: not a readable {format} artifact: {problem}")]

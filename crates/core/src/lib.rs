@@ -8,6 +8,7 @@ pub mod compress;
 pub mod error;
 pub mod export;
 pub mod file_hash;
+pub mod import;
 pub mod job;
 pub mod metrics;
 pub mod plan_projection;

@@ -61,7 +61,8 @@ fn main() -> pareto_eval::Result<()> {
     }
     let opts = SpeedOptions { repeats: REPEATS, ..SpeedOptions::default() };
     for (label, quant) in [("f32", None), ("q8_0", Some(GgmlDType::Q8_0)), ("q4_0", Some(GgmlDType::Q4_0))] {
-        let s = measure_decoder(&stories, &dev, quant, &opts, &ctx)?;
+        let how = quant.map_or(pareto_eval::llama::LoadAs::Dense, pareto_eval::llama::LoadAs::Requantize);
+        let s = measure_decoder(&stories, &dev, &how, &opts, &ctx)?;
         println!(
             "stories260K {label:<5} load {:.2} ms | prefill {} tok: {:.0} tok/s (sd {:.0}) | decode {} tok: {:.0} tok/s (sd {:.0})",
             s.load_ms.median,

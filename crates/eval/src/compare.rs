@@ -11,10 +11,10 @@ use crate::bert::{BertEncoder, DEFAULT_BATCH};
 use crate::device::DeviceSpec;
 use crate::error::{EvalError, Result};
 use crate::family::{ModelFamily, detect_family};
-use crate::llama::{LlamaModel, parse_ggml_dtype};
+use crate::llama::{LlamaModel, LoadAs, parse_ggml_dtype};
 use crate::perplexity::{
-    DecoderComparison, PerplexityProtocol, PerplexityResult, compare_decoders, load_tokenizer, perplexity,
-    tokenize_up_to,
+    DecoderComparison, PerplexityProtocol, PerplexityResult, Scoring, adds_bos, compare_decoders, load_tokenizer,
+    perplexity, tokenize_up_to,
 };
 use crate::samples::{SampleOptions, SampleSet, Selection, bundled, load_samples};
 use crate::speed::{DecoderSpeed, EncoderSpeed, SpeedOptions, measure_decoder, measure_encoder};
@@ -47,6 +47,19 @@ pub struct EvalOptions {
     pub encoder_batch: usize,
     /// Also measure speed (load, prefill/decode or sentences/s, peak RSS).
     pub speed: Option<SpeedOptions>,
+    /// The GGUF the model folder was converted from: its linears then run on the GGUF's stored
+    /// blocks with candle's quantized kernels, as llama.cpp runs the file.
+    #[serde(default)]
+    pub original_gguf: Option<PathBuf>,
+    /// The same for a compressed folder converted from a GGUF.
+    #[serde(default)]
+    pub compressed_gguf: Option<PathBuf>,
+}
+
+impl EvalOptions {
+    fn original_load(&self) -> LoadAs {
+        self.original_gguf.clone().map_or(LoadAs::Dense, LoadAs::StoredGguf)
+    }
 }
 
 impl Default for EvalOptions {
@@ -60,6 +73,8 @@ impl Default for EvalOptions {
             greedy_steps: 60,
             encoder_batch: DEFAULT_BATCH,
             speed: None,
+            original_gguf: None,
+            compressed_gguf: None,
         }
     }
 }
@@ -315,7 +330,10 @@ pub fn compare(original: &Path, compressed: &Path, options: &EvalOptions, ctx: &
 fn load_compressed_decoder(model: &Path, options: &EvalOptions, device: &Device) -> Result<Option<LlamaModel>> {
     Ok(match &options.compressed {
         None => None,
-        Some(Compressed::Folder(dir)) => Some(LlamaModel::load(dir, device)?),
+        Some(Compressed::Folder(dir)) => {
+            let how = options.compressed_gguf.clone().map_or(LoadAs::Dense, LoadAs::StoredGguf);
+            Some(LlamaModel::load_as(dir, device, &how)?)
+        }
         Some(Compressed::InMemory(fmt)) => Some(LlamaModel::load_quantized(model, device, parse_ggml_dtype(fmt)?)?),
     })
 }
@@ -327,12 +345,17 @@ fn evaluate_decoder(
     device: &Device,
     ctx: &JobContext,
 ) -> Result<DecoderReport> {
-    let original = LlamaModel::load(model, device)?;
+    let original = LlamaModel::load_as(model, device, &options.original_load())?;
     let compressed = load_compressed_decoder(model, options, device)?;
     let tokenizer = load_tokenizer(&tokenizer_path(model, None)?)?;
     let needed = options.protocol.max_windows.map_or(usize::MAX, |n| n.saturating_mul(options.protocol.window));
-    let tokens = tokenize_up_to(&tokenizer, text, needed)?;
+    let mut tokens = tokenize_up_to(&tokenizer, text, needed)?;
     let protocol = options.protocol;
+    // llama-perplexity tokenizes with the tokenizer's special tokens: BOS first when it adds one.
+    let bos = original.config().bos();
+    if protocol.scoring == Scoring::LlamaCpp && adds_bos(&tokenizer, bos)? {
+        tokens.insert(0, bos);
+    }
     let (orig_ppl, comp_ppl, comparison) = match &compressed {
         Some(c) => {
             let cmp = compare_decoders(&original, c, &tokens, &protocol, ctx)?;
@@ -432,13 +455,16 @@ fn decoder_speed(
     speed: &SpeedOptions,
     ctx: &JobContext,
 ) -> Result<SpeedReport> {
-    let original = measure_decoder(model, device, None, speed, ctx)?;
+    let original = measure_decoder(model, device, &options.original_load(), speed, ctx)?;
     let compressed = match &options.compressed {
         None => None,
-        Some(Compressed::Folder(dir)) => Some(measure_decoder(dir, device, None, speed, ctx)?),
+        Some(Compressed::Folder(dir)) => {
+            let how = options.compressed_gguf.clone().map_or(LoadAs::Dense, LoadAs::StoredGguf);
+            Some(measure_decoder(dir, device, &how, speed, ctx)?)
+        }
         Some(Compressed::InMemory(fmt)) => {
             let q: GgmlDType = parse_ggml_dtype(fmt)?;
-            Some(measure_decoder(model, device, Some(q), speed, ctx)?)
+            Some(measure_decoder(model, device, &LoadAs::Requantize(q), speed, ctx)?)
         }
     };
     Ok(SpeedReport::Decoder { original, compressed })

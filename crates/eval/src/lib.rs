@@ -20,6 +20,9 @@ pub mod speed;
 pub mod sts;
 pub mod weights;
 
+#[cfg(test)]
+mod tests_smollm2;
+
 /// candle, re-exported so callers (tests, the app) name the same version.
 pub use candle_core;
 pub use candle_nn;

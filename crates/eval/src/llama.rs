@@ -120,6 +120,29 @@ pub enum WeightMode {
     /// Quantized in memory to a GGUF block type (`q8_0`, `q4_0`, `q4_k`, ...); rows whose length is
     /// not a multiple of the block size fall back to F16, as llama.cpp does.
     Quantized(String),
+    /// The linear weights as stored in a GGUF (its blocks, on candle's quantized kernels, as
+    /// llama.cpp runs them); the types used, e.g. `q4_1 ×210, q8_0 ×1`.
+    Stored(String),
+}
+
+/// How to load a decoder folder's linear weights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadAs {
+    /// Dense, as in the folder.
+    Dense,
+    /// Quantized in memory to this GGUF type.
+    Requantize(GgmlDType),
+    /// The folder is this GGUF's conversion: its stored blocks (see [`LlamaModel::load_gguf`]).
+    StoredGguf(PathBuf),
+}
+
+/// Where a decoder's weights come from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Dense,
+    Requantize(GgmlDType),
+    /// The folder is this GGUF's conversion: linears whose type candle runs use its blocks.
+    Gguf(&'a pareto_core::export::gguf::GgufFile),
 }
 
 /// Parses `q8_0`, `q4_0`, `q4_1`, `q5_0`, `q5_1`, `q2_k` ... `q6_k`, `f16`.
@@ -275,16 +298,33 @@ impl Weights<'_> {
 impl LlamaModel {
     /// Loads a HF LlamaForCausalLM folder with dense F32 weights.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        Self::load_with(dir, device, None)
+        Self::load_with(dir, device, Source::Dense)
+    }
+
+    pub fn load_as(dir: &Path, device: &Device, how: &LoadAs) -> Result<Self> {
+        match how {
+            LoadAs::Dense => Self::load(dir, device),
+            LoadAs::Requantize(d) => Self::load_quantized(dir, device, *d),
+            LoadAs::StoredGguf(g) => Self::load_gguf(dir, g, device),
+        }
+    }
+
+    /// Loads `dir`, the Hugging Face conversion of `gguf` (`pareto_core::import`), running every
+    /// linear weight on the GGUF's own blocks with candle's quantized kernels (rows of LLaMA's Q/K
+    /// reordered whole, which block layouts allow) where candle has the type; the rest (norms,
+    /// the embedding lookup, types candle lacks) dense from the folder.
+    pub fn load_gguf(dir: &Path, gguf: &Path, device: &Device) -> Result<Self> {
+        let file = pareto_core::export::gguf::GgufFile::open(gguf)?;
+        Self::load_with(dir, device, Source::Gguf(&file))
     }
 
     /// Loads the folder and quantizes every linear weight (attention, MLP, lm_head) in memory to
     /// `dtype`, so the forward pass runs candle's quantized kernels. Embeddings and norms stay F32.
     pub fn load_quantized(dir: &Path, device: &Device, dtype: GgmlDType) -> Result<Self> {
-        Self::load_with(dir, device, Some(dtype))
+        Self::load_with(dir, device, Source::Requantize(dtype))
     }
 
-    fn load_with(dir: &Path, device: &Device, quant: Option<GgmlDType>) -> Result<Self> {
+    fn load_with(dir: &Path, device: &Device, source: Source<'_>) -> Result<Self> {
         let start = Instant::now();
         let (config_path, json) = read_config(dir)?;
         let config: LlamaConfig = serde_json::from_value(json)
@@ -297,9 +337,16 @@ impl LlamaModel {
         let mut quantized = Vec::new();
         let mut linear = |w: &mut Weights, name: String, shape: [usize; 2]| -> Result<Linear> {
             let t = w.take(&format!("{name}.weight"), &shape)?;
-            match quant {
-                None => Ok(Linear::Dense(t)),
-                Some(dtype) => {
+            match source {
+                Source::Dense => Ok(Linear::Dense(t)),
+                Source::Gguf(file) => match stored_block(file, &name, shape, nh, nkv, device)? {
+                    Some((q, format)) => {
+                        quantized.push(QuantizedTensor { name: name.clone(), format, fallback: false });
+                        Ok(Linear::Quantized(QMatMul::from_qtensor(q).ctx(|| format!("QMatMul for `{name}`"))?))
+                    }
+                    None => Ok(Linear::Dense(t)),
+                },
+                Source::Requantize(dtype) => {
                     let fits = shape[1].is_multiple_of(dtype.block_size());
                     let used = if fits { dtype } else { GgmlDType::F16 };
                     let q = QTensor::quantize(&t, used).ctx(|| format!("quantizing `{name}` to {used:?}"))?;
@@ -346,9 +393,10 @@ impl LlamaModel {
         }
         let lm_head = linear(&mut w, HEAD.to_string(), [vocab, h])?;
         let (cos, sin) = rope_tables(&config, device)?;
-        let mode = match quant {
-            None => WeightMode::Dense,
-            Some(d) => quantized_mode(d, &quantized)?,
+        let mode = match source {
+            Source::Dense => WeightMode::Dense,
+            Source::Requantize(d) => quantized_mode(d, &quantized)?,
+            Source::Gguf(_) => WeightMode::Stored(stored_mode(&quantized)),
         };
         Ok(Self {
             mode,
@@ -656,6 +704,79 @@ impl LlamaModel {
 /// The label of an in-memory quantization, saying how many tensors fell back to F16 (rows that
 /// are not a multiple of the type's block). When every one did, nothing of the type would be
 /// measured: refused rather than reported as if it had been.
+/// `q4_1 ×210, q8_0 ×1` (and how many stayed dense) for [`WeightMode::Stored`].
+fn stored_mode(tensors: &[QuantizedTensor]) -> String {
+    let mut by: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for t in tensors {
+        *by.entry(t.format.as_str()).or_default() += 1;
+    }
+    let list: Vec<String> = by.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
+    if list.is_empty() { "dense (no block type candle runs)".into() } else { list.join(", ") }
+}
+
+/// The GGUF blocks of the linear `name` (HF module name) as a candle QTensor `[out, in]`, with
+/// LLaMA's Q/K rows put back in HF order (GGUF rows hold whole blocks, so rows move as bytes);
+/// `None` when the tensor is stored as a float or a type candle cannot run.
+fn stored_block(
+    file: &pareto_core::export::gguf::GgufFile,
+    name: &str,
+    shape: [usize; 2],
+    heads: usize,
+    kv_heads: usize,
+    device: &Device,
+) -> Result<Option<(QTensor, String)>> {
+    use pareto_core::export::gguf::names;
+    let hf = format!("{name}.weight");
+    // A tied head is the embedding: llama.cpp multiplies by token_embd's blocks.
+    let gguf_name = if name == HEAD && file.tensor("output.weight").is_none() {
+        "token_embd.weight".to_string()
+    } else {
+        match names::to_gguf(&hf) {
+            Some(n) => n,
+            None => return Ok(None),
+        }
+    };
+    let Some(t) = file.tensor(&gguf_name) else { return Ok(None) };
+    // Block types candle runs (ggml type ids); F32/F16/BF16 tensors run dense like any folder's.
+    let dtype = match t.ggml_type {
+        2 => GgmlDType::Q4_0,
+        3 => GgmlDType::Q4_1,
+        6 => GgmlDType::Q5_0,
+        7 => GgmlDType::Q5_1,
+        8 => GgmlDType::Q8_0,
+        10 => GgmlDType::Q2K,
+        11 => GgmlDType::Q3K,
+        12 => GgmlDType::Q4K,
+        13 => GgmlDType::Q5K,
+        14 => GgmlDType::Q6K,
+        _ => return Ok(None),
+    };
+    let mut bytes = file.read_raw(t)?;
+    let arch = file.get("general.architecture").and_then(|v| v.as_str()).unwrap_or("");
+    let permuted_heads = match name.rsplit('.').next() {
+        Some("q_proj") if arch == "llama" => heads,
+        Some("k_proj") if arch == "llama" => kv_heads,
+        _ => 0,
+    };
+    if permuted_heads > 0 {
+        let row = bytes.len() / shape[0].max(1);
+        let perm = names::qk_permutation(shape[0], permuted_heads).ok_or_else(|| {
+            EvalError::InvalidArgument(format!(
+                "{gguf_name}: {} rows do not split into {permuted_heads} heads",
+                shape[0]
+            ))
+        })?;
+        let mut out = vec![0u8; bytes.len()];
+        for (gguf_row, &hf_row) in perm.iter().enumerate() {
+            out[hf_row * row..(hf_row + 1) * row].copy_from_slice(&bytes[gguf_row * row..(gguf_row + 1) * row]);
+        }
+        bytes = out;
+    }
+    let q = candle_core::quantized::ggml_file::qtensor_from_ggml(dtype, &bytes, shape.to_vec(), device)
+        .ctx(|| format!("loading the GGUF blocks of `{gguf_name}`"))?;
+    Ok(Some((q, ggml_name(dtype))))
+}
+
 fn quantized_mode(d: GgmlDType, tensors: &[QuantizedTensor]) -> Result<WeightMode> {
     let fell_back = tensors.iter().filter(|t| t.fallback).count();
     if fell_back == tensors.len() {

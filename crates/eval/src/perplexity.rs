@@ -26,12 +26,48 @@ pub struct PerplexityProtocol {
     pub max_windows: Option<usize>,
     /// Windows per forward pass (throughput only; results do not depend on it).
     pub batch: usize,
+    /// How each window is fed and which of its tokens are scored.
+    #[serde(default)]
+    pub scoring: Scoring,
+}
+
+/// How a window is fed and scored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scoring {
+    /// Pareto's (the PROVENANCE protocol): BOS then the window's first `window − 1` tokens in,
+    /// every one of its `window` tokens scored.
+    #[default]
+    Windows,
+    /// llama.cpp's `llama-perplexity -c window`: the window itself in (its first token replaced by
+    /// BOS when the tokenizer adds one, which the caller signals by a token stream that starts
+    /// with BOS), only the second half scored: positions `window/2 … window−2` predicting the
+    /// token after each.
+    LlamaCpp,
+}
+
+impl Scoring {
+    pub fn parse(s: &str) -> Option<Scoring> {
+        match s {
+            "pareto" | "windows" => Some(Scoring::Windows),
+            "llama.cpp" | "llama-cpp" | "llamacpp" => Some(Scoring::LlamaCpp),
+            _ => None,
+        }
+    }
+
+    /// (first scored position, positions scored) of a window of `w` tokens.
+    fn scored(self, w: usize) -> (usize, usize) {
+        match self {
+            Scoring::Windows => (0, w),
+            Scoring::LlamaCpp => (w / 2, w.saturating_sub(1 + w / 2)),
+        }
+    }
 }
 
 impl Default for PerplexityProtocol {
     /// The PROVENANCE protocol: 65,536 characters, windows of 256.
     fn default() -> Self {
-        Self { max_chars: Some(65_536), window: 256, max_windows: None, batch: 8 }
+        Self { max_chars: Some(65_536), window: 256, max_windows: None, batch: 8, scoring: Scoring::Windows }
     }
 }
 
@@ -73,6 +109,18 @@ pub struct DecoderComparison {
 pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
     let bytes = pareto_core::bounded::read(path, pareto_core::bounded::TOKENIZER_CAP, "tokenizer.json")?;
     Tokenizer::from_bytes(bytes).map_err(|e| EvalError::Tokenizer { path: path.to_path_buf(), message: e.to_string() })
+}
+
+/// Whether the tokenizer puts `bos` first when asked for special tokens (its post-processor or
+/// tokenizer_config's add_bos_token), as llama.cpp's `add_bos` says for a GGUF.
+pub fn adds_bos(tokenizer: &Tokenizer, bos: u32) -> Result<bool> {
+    let enc = |special| {
+        tokenizer
+            .encode("a", special)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| EvalError::Tokenizer { path: "tokenizer.json".into(), message: e.to_string() })
+    };
+    Ok(enc(true)?.first() == Some(&bos) && enc(false)?.first() != Some(&bos))
 }
 
 /// Tokenizes `text` without special tokens (no BOS).
@@ -136,24 +184,46 @@ fn check(tokens: &[u32], protocol: &PerplexityProtocol) -> Result<()> {
     Ok(())
 }
 
-/// Batch of windows → (input ids `[n, window]` with BOS shift, targets `[n, window]`).
-fn batch_tensors(model: &LlamaModel, batch: &[&[u32]]) -> Result<(Tensor, Tensor)> {
+/// A batch of windows → (input ids `[n, window]`, targets `[n, scored]`) under `protocol`'s scoring.
+/// `bos_first`: the token stream starts with BOS (llama.cpp scoring then puts BOS first in every
+/// window, as llama-perplexity does when the tokenizer adds one).
+fn batch_tensors(
+    model: &LlamaModel,
+    batch: &[&[u32]],
+    protocol: &PerplexityProtocol,
+    bos_first: bool,
+) -> Result<(Tensor, Tensor)> {
     let w = batch.first().map_or(0, |c| c.len());
     let bos = model.config().bos();
+    let (first, count) = protocol.scoring.scored(w);
     let mut input = Vec::with_capacity(batch.len() * w);
-    let mut target = Vec::with_capacity(batch.len() * w);
+    let mut target = Vec::with_capacity(batch.len() * count);
     for chunk in batch {
-        input.push(bos);
-        input.extend_from_slice(&chunk[..w - 1]);
-        target.extend_from_slice(chunk);
+        match protocol.scoring {
+            Scoring::Windows => {
+                input.push(bos);
+                input.extend_from_slice(&chunk[..w - 1]);
+                target.extend_from_slice(chunk);
+            }
+            Scoring::LlamaCpp => {
+                let start = input.len();
+                input.extend_from_slice(chunk);
+                if bos_first && let Some(t) = input.get_mut(start) {
+                    *t = bos;
+                }
+                target.extend_from_slice(&chunk[first + 1..first + 1 + count]);
+            }
+        }
     }
     let dev = model.device();
-    Ok((Tensor::from_vec(input, (batch.len(), w), dev)?, Tensor::from_vec(target, (batch.len(), w), dev)?))
+    Ok((Tensor::from_vec(input, (batch.len(), w), dev)?, Tensor::from_vec(target, (batch.len(), count), dev)?))
 }
 
-/// Log-probabilities `[n, window, vocab]` for a batch of windows.
-fn log_probs(model: &LlamaModel, input: &Tensor) -> Result<Tensor> {
+/// Log-probabilities `[n, scored, vocab]` of the scored positions of a batch of windows.
+fn log_probs(model: &LlamaModel, input: &Tensor, protocol: &PerplexityProtocol) -> Result<Tensor> {
     let logits = model.forward(input, None, None)?;
+    let (first, count) = protocol.scoring.scored(input.dim(1)?);
+    let logits = if count == input.dim(1)? { logits } else { logits.narrow(1, first, count)? };
     Ok(candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?)
 }
 
@@ -185,6 +255,7 @@ pub fn perplexity(
 ) -> Result<PerplexityResult> {
     check(tokens, protocol)?;
     let wins = windows(tokens, protocol);
+    let bos_first = tokens.first() == Some(&model.config().bos());
     ctx.progress.stage("perplexity", wins.len() as u64);
     let start = Instant::now();
     let mut nll = 0.0;
@@ -192,11 +263,11 @@ pub fn perplexity(
         if ctx.cancel.is_cancelled() {
             return Err(EvalError::Cancelled);
         }
-        let (input, target) = batch_tensors(model, batch)?;
-        nll += nll_sum(&log_probs(model, &input)?, &target)?;
+        let (input, target) = batch_tensors(model, batch, protocol, bos_first)?;
+        nll += nll_sum(&log_probs(model, &input, protocol)?, &target)?;
         ctx.progress.advance(batch.len() as u64, "windows");
     }
-    let scored = wins.len() * protocol.window;
+    let scored = wins.len() * protocol.scoring.scored(protocol.window).1;
     Ok(finish(tokens.len(), wins.len(), scored, nll, start.elapsed().as_secs_f64()))
 }
 
@@ -218,6 +289,7 @@ pub fn compare_decoders(
         )));
     }
     let wins = windows(tokens, protocol);
+    let bos_first = tokens.first() == Some(&original.config().bos());
     ctx.progress.stage("perplexity + KL (original vs compressed)", wins.len() as u64);
     let (mut nll_a, mut nll_b, mut sec_a, mut sec_b) = (0.0, 0.0, 0.0, 0.0);
     let (mut kl_sum, mut kl_max, mut agree) = (0.0f64, 0.0f64, 0usize);
@@ -225,13 +297,13 @@ pub fn compare_decoders(
         if ctx.cancel.is_cancelled() {
             return Err(EvalError::Cancelled);
         }
-        let (input, target) = batch_tensors(original, batch)?;
+        let (input, target) = batch_tensors(original, batch, protocol, bos_first)?;
         let t = Instant::now();
-        let lp = log_probs(original, &input)?;
+        let lp = log_probs(original, &input, protocol)?;
         nll_a += nll_sum(&lp, &target)?;
         sec_a += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let lq = log_probs(compressed, &input)?;
+        let lq = log_probs(compressed, &input, protocol)?;
         nll_b += nll_sum(&lq, &target)?;
         sec_b += t.elapsed().as_secs_f64();
         let kl = (lp.exp()? * (&lp - &lq)?)?.sum(D::Minus1)?;
@@ -245,7 +317,7 @@ pub fn compare_decoders(
         agree += a.iter().zip(&b).filter(|(x, y)| x == y).count();
         ctx.progress.advance(batch.len() as u64, "windows");
     }
-    let scored = wins.len() * protocol.window;
+    let scored = wins.len() * protocol.scoring.scored(protocol.window).1;
     let original = finish(tokens.len(), wins.len(), scored, nll_a, sec_a);
     let compressed = finish(tokens.len(), wins.len(), scored, nll_b, sec_b);
     Ok(DecoderComparison {

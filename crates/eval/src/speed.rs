@@ -5,13 +5,12 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::quantized::GgmlDType;
 use candle_core::{D, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::bert::BertEncoder;
 use crate::error::{EvalError, Result};
-use crate::llama::{LlamaModel, WeightMode};
+use crate::llama::{LlamaModel, LoadAs, WeightMode};
 use crate::metrics::Summary;
 use pareto_core::job::JobContext;
 
@@ -109,14 +108,11 @@ fn checkpoint(ctx: &JobContext) -> Result<()> {
 pub fn measure_decoder(
     dir: &Path,
     device: &Device,
-    quant: Option<GgmlDType>,
+    how: &LoadAs,
     opts: &SpeedOptions,
     ctx: &JobContext,
 ) -> Result<DecoderSpeed> {
-    let load = || match quant {
-        None => LlamaModel::load(dir, device),
-        Some(q) => LlamaModel::load_quantized(dir, device, q),
-    };
+    let load = || LlamaModel::load_as(dir, device, how);
     let runs = opts.warmup + opts.repeats;
     ctx.progress.stage("measuring decoder speed", (3 * runs) as u64);
     let mut load_ms = Vec::new();
@@ -246,16 +242,23 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/stories260K");
         let opts = SpeedOptions { warmup: 1, repeats: 2, prefill_tokens: 64, decode_tokens: 16, encoder_batch: 8 };
         let ctx = JobContext::silent();
-        let dense = measure_decoder(&dir, &Device::Cpu, None, &opts, &ctx).unwrap();
+        let dense = measure_decoder(&dir, &Device::Cpu, &LoadAs::Dense, &opts, &ctx).unwrap();
         assert_eq!(dense.weights, WeightMode::Dense);
         assert_eq!(dense.prefill_tokens_per_s.n, 2);
         assert!(dense.prefill_tokens_per_s.median > 0.0 && dense.decode_tokens_per_s.median > 0.0);
         assert!(dense.load_ms.min > 0.0);
-        let q8 = measure_decoder(&dir, &Device::Cpu, Some(GgmlDType::Q8_0), &opts, &ctx).unwrap();
+        let q8 = measure_decoder(
+            &dir,
+            &Device::Cpu,
+            &LoadAs::Requantize(candle_core::quantized::GgmlDType::Q8_0),
+            &opts,
+            &ctx,
+        )
+        .unwrap();
         // stories260K's five 172-wide down_proj rows stay F16, and the label says so.
         let label = "q8_0 (5 of 36 linear weights in f16: rows not a multiple of 32)";
         assert_eq!(q8.weights, WeightMode::Quantized(label.into()));
         let zero = SpeedOptions { repeats: 0, ..opts };
-        assert!(measure_decoder(&dir, &Device::Cpu, None, &zero, &ctx).is_err());
+        assert!(measure_decoder(&dir, &Device::Cpu, &LoadAs::Dense, &zero, &ctx).is_err());
     }
 }

@@ -25,6 +25,9 @@ pub enum FormatError {
     #[error("format `{format}`: value {value} at weight {index} overflows the stored type")]
     Overflow { format: &'static str, index: usize, value: f32 },
 
+    #[error("ggml type {ggml_type} cannot be decoded: {reason}")]
+    GgmlUndecodable { ggml_type: u32, reason: String },
+
     #[error("format `{format}` cannot decode this tensor: {reason}")]
     TensorMismatch { format: &'static str, reason: String },
 }

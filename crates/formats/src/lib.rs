@@ -23,6 +23,9 @@ mod rounding;
 
 pub use error::FormatError;
 pub use exec::{Parallelism, non_finite_bit};
+pub use ggml::decode::{
+    DECODABLE as GGML_DECODABLE, can_dequantize as can_dequantize_ggml, dequantize_blocks as dequantize_ggml,
+};
 pub use group_arith::GroupArith;
 pub use int_grid::IntGrid;
 pub use qtensor::QTensor;

@@ -7,15 +7,15 @@ use std::path::PathBuf;
 use anyhow::Context;
 use pareto_eval::DeviceSpec;
 use pareto_eval::compare::{Compressed, EvalOptions, EvalReport, SpeedReport};
-use pareto_eval::perplexity::PerplexityProtocol;
-use pareto_eval::samples::{Column, Columns, Selection};
+use pareto_eval::perplexity::{PerplexityProtocol, Scoring};
+use pareto_eval::samples::{Column, Columns, SampleFormat, Selection};
 use pareto_eval::speed::SpeedOptions;
 
 use crate::{output, progress};
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
-    /// The original model folder (HF layout: config.json, *.safetensors, tokenizer.json).
+    /// The original model: a folder (HF layout: config.json, *.safetensors, tokenizer.json) or a GGUF.
     pub model: PathBuf,
     /// A compressed model folder of the same family: both are evaluated on the same samples.
     #[arg(long)]
@@ -34,9 +34,22 @@ pub struct EvalArgs {
     /// Plain text: keep the first N Unicode characters.
     #[arg(long, default_value_t = 65_536)]
     pub max_chars: usize,
-    /// Perplexity window in tokens.
+    /// Perplexity window in tokens (llama-perplexity's -c with --protocol llama.cpp).
     #[arg(long, default_value_t = 256)]
     pub window: usize,
+    /// A GGUF model runs its linear layers on its stored blocks with candle's quantized kernels,
+    /// which round activations to 8 bits as llama.cpp's do (closest to llama-perplexity; slow on
+    /// the CPU for some types). Default: its dequantized weights in F32 (same values, exact math).
+    #[arg(long)]
+    pub stored_blocks: bool,
+    /// Perplexity protocol: `pareto` (BOS + window, every token scored) or `llama.cpp` (as
+    /// `llama-perplexity -c WINDOW`: second half of each window scored), comparable with its tables.
+    #[arg(long, default_value = "pareto")]
+    pub protocol: String,
+    /// Force the sample file's format: text, tsv, csv or jsonl (default: from the extension; any
+    /// extension that is not a table or JSONL is plain text).
+    #[arg(long)]
+    pub sample_format: Option<String>,
     /// Keep N records (pairs/labelled texts) or N windows (text); with --seed, N random records.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -84,6 +97,8 @@ pub fn options(args: &EvalArgs) -> anyhow::Result<EvalOptions> {
             window: args.window,
             max_windows: args.limit,
             batch: args.batch.max(1),
+            scoring: Scoring::parse(&args.protocol)
+                .ok_or_else(|| anyhow::anyhow!("--protocol {:?}: expected pareto or llama.cpp", args.protocol))?,
         },
         device,
         greedy_steps: args.greedy_steps,
@@ -93,6 +108,14 @@ pub fn options(args: &EvalArgs) -> anyhow::Result<EvalOptions> {
     };
     opts.sample_options.max_chars = Some(args.max_chars);
     opts.sample_options.columns = args.columns.as_deref().map(columns).transpose()?;
+    opts.sample_options.format = args
+        .sample_format
+        .as_deref()
+        .map(|f| {
+            SampleFormat::parse(f)
+                .ok_or_else(|| anyhow::anyhow!("--sample-format {f:?}: expected text, tsv, csv or jsonl"))
+        })
+        .transpose()?;
     opts.sample_options.selection = match (args.limit, args.seed) {
         (None, _) => Selection::All,
         (Some(n), None) => Selection::First { n },
@@ -102,10 +125,17 @@ pub fn options(args: &EvalArgs) -> anyhow::Result<EvalOptions> {
 }
 
 pub fn run(args: &EvalArgs, json: bool) -> anyhow::Result<()> {
-    let opts = options(args)?;
+    let mut opts = options(args)?;
+    let model = output::model_folder(&args.model)?;
+    let stored = |p: &std::path::Path| (args.stored_blocks && pareto_core::import::is_gguf(p)).then(|| p.to_path_buf());
+    opts.original_gguf = stored(&args.model);
+    if let Some(Compressed::Folder(dir)) = &opts.compressed {
+        opts.compressed_gguf = stored(dir);
+        opts.compressed = Some(Compressed::Folder(output::model_folder(dir)?));
+    }
     let ctx = progress::bar_context();
-    let report = pareto_eval::evaluate(&args.model, &opts, &ctx)
-        .with_context(|| format!("evaluating {}", args.model.display()))?;
+    let report =
+        pareto_eval::evaluate(&model, &opts, &ctx).with_context(|| format!("evaluating {}", args.model.display()))?;
     drop(ctx);
     if json {
         return output::json(&report);

@@ -8,7 +8,7 @@ use crate::output;
 
 #[derive(clap::Args)]
 pub struct InspectArgs {
-    /// A model folder (single or sharded safetensors) or a .safetensors file.
+    /// A model folder (single or sharded safetensors), a .safetensors file or a GGUF.
     pub path: PathBuf,
     /// Rows of the per-tensor table to print (all with --json).
     #[arg(long, default_value_t = 40)]
@@ -16,6 +16,9 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: &InspectArgs, json: bool) -> anyhow::Result<()> {
+    if pareto_core::import::is_gguf(&args.path) {
+        return inspect_gguf(args, json);
+    }
     let model = output::open_model(&args.path)?;
     let summary = model.summary();
     if json {
@@ -101,4 +104,55 @@ fn human_count(n: u64) -> String {
         1_000_000..1_000_000_000 => format!("{:.1}M", v / 1e6),
         _ => format!("{:.2}B", v / 1e9),
     }
+}
+
+/// A GGUF from its header alone: hyper-parameters, tokenizer, tensor types and where the bytes are.
+fn inspect_gguf(args: &InspectArgs, json: bool) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let s = pareto_core::import::describe(&args.path).with_context(|| format!("reading {}", args.path.display()))?;
+    if json {
+        return output::json(&s);
+    }
+    println!("model:        {} (GGUF v{}, {})", s.path.display(), s.version, output::bytes(s.file_bytes));
+    println!("architecture: {}{}", s.architecture, s.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default());
+    let hp: Vec<String> = s.hyper_parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("hyper-params: {}", hp.join(", "));
+    let t = &s.tokenizer;
+    println!(
+        "tokenizer:    {} (pre {}), {} tokens, {} merges, bos {}, eos {}, add_bos {}, chat template {}",
+        t.model.as_deref().unwrap_or("none"),
+        t.pre.as_deref().unwrap_or("-"),
+        t.tokens,
+        t.merges,
+        t.bos.map_or("-".into(), |v| v.to_string()),
+        t.eos.map_or("-".into(), |v| v.to_string()),
+        t.add_bos.map_or("-".into(), |v| v.to_string()),
+        if t.chat_template { "yes" } else { "no" }
+    );
+    println!("parameters:   {} in {} tensors", s.parameters, s.tensors.len());
+    if s.quantized {
+        println!("note:         stored quantized: converting or compressing starts from these dequantized values");
+    }
+    if !s.undecodable.is_empty() {
+        println!("note:         Pareto cannot decode {}: inspect only", s.undecodable.join(", "));
+    }
+    println!();
+    let rows: Vec<Vec<String>> = s
+        .by_type
+        .iter()
+        .map(|r| vec![r.ggml_type.clone(), r.tensors.to_string(), r.elements.to_string(), output::bytes(r.bytes)])
+        .collect();
+    output::table(&["type", "tensors", "elements", "bytes"], &rows);
+    println!();
+    let rows: Vec<Vec<String>> = s
+        .tensors
+        .iter()
+        .take(args.limit)
+        .map(|t| vec![t.name.clone(), t.ggml_type.clone(), format!("{:?}", t.shape), output::bytes(t.bytes)])
+        .collect();
+    output::table(&["tensor", "type", "shape", "bytes"], &rows);
+    if s.tensors.len() > args.limit {
+        println!("… {} more tensors (--limit N, or --json for all)", s.tensors.len() - args.limit);
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 pub mod allocate;
 pub mod compress;
+pub mod convert;
 pub mod eval;
 pub mod export;
 pub mod formats;

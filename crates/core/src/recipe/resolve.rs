@@ -185,6 +185,11 @@ impl Recipe {
             _ => None,
         };
 
+        // A decoder without an output matrix multiplies by its embedding: that tensor is the head
+        // too, and `role:head` selects it (as llama.cpp's policies give a GGUF without
+        // `output.weight` the output type on `token_embd`).
+        let tied_head = model.config().is_some_and(|c| c.tie_word_embeddings)
+            && !model.tensors().iter().any(|t| t.role == Role::Head);
         let mut tensors = Vec::with_capacity(model.tensors().len());
         let mut totals = PlanTotals::default();
         for t in model.tensors() {
@@ -219,7 +224,9 @@ impl Recipe {
                 }
             }
             if !pt.action.drop {
-                let (action, reason) = choose_action(self, &ignore, &rules, t.role, &t.name, layer, n_layers);
+                let also_head = tied_head && t.role == Role::Embedding;
+                let (action, reason) =
+                    choose_action(self, &ignore, &rules, (t.role, also_head), &t.name, layer, n_layers);
                 pt.reason = reason;
                 if !t.dtype.is_float() {
                     if !action.is_keep() && !matches!(pt.reason, Reason::Ignored(_)) {
@@ -254,12 +261,13 @@ fn choose_action(
     recipe: &Recipe,
     ignore: &[(String, Target)],
     rules: &[CompiledRule],
-    role: Role,
+    (role, also_head): (Role, bool),
     name: &str,
     layer: Option<usize>,
     n_layers: usize,
 ) -> (Action, Reason) {
-    if let Some((text, _)) = ignore.iter().find(|(_, t)| t.matches(name, role)) {
+    let selects = |t: &Target| t.matches(name, role) || (also_head && t.matches(name, Role::Head));
+    if let Some((text, _)) = ignore.iter().find(|(_, t)| selects(t)) {
         return (Action::default(), Reason::Ignored(text.clone()));
     }
     for (i, r) in rules.iter().enumerate() {
@@ -268,7 +276,7 @@ fn choose_action(
             (Some(sel), Some(l)) => sel.selects(l, n_layers),
             (Some(_), None) => false,
         };
-        if layer_ok && r.targets.iter().any(|t| t.matches(name, role)) {
+        if layer_ok && r.targets.iter().any(selects) {
             return (r.rule.action.clone(), Reason::Rule(i + 1));
         }
     }

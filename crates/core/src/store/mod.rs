@@ -69,7 +69,14 @@ impl Model {
     /// `model.safetensors.index.json`, `model.safetensors`, or exactly one `*.safetensors` file.
     /// `config.json` next to the weights is optional, but when present it must parse and agree
     /// with the tensor shapes of the families we know.
+    ///
+    /// A GGUF is read through its Hugging Face conversion, made once into the user's cache
+    /// ([`crate::import::open_cached`]); callers that want progress convert first.
     pub fn open(path: impl AsRef<Path>) -> Result<Model> {
+        if crate::import::is_gguf(path.as_ref()) {
+            let folder = crate::import::open_cached(path.as_ref(), &crate::job::JobContext::silent())?;
+            return Model::open(folder);
+        }
         let layout = shards::locate(path.as_ref())?;
         let opened_folder = layout.index.is_some() || path.as_ref().is_dir();
         let config = config::load(&layout.root)?;
@@ -147,7 +154,14 @@ impl Model {
                     opened.join(", ")
                 )
             })
+            .chain(self.quantized_source())
             .collect()
+    }
+
+    /// Why results made from this model are bounded by a quantized original, when it was
+    /// converted from a GGUF whose weights were quantized.
+    pub fn quantized_source(&self) -> Option<String> {
+        self.shards.iter().find_map(|s| crate::import::quantized_source_note(&s.metadata))
     }
 
     /// What an output must keep clear of: the model folder when a folder (or an index) was opened,

@@ -347,9 +347,13 @@ fn folder_without_weights() {
 #[test]
 fn not_a_safetensors_path() {
     let dir = tempdir();
-    let path = write(dir.path(), "model.gguf", b"GGUF....");
+    let path = write(dir.path(), "model.bin", b"PK\x03\x04....");
     let e = Model::open(&path).err();
     assert!(matches!(e, Some(Error::NotSafetensors { .. })), "{e:?}");
+    // A GGUF (by its magic) is read as one: a truncated header is a named GGUF error.
+    let path = write(dir.path(), "model.gguf", b"GGUF....");
+    let e = Model::open(&path).err();
+    assert!(matches!(e, Some(Error::GgufInvalid { .. })), "{e:?}");
     let e = Model::open(dir.path().join("missing")).err();
     assert!(matches!(e, Some(Error::Io { .. })), "{e:?}");
 }

@@ -107,10 +107,32 @@ pub fn detect_format(path: &Path, text_head: &str) -> Result<SampleFormat> {
         Some("csv") => {
             Ok(SampleFormat::Delimited(if first_line.contains('\t') { Delimiter::Tab } else { Delimiter::Comma }))
         }
-        Some(other) => Err(EvalError::SampleFormat {
+        // Binary or structured containers that are not read: named, never scored as text.
+        Some(
+            other @ ("parquet" | "arrow" | "feather" | "json" | "gz" | "zip" | "bz2" | "xz" | "zst" | "xlsx" | "pdf"),
+        ) => Err(EvalError::SampleFormat {
             path: path.to_path_buf(),
-            message: format!("unknown sample file extension `.{other}`: use .txt, .tsv, .csv or .jsonl"),
+            message: format!(
+                "unknown sample file extension `.{other}`: use plain text (any other extension, e.g. \
+                     wiki.test.raw), .tsv, .csv or .jsonl, or name the format with --sample-format"
+            ),
         }),
+        // Anything else is plain text (llama.cpp's wiki.test.raw); a binary file then fails as
+        // invalid UTF-8 with the line and byte it stopped at.
+        Some(_) => Ok(SampleFormat::Text),
+    }
+}
+
+impl SampleFormat {
+    /// `--sample-format`: text, tsv, csv or jsonl.
+    pub fn parse(s: &str) -> Option<SampleFormat> {
+        match s {
+            "text" | "txt" => Some(SampleFormat::Text),
+            "tsv" => Some(SampleFormat::Delimited(Delimiter::Tab)),
+            "csv" => Some(SampleFormat::Delimited(Delimiter::Comma)),
+            "jsonl" => Some(SampleFormat::Jsonl),
+            _ => None,
+        }
     }
 }
 
@@ -378,6 +400,13 @@ mod tests {
         let p = tmp("x.parquet", "");
         let e = load_samples(&p, &SampleOptions::default()).unwrap_err();
         assert!(e.to_string().contains("unknown sample file extension `.parquet`"), "{e}");
+        // llama.cpp's perplexity file: any other extension is plain text, and can be forced.
+        let p = tmp("wiki.test.raw", " = Valkyria Chronicles III = \n");
+        assert!(matches!(load_samples(&p, &SampleOptions::default()).unwrap(), SampleSet::Text(_)));
+        let forced = SampleOptions { format: SampleFormat::parse("text"), ..SampleOptions::default() };
+        let p = tmp("lines.tsv", "not\ta table\n");
+        assert!(matches!(load_samples(&p, &forced).unwrap(), SampleSet::Text(_)));
+        assert_eq!(SampleFormat::parse("parquet"), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! rounding, `roundf` (half away from zero), RNE f32→f16 conversions, and the
 //! x86-64 result of C's float→int8 casts (see [`c_f32_to_i8`]).
 
+pub mod decode;
 pub mod q4_0;
 pub mod q4_k;
 pub mod q5_0;

@@ -155,7 +155,7 @@ impl Lanes {
 
 /// Unpacks the 6-bit (scale, min) of sub-block `j` (ggml's `get_scale_min_k4`).
 #[inline(always)]
-fn scale_min(j: usize, q: &[u8]) -> (u8, u8) {
+pub(crate) fn scale_min(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {

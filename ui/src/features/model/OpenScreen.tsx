@@ -32,7 +32,7 @@ export function OpenScreen() {
       <div class="row">
         <PathField
           id="model-path"
-          label="Model folder or .safetensors file"
+          label="Model folder, .safetensors or .gguf file"
           value={path}
           onInput={setPath}
           onEnter={() => s.openPath(path)}
@@ -44,7 +44,10 @@ export function OpenScreen() {
           {s.opening ? "Opening…" : "Open"}
         </button>
       </div>
-      <p class="muted">Drop a model folder or .safetensors file anywhere on the window to open it.</p>
+      <p class="muted">
+        Drop a model folder, .safetensors or .gguf file anywhere on the window to open it. A GGUF is read through its
+        Hugging Face conversion, made once into the cache (its dequantized weights; a quantized GGUF is flagged).
+      </p>
       <ErrorBox error={err ?? s.openError} onClose={() => (setErr(null), s.setOpenError(null))} />
       {s.settings.recent_models.length > 0 && (
         <div class="recent">

@@ -4,39 +4,53 @@
 /// The GGUF name of an HF LLaMA tensor; `None` for a tensor llama.cpp's llama graph has no slot
 /// for. `rotary_emb.inv_freq` buffers are recomputed by llama.cpp and are skipped by the caller.
 pub fn to_gguf(hf: &str) -> Option<String> {
-    let fixed = match hf {
-        "model.embed_tokens.weight" => Some("token_embd.weight"),
-        "model.norm.weight" => Some("output_norm.weight"),
-        "lm_head.weight" => Some("output.weight"),
-        _ => None,
-    };
-    if let Some(f) = fixed {
-        return Some(f.to_string());
+    if let Some((_, g)) = FIXED.iter().find(|(h, _)| *h == hf) {
+        return Some((*g).to_string());
     }
-    let rest = hf.strip_prefix("model.layers.")?;
-    let (layer, module) = rest.split_once('.')?;
-    let layer: usize = layer.parse().ok()?;
-    let (module, kind) = module.rsplit_once('.')?;
-    if kind != "weight" && kind != "bias" {
-        return None;
-    }
-    let g = match module {
-        "input_layernorm" => "attn_norm",
-        "self_attn.q_proj" => "attn_q",
-        "self_attn.k_proj" => "attn_k",
-        "self_attn.v_proj" => "attn_v",
-        "self_attn.o_proj" => "attn_output",
-        // Qwen3's per-head RMSNorm of queries and keys.
-        "self_attn.q_norm" => "attn_q_norm",
-        "self_attn.k_norm" => "attn_k_norm",
-        "post_attention_layernorm" => "ffn_norm",
-        "mlp.gate_proj" => "ffn_gate",
-        "mlp.up_proj" => "ffn_up",
-        "mlp.down_proj" => "ffn_down",
-        _ => return None,
-    };
+    let (layer, module, kind) = split_layer(hf, "model.layers.")?;
+    let (_, g) = LAYER.iter().find(|(h, _)| *h == module)?;
     Some(format!("blk.{layer}.{g}.{kind}"))
 }
+
+/// The HF name of a GGUF tensor of the LLaMA-style families: [`to_gguf`] backwards.
+pub fn to_hf(gguf: &str) -> Option<String> {
+    if let Some((h, _)) = FIXED.iter().find(|(_, g)| *g == gguf) {
+        return Some((*h).to_string());
+    }
+    let (layer, module, kind) = split_layer(gguf, "blk.")?;
+    let (h, _) = LAYER.iter().find(|(_, g)| *g == module)?;
+    Some(format!("model.layers.{layer}.{h}.{kind}"))
+}
+
+/// `{prefix}{layer}.{module}.{weight|bias}` → (layer, module, kind).
+fn split_layer<'a>(name: &'a str, prefix: &str) -> Option<(usize, &'a str, &'a str)> {
+    let (layer, module) = name.strip_prefix(prefix)?.split_once('.')?;
+    let (module, kind) = module.rsplit_once('.')?;
+    (kind == "weight" || kind == "bias").then_some((layer.parse().ok()?, module, kind))
+}
+
+/// Whole-model tensors: (HF name, GGUF name).
+const FIXED: [(&str, &str); 3] = [
+    ("model.embed_tokens.weight", "token_embd.weight"),
+    ("model.norm.weight", "output_norm.weight"),
+    ("lm_head.weight", "output.weight"),
+];
+
+/// Per-layer modules: (HF module, GGUF module).
+const LAYER: [(&str, &str); 11] = [
+    ("input_layernorm", "attn_norm"),
+    ("self_attn.q_proj", "attn_q"),
+    ("self_attn.k_proj", "attn_k"),
+    ("self_attn.v_proj", "attn_v"),
+    ("self_attn.o_proj", "attn_output"),
+    // Qwen3's per-head RMSNorm of queries and keys.
+    ("self_attn.q_norm", "attn_q_norm"),
+    ("self_attn.k_norm", "attn_k_norm"),
+    ("post_attention_layernorm", "ffn_norm"),
+    ("mlp.gate_proj", "ffn_gate"),
+    ("mlp.up_proj", "ffn_up"),
+    ("mlp.down_proj", "ffn_down"),
+];
 
 /// Buffers the converter drops (llama.cpp recomputes them).
 pub fn skipped(hf: &str) -> bool {
@@ -74,6 +88,10 @@ mod tests {
         assert_eq!(to_gguf("lm_head.weight").as_deref(), Some("output.weight"));
         assert_eq!(to_gguf("model.layers.2.self_attn.k_norm.weight").as_deref(), Some("blk.2.attn_k_norm.weight"));
         assert_eq!(to_gguf("model.layers.0.foo.weight"), None);
+        for hf in ["model.embed_tokens.weight", "lm_head.weight", "model.layers.7.self_attn.q_proj.bias"] {
+            assert_eq!(to_hf(&to_gguf(hf).unwrap()).as_deref(), Some(hf));
+        }
+        assert_eq!(to_hf("rope_freqs.weight"), None);
         // One head of 4: HF rows [r0 r1 | r2 r3] (halves) → interleaved [r0 r2 r1 r3].
         assert_eq!(qk_permutation(4, 1).unwrap(), vec![0, 2, 1, 3]);
         assert_eq!(qk_permutation(8, 2).unwrap(), vec![0, 2, 1, 3, 4, 6, 5, 7]);

@@ -283,14 +283,30 @@ impl GgufFile {
             .find(|f| f.ggml_type == Some(ggml_type) && matches!(f.kind, Kind::GgmlBlock | Kind::Float))
     }
 
-    /// The tensor dequantized to f32 (row-major, `dims[0]` contiguous).
+    /// The tensor dequantized to f32 (row-major, `dims[0]` contiguous), bit-identical to ggml's
+    /// and gguf-py's dequantization.
     pub fn dequantize(&self, t: &GgufTensor) -> Result<Vec<f32>> {
-        let fmt = GgufFile::format_of(t.ggml_type).ok_or_else(|| Error::GgufTensorInvalid {
-            path: self.path.clone(),
-            tensor: t.name.clone(),
-            problem: format!("type {} has no decoder in Pareto", types::name(t.ggml_type).unwrap_or("unknown")),
-        })?;
+        let undecodable = || self.undecodable(t);
+        if pareto_formats::can_dequantize_ggml(t.ggml_type) {
+            let bytes = self.read_raw(t)?;
+            return pareto_formats::dequantize_ggml(t.ggml_type, &bytes)
+                .map_err(|e| Error::Format(e).for_tensor(&t.name));
+        }
+        let fmt = GgufFile::format_of(t.ggml_type).filter(|f| f.kind == Kind::Float).ok_or_else(undecodable)?;
         let q = self.qtensor(t)?;
         fmt.dequantize(&q).map_err(|e| Error::Format(e).for_tensor(&t.name))
+    }
+
+    /// The error for a tensor whose type Pareto cannot decode.
+    pub fn undecodable(&self, t: &GgufTensor) -> Error {
+        Error::GgufTensorInvalid {
+            path: self.path.clone(),
+            tensor: t.name.clone(),
+            problem: format!(
+                "type {} cannot be decoded (Pareto decodes F32, F16, BF16, {})",
+                types::name(t.ggml_type).unwrap_or("unknown"),
+                pareto_formats::GGML_DECODABLE
+            ),
+        }
     }
 }

@@ -27,7 +27,13 @@ const SPLIT_REGEXES: [(&str, &str); 3] = [
 ];
 
 /// The names [`pre_tokenizer`] can return, for error messages.
-pub const SUPPORTED: &str = "gpt-2 (ByteLevel with its own regex), llama-bpe (Llama 3), qwen2, tekken";
+pub const SUPPORTED: &str = "gpt-2 (ByteLevel with its own regex), smollm (single digits, then GPT-2's), \
+                             llama-bpe (Llama 3), qwen2, tekken";
+
+/// The tokenizer.json splitting regex of a llama.cpp pre-type that has one.
+pub fn split_regex(pre: &str) -> Option<&'static str> {
+    SPLIT_REGEXES.iter().find(|(name, _)| *name == pre).map(|(_, r)| *r)
+}
 
 /// The llama.cpp pre-tokenizer name of a byte-level tokenizer.json, or why there is none.
 pub fn pre_tokenizer(tj: &Value) -> Result<&'static str, String> {
@@ -55,6 +61,16 @@ pub fn pre_tokenizer(tj: &Value) -> Result<&'static str, String> {
         Some("Sequence") => pre.get("pretokenizers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default(),
         _ => return Err(format!("pre_tokenizer {} is not a byte-level one llama.cpp implements", kind(pre))),
     };
+    // SmolLM / SmolLM2: every digit alone, then GPT-2's regex (llama.cpp's `smollm` pre-type).
+    if let [digits, last] = steps
+        && digits.get("type").and_then(Value::as_str) == Some("Digits")
+        && flag(digits, "individual_digits") == Some(true)
+        && byte_level(last)
+        && flag(last, "use_regex").unwrap_or(true)
+        && flag(last, "add_prefix_space") != Some(true)
+    {
+        return Ok("smollm");
+    }
     let [split, last] = steps else {
         return Err(format!("a pre_tokenizer sequence of {} steps (expected Split then ByteLevel)", steps.len()));
     };
@@ -127,6 +143,14 @@ mod tests {
         }
         let gpt2 = json!({"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true}});
         assert_eq!(pre_tokenizer(&gpt2), Ok("gpt-2"));
+        // SmolLM2's tokenizer.json: single digits, then GPT-2's byte-level regex.
+        let smollm = json!({"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": true},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}]}});
+        assert_eq!(pre_tokenizer(&smollm), Ok("smollm"));
+        let mut grouped = smollm.clone();
+        grouped["pre_tokenizer"]["pretokenizers"][0]["individual_digits"] = json!(false);
+        assert!(pre_tokenizer(&grouped).is_err());
         let err = pre_tokenizer(&seq(r"\p{N}+|\s+")).unwrap_err();
         assert!(err.contains("llama-bpe") && err.contains(r"\p{N}+|\s+"), "{err}");
         let mut nfkc = seq(SPLIT_REGEXES[0].1);

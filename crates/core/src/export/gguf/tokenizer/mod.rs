@@ -20,6 +20,8 @@
 
 mod byte_bpe;
 
+pub use byte_bpe::split_regex;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
