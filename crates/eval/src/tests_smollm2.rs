@@ -72,3 +72,23 @@ fn smollm2_gguf_tokenizes_and_scores_like_llama_cpp() {
         stored.perplexity
     );
 }
+
+/// The SentencePiece path: stories260K.gguf's vocabulary rebuilt as a tokenizer.json encodes the
+/// TinyStories text exactly as the committed folder's (made by transformers' GGUF converter).
+#[test]
+fn stories260k_gguf_tokenizer_rebuilds_the_sentencepiece_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("hf");
+    convert(&repo().join("models/gguf/stories260K.gguf"), &dir, TensorDtype::Exact, false, &JobContext::silent())
+        .unwrap();
+    let ours = load_tokenizer(&dir.join("tokenizer.json")).unwrap();
+    let reference = load_tokenizer(&repo().join("models/stories260K/tokenizer.json")).unwrap();
+    let text = std::fs::read_to_string(repo().join(crate::samples::bundled::TINYSTORIES)).unwrap();
+    let text: String = text.chars().take(200_000).collect::<String>() + "\nnaïve café 日本 ☃ 12345";
+    let a = tokenize(&ours, &text).unwrap();
+    assert!(a.len() > 40_000);
+    assert_eq!(a, tokenize(&reference, &text).unwrap());
+    // BOS is added as llama.cpp does for a SentencePiece model.
+    let with_bos = ours.encode("Once", true).unwrap();
+    assert_eq!(with_bos.get_ids().first(), Some(&1));
+}
