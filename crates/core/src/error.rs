@@ -215,6 +215,10 @@ pub enum Error {
     TokenizerUnsupported { path: PathBuf, problem: String },
     #[error("{path}: invalid GGUF at byte {offset}: {problem}")]
     GgufInvalid { path: PathBuf, offset: u64, problem: String },
+    #[error(
+        "{path}: not enough free space: needs {needed} bytes ({needed_gib:.1} GiB), {available_gib:.1} GiB free{hint}"
+    )]
+    NotEnoughSpace { path: PathBuf, needed: u64, needed_gib: f64, available_gib: f64, hint: &'static str },
     #[error("{path}: this GGUF cannot be read as a model: {problem}")]
     GgufUnsupported { path: PathBuf, problem: String },
     #[error("{path}: GGUF tensor {tensor}: {problem}")]

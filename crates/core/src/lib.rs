@@ -5,6 +5,7 @@
 pub mod accel;
 pub mod bounded;
 pub mod compress;
+pub mod disk;
 pub mod error;
 pub mod export;
 pub mod file_hash;

@@ -187,6 +187,22 @@ pub fn convert(gguf: &Path, out: &Path, dtype: TensorDtype, force: bool, ctx: &J
         *source_types.entry(types::name(t.ggml_type).unwrap_or("unknown").to_string()).or_default() += 1;
     }
     let quantized_source = file.tensors.iter().any(|t| !matches!(t.ggml_type, types::F32 | types::F16 | types::BF16));
+    // The dequantized folder is larger than the GGUF (4 bytes a weight for block types): refuse
+    // before writing when the disk cannot hold it.
+    let needed = planned.iter().try_fold(0u64, |a, p| Ok::<u64, Error>(a + p.entry.nbytes()?))? + (64 << 20);
+    if let Some(free) = crate::disk::available_bytes(out)
+        && free < needed
+    {
+        const GIB: f64 = (1u64 << 30) as f64;
+        return Err(Error::NotEnoughSpace {
+            path: out.to_path_buf(),
+            needed,
+            needed_gib: needed as f64 / GIB,
+            available_gib: free as f64 / GIB,
+            hint: "; convert elsewhere (pareto convert --out, or PARETO_CACHE_DIR for the cache) or write \
+                   --dtype bf16 (half the size, rounded)",
+        });
+    }
     let source = SourcePaths { folders: Vec::new(), files: vec![gguf.to_path_buf()] };
     let mut dir = OutputDir::create(out, &source, force, default_opener())?;
 
