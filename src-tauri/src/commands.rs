@@ -34,6 +34,15 @@ pub async fn open_model(state: S<'_>, path: String) -> ApiResult<ModelView> {
     blocking(move || ops::open_model(&state, &path)).await
 }
 
+/// Opens a model as a cancellable job with progress (what the studio uses for a GGUF).
+#[tauri::command]
+pub async fn start_open_model(state: S<'_>, path: String, on_event: Channel<JobEvent>) -> ApiResult<u32> {
+    let sink: ops::Sink = Arc::new(move |e: JobEvent| {
+        let _ = on_event.send(e);
+    });
+    ops::start_open_model(&state, path, sink)
+}
+
 #[tauri::command]
 pub async fn list_presets() -> ApiResult<Vec<PresetInfo>> {
     Ok(ops::list_presets())

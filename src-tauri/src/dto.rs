@@ -243,6 +243,10 @@ pub enum JobEvent {
     Scanned {
         result: Box<ScanView>,
     },
+    /// A model opened by a job (a GGUF, converted first).
+    Opened {
+        model: Box<ModelView>,
+    },
     Failed {
         error: ApiError,
     },

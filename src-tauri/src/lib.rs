@@ -57,6 +57,7 @@ pub fn builder<R: tauri::Runtime>(base: tauri::Builder<R>) -> tauri::Builder<R> 
         commands::startup,
         commands::save_settings,
         commands::open_model,
+        commands::start_open_model,
         commands::list_presets,
         commands::list_formats,
         commands::load_recipe,

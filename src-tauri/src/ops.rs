@@ -20,19 +20,54 @@ use crate::state::{AppState, RunRecord};
 pub const HISTOGRAM_MAX_ELEMENTS: u64 = 256 * 1024 * 1024;
 
 pub fn open_model(state: &AppState, path: &str) -> ApiResult<ModelView> {
+    open_model_from(state, path, &pareto_core::job::JobContext::silent())
+}
+
+/// [`open_model`] with progress and cancel: a GGUF is converted first (once; then cached), which
+/// takes a while for a large file.
+pub fn open_model_from(state: &AppState, path: &str, ctx: &pareto_core::job::JobContext) -> ApiResult<ModelView> {
     let started = Instant::now();
     let path = path.trim();
     if path.is_empty() {
         return Err(ApiError::new("no model path given"));
     }
-    let model = Model::open(path).map_err(|e| ApiError::from(e).context(format!("could not open {path}")))?;
+    let could_not = |e: pareto_core::Error| ApiError::from(e).context(format!("could not open {path}"));
+    let gguf = pareto_core::import::is_gguf(std::path::Path::new(path));
+    let folder = if gguf {
+        pareto_core::import::open_cached(std::path::Path::new(path), ctx).map_err(could_not)?
+    } else {
+        std::path::PathBuf::from(path)
+    };
+    let model = Model::open(&folder).map_err(could_not)?;
     let mut view = convert::model_view(&model);
     state.set_model(Arc::new(model));
     // A GGUF opens through its cached conversion; the user's file is what Recent lists.
-    let gguf = pareto_core::import::is_gguf(std::path::Path::new(path));
     state.remember_model(if gguf { path } else { &view.summary.root });
     view.open_ms = started.elapsed().as_secs_f64() * 1e3;
     Ok(view)
+}
+
+/// Opens a model as a job: progress events while a GGUF converts, then `Opened` (or `Failed`,
+/// `Cancelled`).
+pub fn start_open_model(state: &Arc<AppState>, path: String, sink: Sink) -> ApiResult<u32> {
+    let (id, cancel) = state.new_job();
+    let state = Arc::clone(state);
+    std::thread::Builder::new()
+        .name(format!("open-{id}"))
+        .spawn(move || {
+            let progress = Arc::new(ChannelProgress::new(Arc::clone(&sink)));
+            let ctx = pareto_core::job::JobContext::new(progress.clone(), cancel.clone());
+            let result = open_model_from(&state, &path, &ctx);
+            progress.flush();
+            state.finish_job(id);
+            sink(match result {
+                Ok(view) => JobEvent::Opened { model: Box::new(view) },
+                Err(_) if cancel.is_cancelled() => JobEvent::Cancelled,
+                Err(error) => JobEvent::Failed { error },
+            });
+        })
+        .map_err(|e| crate::dto::from_std(&e).context("could not start a worker thread"))?;
+    Ok(id)
 }
 
 pub fn list_presets() -> Vec<PresetInfo> {

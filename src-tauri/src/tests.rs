@@ -74,6 +74,46 @@ fn open_model_lists_tensors_and_config() {
     assert_eq!(state.settings().recent_models.first(), Some(&view.summary.root));
 }
 
+/// A GGUF opens as a job: the conversion streams progress, then the model view arrives; the file
+/// the user chose (not the cache folder) is what Recent remembers.
+#[test]
+fn a_gguf_opens_as_a_job_with_progress() {
+    let cache = tempfile::tempdir().expect("tmp");
+    // SAFETY (test-only): this is the only test of this binary that converts a GGUF, and every
+    // reader of the variable is in the conversion it starts.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("PARETO_CACHE_DIR", cache.path());
+    }
+    let (state, _) = AppState::new(None);
+    let state = Arc::new(state);
+    let gguf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/gguf/stories260K.gguf").display().to_string();
+    let events: Arc<Mutex<Vec<JobEvent>>> = Arc::default();
+    let sink_events = Arc::clone(&events);
+    ops::start_open_model(&state, gguf.clone(), Arc::new(move |e| sink_events.lock().expect("lock").push(e)))
+        .expect("start");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let view = loop {
+        match events.lock().expect("lock").last().cloned() {
+            Some(JobEvent::Opened { model }) => break model,
+            Some(JobEvent::Failed { error }) => panic!("{error}"),
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "open did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(view.tensors.len(), 48);
+    assert!(
+        events
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|e| matches!(e, JobEvent::Stage { name, .. } if name == "converting tensors"))
+    );
+    assert!(state.model().expect("model").root().starts_with(cache.path()));
+    assert_eq!(state.settings().recent_models.first(), Some(&gguf));
+}
+
 #[test]
 fn open_model_errors_name_the_path_and_cause() {
     let (state, _) = AppState::new(None);

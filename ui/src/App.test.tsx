@@ -65,6 +65,17 @@ describe("Open", () => {
     expect($("[data-testid=tensor-table-count]")?.textContent).toContain("5000 rows");
   });
 
+  it("opens a GGUF as a job with progress, and names a failure", async () => {
+    await type("#model-path", "/mock/model.Q4_1.gguf");
+    await click("#open-model");
+    expect(api.calls.some((c) => c.method === "startOpenModel" && c.args[0] === "/mock/model.Q4_1.gguf")).toBe(true);
+    expect(api.calls.some((c) => c.method === "openModel")).toBe(false);
+    expect($("#model-summary")?.textContent).toContain("llama");
+    await type("#model-path", "/mock/missing.gguf");
+    await click("#open-model");
+    expect(root.textContent).toContain("could not open /mock/missing.gguf");
+  });
+
   it("filters and sorts the tensor table", async () => {
     await type("#model-path", "/mock/model");
     await click("#open-model");

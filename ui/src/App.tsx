@@ -1,5 +1,6 @@
-import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
-import type { Api } from "./api/api";
+import { type StateUpdater, useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { type Api, ApiFailure } from "./api/api";
+import { type Stage, trackStage } from "./components/JobProgress";
 import type { ComputeDevice, ModelView, PlanView, ProjectionQuery, RunView, Settings } from "./api/types";
 import { ApiContext, type ScreenId, type Session, SessionContext } from "./context";
 import { CompareScreen } from "./features/compare/CompareScreen";
@@ -45,6 +46,8 @@ export function App({ api }: { api: Api }) {
   const [devices, setDevices] = useState<ComputeDevice[]>([]);
   const [computeDevice, setComputeDeviceRaw] = useState("cpu");
   const [opening, setOpening] = useState(false);
+  const [openStage, setOpenStage] = useState<Stage | null>(null);
+  const [openJob, setOpenJob] = useState<number | null>(null);
   const [openError, setOpenError] = useState<unknown>(null);
   const [openMs, setOpenMs] = useState<number | null>(null);
   const [openSeq, setOpenSeq] = useState(0);
@@ -109,21 +112,27 @@ export function App({ api }: { api: Api }) {
     async (path: string) => {
       setOpening(true);
       setOpenError(null);
+      setOpenStage(null);
       const t0 = performance.now();
       try {
-        const m = await api.openModel(path);
+        // A GGUF is converted first (minutes for a large file): a job with progress and cancel.
+        const m = /\.gguf$/i.test(path.trim()) ? await openAsJob(api, path, setOpenStage, setOpenJob) : await api.openModel(path);
+        if (!m) return;
         setModel(m);
         setScreen("open");
         await afterPaint();
         setOpenMs(performance.now() - t0);
         setOpenSeq((n) => n + 1);
-        const recent = [m.summary.root, ...settingsRef.current.recent_models.filter((r) => r !== m.summary.root)].slice(0, 10);
+        const shown = /\.gguf$/i.test(path.trim()) ? path.trim() : m.summary.root;
+        const recent = [shown, ...settingsRef.current.recent_models.filter((r) => r !== shown)].slice(0, 10);
         setSettings({ ...settingsRef.current, recent_models: recent });
       } catch (e) {
         setOpenError(e);
         setScreen("open");
       } finally {
         setOpening(false);
+        setOpenStage(null);
+        setOpenJob(null);
       }
     },
     [api],
@@ -196,13 +205,15 @@ export function App({ api }: { api: Api }) {
       go: setScreen,
       openPath,
       opening,
+      openStage,
+      openJob,
       openError,
       setOpenError,
       openMs,
       setOpenMs,
       openSeq,
     }),
-    [model, recipeToml, plan, planError, editMs, runs, validations, selectedRun, query, settings, computeDevice, opening, openError, openMs, openSeq, setRecipeToml, updateSettings, openPath],
+    [model, recipeToml, plan, planError, editMs, runs, validations, selectedRun, query, settings, computeDevice, opening, openStage, openJob, openError, openMs, openSeq, setRecipeToml, updateSettings, openPath],
   );
 
   return (
@@ -263,4 +274,23 @@ export function App({ api }: { api: Api }) {
       </SessionContext.Provider>
     </ApiContext.Provider>
   );
+}
+
+/** Opens through `startOpenModel`, following its progress; null when the user cancelled. */
+function openAsJob(
+  api: Api,
+  path: string,
+  setStage: (u: StateUpdater<Stage | null>) => void,
+  setJob: (id: number | null) => void,
+): Promise<ModelView | null> {
+  return new Promise((resolve, reject) => {
+    api
+      .startOpenModel(path, (e) => {
+        if (trackStage(e, setStage)) return;
+        if (e.kind === "opened") resolve(e.model);
+        else if (e.kind === "failed") reject(new ApiFailure(e.error.message, e.error.causes));
+        else if (e.kind === "cancelled") resolve(null);
+      })
+      .then(setJob, reject);
+  });
 }

@@ -1,3 +1,4 @@
+import type { Stage } from "./components/JobProgress";
 import { createContext } from "preact";
 import { useContext } from "preact/hooks";
 import type { Api } from "./api/api";
@@ -39,6 +40,9 @@ export interface Session {
   /** Open a model by path (Open screen, recent list, drag-and-drop, --open). */
   openPath: (path: string) => Promise<void>;
   opening: boolean;
+  /** The conversion stage while a GGUF opens, and the job to cancel. */
+  openStage: Stage | null;
+  openJob: number | null;
   openError: unknown;
   setOpenError: (e: unknown) => void;
   /** Milliseconds from the request to the rendered table, measured in the UI. */

@@ -13,6 +13,8 @@ export interface Api {
   startup(): Promise<T.Startup>;
   saveSettings(settings: T.Settings): Promise<void>;
   openModel(path: string): Promise<T.ModelView>;
+  /** Opens a model as a job (a GGUF is converted first, with progress; cancel with `cancelJob`). */
+  startOpenModel(path: string, onEvent: (e: T.JobEvent) => void): Promise<number>;
   listPresets(): Promise<T.PresetInfo[]>;
   listFormats(): Promise<T.FormatInfo[]>;
   loadRecipe(presetOrPath: string): Promise<string>;

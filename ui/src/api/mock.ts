@@ -96,6 +96,13 @@ export function mockApi(): MockApi {
       if (path.includes("missing")) throw new ApiFailure(`could not open ${path}`, ["No such file or directory (os error 2)"]);
       return mockModel;
     }),
+    startOpenModel: rec("startOpenModel", async (path: string, cb: (e: T.JobEvent) => void) => {
+      cb({ kind: "stage", name: "converting tensors", total: 2 });
+      cb({ kind: "advance", done: 2, items: ["a", "b"] });
+      if (path.includes("missing")) cb({ kind: "failed", error: { message: `could not open ${path}`, causes: [] } });
+      else cb({ kind: "opened", model: mockModel });
+      return 7;
+    }),
     listPresets: rec("listPresets", async () => [
       { name: "w8", description: "int8", toml: 'name = "w8"\n[default.quantize]\nformat = "int8_channel"\n' },
       { name: "gguf-q4_0", description: "q4_0", toml: 'name = "gguf-q4_0"\n[default.quantize]\nformat = "q4_0"\n' },

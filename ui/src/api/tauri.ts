@@ -19,6 +19,11 @@ export const tauriApi: Api = {
   startup: () => call("startup"),
   saveSettings: (settings) => call("save_settings", { settings }),
   openModel: (path) => call("open_model", { path }),
+  startOpenModel: (path, onEvent) => {
+    const channel = new Channel<T.JobEvent>();
+    channel.onmessage = onEvent;
+    return call("start_open_model", { path, onEvent: channel });
+  },
   listPresets: () => call("list_presets"),
   listFormats: () => call("list_formats"),
   loadRecipe: (presetOrPath) => call("load_recipe", { presetOrPath }),

@@ -2,9 +2,10 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import type { TensorRow } from "../../api/types";
 import { Bars } from "../../components/charts";
 import { ErrorBox } from "../../components/ErrorBox";
+import { JobProgress } from "../../components/JobProgress";
 import { PathField } from "../../components/PathField";
 import { type Column, VirtualTable } from "../../components/VirtualTable";
-import { useSession } from "../../context";
+import { useApi, useSession } from "../../context";
 import { bytes, count, shape } from "../../format";
 
 const columns: Column<TensorRow>[] = [
@@ -19,6 +20,7 @@ const columns: Column<TensorRow>[] = [
 
 export function OpenScreen() {
   const s = useSession();
+  const api = useApi();
   const [path, setPath] = useState("");
   const [err, setErr] = useState<unknown>(null);
   const m = s.model;
@@ -48,6 +50,14 @@ export function OpenScreen() {
         Drop a model folder, .safetensors or .gguf file anywhere on the window to open it. A GGUF is read through its
         Hugging Face conversion, made once into the cache (its dequantized weights; a quantized GGUF is flagged).
       </p>
+      {s.opening && s.openStage && (
+        <div class="row">
+          <JobProgress stage={s.openStage} idle="Reading the GGUF…" id="open-progress" />
+          <button id="open-cancel" disabled={s.openJob === null} onClick={() => s.openJob !== null && api.cancelJob(s.openJob)}>
+            Cancel
+          </button>
+        </div>
+      )}
       <ErrorBox error={err ?? s.openError} onClose={() => (setErr(null), s.setOpenError(null))} />
       {s.settings.recent_models.length > 0 && (
         <div class="recent">
