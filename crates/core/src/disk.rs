@@ -19,7 +19,9 @@ fn statvfs_available(path: &Path) -> Option<u64> {
     // which is read only when it reports success.
     #[allow(unsafe_code)]
     let (rc, st) = unsafe { (libc::statvfs(c.as_ptr(), st.as_mut_ptr()), st.assume_init()) };
-    (rc == 0).then(|| u64::from(st.f_bavail).saturating_mul(st.f_frsize))
+    // The field types differ between platforms (u32 on some); widening is a no-op on Linux x86-64.
+    #[allow(clippy::useless_conversion)]
+    (rc == 0).then(|| u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
 }
 
 #[cfg(not(unix))]

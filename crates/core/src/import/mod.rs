@@ -186,7 +186,7 @@ pub fn convert(gguf: &Path, out: &Path, dtype: TensorDtype, force: bool, ctx: &J
     for t in &file.tensors {
         *source_types.entry(types::name(t.ggml_type).unwrap_or("unknown").to_string()).or_default() += 1;
     }
-    let quantized_source = file.tensors.iter().any(|t| !matches!(t.ggml_type, types::F32 | types::F16 | types::BF16));
+    let quantized_source = source_types.keys().any(|k| !is_float_type(k));
     // The dequantized folder is larger than the GGUF (4 bytes a weight for block types): refuse
     // before writing when the disk cannot hold it.
     let needed = planned.iter().try_fold(0u64, |a, p| Ok::<u64, Error>(a + p.entry.nbytes()?))? + (64 << 20);
@@ -333,12 +333,35 @@ pub fn open_cached(gguf: &Path, ctx: &JobContext) -> Result<PathBuf> {
     h.update(CACHE_VERSION.as_bytes());
     let key = hex::encode(&h.finalize()[..8]);
     let stem = abs.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
-    let folder = cache_dir().join("gguf").join(format!("{stem}-{key}"));
+    let gguf_cache = cache_dir().join("gguf");
+    let folder = gguf_cache.join(format!("{stem}-{key}"));
     if folder.join("model.safetensors").is_file() && folder.join("config.json").is_file() {
         return Ok(folder);
     }
     convert(&abs, &folder, TensorDtype::Exact, true, ctx)?;
+    // Which file this folder came from, so that conversions of earlier versions of the same file
+    // (rewritten or re-downloaded since) are removed instead of piling up.
+    let source = serde_json::json!({ "path": abs, "bytes": md.len(), "mtime_ns": mtime.as_nanos().to_string() });
+    let _ = std::fs::write(folder.join(SOURCE_FILE), source.to_string());
+    remove_stale_conversions(&gguf_cache, &abs, &folder);
     Ok(folder)
+}
+
+/// Records, in a cached conversion, the GGUF it was made from (hidden: never copied into exports).
+const SOURCE_FILE: &str = ".pareto-gguf-source.json";
+
+/// Removes cached conversions of `source` other than `keep` (best effort).
+fn remove_stale_conversions(cache: &Path, source: &Path, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(cache) else { return };
+    for dir in entries.flatten().map(|e| e.path()).filter(|p| p != keep && p.is_dir()) {
+        let from = std::fs::read(dir.join(SOURCE_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("path").and_then(|p| p.as_str()).map(PathBuf::from));
+        if from.as_deref() == Some(source) {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }
 
 /// Bumped when the conversion changes, so older cached folders are not reused.

@@ -112,6 +112,16 @@ fn stories260k_gguf_converts_to_the_committed_hf_folder_bit_for_bit() {
     assert!(via_gguf.root().starts_with(cache.path()));
     let again = open_cached(&gguf, &JobContext::silent()).unwrap();
     assert_eq!(again, via_gguf.root(), "the cached conversion is reused");
+    // A newer version of the same file gets its own conversion and the old one goes.
+    let copy = cache.path().join("copy.gguf");
+    std::fs::copy(&gguf, &copy).unwrap();
+    let first = open_cached(&copy, &JobContext::silent()).unwrap();
+    let f = std::fs::File::options().write(true).open(&copy).unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5)).unwrap();
+    drop(f);
+    let second = open_cached(&copy, &JobContext::silent()).unwrap();
+    assert_ne!(first, second);
+    assert!(!first.exists() && second.exists() && again.exists(), "only the stale conversion of that file is removed");
 }
 
 #[test]
