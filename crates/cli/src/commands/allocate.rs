@@ -69,7 +69,7 @@ pub fn run(args: &AllocateArgs, json: bool) -> anyhow::Result<()> {
     let scan = match &args.scan {
         Some(p) => load_scan(p, &model)?,
         None => {
-            let s = measure(&args.path, &args.measure)?;
+            let s = measure(model.root(), &args.measure)?;
             if let Some(p) = &args.save_scan {
                 save(&s, p, args.force, &model.source_paths())?;
             }

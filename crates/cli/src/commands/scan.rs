@@ -76,7 +76,7 @@ pub fn save(s: &Scan, out: &Path, force: bool, sources: &pareto_core::export::So
 
 pub fn run(args: &ScanCmd, json: bool) -> anyhow::Result<()> {
     let model = output::open_model(&args.path)?;
-    let s = measure(&args.path, &args.scan)?;
+    let s = measure(model.root(), &args.scan)?;
     let written = save(&s, &args.out, args.force, &model.source_paths())?;
     if json {
         return output::json(&s);

@@ -99,7 +99,12 @@ pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
     let jobs: Vec<VariantSpec> = recipes
         .iter()
         .map(|r| VariantSpec {
-            model: args.path.clone(),
+            // A GGUF's variants read its converted folder, the one opened above.
+            model: if pareto_core::import::is_gguf(&args.path) {
+                model.root().to_path_buf()
+            } else {
+                args.path.clone()
+            },
             recipe: r.clone(),
             samples: args.samples.clone(),
             scenario: args.scenario.clone(),
