@@ -83,10 +83,29 @@ fn scan_allocate_and_sweep_take_a_gguf() {
     let text = "assets/samples/tinystories/tinystories-valid-excerpt.txt";
     let scan = tmp.path().join("scan.json");
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    pareto(&cache, &["scan", g, "--samples", text, "--skip", "65536", "--windows", "4", "--formats", "q8_0,q4_0", "--out", &s(&scan)]);
+    pareto(
+        &cache,
+        &[
+            "scan",
+            g,
+            "--samples",
+            text,
+            "--skip",
+            "65536",
+            "--windows",
+            "4",
+            "--formats",
+            "q8_0,q4_0",
+            "--out",
+            &s(&scan),
+        ],
+    );
     let recipe = tmp.path().join("auto.toml");
     pareto(&cache, &["allocate", g, "--scan", &s(&scan), "--bpw", "9", "--out", &s(&recipe)]);
     let sweep = tmp.path().join("sweep");
-    let out = pareto(&cache, &["sweep", g, "--recipes", "gguf-q8_0", "--no-validate", "--scenario", "edge", "--out", &s(&sweep)]);
+    let out = pareto(
+        &cache,
+        &["sweep", g, "--recipes", "gguf-q8_0", "--no-validate", "--scenario", "edge", "--out", &s(&sweep)],
+    );
     assert!(sweep.join("report.md").is_file(), "{}", String::from_utf8_lossy(&out.stderr));
 }
