@@ -9,7 +9,7 @@ use pareto_runs::allocate::{Allocated, Budget, Problem, predicted};
 use pareto_runs::{Scan, ScanSpec};
 
 use crate::dto::*;
-use crate::jobs::{ChannelProgress, Sink};
+use crate::jobs::Sink;
 use crate::state::AppState;
 
 /// Starts scanning the open model and returns the job id at once; the scan is kept for budgets.
@@ -25,28 +25,14 @@ pub fn start_scan(state: &Arc<AppState>, req: ScanRequest, sink: Sink) -> ApiRes
         formats: req.formats.clone(),
         ..ScanSpec::new(req.samples.trim())
     };
-    let (id, cancel) = state.new_job();
-    let state = Arc::clone(state);
-    std::thread::Builder::new()
-        .name(format!("scan-{id}"))
-        .spawn(move || {
-            let progress = Arc::new(ChannelProgress::new(Arc::clone(&sink)));
-            let ctx = pareto_core::job::JobContext::new(progress.clone(), cancel.clone());
-            let result = pareto_runs::scan(model.root(), &spec, &ctx);
-            progress.flush();
-            state.finish_job(id);
-            sink(match result {
-                Ok(s) => {
-                    let view = view(&s);
-                    state.set_scan(Arc::new(s));
-                    JobEvent::Scanned { result: Box::new(view) }
-                }
-                Err(_) if cancel.is_cancelled() => JobEvent::Cancelled,
-                Err(e) => JobEvent::Failed { error: from_std(&e).context("the sensitivity scan failed") },
-            });
-        })
-        .map_err(|e| from_std(&e).context("could not start a worker thread"))?;
-    Ok(id)
+    let state_after = Arc::clone(state);
+    crate::jobs::spawn(state, "scan", sink, move |ctx| {
+        let s = pareto_runs::scan(model.root(), &spec, ctx)
+            .map_err(|e| from_std(&e).context("the sensitivity scan failed"))?;
+        let view = view(&s);
+        state_after.set_scan(Arc::new(s));
+        Ok(JobEvent::Scanned { result: Box::new(view) })
+    })
 }
 
 /// Row and column of a scanned tensor in the heatmap.

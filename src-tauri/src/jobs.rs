@@ -5,14 +5,44 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pareto_core::job::Progress;
+use pareto_core::job::{JobContext, Progress};
 
-use crate::dto::JobEvent;
+use crate::dto::{ApiError, ApiResult, JobEvent, from_std};
+use crate::state::AppState;
 
 /// Where job events go: a Tauri channel in the app, a vector in tests.
 pub type Sink = Arc<dyn Fn(JobEvent) + Send + Sync>;
 
 const BATCH: Duration = Duration::from_millis(30);
+
+/// Runs `work` as a new job of `state` on a worker thread named `{kind}-{id}` and returns the id at
+/// once. Progress streams to `sink` while it runs; then comes one last event: `work`'s, or
+/// `Cancelled` when it failed after the job was cancelled, else `Failed` with its error.
+pub fn spawn(
+    state: &Arc<AppState>,
+    kind: &str,
+    sink: Sink,
+    work: impl FnOnce(&JobContext) -> Result<JobEvent, ApiError> + Send + 'static,
+) -> ApiResult<u32> {
+    let (id, cancel) = state.new_job();
+    let state = Arc::clone(state);
+    std::thread::Builder::new()
+        .name(format!("{kind}-{id}"))
+        .spawn(move || {
+            let progress = Arc::new(ChannelProgress::new(Arc::clone(&sink)));
+            let ctx = JobContext::new(progress.clone(), cancel.clone());
+            let result = work(&ctx);
+            progress.flush();
+            state.finish_job(id);
+            sink(match result {
+                Ok(event) => event,
+                Err(_) if cancel.is_cancelled() => JobEvent::Cancelled,
+                Err(error) => JobEvent::Failed { error },
+            });
+        })
+        .map_err(|e| from_std(&e).context("could not start a worker thread"))?;
+    Ok(id)
+}
 
 struct Pending {
     done: u64,

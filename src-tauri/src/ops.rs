@@ -50,24 +50,10 @@ pub fn open_model_from(state: &AppState, path: &str, ctx: &pareto_core::job::Job
 /// Opens a model as a job: progress events while a GGUF converts, then `Opened` (or `Failed`,
 /// `Cancelled`).
 pub fn start_open_model(state: &Arc<AppState>, path: String, sink: Sink) -> ApiResult<u32> {
-    let (id, cancel) = state.new_job();
-    let state = Arc::clone(state);
-    std::thread::Builder::new()
-        .name(format!("open-{id}"))
-        .spawn(move || {
-            let progress = Arc::new(ChannelProgress::new(Arc::clone(&sink)));
-            let ctx = pareto_core::job::JobContext::new(progress.clone(), cancel.clone());
-            let result = open_model_from(&state, &path, &ctx);
-            progress.flush();
-            state.finish_job(id);
-            sink(match result {
-                Ok(view) => JobEvent::Opened { model: Box::new(view) },
-                Err(_) if cancel.is_cancelled() => JobEvent::Cancelled,
-                Err(error) => JobEvent::Failed { error },
-            });
-        })
-        .map_err(|e| crate::dto::from_std(&e).context("could not start a worker thread"))?;
-    Ok(id)
+    let state_after = Arc::clone(state);
+    crate::jobs::spawn(state, "open", sink, move |ctx| {
+        Ok(JobEvent::Opened { model: Box::new(open_model_from(&state_after, &path, ctx)?) })
+    })
 }
 
 pub fn list_presets() -> Vec<PresetInfo> {

@@ -56,6 +56,31 @@ fn compress_calibrated(
     events.lock().expect("lock").clone()
 }
 
+/// Starts a job with `start`, collecting its events, and waits up to `secs` for its last event to
+/// be the one `pick` takes (a `Failed` event panics with its error); returns that and every event.
+fn await_job<T>(
+    what: &str,
+    secs: u64,
+    start: impl FnOnce(ops::Sink) -> ApiResult<u32>,
+    pick: impl Fn(&JobEvent) -> Option<T>,
+) -> (T, Vec<JobEvent>) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink_events = Arc::clone(&events);
+    start(Arc::new(move |e| sink_events.lock().expect("lock").push(e))).expect("start");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let last = events.lock().expect("lock").last().cloned();
+        if let Some(JobEvent::Failed { error }) = &last {
+            panic!("{error}");
+        }
+        if let Some(found) = last.as_ref().and_then(&pick) {
+            return (found, events.lock().expect("lock").clone());
+        }
+        assert!(Instant::now() < deadline, "{what} did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn finished(events: &[JobEvent]) -> RunView {
     match events.last() {
         Some(JobEvent::Finished { run }) => run.as_ref().clone(),
@@ -88,28 +113,17 @@ fn a_gguf_opens_as_a_job_with_progress() {
     let (state, _) = AppState::new(None);
     let state = Arc::new(state);
     let gguf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/gguf/stories260K.gguf").display().to_string();
-    let events: Arc<Mutex<Vec<JobEvent>>> = Arc::default();
-    let sink_events = Arc::clone(&events);
-    ops::start_open_model(&state, gguf.clone(), Arc::new(move |e| sink_events.lock().expect("lock").push(e)))
-        .expect("start");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let view = loop {
-        match events.lock().expect("lock").last().cloned() {
-            Some(JobEvent::Opened { model }) => break model,
-            Some(JobEvent::Failed { error }) => panic!("{error}"),
-            _ => {}
-        }
-        assert!(Instant::now() < deadline, "open did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(view.tensors.len(), 48);
-    assert!(
-        events
-            .lock()
-            .expect("lock")
-            .iter()
-            .any(|e| matches!(e, JobEvent::Stage { name, .. } if name == "converting tensors"))
+    let (view, events) = await_job(
+        "open",
+        120,
+        |sink| ops::start_open_model(&state, gguf.clone(), sink),
+        |e| match e {
+            JobEvent::Opened { model } => Some(model.clone()),
+            _ => None,
+        },
     );
+    assert_eq!(view.tensors.len(), 48);
+    assert!(events.iter().any(|e| matches!(e, JobEvent::Stage { name, .. } if name == "converting tensors")));
     assert!(state.model().expect("model").root().starts_with(cache.path()));
     assert_eq!(state.settings().recent_models.first(), Some(&gguf));
 }
@@ -428,22 +442,16 @@ fn validate_compares_original_and_compressed() {
     let state = opened();
     let dir = tempfile::tempdir().expect("tmp");
     let run = finished(&compress(&state, &preset("w4-g32"), &dir.path().join("out")));
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let sink_events = Arc::clone(&events);
-    let sink: ops::Sink = Arc::new(move |e| sink_events.lock().expect("lock").push(e));
     let req = ValidateRequest { run_id: run.id, samples: None, limit: Some(2), speed: false, device: "cpu".into() };
-    crate::validate::start(&state, req, sink).expect("start");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let result = loop {
-        let last = events.lock().expect("lock").last().cloned();
-        match last {
-            Some(JobEvent::Validated { result }) => break result,
-            Some(JobEvent::Failed { error }) => panic!("{error}"),
-            _ => {}
-        }
-        assert!(Instant::now() < deadline, "validation did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (result, _) = await_job(
+        "validation",
+        300,
+        |sink| crate::validate::start(&state, req, sink),
+        |e| match e {
+            JobEvent::Validated { result } => Some(result.clone()),
+            _ => None,
+        },
+    );
     let ppl = result.metrics.iter().find(|m| m.name == "perplexity").expect("perplexity row");
     assert!(ppl.original.is_some_and(|v| v > 1.0) && ppl.compressed.is_some_and(|v| v > 1.0), "{ppl:?}");
     assert!(result.metrics.iter().any(|m| m.name == "top-1 agreement"));
@@ -599,27 +607,16 @@ fn scan_then_budgets_solve_against_it_and_mark_the_editors_recipe() {
         skip_chars: 65_536,
         formats: vec!["q4_0".into(), "q5_0".into(), "q8_0".into(), "f16".into()],
     };
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let sink_events = Arc::clone(&events);
-    crate::allocate::start_scan(&state, req, Arc::new(move |e| sink_events.lock().expect("lock").push(e)))
-        .expect("start");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let view = loop {
-        match events.lock().expect("lock").last().cloned() {
-            Some(JobEvent::Scanned { result }) => break result,
-            Some(JobEvent::Failed { error }) => panic!("{error}"),
-            _ => {}
-        }
-        assert!(Instant::now() < deadline, "scan did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(
-        events
-            .lock()
-            .expect("lock")
-            .iter()
-            .any(|e| matches!(e, JobEvent::Stage { name, .. } if name == "sensitivity scan"))
+    let (view, events) = await_job(
+        "scan",
+        300,
+        |sink| crate::allocate::start_scan(&state, req, sink),
+        |e| match e {
+            JobEvent::Scanned { result } => Some(result.clone()),
+            _ => None,
+        },
     );
+    assert!(events.iter().any(|e| matches!(e, JobEvent::Stage { name, .. } if name == "sensitivity scan")));
     assert_eq!(view.layers.first().map(String::as_str), Some("embed"));
     assert_eq!(view.cells.len(), view.formats.len() * view.layers.len() * view.kinds.len());
     // Budgets solve at once against the kept scan; the editor's recipe is placed on the same axes.

@@ -11,7 +11,7 @@ use pareto_eval::samples::Selection;
 use pareto_eval::speed::SpeedOptions;
 
 use crate::dto::*;
-use crate::jobs::{ChannelProgress, Sink};
+use crate::jobs::Sink;
 use crate::state::AppState;
 
 fn row(name: &str, unit: &str, original: Option<f64>, compressed: Option<f64>, better: &str) -> MetricRow {
@@ -151,35 +151,20 @@ pub fn view(run_id: u32, r: &EvalReport, seconds: f64) -> ValidationView {
 pub fn start(state: &Arc<AppState>, req: ValidateRequest, sink: Sink) -> ApiResult<u32> {
     let run = state.run(req.run_id)?;
     let opts = options(&req, run.report.output.clone())?;
-    let (id, cancel) = state.new_job();
-    let state = Arc::clone(state);
-    std::thread::Builder::new()
-        .name(format!("validate-{id}"))
-        .spawn(move || {
-            let started = Instant::now();
-            let progress = Arc::new(ChannelProgress::new(Arc::clone(&sink)));
-            let ctx = pareto_core::job::JobContext::new(progress.clone(), cancel.clone());
-            let result = pareto_eval::evaluate(&run.report.source, &opts, &ctx);
-            progress.flush();
-            state.finish_job(id);
-            let event = match result {
-                Ok(r) => {
-                    let mut result = view(req.run_id, &r, started.elapsed().as_secs_f64());
-                    // Kept for Compare's measured frontier and the exported run record.
-                    match pareto_runs::validation_of(&r) {
-                        Ok(Some(v)) => state.set_validation(req.run_id, v),
-                        Ok(None) => {}
-                        Err(e) => result.notes.push(format!("not kept for Compare: {e}")),
-                    }
-                    JobEvent::Validated { result: Box::new(result) }
-                }
-                Err(_) if cancel.is_cancelled() => JobEvent::Cancelled,
-                Err(e) => JobEvent::Failed { error: from_std(&e).context("validation failed") },
-            };
-            sink(event);
-        })
-        .map_err(|e| from_std(&e).context("could not start a worker thread"))?;
-    Ok(id)
+    let state_after = Arc::clone(state);
+    crate::jobs::spawn(state, "validate", sink, move |ctx| {
+        let started = Instant::now();
+        let r = pareto_eval::evaluate(&run.report.source, &opts, ctx)
+            .map_err(|e| from_std(&e).context("validation failed"))?;
+        let mut result = view(req.run_id, &r, started.elapsed().as_secs_f64());
+        // Kept for Compare's measured frontier and the exported run record.
+        match pareto_runs::validation_of(&r) {
+            Ok(Some(v)) => state_after.set_validation(req.run_id, v),
+            Ok(None) => {}
+            Err(e) => result.notes.push(format!("not kept for Compare: {e}")),
+        }
+        Ok(JobEvent::Validated { result: Box::new(result) })
+    })
 }
 
 /// CPU always; CUDA / Metal when this build has them compiled in.

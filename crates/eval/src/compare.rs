@@ -60,6 +60,10 @@ impl EvalOptions {
     fn original_load(&self) -> LoadAs {
         self.original_gguf.clone().map_or(LoadAs::Dense, LoadAs::StoredGguf)
     }
+
+    fn compressed_load(&self) -> LoadAs {
+        self.compressed_gguf.clone().map_or(LoadAs::Dense, LoadAs::StoredGguf)
+    }
 }
 
 impl Default for EvalOptions {
@@ -330,10 +334,7 @@ pub fn compare(original: &Path, compressed: &Path, options: &EvalOptions, ctx: &
 fn load_compressed_decoder(model: &Path, options: &EvalOptions, device: &Device) -> Result<Option<LlamaModel>> {
     Ok(match &options.compressed {
         None => None,
-        Some(Compressed::Folder(dir)) => {
-            let how = options.compressed_gguf.clone().map_or(LoadAs::Dense, LoadAs::StoredGguf);
-            Some(LlamaModel::load_as(dir, device, &how)?)
-        }
+        Some(Compressed::Folder(dir)) => Some(LlamaModel::load_as(dir, device, &options.compressed_load())?),
         Some(Compressed::InMemory(fmt)) => Some(LlamaModel::load_quantized(model, device, parse_ggml_dtype(fmt)?)?),
     })
 }
@@ -458,10 +459,7 @@ fn decoder_speed(
     let original = measure_decoder(model, device, &options.original_load(), speed, ctx)?;
     let compressed = match &options.compressed {
         None => None,
-        Some(Compressed::Folder(dir)) => {
-            let how = options.compressed_gguf.clone().map_or(LoadAs::Dense, LoadAs::StoredGguf);
-            Some(measure_decoder(dir, device, &how, speed, ctx)?)
-        }
+        Some(Compressed::Folder(dir)) => Some(measure_decoder(dir, device, &options.compressed_load(), speed, ctx)?),
         Some(Compressed::InMemory(fmt)) => {
             let q: GgmlDType = parse_ggml_dtype(fmt)?;
             Some(measure_decoder(model, device, &LoadAs::Requantize(q), speed, ctx)?)

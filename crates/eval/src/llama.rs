@@ -136,15 +136,6 @@ pub enum LoadAs {
     StoredGguf(PathBuf),
 }
 
-/// Where a decoder's weights come from.
-#[derive(Clone, Copy)]
-enum Source<'a> {
-    Dense,
-    Requantize(GgmlDType),
-    /// The folder is this GGUF's conversion: linears whose type candle runs use its blocks.
-    Gguf(&'a pareto_core::export::gguf::GgufFile),
-}
-
 /// Parses `q8_0`, `q4_0`, `q4_1`, `q5_0`, `q5_1`, `q2_k` ... `q6_k`, `f16`.
 pub fn parse_ggml_dtype(s: &str) -> Result<GgmlDType> {
     Ok(match s.to_ascii_lowercase().as_str() {
@@ -298,15 +289,7 @@ impl Weights<'_> {
 impl LlamaModel {
     /// Loads a HF LlamaForCausalLM folder with dense F32 weights.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        Self::load_with(dir, device, Source::Dense)
-    }
-
-    pub fn load_as(dir: &Path, device: &Device, how: &LoadAs) -> Result<Self> {
-        match how {
-            LoadAs::Dense => Self::load(dir, device),
-            LoadAs::Requantize(d) => Self::load_quantized(dir, device, *d),
-            LoadAs::StoredGguf(g) => Self::load_gguf(dir, g, device),
-        }
+        Self::load_as(dir, device, &LoadAs::Dense)
     }
 
     /// Loads `dir`, the Hugging Face conversion of `gguf` (`pareto_core::import`), running every
@@ -314,18 +297,22 @@ impl LlamaModel {
     /// reordered whole, which block layouts allow) where candle has the type; the rest (norms,
     /// the embedding lookup, types candle lacks) dense from the folder.
     pub fn load_gguf(dir: &Path, gguf: &Path, device: &Device) -> Result<Self> {
-        let file = pareto_core::export::gguf::GgufFile::open(gguf)?;
-        Self::load_with(dir, device, Source::Gguf(&file))
+        Self::load_as(dir, device, &LoadAs::StoredGguf(gguf.to_path_buf()))
     }
 
     /// Loads the folder and quantizes every linear weight (attention, MLP, lm_head) in memory to
     /// `dtype`, so the forward pass runs candle's quantized kernels. Embeddings and norms stay F32.
     pub fn load_quantized(dir: &Path, device: &Device, dtype: GgmlDType) -> Result<Self> {
-        Self::load_with(dir, device, Source::Requantize(dtype))
+        Self::load_as(dir, device, &LoadAs::Requantize(dtype))
     }
 
-    fn load_with(dir: &Path, device: &Device, source: Source<'_>) -> Result<Self> {
+    /// Loads the folder with its linear weights as `how` says.
+    pub fn load_as(dir: &Path, device: &Device, how: &LoadAs) -> Result<Self> {
         let start = Instant::now();
+        let gguf = match how {
+            LoadAs::StoredGguf(path) => Some(pareto_core::export::gguf::GgufFile::open(path)?),
+            _ => None,
+        };
         let (config_path, json) = read_config(dir)?;
         let config: LlamaConfig = serde_json::from_value(json)
             .map_err(|e| EvalError::Config { path: config_path.clone(), message: e.to_string() })?;
@@ -337,16 +324,21 @@ impl LlamaModel {
         let mut quantized = Vec::new();
         let mut linear = |w: &mut Weights, name: String, shape: [usize; 2]| -> Result<Linear> {
             let t = w.take(&format!("{name}.weight"), &shape)?;
-            match source {
-                Source::Dense => Ok(Linear::Dense(t)),
-                Source::Gguf(file) => match stored_block(file, &name, shape, nh, nkv, device)? {
+            let stored = match &gguf {
+                Some(file) => stored_block(file, &name, shape, nh, nkv, device)?,
+                None => None,
+            };
+            match how {
+                LoadAs::Dense => Ok(Linear::Dense(t)),
+                LoadAs::StoredGguf(_) => match stored {
                     Some((q, format)) => {
                         quantized.push(QuantizedTensor { name: name.clone(), format, fallback: false });
                         Ok(Linear::Quantized(QMatMul::from_qtensor(q).ctx(|| format!("QMatMul for `{name}`"))?))
                     }
                     None => Ok(Linear::Dense(t)),
                 },
-                Source::Requantize(dtype) => {
+                LoadAs::Requantize(dtype) => {
+                    let dtype = *dtype;
                     let fits = shape[1].is_multiple_of(dtype.block_size());
                     let used = if fits { dtype } else { GgmlDType::F16 };
                     let q = QTensor::quantize(&t, used).ctx(|| format!("quantizing `{name}` to {used:?}"))?;
@@ -393,10 +385,10 @@ impl LlamaModel {
         }
         let lm_head = linear(&mut w, HEAD.to_string(), [vocab, h])?;
         let (cos, sin) = rope_tables(&config, device)?;
-        let mode = match source {
-            Source::Dense => WeightMode::Dense,
-            Source::Requantize(d) => quantized_mode(d, &quantized)?,
-            Source::Gguf(_) => WeightMode::Stored(stored_mode(&quantized)),
+        let mode = match how {
+            LoadAs::Dense => WeightMode::Dense,
+            LoadAs::Requantize(d) => quantized_mode(*d, &quantized)?,
+            LoadAs::StoredGguf(_) => WeightMode::Stored(stored_mode(&quantized)),
         };
         Ok(Self {
             mode,
@@ -701,10 +693,7 @@ impl LlamaModel {
     }
 }
 
-/// The label of an in-memory quantization, saying how many tensors fell back to F16 (rows that
-/// are not a multiple of the type's block). When every one did, nothing of the type would be
-/// measured: refused rather than reported as if it had been.
-/// `q4_1 ×210, q8_0 ×1` (and how many stayed dense) for [`WeightMode::Stored`].
+/// `q4_1 ×210, q8_0 ×1` for [`WeightMode::Stored`].
 fn stored_mode(tensors: &[QuantizedTensor]) -> String {
     let mut by: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for t in tensors {
@@ -725,7 +714,7 @@ fn stored_block(
     kv_heads: usize,
     device: &Device,
 ) -> Result<Option<(QTensor, String)>> {
-    use pareto_core::export::gguf::names;
+    use pareto_core::export::gguf::{names, types};
     let hf = format!("{name}.weight");
     // A tied head is the embedding: llama.cpp multiplies by token_embd's blocks.
     let gguf_name = if name == HEAD && file.tensor("output.weight").is_none() {
@@ -737,46 +726,27 @@ fn stored_block(
         }
     };
     let Some(t) = file.tensor(&gguf_name) else { return Ok(None) };
-    // Block types candle runs (ggml type ids); F32/F16/BF16 tensors run dense like any folder's.
-    let dtype = match t.ggml_type {
-        2 => GgmlDType::Q4_0,
-        3 => GgmlDType::Q4_1,
-        6 => GgmlDType::Q5_0,
-        7 => GgmlDType::Q5_1,
-        8 => GgmlDType::Q8_0,
-        10 => GgmlDType::Q2K,
-        11 => GgmlDType::Q3K,
-        12 => GgmlDType::Q4K,
-        13 => GgmlDType::Q5K,
-        14 => GgmlDType::Q6K,
-        _ => return Ok(None),
-    };
+    // Block types only (candle runs each one Pareto decodes); F32/F16/BF16 run dense like any folder's.
+    if !pareto_formats::can_dequantize_ggml(t.ggml_type) {
+        return Ok(None);
+    }
+    let Some(dtype) = types::name(t.ggml_type).and_then(|n| parse_ggml_dtype(n).ok()) else { return Ok(None) };
     let mut bytes = file.read_raw(t)?;
     let arch = file.get("general.architecture").and_then(|v| v.as_str()).unwrap_or("");
-    let permuted_heads = match name.rsplit('.').next() {
-        Some("q_proj") if arch == "llama" => heads,
-        Some("k_proj") if arch == "llama" => kv_heads,
-        _ => 0,
-    };
-    if permuted_heads > 0 {
-        let row = bytes.len() / shape[0].max(1);
-        let perm = names::qk_permutation(shape[0], permuted_heads).ok_or_else(|| {
-            EvalError::InvalidArgument(format!(
-                "{gguf_name}: {} rows do not split into {permuted_heads} heads",
-                shape[0]
-            ))
+    let permuted = names::permuted_heads(arch, &gguf_name, heads, kv_heads);
+    if permuted > 0 {
+        bytes = names::unpermute_rows(&bytes, bytes.len() / shape[0].max(1), permuted).ok_or_else(|| {
+            EvalError::InvalidArgument(format!("{gguf_name}: {} rows do not split into {permuted} heads", shape[0]))
         })?;
-        let mut out = vec![0u8; bytes.len()];
-        for (gguf_row, &hf_row) in perm.iter().enumerate() {
-            out[hf_row * row..(hf_row + 1) * row].copy_from_slice(&bytes[gguf_row * row..(gguf_row + 1) * row]);
-        }
-        bytes = out;
     }
     let q = candle_core::quantized::ggml_file::qtensor_from_ggml(dtype, &bytes, shape.to_vec(), device)
         .ctx(|| format!("loading the GGUF blocks of `{gguf_name}`"))?;
     Ok(Some((q, ggml_name(dtype))))
 }
 
+/// The label of an in-memory quantization, saying how many tensors fell back to F16 (rows that
+/// are not a multiple of the type's block). When every one did, nothing of the type would be
+/// measured: refused rather than reported as if it had been.
 fn quantized_mode(d: GgmlDType, tensors: &[QuantizedTensor]) -> Result<WeightMode> {
     let fell_back = tensors.iter().filter(|t| t.fallback).count();
     if fell_back == tensors.len() {

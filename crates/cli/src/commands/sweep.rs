@@ -88,7 +88,9 @@ fn auto_recipes(model: &pareto_core::Model, scan: &Path, n: usize, args: &SweepA
 }
 
 pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
-    let model = output::open_model(&args.path)?;
+    // Every variant reads the folder opened here (for a GGUF, its conversion).
+    let source = output::model_folder(&args.path)?;
+    let model = output::open_model(&source)?;
     let shard_paths: Vec<PathBuf> = model.shards().iter().map(|s| s.path.clone()).collect();
     let files = hash_files(&shard_paths.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     prepare_out(&args.out, &model.source_paths())?;
@@ -99,12 +101,7 @@ pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
     let jobs: Vec<VariantSpec> = recipes
         .iter()
         .map(|r| VariantSpec {
-            // A GGUF's variants read its converted folder, the one opened above.
-            model: if pareto_core::import::is_gguf(&args.path) {
-                model.root().to_path_buf()
-            } else {
-                args.path.clone()
-            },
+            model: source.clone(),
             recipe: r.clone(),
             samples: args.samples.clone(),
             scenario: args.scenario.clone(),

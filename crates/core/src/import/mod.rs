@@ -136,7 +136,6 @@ struct Planned<'a> {
 }
 
 fn plan<'a>(file: &'a GgufFile, meta: &Meta<'_>, cfg: &config::Hyper, dtype: TensorDtype) -> Result<Vec<Planned<'a>>> {
-    let permuted = meta.architecture() == "llama";
     file.tensors
         .iter()
         .map(|t| {
@@ -157,11 +156,7 @@ fn plan<'a>(file: &'a GgufFile, meta: &Meta<'_>, cfg: &config::Hyper, dtype: Ten
                 TensorDtype::Exact => stored,
                 TensorDtype::All(d) => d,
             };
-            let unpermute_heads = match t.name.rsplit('.').nth(1) {
-                Some("attn_q") if permuted && t.name.ends_with(".weight") => cfg.heads,
-                Some("attn_k") if permuted && t.name.ends_with(".weight") => cfg.kv_heads,
-                _ => 0,
-            };
+            let unpermute_heads = names::permuted_heads(meta.architecture(), &t.name, cfg.heads, cfg.kv_heads);
             let shape = t.shape().into_iter().map(|d| d as usize).collect();
             Ok(Planned { source: t, entry: Entry { name, dtype, shape }, unpermute_heads })
         })
@@ -217,7 +212,8 @@ pub fn convert(gguf: &Path, out: &Path, dtype: TensorDtype, force: bool, ctx: &J
         ctx.checkpoint()?;
         let mut values = file.dequantize(p.source)?;
         if p.unpermute_heads > 0 {
-            values = unpermute_rows(&values, &p.entry, p.unpermute_heads).ok_or_else(|| {
+            let row_len = p.entry.shape.last().copied().unwrap_or(0);
+            values = names::unpermute_rows(&values, row_len, p.unpermute_heads).ok_or_else(|| {
                 meta.unsupported(format!("{}: rows do not split into {} heads", p.source.name, p.unpermute_heads))
             })?;
         }
@@ -278,31 +274,21 @@ fn is_float_type(name: &str) -> bool {
     matches!(name, "F32" | "F16" | "BF16")
 }
 
-/// HF row `h·d + e·d/2 + p` is GGUF row `h·d + 2p + e` ([`names::qk_permutation`] backwards).
-fn unpermute_rows(values: &[f32], entry: &Entry, heads: usize) -> Option<Vec<f32>> {
-    let (&cols, rest) = entry.shape.split_last()?;
-    let rows: usize = rest.iter().product();
-    let perm = names::qk_permutation(rows, heads)?;
-    let mut out = vec![0f32; values.len()];
-    for (gguf_row, &hf_row) in perm.iter().enumerate() {
-        out.get_mut(hf_row * cols..(hf_row + 1) * cols)?
-            .copy_from_slice(values.get(gguf_row * cols..(gguf_row + 1) * cols)?);
-    }
-    Some(out)
-}
-
+/// The values in `dtype` (via the exporters' [`crate::transform::encode_f32`]), refusing what F16
+/// cannot hold and non-float types.
 fn encode(values: &[f32], dtype: DType) -> std::result::Result<Vec<u8>, String> {
-    Ok(match dtype {
-        DType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        DType::BF16 => values.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect(),
+    match dtype {
+        DType::F32 | DType::BF16 => {}
         DType::F16 => {
             if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| v.is_finite() && v.abs() > 65504.0) {
                 return Err(format!("value {v} at element {i} does not fit in F16 (use --dtype f32 or bf16)"));
             }
-            values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect()
         }
         other => return Err(format!("{other} is not a float type to write weights in")),
-    })
+    }
+    let mut out = Vec::with_capacity(values.len() * dtype.size_bytes() as usize);
+    crate::transform::encode_f32(values, dtype, &mut out);
+    Ok(out)
 }
 
 /// Where converted GGUFs are kept: `$PARETO_CACHE_DIR`, else `$XDG_CACHE_HOME/pareto`, else

@@ -77,6 +77,30 @@ pub fn qk_permutation(rows: usize, n_head: usize) -> Option<Vec<usize>> {
     Some(perm)
 }
 
+/// Heads whose Q/K rows llama.cpp's converter interleaved in GGUF tensor `gguf_name` of
+/// architecture `arch` (the LLaMA graph's `attn_q` / `attn_k` weights; the NEOX-RoPE Qwens keep HF
+/// order), or 0 when the rows are in HF order.
+pub fn permuted_heads(arch: &str, gguf_name: &str, heads: usize, kv_heads: usize) -> usize {
+    match (arch, gguf_name.strip_prefix("blk.").and_then(|r| r.split_once('.')).map(|(_, m)| m)) {
+        ("llama", Some("attn_q.weight")) => heads,
+        ("llama", Some("attn_k.weight")) => kv_heads,
+        _ => 0,
+    }
+}
+
+/// GGUF rows (each `row_len` elements: values, or a row's block bytes) put back in HF order:
+/// [`qk_permutation`] backwards. `None` when the rows do not split into `heads`.
+pub fn unpermute_rows<T: Copy + Default>(data: &[T], row_len: usize, heads: usize) -> Option<Vec<T>> {
+    let rows = data.len().checked_div(row_len)?;
+    let perm = qk_permutation(rows, heads)?;
+    let mut out = vec![T::default(); data.len()];
+    for (gguf_row, &hf_row) in perm.iter().enumerate() {
+        out.get_mut(hf_row * row_len..(hf_row + 1) * row_len)?
+            .copy_from_slice(data.get(gguf_row * row_len..(gguf_row + 1) * row_len)?);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +120,12 @@ mod tests {
         assert_eq!(qk_permutation(4, 1).unwrap(), vec![0, 2, 1, 3]);
         assert_eq!(qk_permutation(8, 2).unwrap(), vec![0, 2, 1, 3, 4, 6, 5, 7]);
         assert!(qk_permutation(6, 4).is_none());
+        // Un-permuting undoes the permutation, for values and for byte rows alike.
+        let hf: Vec<u8> = (0..8).collect();
+        let gguf: Vec<u8> = qk_permutation(8, 2).unwrap().iter().map(|&r| hf[r]).collect();
+        assert_eq!(unpermute_rows(&gguf, 1, 2).unwrap(), hf);
+        assert_eq!(permuted_heads("llama", "blk.3.attn_k.weight", 9, 3), 3);
+        assert_eq!(permuted_heads("llama", "blk.3.attn_k.bias", 9, 3), 0);
+        assert_eq!(permuted_heads("qwen2", "blk.3.attn_q.weight", 9, 3), 0);
     }
 }
