@@ -298,6 +298,48 @@ fn a_read_only_output_folder_is_a_named_error() {
     assert_eq!(std::fs::read_dir(&ro).unwrap().count(), 0, "nothing left in the read-only folder");
 }
 
+/// A real full disk: a 200 KiB tmpfs as the output's file system, too small for each export
+/// (dense safetensors, GGUF, compressed-tensors). Each time a named error (ENOSPC, "disk full"),
+/// exit 1, nothing under the output name and no temporary folder left; the source unchanged.
+/// Mounting needs root (CI runs as root); elsewhere the test says it was skipped.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_tmpfs_gives_a_named_error_and_leaves_nothing() {
+    struct Mount(std::path::PathBuf);
+    impl Drop for Mount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = tmp.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=200k", "tmpfs"])
+        .arg(&disk)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let _mount = Mount(disk.clone());
+    let model = repo().join("models/stories260K");
+    let before = std::fs::read(model.join("model.safetensors")).unwrap();
+    for (recipe, format) in [("w8", "safetensors"), ("gguf-q8_0", "gguf"), ("w4-g128", "compressed-tensors")] {
+        let out = disk.join(format!("out-{format}"));
+        let args = ["compress", model.to_str().unwrap(), "-r", recipe, "--format", format, "-o", out.to_str().unwrap()];
+        let result = pareto(&args);
+        let err = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(1), "{format}: {err}");
+        assert!(err.contains("No space left on device") && err.contains("disk full"), "{format}: {err}");
+        let left: Vec<_> = std::fs::read_dir(&disk).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "{format}: left {left:?} on the full disk");
+    }
+    assert!(std::fs::read(model.join("model.safetensors")).unwrap() == before, "the source changed");
+}
+
 #[test]
 fn scan_then_allocate_writes_a_recipe_within_budget_that_compress_accepts() {
     let tmp = tempfile::tempdir().unwrap();

@@ -13,10 +13,6 @@ use crate::error::{Error, Result};
 use crate::recipe::{Algorithm, PlannedTensor};
 use crate::transform::Pipeline;
 
-/// ggml types whose `quantize_<type>` takes an imatrix but whose weighted search Pareto does not
-/// have yet (q4_0 and q6_k it has; q8_0 and the float types ignore imatrices in ggml too).
-const IMPORTANCE_NOT_YET: [&str; 2] = ["q4_k", "q5_0"];
-
 /// One tensor to quantize, as a solver sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct TensorRequest<'a> {
@@ -80,7 +76,7 @@ impl Pipeline<'_> {
             return Ok(solved);
         }
         let codes = fmt.quantize(w, rows, cols).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
-        Ok(Solved { codes, loss: None, notes: self.plain_notes(fmt) })
+        Ok(Solved { codes, loss: None, notes: Vec::new() })
     }
 
     /// Replaces `w` by the values its codes decode to (what a dense file holds), chosen as
@@ -102,7 +98,7 @@ impl Pipeline<'_> {
             }
             None => {
                 fmt.fake_quantize(w, rows, cols).map_err(fail)?;
-                Ok((None, self.plain_notes(fmt)))
+                Ok((None, Vec::new()))
             }
         }
     }
@@ -143,18 +139,7 @@ impl Pipeline<'_> {
                 fmt.quantize_weighted(w, rows, cols, &imp).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
             return Ok(Some(Solved { codes, loss: None, notes: vec!["importance-weighted (imatrix)".into()] }));
         }
-        let notes = self.plain_notes(fmt);
-        Ok(self.on_device(fmt, w, rows, cols, &pt.name)?.map(|codes| Solved { codes, loss: None, notes }))
-    }
-
-    /// ggml weighs these types with an imatrix too; this build does not yet, so say so rather
-    /// than differ quietly.
-    fn plain_notes(&self, fmt: &Format) -> Vec<String> {
-        if self.imatrix.is_some() && IMPORTANCE_NOT_YET.contains(&fmt.id) {
-            vec![format!("{}: imatrix not applied (llama-quantize would use it for this type)", fmt.id)]
-        } else {
-            Vec::new()
-        }
+        Ok(self.on_device(fmt, w, rows, cols, &pt.name)?.map(|codes| Solved { codes, loss: None, notes: Vec::new() }))
     }
 
     /// Quantizes on the accelerator when it implements `fmt`: `Some(codes)`, or `None` for the CPU

@@ -357,7 +357,7 @@ impl Format {
 
     /// Quantizes with per-column importance weights (a llama.cpp imatrix entry: mean x² of each
     /// input column), byte-identical to ggml's `quantize_<type>(…, imatrix)` for the types that
-    /// use them (q4_0, q6_k); the others quantize as without, as ggml's do.
+    /// use them (q4_0, q5_0, q4_k, q6_k); the others quantize as without, as ggml's do.
     pub fn quantize_weighted(
         &self,
         w: &[f32],

@@ -48,7 +48,7 @@ fn ggml_encoders_match_llama_cpp_bytes() {
     }
 }
 
-/// ggml's `quantize_q4_0` / `quantize_q6_K` with importance weights (llama-quantize --imatrix):
+/// ggml's `quantize_q4_0` / `quantize_q5_0` / `quantize_q4_K` / `quantize_q6_K` with importance weights (llama-quantize --imatrix):
 /// byte equality on the golden input (golden/README.md, "Importance-weighted encoders").
 #[test]
 fn importance_weighted_encoders_match_llama_cpp_bytes() {
@@ -56,6 +56,8 @@ fn importance_weighted_encoders_match_llama_cpp_bytes() {
     let imp: Vec<f32> = (0..G_COLS).map(|j| ((j * 37) % 101) as f32 / 16.0).collect();
     for (id, want) in [
         ("q4_0", &include_bytes!("golden/q4_0_imatrix.bin")[..]),
+        ("q5_0", &include_bytes!("golden/q5_0_imatrix.bin")[..]),
+        ("q4_k", &include_bytes!("golden/q4_k_imatrix.bin")[..]),
         ("q6_k", &include_bytes!("golden/q6_k_imatrix.bin")[..]),
     ] {
         let f = lookup(id).expect("registered");

@@ -50,7 +50,7 @@ pub struct WriteArgs {
     #[arg(long, default_value_t = 40)]
     pub limit: usize,
     /// A llama.cpp importance matrix (GGUF or .dat, from `pareto imatrix` or llama-imatrix): the
-    /// q4_0 / q6_k tensors quantize with its weights, as `llama-quantize --imatrix` does.
+    /// q4_0 / q5_0 / q4_k / q6_k tensors quantize with its weights, as `llama-quantize --imatrix` does.
     #[arg(long, value_name = "FILE")]
     pub imatrix: Option<PathBuf>,
     #[command(flatten)]

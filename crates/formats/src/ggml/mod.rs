@@ -122,6 +122,22 @@ pub(crate) trait BlockCodec: Sync + Send {
     }
 }
 
+/// Σx² / n over a row, summed in ggml's order (the σ² of the importance-weighted encoders).
+#[inline(always)]
+pub(crate) fn row_mean_square(x: &[f32]) -> f32 {
+    let mut sum_x2 = 0.0f32;
+    for &v in x {
+        sum_x2 += v * v;
+    }
+    sum_x2 / x.len() as f32
+}
+
+/// ggml's importance weights for a group: `qw[i] * sqrt(σ² + x[i]²)`.
+#[inline(always)]
+pub(crate) fn sigma_weights<const N: usize>(x: &[f32], qw: &[f32], sigma2: f32) -> [f32; N] {
+    std::array::from_fn(|i| qw[i] * (sigma2 + x[i] * x[i]).sqrt())
+}
+
 /// ggml's `nearest_int`: adding 1.5 * 2^23 leaves round-half-even(fval) in
 /// the low mantissa bits. Valid for |fval| < 2^22; outside that it yields the
 /// same (meaningless but deterministic) bits as ggml, which then clamps.
@@ -244,6 +260,23 @@ impl<B: BlockCodec> Ggml<B> {
         if Self::first_overflowed_block(out).is_some() { Row::ScaleOverflow } else { Row::Done }
     }
 
+    /// [`BlockCodec::encode_row_weighted`], on AVX2 where the CPU has it (as [`Self::encode_row`]).
+    fn encode_row_weighted(x: &[f32], qw: &[f32], out: &mut [u8]) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU was just checked to support AVX2, the only requirement of the call.
+            #[allow(unsafe_code)]
+            return unsafe { Self::encode_row_weighted_avx2(x, qw, out) };
+        }
+        B::encode_row_weighted(x, qw, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn encode_row_weighted_avx2(x: &[f32], qw: &[f32], out: &mut [u8]) {
+        B::encode_row_weighted(x, qw, out)
+    }
+
     fn decode_row(b: &[u8], out: &mut [f32]) {
         for (bb, ob) in b.chunks_exact(B::BYTES).zip(out.chunks_exact_mut(B::WEIGHTS)) {
             B::decode(bb, ob);
@@ -322,7 +355,7 @@ impl<B: BlockCodec> Codec for Ggml<B> {
             }
             let mut bytes = vec![0u8; rows * Self::row_bytes(cols)];
             let items: Vec<_> = split_rows(w, rows).into_iter().zip(split_rows_mut(&mut bytes, rows)).collect();
-            for_each(par, items, |(x, o)| B::encode_row_weighted(x, importance, o));
+            for_each(par, items, |(x, o)| Self::encode_row_weighted(x, importance, o));
             if Self::first_overflowed_block(&bytes).is_some() {
                 return Err(Self::overflow_error(id, w, &bytes));
             }
@@ -401,6 +434,16 @@ mod tests {
                 Ggml::<B>::encode_row_avx2(x, &mut avx2)
             };
             assert!(portable == avx2, "{} bytes differ", portable.iter().zip(&avx2).filter(|(a, b)| a != b).count());
+            if B::WEIGHTED {
+                let qw: Vec<f32> = (0..x.len()).map(|i| ((i * 37) % 101) as f32 / 16.0).collect();
+                B::encode_row_weighted(x, &qw, &mut portable);
+                #[allow(unsafe_code)]
+                // SAFETY: AVX2 support was checked by the caller.
+                unsafe {
+                    Ggml::<B>::encode_row_weighted_avx2(x, &qw, &mut avx2)
+                };
+                assert!(portable == avx2, "weighted: bytes differ");
+            }
         }
         check::<Q8_0>(&x);
         check::<Q4_0>(&x);

@@ -47,16 +47,9 @@ impl BlockCodec for Q4_0 {
     /// mean square, and the block scale is searched (`make_qx_quants`, 19 candidates) instead of
     /// taken from the largest weight.
     fn encode_row_weighted(x: &[f32], qw: &[f32], out: &mut [u8]) {
-        let mut sum_x2 = 0.0f32;
-        for &v in x {
-            sum_x2 += v * v;
-        }
-        let sigma2 = sum_x2 / x.len() as f32;
+        let sigma2 = super::row_mean_square(x);
         for ((xb, qb), ob) in x.chunks_exact(32).zip(qw.chunks_exact(32)).zip(out.chunks_exact_mut(18)) {
-            let mut weight = [0f32; 32];
-            for ((w, &q), &v) in weight.iter_mut().zip(qb).zip(xb) {
-                *w = q * (sigma2 + v * v).sqrt();
-            }
+            let weight = super::sigma_weights::<32>(xb, qb, sigma2);
             let mut l = [0i8; 32];
             let d = make_qx_quants(xb, 8, &mut l, Some(&weight));
             put_f16(ob, d);

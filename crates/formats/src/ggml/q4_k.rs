@@ -1,10 +1,12 @@
 //! Q4_K (`block_q4_K`: f16 d, f16 dmin, 12 bytes of packed 6-bit scales and
 //! mins for 8 sub-blocks of 32, 128 bytes of nibbles), following
 //! `quantize_row_q4_K_ref` (with its `make_qkx2_quants` search,
-//! rmin = -1, rdelta = 0.1, nstep = 20, squared error) and
+//! rmin = -1, rdelta = 0.1, nstep = 20, squared error), the importance-weighted
+//! `quantize_row_q4_K_impl` (`make_qkx3_quants`, rmin = -0.9, rdelta = 0.05,
+//! nstep = 36, then `make_qp_quants` for the 6-bit scales and mins) and
 //! `dequantize_row_q4_K` in ggml/src/ggml-quants.c.
 
-use super::{BlockCodec, get_f16, nearest_int, put_f16};
+use super::{BlockCodec, GROUP_MAX_EPS, get_f16, nearest_int, put_f16};
 
 pub(crate) struct Q4K;
 
@@ -15,10 +17,14 @@ const NSUB: usize = QK_K / SUB;
 const LANES: usize = 8;
 
 /// Affine fit of one sub-block to levels 0..=nmax: returns (scale, -min) and
-/// fills `l`. Same operation order as ggml's `make_qkx2_quants`.
+/// fills `l`. Same operation order as ggml's `make_qkx2_quants` (`GUARDED` false) and
+/// `make_qkx3_quants` without mean-absolute error (`GUARDED` true: a candidate's level is
+/// rounded from min(v, nmax) when v > 0, else 0, which differs from clamping the rounded value
+/// only where v is NaN, infinite or beyond 2^22 — reachable in qkx3, whose later candidates may
+/// divide by a `min` moved next to `max`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn make_qkx2_quants(
+fn make_qkx_quants<const GUARDED: bool>(
     x: &[f32; SUB],
     weights: &[f32; SUB],
     nmax: i32,
@@ -66,7 +72,7 @@ fn make_qkx2_quants(
     let n = nstep.max(0) as usize + 1;
     let mut start = 0;
     while start < n {
-        let lanes = Lanes::fit(x, weights, nmax, min, max, start, rmin, rdelta, sum_w, sum_x);
+        let lanes = Lanes::fit::<GUARDED>(x, weights, nmax, min, max, start, rmin, rdelta, sum_w, sum_x);
         let end = (start + LANES).min(n);
         let mut next = end;
         for c in start..end {
@@ -89,7 +95,7 @@ fn make_qkx2_quants(
     (scale, -min)
 }
 
-/// Candidate fits `start..start + LANES` of [`make_qkx2_quants`] for a given `min`, one per lane.
+/// Candidate fits `start..start + LANES` of [`make_qkx_quants`] for a given `min`, one per lane.
 struct Lanes {
     levels: [[f32; LANES]; SUB],
     det: [f32; LANES],
@@ -101,7 +107,7 @@ struct Lanes {
 impl Lanes {
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn fit(
+    fn fit<const GUARDED: bool>(
         x: &[f32; SUB],
         weights: &[f32; SUB],
         nmax: i32,
@@ -129,7 +135,14 @@ impl Lanes {
         for i in 0..SUB {
             let (w, xi, shifted) = (weights[i], x[i], x[i] - min);
             for c in 0..LANES {
-                let lf = nearest_int(iscales[c] * shifted).clamp(0, nmax) as f32;
+                let v = iscales[c] * shifted;
+                let lf = if !GUARDED {
+                    nearest_int(v).clamp(0, nmax) as f32
+                } else if v > 0.0 {
+                    nearest_int(v.min(nmaxf)) as f32
+                } else {
+                    0.0
+                };
                 lanes.levels[i][c] = lf;
                 sum_l[c] += w * lf;
                 sum_l2[c] += w * lf * lf;
@@ -183,7 +196,7 @@ impl BlockCodec for Q4K {
             }
             let av_x = (sum_x2 / 32.0).sqrt();
             let weights: [f32; SUB] = std::array::from_fn(|i| av_x + xs[i].abs());
-            let (s, m) = make_qkx2_quants(xs, &weights, 15, &mut l[SUB * j..], -1.0, 0.1, 20);
+            let (s, m) = make_qkx_quants::<false>(xs, &weights, 15, &mut l[SUB * j..], -1.0, 0.1, 20);
             scales[j] = s;
             mins[j] = m;
             if s > max_scale {
@@ -196,43 +209,21 @@ impl BlockCodec for Q4K {
 
         let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
         let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
-        let sc = &mut out[4..16];
-        sc.fill(0);
-        for j in 0..NSUB {
-            // C stores nearest_int into a uint8_t (mod 256) before MIN(63, ·).
-            let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
-            let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
-            if j < 4 {
-                sc[j] = ls;
-                sc[j + 4] = lm;
-            } else {
-                sc[j + 4] = (ls & 0x0f) | ((lm & 0x0f) << 4);
-                sc[j - 4] |= (ls >> 4) << 6;
-                sc[j] |= (lm >> 4) << 6;
-            }
-        }
-        put_f16(&mut out[0..2], max_scale / 63.0);
-        put_f16(&mut out[2..4], max_min / 63.0);
+        // C stores nearest_int into a uint8_t (mod 256) before MIN(63, ·).
+        let ls = scales.map(|s| (nearest_int(inv_scale * s) as u8).min(63));
+        let lm = mins.map(|m| (nearest_int(inv_min * m) as u8).min(63));
+        finish_block(x, &ls, &lm, max_scale / 63.0, max_min / 63.0, &mut l, out);
+    }
 
-        let d_all = get_f16(&out[0..2]);
-        let dmin_all = get_f16(&out[2..4]);
-        for j in 0..NSUB {
-            let (s, m) = scale_min(j, &out[4..16]);
-            let d = d_all * f32::from(s);
-            if d == 0.0 {
-                continue;
-            }
-            let dm = dmin_all * f32::from(m);
-            for ii in 0..SUB {
-                l[SUB * j + ii] = nearest_int((x[SUB * j + ii] + dm) / d).clamp(0, 15) as u8;
-            }
-        }
+    const WEIGHTED: bool = true;
 
-        let qs = &mut out[16..144];
-        for (chunk, lq) in qs.chunks_exact_mut(32).zip(l.chunks_exact(64)) {
-            for i in 0..32 {
-                chunk[i] = lq[i] | (lq[i + 32] << 4);
-            }
+    /// `quantize_row_q4_K_impl` with quant weights: each weight's importance is scaled by
+    /// sqrt(σ² + x²), σ² twice the super-block's mean square; the sub-block fits search 37
+    /// candidates, and the 6-bit scales and mins are themselves fitted (`make_qp_quants`),
+    /// weighted by each sub-block's total importance, instead of scaled from the largest.
+    fn encode_row_weighted(x: &[f32], qw: &[f32], out: &mut [u8]) {
+        for ((xb, qb), ob) in x.chunks_exact(QK_K).zip(qw.chunks_exact(QK_K)).zip(out.chunks_exact_mut(Self::BYTES)) {
+            encode_weighted(xb, qb, ob);
         }
     }
 
@@ -251,4 +242,147 @@ impl BlockCodec for Q4K {
             }
         }
     }
+}
+
+fn encode_weighted(x: &[f32], qw: &[f32], out: &mut [u8]) {
+    let mut sum_x2 = 0.0f32;
+    for &v in x {
+        sum_x2 += v * v;
+    }
+    let sigma2 = 2.0 * sum_x2 / QK_K as f32;
+    let mut l = [0u8; QK_K];
+    let mut scales = [0.0f32; NSUB];
+    let mut mins = [0.0f32; NSUB];
+    let mut sw = [0.0f32; NSUB];
+    for j in 0..NSUB {
+        let xs: &[f32; SUB] = x[SUB * j..SUB * (j + 1)].try_into().expect("sub-block is 32 weights");
+        let weights = super::sigma_weights::<SUB>(xs, &qw[SUB * j..], sigma2);
+        let mut sumw = 0.0f32;
+        for &w in &weights {
+            sumw += w;
+        }
+        sw[j] = sumw;
+        (scales[j], mins[j]) = make_qkx_quants::<true>(xs, &weights, 15, &mut l[SUB * j..], -0.9, 0.05, 36);
+    }
+    let (d, ls) = make_qp_quants(&scales, &sw);
+    let (dmin, lm) = make_qp_quants(&mins, &sw);
+    finish_block(x, &ls, &lm, d, dmin, &mut l, out);
+}
+
+/// Packs the 6-bit sub-block scales and mins and the f16 super-scales, then rounds every weight
+/// against the scales as stored (ggml's closing pass, shared by the plain and weighted encoders).
+fn finish_block(x: &[f32], ls: &[u8; NSUB], lm: &[u8; NSUB], d: f32, dmin: f32, l: &mut [u8; QK_K], out: &mut [u8]) {
+    let sc = &mut out[4..16];
+    sc.fill(0);
+    for j in 0..NSUB {
+        let (ls, lm) = (ls[j], lm[j]);
+        if j < 4 {
+            sc[j] = ls;
+            sc[j + 4] = lm;
+        } else {
+            sc[j + 4] = (ls & 0x0f) | ((lm & 0x0f) << 4);
+            sc[j - 4] |= (ls >> 4) << 6;
+            sc[j] |= (lm >> 4) << 6;
+        }
+    }
+    put_f16(&mut out[0..2], d);
+    put_f16(&mut out[2..4], dmin);
+
+    let d_all = get_f16(&out[0..2]);
+    let dmin_all = get_f16(&out[2..4]);
+    for j in 0..NSUB {
+        let (s, m) = scale_min(j, &out[4..16]);
+        let d = d_all * f32::from(s);
+        if d == 0.0 {
+            continue;
+        }
+        let dm = dmin_all * f32::from(m);
+        for ii in 0..SUB {
+            l[SUB * j + ii] = nearest_int((x[SUB * j + ii] + dm) / d).clamp(0, 15) as u8;
+        }
+    }
+
+    let qs = &mut out[16..144];
+    for (chunk, lq) in qs.chunks_exact_mut(32).zip(l.chunks_exact(64)) {
+        for i in 0..32 {
+            chunk[i] = lq[i] | (lq[i + 32] << 4);
+        }
+    }
+}
+
+/// ggml's `make_qp_quants(8, 63, x, L, quant_weights)`: fits non-negative values to levels
+/// 0..=63 under one scale, weighted (a 9-point scale search, then up to five rounds of
+/// single-level moves that raise the weighted correlation). Returns the scale and the levels, each
+/// stored as C stores an int into a `uint8_t`.
+fn make_qp_quants(x: &[f32; NSUB], qw: &[f32; NSUB]) -> (f32, [u8; NSUB]) {
+    const NMAX: i32 = 63;
+    let nmaxf = NMAX as f32;
+    let mut levels = [0u8; NSUB];
+    let mut max = 0.0f32;
+    for &v in x {
+        if v > max {
+            max = v;
+        }
+    }
+    if max < GROUP_MAX_EPS {
+        return (0.0, levels);
+    }
+    let mut iscale = nmaxf / max;
+    for (l, &v) in levels.iter_mut().zip(x) {
+        *l = nearest_int(iscale * v) as u8;
+    }
+    let scale = 1.0 / iscale;
+    let mut best_mse = 0.0f32;
+    for i in 0..NSUB {
+        let diff = x[i] - scale * f32::from(levels[i]);
+        best_mse += qw[i] * diff * diff;
+    }
+    for is in (-4..=4).filter(|&is| is != 0) {
+        let iscale_is = (0.1 * is as f32 + nmaxf) / max;
+        let scale_is = 1.0 / iscale_is;
+        let mut mse = 0.0f32;
+        for i in 0..NSUB {
+            let l = nearest_int(iscale_is * x[i]).min(NMAX);
+            let diff = x[i] - scale_is * l as f32;
+            mse += qw[i] * diff * diff;
+        }
+        if mse < best_mse {
+            best_mse = mse;
+            iscale = iscale_is;
+        }
+    }
+    let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
+    for i in 0..NSUB {
+        let l = nearest_int(iscale * x[i]).min(NMAX);
+        levels[i] = l as u8;
+        let lf = l as f32;
+        sumlx += qw[i] * x[i] * lf;
+        suml2 += qw[i] * lf * lf;
+    }
+    for _ in 0..5 {
+        let mut changed = false;
+        for i in 0..NSUB {
+            let (w, li) = (qw[i], f32::from(levels[i]));
+            let mut slx = sumlx - w * x[i] * li;
+            let mut sl2 = suml2 - w * li * li;
+            if slx > 0.0 && sl2 > 0.0 {
+                let new_l = nearest_int(x[i] * sl2 / slx).min(NMAX);
+                if new_l != i32::from(levels[i]) {
+                    let nf = new_l as f32;
+                    slx += w * x[i] * nf;
+                    sl2 += w * nf * nf;
+                    if slx * slx * suml2 > sumlx * sumlx * sl2 {
+                        levels[i] = new_l as u8;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    (if suml2 > 0.0 { sumlx / suml2 } else { 0.0 }, levels)
 }

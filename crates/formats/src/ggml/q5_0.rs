@@ -3,7 +3,7 @@
 //! ggml/src/ggml-quants.c.
 
 use super::q4_0::signed_absmax;
-use super::{BlockCodec, c_f32_to_i8, get_f16, put_f16};
+use super::{BlockCodec, c_f32_to_i8, get_f16, make_qx_quants, put_f16};
 use crate::GroupArith;
 
 pub(crate) struct Q5_0;
@@ -13,6 +13,7 @@ impl BlockCodec for Q5_0 {
     const WEIGHTS: usize = 32;
     const BYTES: usize = 22;
     const F16_SCALES: &'static [usize] = &[0];
+    const WEIGHTED: bool = true;
 
     #[inline(always)]
     fn encode(x: &[f32], out: &mut [u8]) {
@@ -20,14 +21,19 @@ impl BlockCodec for Q5_0 {
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         put_f16(out, d);
         let q5 = |v: f32| i32::from(c_f32_to_i8(v * id + 16.5)).min(31) as u8;
-        let mut qh = 0u32;
-        for j in 0..16 {
-            let (a, b) = (q5(x[j]), q5(x[j + 16]));
-            out[6 + j] = (a & 0x0f) | ((b & 0x0f) << 4);
-            qh |= u32::from((a & 0x10) >> 4) << j;
-            qh |= u32::from((b & 0x10) >> 4) << (j + 16);
+        pack(std::array::from_fn(|j| q5(x[j])), out);
+    }
+
+    /// `quantize_row_q5_0_impl`: as Q4_0's weighted path, importance × sqrt(σ² + x²) with σ² the
+    /// row's mean square, and a searched block scale (`make_qx_quants`, levels -16..15).
+    fn encode_row_weighted(x: &[f32], qw: &[f32], out: &mut [u8]) {
+        let sigma2 = super::row_mean_square(x);
+        for ((xb, qb), ob) in x.chunks_exact(32).zip(qw.chunks_exact(32)).zip(out.chunks_exact_mut(22)) {
+            let weight = super::sigma_weights::<32>(xb, qb, sigma2);
+            let mut l = [0i8; 32];
+            put_f16(ob, make_qx_quants(xb, 16, &mut l, Some(&weight)));
+            pack(l.map(|v| v as u8), ob);
         }
-        out[2..6].copy_from_slice(&qh.to_le_bytes());
     }
 
     #[inline]
@@ -42,4 +48,17 @@ impl BlockCodec for Q5_0 {
             out[j + 16] = (((q >> 4) | h1) as i32 - 16) as f32 * d;
         }
     }
+}
+
+/// Writes 32 levels 0..=31 as block_q5_0's low nibbles and 32 fifth bits.
+#[inline(always)]
+fn pack(l: [u8; 32], out: &mut [u8]) {
+    let mut qh = 0u32;
+    for j in 0..16 {
+        let (a, b) = (l[j], l[j + 16]);
+        out[6 + j] = (a & 0x0f) | ((b & 0x0f) << 4);
+        qh |= u32::from((a & 0x10) >> 4) << j;
+        qh |= u32::from((b & 0x10) >> 4) << (j + 16);
+    }
+    out[2..6].copy_from_slice(&qh.to_le_bytes());
 }
