@@ -23,7 +23,7 @@ pub fn start_scan(state: &Arc<AppState>, req: ScanRequest, sink: Sink) -> ApiRes
         window: req.window as usize,
         skip_chars: req.skip_chars as usize,
         formats: req.formats.clone(),
-        ..ScanSpec::new(req.samples.trim())
+        ..ScanSpec::new(state.access().check(&req.samples, "the sample file")?)
     };
     let state_after = Arc::clone(state);
     crate::jobs::spawn(state, "scan", sink, move |ctx| {
@@ -91,13 +91,13 @@ fn point(a: &Allocated) -> AllocPoint {
 pub fn allocate(state: &AppState, q: &BudgetQuery) -> ApiResult<AllocationView> {
     let model = state.model()?;
     let scan = state.scan()?;
-    let base = Recipe::load(&q.base)?;
+    let base = Recipe::load(&state.access().check_recipe(&q.base)?)?;
     let problem = Problem::new(&scan, &model, &base, q.fuse).map_err(|e| from_std(&e))?;
     let need = |what: &str| ApiError::new(format!("the {what} budget needs a value"));
     let budget = match q.kind.as_str() {
         "bpw" => Budget::Bpw(q.value.ok_or_else(|| need("bits-per-weight"))?),
         "mib" => Budget::Bytes((q.value.ok_or_else(|| need("size"))? * 1024.0 * 1024.0) as u64),
-        "like" => Budget::Like(q.like.clone().ok_or_else(|| need("preset"))?),
+        "like" => Budget::Like(state.access().check_recipe(q.like.as_deref().ok_or_else(|| need("preset"))?)?),
         "fits" => Budget::Fits {
             device: q.device.clone().ok_or_else(|| need("device"))?,
             scenario: q.scenario.clone().unwrap_or_else(|| "high-volume-api".into()),

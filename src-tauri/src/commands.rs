@@ -54,13 +54,27 @@ pub async fn list_formats() -> ApiResult<Vec<FormatInfo>> {
 }
 
 #[tauri::command]
-pub async fn load_recipe(preset_or_path: String) -> ApiResult<String> {
-    blocking(move || ops::load_recipe(&preset_or_path)).await
+pub async fn load_recipe(state: S<'_>, preset_or_path: String) -> ApiResult<String> {
+    let state = Arc::clone(&state);
+    blocking(move || ops::load_recipe(&state, &preset_or_path)).await
 }
 
 #[tauri::command]
-pub async fn save_recipe(path: String, toml: String) -> ApiResult<()> {
-    blocking(move || ops::save_recipe(&path, &toml)).await
+pub async fn save_recipe(state: S<'_>, path: String, toml: String) -> ApiResult<()> {
+    let state = Arc::clone(&state);
+    blocking(move || ops::save_recipe(&state, &path, &toml)).await
+}
+
+/// The native open/save dialog, run by the backend so that what the user picks becomes a chosen
+/// path (`access`); `None` when the dialog was dismissed.
+#[tauri::command]
+pub async fn pick_path<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    state: S<'_>,
+    request: PickRequest,
+) -> ApiResult<Option<String>> {
+    let state = Arc::clone(&state);
+    blocking(move || crate::dialogs::pick(&app, &state, &request)).await
 }
 
 #[tauri::command]

@@ -607,3 +607,20 @@ pub struct Startup {
     pub settings: Settings,
     pub version: String,
 }
+
+/// A native file dialog the backend opens for the page (the user's pick becomes a chosen path).
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct PickRequest {
+    pub title: String,
+    /// Pick a folder rather than a file.
+    pub directory: bool,
+    /// A save dialog (a new file name) rather than an open one.
+    pub save: bool,
+    pub filters: Vec<FileFilter>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct FileFilter {
+    pub name: String,
+    pub extensions: Vec<String>,
+}

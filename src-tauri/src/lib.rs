@@ -1,9 +1,11 @@
 //! pareto-app: the Tauri v2 shell of the Pareto studio. Commands are thin glue over the engine
 //! crates (see `ops`); the UI in `ui/` calls them only through `ui/src/api/`.
 
+pub mod access;
 pub mod allocate;
 pub mod commands;
 pub mod convert;
+pub mod dialogs;
 pub mod dto;
 pub mod export;
 pub mod jobs;
@@ -62,6 +64,7 @@ pub fn builder<R: tauri::Runtime>(base: tauri::Builder<R>) -> tauri::Builder<R> 
         commands::list_formats,
         commands::load_recipe,
         commands::save_recipe,
+        commands::pick_path,
         commands::plan,
         commands::edit_recipe,
         commands::start_compress,
@@ -89,8 +92,22 @@ pub fn run() -> anyhow::Result<()> {
             if let Some(w) = warning {
                 eprintln!("pareto: {w}");
             }
+            let handle = app.handle().clone();
+            let state = state.with_confirm(Box::new(move |p| dialogs::confirm_typed(&handle, p)));
+            if let Some(open) = startup_model() {
+                state.access().grant(std::path::Path::new(&open));
+            }
             app.manage(Arc::new(state));
             Ok(())
+        })
+        .on_window_event(|window, event| {
+            // Files dropped on the window are chosen (the page hears of the drop too and opens them).
+            if let tauri::WindowEvent::DragDrop(tauri::DragDropEvent::Drop { paths, .. }) = event {
+                let state = window.state::<Arc<state::AppState>>();
+                for p in paths {
+                    state.access().grant(p);
+                }
+            }
         })
         .run(tauri::generate_context!())?;
     Ok(())

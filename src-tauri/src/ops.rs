@@ -27,10 +27,8 @@ pub fn open_model(state: &AppState, path: &str) -> ApiResult<ModelView> {
 /// takes a while for a large file.
 pub fn open_model_from(state: &AppState, path: &str, ctx: &pareto_core::job::JobContext) -> ApiResult<ModelView> {
     let started = Instant::now();
-    let path = path.trim();
-    if path.is_empty() {
-        return Err(ApiError::new("no model path given"));
-    }
+    let path = state.access().check(path, "the model")?;
+    let path = path.to_str().ok_or_else(|| ApiError::new(format!("{} is not valid UTF-8", path.display())))?;
     let could_not = |e: pareto_core::Error| ApiError::from(e).context(format!("could not open {path}"));
     let gguf = pareto_core::import::is_gguf(std::path::Path::new(path));
     let folder = if gguf {
@@ -79,8 +77,8 @@ pub fn list_formats() -> Vec<FormatInfo> {
 }
 
 /// A preset name or a path to a recipe TOML file → its text.
-pub fn load_recipe(preset_or_path: &str) -> ApiResult<String> {
-    let key = preset_or_path.trim();
+pub fn load_recipe(state: &AppState, preset_or_path: &str) -> ApiResult<String> {
+    let key = &state.access().check_recipe(preset_or_path)?;
     let recipe = Recipe::load(key)?;
     match pareto_core::recipe::preset(key) {
         // The preset's own text (comments and layout) rather than a re-serialisation.
@@ -91,11 +89,17 @@ pub fn load_recipe(preset_or_path: &str) -> ApiResult<String> {
     }
 }
 
-pub fn save_recipe(path: &str, toml: &str) -> ApiResult<()> {
-    let path = Path::new(path.trim());
+/// Writes the recipe where the user chose (a file beside it first, then renamed over the name, so
+/// a failed write never leaves half a file there).
+pub fn save_recipe(state: &AppState, path: &str, toml: &str) -> ApiResult<()> {
+    let path = state.access().check(path, "where to save the recipe")?;
     Recipe::from_toml(toml, &path.display().to_string())?;
-    std::fs::write(path, toml)
-        .map_err(|e| from_std(&e).context(format!("could not write the recipe to {}", path.display())))
+    let name = path.file_name().ok_or_else(|| ApiError::new(format!("{} names no file", path.display())))?;
+    let tmp = path.with_file_name(format!(".{}.pareto-tmp", name.to_string_lossy()));
+    std::fs::write(&tmp, toml).and_then(|()| std::fs::rename(&tmp, &path)).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        from_std(&e).context(format!("could not write the recipe to {}", path.display()))
+    })
 }
 
 /// Parses `toml`, resolves it against the open model and returns the per-tensor plan. No weights
@@ -197,11 +201,11 @@ pub fn start_compress(
     let model = state.model()?;
     let recipe = Recipe::from_toml(toml, "the recipe editor")?;
     let plan = recipe.resolve(&model)?;
-    let out = out.trim();
-    if out.is_empty() {
+    if out.trim().is_empty() {
         return Err(ApiError::new("choose an output folder for the compressed model"));
     }
-    let mut opts = CompressOptions::new(out);
+    let out = state.access().check(out, "the output folder")?;
+    let mut opts = CompressOptions::new(&out);
     opts.force = overwrite;
     opts.accelerator = crate::validate::accelerator(device)?;
     // A calibrated recipe: the set is checked and the output folder vetted now, before the long
@@ -222,7 +226,7 @@ pub fn start_compress(
             windows: c.windows,
             window: c.window,
             skip_chars: c.skip_chars,
-            ..pareto_runs::CalibrationSpec::new(c.samples.trim())
+            ..pareto_runs::CalibrationSpec::new(state.access().check(&c.samples, "the calibration text")?)
         }),
     };
     if calibration.is_some() {
@@ -487,7 +491,7 @@ pub fn export_run(state: &AppState, req: &ExportRequest) -> ApiResult<ExportResu
     if req.target.trim().is_empty() {
         return Err(ApiError::new("choose a target folder"));
     }
-    let target = PathBuf::from(req.target.trim());
+    let target = state.access().check(&req.target, "the export folder")?;
     let model = Model::open(&run.report.source)?;
     let recipe = Recipe::from_toml(&run.view.recipe_toml, "the run's recipe")?;
     let plan = recipe.resolve(&model)?;

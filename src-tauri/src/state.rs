@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use pareto_core::job::CancelToken;
 use pareto_core::{CompressReport, Model};
 
+use crate::access::Access;
 use crate::dto::{ApiError, ApiResult, RunView, Settings, from_std};
 
 pub const RECENT_LIMIT: usize = 10;
@@ -32,6 +33,8 @@ pub struct AppState {
     settings: Mutex<Settings>,
     /// Where settings are saved; `None` keeps them in memory (tests).
     config_dir: Option<PathBuf>,
+    /// The paths the user chose; every path from the web view is checked against it.
+    access: Access,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -54,9 +57,30 @@ impl AppState {
             },
             None => Settings::default(),
         };
-        let state =
-            AppState { settings: Mutex::new(settings), config_dir, next_job: AtomicU32::new(1), ..Default::default() };
+        let access = Access::default();
+        for recent in &settings.recent_models {
+            access.grant(std::path::Path::new(recent));
+        }
+        access.grant_from_env();
+        let state = AppState {
+            settings: Mutex::new(settings),
+            config_dir,
+            next_job: AtomicU32::new(1),
+            access,
+            ..Default::default()
+        };
         (state, warning)
+    }
+
+    /// The same state asking `confirm` whether a typed path may be used (the app's native prompt).
+    pub fn with_confirm(mut self, confirm: crate::access::Confirm) -> AppState {
+        let roots = std::mem::take(&mut self.access);
+        self.access = roots.with_confirm(confirm);
+        self
+    }
+
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 
     pub fn model(&self) -> ApiResult<Arc<Model>> {
@@ -128,7 +152,11 @@ impl AppState {
         lock(&self.settings).clone()
     }
 
-    pub fn save_settings(&self, settings: Settings) -> ApiResult<()> {
+    /// Saves what the page sends, except that it may only reorder or drop Recent entries: the
+    /// backend adds them when a model opens, so the page cannot make a path "chosen" this way.
+    pub fn save_settings(&self, mut settings: Settings) -> ApiResult<()> {
+        let known = lock(&self.settings).recent_models.clone();
+        settings.recent_models.retain(|r| known.contains(r));
         *lock(&self.settings) = settings.clone();
         self.persist(&settings)
     }

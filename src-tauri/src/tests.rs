@@ -13,8 +13,17 @@ fn stories() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/stories260K").display().to_string()
 }
 
+/// A session in which the user has chosen the checkout (models, bundled samples) and the temporary
+/// folder the tests write into.
+fn app_state(config_dir: Option<PathBuf>) -> (AppState, Option<ApiError>) {
+    let (state, warning) = AppState::new(config_dir);
+    state.access().grant(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    state.access().grant(&std::env::temp_dir());
+    (state, warning)
+}
+
 fn opened() -> Arc<AppState> {
-    let (state, warning) = AppState::new(None);
+    let (state, warning) = app_state(None);
     assert!(warning.is_none());
     let state = Arc::new(state);
     ops::open_model(&state, &stories()).expect("open stories260K");
@@ -22,7 +31,7 @@ fn opened() -> Arc<AppState> {
 }
 
 fn preset(name: &str) -> String {
-    ops::load_recipe(name).expect("preset")
+    ops::load_recipe(&AppState::default(), name).expect("preset")
 }
 
 /// Runs a compression to completion and returns the events it streamed.
@@ -90,7 +99,7 @@ fn finished(events: &[JobEvent]) -> RunView {
 
 #[test]
 fn open_model_lists_tensors_and_config() {
-    let (state, _) = AppState::new(None);
+    let (state, _) = app_state(None);
     let view = ops::open_model(&state, &stories()).expect("open");
     assert_eq!(view.summary.architecture.as_deref(), Some("llama"));
     assert_eq!(view.tensors.len(), view.summary.tensor_count);
@@ -110,7 +119,7 @@ fn a_gguf_opens_as_a_job_with_progress() {
     unsafe {
         std::env::set_var("PARETO_CACHE_DIR", cache.path());
     }
-    let (state, _) = AppState::new(None);
+    let (state, _) = app_state(None);
     let state = Arc::new(state);
     let gguf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/gguf/stories260K.gguf").display().to_string();
     let (view, events) = await_job(
@@ -130,17 +139,18 @@ fn a_gguf_opens_as_a_job_with_progress() {
 
 #[test]
 fn open_model_errors_name_the_path_and_cause() {
-    let (state, _) = AppState::new(None);
-    let err = ops::open_model(&state, "/nonexistent/model").expect_err("must fail");
-    assert!(err.message.contains("/nonexistent/model"), "{err}");
+    let (state, _) = app_state(None);
+    let missing = std::env::temp_dir().join("pareto-nonexistent/model").display().to_string();
+    let err = ops::open_model(&state, &missing).expect_err("must fail");
+    assert!(err.message.contains(&missing), "{err}");
     assert!(!err.causes.is_empty(), "{err:?}");
     let err = ops::open_model(&state, "  ").expect_err("empty");
-    assert!(err.message.contains("no model path"));
+    assert!(err.message.contains("no path given for the model"), "{err}");
 }
 
 #[test]
 fn commands_needing_a_model_say_so() {
-    let (state, _) = AppState::new(None);
+    let (state, _) = app_state(None);
     let err = ops::plan(&state, &preset("w8")).expect_err("no model");
     assert!(err.message.contains("no model is open"), "{err}");
 }
@@ -195,10 +205,61 @@ fn edits_change_the_plan() {
 fn recipe_save_and_load_round_trip() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("r.toml").display().to_string();
-    ops::save_recipe(&path, &preset("nf4")).expect("save");
-    let text = ops::load_recipe(&path).expect("load");
+    let (state, _) = app_state(None);
+    ops::save_recipe(&state, &path, &preset("nf4")).expect("save");
+    let text = ops::load_recipe(&state, &path).expect("load");
     assert!(text.contains("nf4"));
-    assert!(ops::save_recipe(&path, "nonsense = [").is_err());
+    assert!(ops::save_recipe(&state, &path, "nonsense = [").is_err());
+    assert_eq!(ops::load_recipe(&state, &path).expect("load"), text, "a refused recipe leaves the file as it was");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+}
+
+/// The path allow-list: a command handed a path the user did not choose (pick, drop, Recent,
+/// `--open`, or a typed path they allowed in the native prompt) refuses it by name and touches
+/// nothing; the page cannot make a path chosen through the saved settings either.
+#[test]
+fn commands_refuse_paths_the_user_did_not_choose() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("cfg");
+    let (state, _) = AppState::new(Some(cfg.clone()));
+    let state = Arc::new(state);
+    let refused = |r: ApiError| assert!(r.message.contains("was not chosen"), "{}", r.message);
+    refused(ops::open_model(&state, &stories()).unwrap_err());
+    state.access().grant(Path::new(&stories()));
+    ops::open_model(&state, &stories()).expect("a chosen model opens");
+
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let recipe = elsewhere.join("r.toml");
+    refused(ops::save_recipe(&state, recipe.to_str().unwrap(), &preset("w8")).unwrap_err());
+    std::fs::write(&recipe, preset("w8")).unwrap();
+    refused(ops::load_recipe(&state, recipe.to_str().unwrap()).unwrap_err());
+    let out = elsewhere.join("out");
+    let sink: ops::Sink = Arc::new(|_| {});
+    refused(
+        ops::start_compress(&state, &preset("w8"), out.to_str().unwrap(), false, None, None, sink.clone()).unwrap_err(),
+    );
+    // Inside the chosen model folder, but climbing out of it.
+    let climb = format!("{}/../../{}", stories(), "x");
+    refused(ops::start_compress(&state, &preset("w8"), &climb, false, None, None, sink.clone()).unwrap_err());
+    let scan = ScanRequest {
+        samples: recipe.display().to_string(),
+        windows: 1,
+        window: 16,
+        skip_chars: 0,
+        formats: vec!["q8_0".into()],
+    };
+    refused(crate::allocate::start_scan(&state, scan, sink).unwrap_err());
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 1, "nothing written where the user did not choose");
+
+    // Settings from the page may reorder or drop Recent entries, never add one.
+    let mut s = state.settings();
+    s.recent_models.push(elsewhere.display().to_string());
+    state.save_settings(s).unwrap();
+    let (restarted, _) = AppState::new(Some(cfg));
+    assert_eq!(restarted.settings().recent_models.len(), 1);
+    assert!(restarted.access().allows(Path::new(&stories())), "Recent stays chosen across restarts");
+    assert!(!restarted.access().allows(&elsewhere));
 }
 
 #[test]
@@ -419,20 +480,20 @@ fn settings_persist_across_restarts() {
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = dir.path().join("cfg");
     {
-        let (state, _) = AppState::new(Some(cfg.clone()));
+        let (state, _) = app_state(Some(cfg.clone()));
         ops::open_model(&state, &stories()).expect("open");
         let mut s = state.settings();
         s.scenario = Some("edge".into());
         s.last_recipe_toml = Some("name = \"x\"\n".into());
         state.save_settings(s).expect("save");
     }
-    let (state, warning) = AppState::new(Some(cfg.clone()));
+    let (state, warning) = app_state(Some(cfg.clone()));
     assert!(warning.is_none());
     let s = state.settings();
     assert_eq!(s.scenario.as_deref(), Some("edge"));
     assert_eq!(s.recent_models.len(), 1);
     std::fs::write(cfg.join("settings.json"), "{not json").expect("corrupt");
-    let (state, warning) = AppState::new(Some(cfg));
+    let (state, warning) = app_state(Some(cfg));
     assert!(warning.is_some());
     assert_eq!(state.settings(), Settings::default());
 }
@@ -502,7 +563,7 @@ fn compute_devices_always_include_cpu() {
 fn ipc_round_trip_with_mock_runtime() {
     use tauri::test::{INVOKE_KEY, get_ipc_response, mock_builder};
     let app = crate::builder(mock_builder())
-        .manage(Arc::new(AppState::new(None).0))
+        .manage(Arc::new(app_state(None).0))
         .build(tauri::generate_context!())
         .expect("build app");
     let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default()).build().expect("webview");
@@ -568,6 +629,7 @@ fn export_typescript_bindings() {
         ScanRequest,
         BudgetQuery,
         AllocationView,
+        PickRequest,
     );
 }
 

@@ -18,11 +18,12 @@ fn row(name: &str, unit: &str, original: Option<f64>, compressed: Option<f64>, b
     MetricRow { name: name.into(), unit: unit.into(), original, compressed, better: better.into() }
 }
 
-fn options(req: &ValidateRequest, output: PathBuf) -> ApiResult<EvalOptions> {
+fn options(state: &AppState, req: &ValidateRequest, output: PathBuf) -> ApiResult<EvalOptions> {
     let device: DeviceSpec = req.device.parse().map_err(|e: pareto_eval::EvalError| from_std(&e))?;
+    let samples = req.samples.as_deref().filter(|s| !s.trim().is_empty());
     let mut opts = EvalOptions {
         compressed: Some(Compressed::Folder(output)),
-        samples: req.samples.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from),
+        samples: samples.map(|s| state.access().check(s, "the sample file")).transpose()?,
         device,
         speed: req.speed.then(|| SpeedOptions { repeats: 3, ..SpeedOptions::default() }),
         ..EvalOptions::default()
@@ -150,7 +151,7 @@ pub fn view(run_id: u32, r: &EvalReport, seconds: f64) -> ValidationView {
 /// Starts validating run `req.run_id` (original vs its output) and returns the job id at once.
 pub fn start(state: &Arc<AppState>, req: ValidateRequest, sink: Sink) -> ApiResult<u32> {
     let run = state.run(req.run_id)?;
-    let opts = options(&req, run.report.output.clone())?;
+    let opts = options(state, &req, run.report.output.clone())?;
     let state_after = Arc::clone(state);
     crate::jobs::spawn(state, "validate", sink, move |ctx| {
         let started = Instant::now();

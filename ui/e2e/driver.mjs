@@ -32,7 +32,8 @@ export async function start({ port = 4444, config } = {}) {
   const driverBin = process.env.TAURI_DRIVER ?? "tauri-driver";
   const nativePort = port + 100;
   const driver = spawn(driverBin, ["--port", String(port), "--native-port", String(nativePort), "--native-driver", "/usr/bin/WebKitWebDriver"], {
-    env: { ...process.env, XDG_CONFIG_HOME: cfg },
+    // The paths the tests type are chosen for the session (the studio would otherwise ask, natively).
+    env: { ...process.env, XDG_CONFIG_HOME: cfg, PARETO_STUDIO_ALLOW: [repo, tmpdir()].join(path.delimiter) },
     // tauri-driver logs every dropped keep-alive connection; keep its output out of test logs.
     stdio: ["ignore", "ignore", process.env.PARETO_E2E_DRIVER_LOG ? "inherit" : "ignore"],
   });

@@ -1,8 +1,8 @@
-// The real implementation: Tauri IPC. This file and the dialog/webview helpers below are the only
-// callers of @tauri-apps/* in the UI.
+// The real implementation: Tauri IPC. This file and the webview helper below are the only callers
+// of @tauri-apps/* in the UI. File dialogs are opened by the backend (`pick_path`), which is how a
+// path becomes one the studio may use; the page itself has no dialog permission.
 import { Channel, invoke } from "@tauri-apps/api/core";
 import { getCurrentWebview } from "@tauri-apps/api/webview";
-import { open, save } from "@tauri-apps/plugin-dialog";
 import type { Api, PickOptions } from "./api";
 import { toFailure } from "./api";
 import type * as T from "./types";
@@ -56,16 +56,10 @@ export const tauriApi: Api = {
     return call("start_scan", { request, onEvent: channel });
   },
   allocate: (query) => call("allocate", { query }),
-  pickPath: async (o: PickOptions) => {
-    try {
-      const picked = o.save
-        ? await save({ title: o.title, filters: o.filters })
-        : await open({ title: o.title, directory: o.directory, multiple: false, filters: o.filters });
-      return typeof picked === "string" ? picked : null;
-    } catch (e) {
-      throw toFailure(e);
-    }
-  },
+  pickPath: (o: PickOptions) =>
+    call<string | null>("pick_path", {
+      request: { title: o.title, directory: o.directory, save: o.save ?? false, filters: o.filters ?? [] },
+    }),
   onFileDrop: async (onDrop) =>
     getCurrentWebview().onDragDropEvent((event) => {
       if (event.payload.type === "drop") onDrop(event.payload.paths);
