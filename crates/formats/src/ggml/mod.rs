@@ -21,6 +21,7 @@ use half::f16;
 
 use crate::codec::{Codec, expect_len, mismatch};
 use crate::exec::{Parallelism, for_each, split_rows, split_rows_mut};
+use crate::metrics::Sums;
 use crate::{FormatError, GroupArith, QTensor};
 
 /// ggml's GROUP_MAX_EPS: below this a group counts as all zero.
@@ -191,6 +192,11 @@ pub(crate) fn get_f16(b: &[u8]) -> f32 {
     f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()
 }
 
+thread_local! {
+    /// One decoded row per thread for [`Codec::quantize_measured`], reused across rows and tensors.
+    static DECODED_ROW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Adapts a [`BlockCodec`] to the row-parallel [`Codec`] interface.
 pub(crate) struct Ggml<B>(pub B);
 
@@ -330,6 +336,53 @@ impl<B: BlockCodec> Codec for Ggml<B> {
             return Err(e);
         }
         Ok(QTensor::Blocks { rows, cols, ggml_type, bytes })
+    }
+
+    fn quantize_measured(
+        &self,
+        id: &'static str,
+        w: &[f32],
+        rows: usize,
+        cols: usize,
+        par: Parallelism,
+    ) -> Option<Result<(QTensor, Vec<Sums>), FormatError>> {
+        let run = || {
+            let ggml_type = ggml_type_of(id)?;
+            let mut bytes = crate::pool::ENCODED.take_zeroed(rows * Self::row_bytes(cols));
+            let mut sums = vec![Sums::default(); rows];
+            let items: Vec<_> = split_rows(w, rows)
+                .into_iter()
+                .zip(split_rows_mut(&mut bytes, rows))
+                .zip(sums.iter_mut())
+                .map(|((x, o), s)| (x, o, s))
+                .collect();
+            let (finite, fits) = (AtomicBool::new(true), AtomicBool::new(true));
+            for_each(par, items, |(x, o, s)| match Self::encode_row(x, o) {
+                Row::Done => {
+                    // Decoded at once, while the row and its codes are still in cache.
+                    DECODED_ROW.with_borrow_mut(|buf| {
+                        buf.resize(x.len(), 0.0);
+                        Self::decode_row(o, buf);
+                        *s = Sums::of(x, buf);
+                    });
+                }
+                Row::NonFinite => finite.store(false, Ordering::Relaxed),
+                Row::ScaleOverflow => fits.store(false, Ordering::Relaxed),
+            });
+            let error = if !finite.into_inner() {
+                Some(crate::registry::non_finite_error(id, w))
+            } else if !fits.into_inner() {
+                Some(Self::overflow_error(id, w, &bytes))
+            } else {
+                None
+            };
+            if let Some(e) = error {
+                crate::pool::ENCODED.give_back(bytes);
+                return Err(e);
+            }
+            Ok((QTensor::Blocks { rows, cols, ggml_type, bytes }, sums))
+        };
+        Some(run())
     }
 
     fn takes_importance(&self) -> bool {

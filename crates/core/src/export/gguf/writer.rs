@@ -364,14 +364,21 @@ impl GgufWriter {
         for first in (0..rows).step_by(step) {
             let n = step.min(rows - first);
             let x = pipe.reader.read_rows_f32(t, first, n, cols)?;
-            let solved = pipe.quantize(pt, fmt, &x, n, cols)?;
+            let (solved, measured) = if metrics {
+                pipe.quantize_measured(pt, fmt, &x, n, cols)?
+            } else {
+                (pipe.quantize(pt, fmt, &x, n, cols)?, None)
+            };
             if first == 0 {
                 notes = solved.notes;
             }
             let q = solved.codes;
             if metrics {
-                let deq = fmt.dequantize(&q).map_err(|e| Error::Format(e).for_tensor(&pt.name))?;
-                sums = sums.merge(Sums::of(&x, &deq));
+                let part = match measured {
+                    Some(s) => s,
+                    None => Sums::of_par(&x, &fmt.dequantize(&q).map_err(|e| Error::Format(e).for_tensor(&pt.name))?),
+                };
+                sums = sums.merge(part);
             }
             pipe.reader.recycle(x);
             let bytes = qtensor_bytes(q, pt)?;
