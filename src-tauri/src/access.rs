@@ -6,7 +6,11 @@
 //! Every command that receives a path from the web view passes it through [`Access::check`] first,
 //! so a page that went wrong (or was made to) cannot read or write anything else.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+
+/// The path made absolute, symlinks resolved where it exists and `..` lexically where it does not:
+/// the engine's own rule for "inside the source" is the studio's rule for "inside a chosen path".
+use pareto_core::export::protect::resolve;
 use std::sync::Mutex;
 
 use crate::dto::{ApiError, ApiResult};
@@ -37,11 +41,10 @@ impl Access {
 
     /// Marks `path` (and everything under it) as chosen by the user.
     pub fn grant(&self, path: &Path) {
-        if let Some(p) = resolve(path) {
-            let mut roots = self.roots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if !roots.iter().any(|r| p.starts_with(r)) {
-                roots.push(p);
-            }
+        let p = resolve(path);
+        let mut roots = self.roots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !roots.iter().any(|r| p.starts_with(r)) {
+            roots.push(p);
         }
     }
 
@@ -56,7 +59,7 @@ impl Access {
 
     /// Whether `path`, resolved through symlinks and `..`, lies at or under a chosen path.
     pub fn allows(&self, path: &Path) -> bool {
-        let Some(p) = resolve(path) else { return false };
+        let p = resolve(path);
         self.roots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().any(|r| p.starts_with(r))
     }
 
@@ -71,7 +74,7 @@ impl Access {
         if self.allows(&path) {
             return Ok(path);
         }
-        if resolve(&path).is_some() && self.confirm.as_ref().is_some_and(|ask| ask(&path)) {
+        if self.confirm.as_ref().is_some_and(|ask| ask(&path)) {
             self.grant(&path);
             return Ok(path);
         }
@@ -90,30 +93,6 @@ impl Access {
             return Ok(key.to_string());
         }
         Ok(self.check(key, "a recipe")?.display().to_string())
-    }
-}
-
-/// `path` made absolute with symlinks resolved: its longest existing prefix canonicalized, the rest
-/// appended. `None` when the rest climbs (`..`) — where it lands cannot be known before it exists —
-/// or the path cannot be resolved at all.
-fn resolve(path: &Path) -> Option<PathBuf> {
-    let abs = std::path::absolute(path).ok()?;
-    let mut existing = abs.as_path();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(real) = existing.canonicalize() {
-            let mut out = real;
-            for c in rest.iter().rev() {
-                match c {
-                    Component::Normal(n) => out.push(n),
-                    Component::CurDir => {}
-                    _ => return None,
-                }
-            }
-            return Some(out);
-        }
-        rest.push(existing.components().next_back()?);
-        existing = existing.parent()?;
     }
 }
 

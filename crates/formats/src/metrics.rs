@@ -39,37 +39,47 @@ const LANES: usize = 8;
 /// cores, large enough that merging the pieces costs nothing.
 const PIECE: usize = 1 << 16;
 
+/// Per-lane partial sums of [`Sums::of`].
+#[derive(Default)]
+struct Lanes {
+    ww: [f64; LANES],
+    hh: [f64; LANES],
+    wh: [f64; LANES],
+    ee: [f64; LANES],
+    mx: [f64; LANES],
+    zeros: [u64; LANES],
+}
+
+impl Lanes {
+    #[inline(always)]
+    fn add(&mut self, k: usize, w: f32, h: f32) {
+        let (w, h) = (f64::from(w), f64::from(h));
+        let e = w - h;
+        self.ww[k] += w * w;
+        self.hh[k] += h * h;
+        self.wh[k] += w * h;
+        self.ee[k] += e * e;
+        self.mx[k] = self.mx[k].max(e.abs());
+        self.zeros[k] += u64::from(h == 0.0);
+    }
+}
+
 impl Sums {
     pub fn of(original: &[f32], compressed: &[f32]) -> Sums {
         let n = original.len().min(compressed.len());
         let (original, compressed) = (&original[..n], &compressed[..n]);
-        let (mut ww, mut hh, mut wh, mut ee, mut mx) =
-            ([0f64; LANES], [0f64; LANES], [0f64; LANES], [0f64; LANES], [0f64; LANES]);
-        let mut zeros = [0u64; LANES];
+        let mut acc = Lanes::default();
         let (a, b) = (original.chunks_exact(LANES), compressed.chunks_exact(LANES));
         let (ta, tb) = (a.remainder(), b.remainder());
         for (a, b) in a.zip(b) {
             for k in 0..LANES {
-                let (w, h) = (f64::from(a[k]), f64::from(b[k]));
-                let e = w - h;
-                ww[k] += w * w;
-                hh[k] += h * h;
-                wh[k] += w * h;
-                ee[k] += e * e;
-                mx[k] = mx[k].max(e.abs());
-                zeros[k] += u64::from(h == 0.0);
+                acc.add(k, a[k], b[k]);
             }
         }
         for (k, (&w, &h)) in ta.iter().zip(tb).enumerate() {
-            let (w, h) = (f64::from(w), f64::from(h));
-            let e = w - h;
-            ww[k] += w * w;
-            hh[k] += h * h;
-            wh[k] += w * h;
-            ee[k] += e * e;
-            mx[k] = mx[k].max(e.abs());
-            zeros[k] += u64::from(h == 0.0);
+            acc.add(k, w, h);
         }
+        let Lanes { ww, hh, wh, ee, mx, zeros } = acc;
         let sum = |v: [f64; LANES]| v.iter().sum::<f64>();
         Sums {
             ww: sum(ww),

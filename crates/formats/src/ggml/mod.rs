@@ -283,6 +283,50 @@ impl<B: BlockCodec> Ggml<B> {
         B::encode_row_weighted(x, qw, out)
     }
 
+    /// Encodes every row (on the pool); with `measure`, each row is decoded right after, on its
+    /// thread while it is still in cache, and its error sums kept (else the sums stay empty).
+    fn encode_all(
+        id: &'static str,
+        w: &[f32],
+        rows: usize,
+        cols: usize,
+        par: Parallelism,
+        measure: bool,
+    ) -> Result<(QTensor, Vec<Sums>), FormatError> {
+        let ggml_type = ggml_type_of(id)?;
+        let mut bytes = crate::pool::ENCODED.take_zeroed(rows * Self::row_bytes(cols));
+        let mut sums = vec![Sums::default(); if measure { rows } else { 0 }];
+        let mut slots: Vec<Option<&mut Sums>> = sums.iter_mut().map(Some).collect();
+        slots.resize_with(rows, || None);
+        let items: Vec<_> = split_rows(w, rows).into_iter().zip(split_rows_mut(&mut bytes, rows)).zip(slots).collect();
+        let (finite, fits) = (AtomicBool::new(true), AtomicBool::new(true));
+        for_each(par, items, |((x, o), slot)| match Self::encode_row(x, o) {
+            Row::Done => {
+                if let Some(s) = slot {
+                    DECODED_ROW.with_borrow_mut(|buf| {
+                        buf.resize(x.len(), 0.0);
+                        Self::decode_row(o, buf);
+                        *s = Sums::of(x, buf);
+                    });
+                }
+            }
+            Row::NonFinite => finite.store(false, Ordering::Relaxed),
+            Row::ScaleOverflow => fits.store(false, Ordering::Relaxed),
+        });
+        let error = if !finite.into_inner() {
+            Some(crate::registry::non_finite_error(id, w))
+        } else if !fits.into_inner() {
+            Some(Self::overflow_error(id, w, &bytes))
+        } else {
+            None
+        };
+        if let Some(e) = error {
+            crate::pool::ENCODED.give_back(bytes);
+            return Err(e);
+        }
+        Ok((QTensor::Blocks { rows, cols, ggml_type, bytes }, sums))
+    }
+
     fn decode_row(b: &[u8], out: &mut [f32]) {
         for (bb, ob) in b.chunks_exact(B::BYTES).zip(out.chunks_exact_mut(B::WEIGHTS)) {
             B::decode(bb, ob);
@@ -315,27 +359,7 @@ impl<B: BlockCodec> Codec for Ggml<B> {
         cols: usize,
         par: Parallelism,
     ) -> Result<QTensor, FormatError> {
-        let ggml_type = ggml_type_of(id)?;
-        let mut bytes = crate::pool::ENCODED.take_zeroed(rows * Self::row_bytes(cols));
-        let items: Vec<_> = split_rows(w, rows).into_iter().zip(split_rows_mut(&mut bytes, rows)).collect();
-        let (finite, fits) = (AtomicBool::new(true), AtomicBool::new(true));
-        for_each(par, items, |(x, o)| match Self::encode_row(x, o) {
-            Row::Done => {}
-            Row::NonFinite => finite.store(false, Ordering::Relaxed),
-            Row::ScaleOverflow => fits.store(false, Ordering::Relaxed),
-        });
-        let error = if !finite.into_inner() {
-            Some(crate::registry::non_finite_error(id, w))
-        } else if !fits.into_inner() {
-            Some(Self::overflow_error(id, w, &bytes))
-        } else {
-            None
-        };
-        if let Some(e) = error {
-            crate::pool::ENCODED.give_back(bytes);
-            return Err(e);
-        }
-        Ok(QTensor::Blocks { rows, cols, ggml_type, bytes })
+        Self::encode_all(id, w, rows, cols, par, false).map(|(q, _)| q)
     }
 
     fn quantize_measured(
@@ -346,43 +370,7 @@ impl<B: BlockCodec> Codec for Ggml<B> {
         cols: usize,
         par: Parallelism,
     ) -> Option<Result<(QTensor, Vec<Sums>), FormatError>> {
-        let run = || {
-            let ggml_type = ggml_type_of(id)?;
-            let mut bytes = crate::pool::ENCODED.take_zeroed(rows * Self::row_bytes(cols));
-            let mut sums = vec![Sums::default(); rows];
-            let items: Vec<_> = split_rows(w, rows)
-                .into_iter()
-                .zip(split_rows_mut(&mut bytes, rows))
-                .zip(sums.iter_mut())
-                .map(|((x, o), s)| (x, o, s))
-                .collect();
-            let (finite, fits) = (AtomicBool::new(true), AtomicBool::new(true));
-            for_each(par, items, |(x, o, s)| match Self::encode_row(x, o) {
-                Row::Done => {
-                    // Decoded at once, while the row and its codes are still in cache.
-                    DECODED_ROW.with_borrow_mut(|buf| {
-                        buf.resize(x.len(), 0.0);
-                        Self::decode_row(o, buf);
-                        *s = Sums::of(x, buf);
-                    });
-                }
-                Row::NonFinite => finite.store(false, Ordering::Relaxed),
-                Row::ScaleOverflow => fits.store(false, Ordering::Relaxed),
-            });
-            let error = if !finite.into_inner() {
-                Some(crate::registry::non_finite_error(id, w))
-            } else if !fits.into_inner() {
-                Some(Self::overflow_error(id, w, &bytes))
-            } else {
-                None
-            };
-            if let Some(e) = error {
-                crate::pool::ENCODED.give_back(bytes);
-                return Err(e);
-            }
-            Ok((QTensor::Blocks { rows, cols, ggml_type, bytes }, sums))
-        };
-        Some(run())
+        Some(Self::encode_all(id, w, rows, cols, par, true))
     }
 
     fn takes_importance(&self) -> bool {
