@@ -62,6 +62,18 @@ ok "build"
 step "end-to-end (WebDriver, Xvfb)"
 xvfb-run -a -s "-screen 0 1400x900x24" bash -c 'cd ui && node --test --test-reporter=spec --test-concurrency=1 e2e/' 2>&1 | tee /tmp/pareto-e2e.log
 ok "e2e: $(grep -E "^ℹ (pass|fail)" /tmp/pareto-e2e.log | tr '\n' ' ')"
+
+step "installable bundle: the .deb from the Tauri CLI, installed with apt, end-to-end on the installed app"
+# Same target folder and release profile; only the app and tauri's crates rebuild (custom-protocol).
+(cd src-tauri && ../ui/node_modules/.bin/tauri build --bundles deb --ci)
+deb=$(ls -t "$CARGO_TARGET_DIR"/release/bundle/deb/*.deb | head -1)
+sudo_if env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$deb"
+dpkg -L pareto | grep -q "models/stories260K/model.safetensors"
+dpkg -L pareto | grep -q "assets/samples/tinystories/tinystories-valid-excerpt.txt"
+grep -q "MimeType=.*application/x-gguf" /usr/share/applications/Pareto.desktop && grep -q "^Exec=pareto-app %f" /usr/share/applications/Pareto.desktop
+xvfb-run -a -s "-screen 0 1400x900x24" env PARETO_APP=/usr/bin/pareto-app \
+  bash -c 'cd ui && node --test --test-reporter=spec --test-concurrency=1 e2e-installed/' 2>&1 | tee /tmp/pareto-installed.log
+ok "installed $(basename "$deb"): $(grep -E "^ℹ (pass|fail)" /tmp/pareto-installed.log | tr '\n' ' ')"
 ls -1 target/screenshots/
 
 echo

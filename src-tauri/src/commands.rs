@@ -19,7 +19,12 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + '
 
 #[tauri::command]
 pub async fn startup(state: S<'_>) -> ApiResult<Startup> {
-    Ok(Startup { open: crate::startup_model(), settings: state.settings(), version: env!("CARGO_PKG_VERSION").into() })
+    Ok(Startup {
+        open: crate::startup_model(),
+        demo: state.demo(),
+        settings: state.settings(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 #[tauri::command]

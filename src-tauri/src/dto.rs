@@ -604,6 +604,8 @@ pub struct ComputeDevice {
 pub struct Startup {
     /// A model to open at launch (`--open <path>` or `PARETO_OPEN`).
     pub open: Option<String>,
+    /// The demo model inside the app bundle, offered on the Open screen.
+    pub demo: Option<String>,
     pub settings: Settings,
     pub version: String,
 }

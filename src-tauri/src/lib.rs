@@ -22,9 +22,9 @@ use tauri::Manager;
 
 /// The usage text of the studio's command line.
 pub const USAGE: &str = "Pareto studio — model compression\n\n\
-Usage: pareto-app [--open <model>]\n\n\
+Usage: pareto-app [--open <model> | <model>]\n\n\
 Options:\n  \
-  --open <model>  open a model folder or .safetensors file at launch (also: PARETO_OPEN)\n  \
+  --open <model>  open a model folder, .safetensors or .gguf file at launch (also: PARETO_OPEN;\n                  a bare path, as a file manager passes it, works the same)\n  \
   -h, --help      print this help and exit\n  \
   -V, --version   print the version and exit\n\n\
 The headless engine is the `pareto` command-line tool.";
@@ -39,9 +39,14 @@ pub fn info_request(args: &[String]) -> Option<String> {
     })
 }
 
-/// A model to open at launch: `--open <path>` on the command line, else `PARETO_OPEN`.
+/// A model to open at launch: `--open <path>` or a bare path on the command line (what a file
+/// manager passes for an associated .gguf / .safetensors), else `PARETO_OPEN`.
 pub fn startup_model() -> Option<String> {
-    let mut args = std::env::args().skip(1);
+    model_argument(std::env::args().skip(1))
+        .or_else(|| std::env::var("PARETO_OPEN").ok().filter(|s| !s.trim().is_empty()))
+}
+
+fn model_argument(mut args: impl Iterator<Item = String>) -> Option<String> {
     while let Some(a) = args.next() {
         if a == "--open" {
             return args.next();
@@ -49,8 +54,11 @@ pub fn startup_model() -> Option<String> {
         if let Some(p) = a.strip_prefix("--open=") {
             return Some(p.to_string());
         }
+        if !a.starts_with('-') {
+            return Some(a);
+        }
     }
-    std::env::var("PARETO_OPEN").ok().filter(|s| !s.trim().is_empty())
+    None
 }
 
 /// The builder with every command and plugin registered; `run` and the tests share it.
@@ -93,9 +101,19 @@ pub fn run() -> anyhow::Result<()> {
                 eprintln!("pareto: {w}");
             }
             let handle = app.handle().clone();
-            let state = state.with_confirm(Box::new(move |p| dialogs::confirm_typed(&handle, p)));
+            let mut state = state.with_confirm(Box::new(move |p| dialogs::confirm_typed(&handle, p)));
             if let Some(open) = startup_model() {
                 state.access().grant(std::path::Path::new(&open));
+            }
+            // The bundle's resources (beside a development build, inside an installed one): the
+            // bundled sample sets for validation, and a demo model offered on the Open screen.
+            if let Ok(dir) = app.path().resource_dir() {
+                pareto_eval::compare::set_bundle_root(dir.clone());
+                let demo = dir.join("models/stories260K");
+                if demo.join("config.json").is_file() {
+                    state.access().grant(&demo);
+                    state.set_demo(demo);
+                }
             }
             app.manage(Arc::new(state));
             Ok(())
@@ -111,4 +129,17 @@ pub fn run() -> anyhow::Result<()> {
         })
         .run(tauri::generate_context!())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod arg_tests {
+    #[test]
+    fn a_model_is_named_by_open_or_by_a_bare_path() {
+        let arg = |v: &[&str]| super::model_argument(v.iter().map(|s| s.to_string()));
+        assert_eq!(arg(&["--open", "/m"]).as_deref(), Some("/m"));
+        assert_eq!(arg(&["--open=/m"]).as_deref(), Some("/m"));
+        assert_eq!(arg(&["/home/u/model.gguf"]).as_deref(), Some("/home/u/model.gguf"));
+        assert_eq!(arg(&["--verbose"]), None);
+        assert_eq!(arg(&[]), None);
+    }
 }

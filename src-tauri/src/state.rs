@@ -35,6 +35,8 @@ pub struct AppState {
     config_dir: Option<PathBuf>,
     /// The paths the user chose; every path from the web view is checked against it.
     access: Access,
+    /// The demo model shipped inside the app bundle.
+    demo: Option<PathBuf>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -81,6 +83,15 @@ impl AppState {
 
     pub fn access(&self) -> &Access {
         &self.access
+    }
+
+    pub fn set_demo(&mut self, dir: PathBuf) {
+        self.demo = Some(dir);
+    }
+
+    /// The bundled demo model's folder, when the app ships one.
+    pub fn demo(&self) -> Option<String> {
+        self.demo.as_ref().map(|d| d.display().to_string())
     }
 
     pub fn model(&self) -> ApiResult<Arc<Model>> {

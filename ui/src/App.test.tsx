@@ -99,6 +99,12 @@ describe("Open", () => {
   it("lists recent models from the saved settings", () => {
     expect(root.textContent).toContain("/mock/recent");
   });
+
+  it("offers the bundled demo model until a model is open", async () => {
+    await click("#open-demo");
+    expect(api.calls.some((c) => c.method === "openModel" && c.args[0] === "/mock/demo")).toBe(true);
+    expect($("#open-demo")).toBeNull();
+  });
 });
 
 describe("Recipe", () => {

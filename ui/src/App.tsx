@@ -43,6 +43,7 @@ export function App({ api }: { api: Api }) {
     traffic: { requests_per_day: null, input_tokens: null, output_tokens: null, engine: null },
   });
   const [settings, setSettings] = useState<Settings>(EMPTY_SETTINGS);
+  const [demo, setDemo] = useState<string | null>(null);
   const [devices, setDevices] = useState<ComputeDevice[]>([]);
   const [computeDevice, setComputeDeviceRaw] = useState("cpu");
   const [opening, setOpening] = useState(false);
@@ -150,6 +151,7 @@ export function App({ api }: { api: Api }) {
         const st = await api.startup();
         setVersion(st.version);
         setSettings(st.settings);
+        setDemo(st.demo);
         setQueryRaw((q) => ({ ...q, scenario: st.settings.scenario ?? q.scenario, device: st.settings.device ?? null }));
         if (st.settings.compute_device) setComputeDeviceRaw(st.settings.compute_device);
         const toml = st.settings.last_recipe_toml ?? (await api.loadRecipe(DEFAULT_PRESET));
@@ -196,6 +198,7 @@ export function App({ api }: { api: Api }) {
         updateSettings({ scenario: q.scenario, device: q.device });
       },
       settings,
+      demo,
       updateSettings,
       computeDevice,
       setComputeDevice: (id) => {
@@ -213,7 +216,7 @@ export function App({ api }: { api: Api }) {
       setOpenMs,
       openSeq,
     }),
-    [model, recipeToml, plan, planError, editMs, runs, validations, selectedRun, query, settings, computeDevice, opening, openStage, openJob, openError, openMs, openSeq, setRecipeToml, updateSettings, openPath],
+    [model, recipeToml, plan, planError, editMs, runs, validations, selectedRun, query, settings, demo, computeDevice, opening, openStage, openJob, openError, openMs, openSeq, setRecipeToml, updateSettings, openPath],
   );
 
   return (

@@ -34,6 +34,8 @@ export interface Session {
   setQuery: (q: Omit<ProjectionQuery, "recipe_toml">) => void;
   settings: Settings;
   updateSettings: (patch: Partial<Settings>) => void;
+  /** The demo model shipped inside the app bundle, when there is one. */
+  demo: string | null;
   computeDevice: string;
   setComputeDevice: (id: string) => void;
   go: (screen: ScreenId) => void;

@@ -164,9 +164,21 @@ pub fn default_samples(family: &ModelFamily) -> Option<&'static str> {
     }
 }
 
-/// Finds a bundled file: relative to the working directory, then to the executable's ancestors,
-/// then to the source tree this crate was built from.
+/// Where an installed app keeps its bundled files (the desktop bundle's resource folder).
+static BUNDLE_ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Registers the installed app's resource folder, searched first by [`resolve_bundled`]. The first
+/// registration wins (one app, one bundle).
+pub fn set_bundle_root(dir: PathBuf) {
+    let _ = BUNDLE_ROOT.set(dir);
+}
+
+/// Finds a bundled file: in the installed app's resource folder, relative to the working
+/// directory, then to the executable's ancestors, then to the source tree this crate was built from.
 pub fn resolve_bundled(rel: &str) -> Option<PathBuf> {
+    if let Some(p) = BUNDLE_ROOT.get().map(|root| root.join(rel)).filter(|p| p.is_file()) {
+        return Some(p);
+    }
     let cwd = PathBuf::from(rel);
     if cwd.is_file() {
         return Some(cwd);

@@ -5,4 +5,8 @@ export type Startup = {
 /**
  * A model to open at launch (`--open <path>` or `PARETO_OPEN`).
  */
-open: string | null, settings: Settings, version: string, };
+open: string | null, 
+/**
+ * The demo model inside the app bundle, offered on the Open screen.
+ */
+demo: string | null, settings: Settings, version: string, };

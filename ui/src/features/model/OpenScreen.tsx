@@ -46,6 +46,14 @@ export function OpenScreen() {
           {s.opening ? "Opening…" : "Open"}
         </button>
       </div>
+      {s.demo && !m && (
+        <p>
+          <button id="open-demo" disabled={s.opening} onClick={() => s.demo && s.openPath(s.demo)}>
+            Open the bundled demo model (stories260K)
+          </button>{" "}
+          <span class="muted">a 260K-parameter TinyStories decoder shipped with the app, to try every screen</span>
+        </p>
+      )}
       <p class="muted">
         Drop a model folder, .safetensors or .gguf file anywhere on the window to open it. A GGUF is read through its
         Hugging Face conversion, made once into the cache (its dequantized weights; a quantized GGUF is flagged).
