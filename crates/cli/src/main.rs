@@ -9,11 +9,22 @@ mod progress;
 use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "pareto", version, about = "Model compression studio: inspect, compress, evaluate, project")]
+#[command(
+    name = "pareto",
+    version,
+    about = "Model compression studio: inspect, compress, evaluate, project",
+    after_help = "Exit status: 0 done, 1 error (named on stderr; with --json also as a JSON document on stdout), \
+2 usage error, 130 cancelled (Ctrl-C / SIGTERM; nothing partial is left under the output name).\n\
+Results go to stdout; progress bars, notes and warnings to stderr (no bars when stderr is not a terminal). \
+Colour follows NO_COLOR and the terminal."
+)]
 struct Cli {
     /// Print one machine-readable JSON document on stdout.
     #[arg(long, global = true)]
     json: bool,
+    /// No progress bars or notes on stderr (warnings and errors are still printed).
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +72,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    output::set_quiet(cli.quiet);
     let result = match &cli.command {
         Command::Inspect(a) => commands::inspect::run(a, cli.json),
         Command::Compress(a) => commands::compress::run(a, cli.json),
@@ -106,7 +118,7 @@ fn man_pages(out: Option<&std::path::Path>) -> anyhow::Result<()> {
         let mut roff = Vec::new();
         clap_mangen::Man::new(page).render(&mut roff)?;
         pareto_report::write_atomic(&dir.join(&file), &String::from_utf8_lossy(&roff))?;
-        eprintln!("wrote {}", dir.join(&file).display());
+        note!("wrote {}", dir.join(&file).display());
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ pub fn open_model(path: &std::path::Path) -> anyhow::Result<pareto_core::Model> 
     let folder = model_folder(path)?;
     let model = pareto_core::Model::open(&folder).with_context(|| format!("opening {}", path.display()))?;
     for note in model.notes() {
-        eprintln!("note: {note}");
+        crate::note!("note: {note}");
     }
     Ok(model)
 }
@@ -26,8 +26,30 @@ pub fn model_folder(path: &std::path::Path) -> anyhow::Result<std::path::PathBuf
     let ctx = crate::progress::bar_context();
     let folder =
         pareto_core::import::open_cached(path, &ctx).with_context(|| format!("reading the GGUF {}", path.display()))?;
-    eprintln!("note: {} is read through its Hugging Face conversion {}", path.display(), folder.display());
+    crate::note!("note: {} is read through its Hugging Face conversion {}", path.display(), folder.display());
     Ok(folder)
+}
+
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--quiet`: no progress bars and no notes for the rest of the process.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// An informational line on stderr (what was written, what was resumed, a hint), left out under
+/// `--quiet`; warnings and errors use `eprintln!` directly.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {
+        if !$crate::output::quiet() {
+            eprintln!($($arg)*);
+        }
+    };
 }
 
 /// Prints `value` as the command's JSON document.

@@ -16,7 +16,8 @@ impl Progress for Bars {
         if let Some(old) = slot.take() {
             old.finish_and_clear();
         }
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        let target = if crate::output::quiet() { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
+        let bar = ProgressBar::with_draw_target(Some(total), target);
         let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {elapsed_precise} {wide_msg}")
             .map(|s| s.progress_chars("=> "))
             .unwrap_or_else(|_| ProgressStyle::default_bar());
@@ -37,7 +38,7 @@ impl Progress for Bars {
     fn log(&self, line: &str) {
         match self.bar.lock().ok().and_then(|s| s.clone()) {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => crate::note!("{line}"),
         }
     }
 }

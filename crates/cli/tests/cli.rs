@@ -483,3 +483,32 @@ fn fidelity_reports_held_out_error_and_names_bad_measurement_files() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--quiet` keeps stderr free of progress and notes (the result still on stdout); the help states
+/// the exit statuses.
+#[test]
+fn quiet_leaves_stderr_to_warnings_and_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A GGUF source: the run notes where its conversion is read from.
+    let run = |extra: &[&str], out: &str| {
+        let out = tmp.path().join(out);
+        let mut args = vec!["compress", "models/gguf/stories260K.gguf", "-r", "gguf-q8_0", "--format", "gguf", "-o"];
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(extra);
+        let o = Command::new(env!("CARGO_BIN_EXE_pareto"))
+            .args(&args)
+            .current_dir(repo())
+            .env("PARETO_CACHE_DIR", tmp.path().join("cache"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o
+    };
+    let loud = run(&[], "a");
+    let quiet = run(&["--quiet"], "b");
+    assert!(String::from_utf8_lossy(&loud.stderr).contains("note: "), "the notes of a normal run");
+    assert!(quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
+    assert!(String::from_utf8_lossy(&quiet.stdout).contains("token_embd.weight"));
+    let help = String::from_utf8_lossy(&pareto(&["--help"]).stdout).into_owned();
+    assert!(help.contains("Exit status: 0 done, 1 error") && help.contains("130 cancelled"), "{help}");
+}

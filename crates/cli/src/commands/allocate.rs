@@ -88,7 +88,7 @@ pub fn run(args: &AllocateArgs, json: bool) -> anyhow::Result<()> {
     };
     let budget = problem.budget_bytes(&model, &budget)?;
     if args.fits.is_some() {
-        eprintln!(
+        crate::note!(
             "budget: {} of weights fit on {} beside the scenario's KV cache, activations and runtime overhead",
             output::bytes(budget),
             args.fits.as_deref().unwrap_or("")

@@ -109,22 +109,22 @@ impl CalibrationArgs {
     ) -> anyhow::Result<Option<std::sync::Arc<dyn pareto_core::quantize::TensorQuantizer>>> {
         let Some(spec) = self.spec() else { return Ok(None) };
         if plan.totals.calibrated == 0 {
-            eprintln!("note: the recipe has no calibrated rule (gptq, wanda); --calibration is not used");
+            crate::note!("note: the recipe has no calibrated rule (gptq, wanda); --calibration is not used");
             return Ok(None);
         }
         let ctx = progress::bar_context();
         let (codes, report) = calibrate(model.root(), plan, &spec, &ctx)?;
         drop(ctx);
         for note in &report.notes {
-            eprintln!("note: {note}");
+            crate::note!("note: {note}");
         }
         for t in &report.tensors {
             for note in &t.notes {
-                eprintln!("note: {}: {note}", t.name);
+                crate::note!("note: {}: {note}", t.name);
             }
         }
         if !json {
-            eprintln!(
+            crate::note!(
                 "calibrated {} tensors on {} windows x {} tokens in {:.2} s",
                 report.tensors.len(),
                 report.windows_used,
@@ -191,10 +191,10 @@ pub fn write(model: &pareto_core::Model, recipe: &Recipe, args: &WriteArgs, json
         println!("{} tensors quantized on {}, the others on the CPU", report.device_tensors, report.device);
     }
     for note in &report.device_notes {
-        eprintln!("note: {note}");
+        crate::note!("note: {note}");
     }
     for stale in &report.stale_removed {
-        eprintln!("note: removed {}, the temporary folder of an earlier run that was killed", stale.display());
+        crate::note!("note: removed {}, the temporary folder of an earlier run that was killed", stale.display());
     }
     println!(
         "wrote {} ({}, {}) in {:.2} s; content hash {}",

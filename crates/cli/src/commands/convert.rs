@@ -39,7 +39,7 @@ pub fn run(args: &ConvertArgs, json: bool) -> anyhow::Result<()> {
         .with_context(|| format!("converting {}", args.gguf.display()))?;
     drop(ctx);
     for note in &report.notes {
-        eprintln!("note: {note}");
+        crate::note!("note: {note}");
     }
     if json {
         return output::json(&report);

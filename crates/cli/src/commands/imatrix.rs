@@ -81,7 +81,7 @@ pub fn run(args: &ImatrixArgs, json: bool) -> anyhow::Result<()> {
     let (m, notes) = compute_imatrix(model.root(), &spec, &ctx)?;
     drop(ctx);
     for note in &notes {
-        eprintln!("note: {note}");
+        crate::note!("note: {note}");
     }
     let bytes = if args.dat { m.to_dat() } else { m.to_gguf() };
     let written = write_file(out, &bytes, args.force, &model.source_paths())?;

@@ -103,9 +103,9 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
         println!("right-sizing: {}", r.verdict);
     }
     for n in &projection.notes {
-        eprintln!("note: {n}");
+        crate::note!("note: {n}");
     }
-    eprintln!("(--json carries every number with its formula and sources)");
+    crate::note!("(--json carries every number with its formula and sources)");
     Ok(())
 }
 

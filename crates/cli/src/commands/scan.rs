@@ -62,7 +62,7 @@ pub fn measure(model: &Path, args: &ScanArgs) -> anyhow::Result<Scan> {
     let s = scan(model, &spec, &ctx)?;
     drop(ctx);
     for note in &s.notes {
-        eprintln!("note: {note}");
+        crate::note!("note: {note}");
     }
     Ok(s)
 }

@@ -81,7 +81,7 @@ fn auto_recipes(model: &pareto_core::Model, scan: &Path, n: usize, args: &SweepA
             "an allocated recipe",
             &is_allocated_recipe,
         )?;
-        eprintln!("auto: {} ({:.2} bits/weight, predicted KL {:.5})", path.display(), a.bpw, a.predicted_kl);
+        crate::note!("auto: {} ({:.2} bits/weight, predicted KL {:.5})", path.display(), a.bpw, a.predicted_kl);
         paths.push(path.display().to_string());
     }
     Ok(paths)
@@ -115,10 +115,10 @@ pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
     let outcome = sweep(&jobs, &files, &args.out, &LocalExecutor { parallelism: args.parallel }, &ctx)?;
     drop(ctx);
     for name in &outcome.resumed {
-        eprintln!("resumed: {name} (record already present)");
+        crate::note!("resumed: {name} (record already present)");
     }
     for (name, why) in &outcome.rerun {
-        eprintln!("re-ran: {name} ({why})");
+        crate::note!("re-ran: {name} ({why})");
     }
     for (name, err) in &outcome.failed {
         eprintln!("failed: {name}: {err}");
