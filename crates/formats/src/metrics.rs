@@ -32,62 +32,78 @@ pub struct Sums {
 }
 
 /// Accumulator lanes: independent partial sums the compiler keeps in vector registers (one
-/// long chain of dependent f64 adds would run at the adder's latency instead of its throughput).
+/// long chain of dependent adds would run at the adder's latency instead of its throughput).
 const LANES: usize = 8;
+
+/// Elements summed in f32 lanes before the partial sums move into f64 (8 per lane): the f32 part
+/// adds about 1e-7 relative error, far below the digits a metric is shown with, and lets the hot
+/// loop run on 8-wide f32 vectors instead of 4-wide f64 ones.
+const CHUNK: usize = 8 * LANES;
 
 /// Elements per parallel piece of [`Sums::of_par`]: small enough to spread a row chunk over the
 /// cores, large enough that merging the pieces costs nothing.
 const PIECE: usize = 1 << 16;
 
-/// Per-lane partial sums of [`Sums::of`].
+/// Per-lane partial sums of one chunk (f32), and their running totals (f64).
 #[derive(Default)]
-struct Lanes {
-    ww: [f64; LANES],
-    hh: [f64; LANES],
-    wh: [f64; LANES],
-    ee: [f64; LANES],
-    mx: [f64; LANES],
-    zeros: [u64; LANES],
-}
-
-impl Lanes {
-    #[inline(always)]
-    fn add(&mut self, k: usize, w: f32, h: f32) {
-        let (w, h) = (f64::from(w), f64::from(h));
-        let e = w - h;
-        self.ww[k] += w * w;
-        self.hh[k] += h * h;
-        self.wh[k] += w * h;
-        self.ee[k] += e * e;
-        self.mx[k] = self.mx[k].max(e.abs());
-        self.zeros[k] += u64::from(h == 0.0);
-    }
+struct Lanes<T> {
+    ww: [T; LANES],
+    hh: [T; LANES],
+    wh: [T; LANES],
+    ee: [T; LANES],
 }
 
 impl Sums {
+    /// The sums of comparing `original` with `compressed` (the shorter length counts).
+    #[inline(always)]
     pub fn of(original: &[f32], compressed: &[f32]) -> Sums {
         let n = original.len().min(compressed.len());
         let (original, compressed) = (&original[..n], &compressed[..n]);
-        let mut acc = Lanes::default();
-        let (a, b) = (original.chunks_exact(LANES), compressed.chunks_exact(LANES));
-        let (ta, tb) = (a.remainder(), b.remainder());
-        for (a, b) in a.zip(b) {
-            for k in 0..LANES {
-                acc.add(k, a[k], b[k]);
+        let mut total = Lanes::<f64>::default();
+        let (mut mx, mut zeros) = ([0f32; LANES], [0u32; LANES]);
+        let mut zeros_total = 0u64;
+        for (a, b) in original.chunks(CHUNK).zip(compressed.chunks(CHUNK)) {
+            let mut part = Lanes::<f32>::default();
+            let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+            let tail = ca.remainder().iter().zip(cb.remainder()).enumerate();
+            for (a, b) in ca.zip(cb) {
+                for k in 0..LANES {
+                    let (w, h) = (a[k], b[k]);
+                    let e = w - h;
+                    part.ww[k] += w * w;
+                    part.hh[k] += h * h;
+                    part.wh[k] += w * h;
+                    part.ee[k] += e * e;
+                    mx[k] = mx[k].max(e.abs());
+                    zeros[k] += u32::from(h == 0.0);
+                }
             }
+            for (k, (&w, &h)) in tail {
+                let e = w - h;
+                part.ww[k] += w * w;
+                part.hh[k] += h * h;
+                part.wh[k] += w * h;
+                part.ee[k] += e * e;
+                mx[k] = mx[k].max(e.abs());
+                zeros[k] += u32::from(h == 0.0);
+            }
+            for k in 0..LANES {
+                total.ww[k] += f64::from(part.ww[k]);
+                total.hh[k] += f64::from(part.hh[k]);
+                total.wh[k] += f64::from(part.wh[k]);
+                total.ee[k] += f64::from(part.ee[k]);
+            }
+            zeros_total += zeros.iter().map(|&z| u64::from(z)).sum::<u64>();
+            zeros = [0; LANES];
         }
-        for (k, (&w, &h)) in ta.iter().zip(tb).enumerate() {
-            acc.add(k, w, h);
-        }
-        let Lanes { ww, hh, wh, ee, mx, zeros } = acc;
         let sum = |v: [f64; LANES]| v.iter().sum::<f64>();
         Sums {
-            ww: sum(ww),
-            hh: sum(hh),
-            wh: sum(wh),
-            ee: sum(ee),
-            max_err: mx.iter().fold(0f64, |m, &v| m.max(v)),
-            zeros: zeros.iter().sum::<u64>() as usize,
+            ww: sum(total.ww),
+            hh: sum(total.hh),
+            wh: sum(total.wh),
+            ee: sum(total.ee),
+            max_err: f64::from(mx.iter().fold(0f32, |m, &v| m.max(v))),
+            zeros: zeros_total as usize,
             n,
         }
     }
@@ -174,8 +190,9 @@ mod tests {
             zeros += usize::from(b == 0.0);
         }
         for s in [Sums::of(&w, &h), Sums::of_par(&w, &h)] {
-            assert!((s.ww - ww).abs() <= 1e-9 * ww && (s.ee - ee).abs() <= 1e-9 * ee);
-            assert_eq!((s.max_err, s.zeros, s.n), (mx, zeros, n));
+            assert!((s.ww - ww).abs() <= 1e-6 * ww && (s.ee - ee).abs() <= 1e-6 * ee);
+            assert!((s.max_err - mx).abs() <= 1e-6 * mx);
+            assert_eq!((s.zeros, s.n), (zeros, n));
         }
     }
 
@@ -198,7 +215,7 @@ mod tests {
             let (q, sums) = f.quantize_measured(&w, rows, cols).unwrap();
             assert_eq!(q, f.quantize(&w, rows, cols).unwrap(), "{id}");
             let want = Sums::of(&w, &f.dequantize(&q).unwrap());
-            assert!((sums.ee - want.ee).abs() <= 1e-9 * want.ee && sums.n == want.n, "{id}");
+            assert!((sums.ee - want.ee).abs() <= 1e-6 * want.ee && sums.n == want.n, "{id}");
             assert_eq!((sums.max_err, sums.zeros), (want.max_err, want.zeros), "{id}");
         }
         // A non-finite weight is still refused by name, nothing returned.
