@@ -87,11 +87,24 @@ impl Sums {
                 mx[k] = mx[k].max(e.abs());
                 zeros[k] += u32::from(h == 0.0);
             }
-            for k in 0..LANES {
-                total.ww[k] += f64::from(part.ww[k]);
-                total.hh[k] += f64::from(part.hh[k]);
-                total.wh[k] += f64::from(part.wh[k]);
-                total.ee[k] += f64::from(part.ee[k]);
+            let overflowed = part.ww.iter().chain(&part.hh).chain(&part.ee).any(|v| !v.is_finite());
+            if overflowed {
+                // Weights beyond ~1e19 square past f32's range: this chunk again in f64.
+                for (k, (&w, &h)) in a.iter().zip(b).enumerate() {
+                    let (w, h) = (f64::from(w), f64::from(h));
+                    let e = w - h;
+                    total.ww[k % LANES] += w * w;
+                    total.hh[k % LANES] += h * h;
+                    total.wh[k % LANES] += w * h;
+                    total.ee[k % LANES] += e * e;
+                }
+            } else {
+                for k in 0..LANES {
+                    total.ww[k] += f64::from(part.ww[k]);
+                    total.hh[k] += f64::from(part.hh[k]);
+                    total.wh[k] += f64::from(part.wh[k]);
+                    total.ee[k] += f64::from(part.ee[k]);
+                }
             }
             zeros_total += zeros.iter().map(|&z| u64::from(z)).sum::<u64>();
             zeros = [0; LANES];
@@ -222,6 +235,15 @@ mod tests {
         let mut bad = w.clone();
         bad[700] = f32::NAN;
         assert!(crate::lookup("q4_k").unwrap().quantize_measured(&bad, rows, cols).is_err());
+    }
+
+    #[test]
+    fn sums_of_huge_weights_stay_finite() {
+        let w = [3e25f32, -2e30, 1.0, 0.0];
+        let h = [3e25f32, -2e30, 0.5, 0.0];
+        let s = Sums::of(&w, &h);
+        assert!(s.ww.is_finite() && (s.ww - 4e60).abs() <= 1e-6 * 4e60, "{}", s.ww);
+        assert_eq!(s.ee, 0.25);
     }
 
     #[test]
