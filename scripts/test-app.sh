@@ -64,8 +64,8 @@ xvfb-run -a -s "-screen 0 1400x900x24" bash -c 'cd ui && node --test --test-repo
 ok "e2e: $(grep -E "^ℹ (pass|fail)" /tmp/pareto-e2e.log | tr '\n' ' ')"
 
 step "installable bundle: the .deb from the Tauri CLI, installed with apt, end-to-end on the installed app"
-# Same target folder and release profile; only the app and tauri's crates rebuild (custom-protocol).
-(cd src-tauri && ../ui/node_modules/.bin/tauri build --bundles deb --ci)
+# Packages the binary the workspace build made (custom-protocol is a default feature): nothing recompiles.
+(cd src-tauri && ../ui/node_modules/.bin/tauri bundle --bundles deb --ci)
 deb=$(ls -t "$CARGO_TARGET_DIR"/release/bundle/deb/*.deb | head -1)
 sudo_if env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$deb"
 dpkg -L pareto | grep -q "models/stories260K/model.safetensors"
