@@ -53,6 +53,19 @@ struct Lanes<T> {
     ee: [T; LANES],
 }
 
+impl<T: Copy + std::ops::Sub<Output = T> + std::ops::Mul<Output = T> + std::ops::AddAssign> Lanes<T> {
+    /// Adds one pair to lane `k`; returns its error `w − h`.
+    #[inline(always)]
+    fn add(&mut self, k: usize, w: T, h: T) -> T {
+        let e = w - h;
+        self.ww[k] += w * w;
+        self.hh[k] += h * h;
+        self.wh[k] += w * h;
+        self.ee[k] += e * e;
+        e
+    }
+}
+
 impl Sums {
     /// The sums of comparing `original` with `compressed` (the shorter length counts).
     #[inline(always)]
@@ -64,39 +77,26 @@ impl Sums {
         let mut zeros_total = 0u64;
         for (a, b) in original.chunks(CHUNK).zip(compressed.chunks(CHUNK)) {
             let mut part = Lanes::<f32>::default();
+            let mut add = |k: usize, w: f32, h: f32| {
+                let e = part.add(k, w, h);
+                mx[k] = mx[k].max(e.abs());
+                zeros[k] += u32::from(h == 0.0);
+            };
             let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
             let tail = ca.remainder().iter().zip(cb.remainder()).enumerate();
             for (a, b) in ca.zip(cb) {
                 for k in 0..LANES {
-                    let (w, h) = (a[k], b[k]);
-                    let e = w - h;
-                    part.ww[k] += w * w;
-                    part.hh[k] += h * h;
-                    part.wh[k] += w * h;
-                    part.ee[k] += e * e;
-                    mx[k] = mx[k].max(e.abs());
-                    zeros[k] += u32::from(h == 0.0);
+                    add(k, a[k], b[k]);
                 }
             }
             for (k, (&w, &h)) in tail {
-                let e = w - h;
-                part.ww[k] += w * w;
-                part.hh[k] += h * h;
-                part.wh[k] += w * h;
-                part.ee[k] += e * e;
-                mx[k] = mx[k].max(e.abs());
-                zeros[k] += u32::from(h == 0.0);
+                add(k, w, h);
             }
             let overflowed = part.ww.iter().chain(&part.hh).chain(&part.ee).any(|v| !v.is_finite());
             if overflowed {
                 // Weights beyond ~1e19 square past f32's range: this chunk again in f64.
                 for (k, (&w, &h)) in a.iter().zip(b).enumerate() {
-                    let (w, h) = (f64::from(w), f64::from(h));
-                    let e = w - h;
-                    total.ww[k % LANES] += w * w;
-                    total.hh[k % LANES] += h * h;
-                    total.wh[k % LANES] += w * h;
-                    total.ee[k % LANES] += e * e;
+                    total.add(k % LANES, f64::from(w), f64::from(h));
                 }
             } else {
                 for k in 0..LANES {
