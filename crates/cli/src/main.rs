@@ -55,6 +55,8 @@ enum Command {
     Scan(commands::scan::ScanCmd),
     /// Mixed precision under a budget: the recipe with the least predicted KL that fits (exact knapsack).
     Allocate(commands::allocate::AllocateArgs),
+    /// Cache hit rates measured on a query log: exact and semantic (per threshold), wrong answers, tenants.
+    Cache(commands::cache::CacheArgs),
     /// Write a recorded run's artifact again, in any format (checked against the record's model).
     Export(commands::export::ExportArgs),
     /// Print a shell completion script: `pareto completions bash > /etc/bash_completion.d/pareto`.
@@ -83,6 +85,7 @@ fn main() {
         Command::Project(a) => commands::project::run(a, cli.json),
         Command::Sweep(a) => commands::sweep::run(a, cli.json),
         Command::Report(a) => commands::report::run(a, cli.json),
+        Command::Cache(a) => commands::cache::run(a, cli.json),
         Command::Export(a) => commands::export::run(a, cli.json),
         Command::Imatrix(a) => commands::imatrix::run(a, cli.json),
         Command::Scan(a) => commands::scan::run(a, cli.json),

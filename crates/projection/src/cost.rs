@@ -165,7 +165,13 @@ pub fn cost_projection(
                 n(sc.cache.semantic_hit_rate * 100.0)
             ),
         )
-        .src("scenario cache.exact_hit_rate, cache.semantic_hit_rate (cache infrastructure cost not included)")
+        .src(
+            sc.cache
+                .measured_by
+                .clone()
+                .unwrap_or_else(|| "scenario cache.exact_hit_rate, cache.semantic_hit_rate (assumed)".into()),
+        )
+        .src("cache infrastructure cost not included")
     });
     Some(CostProjection {
         tier: sc.pricing.tier,

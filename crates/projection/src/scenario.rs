@@ -39,6 +39,9 @@ fn default_batched_tokens() -> u32 {
 pub struct Cache {
     pub exact_hit_rate: f64,
     pub semantic_hit_rate: f64,
+    /// Where measured rates came from (`pareto cache`'s estimate), when they are not assumptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_by: Option<String>,
 }
 
 /// Network egress per request.

@@ -1,4 +1,5 @@
 pub mod allocate;
+pub mod cache;
 pub mod compress;
 pub mod convert;
 pub mod eval;

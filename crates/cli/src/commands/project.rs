@@ -42,6 +42,16 @@ pub struct ProjectArgs {
     /// List the hardware catalog and exit.
     #[arg(long)]
     pub list_devices: bool,
+    /// Cache hit rates (and tenants' measured shares) from a `pareto cache --out` estimate instead
+    /// of the scenario's assumptions.
+    #[arg(long, value_name = "ESTIMATE")]
+    pub cache_from: Option<PathBuf>,
+    /// With --cache-from: the semantic threshold whose rates apply (default: the estimate's highest).
+    #[arg(long, requires = "cache_from")]
+    pub cache_threshold: Option<f32>,
+    /// With --cache-from: the cache capacity whose rates apply (default: the estimate's only one).
+    #[arg(long, requires = "cache_from")]
+    pub cache_capacity: Option<usize>,
 }
 
 pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
@@ -70,6 +80,10 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
     let mut scenario = Scenario::load(&args.scenario)?;
     if let Some(e) = &args.engine {
         scenario.engine = Some(e.clone());
+    }
+    if let Some(file) = &args.cache_from {
+        let used = crate::commands::cache::apply(&mut scenario, file, args.cache_threshold, args.cache_capacity)?;
+        crate::note!("{used}");
     }
     let recipe = match &args.recipe {
         Some(r) => Recipe::load(r)?,

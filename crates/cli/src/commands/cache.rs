@@ -1,0 +1,332 @@
+//! `pareto cache`: exact and semantic cache hit rates measured on the user's own query log, with
+//! the estimated wrong-answer share of semantic hits and each tenant's share of the use; `--out`
+//! saves the estimate for `pareto project --cache-from`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use pareto_eval::compare::resolve_bundled;
+use pareto_eval::samples::bundled;
+use pareto_traffic::estimate::{CacheEstimate, EstimateSpec, SearchChoice};
+use pareto_traffic::{Cadence, estimate};
+
+use crate::{output, progress};
+
+/// The bundled encoder (all-MiniLM-L6-v2), relative to the repository or bundle root.
+const BUNDLED_ENCODER: &str = "models/all-MiniLM-L6-v2/config.json";
+
+#[derive(clap::Args)]
+pub struct CacheArgs {
+    /// The query log: .txt (one query per line), .tsv/.csv with a header (query, timestamp, tenant,
+    /// input_tokens, output_tokens), or .jsonl with those keys. Read as a stream, never modified.
+    pub log: PathBuf,
+    /// A BERT-style sentence encoder folder; default: the bundled all-MiniLM-L6-v2.
+    #[arg(long, value_name = "DIR")]
+    pub encoder: Option<PathBuf>,
+    /// Where the encoder runs: cpu, cuda:N or metal.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Cosine-similarity thresholds for a semantic hit, each in [-1, 1].
+    #[arg(long, value_delimiter = ',', default_value = "0.80,0.85,0.90,0.95", allow_hyphen_values = true)]
+    pub thresholds: Vec<f32>,
+    /// Cache capacities in entries (least recently used evicted).
+    #[arg(long, value_delimiter = ',', default_value = "100000")]
+    pub capacity: Vec<usize>,
+    /// Times to live: seconds, or with a unit (90s, 30m, 12h, 7d); `none` for no expiry. Needs timestamps.
+    #[arg(long, value_delimiter = ',', default_value = "none")]
+    pub ttl: Vec<String>,
+    /// Model-update cadences that empty the cache: never, daily, weekly, monthly (30 days),
+    /// quarterly (91 days), or release dates joined by + (2026-01-05+2026-02-01). Needs timestamps.
+    #[arg(long, value_delimiter = ',', default_value = "never")]
+    pub updates: Vec<String>,
+    /// Labelled sentence pairs (sentence1, sentence2, score) for the wrong-answer estimate;
+    /// default: the bundled STS-B dev set.
+    #[arg(long, value_name = "FILE")]
+    pub pairs: Option<PathBuf>,
+    /// No wrong-answer estimate.
+    #[arg(long, conflicts_with = "pairs")]
+    pub no_pairs: bool,
+    /// Gold score at or above which a labelled pair asks the same thing (STS-B 0–5: 4.0; a 0/1
+    /// duplicate label: 1).
+    #[arg(long, default_value_t = 4.0)]
+    pub same_at: f64,
+    /// Neighbour search: auto (exact up to 20,000 distinct queries, then HNSW), exact or hnsw.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "exact", "hnsw"])]
+    pub search: String,
+    /// Run exact search beside HNSW and report HNSW's pair recall (quadratic: a check, not for large logs).
+    #[arg(long)]
+    pub check_recall: bool,
+    /// Save the estimate (JSON) for `pareto project --cache-from`.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Replace an earlier estimate at `--out` (never any other file).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `90`, `90s`, `30m`, `12h`, `7d` → seconds; `none` → no expiry.
+fn parse_ttl(s: &str) -> anyhow::Result<Option<f64>> {
+    let s = s.trim();
+    if s == "none" {
+        return Ok(None);
+    }
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let scale = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        _ => anyhow::bail!("--ttl `{s}`: use seconds or a unit of s, m, h or d (e.g. 12h), or none"),
+    };
+    let v: f64 = num.parse().with_context(|| format!("--ttl `{s}` is not a number"))?;
+    Ok(Some(v * scale))
+}
+
+fn default_encoder() -> anyhow::Result<PathBuf> {
+    resolve_bundled(BUNDLED_ENCODER)
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .context("the bundled all-MiniLM-L6-v2 was not found (scripts/fetch-models.sh fetches it); give --encoder DIR")
+}
+
+pub fn spec(args: &CacheArgs) -> anyhow::Result<EstimateSpec> {
+    let encoder = match &args.encoder {
+        Some(e) => e.clone(),
+        None => default_encoder()?,
+    };
+    let pairs = match (&args.pairs, args.no_pairs) {
+        (_, true) => None,
+        (Some(p), false) => Some(p.clone()),
+        (None, false) => resolve_bundled(bundled::STSB_DEV),
+    };
+    Ok(EstimateSpec {
+        device: args.device.parse()?,
+        thresholds: args.thresholds.clone(),
+        capacities: args.capacity.clone(),
+        ttls: args.ttl.iter().map(|t| parse_ttl(t)).collect::<anyhow::Result<_>>()?,
+        updates: args.updates.iter().map(|u| Cadence::parse(u)).collect::<Result<_, _>>()?,
+        pairs,
+        same_at: args.same_at,
+        search: match args.search.as_str() {
+            "exact" => SearchChoice::Exact,
+            "hnsw" => SearchChoice::Hnsw,
+            _ => SearchChoice::Auto,
+        },
+        check_recall: args.check_recall,
+        ..EstimateSpec::new(&args.log, &encoder)
+    })
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.1} %", v * 100.0)
+}
+
+pub fn run(args: &CacheArgs, json: bool) -> anyhow::Result<()> {
+    let spec = spec(args)?;
+    let sources = pareto_core::export::SourcePaths {
+        folders: vec![spec.encoder.clone()],
+        files: std::iter::once(spec.log.clone()).chain(spec.pairs.clone()).collect(),
+    };
+    if let Some(out) = &args.out
+        && out.exists()
+        && !args.force
+    {
+        // Refused before the run, not after minutes of embedding.
+        anyhow::bail!("{} exists; give --force to replace an earlier estimate, or another --out", out.display());
+    }
+    let ctx = progress::bar_context();
+    let est = estimate(&spec, &ctx)?;
+    drop(ctx);
+    let written = match &args.out {
+        Some(out) => {
+            let text = serde_json::to_vec_pretty(&est)?;
+            let is_estimate = |p: &Path| {
+                std::fs::read(p).ok().and_then(|b| serde_json::from_slice::<CacheEstimate>(&b).ok()).is_some()
+            };
+            Some(pareto_core::export::write_small_file(
+                out,
+                &text,
+                args.force,
+                &sources,
+                "a pareto cache estimate",
+                &is_estimate,
+            )?)
+        }
+        None => None,
+    };
+    if json {
+        return output::json(&est);
+    }
+    print_estimate(&est);
+    if let Some(w) = written {
+        println!("wrote {} (use it with `pareto project --cache-from`)", w.display());
+    }
+    Ok(())
+}
+
+/// Puts an estimate's measured hit rates (and tenants) into a scenario; returns what was used.
+pub fn apply(
+    scenario: &mut pareto_projection::Scenario,
+    file: &Path,
+    threshold: Option<f32>,
+    capacity: Option<usize>,
+) -> anyhow::Result<String> {
+    let bytes = pareto_core::bounded::read(file, pareto_core::bounded::SCAN_CAP, "a cache estimate")?;
+    let est: CacheEstimate = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a `pareto cache --out` estimate", file.display()))?;
+    let threshold = threshold.unwrap_or_else(|| est.rows.iter().map(|r| r.threshold).fold(f32::NEG_INFINITY, f32::max));
+    let mut capacities: Vec<usize> = est.rows.iter().map(|r| r.capacity).collect();
+    capacities.sort_unstable();
+    capacities.dedup();
+    let capacity = match (capacity, capacities.as_slice()) {
+        (Some(c), _) => c,
+        (None, [only]) => *only,
+        (None, many) => anyhow::bail!("{} has capacities {many:?}; choose one with --cache-capacity", file.display()),
+    };
+    // Several times to live or update cadences: the most conservative (fewest hits) row.
+    let row = est
+        .rows
+        .iter()
+        .filter(|r| (r.threshold - threshold).abs() < 1e-6 && r.capacity == capacity)
+        .min_by(|a, b| (a.exact_hit_rate + a.semantic_hit_rate).total_cmp(&(b.exact_hit_rate + b.semantic_hit_rate)))
+        .with_context(|| {
+            let ts: Vec<String> = est.rows.iter().map(|r| format!("{:.2}", r.threshold)).collect();
+            format!(
+                "{} has no row at threshold {threshold} and capacity {capacity} (thresholds: {})",
+                file.display(),
+                ts.join(", ")
+            )
+        })?;
+    let wrong = row
+        .wrong_answer_rate
+        .map_or(String::new(), |w| format!(", an estimated {} of requests answered wrongly", pct(w)));
+    let used = format!(
+        "cache rates measured by `pareto cache` on {} ({} requests): threshold {:.2}, capacity {}, ttl {}, updates {}: {} exact + {} semantic hits{wrong}",
+        est.log,
+        est.requests,
+        row.threshold,
+        row.capacity,
+        row.ttl_seconds.map_or("none".into(), |t| format!("{t} s")),
+        row.updates,
+        pct(row.exact_hit_rate),
+        pct(row.semantic_hit_rate),
+    );
+    scenario.cache.exact_hit_rate = row.exact_hit_rate;
+    scenario.cache.semantic_hit_rate = row.semantic_hit_rate;
+    scenario.cache.measured_by = Some(format!("{} ({})", used, file.display()));
+    if !est.tenants.is_empty() {
+        scenario.tenants = est
+            .tenants
+            .iter()
+            .map(|t| {
+                let per = |tokens: u64| (tokens > 0).then(|| tokens as f64 / t.requests.max(1) as f64);
+                pareto_projection::Tenant {
+                    name: t.name.clone(),
+                    measured_requests: t.requests as f64,
+                    input_tokens: per(t.input_tokens),
+                    output_tokens: per(t.output_tokens),
+                }
+            })
+            .collect();
+    }
+    scenario.validate()?;
+    Ok(used)
+}
+
+fn print_estimate(est: &CacheEstimate) {
+    println!(
+        "{}: {} requests, {} distinct after normalisation{}",
+        est.log,
+        est.requests,
+        est.distinct_queries,
+        match (&est.first_request, &est.last_request) {
+            (Some(a), Some(b)) => format!(", {a} to {b}"),
+            _ => String::new(),
+        }
+    );
+    let rows: Vec<Vec<String>> = est
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                format!("{:.2}", r.threshold),
+                r.capacity.to_string(),
+                r.ttl_seconds.map_or("none".into(), |t| format!("{t} s")),
+                r.updates.clone(),
+                pct(r.exact_hit_rate),
+                pct(r.semantic_hit_rate),
+                r.wrong_answer_share.map_or("-".into(), pct),
+                r.wrong_answer_rate.map_or("-".into(), pct),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "threshold",
+            "capacity",
+            "ttl",
+            "updates",
+            "exact hits",
+            "semantic hits",
+            "wrong (of sem.)",
+            "wrong (of all)",
+        ],
+        &rows,
+    );
+    if let Some(q) = &est.quality {
+        println!(
+            "labelled pairs: {} ({} pairs, {} with the same intent at gold ≥ {})",
+            q.pairs.source, q.pairs.pairs, q.pairs.same_intent, q.pairs.same_at
+        );
+        let rows: Vec<Vec<String>> = q
+            .thresholds
+            .iter()
+            .map(|t| {
+                vec![
+                    format!("{:.2}", t.threshold),
+                    t.pairs_above.to_string(),
+                    t.precision.map_or("-".into(), pct),
+                    pct(t.recall),
+                ]
+            })
+            .collect();
+        output::table(&["threshold", "pairs above", "precision", "recall"], &rows);
+    }
+    if !est.tenants.is_empty() {
+        let rows: Vec<Vec<String>> = est
+            .tenants
+            .iter()
+            .map(|t| {
+                vec![
+                    t.name.clone(),
+                    t.requests.to_string(),
+                    t.input_tokens.to_string(),
+                    t.output_tokens.to_string(),
+                    pct(t.share),
+                ]
+            })
+            .collect();
+        output::table(&["tenant", "requests", "input tokens", "output tokens", "share"], &rows);
+    }
+    let truncated: u64 = est.rows.iter().map(|r| r.truncated_lookups).max().unwrap_or(0);
+    if truncated > 0 {
+        crate::note!(
+            "note: up to {truncated} lookups reached the end of a capped neighbour list; semantic rates are lower bounds by that many requests"
+        );
+    }
+    println!(
+        "embedded {} distinct queries in {:.1} s ({:.0}/s on {}); search: {}{}; total {:.1} s",
+        est.distinct_queries,
+        est.embedding_seconds,
+        est.embedded_per_second,
+        est.device,
+        est.search.used,
+        est.search.pair_recall.map_or(String::new(), |r| format!(" (pair recall vs exact {r:.4})")),
+        est.seconds
+    );
+    for m in &est.method {
+        crate::note!("method: {m}");
+    }
+}
