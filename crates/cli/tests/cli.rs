@@ -512,3 +512,57 @@ fn quiet_leaves_stderr_to_warnings_and_errors() {
     let help = String::from_utf8_lossy(&pareto(&["--help"]).stdout).into_owned();
     assert!(help.contains("Exit status: 0 done, 1 error") && help.contains("130 cancelled"), "{help}");
 }
+
+/// `pareto cache` measures hit rates on a log and `pareto project --cache-from` prices them: the
+/// measured rates and tenants replace the scenario's assumptions, and say where they came from.
+#[test]
+fn cache_estimates_feed_the_projection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("log.jsonl");
+    let asks = ["How do I reset my password?", "What is the refund policy?", "Where is my order?"];
+    let mut body = String::new();
+    // Each question three times, a minute apart, from two teams; nothing semantic at 0.99.
+    for (i, q) in asks.iter().cycle().take(9).enumerate() {
+        let team = if i % 3 == 0 { "ads" } else { "search" };
+        body.push_str(&format!(
+            "{{\"query\":\"{q}\",\"ts\":{},\"team\":\"{team}\",\"input_tokens\":10,\"output_tokens\":30}}\n",
+            1_767_225_600 + 60 * i
+        ));
+    }
+    std::fs::write(&log, body).unwrap();
+    let est = tmp.path().join("est.json");
+    let args = ["cache", log.to_str().unwrap(), "--no-pairs", "--thresholds", "0.99", "--ttl", "none,2m", "-o"];
+    let out = pareto(&[&args[..], &[est.to_str().unwrap(), "--json"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json(&out);
+    let rows = v["rows"].as_array().unwrap();
+    // No expiry: 6 of 9 repeat an earlier question. A 2-minute TTL: each repeat comes 3 minutes later.
+    assert_eq!(rows[0]["exact_hits"], 6);
+    assert_eq!(rows[1]["exact_hits"], 0);
+    assert_eq!(v["tenants"][0]["name"], "search");
+    let again = pareto(&[&args[..], &[est.to_str().unwrap()]].concat());
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("--force"));
+
+    let proj = pareto(&[
+        "project",
+        "models/stories260K",
+        "--scenario",
+        "multi-tenant",
+        "--cache-from",
+        est.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(proj.status.success(), "{}", String::from_utf8_lossy(&proj.stderr));
+    let p = json(&proj);
+    let savings = &p["original"]["cost"]["caching_savings_usd_month"];
+    assert!(savings["formula"].as_str().unwrap().contains("with 0% exact"), "the conservative row (TTL): {savings}");
+    assert!(
+        savings["sources"][0].as_str().unwrap().contains("measured by `pareto cache`")
+            && savings["sources"][0].as_str().unwrap().contains("ttl 120 s")
+    );
+    let tenants: Vec<&str> =
+        p["original"]["tenants"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(tenants, ["search", "ads"]);
+    let bad = pareto(&["project", "models/stories260K", "--cache-from", log.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a `pareto cache --out` estimate"));
+}
