@@ -317,6 +317,7 @@ fn side(p: &PlanProjection) -> PlanSide {
         push(&mut cost, "I/O", Some(&c.io_usd_month));
         push(&mut cost, "network", Some(&c.network_usd_month));
         push(&mut cost, "instances", Some(&c.instances));
+        push(&mut cost, "caching saves", c.caching_savings_usd_month.as_ref());
     }
     PlanSide {
         label: p.label.clone(),

@@ -243,6 +243,10 @@ pub enum JobEvent {
     Scanned {
         result: Box<ScanView>,
     },
+    /// A query log replayed through simulated caches.
+    CacheEstimated {
+        result: Box<CacheView>,
+    },
     /// A model opened by a job (a GGUF, converted first).
     Opened {
         model: Box<ModelView>,
@@ -408,6 +412,59 @@ pub struct TrafficOverrides {
     pub output_tokens: Option<f64>,
     /// The serving engine (llama.cpp, vllm, tensorrt-llm, sglang); absent: the scenario's.
     pub engine: Option<String>,
+    /// Cache hit rates measured on a query log; absent: the scenario's assumptions.
+    pub cache: Option<MeasuredCache>,
+}
+
+/// Hit rates of one simulated cache, measured on the user's query log.
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+pub struct MeasuredCache {
+    pub exact_hit_rate: f64,
+    pub semantic_hit_rate: f64,
+    /// What was measured, on which log (shown as the projection's source).
+    pub source: String,
+}
+
+/// A query log to replay through simulated caches.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct CacheRequest {
+    pub log: String,
+    pub thresholds: Vec<f32>,
+    pub capacity: u64,
+    pub ttl_seconds: Option<f64>,
+    /// never, daily, weekly, monthly, quarterly, or release dates joined by `+`.
+    pub updates: String,
+    /// A sentence-encoder folder; absent: the bundled all-MiniLM-L6-v2.
+    pub encoder: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct CacheRowView {
+    pub threshold: f32,
+    pub exact_hit_rate: f64,
+    pub semantic_hit_rate: f64,
+    /// Estimated share of the semantic hits that answered a different question.
+    pub wrong_answer_share: Option<f64>,
+    /// On the labelled pairs: of the pairs at or above the threshold, the share with the same intent.
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct CacheView {
+    pub log: String,
+    pub requests: u64,
+    pub distinct_queries: u64,
+    pub capacity: u64,
+    pub ttl_seconds: Option<f64>,
+    pub updates: String,
+    pub rows: Vec<CacheRowView>,
+    /// Tenant and share of the use (tokens when the log counts them, else requests).
+    pub tenants: Vec<(String, f64)>,
+    pub embedded_per_second: f64,
+    pub seconds: f64,
+    pub search: String,
+    pub method: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod allocate;
+pub mod cache;
 pub mod commands;
 pub mod convert;
 pub mod dialogs;
@@ -88,6 +89,7 @@ pub fn builder<R: tauri::Runtime>(base: tauri::Builder<R>) -> tauri::Builder<R> 
         commands::compute_devices,
         commands::start_validate,
         commands::start_scan,
+        commands::start_cache_estimate,
         commands::allocate,
     ])
 }

@@ -320,6 +320,11 @@ fn scenario_with(query: &ProjectionQuery) -> ApiResult<Scenario> {
     if let Some(e) = query.traffic.engine.as_deref().filter(|e| !e.is_empty()) {
         scenario.engine = Some(e.to_owned());
     }
+    if let Some(c) = &query.traffic.cache {
+        scenario.cache.exact_hit_rate = c.exact_hit_rate;
+        scenario.cache.semantic_hit_rate = c.semantic_hit_rate;
+        scenario.cache.measured_by = Some(c.source.clone());
+    }
     scenario.validate()?;
     Ok(scenario)
 }

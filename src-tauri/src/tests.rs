@@ -627,6 +627,7 @@ fn export_typescript_bindings() {
         ValidationView,
         CalibrationInput,
         ScanRequest,
+        CacheRequest,
         BudgetQuery,
         AllocationView,
         PickRequest,
@@ -694,4 +695,65 @@ fn scan_then_budgets_solve_against_it_and_mark_the_editors_recipe() {
     assert!(w8.notes.iter().any(|n| n.contains("did not measure")));
     let e = crate::allocate::allocate(&state, &q("bpw", Some(0.5), None)).expect_err("infeasible");
     assert!(e.message.contains("smallest allocation") || e.message.contains("other tensors"), "{}", e.message);
+}
+
+/// The Project screen's cache estimate: a query log replayed as a job, and its measured rates
+/// priced by the projection with their source named.
+#[test]
+fn a_query_log_measures_cache_rates_the_projection_prices() {
+    let state = opened();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("log.tsv");
+    let asks = ["How do I reset my password?", "What is the refund policy?", "Where is my order?"];
+    let mut body = String::from("timestamp\ttenant\tquery\n");
+    for (i, q) in asks.iter().cycle().take(9).enumerate() {
+        body.push_str(&format!("{}\t{}\t{q}\n", 1_767_225_600 + 60 * i, if i % 3 == 0 { "ads" } else { "search" }));
+    }
+    std::fs::write(&log, body).expect("log");
+    let req = CacheRequest {
+        log: log.display().to_string(),
+        thresholds: vec![0.9, 0.99],
+        capacity: 1000,
+        ttl_seconds: None,
+        updates: "never".into(),
+        encoder: None,
+    };
+    let (view, events) = await_job(
+        "cache",
+        300,
+        |sink| crate::cache::start(&state, req.clone(), sink),
+        |e| match e {
+            JobEvent::CacheEstimated { result } => Some(result.clone()),
+            _ => None,
+        },
+    );
+    assert!(events.iter().any(|e| matches!(e, JobEvent::Stage { name, .. } if name == "replaying the log")));
+    assert_eq!((view.requests, view.distinct_queries, view.rows.len()), (9, 3, 2));
+    let strict = &view.rows[1];
+    assert!((strict.exact_hit_rate - 6.0 / 9.0).abs() < 1e-12, "{strict:?}");
+    assert!(strict.precision.is_some(), "the bundled STS-B pairs estimate precision");
+    assert_eq!(view.tenants.first().map(|t| t.0.as_str()), Some("search"));
+
+    let query = |cache: Option<MeasuredCache>| ProjectionQuery {
+        scenario: "high-volume-api".into(),
+        device: None,
+        traffic: TrafficOverrides { cache, ..Default::default() },
+        recipe_toml: None,
+    };
+    let saves = |p: &ProjectionView| p.original.cost.iter().find(|(k, _)| k == "caching saves").map(|(_, q)| q.clone());
+    let measured = MeasuredCache {
+        exact_hit_rate: strict.exact_hit_rate,
+        semantic_hit_rate: strict.semantic_hit_rate,
+        source: "measured on log.tsv at 0.99".into(),
+    };
+    let p = ops::project_plan(&state, &query(Some(measured))).expect("project");
+    let q = saves(&p).expect("caching saves");
+    assert!(q.formula.contains("66.667% exact + 0% semantic"), "{q:?}");
+    assert!(serde_json::to_string(&q).expect("json").contains("measured on log.tsv at 0.99"));
+    let assumed = ops::project_plan(&state, &query(None)).expect("project");
+    assert!(!serde_json::to_string(&saves(&assumed)).expect("json").contains("measured on"));
+
+    let elsewhere = CacheRequest { log: "/nowhere-chosen/log.txt".into(), ..req };
+    let e = crate::cache::start(&state, elsewhere, Arc::new(|_| {})).expect_err("a path the user did not choose");
+    assert!(e.to_string().contains("/nowhere-chosen/log.txt"), "{e}");
 }

@@ -1,7 +1,7 @@
 // End-to-end: the real app under Xvfb through WebDriver. Open the bundled model by typed path, apply
 // a preset, run compression, see the result, export, and check the exported files on disk.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -85,6 +85,26 @@ test("project cost before and after", async () => {
   const title = await cost.getAttribute("title");
   assert.match(title, /=/, "hover text shows the formula");
   await shot(b, "05-project");
+});
+
+test("measure cache hit rates on a query log and price them", async () => {
+  const b = session.browser;
+  const log = path.join(work, "queries.txt");
+  writeFileSync(log, ["How do I reset my password?", "What is the refund policy?", "how do I reset my  password?", "How can I reset my password?"].join("\n"));
+  await typeInto(b, "#cache-log", log);
+  await (await b.$("#cache-start")).click();
+  const rows = await b.$("#cache-rows");
+  const failed = await b.$("#cache-panel .error");
+  await b.waitUntil(async () => (await rows.isDisplayed()) || (await failed.isExisting()), { timeout: 120000 });
+  assert.ok(await rows.isDisplayed(), await (await b.$("#cache-panel")).getText());
+  assert.match(await (await b.$("#cache-summary")).getText(), /4 requests, 3 distinct/);
+  await (await b.$(".use-cache")).click();
+  const inUse = await b.$("#cache-in-use");
+  await inUse.waitForDisplayed({ timeout: 15000 });
+  assert.match(await inUse.getText(), /25\.0% exact/);
+  await b.waitUntil(async () => /measured on/.test((await (await b.$("#cache-savings")).getAttribute("title")) ?? ""), { timeout: 15000 });
+  await (await b.$("#cache-panel")).scrollIntoView();
+  await shot(b, "06-cache");
 });
 
 test("compare ranks the validated run on a measured metric", async () => {

@@ -281,3 +281,30 @@ describe("Budget", () => {
     expect(($<HTMLTextAreaElement>("#recipe-toml"))?.value).toContain("auto-5.00bpw");
   });
 });
+
+describe("Cache", () => {
+  it("measures hit rates on a query log and puts a threshold's rates into the projection", async () => {
+    await type("#model-path", "/mock/model");
+    await click("#open-model");
+    await click("#nav-project");
+    expect(($<HTMLButtonElement>("#cache-start"))?.disabled).toBe(true);
+    await type("#cache-log", "/data/queries.jsonl");
+    await type("#cache-thresholds", "0.85, 0.95");
+    await click("#cache-start");
+    const req = api.calls.filter((c) => c.method === "startCacheEstimate").pop()?.args[0] as { thresholds: number[]; log: string; ttl_seconds: number | null };
+    expect(req.thresholds).toEqual([0.85, 0.95]);
+    expect(req.ttl_seconds).toBeNull();
+    expect($("#cache-summary")?.textContent).toContain("1,000 requests");
+    expect(root.querySelectorAll("#cache-rows tbody tr").length).toBe(2);
+    expect($("#cache-chart")).not.toBeNull();
+    expect($("#cache-tenants")?.textContent).toContain("search 70.0%");
+    await click(".use-cache[data-threshold='0.95']");
+    const q = api.calls.filter((c) => c.method === "project").pop()?.args[0] as { traffic: { cache: { semantic_hit_rate: number; source: string } | null } };
+    expect(q.traffic.cache?.semantic_hit_rate).toBeCloseTo(0.05);
+    expect(q.traffic.cache?.source).toContain("threshold 0.95");
+    expect($("#cache-in-use")?.textContent).toContain("50.0% exact");
+    await click("#cache-clear");
+    const back = api.calls.filter((c) => c.method === "project").pop()?.args[0] as { traffic: { cache: unknown } };
+    expect(back.traffic.cache).toBeNull();
+  });
+});

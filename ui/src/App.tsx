@@ -40,7 +40,7 @@ export function App({ api }: { api: Api }) {
   const [query, setQueryRaw] = useState<Omit<ProjectionQuery, "recipe_toml">>({
     scenario: "high-volume-api",
     device: null,
-    traffic: { requests_per_day: null, input_tokens: null, output_tokens: null, engine: null },
+    traffic: { requests_per_day: null, input_tokens: null, output_tokens: null, engine: null, cache: null },
   });
   const [settings, setSettings] = useState<Settings>(EMPTY_SETTINGS);
   const [demo, setDemo] = useState<string | null>(null);

@@ -176,6 +176,19 @@ impl CacheEstimate {
     }
 }
 
+/// The bundled encoder's config, relative to the repository or the installed bundle.
+const BUNDLED_ENCODER: &str = "models/all-MiniLM-L6-v2/config.json";
+
+/// The bundled all-MiniLM-L6-v2 folder, where it is installed.
+pub fn bundled_encoder() -> Option<PathBuf> {
+    pareto_eval::compare::resolve_bundled(BUNDLED_ENCODER).and_then(|p| p.parent().map(Path::to_path_buf))
+}
+
+/// The bundled labelled pairs (STS-B dev), where installed.
+pub fn bundled_pairs() -> Option<PathBuf> {
+    pareto_eval::compare::resolve_bundled(pareto_eval::samples::bundled::STSB_DEV)
+}
+
 /// Lower-cases, trims and collapses whitespace: the exact-hit key.
 pub fn normalise(q: &str) -> String {
     q.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>().join(" ")
@@ -222,6 +235,36 @@ pub fn correctness(encoder: &BertEncoder, pairs: &Path, same_at: f64, ctx: &JobC
     Correctness::new(pairs.display().to_string(), same_at, points)
 }
 
+/// Labelled pairs already embedded in this process, by encoder, pair file (with its size and
+/// modification time) and `same_at`: a studio session measuring log after log embeds them once.
+type PairsKey = (PathBuf, PathBuf, u64, Option<std::time::SystemTime>, u64);
+static PAIRS: std::sync::Mutex<Vec<(PairsKey, Correctness)>> = std::sync::Mutex::new(Vec::new());
+
+fn remembered_correctness(
+    encoder: &BertEncoder,
+    encoder_dir: &Path,
+    pairs: &Path,
+    same_at: f64,
+    ctx: &JobContext,
+) -> Result<Correctness> {
+    let meta = std::fs::metadata(pairs).ok();
+    let key: PairsKey = (
+        encoder_dir.to_path_buf(),
+        pairs.to_path_buf(),
+        meta.as_ref().map_or(0, |m| m.len()),
+        meta.and_then(|m| m.modified().ok()),
+        same_at.to_bits(),
+    );
+    if let Some(c) = PAIRS.lock().ok().and_then(|g| g.iter().find(|(k, _)| *k == key).map(|(_, c)| c.clone())) {
+        return Ok(c);
+    }
+    let c = correctness(encoder, pairs, same_at, ctx)?;
+    if let Ok(mut g) = PAIRS.lock() {
+        g.push((key, c.clone()));
+    }
+    Ok(c)
+}
+
 fn cancelled(ctx: &JobContext) -> Result<()> {
     if ctx.cancel.is_cancelled() { Err(TrafficError::Cancelled) } else { Ok(()) }
 }
@@ -236,7 +279,7 @@ pub fn estimate(spec: &EstimateSpec, ctx: &JobContext) -> Result<CacheEstimate> 
     let quality = match &spec.pairs {
         Some(p) => {
             ctx.progress.stage("labelled pairs", 0);
-            Some(correctness(&encoder, p, spec.same_at, &quiet)?)
+            Some(remembered_correctness(&encoder, &spec.encoder, p, spec.same_at, &quiet)?)
         }
         None => None,
     };

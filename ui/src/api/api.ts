@@ -44,6 +44,8 @@ export interface Api {
   /** Measures the open model's per-tensor sensitivity; the result stays in the session for `allocate`. */
   startScan(request: T.ScanRequest, onEvent: (e: T.JobEvent) => void): Promise<number>;
   allocate(query: T.BudgetQuery): Promise<T.AllocationView>;
+  /** Replays a query log through simulated caches (a job): exact and semantic hit rates per threshold. */
+  startCacheEstimate(request: T.CacheRequest, onEvent: (e: T.JobEvent) => void): Promise<number>;
   /** A native open/save dialog; null when the user cancels. */
   pickPath(options: PickOptions): Promise<string | null>;
   /** Calls `onDrop` with the paths of files dropped on the window; returns an unsubscribe function. */

@@ -187,6 +187,34 @@ export function mockApi(): MockApi {
       });
       return 3;
     }),
+    startCacheEstimate: rec("startCacheEstimate", async (r: T.CacheRequest, cb: (e: T.JobEvent) => void) => {
+      cb({ kind: "stage", name: "replaying the log", total: 100 });
+      cb({
+        kind: "cache_estimated",
+        result: {
+          log: r.log,
+          requests: 1000,
+          distinct_queries: 400,
+          capacity: r.capacity,
+          ttl_seconds: r.ttl_seconds,
+          updates: r.updates,
+          rows: r.thresholds.map((t, i) => ({
+            threshold: t,
+            exact_hit_rate: 0.5,
+            semantic_hit_rate: 0.1 / (i + 1),
+            wrong_answer_share: 0.4 / (i + 1),
+            precision: 0.6 + i / 10,
+            recall: 0.8 - i / 10,
+          })),
+          tenants: [["search", 0.7], ["ads", 0.3]],
+          embedded_per_second: 160,
+          seconds: 4,
+          search: "exact",
+          method: ["exact hit = identical query after normalisation"],
+        },
+      });
+      return 4;
+    }),
     allocate: rec("allocate", async (q: T.BudgetQuery) => ({
       budget_bytes: 300000,
       chosen: { bytes: 299000, bpw: q.value ?? 5, predicted_kl: 0.014 },

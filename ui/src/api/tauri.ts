@@ -56,6 +56,11 @@ export const tauriApi: Api = {
     return call("start_scan", { request, onEvent: channel });
   },
   allocate: (query) => call("allocate", { query }),
+  startCacheEstimate: (request, onEvent) => {
+    const channel = new Channel<T.JobEvent>();
+    channel.onmessage = onEvent;
+    return call("start_cache_estimate", { request, onEvent: channel });
+  },
   pickPath: (o: PickOptions) =>
     call<string | null>("pick_path", {
       request: { title: o.title, directory: o.directory, save: o.save ?? false, filters: o.filters ?? [] },

@@ -5,15 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use pareto_eval::compare::resolve_bundled;
-use pareto_eval::samples::bundled;
-use pareto_traffic::estimate::{CacheEstimate, EstimateSpec, SearchChoice};
+use pareto_traffic::estimate::{CacheEstimate, EstimateSpec, SearchChoice, bundled_encoder, bundled_pairs};
 use pareto_traffic::{Cadence, estimate};
 
 use crate::{output, progress};
-
-/// The bundled encoder (all-MiniLM-L6-v2), relative to the repository or bundle root.
-const BUNDLED_ENCODER: &str = "models/all-MiniLM-L6-v2/config.json";
 
 #[derive(clap::Args)]
 pub struct CacheArgs {
@@ -85,21 +80,17 @@ fn parse_ttl(s: &str) -> anyhow::Result<Option<f64>> {
     Ok(Some(v * scale))
 }
 
-fn default_encoder() -> anyhow::Result<PathBuf> {
-    resolve_bundled(BUNDLED_ENCODER)
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-        .context("the bundled all-MiniLM-L6-v2 was not found (scripts/fetch-models.sh fetches it); give --encoder DIR")
-}
-
 pub fn spec(args: &CacheArgs) -> anyhow::Result<EstimateSpec> {
     let encoder = match &args.encoder {
         Some(e) => e.clone(),
-        None => default_encoder()?,
+        None => bundled_encoder().context(
+            "the bundled all-MiniLM-L6-v2 was not found (scripts/fetch-models.sh fetches it); give --encoder DIR",
+        )?,
     };
     let pairs = match (&args.pairs, args.no_pairs) {
         (_, true) => None,
         (Some(p), false) => Some(p.clone()),
-        (None, false) => resolve_bundled(bundled::STSB_DEV),
+        (None, false) => bundled_pairs(),
     };
     Ok(EstimateSpec {
         device: args.device.parse()?,

@@ -4,6 +4,7 @@ import { PairBars, explain, qtext } from "../../components/charts";
 import { ErrorBox } from "../../components/ErrorBox";
 import { useApi, useSession } from "../../context";
 import { num } from "../../format";
+import { CachePanel } from "./CachePanel";
 
 function pairs(a: PlanSide, b: PlanSide | null, pick: (s: PlanSide) => [string, QuantityView][], only?: string[]) {
   const labels = pick(a)
@@ -90,7 +91,7 @@ export function ProjectScreen() {
           <select
             id="scenario-select"
             value={s.query.scenario}
-            onChange={(e) => s.setQuery({ ...s.query, scenario: (e.target as HTMLSelectElement).value, traffic: { requests_per_day: null, input_tokens: null, output_tokens: null, engine: null } })}
+            onChange={(e) => s.setQuery({ ...s.query, scenario: (e.target as HTMLSelectElement).value, traffic: { requests_per_day: null, input_tokens: null, output_tokens: null, engine: null, cache: null } })}
           >
             {scenarios.map((x) => (
               <option key={x.id} value={x.id} title={x.description}>
@@ -215,6 +216,17 @@ export function ProjectScreen() {
                     )}
                   </tr>
                   <tr>
+                    <td>caching saves</td>
+                    <td>
+                      <Q q={view.original.cost.find(([k]) => k === "caching saves")?.[1]} id="cache-savings" />
+                    </td>
+                    {view.compressed && (
+                      <td>
+                        <Q q={view.compressed.cost.find(([k]) => k === "caching saves")?.[1]} />
+                      </td>
+                    )}
+                  </tr>
+                  <tr>
                     <td>SLO</td>
                     <td class="small">{view.original.slo}</td>
                     {view.compressed && <td class="small">{view.compressed.slo}</td>}
@@ -261,6 +273,7 @@ export function ProjectScreen() {
           )}
         </>
       )}
+      <CachePanel />
     </section>
   );
 }
