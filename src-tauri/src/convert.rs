@@ -359,6 +359,9 @@ pub fn projection_view(p: &Projection) -> ProjectionView {
             })
             .unwrap_or_default(),
         ranking_verdict: p.right_sizing.as_ref().map(|r| r.verdict.clone()),
+        latency_verdict: p.latency_boundary.as_ref().map(|b| b.verdict.clone()),
+        latency_premium: p.latency_boundary.as_ref().and_then(|b| b.latency_premium_usd_month.as_ref()).map(q),
+        batch_terms: p.latency_boundary.as_ref().map(|b| b.batch_terms.clone()).unwrap_or_default(),
         unknowns: p.unknowns.clone(),
         notes: p.notes.clone(),
         project_ms: 0.0,

@@ -511,6 +511,10 @@ pub struct ProjectionView {
     pub summary: Option<String>,
     pub ranking: Vec<RankRow>,
     pub ranking_verdict: Option<String>,
+    /// What the latency SLO costs: the cheapest within it vs queued spot batch work.
+    pub latency_verdict: Option<String>,
+    pub latency_premium: Option<QuantityView>,
+    pub batch_terms: Vec<String>,
     pub unknowns: Vec<String>,
     pub notes: Vec<String>,
     pub project_ms: f64,

@@ -84,6 +84,7 @@ test("project cost before and after", async () => {
   await cost.waitForDisplayed({ timeout: 15000 });
   const title = await cost.getAttribute("title");
   assert.match(title, /=/, "hover text shows the formula");
+  assert.match(await (await b.$("#latency-boundary")).getText(), /Real-time vs batch: the latency requirement costs/);
   await shot(b, "05-project");
 });
 

@@ -25,6 +25,7 @@
 //! # Ok::<(), ProjectionError>(())
 //! ```
 
+mod boundary;
 mod calibration;
 mod catalog;
 mod cost;
@@ -42,6 +43,7 @@ mod reference;
 mod scenario;
 mod serving;
 
+pub use boundary::{BoundarySide, LatencyBoundary, batch_scenario, latency_boundary};
 pub use calibration::{Calibration, CalibrationPoint, Measurement};
 pub use catalog::{Catalog, Device, DeviceKind};
 pub use cost::{ATTRIBUTION_RULE, CostProjection, hourly_price};

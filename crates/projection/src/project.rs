@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::boundary::{LatencyBoundary, latency_boundary};
 use crate::catalog::{Catalog, Device, DeviceKind};
 use crate::cost::{CostProjection, cost_projection};
 use crate::energy::{EnergyProjection, energy_numbers, energy_projection};
@@ -144,6 +145,9 @@ pub struct Projection {
     pub compressed: Option<PlanProjection>,
     pub comparison: Option<Comparison>,
     pub right_sizing: Option<RightSizing>,
+    /// The cheapest way within the SLO beside the cheapest as queued spot batch work.
+    #[serde(default)]
+    pub latency_boundary: Option<LatencyBoundary>,
     pub notes: Vec<String>,
 }
 
@@ -226,12 +230,14 @@ pub fn project(req: &ProjectionRequest<'_>) -> Result<Projection> {
     let original = plan_projection(&orig, req);
     let compressed = comp.as_ref().map(|c| plan_projection(c, req));
     let comparison = comp.as_ref().map(|c| comparison(&orig, c, &original, compressed.as_ref(), req));
-    let right_sizing = match (req.catalog, req.shape) {
+    let (right_sizing, latency_boundary) = match (req.catalog, req.shape) {
         (Some(cat), Some(_)) => {
             let p = comp.as_ref().unwrap_or(&orig);
-            Some(right_size(&p.plan, &p.work, req.shape, cat, req.scenario, &req.efficiency)?)
+            let rs = right_size(&p.plan, &p.work, req.shape, cat, req.scenario, &req.efficiency)?;
+            let lb = latency_boundary(&rs, &p.plan, &p.work, req.shape, cat, req.scenario, &req.efficiency)?;
+            (Some(rs), Some(lb))
         }
-        _ => None,
+        _ => (None, None),
     };
     Ok(Projection {
         mode,
@@ -250,6 +256,7 @@ pub fn project(req: &ProjectionRequest<'_>) -> Result<Projection> {
         compressed,
         comparison,
         right_sizing,
+        latency_boundary,
         notes,
     })
 }

@@ -116,6 +116,10 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
     if let Some(r) = &projection.right_sizing {
         println!("right-sizing: {}", r.verdict);
     }
+    if let Some(b) = &projection.latency_boundary {
+        println!("real-time vs batch: {}", b.verdict);
+        crate::note!("note: the batch side assumes {}", b.batch_terms.join("; "));
+    }
     for n in &projection.notes {
         crate::note!("note: {n}");
     }

@@ -264,6 +264,17 @@ export function ProjectScreen() {
               ))}
             </tbody>
           </table>
+          {view.latency_verdict && (
+            <p id="latency-boundary" title={view.batch_terms.length ? `batch side: ${view.batch_terms.join("; ")}` : undefined}>
+              <strong>Real-time vs batch:</strong> {view.latency_verdict}
+              {view.latency_premium && (
+                <>
+                  {" "}
+                  (<Q q={view.latency_premium} />)
+                </>
+              )}
+            </p>
+          )}
           {(view.unknowns.length > 0 || view.notes.length > 0) && (
             <ul class="small muted">
               {[...view.unknowns, ...view.notes].map((n, i) => (
