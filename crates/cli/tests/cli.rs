@@ -563,6 +563,16 @@ fn cache_estimates_feed_the_projection() {
     let tenants: Vec<&str> =
         p["original"]["tenants"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(tenants, ["search", "ads"]);
+    // The same rates as a scenario file every command reads.
+    let sc = tmp.path().join("measured.toml");
+    let args = ["cache", log.to_str().unwrap(), "--no-pairs", "--thresholds", "0.99", "--base", "multi-tenant"];
+    let wrote = pareto(&[&args[..], &["--scenario-out", sc.to_str().unwrap()]].concat());
+    assert!(wrote.status.success(), "{}", String::from_utf8_lossy(&wrote.stderr));
+    let text = std::fs::read_to_string(&sc).unwrap();
+    assert!(text.contains("exact_hit_rate = 0.6666") && text.contains("name = \"search\""), "{text}");
+    let by_team = pareto(&["project", "models/stories260K", "--scenario", sc.to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&by_team.stdout);
+    assert!(table.contains("cost by team") && table.contains("real-time vs batch:"), "{table}");
     let bad = pareto(&["project", "models/stories260K", "--cache-from", log.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a `pareto cache --out` estimate"));
 }

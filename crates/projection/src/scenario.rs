@@ -239,6 +239,12 @@ impl Scenario {
         Ok(s)
     }
 
+    /// The scenario as a TOML file every command reads back (`--scenario FILE`).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self)
+            .map_err(|e| ProjectionError::Toml { what: format!("scenario {}", self.name), message: e.to_string() })
+    }
+
     /// Checks every field's range; traffic must be positive.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &str, value: f64, reason: &'static str| {
@@ -367,6 +373,17 @@ mod tests {
         }
         assert_eq!(Scenario::preset("multi-tenant")?.tenants.len(), 3);
         assert_eq!(Scenario::preset("enterprise-batch")?.pricing.tier, PricingTier::Spot);
+        Ok(())
+    }
+
+    #[test]
+    fn every_preset_round_trips_through_toml() -> Result<()> {
+        for id in Scenario::preset_ids() {
+            let mut s = Scenario::preset(id)?;
+            s.cache.measured_by = Some("measured".into());
+            let back = Scenario::from_toml_str(&s.to_toml()?, id)?;
+            assert_eq!(back, s, "{id}");
+        }
         Ok(())
     }
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod estimate;
 pub mod log;
 pub mod replay;
+pub mod scenario;
 pub mod search;
 
 pub use error::{Result, TrafficError};

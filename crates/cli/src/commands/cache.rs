@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use pareto_traffic::estimate::{CacheEstimate, EstimateSpec, SearchChoice, bundled_encoder, bundled_pairs};
+use pareto_traffic::scenario::pick_row;
 use pareto_traffic::{Cadence, estimate};
 
 use crate::{output, progress};
@@ -57,6 +58,19 @@ pub struct CacheArgs {
     /// Replace an earlier estimate at `--out` (never any other file).
     #[arg(long)]
     pub force: bool,
+    /// Also write a scenario file with the measured rates and tenants, for `--scenario FILE` in
+    /// `project`, `sweep` and the studio.
+    #[arg(long, value_name = "FILE")]
+    pub scenario_out: Option<PathBuf>,
+    /// With --scenario-out: the scenario the measured rates go into.
+    #[arg(long, default_value = "high-volume-api", requires = "scenario_out")]
+    pub base: String,
+    /// With --scenario-out: the threshold whose rates are used (default: the highest).
+    #[arg(long, requires = "scenario_out")]
+    pub use_threshold: Option<f32>,
+    /// With --scenario-out: the capacity whose rates are used (default: the only one).
+    #[arg(long, requires = "scenario_out")]
+    pub use_capacity: Option<usize>,
 }
 
 /// `90`, `90s`, `30m`, `12h`, `7d` → seconds; `none` → no expiry.
@@ -120,13 +134,19 @@ pub fn run(args: &CacheArgs, json: bool) -> anyhow::Result<()> {
         folders: vec![spec.encoder.clone()],
         files: std::iter::once(spec.log.clone()).chain(spec.pairs.clone()).collect(),
     };
-    if let Some(out) = &args.out
-        && out.exists()
-        && !args.force
-    {
-        // Refused before the run, not after minutes of embedding.
-        anyhow::bail!("{} exists; give --force to replace an earlier estimate, or another --out", out.display());
+    // Refused before the run, not after minutes of embedding.
+    for out in args.out.iter().chain(&args.scenario_out) {
+        if out.exists() && !args.force {
+            anyhow::bail!(
+                "{} exists; give --force to replace an earlier output of `pareto cache`, or another path",
+                out.display()
+            );
+        }
     }
+    let mut base = match &args.scenario_out {
+        Some(_) => Some(pareto_projection::Scenario::load(&args.base)?),
+        None => None,
+    };
     let ctx = progress::bar_context();
     let est = estimate(&spec, &ctx)?;
     drop(ctx);
@@ -147,10 +167,32 @@ pub fn run(args: &CacheArgs, json: bool) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let scenario_written = match (&args.scenario_out, base.as_mut()) {
+        (Some(path), Some(sc)) => {
+            let row = pick_row(&est, args.use_threshold, args.use_capacity)?;
+            let used = pareto_traffic::scenario::apply(&est, row, sc, &est.log)?;
+            sc.name = format!("{}-measured", sc.name);
+            sc.description = format!("{} — {used}", sc.description);
+            let is_scenario =
+                |p: &Path| pareto_projection::Scenario::from_file(p).is_ok_and(|s| s.cache.measured_by.is_some());
+            Some(pareto_core::export::write_small_file(
+                path,
+                sc.to_toml()?.as_bytes(),
+                args.force,
+                &sources,
+                "a measured scenario",
+                &is_scenario,
+            )?)
+        }
+        _ => None,
+    };
     if json {
         return output::json(&est);
     }
     print_estimate(&est);
+    if let Some(w) = scenario_written {
+        println!("wrote {} (use it with `--scenario {}`)", w.display(), w.display());
+    }
     if let Some(w) = written {
         println!("wrote {} (use it with `pareto project --cache-from`)", w.display());
     }
@@ -167,63 +209,8 @@ pub fn apply(
     let bytes = pareto_core::bounded::read(file, pareto_core::bounded::SCAN_CAP, "a cache estimate")?;
     let est: CacheEstimate = serde_json::from_slice(&bytes)
         .with_context(|| format!("{} is not a `pareto cache --out` estimate", file.display()))?;
-    let threshold = threshold.unwrap_or_else(|| est.rows.iter().map(|r| r.threshold).fold(f32::NEG_INFINITY, f32::max));
-    let mut capacities: Vec<usize> = est.rows.iter().map(|r| r.capacity).collect();
-    capacities.sort_unstable();
-    capacities.dedup();
-    let capacity = match (capacity, capacities.as_slice()) {
-        (Some(c), _) => c,
-        (None, [only]) => *only,
-        (None, many) => anyhow::bail!("{} has capacities {many:?}; choose one with --cache-capacity", file.display()),
-    };
-    // Several times to live or update cadences: the most conservative (fewest hits) row.
-    let row = est
-        .rows
-        .iter()
-        .filter(|r| (r.threshold - threshold).abs() < 1e-6 && r.capacity == capacity)
-        .min_by(|a, b| (a.exact_hit_rate + a.semantic_hit_rate).total_cmp(&(b.exact_hit_rate + b.semantic_hit_rate)))
-        .with_context(|| {
-            let ts: Vec<String> = est.rows.iter().map(|r| format!("{:.2}", r.threshold)).collect();
-            format!(
-                "{} has no row at threshold {threshold} and capacity {capacity} (thresholds: {})",
-                file.display(),
-                ts.join(", ")
-            )
-        })?;
-    let wrong = row
-        .wrong_answer_rate
-        .map_or(String::new(), |w| format!(", an estimated {} of requests answered wrongly", pct(w)));
-    let used = format!(
-        "cache rates measured by `pareto cache` on {} ({} requests): threshold {:.2}, capacity {}, ttl {}, updates {}: {} exact + {} semantic hits{wrong}",
-        est.log,
-        est.requests,
-        row.threshold,
-        row.capacity,
-        row.ttl_seconds.map_or("none".into(), |t| format!("{t} s")),
-        row.updates,
-        pct(row.exact_hit_rate),
-        pct(row.semantic_hit_rate),
-    );
-    scenario.cache.exact_hit_rate = row.exact_hit_rate;
-    scenario.cache.semantic_hit_rate = row.semantic_hit_rate;
-    scenario.cache.measured_by = Some(format!("{} ({})", used, file.display()));
-    if !est.tenants.is_empty() {
-        scenario.tenants = est
-            .tenants
-            .iter()
-            .map(|t| {
-                let per = |tokens: u64| (tokens > 0).then(|| tokens as f64 / t.requests.max(1) as f64);
-                pareto_projection::Tenant {
-                    name: t.name.clone(),
-                    measured_requests: t.requests as f64,
-                    input_tokens: per(t.input_tokens),
-                    output_tokens: per(t.output_tokens),
-                }
-            })
-            .collect();
-    }
-    scenario.validate()?;
-    Ok(used)
+    let row = pick_row(&est, threshold, capacity).with_context(|| file.display().to_string())?;
+    Ok(pareto_traffic::scenario::apply(&est, row, scenario, &file.display().to_string())?)
 }
 
 fn print_estimate(est: &CacheEstimate) {

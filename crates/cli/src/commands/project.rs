@@ -116,6 +116,22 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
     if let Some(r) = &projection.right_sizing {
         println!("right-sizing: {}", r.verdict);
     }
+    let priced = projection.compressed.as_ref().unwrap_or(&projection.original);
+    if !priced.tenants.is_empty() {
+        println!("cost by team ({}; by measured traffic, not headcount):", priced.label);
+        let rows: Vec<Vec<String>> = priced
+            .tenants
+            .iter()
+            .map(|t| {
+                vec![
+                    t.name.clone(),
+                    format!("{:.1} %", t.traffic_share.value * 100.0),
+                    format!("{} {}", output::sig(t.usd_month.value), t.usd_month.unit),
+                ]
+            })
+            .collect();
+        output::table(&["team", "traffic share", "$/month"], &rows);
+    }
     if let Some(b) = &projection.latency_boundary {
         println!("real-time vs batch: {}", b.verdict);
         crate::note!("note: the batch side assumes {}", b.batch_terms.join("; "));
