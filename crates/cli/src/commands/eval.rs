@@ -71,6 +71,46 @@ pub struct EvalArgs {
     /// Timed repeats of each speed measurement (after one warm-up).
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+    /// With --speed, decoders: also decode this many sequences together (e.g. 1,4,16) and fit
+    /// the step time per batch, judged on held-out batch sizes.
+    #[arg(long, value_delimiter = ',', requires = "speed")]
+    pub batches: Vec<usize>,
+}
+
+/// The batched-decode sweep of one model and its fitted step time.
+fn batched_table(name: &str, s: &pareto_eval::speed::DecoderSpeed) {
+    let Some(sweep) = &s.batched else { return };
+    let held = |b: usize| sweep.fit.as_ref().and_then(|fit| fit.held_out.iter().find(|h| h.0 == b));
+    let rows: Vec<Vec<String>> = sweep
+        .points
+        .iter()
+        .map(|p| {
+            vec![
+                p.batch.to_string(),
+                format!("{:.2}", p.step_ms.median),
+                format!("{:.0}", p.decode_tokens_per_s),
+                format!("{:.0}", p.decode_tokens_per_s / p.batch as f64),
+                held(p.batch).map_or("-".into(), |h| format!("{:.2} ({:+.1} %)", h.2, (h.2 / h.1 - 1.0) * 100.0)),
+            ]
+        })
+        .collect();
+    println!(
+        "batched decode, {name} ({} prompt tokens per sequence, {} steps):",
+        pareto_eval::speed::BATCH_PROMPT_TOKENS,
+        pareto_eval::speed::BATCH_DECODE_STEPS
+    );
+    output::table(
+        &["batch", "step ms", "tok/s (all)", "tok/s per sequence", "step ms predicted without this point"],
+        &rows,
+    );
+    if let Some(fit) = &sweep.fit {
+        println!(
+            "step ≈ {:.3} ms + {:.3} ms × batch{}",
+            fit.fixed_ms,
+            fit.per_seq_ms,
+            fit.median_held_out_error.map_or(String::new(), |e| format!("; held-out median error {:.1} %", e * 100.0))
+        );
+    }
 }
 
 fn columns(spec: &[String]) -> anyhow::Result<Columns> {
@@ -103,7 +143,11 @@ pub fn options(args: &EvalArgs) -> anyhow::Result<EvalOptions> {
         device,
         greedy_steps: args.greedy_steps,
         encoder_batch: args.batch.max(1) * 4,
-        speed: args.speed.then(|| SpeedOptions { repeats: args.repeats.max(1), ..SpeedOptions::default() }),
+        speed: args.speed.then(|| SpeedOptions {
+            repeats: args.repeats.max(1),
+            batches: args.batches.clone(),
+            ..SpeedOptions::default()
+        }),
         ..EvalOptions::default()
     };
     opts.sample_options.max_chars = Some(args.max_chars);
@@ -268,6 +312,10 @@ fn print_human(r: &EvalReport) {
                 rows.push(row("compressed", c));
             }
             output::table(&["speed (median)", "load ms", "prefill tok/s", "decode tok/s", "peak RSS (process)"], &rows);
+            for (name, s) in std::iter::once(("original", original)).chain(compressed.iter().map(|c| ("compressed", c)))
+            {
+                batched_table(name, s);
+            }
         }
         Some(SpeedReport::Encoder { original, compressed }) => {
             let row = |name: &str, s: &pareto_eval::speed::EncoderSpeed| {
