@@ -1,4 +1,4 @@
-import type { StateUpdater } from "preact/hooks";
+import { type StateUpdater, useState } from "preact/hooks";
 import type { JobEvent } from "../api/types";
 
 /** Where a job stands: its current stage and how far into it. */
@@ -30,4 +30,36 @@ export function JobProgress({ stage, idle, id }: { stage: Stage | null; idle: st
       </span>
     </div>
   );
+}
+
+/** A screen's background job: its id while it runs, its stage, and its error. `start` launches it with
+ * the event handler; `onResult` takes the job's own final event (returns true when it did), a failure
+ * becomes `err`, and `onCancelled` hears a cancel. */
+export function useJob(onResult: (e: JobEvent) => boolean, onCancelled?: () => void) {
+  const [job, setJob] = useState<number | null>(null);
+  const [stage, setStage] = useState<Stage | null>(null);
+  const [err, setErr] = useState<unknown>(null);
+  const start = async (launch: (onEvent: (e: JobEvent) => void) => Promise<number>) => {
+    setErr(null);
+    setStage(null);
+    const onEvent = (e: JobEvent) => {
+      if (trackStage(e, setStage)) return;
+      if (onResult(e)) {
+        setJob(null);
+      } else if (e.kind === "failed") {
+        setErr(e.error);
+        setJob(null);
+      } else if (e.kind === "cancelled") {
+        setStage(null);
+        onCancelled?.();
+        setJob(null);
+      }
+    };
+    try {
+      setJob(await launch(onEvent));
+    } catch (e) {
+      setErr(e);
+    }
+  };
+  return { job, stage, err, setErr, start };
 }

@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
-import type { CacheRowView, CacheView, JobEvent } from "../../api/types";
+import type { CacheRowView, CacheView } from "../../api/types";
 import { ErrorBox } from "../../components/ErrorBox";
-import { JobProgress, type Stage, trackStage } from "../../components/JobProgress";
+import { JobProgress, useJob } from "../../components/JobProgress";
 import { PathField } from "../../components/PathField";
 import { useApi, useSession } from "../../context";
 import { pct } from "../../format";
@@ -52,43 +52,19 @@ export function CachePanel() {
   const [capacity, setCapacity] = useState(100000);
   const [ttlHours, setTtlHours] = useState<number | null>(null);
   const [updates, setUpdates] = useState("never");
-  const [job, setJob] = useState<number | null>(null);
-  const [stage, setStage] = useState<Stage | null>(null);
   const [view, setView] = useState<CacheView | null>(null);
-  const [err, setErr] = useState<unknown>(null);
+  const { job, stage, err, setErr, start: launch } = useJob((e) => e.kind === "cache_estimated" && (setView(e.result), true));
   const inUse = s.query.traffic.cache;
 
-  const start = async () => {
-    setErr(null);
-    setStage(null);
-    const onEvent = (e: JobEvent) => {
-      if (trackStage(e, setStage)) return;
-      if (e.kind === "cache_estimated") {
-        setView(e.result);
-        setJob(null);
-      } else if (e.kind === "failed") {
-        setErr(e.error);
-        setJob(null);
-      } else if (e.kind === "cancelled") {
-        setStage(null);
-        setJob(null);
-      }
-    };
+  const start = () => {
     const list = thresholds
       .split(",")
       .map((t) => t.trim())
       .filter((t) => t)
       .map(Number);
-    try {
-      setJob(
-        await api.startCacheEstimate(
-          { log, thresholds: list, capacity, ttl_seconds: ttlHours === null ? null : ttlHours * 3600, updates, encoder: null },
-          onEvent,
-        ),
-      );
-    } catch (e) {
-      setErr(e);
-    }
+    return launch((onEvent) =>
+      api.startCacheEstimate({ log, thresholds: list, capacity, ttl_seconds: ttlHours === null ? null : ttlHours * 3600, updates, encoder: null }, onEvent),
+    );
   };
 
   const use = (v: CacheView, r: CacheRowView) =>

@@ -1,8 +1,8 @@
 import { useEffect, useState } from "preact/hooks";
-import type { AllocationView, HardwareInfo, JobEvent, ScanView } from "../../api/types";
+import type { AllocationView, HardwareInfo, ScanView } from "../../api/types";
 import { HeatmapChart, Scatter } from "../../components/charts";
 import { ErrorBox } from "../../components/ErrorBox";
-import { JobProgress, type Stage, trackStage } from "../../components/JobProgress";
+import { JobProgress, useJob } from "../../components/JobProgress";
 import { PathField } from "../../components/PathField";
 import { useApi, useSession } from "../../context";
 import { bytes, num } from "../../format";
@@ -18,9 +18,8 @@ export function BudgetPanel() {
   const [skip, setSkip] = useState(0);
   const [windows, setWindows] = useState(8);
   const [formats, setFormats] = useState(DEFAULT_FORMATS);
-  const [job, setJob] = useState<number | null>(null);
-  const [stage, setStage] = useState<Stage | null>(null);
   const [scan, setScan] = useState<ScanView | null>(null);
+  const { job, stage, err, setErr, start: launch } = useJob((e) => e.kind === "scanned" && (setScan(e.result), true));
   // llama.cpp's Q4_K_M size is the budget most users know; the others are a click away.
   const [kind, setKind] = useState("like");
   const [value, setValue] = useState(5);
@@ -31,7 +30,6 @@ export function BudgetPanel() {
   const [fuse, setFuse] = useState(true);
   const [alloc, setAlloc] = useState<AllocationView | null>(null);
   const [shown, setShown] = useState(0);
-  const [err, setErr] = useState<unknown>(null);
 
   useEffect(() => {
     api.listHardware().then(setHardware, () => setHardware([]));
@@ -65,31 +63,12 @@ export function BudgetPanel() {
     };
   }, [scan, kind, value, like, device, base, fuse, s.recipeToml, s.query.scenario]);
 
-  const start = async () => {
-    setErr(null);
-    setStage(null);
-    const onEvent = (e: JobEvent) => {
-      if (trackStage(e, setStage)) return;
-      if (e.kind === "scanned") {
-        setScan(e.result);
-        setJob(null);
-      } else if (e.kind === "failed") {
-        setErr(e.error);
-        setJob(null);
-      } else if (e.kind === "cancelled") {
-        setStage(null);
-        setJob(null);
-      }
-    };
+  const start = () => {
     const list = formats
       .split(",")
       .map((f) => f.trim())
       .filter((f) => f);
-    try {
-      setJob(await api.startScan({ samples, windows, window: 256, skip_chars: skip, formats: list }, onEvent));
-    } catch (e) {
-      setErr(e);
-    }
+    return launch((onEvent) => api.startScan({ samples, windows, window: 256, skip_chars: skip, formats: list }, onEvent));
   };
 
   const points = (alloc?.frontier ?? [])

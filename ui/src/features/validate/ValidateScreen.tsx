@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
-import type { JobEvent, MetricRow, ValidationView } from "../../api/types";
+import type { MetricRow, ValidationView } from "../../api/types";
 import { ErrorBox } from "../../components/ErrorBox";
-import { JobProgress, type Stage, trackStage } from "../../components/JobProgress";
+import { JobProgress, useJob } from "../../components/JobProgress";
 import { PathField } from "../../components/PathField";
 import { useApi, useSession } from "../../context";
 import { bytes, num } from "../../format";
@@ -55,11 +55,18 @@ export function ValidateScreen() {
   const [samples, setSamples] = useState("");
   const [limit, setLimit] = useState<number | null>(8);
   const [speed, setSpeed] = useState(false);
-  const [job, setJob] = useState<number | null>(null);
-  const [stage, setStage] = useState<Stage | null>(null);
-  const [err, setErr] = useState<unknown>(null);
   const [status, setStatus] = useState<string | null>(null);
   const [results, setResults] = useState<Record<number, ValidationView>>({});
+  const { job, stage, err, setErr, start: launch } = useJob(
+    (e) => {
+      if (e.kind !== "validated") return false;
+      setResults((r) => ({ ...r, [e.result.run_id]: e.result }));
+      s.noteValidation();
+      setStatus(`Validated in ${e.result.seconds.toFixed(1)} s`);
+      return true;
+    },
+    () => setStatus("Cancelled."),
+  );
   const run = s.runs.find((r) => r.id === s.selectedRun) ?? s.runs[s.runs.length - 1];
 
   if (!run) {
@@ -70,30 +77,11 @@ export function ValidateScreen() {
       </section>
     );
   }
-  const start = async () => {
-    setErr(null);
+  const start = () => {
     setStatus(null);
-    setStage(null);
-    const onEvent = (e: JobEvent) => {
-      if (trackStage(e, setStage)) return;
-      if (e.kind === "validated") {
-        setResults((r) => ({ ...r, [e.result.run_id]: e.result }));
-        s.noteValidation();
-        setStatus(`Validated in ${e.result.seconds.toFixed(1)} s`);
-        setJob(null);
-      } else if (e.kind === "failed") {
-        setErr(e.error);
-        setJob(null);
-      } else if (e.kind === "cancelled") {
-        setStatus("Cancelled.");
-        setJob(null);
-      }
-    };
-    try {
-      setJob(await api.startValidate({ run_id: run.id, samples: samples.trim() || null, limit, speed, device: s.computeDevice }, onEvent));
-    } catch (e) {
-      setErr(e);
-    }
+    return launch((onEvent) =>
+      api.startValidate({ run_id: run.id, samples: samples.trim() || null, limit, speed, device: s.computeDevice }, onEvent),
+    );
   };
   const v = results[run.id];
   return (
