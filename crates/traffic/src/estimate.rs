@@ -59,6 +59,8 @@ pub struct EstimateSpec {
     pub check_recall: bool,
     /// Requests per step (read, embed, search, replay).
     pub chunk: usize,
+    /// With [`SearchChoice::Auto`]: distinct queries searched exactly before the index moves to HNSW.
+    pub exact_up_to: usize,
 }
 
 impl EstimateSpec {
@@ -76,6 +78,7 @@ impl EstimateSpec {
             search: SearchChoice::Auto,
             check_recall: false,
             chunk: CHUNK,
+            exact_up_to: AUTO_EXACT_UP_TO,
         }
     }
 
@@ -292,10 +295,12 @@ pub fn estimate(spec: &EstimateSpec, ctx: &JobContext) -> Result<CacheEstimate> 
     let dim = encoder.hidden_size();
     let expected = (reader.position().1 / 48).clamp(1024, 1 << 24) as usize;
     let mut index = NeighbourIndex::new(settings, dim, expected);
-    let mut shadow = spec.check_recall.then(|| {
-        index = NeighbourIndex::new(SearchSettings::new(SearchMethod::Hnsw, floor), dim, expected).record_pairs();
-        NeighbourIndex::new(SearchSettings::new(SearchMethod::Exact, floor), dim, 0).record_pairs()
-    });
+    if spec.check_recall {
+        index = index.record_pairs();
+    }
+    let mut shadow = spec
+        .check_recall
+        .then(|| NeighbourIndex::new(SearchSettings::new(SearchMethod::Exact, floor), dim, 0).record_pairs());
     let mut switched_at = None;
     let mut replays: Vec<Replay> = spec.configs().into_iter().map(Replay::new).collect();
     let mut ids: HashMap<String, u32> = HashMap::new();
@@ -360,7 +365,9 @@ pub fn estimate(spec: &EstimateSpec, ctx: &JobContext) -> Result<CacheEstimate> 
             e => e.into(),
         })?;
         embed_seconds += t0.elapsed().as_secs_f64();
-        if spec.search == SearchChoice::Auto && switched_at.is_none() && index.len() + vectors.len() > AUTO_EXACT_UP_TO
+        if spec.search == SearchChoice::Auto
+            && index.settings().method == SearchMethod::Exact
+            && index.len() + vectors.len() > spec.exact_up_to
         {
             index = index.into_hnsw(expected);
             switched_at = Some(index.len());
