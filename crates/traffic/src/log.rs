@@ -161,6 +161,10 @@ impl LogReader {
         }
         self.bytes_read += n as u64;
         self.line += 1;
+        if self.line == 1 && buf.starts_with(b"\xEF\xBB\xBF") {
+            // A UTF-8 byte-order mark (spreadsheet exports) is not part of the first field.
+            buf.drain(..3);
+        }
         if buf.last() == Some(&b'\n') {
             buf.pop();
         }
@@ -177,13 +181,19 @@ impl LogReader {
 
     /// One logical record of a delimited file (a CSV record may span lines inside quotes).
     fn delimited_record(&mut self) -> Result<Option<(usize, Vec<String>)>> {
-        let Some(first) = self.physical_line()? else { return Ok(None) };
+        let first = loop {
+            let Some(line) = self.physical_line()? else { return Ok(None) };
+            if !line.trim().is_empty() {
+                break line;
+            }
+            self.blank_lines += 1;
+        };
         let start = self.line;
         if self.layout == Layout::Tsv {
             return Ok(Some((start, first.split('\t').map(str::to_string).collect())));
         }
         let mut text = first;
-        while text.bytes().filter(|&b| b == b'"').count() % 2 == 1 {
+        while inside_quotes(&text) {
             let Some(next) = self.physical_line()? else {
                 return Err(self.err(start, "a quoted field is never closed"));
             };
@@ -298,14 +308,22 @@ impl LogReader {
         let Value::Object(map) = value else { return Err(self.err(line, "each line must be a JSON object")) };
         let mut q =
             Query { line, text: String::new(), time_ms: None, tenant: None, input_tokens: None, output_tokens: None };
-        let mut found_query = false;
+        // Several query keys: `query` wins, then prompt, question, text (JSON objects are unordered).
+        let rank = |key: &str| ["query", "prompt", "question", "text"].iter().position(|k| key.eq_ignore_ascii_case(k));
+        let mut found_query: Option<usize> = None;
         for (key, v) in &map {
             let Some(field) = field_of(key) else { continue };
+            if v.is_null() {
+                continue;
+            }
             let wrong = |what: &str| self.err(line, format!("`{key}` must be {what}, found {v}"));
             match field {
                 Field::Query => {
-                    q.text = v.as_str().ok_or_else(|| wrong("a string"))?.to_string();
-                    found_query = true;
+                    let r = rank(key.trim()).unwrap_or(usize::MAX);
+                    if found_query.is_none_or(|best| r < best) {
+                        q.text = v.as_str().ok_or_else(|| wrong("a string"))?.to_string();
+                        found_query = Some(r);
+                    }
                 }
                 Field::Time => {
                     q.time_ms = Some(match v {
@@ -316,12 +334,15 @@ impl LogReader {
                         _ => return Err(wrong("an RFC 3339 string or Unix seconds")),
                     })
                 }
-                Field::Tenant => q.tenant = Some(v.as_str().ok_or_else(|| wrong("a string"))?.to_string()),
+                Field::Tenant => {
+                    q.tenant =
+                        Some(v.as_str().ok_or_else(|| wrong("a string"))?.trim().to_string()).filter(|t| !t.is_empty())
+                }
                 Field::Input => q.input_tokens = Some(v.as_u64().ok_or_else(|| wrong("a whole number"))?),
                 Field::Output => q.output_tokens = Some(v.as_u64().ok_or_else(|| wrong("a whole number"))?),
             }
         }
-        if !found_query {
+        if found_query.is_none() {
             return Err(self.err(line, "no query key (`query`, `prompt`, `text` or `question`)"));
         }
         Ok(q)
@@ -367,16 +388,40 @@ pub fn parse_time(s: &str) -> std::result::Result<i64, String> {
 }
 
 fn seconds_to_ms(secs: f64) -> std::result::Result<i64, String> {
-    if secs.is_finite() && secs.abs() < 1e13 {
+    // 1e11 s is the year 5138: a larger number is milliseconds (or not a time at all).
+    if secs.is_finite() && secs.abs() < 1e11 {
         Ok((secs * 1000.0).round() as i64)
     } else {
-        Err(format!("timestamp {secs} is not a Unix time in seconds"))
+        Err(format!("timestamp {secs} is not a Unix time in seconds (milliseconds? divide by 1000)"))
     }
 }
 
 /// A timestamp for messages, RFC 3339 in UTC.
 pub fn format_ms(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).map_or_else(|_| format!("{ms} ms"), |t| t.to_string())
+}
+
+/// Whether a CSV record's text ends inside a quoted field (so the record continues on the next
+/// line). A quote opens a field only at its start; inside, `""` is a quote and `"` closes it.
+fn inside_quotes(text: &str) -> bool {
+    let (mut quoted, mut at_start) = (false, true);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, _) => {}
+            (false, ',') => at_start = true,
+            (false, '"') if at_start => {
+                quoted = true;
+                at_start = false;
+            }
+            (false, _) => at_start = false,
+        }
+    }
+    quoted
 }
 
 /// Splits one RFC 4180 record (quotes balanced by the caller).
@@ -461,6 +506,26 @@ mod tests {
         assert_eq!(r.next_query()?.map(|q| q.text), Some("first".into()));
         assert_eq!(r.next_query()?.map(|q| (q.line, q.text)), Some((4, "second".into())));
         assert_eq!(r.blank_lines(), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn review_cases_stray_quotes_blank_lines_boms_nulls_and_aliases() -> Result<()> {
+        // A quote inside an unquoted field is a character, not the start of a multi-line field.
+        let (_d, p) = log("inch.csv", "\u{feff}query,tenant\n5\" screen,a\n\n7\" tv,b\n");
+        let mut r = LogReader::open(&p)?;
+        let mut got = Vec::new();
+        while let Some(q) = r.next_query()? {
+            got.push((q.text, q.tenant));
+        }
+        assert_eq!(got, vec![("5\" screen".to_string(), Some("a".into())), ("7\" tv".to_string(), Some("b".into()))]);
+        assert_eq!(r.blank_lines(), 1);
+        let (_d, p) =
+            log("q.jsonl", "{\"query\":\"Q\",\"text\":\"A\",\"tenant\":null}\n{\"prompt\":\"P\",\"team\":\"\"}\n");
+        let q = all(&p)?;
+        assert_eq!((q[0].text.as_str(), q[0].tenant.as_deref()), ("Q", None), "`query` wins over `text`");
+        assert_eq!((q[1].text.as_str(), q[1].tenant.as_deref()), ("P", None));
+        assert!(parse_time("1767225600000").is_err_and(|e| e.contains("milliseconds")));
         Ok(())
     }
 

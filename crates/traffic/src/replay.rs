@@ -49,7 +49,8 @@ impl Cadence {
                     .split('+')
                     .map(|d| {
                         let d = d.trim();
-                        let full = if d.len() == 10 { format!("{d}T00:00:00Z") } else { d.to_string() };
+                        let day = d.len() == 10 && d.as_bytes()[4] == b'-';
+                        let full = if day { format!("{d}T00:00:00Z") } else { d.to_string() };
                         crate::log::parse_time(&full).map_err(|m| TrafficError::Argument {
                             name: "--updates",
                             message: format!(
@@ -250,7 +251,7 @@ impl Replay {
                     true
                 }
                 None => {
-                    if neighbours.is_full(ev.id) && above == neighbours.of(ev.id).len() {
+                    if neighbours.is_cut(ev.id) && above == neighbours.of(ev.id).len() {
                         self.truncated += 1;
                     }
                     self.insert(ev.id, ev.time_ms);
@@ -371,5 +372,7 @@ mod tests {
         let r = run(cfg(0.99, 10, None, "1970-01-02+1970-01-04"), &[(0, 0), (0, day / 2), (0, day + 1), (0, 2 * day)]);
         assert_eq!((r.exact_hits, r.flushes), (2, 1));
         assert!(Cadence::parse("fortnightly").is_err());
+        let secs = Cadence::parse("86400+1970-01-04");
+        assert!(matches!(secs, Ok(Cadence::Dates { ref ms, .. }) if ms == &[86_400_000, 3 * 86_400_000]), "{secs:?}");
     }
 }

@@ -13,9 +13,13 @@ use hnsw_rs::hnsw::Hnsw;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// Longest neighbour list kept per query (the most similar first). A lookup whose whole list is
-/// above the threshold but not cached is counted as truncated: a longer list might have hit.
+/// Longest neighbour list kept per query (the most similar first). A lookup that reaches the end
+/// of a list that was cut (or of an HNSW search that may have stopped short) without a cached
+/// neighbour is counted as truncated: a longer list might have hit.
 pub const LIST_CAP: usize = 64;
+/// Exact search keeps at most this many pairs per new query and step before the lists are capped,
+/// so a very low threshold cannot make one step's candidates outgrow memory.
+const ROW_CAP: usize = 4 * LIST_CAP;
 
 /// How the neighbour lists are found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,7 +49,7 @@ pub struct SearchSettings {
 
 impl SearchSettings {
     pub fn new(method: SearchMethod, min_similarity: f32) -> Self {
-        Self { method, min_similarity, k: 32, ef_search: 128, max_connections: 24, ef_construction: 200 }
+        Self { method, min_similarity, k: LIST_CAP, ef_search: 128, max_connections: 24, ef_construction: 200 }
     }
 }
 
@@ -76,6 +80,9 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[derive(Debug, Clone, Default)]
 pub struct Neighbours {
     lists: Vec<Vec<(u32, f32)>>,
+    /// Lists that may miss neighbours above the floor (cut at the cap, or found by a search that
+    /// returned as many results as it was asked for).
+    cut: Vec<bool>,
 }
 
 impl Neighbours {
@@ -83,9 +90,15 @@ impl Neighbours {
         self.lists.get(id as usize).map_or(&[], Vec::as_slice)
     }
 
-    /// Whether the list was cut at [`LIST_CAP`].
-    pub fn is_full(&self, id: u32) -> bool {
-        self.of(id).len() >= LIST_CAP
+    /// Whether the list may miss neighbours above the floor (see [`LIST_CAP`]).
+    pub fn is_cut(&self, id: u32) -> bool {
+        self.cut.get(id as usize).copied().unwrap_or(false)
+    }
+
+    fn mark_cut(&mut self, id: u32) {
+        if let Some(c) = self.cut.get_mut(id as usize) {
+            *c = true;
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -99,17 +112,22 @@ impl Neighbours {
     fn grow_to(&mut self, n: usize) {
         if self.lists.len() < n {
             self.lists.resize_with(n, Vec::new);
+            self.cut.resize(n, false);
         }
     }
 
     fn push(&mut self, id: u32, other: u32, sim: f32) {
         let list = &mut self.lists[id as usize];
         if list.len() >= LIST_CAP && list.last().is_some_and(|&(_, s)| s >= sim) {
+            self.cut[id as usize] = true;
             return;
         }
         let at = list.partition_point(|&(_, s)| s >= sim);
         list.insert(at, (other, sim));
-        list.truncate(LIST_CAP);
+        if list.len() > LIST_CAP {
+            list.truncate(LIST_CAP);
+            self.cut[id as usize] = true;
+        }
     }
 
     fn add_pair(&mut self, a: u32, b: u32, sim: f32) {
@@ -140,6 +158,7 @@ impl std::fmt::Debug for NeighbourIndex {
 impl NeighbourIndex {
     /// `expected` sizes the HNSW tables (a hint, not a limit).
     pub fn new(settings: SearchSettings, dim: usize, expected: usize) -> Self {
+        let dim = dim.max(1);
         let hnsw = (settings.method == SearchMethod::Hnsw).then(|| {
             Hnsw::new(settings.max_connections.min(255), expected.max(1024), 16, settings.ef_construction, UnitDot)
         });
@@ -198,18 +217,25 @@ impl NeighbourIndex {
         let base = self.count;
         let floor = self.settings.min_similarity;
         let dim = self.dim;
-        let earlier: Vec<Vec<(u32, f32)>> = match (&self.hnsw, base) {
-            (_, 0) => vec![Vec::new(); batch.len()],
+        let k = self.settings.k.max(1);
+        // Per new query: its neighbours among earlier queries, and whether that search may have
+        // stopped short (HNSW returned all k it was asked for; exact search hit its row cap).
+        let earlier: Vec<(Vec<(u32, f32)>, bool)> = match (&self.hnsw, base) {
+            (_, 0) => vec![(Vec::new(), false); batch.len()],
             (Some(h), _) => {
-                let (k, ef) = (self.settings.k, self.settings.ef_search.max(self.settings.k));
+                let ef = self.settings.ef_search.max(k);
                 batch
                     .par_iter()
                     .map(|v| {
-                        h.search(v, k, ef)
+                        let found = h.search(v, k, ef);
+                        let full = found.len() >= k;
+                        let kept: Vec<(u32, f32)> = found
                             .into_iter()
                             .map(|n| (n.d_id as u32, 1.0 - n.distance))
                             .filter(|&(_, s)| s >= floor)
-                            .collect()
+                            .collect();
+                        let cut = full && kept.len() >= k;
+                        (kept, cut)
                     })
                     .collect()
             }
@@ -218,33 +244,38 @@ impl NeighbourIndex {
                 batch
                     .par_iter()
                     .map(|v| {
-                        stored
+                        let mut found: Vec<(u32, f32)> = stored
                             .chunks_exact(dim)
                             .enumerate()
                             .filter_map(|(j, w)| {
                                 let s = dot(v, w);
                                 (s >= floor).then_some((j as u32, s))
                             })
-                            .collect()
+                            .collect();
+                        keep_best(&mut found, ROW_CAP)
                     })
                     .collect()
             }
         };
-        let within: Vec<Vec<(u32, f32)>> = (0..batch.len())
+        let within: Vec<(Vec<(u32, f32)>, bool)> = (0..batch.len())
             .into_par_iter()
             .map(|j| {
-                (0..j)
+                let mut found: Vec<(u32, f32)> = (0..j)
                     .filter_map(|i| {
                         let s = dot(&batch[i], &batch[j]);
                         (s >= floor).then_some(((base + i) as u32, s))
                     })
-                    .collect()
+                    .collect();
+                keep_best(&mut found, ROW_CAP)
             })
             .collect();
         self.neighbours.grow_to(base + batch.len());
-        for (j, found) in earlier.into_iter().zip(within).enumerate() {
+        for (j, ((before, cut_before), (inside, cut_inside))) in earlier.into_iter().zip(within).enumerate() {
             let id = (base + j) as u32;
-            for (other, sim) in found.0.into_iter().chain(found.1) {
+            if cut_before || cut_inside {
+                self.neighbours.mark_cut(id);
+            }
+            for (other, sim) in before.into_iter().chain(inside) {
                 self.neighbours.add_pair(other, id, sim.min(1.0));
                 if let Some(p) = self.pairs.as_mut() {
                     p.push((other, id));
@@ -265,6 +296,16 @@ impl NeighbourIndex {
         }
         self.count += batch.len();
     }
+}
+
+/// Keeps the `cap` most similar of `found` (in place); true when any were dropped.
+fn keep_best(found: &mut Vec<(u32, f32)>, cap: usize) -> (Vec<(u32, f32)>, bool) {
+    let cut = found.len() > cap;
+    if cut {
+        found.select_nth_unstable_by(cap, |a, b| b.1.total_cmp(&a.1));
+        found.truncate(cap);
+    }
+    (std::mem::take(found), cut)
 }
 
 /// Share of the reference's pairs that `found` also has (both as (earlier, later) ids).
@@ -307,7 +348,20 @@ mod tests {
             many.add_pair(0, i, i as f32 / 100.0);
         }
         assert_eq!(many.of(0).len(), LIST_CAP);
-        assert!(many.is_full(0));
+        assert!(many.is_cut(0));
+        // A list that reached the cap without dropping anything is complete.
+        let mut exact = Neighbours::default();
+        exact.grow_to(LIST_CAP + 1);
+        for i in 1..=LIST_CAP as u32 {
+            exact.add_pair(0, i, 0.5);
+        }
+        assert_eq!(exact.of(0).len(), LIST_CAP);
+        assert!(!exact.is_cut(0));
+        let mut found: Vec<(u32, f32)> = (0..10).map(|i| (i, i as f32 / 10.0)).collect();
+        let (kept, cut) = keep_best(&mut found, 3);
+        let mut ids: Vec<u32> = kept.iter().map(|p| p.0).collect();
+        ids.sort_unstable();
+        assert_eq!((ids, cut), (vec![7, 8, 9], true));
         assert_eq!(many.of(0)[0], ((LIST_CAP + 9) as u32, (LIST_CAP + 9) as f32 / 100.0));
     }
 
