@@ -54,6 +54,7 @@ pub fn render_html(records: &[RunRecord], cmp: &Comparison) -> String {
     let _ = write!(s, "<p class=\"est\">Accuracy axis: {}.</p>", esc(&cmp.accuracy_axis));
     s.push_str(&frontier(&cmp.rows, cmp.cost_axis.contains('$'), &short_axis(&cmp.metric)));
     memory_section(&mut s, records);
+    team_section(&mut s, records);
     heatmap_section(&mut s, records);
     recipe_diff(&mut s, records);
     validation_section(&mut s, records);
@@ -127,7 +128,7 @@ fn memory_section(s: &mut String, records: &[RunRecord]) {
             (r.recipe.name.clone(), by_format.into_iter().collect())
         })
         .collect();
-    s.push_str(&stacked_bars(&bars, &human_bytes));
+    s.push_str(&stacked_bars("memory breakdown", &bars, &human_bytes));
     // Serving memory is more than weights; kept as a table so small weights stay visible above.
     s.push_str("<table><thead><tr><th>variant</th><th>weights</th><th>KV cache</th><th>runtime overhead</th><th>total</th><th>fits</th></tr></thead><tbody>");
     for r in records {
@@ -153,6 +154,39 @@ fn memory_section(s: &mut String, records: &[RunRecord]) {
                 );
             }
         }
+    }
+    s.push_str("</tbody></table>");
+}
+
+/// Each variant's monthly cost split by team (measured traffic share), when the scenario has teams.
+fn team_section(s: &mut String, records: &[RunRecord]) {
+    let split: Vec<(&RunRecord, &[(String, f64)])> = records
+        .iter()
+        .filter_map(|r| r.projection.as_ref().map(|p| (r, p.compressed.cost_by_team.as_slice())))
+        .filter(|(_, t)| !t.is_empty())
+        .collect();
+    if split.is_empty() {
+        return;
+    }
+    s.push_str("<h2>Cost by team</h2><p class=\"est\">Each variant's projected $/month split by the teams' measured traffic (requests × tokens), not headcount.</p>");
+    let bars: Vec<(String, Vec<(String, f64)>)> =
+        split.iter().map(|(r, t)| (r.recipe.name.clone(), t.to_vec())).collect();
+    s.push_str(&stacked_bars("cost by team", &bars, &|v| format!("${v:.0}")));
+    let mut teams: Vec<&str> = split.iter().flat_map(|(_, t)| t.iter().map(|(n, _)| n.as_str())).collect();
+    teams.sort_unstable();
+    teams.dedup();
+    s.push_str("<table><thead><tr><th>variant</th>");
+    for t in &teams {
+        let _ = write!(s, "<th>{} $/month</th>", esc(t));
+    }
+    s.push_str("</tr></thead><tbody>");
+    for (r, t) in &split {
+        let _ = write!(s, "<tr><td>{}</td>", esc(&r.recipe.name));
+        for team in &teams {
+            let cell = t.iter().find(|(n, _)| n == team).map_or("–".into(), |(_, v)| format!("{v:.2}"));
+            let _ = write!(s, "<td>{cell}</td>");
+        }
+        s.push_str("</tr>");
     }
     s.push_str("</tbody></table>");
 }

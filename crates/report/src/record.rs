@@ -189,6 +189,9 @@ pub struct PlanCost {
     pub usd_per_1m_requests: Option<f64>,
     /// (category, $/month): compute, memory, I/O, network.
     pub cost_by_category: Vec<(String, f64)>,
+    /// (team, $/month) by measured traffic, when the scenario names tenants.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cost_by_team: Vec<(String, f64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -131,7 +131,7 @@ pub fn frontier(rows: &[VariantRow], by_usd: bool, axis: &str) -> String {
 }
 
 /// Horizontal stacked bars: one bar per variant, one segment per (label, value).
-pub fn stacked_bars(bars: &[(String, Vec<(String, f64)>)], unit: &dyn Fn(f64) -> String) -> String {
+pub fn stacked_bars(label: &str, bars: &[(String, Vec<(String, f64)>)], unit: &dyn Fn(f64) -> String) -> String {
     let palette =
         ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
     let mut keys: Vec<&str> = Vec::new();
@@ -192,7 +192,7 @@ pub fn stacked_bars(bars: &[(String, Vec<(String, f64)>)], unit: &dyn Fn(f64) ->
         lx += item;
     }
     let h = ly + 10.0;
-    format!(r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="memory breakdown">{s}{legend}</svg>"#)
+    format!(r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{}">{s}{legend}</svg>"#, esc(label))
 }
 
 /// Rows = variants, columns = layers, colour = mean relative weight error (white → red).

@@ -72,6 +72,7 @@ fn record(name: &str, bytes: u64, ppl: Option<f64>, usd: Option<f64>, model_hash
                 usd_month: Some(1000.0),
                 usd_per_1m_requests: Some(3.0),
                 cost_by_category: vec![("compute".into(), 1000.0)],
+                cost_by_team: vec![],
             },
             compressed: PlanCost {
                 weights_bytes: bytes as f64,
@@ -83,6 +84,7 @@ fn record(name: &str, bytes: u64, ppl: Option<f64>, usd: Option<f64>, model_hash
                 usd_month: Some(u),
                 usd_per_1m_requests: Some(u / 300.0),
                 cost_by_category: vec![("compute".into(), u)],
+                cost_by_team: vec![("search".into(), u * 0.75), ("ads".into(), u * 0.25)],
             },
             tiers: vec![TierFit { device_id: "l4".into(), fits: true, slo: "met".into(), usd_month: Some(u) }],
             assumptions: vec![Assumption {
@@ -291,4 +293,25 @@ fn the_reviewers_constraint_picks_the_frontier_point() {
     let cmp = compare_with(&recs, None, &c).unwrap();
     assert_eq!(cmp.recommendation.pick, None);
     assert!(cmp.recommendation.reasons[0].contains("10 bytes"), "{:?}", cmp.recommendation);
+}
+
+#[test]
+fn the_report_splits_each_variants_cost_by_team() {
+    let recs = vec![record("w8", 2000, Some(4.01), Some(300.0), "h"), record("w4", 1000, Some(4.2), Some(150.0), "h")];
+    let cmp = compare(&recs).unwrap();
+    let html = render_html(&recs, &cmp);
+    assert!(html.contains("<h2>Cost by team</h2>"), "the section appears when the scenario has teams");
+    assert!(
+        html.contains("<th>search $/month</th>") && html.contains("<td>225.00</td>") && html.contains("<td>37.50</td>")
+    );
+    // Records without teams (older runs, scenarios without tenants) have no such section, and their
+    // JSON has no such field.
+    let mut plain = recs.clone();
+    for r in &mut plain {
+        if let Some(p) = r.projection.as_mut() {
+            p.compressed.cost_by_team.clear();
+        }
+    }
+    assert!(!render_html(&plain, &cmp).contains("Cost by team"));
+    assert!(!serde_json::to_string(&plain[0]).unwrap().contains("cost_by_team"));
 }

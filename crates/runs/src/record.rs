@@ -184,6 +184,7 @@ fn plan_cost(p: &pareto_projection::PlanProjection) -> PlanCost {
                 ]
             })
             .unwrap_or_default(),
+        cost_by_team: p.tenants.iter().map(|t| (t.name.clone(), t.usd_month.value)).collect(),
     }
 }
 
