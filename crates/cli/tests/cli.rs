@@ -576,3 +576,66 @@ fn cache_estimates_feed_the_projection() {
     let bad = pareto(&["project", "models/stories260K", "--cache-from", log.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a `pareto cache --out` estimate"));
 }
+
+/// Names under `dir`, recursively, that a killed run may leave behind: temporary folders and
+/// half-written files.
+#[cfg(unix)]
+fn leftovers(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.contains("pareto-tmp") || name.contains(".tmp-") {
+                out.push(e.path().display().to_string());
+            }
+            if e.path().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// `kill -9` in the middle of a sweep: every record on disk is whole, and the next run resumes the
+/// finished variants, redoes the rest and leaves nothing temporary behind.
+#[cfg(unix)]
+#[test]
+fn a_killed_sweep_leaves_whole_records_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sweep");
+    let recipes = "w8,w4-g32,gguf-q8_0,gguf-q4_0,w4-g128,fp8";
+    let args = ["sweep", "models/stories260K", "--recipes", recipes, "--out", out.to_str().unwrap()];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pareto"))
+        .args(args)
+        .current_dir(repo())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let runs = out.join("runs");
+    let records = || -> Vec<PathBuf> {
+        std::fs::read_dir(&runs)
+            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect())
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while records().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no record appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    signal(&child, "KILL");
+    child.wait().unwrap();
+    let before = records();
+    for r in &before {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(r).unwrap()).expect("a whole record");
+        assert!(v["schema_version"].is_u64(), "{}", r.display());
+    }
+    let again = pareto(&args);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{err}");
+    assert_eq!(records().len(), 6, "every variant recorded after the resume");
+    assert_eq!(err.matches("resumed: ").count(), before.len(), "{err}");
+    assert!(leftovers(&out).is_empty(), "left behind: {:?}", leftovers(&out));
+    assert!(out.join("report.html").is_file());
+}
