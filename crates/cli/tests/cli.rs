@@ -639,3 +639,33 @@ fn a_killed_sweep_leaves_whole_records_and_resumes() {
     assert!(leftovers(&out).is_empty(), "left behind: {:?}", leftovers(&out));
     assert!(out.join("report.html").is_file());
 }
+
+/// `pareto eval --speed --batches` measured on a machine calibrates `pareto project` on it: the
+/// projected batch-1 decode lands on the measured one (within the per-sequence cost the batched
+/// sweep adds), where the defaults were far off.
+#[test]
+fn a_speed_report_calibrates_the_projection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = pareto(&["eval", "models/stories260K", "--speed", "--batches", "1,2,4", "--repeats", "2", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let eval = json(&out);
+    let measured = eval["speed"]["original"]["decode_tokens_per_s"]["median"].as_f64().unwrap();
+    let file = tmp.path().join("speed.json");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let project = |extra: &[&str]| {
+        let args = ["project", "models/stories260K", "--device", "x86_c7i_8xlarge", "--scenario", "edge", "--json"];
+        let o = pareto(&[&args[..], extra].concat());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        json(&o)
+    };
+    let decode = |v: &serde_json::Value| v["original"]["latency"]["decode_tok_s_batch1"]["value"].as_f64().unwrap();
+    let calibrated = project(&["--calibration", file.to_str().unwrap()]);
+    let default = project(&[]);
+    assert!(calibrated["efficiency"]["source"].as_str().unwrap().contains("measured on x86_c7i_8xlarge"));
+    assert!(calibrated["efficiency"]["per_seq_s"].as_f64().unwrap() > 0.0, "the batched sweep's slope");
+    let (c, d) = (decode(&calibrated), decode(&default));
+    assert!((c / measured - 1.0).abs() < 0.15, "calibrated {c} vs measured {measured}");
+    assert!((d / measured - 1.0).abs() > (c / measured - 1.0).abs(), "defaults {d} are no closer");
+    let bad = pareto(&["project", "models/stories260K", "--calibration", "assets/scenarios/edge.toml"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a `pareto eval --speed --json` report"));
+}

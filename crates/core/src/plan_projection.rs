@@ -20,6 +20,20 @@ pub fn project_plan(
     device: Option<&str>,
     compare: bool,
 ) -> Result<Projection, ProjectionError> {
+    project_plan_with(model, plan, catalog, scenario, device, compare, None)
+}
+
+/// [`project_plan`] with the decode efficiency given (a local calibration) instead of the
+/// scenario engine's fitted figures.
+pub fn project_plan_with(
+    model: &Model,
+    plan: &Plan,
+    catalog: &Catalog,
+    scenario: &Scenario,
+    device: Option<&str>,
+    compare: bool,
+    efficiency: Option<Efficiency>,
+) -> Result<Projection, ProjectionError> {
     let device_id =
         device.map(str::to_string).or_else(|| scenario.default_device.clone()).unwrap_or_else(|| "h100_sxm".into());
     let shape = model.config().map(|c| ModelShape::from_hf_config(&c.raw)).transpose()?;
@@ -31,7 +45,7 @@ pub fn project_plan(
         device: catalog.get(&device_id)?,
         scenario,
         catalog: Some(catalog),
-        efficiency: Efficiency::for_engine(scenario.engine.as_deref()),
+        efficiency: efficiency.unwrap_or_else(|| Efficiency::for_engine(scenario.engine.as_deref())),
     })
 }
 

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use pareto_core::Recipe;
-use pareto_core::plan_projection::project_plan;
-use pareto_projection::{Catalog, Quantity, Scenario};
+use pareto_core::plan_projection::project_plan_with;
+use pareto_projection::{Calibration, Catalog, Efficiency, Measurement, Quantity, Scenario};
 
 use crate::output;
 
@@ -52,6 +52,12 @@ pub struct ProjectArgs {
     /// With --cache-from: the cache capacity whose rates apply (default: the estimate's only one).
     #[arg(long, requires = "cache_from")]
     pub cache_capacity: Option<usize>,
+    /// Calibrate the decode model on the device from a `pareto eval --speed [--batches ...] --json`
+    /// report measured on it (give the device with --device, and --hardware for a machine the
+    /// catalog lacks): bandwidth efficiency from the batch-1 decode speed, per-sequence cost from
+    /// the batched sweep.
+    #[arg(long, value_name = "EVAL_JSON")]
+    pub calibration: Option<PathBuf>,
 }
 
 pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
@@ -90,7 +96,25 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
         None => Recipe::from_toml("name = \"original\"\n", "original")?,
     };
     let plan = recipe.resolve(&model)?;
-    let projection = project_plan(&model, &plan, &catalog, &scenario, args.device.as_deref(), args.recipe.is_some())?;
+    let efficiency = match &args.calibration {
+        Some(file) => {
+            let device_id =
+                args.device.clone().or_else(|| scenario.default_device.clone()).unwrap_or_else(|| "h100_sxm".into());
+            let (eff, said) = calibrate(file, &plan, catalog.get(&device_id)?)?;
+            crate::note!("{said}");
+            Some(eff)
+        }
+        None => None,
+    };
+    let projection = project_plan_with(
+        &model,
+        &plan,
+        &catalog,
+        &scenario,
+        args.device.as_deref(),
+        args.recipe.is_some(),
+        efficiency,
+    )?;
     let device = &projection.device;
     if json {
         return output::json(&projection);
@@ -141,6 +165,63 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
     }
     crate::note!("(--json carries every number with its formula and sources)");
     Ok(())
+}
+
+/// The decode efficiency of `device` fitted to a speed report measured on it: η_bw from the
+/// dense original's batch-1 decode (its F32 weights read once per token; the fixed overhead held at
+/// the default, as one model size cannot separate them), the per-sequence cost from the batched
+/// sweep's fitted slope.
+fn calibrate(
+    file: &std::path::Path,
+    plan: &pareto_core::recipe::Plan,
+    device: &pareto_projection::Device,
+) -> anyhow::Result<(Efficiency, String)> {
+    let bytes = pareto_core::bounded::read(file, pareto_core::bounded::SCAN_CAP, "a speed report")?;
+    let report: pareto_eval::EvalReport = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a `pareto eval --speed --json` report", file.display()))?;
+    let Some(pareto_eval::compare::SpeedReport::Decoder { original, .. }) = &report.speed else {
+        bail!(
+            "{} has no decoder speed measurement: run `pareto eval MODEL --speed --json` on the device",
+            file.display()
+        );
+    };
+    if original.weights != pareto_eval::llama::WeightMode::Dense {
+        bail!("{}: the original was not measured with dense weights", file.display());
+    }
+    let Some(bw) = device.mem_bw_gbs else { bail!("{} lists no memory bandwidth to calibrate against", device.id) };
+    // The measurement ran the model's float weights as F32.
+    let params: u64 = plan
+        .tensors
+        .iter()
+        .filter(|t| t.dtype.is_float())
+        .map(|t| t.source_shape.iter().map(|&d| d as u64).product::<u64>())
+        .sum();
+    let m = Measurement {
+        label: format!("{} batch 1", report.model.display()),
+        bytes_per_token: params as f64 * 4.0,
+        bandwidth_gbs: bw,
+        tokens_per_s: original.decode_tokens_per_s.median,
+    };
+    let cal = Calibration::fit(std::slice::from_ref(&m))?;
+    let mut eff = cal.apply(&Efficiency::default());
+    let per_seq = original.batched.as_ref().and_then(|b| b.fit.as_ref()).map(|f| f.per_seq_ms).filter(|v| *v > 0.0);
+    if let Some(ms) = per_seq {
+        eff.per_seq_s = ms / 1e3;
+    }
+    eff.source = format!("{} — measured on {} by {}", eff.source, device.id, file.display());
+    let point = cal.compare(std::slice::from_ref(&m)).remove(0);
+    let said = format!(
+        "calibrated on {}: η_bw {:.3} (default {}), fixed overhead {:.3} ms, per-sequence {} — batch-1 decode measured {:.1} tok/s, projected {:.1} with the calibration, {:.1} with the defaults",
+        file.display(),
+        cal.eta_bw,
+        Efficiency::default().eta_bw,
+        cal.overhead_s * 1e3,
+        per_seq.map_or("not measured (no --batches sweep)".into(), |v| format!("{v:.3} ms from the batched sweep")),
+        point.measured_tok_s,
+        point.calibrated_tok_s,
+        point.default_tok_s
+    );
+    Ok((eff, said))
 }
 
 fn reference_points(csv: &std::path::Path, json: bool) -> anyhow::Result<()> {
