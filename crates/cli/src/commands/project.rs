@@ -196,29 +196,36 @@ fn calibrate(
         .filter(|t| t.dtype.is_float())
         .map(|t| t.source_shape.iter().map(|&d| d as u64).product::<u64>())
         .sum();
+    let measured = original.decode_tokens_per_s.median;
+    let per_seq = original.batched.as_ref().and_then(|b| b.fit.as_ref()).map(|f| f.per_seq_ms).filter(|v| *v > 0.0);
+    // The projection adds the per-sequence cost to every step, batch 1 included: fit the bandwidth
+    // term to what is left of the measured batch-1 step.
+    let step_s = 1.0 / measured - per_seq.map_or(0.0, |ms| ms / 1e3);
+    if step_s <= 0.0 {
+        bail!("{}: the batched sweep's per-sequence cost exceeds the batch-1 step; measure again", file.display());
+    }
     let m = Measurement {
         label: format!("{} batch 1", report.model.display()),
         bytes_per_token: params as f64 * 4.0,
         bandwidth_gbs: bw,
-        tokens_per_s: original.decode_tokens_per_s.median,
+        tokens_per_s: 1.0 / step_s,
     };
     let cal = Calibration::fit(std::slice::from_ref(&m))?;
     let mut eff = cal.apply(&Efficiency::default());
-    let per_seq = original.batched.as_ref().and_then(|b| b.fit.as_ref()).map(|f| f.per_seq_ms).filter(|v| *v > 0.0);
     if let Some(ms) = per_seq {
         eff.per_seq_s = ms / 1e3;
     }
     eff.source = format!("{} — measured on {} by {}", eff.source, device.id, file.display());
     let point = cal.compare(std::slice::from_ref(&m)).remove(0);
     let said = format!(
-        "calibrated on {}: η_bw {:.3} (default {}), fixed overhead {:.3} ms, per-sequence {} — batch-1 decode measured {:.1} tok/s, projected {:.1} with the calibration, {:.1} with the defaults",
+        "calibrated on {}: η_bw {:.3} (default {}), fixed overhead {:.3} ms, per-sequence {} — batch-1 decode measured {:.1} tok/s, projected {:.1} with the calibration, {:.1} with the defaults (before per-sequence costs)",
         file.display(),
         cal.eta_bw,
         Efficiency::default().eta_bw,
         cal.overhead_s * 1e3,
         per_seq.map_or("not measured (no --batches sweep)".into(), |v| format!("{v:.3} ms from the batched sweep")),
-        point.measured_tok_s,
-        point.calibrated_tok_s,
+        measured,
+        1.0 / (1.0 / point.calibrated_tok_s + per_seq.map_or(0.0, |ms| ms / 1e3)),
         point.default_tok_s
     );
     Ok((eff, said))
