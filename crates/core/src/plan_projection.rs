@@ -34,8 +34,7 @@ pub fn project_plan_with(
     compare: bool,
     efficiency: Option<Efficiency>,
 ) -> Result<Projection, ProjectionError> {
-    let device_id =
-        device.map(str::to_string).or_else(|| scenario.default_device.clone()).unwrap_or_else(|| "h100_sxm".into());
+    let device_id = device_id(scenario, device);
     let shape = model.config().map(|c| ModelShape::from_hf_config(&c.raw)).transpose()?;
     let (original, compressed) = (original_weights(plan), compressed_weights(plan));
     project(&ProjectionRequest {
@@ -47,6 +46,11 @@ pub fn project_plan_with(
         catalog: Some(catalog),
         efficiency: efficiency.unwrap_or_else(|| Efficiency::for_engine(scenario.engine.as_deref())),
     })
+}
+
+/// The device a projection runs on: the one asked for, else the scenario's default, else an H100.
+pub fn device_id(scenario: &Scenario, device: Option<&str>) -> String {
+    device.map(str::to_string).or_else(|| scenario.default_device.clone()).unwrap_or_else(|| "h100_sxm".into())
 }
 
 /// How a format's matmuls run in serving: FP8 weights run W8A8 on hardware with FP8 tensor cores

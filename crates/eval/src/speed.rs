@@ -99,12 +99,8 @@ impl BatchFit {
                 Some((points[i].batch, xy[i].1, a + b * xy[i].0))
             })
             .collect();
-        let mut errs: Vec<f64> = held_out.iter().map(|(_, m, p)| (p / m - 1.0).abs()).collect();
-        errs.sort_by(f64::total_cmp);
-        let median_held_out_error = (xy.len() >= 3 && !errs.is_empty()).then(|| {
-            let k = errs.len();
-            if k % 2 == 1 { errs[k / 2] } else { (errs[k / 2 - 1] + errs[k / 2]) / 2.0 }
-        });
+        let errs: Vec<f64> = held_out.iter().map(|(_, m, p)| (p / m - 1.0).abs()).collect();
+        let median_held_out_error = Summary::of(&errs).filter(|_| xy.len() >= 3).map(|s| s.median);
         Some(Self { fixed_ms, per_seq_ms, held_out, median_held_out_error })
     }
 }
@@ -210,10 +206,7 @@ pub fn measure_decoder(
     let max = cfg.max_position_embeddings;
     let prefill = opts.prefill_tokens.clamp(1, max);
     let decode = opts.decode_tokens.clamp(1, max.saturating_sub(1).max(1));
-    let vocab = cfg.vocab_size as u32;
-    let prompt: Vec<u32> = std::iter::once(cfg.bos())
-        .chain((0..prefill as u32 - 1).map(|i| 3 + (i * 7919) % vocab.saturating_sub(3).max(1)))
-        .collect();
+    let prompt = synthetic_prompt(cfg, prefill, 0);
     let ids = Tensor::new(prompt.as_slice(), device)?.unsqueeze(0)?;
     let mut prefill_tps = Vec::new();
     for i in 0..runs {
@@ -260,6 +253,15 @@ pub fn measure_decoder(
     })
 }
 
+/// A timing prompt of `len` tokens: BOS, then ids spread over the vocabulary (skipping the first
+/// three, the usual special tokens); `row` gives each sequence of a batch different ids.
+fn synthetic_prompt(cfg: &crate::llama::LlamaConfig, len: usize, row: usize) -> Vec<u32> {
+    let vocab = (cfg.vocab_size as u32).saturating_sub(3).max(1);
+    std::iter::once(cfg.bos())
+        .chain((0..len.max(1) as u32 - 1).map(|i| 3 + (i * 7919 + row as u32 * 104_729) % vocab))
+        .collect()
+}
+
 /// One batch size of the sweep: `batch` different prompts prefilled together, then
 /// [`BATCH_DECODE_STEPS`] greedy steps of all of them with the KV cache.
 fn measure_batch(
@@ -275,13 +277,7 @@ fn measure_batch(
     let cfg = model.config();
     let prompt = BATCH_PROMPT_TOKENS.min(cfg.max_position_embeddings / 2).max(1);
     let steps = BATCH_DECODE_STEPS.min(cfg.max_position_embeddings - prompt).max(1);
-    let vocab = (cfg.vocab_size as u32).saturating_sub(3).max(1);
-    let ids: Vec<u32> = (0..batch)
-        .flat_map(|row| {
-            std::iter::once(cfg.bos())
-                .chain((1..prompt as u32).map(move |i| 3 + (i * 7919 + row as u32 * 104_729) % vocab))
-        })
-        .collect();
+    let ids: Vec<u32> = (0..batch).flat_map(|row| synthetic_prompt(cfg, prompt, row)).collect();
     let ids = Tensor::from_vec(ids, (batch, prompt), device)?;
     let (mut steps_ms, mut prefill_tps) = (Vec::new(), Vec::new());
     for i in 0..opts.warmup + opts.repeats.max(1) {

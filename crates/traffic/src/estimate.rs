@@ -169,16 +169,6 @@ pub struct CacheEstimate {
     pub method: Vec<String>,
 }
 
-impl CacheEstimate {
-    /// The row of a cache configuration (threshold, and capacity / ttl / updates when given).
-    pub fn row(&self, threshold: f32, capacity: Option<usize>) -> Option<&CacheRow> {
-        self.rows
-            .iter()
-            .filter(|r| (r.threshold - threshold).abs() < 1e-6)
-            .find(|r| capacity.is_none_or(|c| r.capacity == c))
-    }
-}
-
 /// The bundled encoder's config, relative to the repository or the installed bundle.
 const BUNDLED_ENCODER: &str = "models/all-MiniLM-L6-v2/config.json";
 

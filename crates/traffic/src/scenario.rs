@@ -7,7 +7,8 @@ use crate::error::{Result, TrafficError};
 use crate::estimate::CacheEstimate;
 use crate::replay::CacheRow;
 
-fn pct(v: f64) -> String {
+/// A share as a percentage with one decimal, as the estimate's summaries print it.
+pub fn pct(v: f64) -> String {
     format!("{:.1} %", v * 100.0)
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use pareto_traffic::estimate::{CacheEstimate, EstimateSpec, SearchChoice, bundled_encoder, bundled_pairs};
-use pareto_traffic::scenario::pick_row;
+use pareto_traffic::scenario::{pct, pick_row};
 use pareto_traffic::{Cadence, estimate};
 
 use crate::{output, progress};
@@ -122,10 +122,6 @@ pub fn spec(args: &CacheArgs) -> anyhow::Result<EstimateSpec> {
         check_recall: args.check_recall,
         ..EstimateSpec::new(&args.log, &encoder)
     })
-}
-
-fn pct(v: f64) -> String {
-    format!("{:.1} %", v * 100.0)
 }
 
 pub fn run(args: &CacheArgs, json: bool) -> anyhow::Result<()> {

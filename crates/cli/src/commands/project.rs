@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use pareto_core::Recipe;
-use pareto_core::plan_projection::project_plan_with;
+use pareto_core::plan_projection::{device_id, original_weights, project_plan_with};
 use pareto_projection::{Calibration, Catalog, Efficiency, Measurement, Quantity, Scenario};
 
 use crate::output;
@@ -98,9 +98,8 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
     let plan = recipe.resolve(&model)?;
     let efficiency = match &args.calibration {
         Some(file) => {
-            let device_id =
-                args.device.clone().or_else(|| scenario.default_device.clone()).unwrap_or_else(|| "h100_sxm".into());
-            let (eff, said) = calibrate(file, &plan, catalog.get(&device_id)?)?;
+            let device = catalog.get(&device_id(&scenario, args.device.as_deref()))?;
+            let (eff, said) = calibrate(file, &plan, device)?;
             crate::note!("{said}");
             Some(eff)
         }
@@ -190,12 +189,7 @@ fn calibrate(
     }
     let Some(bw) = device.mem_bw_gbs else { bail!("{} lists no memory bandwidth to calibrate against", device.id) };
     // The measurement ran the model's float weights as F32.
-    let params: u64 = plan
-        .tensors
-        .iter()
-        .filter(|t| t.dtype.is_float())
-        .map(|t| t.source_shape.iter().map(|&d| d as u64).product::<u64>())
-        .sum();
+    let params: u64 = original_weights(plan).iter().map(|w| w.params).sum();
     let measured = original.decode_tokens_per_s.median;
     let per_seq = original.batched.as_ref().and_then(|b| b.fit.as_ref()).map(|f| f.per_seq_ms).filter(|v| *v > 0.0);
     // The projection adds the per-sequence cost to every step, batch 1 included: fit the bandwidth
