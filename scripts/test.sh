@@ -5,7 +5,8 @@
 # tests in the release profile (model tests run real forward passes; debug is ~25x slower there),
 # the studio's tests (Rust commands, vitest, WebDriver end to end under Xvfb), a compile-only
 # check of the `cuda` feature (toolkit from NVIDIA's PyPI wheels; no GPU needed) and a fuzz smoke
-# (every parser of untrusted files under libFuzzer for 10 s from the committed corpus).
+# (every parser of untrusted files under libFuzzer for 10 s from the committed corpus). A one-node
+# Slurm cluster (munge + Slurm from Debian, scripts/slurm-local.sh) runs the cluster sweep tests.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -17,7 +18,8 @@ t0=$SECONDS
 lap() { echo "=== [$(( (SECONDS - t0) / 60 ))m$(( (SECONDS - t0) % 60 ))s] $*"; }
 
 # Debian packages: Chromium renders the HTML report in a real browser; the rest build the Tauri
-# studio (WebKitGTK) and drive it headless (Xvfb, WebKitWebDriver).
+# studio (WebKitGTK) and drive it headless (Xvfb, WebKitWebDriver); munge and Slurm make the
+# one-node cluster the cluster sweep tests submit to.
 apt_install() {
   local missing=()
   for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -28,7 +30,7 @@ apt_install() {
 }
 lap "debian packages"
 apt_install chromium libwebkit2gtk-4.1-dev build-essential libxdo-dev libssl-dev libayatana-appindicator3-dev \
-  librsvg2-dev xvfb xauth webkit2gtk-driver python3-pip
+  librsvg2-dev xvfb xauth webkit2gtk-driver python3-pip munge slurmctld slurmd slurm-client
 
 lap "models, python, ui"
 bash scripts/fetch-models.sh
@@ -48,6 +50,10 @@ lap "cuda compile check"
 bash scripts/build-cuda.sh check
 # One test build for the whole workspace, the studio included: one feature resolution, so the engine
 # crates are compiled once; it also builds the studio binary the WebDriver tests drive.
+lap "local slurm"
+bash scripts/slurm-local.sh start
+trap 'bash scripts/slurm-local.sh stop' EXIT
+export PARETO_TEST_SLURM=1
 lap "workspace and studio command tests"
 cargo test --workspace --release --locked 2>&1 | tee /tmp/pareto-workspace-test.log
 lap "studio tests"

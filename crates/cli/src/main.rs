@@ -46,7 +46,10 @@ enum Command {
     /// Project memory, latency, throughput and monthly cost on chosen hardware and traffic.
     Project(commands::project::ProjectArgs),
     /// Compress → validate → project several recipes and write the comparison report.
-    Sweep(commands::sweep::SweepArgs),
+    Sweep(Box<commands::sweep::SweepArgs>),
+    /// One variant of a cluster sweep's plan (what Slurm array tasks and Kubernetes pods run).
+    #[command(hide = true)]
+    SweepTask(commands::sweep::SweepTaskArgs),
     /// Compare run records: offline HTML, Markdown or JSON.
     Report(commands::report::ReportArgs),
     /// Compute a llama.cpp importance matrix (GGUF or .dat) for `llama-quantize --imatrix`, or check one.
@@ -84,6 +87,7 @@ fn main() {
         Command::Eval(a) => commands::eval::run(a, cli.json),
         Command::Project(a) => commands::project::run(a, cli.json),
         Command::Sweep(a) => commands::sweep::run(a, cli.json),
+        Command::SweepTask(a) => commands::sweep::run_sweep_task(a),
         Command::Report(a) => commands::report::run(a, cli.json),
         Command::Cache(a) => commands::cache::run(a, cli.json),
         Command::Export(a) => commands::export::run(a, cli.json),

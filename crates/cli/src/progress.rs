@@ -36,9 +36,10 @@ impl Progress for Bars {
     }
 
     fn log(&self, line: &str) {
+        // A bar drawn nowhere (stderr not a terminal) would swallow the line: notes still go out.
         match self.bar.lock().ok().and_then(|s| s.clone()) {
-            Some(bar) => bar.println(line),
-            None => crate::note!("{line}"),
+            Some(bar) if !bar.is_hidden() => bar.println(line),
+            _ => crate::note!("{line}"),
         }
     }
 }

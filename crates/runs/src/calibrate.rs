@@ -29,7 +29,7 @@ use crate::error::{Result, RunError};
 
 /// What the calibration set is and how it is fed: `windows` windows of `window` tokens (BOS
 /// first), cut in file order from the text after its first `skip_chars` characters.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct CalibrationSpec {
     pub samples: PathBuf,
     pub windows: usize,

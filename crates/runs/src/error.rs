@@ -24,6 +24,22 @@ pub enum RunError {
         "sweep output {path} is {what}; a sweep writes only into a new or empty folder or one an earlier sweep wrote (it holds {marker})"
     )]
     OutNotOurs { path: std::path::PathBuf, what: String, marker: &'static str },
+    #[error("cluster: {0}")]
+    Cluster(String),
+    #[error(
+        "{path} was written by {theirs}; this is pareto {ours}: records and plans of one sweep come from one version (sweep into a new folder, or run that version)"
+    )]
+    VersionMix { path: std::path::PathBuf, theirs: String, ours: String },
+    #[error(
+        "`{command}` is not on PATH: run the sweep on a machine that submits to the cluster (a login node), or use the local executor"
+    )]
+    SchedulerMissing { command: &'static str },
+    #[error("`{command}` failed: {stderr}")]
+    Submit { command: String, stderr: String },
+    #[error("{state} without a record (log: {log}){tail}")]
+    Task { state: String, log: std::path::PathBuf, tail: String },
+    #[error("queued as job {job}")]
+    Queued { job: String },
     #[error("variant {variant}: {source}")]
     Variant {
         variant: String,

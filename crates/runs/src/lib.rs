@@ -4,6 +4,7 @@
 
 pub mod allocate;
 pub mod calibrate;
+pub mod cluster;
 mod error;
 mod hashing;
 mod imatrix;

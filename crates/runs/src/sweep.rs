@@ -13,8 +13,10 @@ use pareto_report::{FileHash, RunRecord};
 use crate::error::{Result, RunError};
 use crate::variant::{VariantSpec, run_variant};
 
-/// Where variants run. `LocalExecutor` uses threads on this machine; a distributed engine
-/// implements the same call (jobs in, one result per job out, same order).
+/// Where variants run: [`LocalExecutor`] on threads here, [`crate::cluster::slurm::SlurmExecutor`]
+/// on a Slurm cluster. Jobs in, one result per job out in the same order (a variant queued but
+/// not waited for is [`RunError::Queued`]); an error for the whole call is one the executor
+/// met before any variant ran (no scheduler, a refused submission).
 pub trait Executor: Sync {
     fn execute(
         &self,
@@ -22,7 +24,7 @@ pub trait Executor: Sync {
         model_files: &[FileHash],
         out: &Path,
         ctx: &JobContext,
-    ) -> Vec<Result<RunRecord>>;
+    ) -> Result<Vec<Result<RunRecord>>>;
 }
 
 /// Runs up to `parallelism` variants at once on local threads.
@@ -37,7 +39,7 @@ impl Executor for LocalExecutor {
         model_files: &[FileHash],
         out: &Path,
         ctx: &JobContext,
-    ) -> Vec<Result<RunRecord>> {
+    ) -> Result<Vec<Result<RunRecord>>> {
         let next = AtomicUsize::new(0);
         let results: Vec<Mutex<Option<Result<RunRecord>>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
         let workers = self.parallelism.clamp(1, jobs.len().max(1));
@@ -63,10 +65,10 @@ impl Executor for LocalExecutor {
                 });
             }
         });
-        results
+        Ok(results
             .into_iter()
             .map(|m| m.into_inner().ok().flatten().unwrap_or(Err(pareto_core::Error::Cancelled.into())))
-            .collect()
+            .collect())
     }
 }
 
@@ -95,6 +97,8 @@ pub struct SweepOutcome {
     pub rerun: Vec<(String, String)>,
     /// Variants that failed, with the error.
     pub failed: Vec<(String, String)>,
+    /// Variants submitted to a scheduler and not waited for, with the job that holds them.
+    pub queued: Vec<(String, String)>,
 }
 
 /// Marks a folder as a sweep's: a later sweep may write into it, nothing else is overwritten.
@@ -127,7 +131,7 @@ pub fn prepare_out(out: &Path, source: &SourcePaths) -> Result<()> {
 }
 
 /// Why a finished record cannot be reused: its artifact is gone or no longer what it recorded.
-fn artifact_problem(record: &RunRecord) -> Option<String> {
+pub(crate) fn artifact_problem(record: &RunRecord) -> Option<String> {
     let artifact = record.artifact.as_ref()?;
     let Some(manifest) = pareto_core::export::protect::pareto_manifest(Path::new(&artifact.path)) else {
         return Some(format!("its artifact {} is missing", artifact.path));
@@ -155,6 +159,13 @@ pub fn sweep(
         let (recipe, id) = job.id(model_files)?;
         let path = record_path(out, &recipe.name, &id);
         match RunRecord::load(&path) {
+            Ok(r) if r.id == id && r.tool.version != env!("CARGO_PKG_VERSION") => {
+                return Err(RunError::VersionMix {
+                    path,
+                    theirs: format!("{} {}", r.tool.name, r.tool.version),
+                    ours: env!("CARGO_PKG_VERSION").into(),
+                });
+            }
             Ok(r) if r.id == id => match artifact_problem(&r) {
                 None => {
                     resumed.push(recipe.name.clone());
@@ -174,8 +185,9 @@ pub fn sweep(
     }
     ctx.progress.stage("sweep", jobs.len() as u64);
     ctx.progress.advance(resumed.len() as u64, "resumed");
-    let results = executor.execute(&pending, model_files, out, ctx);
+    let results = if pending.is_empty() { Vec::new() } else { executor.execute(&pending, model_files, out, ctx)? };
     let mut failed = Vec::new();
+    let mut queued = Vec::new();
     let mut done = results.into_iter();
     for (job, slot) in jobs.iter().zip(slots.iter_mut()) {
         if slot.is_some() {
@@ -186,10 +198,11 @@ pub fn sweep(
                 let path = record_path(out, &record.recipe.name, &record.id);
                 *slot = Some((record, path));
             }
+            Some(Err(RunError::Queued { job: id })) => queued.push((job.recipe.clone(), id)),
             Some(Err(e)) => failed.push((job.recipe.clone(), e.to_string())),
             None => failed.push((job.recipe.clone(), "not run".into())),
         }
     }
     let (records, record_paths) = slots.into_iter().flatten().unzip();
-    Ok(SweepOutcome { records, record_paths, resumed, rerun, failed })
+    Ok(SweepOutcome { records, record_paths, resumed, rerun, failed, queued })
 }

@@ -16,7 +16,7 @@ use crate::hashing::{hash_files, variant_id};
 use crate::record::{projection_record, source_model, tensor_records, totals, validation_record};
 
 /// What to run. Paths are taken as given; the recipe is a preset name or a TOML file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VariantSpec {
     pub model: PathBuf,
     pub recipe: String,

@@ -7,7 +7,10 @@ use pareto_core::recipe::allocate::Knapsack;
 use pareto_runs::allocate::{Problem, is_allocated_recipe, load_scan};
 
 use pareto_report::{render_html, render_markdown, write_report};
-use pareto_runs::{LocalExecutor, VariantSpec, hash_files, prepare_out, sweep};
+use pareto_runs::cluster::k8s::{K8sOptions, write_manifest};
+use pareto_runs::cluster::slurm::{SlurmExecutor, SlurmOptions};
+use pareto_runs::cluster::{TaskPlan, probe, run_task};
+use pareto_runs::{Executor, LocalExecutor, VariantSpec, hash_files, prepare_out, sweep};
 
 use crate::commands::compress::CalibrationArgs;
 use crate::commands::report::RecommendArgs;
@@ -58,6 +61,118 @@ pub struct SweepArgs {
     pub recommend: RecommendArgs,
     #[command(flatten)]
     pub calibration: CalibrationArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+pub enum ExecutorKind {
+    /// Threads on this machine (--parallel at once).
+    Local,
+    /// One Slurm array task per variant on the shared output folder.
+    Slurm,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+pub enum Emit {
+    /// A Kubernetes Indexed Job manifest (JSON) for `kubectl apply -f`.
+    K8s,
+}
+
+/// Where the variants run: here, on Slurm, or as a Kubernetes Job written for `kubectl`.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Cluster")]
+pub struct ClusterArgs {
+    /// Where the variants run. With slurm the output folder must be on a filesystem the nodes
+    /// share (a probe job checks); run the same command again to resume: only variants without
+    /// a record are submitted, those still queued are followed.
+    #[arg(long, value_enum, default_value = "local")]
+    pub executor: ExecutorKind,
+    /// Slurm: submit and return with the job id; the same command run later collects the records
+    /// and writes the report.
+    #[arg(long)]
+    pub detach: bool,
+    /// Slurm partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Slurm generic resources per task, e.g. gpu:1.
+    #[arg(long)]
+    pub gres: Option<String>,
+    /// Slurm time limit per task, e.g. 02:00:00.
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Slurm account.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Slurm CPUs per task.
+    #[arg(long)]
+    pub cpus_per_task: Option<u32>,
+    /// Memory per task (Slurm: e.g. 32G; Kubernetes: e.g. 32Gi).
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// Seconds between two looks at the queue while following.
+    #[arg(long, default_value_t = 5.0)]
+    pub poll: f64,
+    /// The pareto binary as the nodes see it (default: this one's path).
+    #[arg(long, value_name = "PATH")]
+    pub remote_bin: Option<PathBuf>,
+    /// Write a cluster job for the sweep instead of running it (then `kubectl apply -f` it and
+    /// run this command again for the report).
+    #[arg(long, value_enum, conflicts_with = "executor")]
+    pub emit: Option<Emit>,
+    /// Kubernetes: the container image with pareto on its PATH.
+    #[arg(long, required_if_eq("emit", "k8s"))]
+    pub image: Option<String>,
+    /// Kubernetes: the PersistentVolumeClaim holding the shared folder.
+    #[arg(long, required_if_eq("emit", "k8s"))]
+    pub pvc: Option<String>,
+    /// Kubernetes: where the claim is mounted, at the same path as here; the model, samples and
+    /// output folder must lie under it (default: the output folder's parent).
+    #[arg(long, value_name = "DIR")]
+    pub shared_root: Option<PathBuf>,
+    /// Kubernetes namespace.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Kubernetes: GPUs per pod.
+    #[arg(long, default_value_t = 0)]
+    pub gpus: u32,
+    /// Kubernetes: CPU request per pod.
+    #[arg(long)]
+    pub cpu: Option<String>,
+}
+
+impl ClusterArgs {
+    fn slurm(&self) -> SlurmOptions {
+        SlurmOptions {
+            partition: self.partition.clone(),
+            gres: self.gres.clone(),
+            time: self.time.clone(),
+            account: self.account.clone(),
+            cpus_per_task: self.cpus_per_task,
+            mem: self.mem.clone(),
+            detach: self.detach,
+            poll: std::time::Duration::from_secs_f64(self.poll.max(0.05)),
+            remote_bin: self.remote_bin.clone(),
+        }
+    }
+
+    fn k8s(&self, out: &Path) -> K8sOptions {
+        let root = self.shared_root.clone().unwrap_or_else(|| {
+            std::path::absolute(out).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_else(|| "/".into())
+        });
+        K8sOptions {
+            image: self.image.clone().unwrap_or_default(),
+            pvc: self.pvc.clone().unwrap_or_default(),
+            shared_root: root,
+            namespace: self.namespace.clone(),
+            gpus: self.gpus,
+            cpu: self.cpu.clone(),
+            memory: self.mem.clone(),
+            // Every variant at once: the cluster's quota is what limits a Job.
+            parallelism: None,
+            bin: "pareto".into(),
+        }
+    }
 }
 
 /// Writes `n` allocations along the scan's predicted frontier into `out/auto/` and returns their
@@ -111,8 +226,15 @@ pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
             calibration: args.calibration.spec(),
         })
         .collect();
+    if args.cluster.emit == Some(Emit::K8s) {
+        return emit_k8s(&jobs, &files, args, json);
+    }
+    let executor: Box<dyn Executor> = match args.cluster.executor {
+        ExecutorKind::Local => Box::new(LocalExecutor { parallelism: args.parallel }),
+        ExecutorKind::Slurm => Box::new(SlurmExecutor { options: args.cluster.slurm() }),
+    };
     let ctx = progress::bar_context();
-    let outcome = sweep(&jobs, &files, &args.out, &LocalExecutor { parallelism: args.parallel }, &ctx)?;
+    let outcome = sweep(&jobs, &files, &args.out, executor.as_ref(), &ctx)?;
     drop(ctx);
     for name in &outcome.resumed {
         crate::note!("resumed: {name} (record already present)");
@@ -122,6 +244,24 @@ pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
     }
     for (name, err) in &outcome.failed {
         eprintln!("failed: {name}: {err}");
+    }
+    if !outcome.queued.is_empty() {
+        // Detached: the report waits for every record; the same command collects them.
+        if json {
+            output::json(&serde_json::json!({
+                "queued": outcome.queued, "records": outcome.record_paths, "failed": outcome.failed,
+            }))?;
+        } else {
+            for (name, task) in &outcome.queued {
+                println!("queued: {name} as Slurm job {task}");
+            }
+            println!(
+                "{} variant(s) queued, {} recorded; run the same command again to follow them and write the report",
+                outcome.queued.len(),
+                outcome.records.len()
+            );
+        }
+        return Ok(());
     }
     if outcome.records.is_empty() {
         anyhow::bail!("no variant finished");
@@ -145,5 +285,85 @@ pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
     if !outcome.failed.is_empty() {
         anyhow::bail!("{} of {} variants failed", outcome.failed.len(), jobs.len());
     }
+    Ok(())
+}
+
+/// `--emit k8s`: the plan of the variants not yet recorded and the Indexed Job that runs them.
+fn emit_k8s(
+    jobs: &[VariantSpec],
+    files: &[pareto_report::FileHash],
+    args: &SweepArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let missing: Vec<VariantSpec> = jobs
+        .iter()
+        .filter(|j| {
+            j.id(files).map_or(true, |(r, id)| {
+                pareto_report::RunRecord::load(&pareto_runs::record_path(&args.out, &r.name, &id)).is_err()
+            })
+        })
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        anyhow::bail!(
+            "every variant is already recorded in {}: run the sweep without --emit for the report",
+            args.out.display()
+        );
+    }
+    let plan = TaskPlan::new(&missing, files, &args.out)?;
+    let options = args.cluster.k8s(&args.out);
+    let plan_path = plan.write()?;
+    let manifest = write_manifest(&plan, &plan_path, &options)?;
+    if json {
+        output::json(&serde_json::json!({ "plan": plan_path, "manifest": manifest, "variants": missing.len() }))?;
+    } else {
+        println!(
+            "wrote {} ({} variants, completion index = variant) and its plan {}",
+            manifest.display(),
+            missing.len(),
+            plan_path.display()
+        );
+        println!(
+            "next: kubectl apply -f {}; when the Job completes, run this sweep again without --emit for the report",
+            manifest.display()
+        );
+    }
+    Ok(())
+}
+
+/// `pareto sweep-task`: what one cluster task runs (hidden; written into job scripts).
+#[derive(clap::Args)]
+pub struct SweepTaskArgs {
+    /// The plan a submission wrote (`<out>/.pareto-cluster/plan-*.json`).
+    pub plan: PathBuf,
+    /// The variant to run, 0-based. Default: $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX
+    /// (a Kubernetes Indexed Job's).
+    #[arg(long)]
+    pub variant_index: Option<usize>,
+    /// Check this node instead: the plan's version, its inputs, and a file written for the submitter.
+    #[arg(long, value_name = "TOKEN", conflicts_with = "variant_index")]
+    pub probe: Option<String>,
+}
+
+pub fn run_sweep_task(args: &SweepTaskArgs) -> anyhow::Result<()> {
+    if let Some(token) = &args.probe {
+        let file = probe(&args.plan, token)?;
+        println!("probe: ok ({})", file.display());
+        return Ok(());
+    }
+    let index = match args.variant_index {
+        Some(i) => i,
+        None => ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok())
+            .ok_or_else(|| {
+                anyhow::anyhow!("no --variant-index, and neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX is set")
+            })?
+            .parse()
+            .map_err(|e| anyhow::anyhow!("the task index is not a number: {e}"))?,
+    };
+    let ctx = progress::bar_context();
+    let record = run_task(&args.plan, index, &ctx)?;
+    println!("{}", record.display());
     Ok(())
 }
