@@ -64,11 +64,14 @@ xvfb-run -a -s "-screen 0 1400x900x24" bash -c 'cd ui && node --test --test-repo
 ok "e2e: $(grep -E "^ℹ (pass|fail)" /tmp/pareto-e2e.log | tr '\n' ' ')"
 
 step "installable bundle: the .deb from the Tauri CLI, installed with apt, end-to-end on the installed app"
-# Packages the binary the workspace build made (custom-protocol is a default feature): nothing recompiles.
+# Packages the binaries the workspace build made (custom-protocol is a default feature; the .deb
+# also carries the `pareto` CLI, which the studio's Slurm sweeps run): nothing recompiles.
+cargo build --release -p pareto-cli --locked
 (cd src-tauri && ../ui/node_modules/.bin/tauri bundle --bundles deb --ci)
 deb=$(ls -t "$CARGO_TARGET_DIR"/release/bundle/deb/*.deb | head -1)
 sudo_if env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$deb"
 dpkg -L pareto | grep -q "models/stories260K/model.safetensors"
+dpkg -L pareto | grep -qx "/usr/bin/pareto" && /usr/bin/pareto --version
 dpkg -L pareto | grep -q "assets/samples/tinystories/tinystories-valid-excerpt.txt"
 grep -q "MimeType=.*application/x-gguf" /usr/share/applications/Pareto.desktop && grep -q "^Exec=pareto-app %f" /usr/share/applications/Pareto.desktop
 xvfb-run -a -s "-screen 0 1400x900x24" env PARETO_APP=/usr/bin/pareto-app \

@@ -190,6 +190,14 @@ pub async fn start_cache_estimate(state: S<'_>, request: CacheRequest, on_event:
 }
 
 #[tauri::command]
+pub async fn start_sweep(state: S<'_>, request: SweepRequest, on_event: Channel<JobEvent>) -> ApiResult<u32> {
+    let sink: ops::Sink = Arc::new(move |e: JobEvent| {
+        let _ = on_event.send(e);
+    });
+    crate::sweep::start(&state, request, sink)
+}
+
+#[tauri::command]
 pub async fn allocate(state: S<'_>, query: BudgetQuery) -> ApiResult<AllocationView> {
     let state = Arc::clone(&state);
     blocking(move || crate::allocate::allocate(&state, &query)).await

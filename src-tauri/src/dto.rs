@@ -247,6 +247,10 @@ pub enum JobEvent {
     CacheEstimated {
         result: Box<CacheView>,
     },
+    /// A sweep finished here or on the cluster, or was submitted to it.
+    Swept {
+        result: Box<SweepView>,
+    },
     /// A model opened by a job (a GGUF, converted first).
     Opened {
         model: Box<ModelView>,
@@ -423,6 +427,48 @@ pub struct MeasuredCache {
     pub semantic_hit_rate: f64,
     /// What was measured, on which log (shown as the projection's source).
     pub source: String,
+}
+
+/// A sweep of the open model: several recipes compressed, validated and projected into run
+/// records in one folder, here or as Slurm array tasks (`pareto sweep` does the same).
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct SweepRequest {
+    /// Presets or recipe files.
+    pub recipes: Vec<String>,
+    /// The sweep folder (new, empty, or an earlier sweep's: finished variants are resumed).
+    pub out: String,
+    /// `local` or `slurm`.
+    pub executor: String,
+    pub scenario: String,
+    pub validate: bool,
+    /// Slurm: submit and return; running the same sweep again follows it.
+    pub detach: bool,
+    pub partition: Option<String>,
+    /// Slurm generic resources per task, e.g. `gpu:1`.
+    pub gres: Option<String>,
+    /// Slurm time limit per task, e.g. `02:00:00`.
+    pub time: Option<String>,
+    pub account: Option<String>,
+}
+
+/// One variant of a sweep and how it stands.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct SweepVariantView {
+    pub recipe: String,
+    /// `recorded` (ran now), `resumed` (recorded earlier), `failed`, `queued`.
+    pub state: String,
+    /// The record's path, the error, or the Slurm job holding it.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct SweepView {
+    pub out: String,
+    pub variants: Vec<SweepVariantView>,
+    /// The reviewer report's headline; absent while variants are still queued.
+    pub recommendation: Option<String>,
+    pub report_html: Option<String>,
+    pub report_md: Option<String>,
 }
 
 /// A query log to replay through simulated caches.

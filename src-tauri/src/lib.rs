@@ -12,6 +12,7 @@ pub mod export;
 pub mod jobs;
 pub mod ops;
 pub mod state;
+pub mod sweep;
 pub mod validate;
 
 #[cfg(test)]
@@ -90,6 +91,7 @@ pub fn builder<R: tauri::Runtime>(base: tauri::Builder<R>) -> tauri::Builder<R> 
         commands::start_validate,
         commands::start_scan,
         commands::start_cache_estimate,
+        commands::start_sweep,
         commands::allocate,
     ])
 }

@@ -628,6 +628,7 @@ fn export_typescript_bindings() {
         CalibrationInput,
         ScanRequest,
         CacheRequest,
+        SweepRequest,
         BudgetQuery,
         AllocationView,
         PickRequest,
@@ -756,4 +757,64 @@ fn a_query_log_measures_cache_rates_the_projection_prices() {
     let elsewhere = CacheRequest { log: "/nowhere-chosen/log.txt".into(), ..req };
     let e = crate::cache::start(&state, elsewhere, Arc::new(|_| {})).expect_err("a path the user did not choose");
     assert!(e.to_string().contains("/nowhere-chosen/log.txt"), "{e}");
+}
+
+/// The studio's sweep writes what `pareto sweep` writes (records, reports), resumes a folder, and
+/// on Slurm (CI's one-node cluster) streams the scheduler's task states and records the same.
+#[test]
+fn a_sweep_from_the_studio_records_resumes_and_runs_on_slurm() {
+    let state = opened();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let request = |out: &Path, executor: &str| SweepRequest {
+        recipes: vec!["w8".into(), "gguf-q4_0".into()],
+        out: out.display().to_string(),
+        executor: executor.into(),
+        scenario: "high-volume-api".into(),
+        validate: true,
+        detach: false,
+        partition: None,
+        gres: None,
+        time: None,
+        account: None,
+    };
+    let swept = |e: &JobEvent| match e {
+        JobEvent::Swept { result } => Some(result.as_ref().clone()),
+        _ => None,
+    };
+    let local = tmp.path().join("local");
+    let (view, _) = await_job("sweep", 300, |sink| crate::sweep::start(&state, request(&local, "local"), sink), swept);
+    let states: Vec<&str> = view.variants.iter().map(|v| v.state.as_str()).collect();
+    assert_eq!(states, ["recorded", "recorded"], "{view:?}");
+    assert!(view.recommendation.is_some() && Path::new(view.report_html.as_deref().expect("html")).is_file());
+    assert_eq!(std::fs::read_dir(local.join("runs")).expect("runs").count(), 2);
+
+    let (again, _) = await_job("sweep", 300, |sink| crate::sweep::start(&state, request(&local, "local"), sink), swept);
+    assert!(again.variants.iter().all(|v| v.state == "resumed"), "{again:?}");
+
+    let e = crate::sweep::start(&state, SweepRequest { recipes: vec![], ..request(&local, "local") }, Arc::new(|_| {}))
+        .expect_err("no recipe");
+    assert!(e.to_string().contains("at least one recipe"), "{e}");
+
+    let slurm_up = std::process::Command::new("sinfo").arg("-h").output().is_ok_and(|o| o.status.success());
+    if std::env::var_os("PARETO_TEST_SLURM").is_none() && !slurm_up {
+        eprintln!("skipped the Slurm half: no Slurm here (bash scripts/slurm-local.sh start)");
+        return;
+    }
+    let on_slurm = tmp.path().join("slurm");
+    let (view, events) =
+        await_job("sweep", 300, |sink| crate::sweep::start(&state, request(&on_slurm, "slurm"), sink), swept);
+    assert!(view.variants.iter().all(|v| v.state == "recorded"), "{view:?}");
+    let logs: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            JobEvent::Log { line } => Some(line.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(logs.iter().any(|l| l.starts_with("submitted 2 variant(s) as Slurm array job")), "{logs:?}");
+    assert_eq!(
+        std::fs::read(local.join("report.md")).expect("md"),
+        std::fs::read(on_slurm.join("report.md")).expect("md"),
+        "the same records give the same report"
+    );
 }

@@ -1,6 +1,7 @@
 // End-to-end: the real app under Xvfb through WebDriver. Open the bundled model by typed path, apply
 // a preset, run compression, see the result, export, and check the exported files on disk.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -117,6 +118,33 @@ test("compare ranks the validated run on a measured metric", async () => {
   assert.equal(await (await b.$("#compare-metric")).getValue(), "perplexity");
   assert.equal(await (await b.$("#proxy-banner")).isExisting(), false);
   await shot(b, "07-compare");
+});
+
+test("sweep recipes into a report, on Slurm when a cluster answers", async () => {
+  const b = session.browser;
+  // CI starts a one-node Slurm (scripts/slurm-local.sh) before the studio tests; elsewhere the
+  // sweep runs here.
+  let slurm = false;
+  try {
+    execFileSync("sinfo", ["-h"], { stdio: "ignore" });
+    slurm = true;
+  } catch {}
+  await (await b.$("#nav-compare")).click();
+  await (await b.$("#sweep-panel")).scrollIntoView();
+  await typeInto(b, "#sweep-out", path.join(work, "sweep"));
+  if (slurm) await (await b.$("#sweep-executor")).selectByAttribute("value", "slurm");
+  await (await b.$("#sweep-start")).click();
+  const result = await b.$("#sweep-recommendation");
+  const failed = await b.$("#sweep-panel .error");
+  await b.waitUntil(async () => (await result.isExisting()) || (await failed.isExisting()), { timeout: 180000 });
+  assert.ok(await result.isExisting(), await (await b.$("#sweep-panel")).getText());
+  assert.match(await result.getText(), /^Ship /);
+  const rows = await (await b.$("#sweep-variants")).getText();
+  assert.equal((rows.match(/recorded/g) ?? []).length, 3, rows);
+  if (slurm) assert.match(await (await b.$("#sweep-log")).getText(), /Slurm array job \d+/);
+  assert.ok(existsSync(path.join(work, "sweep/report.html")));
+  await (await b.$("#sweep-panel")).scrollIntoView();
+  await shot(b, "07b-sweep");
 });
 
 test("find the best recipe for a budget from a sensitivity scan", async () => {

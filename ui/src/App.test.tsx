@@ -249,6 +249,41 @@ describe("Compare", () => {
   });
 });
 
+describe("Sweep", () => {
+  it("sends the chosen recipes and Slurm options, streams the scheduler's lines and lists each variant", async () => {
+    await type("#model-path", "/mock/model");
+    await click("#open-model");
+    await click("#nav-compare");
+    expect(($<HTMLButtonElement>("#sweep-start"))?.disabled).toBe(true);
+    await type("#sweep-out", "/shared/sweeps/m");
+    const executor = $<HTMLSelectElement>("#sweep-executor")!;
+    await act(() => {
+      executor.value = "slurm";
+      executor.dispatchEvent(new Event("change"));
+    });
+    await tick();
+    await type("#sweep-gres", "gpu:1");
+    await type("#sweep-partition", "  ");
+    await click("#sweep-start");
+    const req = api.calls.filter((c) => c.method === "startSweep").pop()?.args[0] as Record<string, unknown>;
+    expect(req.recipes).toEqual(["w8", "w4-g32", "gguf-q4_0"]);
+    expect(req.executor).toBe("slurm");
+    expect(req.gres).toBe("gpu:1");
+    expect(req.partition).toBeNull();
+    expect(req.detach).toBe(false);
+    expect($("#sweep-log")?.textContent).toContain("Slurm array job 7");
+    expect(root.querySelectorAll("#sweep-variants tbody tr").length).toBe(3);
+    expect($("#sweep-recommendation")?.textContent).toBe("Ship w8.");
+
+    await click("#sweep-detach");
+    await click("#sweep-start");
+    expect((api.calls.filter((c) => c.method === "startSweep").pop()?.args[0] as { detach: boolean }).detach).toBe(true);
+    expect($("#sweep-variants")?.textContent).toContain("Slurm job 7_2");
+    expect($("#sweep-queued-note")?.textContent).toContain("Run the same sweep again");
+    expect($("#sweep-recommendation")).toBeNull();
+  });
+});
+
 describe("Budget", () => {
   it("scans once, solves budgets against it, and puts the chosen recipe in the editor", async () => {
     await type("#model-path", "/mock/model");

@@ -66,8 +66,10 @@ pub fn fail(err: &anyhow::Error, as_json: bool) -> ! {
         println!("{}", serde_json::json!({ "error": line, "causes": chain }));
     }
     eprintln!("error: {line}");
-    let cancelled =
-        err.chain().any(|e| matches!(e.downcast_ref::<pareto_core::Error>(), Some(pareto_core::Error::Cancelled)));
+    let cancelled = err.chain().any(|e| {
+        matches!(e.downcast_ref::<pareto_core::Error>(), Some(pareto_core::Error::Cancelled))
+            || e.downcast_ref::<pareto_runs::RunError>().is_some_and(pareto_runs::RunError::is_cancelled)
+    });
     std::process::exit(if cancelled { 130 } else { 1 });
 }
 

@@ -286,3 +286,41 @@ fn a_kubernetes_job_runs_the_same_task_contract() {
     assert_eq!(err.matches("resumed: ").count(), 2, "{err}");
     let _ = std::fs::remove_dir_all(&out_in_root);
 }
+
+/// Ctrl-C while following: the jobs this run submitted are cancelled on the cluster, and the
+/// command exits 130 as every cancelled command does.
+#[cfg(unix)]
+#[test]
+fn interrupting_the_follower_cancels_its_jobs() {
+    if !slurm_up() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sweep");
+    let recipes = RECIPES.join(",");
+    let args = sweep_args(MODEL, &out, &recipes, &["--executor", "slurm", "--poll", "0.2"]);
+    let child = Command::new(env!("CARGO_BIN_EXE_pareto"))
+        .args(&args)
+        .current_dir(repo())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let history = out.join(".pareto-cluster/submissions.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !history.is_file() {
+        assert!(std::time::Instant::now() < deadline, "nothing was submitted");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let submission: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&history).unwrap().trim()).unwrap();
+    let array = submission["array_job"].as_str().unwrap().to_string();
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("cancelling Slurm job(s)") && err.contains(&array), "{err}");
+    // Nothing of the array is left to run (cancelled elements may linger a moment as such).
+    let live = squeue(&array);
+    assert!(!live.contains("PENDING") && !live.contains("RUNNING"), "{live}");
+}

@@ -47,3 +47,14 @@ pub enum RunError {
         source: Box<RunError>,
     },
 }
+
+impl RunError {
+    /// The user cancelled (a transparent wrapper hides this from an error chain's walk).
+    pub fn is_cancelled(&self) -> bool {
+        match self {
+            RunError::Core(pareto_core::Error::Cancelled) => true,
+            RunError::Variant { source, .. } => source.is_cancelled(),
+            _ => false,
+        }
+    }
+}

@@ -19,5 +19,8 @@ pub use hashing::{file_hash, hash_files, variant_id};
 pub use imatrix::{compute_imatrix, imatrix_targets};
 pub use record::{projection_record, source_model, tensor_records, totals, validation_record};
 pub use scan::{Scan, ScanSpec, scan};
-pub use sweep::{Executor, LocalExecutor, SWEEP_MARKER, SweepOutcome, prepare_out, record_path, sweep, write_record};
+pub use sweep::{
+    Executor, LocalExecutor, SWEEP_MARKER, SweepOutcome, prepare_out, record_path, sweep, write_record,
+    write_sweep_reports,
+};
 pub use variant::{VariantSpec, assemble, rfc3339, run_variant, validation_of};

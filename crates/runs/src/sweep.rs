@@ -72,6 +72,19 @@ impl Executor for LocalExecutor {
     }
 }
 
+/// Writes the sweep's reviewer reports, `report.html` and `report.md`, from its records (in job
+/// order) and returns their paths. Each replaces only a report Pareto wrote.
+pub fn write_sweep_reports(
+    out: &Path,
+    records: &[RunRecord],
+    cmp: &pareto_report::Comparison,
+) -> Result<(PathBuf, PathBuf)> {
+    let (html, md) = (out.join("report.html"), out.join("report.md"));
+    pareto_report::write_report(&html, &pareto_report::render_html(records, cmp), &[])?;
+    pareto_report::write_report(&md, &pareto_report::render_markdown(records, cmp), &[])?;
+    Ok((html, md))
+}
+
 /// Writes a record atomically at its [`record_path`].
 pub fn write_record(out: &Path, record: &RunRecord) -> Result<PathBuf> {
     let path = record_path(out, &record.recipe.name, &record.id);

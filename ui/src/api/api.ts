@@ -46,6 +46,8 @@ export interface Api {
   allocate(query: T.BudgetQuery): Promise<T.AllocationView>;
   /** Replays a query log through simulated caches (a job): exact and semantic hit rates per threshold. */
   startCacheEstimate(request: T.CacheRequest, onEvent: (e: T.JobEvent) => void): Promise<number>;
+  /** Sweeps the open model over several recipes here or on Slurm (a job; Slurm task states arrive as log events). */
+  startSweep(request: T.SweepRequest, onEvent: (e: T.JobEvent) => void): Promise<number>;
   /** A native open/save dialog; null when the user cancels. */
   pickPath(options: PickOptions): Promise<string | null>;
   /** Calls `onDrop` with the paths of files dropped on the window; returns an unsubscribe function. */

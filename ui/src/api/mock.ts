@@ -215,6 +215,25 @@ export function mockApi(): MockApi {
       });
       return 4;
     }),
+    startSweep: rec("startSweep", async (r: T.SweepRequest, cb: (e: T.JobEvent) => void) => {
+      cb({ kind: "stage", name: "sweep", total: r.recipes.length });
+      if (r.executor === "slurm") cb({ kind: "log", line: `submitted ${r.recipes.length} variant(s) as Slurm array job 7 after probe job 6` });
+      cb({
+        kind: "swept",
+        result: {
+          out: r.out,
+          variants: r.recipes.map((name, i) =>
+            r.detach
+              ? { recipe: name, state: "queued", detail: `Slurm job 7_${i}` }
+              : { recipe: name, state: "recorded", detail: `${r.out}/runs/${name}-0${i}.json` },
+          ),
+          recommendation: r.detach ? null : `Ship ${r.recipes[0]}.`,
+          report_html: r.detach ? null : `${r.out}/report.html`,
+          report_md: r.detach ? null : `${r.out}/report.md`,
+        },
+      });
+      return 5;
+    }),
     allocate: rec("allocate", async (q: T.BudgetQuery) => ({
       budget_bytes: 300000,
       chosen: { bytes: 299000, bpw: q.value ?? 5, predicted_kl: 0.014 },

@@ -61,6 +61,11 @@ export const tauriApi: Api = {
     channel.onmessage = onEvent;
     return call("start_cache_estimate", { request, onEvent: channel });
   },
+  startSweep: (request, onEvent) => {
+    const channel = new Channel<T.JobEvent>();
+    channel.onmessage = onEvent;
+    return call("start_sweep", { request, onEvent: channel });
+  },
   pickPath: (o: PickOptions) =>
     call<string | null>("pick_path", {
       request: { title: o.title, directory: o.directory, save: o.save ?? false, filters: o.filters ?? [] },

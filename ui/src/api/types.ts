@@ -42,3 +42,6 @@ export type { ScanView } from "./gen/ScanView";
 export type { BudgetQuery } from "./gen/BudgetQuery";
 export type { AllocPoint } from "./gen/AllocPoint";
 export type { AllocationView } from "./gen/AllocationView";
+export type { SweepRequest } from "./gen/SweepRequest";
+export type { SweepView } from "./gen/SweepView";
+export type { SweepVariantView } from "./gen/SweepVariantView";

@@ -42,21 +42,28 @@ export function useJob(onResult: (e: JobEvent) => boolean, onCancelled?: () => v
   const start = async (launch: (onEvent: (e: JobEvent) => void) => Promise<number>) => {
     setErr(null);
     setStage(null);
+    // A job can end before its id arrives (the final event and the command's reply travel
+    // separately): then the id must not mark it running again.
+    let ended = false;
     const onEvent = (e: JobEvent) => {
       if (trackStage(e, setStage)) return;
       if (onResult(e)) {
+        ended = true;
         setJob(null);
       } else if (e.kind === "failed") {
+        ended = true;
         setErr(e.error);
         setJob(null);
       } else if (e.kind === "cancelled") {
+        ended = true;
         setStage(null);
         onCancelled?.();
         setJob(null);
       }
     };
     try {
-      setJob(await launch(onEvent));
+      const id = await launch(onEvent);
+      if (!ended) setJob(id);
     } catch (e) {
       setErr(e);
     }

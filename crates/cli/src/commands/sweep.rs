@@ -6,11 +6,10 @@ use pareto_core::export::write_small_file;
 use pareto_core::recipe::allocate::Knapsack;
 use pareto_runs::allocate::{Problem, is_allocated_recipe, load_scan};
 
-use pareto_report::{render_html, render_markdown, write_report};
 use pareto_runs::cluster::k8s::{K8sOptions, write_manifest};
 use pareto_runs::cluster::slurm::{SlurmExecutor, SlurmOptions};
 use pareto_runs::cluster::{TaskPlan, probe, run_task};
-use pareto_runs::{Executor, LocalExecutor, VariantSpec, hash_files, prepare_out, sweep};
+use pareto_runs::{Executor, LocalExecutor, VariantSpec, hash_files, prepare_out, sweep, write_sweep_reports};
 
 use crate::commands::compress::CalibrationArgs;
 use crate::commands::report::RecommendArgs;
@@ -269,10 +268,7 @@ pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
     // A metric no record carries (say KL with --no-validate) must not cost the sweep its report:
     // the records are kept and `pareto report --metric` can render them again.
     let cmp = args.recommend.compare(&outcome.records, true)?;
-    let html = args.out.join("report.html");
-    let md = args.out.join("report.md");
-    write_report(&html, &render_html(&outcome.records, &cmp), &[])?;
-    write_report(&md, &render_markdown(&outcome.records, &cmp), &[])?;
+    let (html, md) = write_sweep_reports(&args.out, &outcome.records, &cmp)?;
     if json {
         output::json(&serde_json::json!({
             "records": outcome.record_paths, "resumed": outcome.resumed, "rerun": outcome.rerun, "failed": outcome.failed,

@@ -121,6 +121,8 @@ impl SlurmOptions {
 pub fn task_script(bin: &Path, plan: &Path) -> String {
     format!(
         "#!/bin/bash\n# Written by pareto sweep --executor slurm: one variant of {plan} per array element.\n\
+         # As many threads as CPUs allocated (nodes without CPU binding would otherwise see them all).\n\
+         export RAYON_NUM_THREADS=\"${{RAYON_NUM_THREADS:-${{SLURM_CPUS_ON_NODE:-1}}}}\"\n\
          exec {bin} --quiet sweep-task {plan} --variant-index \"$SLURM_ARRAY_TASK_ID\"\n",
         bin = quote(&bin.display().to_string()),
         plan = quote(&plan.display().to_string()),
@@ -419,6 +421,9 @@ impl Executor for SlurmExecutor {
             if !self.options.detach {
                 let probe_log = logs.join(format!("probe-{probe_job}.log"));
                 if let Err(e) = self.await_probe(&probe_job, &probe_file, &probe_log, ctx) {
+                    if e.is_cancelled() {
+                        ctx.progress.log(&format!("cancelling Slurm job(s) {}", ours.join(", ")));
+                    }
                     self.cancel(&ours);
                     return Err(e);
                 }

@@ -4,6 +4,7 @@ import { Scatter } from "../../components/charts";
 import { ErrorBox } from "../../components/ErrorBox";
 import { useApi, useSession } from "../../context";
 import { bytes, num } from "../../format";
+import { SweepPanel } from "./SweepPanel";
 
 /** Every run of the session on accuracy vs cost. The accuracy axis is a measured validation
  * metric the user picks; weight error is offered as a labelled proxy, never mixed in. */
@@ -25,6 +26,7 @@ export function CompareScreen() {
       <section class="screen" id="screen-compare">
         <h2>Compare variants</h2>
         <p class="muted">Every compression run of this session appears here. Run one on the Run screen.</p>
+        {s.model && <SweepPanel />}
       </section>
     );
   }
@@ -108,6 +110,7 @@ export function CompareScreen() {
           </table>
         </>
       )}
+      <SweepPanel />
     </section>
   );
 }
