@@ -65,8 +65,10 @@ ok "e2e: $(grep -E "^ℹ (pass|fail)" /tmp/pareto-e2e.log | tr '\n' ' ')"
 
 step "installable bundle: the .deb from the Tauri CLI, installed with apt, end-to-end on the installed app"
 # Packages the binaries the workspace build made (custom-protocol is a default feature; the .deb
-# also carries the `pareto` CLI, which the studio's Slurm sweeps run): nothing recompiles.
-cargo build --release -p pareto-cli --locked
+# also carries the `pareto` CLI, which the studio's Slurm sweeps run): nothing recompiles. Built
+# alone only when this script runs without the workspace tests (`-p pareto-cli` resolves features
+# differently from the workspace and would compile the engine again).
+[ -x "$CARGO_TARGET_DIR/release/pareto" ] || cargo build --release -p pareto-cli --locked
 (cd src-tauri && ../ui/node_modules/.bin/tauri bundle --bundles deb --ci)
 deb=$(ls -t "$CARGO_TARGET_DIR"/release/bundle/deb/*.deb | head -1)
 sudo_if env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$deb"

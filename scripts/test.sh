@@ -51,8 +51,11 @@ bash scripts/build-cuda.sh check
 # One test build for the whole workspace, the studio included: one feature resolution, so the engine
 # crates are compiled once; it also builds the studio binary the WebDriver tests drive.
 lap "local slurm"
+# Stopped at the end only when this run started it (a developer's running cluster is left alone).
+if ! sinfo -h > /dev/null 2>&1; then
+  trap 'bash scripts/slurm-local.sh stop' EXIT
+fi
 bash scripts/slurm-local.sh start
-trap 'bash scripts/slurm-local.sh stop' EXIT
 export PARETO_TEST_SLURM=1
 lap "workspace and studio command tests"
 cargo test --workspace --release --locked 2>&1 | tee /tmp/pareto-workspace-test.log

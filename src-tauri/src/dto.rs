@@ -699,6 +699,20 @@ pub struct Settings {
     pub scenario: Option<String>,
     pub device: Option<String>,
     pub compute_device: Option<String>,
+    /// The last sweep's folder, executor and Slurm options: the configured cluster.
+    pub sweep: Option<SweepSettings>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS, PartialEq)]
+#[serde(default)]
+pub struct SweepSettings {
+    pub out: String,
+    /// `local` or `slurm`.
+    pub executor: String,
+    pub partition: String,
+    pub gres: String,
+    pub time: String,
+    pub account: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]

@@ -629,6 +629,7 @@ fn export_typescript_bindings() {
         ScanRequest,
         CacheRequest,
         SweepRequest,
+        SweepSettings,
         BudgetQuery,
         AllocationView,
         PickRequest,

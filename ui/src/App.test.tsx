@@ -271,6 +271,8 @@ describe("Sweep", () => {
     expect(req.gres).toBe("gpu:1");
     expect(req.partition).toBeNull();
     expect(req.detach).toBe(false);
+    const saved = api.calls.filter((c) => c.method === "saveSettings").pop()?.args[0] as { sweep: Record<string, string> };
+    expect(saved.sweep).toMatchObject({ out: "/shared/sweeps/m", executor: "slurm", gres: "gpu:1" });
     expect($("#sweep-log")?.textContent).toContain("Slurm array job 7");
     expect(root.querySelectorAll("#sweep-variants tbody tr").length).toBe(3);
     expect($("#sweep-recommendation")?.textContent).toBe("Ship w8.");

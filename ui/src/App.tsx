@@ -21,7 +21,7 @@ const SCREENS: { id: ScreenId; label: string }[] = [
   { id: "export", label: "Export" },
 ];
 
-const EMPTY_SETTINGS: Settings = { recent_models: [], last_recipe_toml: null, scenario: null, device: null, compute_device: null };
+const EMPTY_SETTINGS: Settings = { recent_models: [], last_recipe_toml: null, scenario: null, device: null, compute_device: null, sweep: null };
 const DEFAULT_PRESET = "w8";
 
 /** Resolves once the browser has painted the current state. */

@@ -139,8 +139,14 @@ fn temp_folders(dir: &Path) -> Vec<String> {
 /// Starts `pareto compress` and returns once its temporary output folder exists.
 #[cfg(unix)]
 fn start_compress(model: &Path, recipe: &Path, out: &Path) -> std::process::Child {
+    start_writing(&["compress", model.to_str().unwrap(), "--recipe", recipe.to_str().unwrap()], out)
+}
+
+/// Starts `pareto ARGS --out OUT` and returns once its temporary output folder exists.
+#[cfg(unix)]
+fn start_writing(args: &[&str], out: &Path) -> std::process::Child {
     let child = Command::new(env!("CARGO_BIN_EXE_pareto"))
-        .args(["compress", model.to_str().unwrap(), "--recipe", recipe.to_str().unwrap()])
+        .args(args)
         .args(["--out", out.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -200,6 +206,38 @@ fn signals_leave_no_partial_output_and_kill_9_leftovers_are_swept() {
             .chain([out.to_str().unwrap()])
             .collect::<Vec<_>>(),
     );
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
+    assert!(err.contains("was killed"), "{err}");
+    assert!(temp_folders(&work).is_empty() && out.join("model.safetensors").is_file());
+    assert!(std::fs::read(&weights).unwrap() == before, "the source changed");
+}
+
+/// kill -9 in the middle of `pareto export` (a recorded run written again): nothing appears under
+/// the output's name, the source is unchanged, and the next export into the same place removes
+/// what the killed one left and finishes.
+#[cfg(unix)]
+#[test]
+fn a_killed_export_leaves_nothing_under_its_name_and_the_next_one_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, _) = slow_job(tmp.path());
+    let weights = model.join("model.safetensors");
+    let before = std::fs::read(&weights).unwrap();
+    let sweep = tmp.path().join("sweep");
+    let (m, sw) = (model.to_str().unwrap(), sweep.to_str().unwrap());
+    let o = pareto(&["sweep", m, "--recipes", "w8", "--no-validate", "--out", sw]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let record = std::fs::read_dir(sweep.join("runs")).unwrap().next().unwrap().unwrap().path();
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let out = work.join("exported");
+    let args = ["export", record.to_str().unwrap(), "--format", "compressed-tensors"];
+    let mut child = start_writing(&args, &out);
+    signal(&child, "KILL");
+    child.wait().unwrap();
+    assert!(!out.exists(), "a killed export left something under the final name");
+    assert_eq!(temp_folders(&work).len(), 1, "a killed run cannot clean up");
+    let done = pareto(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
     let err = String::from_utf8_lossy(&done.stderr);
     assert!(done.status.success(), "{err}");
     assert!(err.contains("was killed"), "{err}");

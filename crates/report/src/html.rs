@@ -7,6 +7,7 @@ use std::fmt::Write;
 use crate::compare::Comparison;
 use crate::record::RunRecord;
 use crate::svg::{esc, frontier, heatmap, human_bytes, stacked_bars};
+use crate::teams::{TEAM_NOTE, TeamCosts};
 
 const NOT_MEASURED: &str = r#"<span class="nm">not measured</span>"#;
 
@@ -160,30 +161,20 @@ fn memory_section(s: &mut String, records: &[RunRecord]) {
 
 /// Each variant's monthly cost split by team (measured traffic share), when the scenario has teams.
 fn team_section(s: &mut String, records: &[RunRecord]) {
-    let split: Vec<(&RunRecord, &[(String, f64)])> = records
-        .iter()
-        .filter_map(|r| r.projection.as_ref().map(|p| (r, p.compressed.cost_by_team.as_slice())))
-        .filter(|(_, t)| !t.is_empty())
-        .collect();
-    if split.is_empty() {
-        return;
-    }
-    s.push_str("<h2>Cost by team</h2><p class=\"est\">Each variant's projected $/month split by the teams' measured traffic (requests × tokens), not headcount.</p>");
+    let Some(split) = TeamCosts::of(records) else { return };
+    let _ = write!(s, "<h2>Cost by team</h2><p class=\"est\">{}</p>", esc(TEAM_NOTE));
     let bars: Vec<(String, Vec<(String, f64)>)> =
-        split.iter().map(|(r, t)| (r.recipe.name.clone(), t.to_vec())).collect();
+        split.rows.iter().map(|(r, t)| (r.recipe.name.clone(), t.to_vec())).collect();
     s.push_str(&stacked_bars("cost by team", &bars, &|v| format!("${v:.0}")));
-    let mut teams: Vec<&str> = split.iter().flat_map(|(_, t)| t.iter().map(|(n, _)| n.as_str())).collect();
-    teams.sort_unstable();
-    teams.dedup();
     s.push_str("<table><thead><tr><th>variant</th>");
-    for t in &teams {
+    for t in &split.teams {
         let _ = write!(s, "<th>{} $/month</th>", esc(t));
     }
     s.push_str("</tr></thead><tbody>");
-    for (r, t) in &split {
+    for (r, t) in &split.rows {
         let _ = write!(s, "<tr><td>{}</td>", esc(&r.recipe.name));
-        for team in &teams {
-            let cell = t.iter().find(|(n, _)| n == team).map_or("–".into(), |(_, v)| format!("{v:.2}"));
+        for team in &split.teams {
+            let cell = TeamCosts::cell(t, team).map_or("–".into(), |v| format!("{v:.2}"));
             let _ = write!(s, "<td>{cell}</td>");
         }
         s.push_str("</tr>");

@@ -10,6 +10,7 @@ mod markdown;
 mod output;
 mod record;
 mod svg;
+mod teams;
 
 pub use compare::{
     ACCEPTABLE_KL, ACCEPTABLE_LOSS, Comparison, Constraint, Recommendation, VariantRow, WEIGHT_ERROR_PROXY,

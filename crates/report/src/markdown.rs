@@ -5,6 +5,7 @@ use std::fmt::Write;
 use crate::compare::Comparison;
 use crate::record::RunRecord;
 use crate::svg::human_bytes;
+use crate::teams::{TEAM_NOTE, TeamCosts};
 
 fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| "_not measured_".to_string(), f)
@@ -47,6 +48,19 @@ pub fn render_markdown(records: &[RunRecord], cmp: &Comparison) -> String {
                 "–"
             }
         );
+    }
+    if let Some(split) = TeamCosts::of(records) {
+        let _ = writeln!(s, "\n**Cost by team** ($/month). {TEAM_NOTE}\n");
+        let _ = writeln!(s, "| variant | {} |", split.teams.join(" | "));
+        let _ = writeln!(s, "|---|{}", "---:|".repeat(split.teams.len()));
+        for (r, t) in &split.rows {
+            let cells: Vec<String> = split
+                .teams
+                .iter()
+                .map(|team| TeamCosts::cell(t, team).map_or("–".into(), |v| format!("${v:.2}")))
+                .collect();
+            let _ = writeln!(s, "| {} | {} |", r.recipe.name, cells.join(" | "));
+        }
     }
     let _ = writeln!(s, "\n_Costs are projections ({}); see the HTML report for formulas and sources._", cmp.cost_axis);
     s

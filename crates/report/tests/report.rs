@@ -313,5 +313,10 @@ fn the_report_splits_each_variants_cost_by_team() {
         }
     }
     assert!(!render_html(&plain, &cmp).contains("Cost by team"));
+    assert!(!render_markdown(&plain, &cmp).contains("Cost by team"));
     assert!(!serde_json::to_string(&plain[0]).unwrap().contains("cost_by_team"));
+    // The Markdown for PRs carries the same split, teams as columns in the same order.
+    let md = render_markdown(&recs, &cmp);
+    assert!(md.contains("| variant | ads | search |"), "{md}");
+    assert!(md.contains("| w4 | $37.50 | $112.50 |"), "{md}");
 }

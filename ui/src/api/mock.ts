@@ -90,7 +90,7 @@ export function mockApi(): MockApi {
     calls,
     finishJob: (run) => onEvent?.({ kind: "finished", run }),
     failJob: (error) => onEvent?.({ kind: "failed", error }),
-    startup: rec("startup", async () => ({ open: null, demo: "/mock/demo", settings: { recent_models: ["/mock/recent"], last_recipe_toml: null, scenario: null, device: null, compute_device: null }, version: "test" })),
+    startup: rec("startup", async () => ({ open: null, demo: "/mock/demo", settings: { recent_models: ["/mock/recent"], last_recipe_toml: null, scenario: null, device: null, compute_device: null, sweep: null }, version: "test" })),
     saveSettings: rec("saveSettings", async () => undefined),
     openModel: rec("openModel", async (path: string) => {
       if (path.includes("missing")) throw new ApiFailure(`could not open ${path}`, ["No such file or directory (os error 2)"]);

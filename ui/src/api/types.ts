@@ -45,3 +45,4 @@ export type { AllocationView } from "./gen/AllocationView";
 export type { SweepRequest } from "./gen/SweepRequest";
 export type { SweepView } from "./gen/SweepView";
 export type { SweepVariantView } from "./gen/SweepVariantView";
+export type { SweepSettings } from "./gen/SweepSettings";

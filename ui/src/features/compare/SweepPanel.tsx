@@ -15,9 +15,11 @@ export function SweepPanel() {
   const s = useSession();
   const [presets, setPresets] = useState<PresetInfo[]>([]);
   const [chosen, setChosen] = useState<string[]>(["w8", "w4-g32", "gguf-q4_0"]);
-  const [out, setOut] = useState("");
-  const [executor, setExecutor] = useState<"local" | "slurm">("local");
-  const [slurm, setSlurm] = useState({ partition: "", gres: "", time: "", account: "" });
+  // The last sweep's folder and cluster options come back with the studio (Settings).
+  const saved = s.settings.sweep;
+  const [out, setOut] = useState(saved?.out ?? "");
+  const [executor, setExecutor] = useState<"local" | "slurm">(saved?.executor === "slurm" ? "slurm" : "local");
+  const [slurm, setSlurm] = useState({ partition: saved?.partition ?? "", gres: saved?.gres ?? "", time: saved?.time ?? "", account: saved?.account ?? "" });
   const [detach, setDetach] = useState(false);
   const [validate, setValidate] = useState(true);
   const [lines, setLines] = useState<string[]>([]);
@@ -39,6 +41,7 @@ export function SweepPanel() {
   const start = () => {
     setLines([]);
     setView(null);
+    s.updateSettings({ sweep: { out, executor, ...slurm } });
     return launch((onEvent) =>
       api.startSweep(
         {
