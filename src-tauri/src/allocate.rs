@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use pareto_core::Recipe;
 use pareto_core::recipe::allocate::Knapsack;
-use pareto_runs::allocate::{Allocated, Budget, Problem, predicted};
+use pareto_projection::{Catalog, Scenario};
+use pareto_runs::allocate::{Allocated, Budget, Problem, Target, predicted};
 use pareto_runs::{Scan, ScanSpec};
 
 use crate::dto::*;
@@ -94,6 +95,26 @@ pub fn allocate(state: &AppState, q: &BudgetQuery) -> ApiResult<AllocationView> 
     let base = Recipe::load(&state.access().check_recipe(&q.base)?)?;
     let problem = Problem::new(&scan, &model, &base, q.fuse).map_err(|e| from_std(&e))?;
     let need = |what: &str| ApiError::new(format!("the {what} budget needs a value"));
+    let ks = Knapsack::new(&problem.groups)?;
+    // Serving targets are met on each candidate's projection (the scenario's device unless one is chosen).
+    let target = match q.kind.as_str() {
+        "usd" => Some(Target::UsdMonth(q.value.ok_or_else(|| need("$/month"))?)),
+        "tok_s" => Some(Target::DecodeTokS(q.value.ok_or_else(|| need("decode speed"))?)),
+        _ => None,
+    };
+    if let Some(target) = target {
+        let scenario = Scenario::load(q.scenario.as_deref().unwrap_or("high-volume-api")).map_err(|e| from_std(&e))?;
+        let catalog = Catalog::builtin().map_err(|e| from_std(&e))?;
+        let (chosen, value) = problem
+            .solve_for_target(&ks, &scan, &model, target, &catalog, &scenario, q.device.as_deref())
+            .map_err(|e| from_std(&e))?;
+        let mut view = allocation_view(&model, &scan, &problem, &ks, q, chosen.bytes, &chosen)?;
+        view.notes.insert(
+            0,
+            format!("target {}: this allocation projects {}", target.show(target.limit()), target.show(value)),
+        );
+        return Ok(view);
+    }
     let budget = match q.kind.as_str() {
         "bpw" => Budget::Bpw(q.value.ok_or_else(|| need("bits-per-weight"))?),
         "mib" => Budget::Bytes((q.value.ok_or_else(|| need("size"))? * 1024.0 * 1024.0) as u64),
@@ -103,17 +124,31 @@ pub fn allocate(state: &AppState, q: &BudgetQuery) -> ApiResult<AllocationView> 
             scenario: q.scenario.clone().unwrap_or_else(|| "high-volume-api".into()),
             concurrent: None,
         },
-        other => return Err(ApiError::new(format!("unknown budget kind {other:?} (bpw, mib, like, fits)"))),
+        other => {
+            return Err(ApiError::new(format!("unknown budget kind {other:?} (bpw, mib, like, fits, usd, tok_s)")));
+        }
     };
     let budget_bytes = problem.budget_bytes(&model, &budget).map_err(|e| from_std(&e))?;
-    let ks = Knapsack::new(&problem.groups)?;
     let chosen = problem.solve(&ks, budget_bytes, &scan).map_err(|e| from_std(&e))?;
-    let frontier = problem.frontier(&ks, 24, &scan).iter().map(point).collect();
+    allocation_view(&model, &scan, &problem, &ks, q, budget_bytes, &chosen)
+}
+
+/// The chosen point, the predicted frontier and where the editor's recipe sits on it.
+fn allocation_view(
+    model: &pareto_core::Model,
+    scan: &pareto_runs::Scan,
+    problem: &Problem,
+    ks: &Knapsack<'_>,
+    q: &BudgetQuery,
+    budget_bytes: u64,
+    chosen: &Allocated,
+) -> ApiResult<AllocationView> {
+    let frontier = problem.frontier(ks, 24, scan).iter().map(point).collect();
     let mut notes = scan.notes.clone();
     let current = match q.current_toml.as_deref().map(|t| Recipe::from_toml(t, "the recipe editor")) {
-        Some(Ok(r)) => match r.resolve(&model) {
+        Some(Ok(r)) => match r.resolve(model) {
             Ok(plan) => {
-                let (bytes, kl) = predicted(&scan, &plan);
+                let (bytes, kl) = predicted(scan, &plan);
                 if kl.is_none() {
                     notes.push("the editor's recipe uses formats or methods the scan did not measure: its predicted KL is unknown".into());
                 }
@@ -126,7 +161,7 @@ pub fn allocate(state: &AppState, q: &BudgetQuery) -> ApiResult<AllocationView> 
     Ok(AllocationView {
         budget_bytes,
         recipe_toml: chosen.recipe.to_toml()?,
-        chosen: point(&chosen),
+        chosen: point(chosen),
         frontier,
         current,
         notes,

@@ -697,6 +697,18 @@ fn scan_then_budgets_solve_against_it_and_mark_the_editors_recipe() {
     assert!(w8.notes.iter().any(|n| n.contains("did not measure")));
     let e = crate::allocate::allocate(&state, &q("bpw", Some(0.5), None)).expect_err("infeasible");
     assert!(e.message.contains("smallest allocation") || e.message.contains("other tensors"), "{}", e.message);
+    // A serving target on a device: the allocation's projection meets it, a stricter one takes fewer bytes.
+    let on_pi = |kind: &str, value: f64| BudgetQuery {
+        device: Some("rpi5".into()),
+        scenario: Some("edge".into()),
+        ..q(kind, Some(value), None)
+    };
+    let fast = crate::allocate::allocate(&state, &on_pi("tok_s", 4200.0)).expect("allocate");
+    let faster = crate::allocate::allocate(&state, &on_pi("tok_s", 4300.0)).expect("allocate");
+    assert!(faster.chosen.bytes < fast.chosen.bytes, "{} vs {}", faster.chosen.bytes, fast.chosen.bytes);
+    assert!(fast.notes[0].starts_with("target 4200.0 tok/s: this allocation projects"), "{:?}", fast.notes);
+    let e = crate::allocate::allocate(&state, &on_pi("tok_s", 1e9)).expect_err("out of reach");
+    assert!(e.message.contains("even the smallest allocation"), "{}", e.message);
 }
 
 /// The Project screen's cache estimate: a query log replayed as a job, and its measured rates

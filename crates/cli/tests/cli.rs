@@ -470,6 +470,53 @@ fn scan_then_allocate_writes_a_recipe_within_budget_that_compress_accepts() {
     let out = fits("1000");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot hold even the KV cache"));
+    // A serving target: the most accurate allocation whose projected decode on the device meets it.
+    // `pareto project` of the written recipe meets it too; a stricter target takes fewer bytes; one
+    // no allocation meets is named with what the smallest projects.
+    let target = |tok_s: &str, file: &str| {
+        let f = tmp.path().join(file);
+        let o = pareto(&[
+            "allocate",
+            "models/stories260K",
+            "--scan",
+            s,
+            "--min-decode-tok-s",
+            tok_s,
+            "--device",
+            "rpi5",
+            "--scenario",
+            "edge",
+            "--out",
+            f.to_str().unwrap(),
+            "--json",
+        ]);
+        (o, f)
+    };
+    let decode = |recipe: &Path| {
+        let o = pareto(&[
+            "project",
+            "models/stories260K",
+            "--recipe",
+            recipe.to_str().unwrap(),
+            "--device",
+            "rpi5",
+            "--scenario",
+            "edge",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        json(&o)["compressed"]["latency"]["decode_tok_s_batch1"]["value"].as_f64().unwrap()
+    };
+    let (loose, loose_file) = target("4200", "fast.toml");
+    assert!(loose.status.success(), "{}", String::from_utf8_lossy(&loose.stderr));
+    let (strict, strict_file) = target("4300", "faster.toml");
+    assert!(strict.status.success(), "{}", String::from_utf8_lossy(&strict.stderr));
+    assert!(decode(&loose_file) >= 4200.0 && decode(&strict_file) >= 4300.0);
+    assert!(json(&strict)["bytes"].as_u64() < json(&loose)["bytes"].as_u64());
+    assert!(json(&strict)["predicted_kl"].as_f64() > json(&loose)["predicted_kl"].as_f64());
+    let (never, _) = target("1000000", "never.toml");
+    assert!(!never.status.success());
+    assert!(String::from_utf8_lossy(&never.stderr).contains("even the smallest allocation"));
     // A sweep of allocations along the predicted frontier: one recipe file and one record each.
     let sweep = tmp.path().join("sweep");
     let out = pareto(&[

@@ -31,6 +31,45 @@ pub enum Budget {
     },
 }
 
+/// A serving target an allocation must meet, checked on its projection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// Projected total $/month at most this.
+    UsdMonth(f64),
+    /// Projected batch-1 decode at least this many tokens per second.
+    DecodeTokS(f64),
+}
+
+impl Target {
+    fn met(self, v: f64) -> bool {
+        match self {
+            Target::UsdMonth(max) => v <= max,
+            Target::DecodeTokS(min) => v >= min,
+        }
+    }
+
+    /// The target's number (dollars or tokens per second).
+    pub fn limit(self) -> f64 {
+        match self {
+            Target::UsdMonth(v) | Target::DecodeTokS(v) => v,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Target::UsdMonth(_) => "monthly cost",
+            Target::DecodeTokS(_) => "batch-1 decode speed",
+        }
+    }
+
+    pub fn show(self, v: f64) -> String {
+        match self {
+            Target::UsdMonth(_) => format!("${v:.0}/month"),
+            Target::DecodeTokS(_) => format!("{v:.1} tok/s"),
+        }
+    }
+}
+
 /// The model's allocation problem: the groups the solver decides, and the bytes the base recipe
 /// fixes for every other tensor (embeddings when not scanned, norms, anything it ignores).
 pub struct Problem {
@@ -138,6 +177,78 @@ impl Problem {
             e => e.into(),
         })?;
         Ok(self.allocated(&alloc, Some(budget), scan))
+    }
+
+    /// The most accurate allocation whose projected serving on `device` under `scenario` meets
+    /// `target`, and the projected value that decided it. Projected cost grows and decode speed
+    /// falls with the stored bytes, so the largest byte budget that meets the target is found by
+    /// bisection over the solver's budgets (each candidate recipe planned and projected as
+    /// `pareto project` would).
+    #[allow(clippy::too_many_arguments)]
+    pub fn solve_for_target(
+        &self,
+        ks: &Knapsack<'_>,
+        scan: &Scan,
+        model: &Model,
+        target: Target,
+        catalog: &Catalog,
+        scenario: &Scenario,
+        device: Option<&str>,
+    ) -> Result<(Allocated, f64)> {
+        let value = |a: &Allocated| -> Result<f64> {
+            let plan = a.recipe.resolve(model)?;
+            let p = pareto_core::plan_projection::project_plan(model, &plan, catalog, scenario, device, true)?;
+            let side = p.compressed.as_ref().unwrap_or(&p.original);
+            let got = match target {
+                Target::UsdMonth(_) => side.cost.as_ref().map(|c| c.total_usd_month.value),
+                Target::DecodeTokS(_) => side.latency.decode_tok_s_batch1.as_ref().map(|q| q.value),
+            };
+            got.ok_or_else(|| {
+                RunError::Scan(format!(
+                    "the projection on {} gives no {} for this model: {}",
+                    p.device.name,
+                    target.what(),
+                    p.unknowns.join("; ")
+                ))
+            })
+        };
+        let at = |bytes: u64| -> Result<(Allocated, f64)> {
+            let a = self.solve(ks, bytes, scan)?;
+            let v = value(&a)?;
+            Ok((a, v))
+        };
+        let top: u64 = self.groups.iter().map(|g| g.choices.iter().map(|c| c.bytes).max().unwrap_or(0)).sum();
+        let (mut lo, mut hi) = (self.fixed + ks.min_bytes(), self.fixed + top);
+        let cheapest = at(lo)?;
+        if !target.met(cheapest.1) {
+            return Err(RunError::Scan(format!(
+                "even the smallest allocation ({} bytes, {:.2} bits/weight) projects {} on this device and traffic, short of the target {}: choose another device, scenario or a smaller base",
+                cheapest.0.bytes,
+                cheapest.0.bpw,
+                target.show(cheapest.1),
+                target.show(target.limit())
+            )));
+        }
+        let largest = at(hi)?;
+        if target.met(largest.1) {
+            return Ok(largest);
+        }
+        let mut best = cheapest;
+        // 40 halvings take any byte range down to one byte.
+        for _ in 0..40 {
+            if hi - lo <= 1 {
+                break;
+            }
+            let mid = lo + (hi - lo) / 2;
+            let point = at(mid)?;
+            if target.met(point.1) {
+                lo = mid;
+                best = point;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(best)
     }
 
     /// `points` allocations along the predicted frontier, cheapest first, each as a recipe.

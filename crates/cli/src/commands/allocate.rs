@@ -6,15 +6,19 @@ use std::path::PathBuf;
 
 use pareto_core::Recipe;
 use pareto_core::export::write_small_file;
+use pareto_core::plan_projection;
 use pareto_core::recipe::allocate::Knapsack;
-use pareto_runs::allocate::{Allocated, Budget, Problem, is_allocated_recipe, load_scan};
+use pareto_projection::{Catalog, Scenario};
+use pareto_runs::allocate::{Allocated, Budget, Problem, Target, is_allocated_recipe, load_scan};
 use serde_json::json;
 
 use crate::commands::scan::{ScanArgs, measure, save};
 use crate::output;
 
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("budget").required(true).args(["max_bytes", "bpw", "like", "fits"])))]
+#[command(group(
+    clap::ArgGroup::new("budget").required(true).args(["max_bytes", "bpw", "like", "fits", "max_usd_month", "min_decode_tok_s"])
+))]
 pub struct AllocateArgs {
     /// The source model (a LLaMA-style decoder folder); never modified.
     pub path: PathBuf,
@@ -31,7 +35,18 @@ pub struct AllocateArgs {
     /// scenario's KV cache, activations and runtime overhead.
     #[arg(long, value_name = "DEVICE")]
     pub fits: Option<String>,
-    /// With --fits: the traffic scenario (preset or .toml) whose batch and context set the KV cache.
+    /// Budget: projected serving cost at most this many $/month on --device under --scenario (the
+    /// most accurate allocation whose projection meets it).
+    #[arg(long, value_name = "USD")]
+    pub max_usd_month: Option<f64>,
+    /// Budget: projected batch-1 decode of at least this many tokens/s on --device.
+    #[arg(long, value_name = "TOK_S")]
+    pub min_decode_tok_s: Option<f64>,
+    /// With --max-usd-month or --min-decode-tok-s: the catalog device (default: the scenario's).
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+    /// With --fits, --max-usd-month or --min-decode-tok-s: the traffic scenario (preset or .toml)
+    /// whose batch and context set the KV cache, and whose traffic sets the cost.
     #[arg(long, default_value = "high-volume-api", value_name = "SCENARIO")]
     pub scenario: String,
     /// With --fits: concurrent sequences to hold KV cache for (default: the scenario's max batch).
@@ -77,25 +92,47 @@ pub fn run(args: &AllocateArgs, json: bool) -> anyhow::Result<()> {
         }
     };
     let problem = Problem::new(&scan, &model, &base, !args.no_fuse)?;
-    let budget = match (args.max_bytes, args.bpw, &args.like, &args.fits) {
-        (Some(b), ..) => Budget::Bytes(b),
-        (_, Some(bits), ..) => Budget::Bpw(bits),
-        (_, _, Some(r), _) => Budget::Like(r.clone()),
-        (.., Some(device)) => {
-            Budget::Fits { device: device.clone(), scenario: args.scenario.clone(), concurrent: args.concurrent }
-        }
-        _ => anyhow::bail!("give one budget: --max-bytes, --bpw, --like or --fits"),
-    };
-    let budget = problem.budget_bytes(&model, &budget)?;
-    if args.fits.is_some() {
-        crate::note!(
-            "budget: {} of weights fit on {} beside the scenario's KV cache, activations and runtime overhead",
-            output::bytes(budget),
-            args.fits.as_deref().unwrap_or("")
-        );
-    }
     let ks = Knapsack::new(&problem.groups)?;
-    let chosen = problem.solve(&ks, budget, &scan)?;
+    let target = match (args.max_usd_month, args.min_decode_tok_s) {
+        (Some(usd), _) => Some(Target::UsdMonth(usd)),
+        (_, Some(tok_s)) => Some(Target::DecodeTokS(tok_s)),
+        _ => None,
+    };
+    let (budget, chosen) = if let Some(target) = target {
+        let scenario = Scenario::load(&args.scenario)?;
+        let catalog = Catalog::builtin()?;
+        let (chosen, value) =
+            problem.solve_for_target(&ks, &scan, &model, target, &catalog, &scenario, args.device.as_deref())?;
+        crate::note!(
+            "target: {} on {} ({}); the chosen allocation projects {}",
+            target.show(target.limit()),
+            plan_projection::device_id(&scenario, args.device.as_deref()),
+            args.scenario,
+            target.show(value)
+        );
+        (chosen.bytes, chosen)
+    } else {
+        let budget = match (args.max_bytes, args.bpw, &args.like, &args.fits) {
+            (Some(b), ..) => Budget::Bytes(b),
+            (_, Some(bits), ..) => Budget::Bpw(bits),
+            (_, _, Some(r), _) => Budget::Like(r.clone()),
+            (.., Some(device)) => {
+                Budget::Fits { device: device.clone(), scenario: args.scenario.clone(), concurrent: args.concurrent }
+            }
+            _ => anyhow::bail!(
+                "give one budget: --max-bytes, --bpw, --like, --fits, --max-usd-month or --min-decode-tok-s"
+            ),
+        };
+        let budget = problem.budget_bytes(&model, &budget)?;
+        if args.fits.is_some() {
+            crate::note!(
+                "budget: {} of weights fit on {} beside the scenario's KV cache, activations and runtime overhead",
+                output::bytes(budget),
+                args.fits.as_deref().unwrap_or("")
+            );
+        }
+        (budget, problem.solve(&ks, budget, &scan)?)
+    };
     // The recipe must give what was solved: re-plan it and check the size.
     let planned = chosen.recipe.resolve(&model)?.totals.planned_bytes;
     if planned != chosen.bytes {

@@ -42,9 +42,9 @@ export function BudgetPanel() {
     api
       .allocate({
         kind,
-        value: kind === "bpw" || kind === "mib" ? value : null,
+        value: kind === "like" || kind === "fits" ? null : value,
         like: kind === "like" ? like : null,
-        device: kind === "fits" ? device || null : null,
+        device: kind === "fits" || kind === "usd" || kind === "tok_s" ? device || null : null,
         scenario: s.query.scenario,
         base,
         fuse,
@@ -135,15 +135,17 @@ export function BudgetPanel() {
                 <option value="mib">total size (MiB)</option>
                 <option value="like">same size as a preset</option>
                 <option value="fits">fits on a device</option>
+                <option value="usd">projected $/month at most</option>
+                <option value="tok_s">projected decode tok/s at least</option>
               </select>
             </label>
-            {(kind === "bpw" || kind === "mib") && (
+            {kind !== "like" && kind !== "fits" && (
               <input id="budget-value" type="number" step="0.1" min={0} value={value} onChange={(e) => setValue(Number((e.target as HTMLInputElement).value))} />
             )}
             {kind === "like" && <input id="budget-like" value={like} onInput={(e) => setLike((e.target as HTMLInputElement).value)} />}
-            {kind === "fits" && (
+            {(kind === "fits" || kind === "usd" || kind === "tok_s") && (
               <select id="budget-device" value={device} onChange={(e) => setDevice((e.target as HTMLSelectElement).value)}>
-                <option value="">choose a device</option>
+                <option value="">{kind === "fits" ? "choose a device" : "the scenario's device"}</option>
                 {hardware.map((h) => (
                   <option key={h.id} value={h.id}>
                     {h.name} ({h.mem_gib} GiB)
