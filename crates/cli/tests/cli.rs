@@ -625,6 +625,13 @@ fn cache_estimates_feed_the_projection() {
     assert_eq!(rows[0]["exact_hits"], 6);
     assert_eq!(rows[1]["exact_hits"], 0);
     assert_eq!(v["tenants"][0]["name"], "search");
+    // Per team, in the one shared cache: ads asks q0 three times (2 hits), search q1 and q2 (4 of 6).
+    let team = |row: usize, name: &str| {
+        rows[row]["tenants"].as_array().unwrap().iter().find(|t| t["name"] == name).cloned().unwrap()
+    };
+    assert_eq!((team(0, "ads")["requests"].as_u64(), team(0, "search")["requests"].as_u64()), (Some(3), Some(6)));
+    assert!((team(0, "ads")["exact_hit_rate"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-12);
+    assert_eq!(team(1, "search")["exact_hit_rate"].as_f64(), Some(0.0), "none within a 2-minute TTL");
     let again = pareto(&[&args[..], &[est.to_str().unwrap()]].concat());
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("--force"));
 
@@ -655,6 +662,7 @@ fn cache_estimates_feed_the_projection() {
     assert!(wrote.status.success(), "{}", String::from_utf8_lossy(&wrote.stderr));
     let text = std::fs::read_to_string(&sc).unwrap();
     assert!(text.contains("exact_hit_rate = 0.6666") && text.contains("name = \"search\""), "{text}");
+    assert!(text.contains("cache_hit_rate = 0.6666"), "each team's measured hit rate: {text}");
     let by_team = pareto(&["project", "models/stories260K", "--scenario", sc.to_str().unwrap()]);
     let table = String::from_utf8_lossy(&by_team.stdout);
     assert!(table.contains("cost by team") && table.contains("real-time vs batch:"), "{table}");

@@ -389,12 +389,17 @@ fn plan_projection(p: &Prepared, req: &ProjectionRequest<'_>) -> PlanProjection 
     }
 }
 
-/// Per-team cost: share_i = requests_i × (in_i + out_i) / Σ — measured traffic, not headcount.
+/// Per-team cost: share_i = requests_i × (1 − hit_i) × (in_i + out_i) / Σ — the work the model
+/// does for each team's measured traffic (requests its cache did not answer), not headcount. A
+/// team without a measured hit rate gets the scenario's.
 fn tenant_costs(sc: &Scenario, cost: Option<&CostProjection>) -> Vec<TenantCost> {
     let Some(c) = cost else { return Vec::new() };
-    let weight = |t: &crate::scenario::Tenant| {
-        t.measured_requests * (t.input_tokens.unwrap_or(sc.input_tokens) + t.output_tokens.unwrap_or(sc.output_tokens))
+    let overall = sc.cache.exact_hit_rate + sc.cache.semantic_hit_rate;
+    let tokens = |t: &crate::scenario::Tenant| {
+        t.input_tokens.unwrap_or(sc.input_tokens) + t.output_tokens.unwrap_or(sc.output_tokens)
     };
+    let misses = |t: &crate::scenario::Tenant| 1.0 - t.cache_hit_rate.unwrap_or(overall);
+    let weight = |t: &crate::scenario::Tenant| t.measured_requests * misses(t) * tokens(t);
     let total: f64 = sc.tenants.iter().map(weight).sum();
     if total <= 0.0 {
         return Vec::new();
@@ -403,16 +408,16 @@ fn tenant_costs(sc: &Scenario, cost: Option<&CostProjection>) -> Vec<TenantCost>
         .iter()
         .map(|t| {
             let share = weight(t) / total;
+            let missed = match t.cache_hit_rate {
+                Some(h) => format!(" × {} missing the cache (measured)", n(1.0 - h)),
+                None => String::new(),
+            };
             TenantCost {
                 name: t.name.clone(),
                 traffic_share: Quantity::exact(
                     share,
                     "fraction",
-                    format!(
-                        "{} requests × {} tokens / Σ over tenants",
-                        n(t.measured_requests),
-                        n(t.input_tokens.unwrap_or(sc.input_tokens) + t.output_tokens.unwrap_or(sc.output_tokens))
-                    ),
+                    format!("{} requests{missed} × {} tokens / Σ over tenants", n(t.measured_requests), n(tokens(t))),
                 )
                 .src("scenario tenants (measured traffic share, not headcount)"),
                 usd_month: Quantity::estimate(
@@ -486,8 +491,11 @@ mod tests {
     use crate::model::{ComputePrecision, llama3_8b_weights};
 
     fn run(device: &str, preset: &str, shape: Option<&ModelShape>) -> Result<Projection> {
+        run_with(device, &Scenario::preset(preset)?, shape)
+    }
+
+    fn run_with(device: &str, sc: &Scenario, shape: Option<&ModelShape>) -> Result<Projection> {
         let cat = Catalog::builtin()?;
-        let sc = Scenario::preset(preset)?;
         let o = llama3_8b_weights("bf16", 16.0, ComputePrecision::Fp16);
         let c = llama3_8b_weights("int4_g128_sym", 4.25, ComputePrecision::Fp16);
         project(&ProjectionRequest {
@@ -495,7 +503,7 @@ mod tests {
             original: &o,
             compressed: Some(&c),
             device: cat.get(device)?,
-            scenario: &sc,
+            scenario: sc,
             catalog: Some(&cat),
             efficiency: Efficiency::default(),
         })
@@ -549,6 +557,37 @@ mod tests {
         let share = |name: &str| c.tenants.iter().find(|t| t.name == name).map_or(0.0, |t| t.traffic_share.value);
         assert!((share("support") - 7.56 / 18.942).abs() < 1e-9);
         assert!(share("support") > share("search"), "more tokens outweigh more requests");
+        Ok(())
+    }
+
+    /// A team whose requests the cache answers more often pays for fewer model passes: its
+    /// measured hit rate replaces the scenario's in its share; the shares still sum to the bill.
+    #[test]
+    fn a_teams_measured_hit_rate_lowers_its_share() -> Result<()> {
+        let shape = ModelShape::llama3_8b();
+        let mut sc = Scenario::preset("multi-tenant")?;
+        let overall = sc.cache.exact_hit_rate + sc.cache.semantic_hit_rate;
+        let before = run_with("h100_sxm", &sc, Some(&shape))?;
+        for t in &mut sc.tenants {
+            t.cache_hit_rate = Some(if t.name == "search" { 0.6 } else { overall });
+        }
+        let after = run_with("h100_sxm", &sc, Some(&shape))?;
+        let share = |p: &Projection, name: &str| {
+            p.compressed
+                .as_ref()
+                .and_then(|c| c.tenants.iter().find(|t| t.name == name))
+                .map_or(0.0, |t| t.traffic_share.value)
+        };
+        // search's weight falls by (1 − 0.6) / (1 − overall); the others keep theirs.
+        let (s0, s1) = (share(&before, "search"), share(&after, "search"));
+        let k = (1.0 - 0.6) / (1.0 - overall);
+        assert!((s1 - s0 * k / (s0 * k + 1.0 - s0)).abs() < 1e-9, "{s0} → {s1}");
+        assert!(share(&after, "support") > share(&before, "support"));
+        let total: f64 =
+            after.compressed.as_ref().map_or(0.0, |c| c.tenants.iter().map(|t| t.traffic_share.value).sum());
+        assert!((total - 1.0).abs() < 1e-9);
+        sc.tenants[0].cache_hit_rate = Some(1.5);
+        assert!(sc.validate().is_err(), "a hit rate above 1 is refused by name");
         Ok(())
     }
 

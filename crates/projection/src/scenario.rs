@@ -128,6 +128,10 @@ pub struct Tenant {
     /// Mean input/output tokens of this tenant's requests; default to the scenario's.
     pub input_tokens: Option<f64>,
     pub output_tokens: Option<f64>,
+    /// Share of this tenant's requests the response cache answers (measured by `pareto cache`);
+    /// default: the scenario's cache hit rates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_hit_rate: Option<f64>,
 }
 
 /// A traffic scenario.
@@ -345,6 +349,17 @@ impl Scenario {
                         reason: "must be zero or positive",
                     });
                 }
+            }
+        }
+        for t in &self.tenants {
+            if let Some(h) = t.cache_hit_rate
+                && !(0.0..=1.0).contains(&h)
+            {
+                return Err(ProjectionError::InvalidScenario {
+                    field: format!("tenants[{}].cache_hit_rate", t.name),
+                    value: h,
+                    reason: "must be between 0 and 1",
+                });
             }
         }
         if !self.tenants.is_empty() && self.tenants.iter().all(|t| t.measured_requests == 0.0) {

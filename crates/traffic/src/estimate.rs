@@ -295,6 +295,7 @@ pub fn estimate(spec: &EstimateSpec, ctx: &JobContext) -> Result<CacheEstimate> 
     let mut replays: Vec<Replay> = spec.configs().into_iter().map(Replay::new).collect();
     let mut ids: HashMap<String, u32> = HashMap::new();
     let mut tenants: HashMap<String, TenantUse> = HashMap::new();
+    let (mut tenant_ids, mut tenant_names): (HashMap<String, u32>, Vec<String>) = (HashMap::new(), Vec::new());
     let (mut requests, mut first, mut last, mut timed) = (0u64, None, None, None::<bool>);
     let mut embed_seconds = 0.0;
     ctx.progress.stage("replaying the log", reader.position().1);
@@ -333,7 +334,14 @@ pub fn estimate(spec: &EstimateSpec, ctx: &JobContext) -> Result<CacheEstimate> 
             let time_ms = q.time_ms.unwrap_or(requests as i64);
             first.get_or_insert(time_ms);
             last = Some(time_ms);
-            events.push(Event { id, time_ms, input_tokens: q.input_tokens, output_tokens: q.output_tokens });
+            let tenant = q.tenant.as_ref().map(|name| {
+                let next = tenant_names.len() as u32;
+                *tenant_ids.entry(name.clone()).or_insert_with(|| {
+                    tenant_names.push(name.clone());
+                    next
+                })
+            });
+            events.push(Event { id, time_ms, input_tokens: q.input_tokens, output_tokens: q.output_tokens, tenant });
             if let Some(name) = &q.tenant {
                 let t = tenants.entry(name.clone()).or_insert_with(|| TenantUse {
                     name: name.clone(),
@@ -379,7 +387,7 @@ pub fn estimate(spec: &EstimateSpec, ctx: &JobContext) -> Result<CacheEstimate> 
     if requests == 0 {
         return Err(TrafficError::Layout { path: spec.log.clone(), message: "the log holds no queries".into() });
     }
-    let rows: Vec<CacheRow> = replays.iter().map(|r| r.row(quality.as_ref())).collect();
+    let rows: Vec<CacheRow> = replays.iter().map(|r| r.row(quality.as_ref(), &tenant_names)).collect();
     let tenant_list = tenant_shares(tenants);
     let timed = timed == Some(true);
     let span_days = match (first, last) {

@@ -93,6 +93,18 @@ pub struct Event {
     pub time_ms: i64,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
+    /// The tenant's index (in the order the log first names them), when the log has tenants.
+    pub tenant: Option<u32>,
+}
+
+/// One tenant's requests and hits in one simulated cache (shared by every tenant: a team's
+/// request may be answered from another team's cached query).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantHits {
+    pub name: String,
+    pub requests: u64,
+    pub exact_hit_rate: f64,
+    pub semantic_hit_rate: f64,
 }
 
 /// What one cache did over the log.
@@ -118,6 +130,9 @@ pub struct CacheRow {
     pub truncated_lookups: u64,
     /// Output tokens the model did not generate, when the log has them.
     pub output_tokens_saved: Option<u64>,
+    /// Hit rates per tenant, when the log names tenants.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<TenantHits>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +159,8 @@ pub struct Replay {
     truncated: u64,
     saved: u64,
     tokens_known: bool,
+    /// Requests, exact hits and semantic hits per tenant index.
+    by_tenant: Vec<[u64; 3]>,
 }
 
 impl Replay {
@@ -164,6 +181,7 @@ impl Replay {
             truncated: 0,
             saved: 0,
             tokens_known: true,
+            by_tenant: Vec::new(),
         }
     }
 
@@ -232,6 +250,8 @@ impl Replay {
         self.apply_updates(ev.time_ms);
         self.expire(ev.time_ms);
         self.requests += 1;
+        let exact_before = self.exact;
+        let semantic_before = self.semantic;
         let hit = if self.entries.contains_key(&ev.id) {
             self.exact += 1;
             self.touch(ev.id);
@@ -264,6 +284,15 @@ impl Replay {
             (_, None) => self.tokens_known = false,
             _ => {}
         }
+        if let Some(t) = ev.tenant.map(|t| t as usize) {
+            if self.by_tenant.len() <= t {
+                self.by_tenant.resize(t + 1, [0; 3]);
+            }
+            let c = &mut self.by_tenant[t];
+            c[0] += 1;
+            c[1] += self.exact - exact_before;
+            c[2] += self.semantic - semantic_before;
+        }
     }
 
     fn insert(&mut self, id: u32, now: i64) {
@@ -280,7 +309,8 @@ impl Replay {
         self.expiry.insert((now, id));
     }
 
-    pub fn row(&self, correctness: Option<&Correctness>) -> CacheRow {
+    /// What the cache did; `tenants` names the tenant indices of the events.
+    pub fn row(&self, correctness: Option<&Correctness>, tenants: &[String]) -> CacheRow {
         let n = self.requests.max(1) as f64;
         let c = &self.config;
         let wrong_share = correctness.map(|_| if self.semantic == 0 { 0.0 } else { self.wrong / self.semantic as f64 });
@@ -299,6 +329,18 @@ impl Replay {
             flushes: self.flushes,
             truncated_lookups: self.truncated,
             output_tokens_saved: (self.tokens_known && self.requests > 0).then_some(self.saved),
+            tenants: self
+                .by_tenant
+                .iter()
+                .zip(tenants)
+                .filter(|(c, _)| c[0] > 0)
+                .map(|(c, name)| TenantHits {
+                    name: name.clone(),
+                    requests: c[0],
+                    exact_hit_rate: c[1] as f64 / c[0] as f64,
+                    semantic_hit_rate: c[2] as f64 / c[0] as f64,
+                })
+                .collect(),
         }
     }
 }
@@ -320,9 +362,29 @@ mod tests {
         let ix = index();
         let mut r = Replay::new(cfg);
         for &(id, t) in events {
-            r.step(&Event { id, time_ms: t, input_tokens: None, output_tokens: Some(10) }, ix.neighbours(), None);
+            r.step(
+                &Event { id, time_ms: t, input_tokens: None, output_tokens: Some(10), tenant: None },
+                ix.neighbours(),
+                None,
+            );
         }
-        r.row(None)
+        r.row(None, &[])
+    }
+
+    #[test]
+    fn hits_are_counted_per_tenant_in_one_shared_cache() {
+        let ix = index();
+        let mut r = Replay::new(cfg(0.9, 10, None, "never"));
+        // ads asks 0; search asks 0 (an exact hit on ads' answer) and 1 (a semantic hit); ads asks 2.
+        for (id, tenant) in [(0, 0), (0, 1), (1, 1), (2, 0)] {
+            let ev = Event { id, time_ms: 0, input_tokens: None, output_tokens: None, tenant: Some(tenant) };
+            r.step(&ev, ix.neighbours(), None);
+        }
+        let row = r.row(None, &["ads".into(), "search".into()]);
+        let t = |n: &str| row.tenants.iter().find(|t| t.name == n).cloned().unwrap_or_else(|| panic!("{n}"));
+        assert_eq!((t("ads").requests, t("ads").exact_hit_rate, t("ads").semantic_hit_rate), (2, 0.0, 0.0));
+        assert_eq!((t("search").requests, t("search").exact_hit_rate, t("search").semantic_hit_rate), (2, 0.5, 0.5));
+        assert!((row.exact_hit_rate - 0.25).abs() < 1e-12 && (row.semantic_hit_rate - 0.25).abs() < 1e-12);
     }
 
     fn cfg(threshold: f32, capacity: usize, ttl: Option<f64>, updates: &str) -> CacheConfig {

@@ -71,11 +71,14 @@ pub fn apply(est: &CacheEstimate, row: &CacheRow, scenario: &mut Scenario, origi
             .iter()
             .map(|t| {
                 let per = |tokens: u64| (tokens > 0).then(|| tokens as f64 / t.requests.max(1) as f64);
+                // This row's hits for the team: a team whose queries repeat costs less per request.
+                let hits = row.tenants.iter().find(|h| h.name == t.name);
                 Tenant {
                     name: t.name.clone(),
                     measured_requests: t.requests as f64,
                     input_tokens: per(t.input_tokens),
                     output_tokens: per(t.output_tokens),
+                    cache_hit_rate: hits.map(|h| h.exact_hit_rate + h.semantic_hit_rate),
                 }
             })
             .collect();

@@ -269,20 +269,34 @@ fn print_estimate(est: &CacheEstimate) {
         output::table(&["threshold", "pairs above", "precision", "recall"], &rows);
     }
     if !est.tenants.is_empty() {
+        // Each team's hits in the row a projection would use by default (the strictest threshold).
+        let row = pareto_traffic::scenario::pick_row(est, None, None).ok().or(est.rows.last());
         let rows: Vec<Vec<String>> = est
             .tenants
             .iter()
             .map(|t| {
+                let hits = row.and_then(|r| r.tenants.iter().find(|h| h.name == t.name));
                 vec![
                     t.name.clone(),
                     t.requests.to_string(),
                     t.input_tokens.to_string(),
                     t.output_tokens.to_string(),
                     pct(t.share),
+                    hits.map_or("-".into(), |h| pct(h.exact_hit_rate)),
+                    hits.map_or("-".into(), |h| pct(h.semantic_hit_rate)),
                 ]
             })
             .collect();
-        output::table(&["tenant", "requests", "input tokens", "output tokens", "share"], &rows);
+        if let Some(r) = row {
+            println!(
+                "tenants (hits at threshold {:.2}, capacity {}, one cache shared by all):",
+                r.threshold, r.capacity
+            );
+        }
+        output::table(
+            &["tenant", "requests", "input tokens", "output tokens", "share", "exact hits", "semantic hits"],
+            &rows,
+        );
     }
     let truncated: u64 = est.rows.iter().map(|r| r.truncated_lookups).max().unwrap_or(0);
     if truncated > 0 {
