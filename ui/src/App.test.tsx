@@ -170,6 +170,7 @@ describe("Run and Export", () => {
     await tick();
     expect($("#run-result")?.textContent).toContain("Run #1");
     expect($("[data-testid=heatmap]")).not.toBeNull();
+    expect($("[data-testid=heatmap-legend]")?.textContent).toContain("relative error");
     expect($("[data-testid=histogram]")).not.toBeNull();
     await click("#nav-export");
     expect(root.querySelector<HTMLInputElement>("input[value=gguf]")?.disabled).toBe(true);
@@ -246,6 +247,28 @@ describe("Compare", () => {
     await tick();
     expect(api.calls.filter((c) => c.method === "compare").pop()?.args[1]).toBe("weight error (proxy)");
     expect($("#proxy-banner")?.textContent).toContain("proxy");
+  });
+});
+
+describe("Keyboard", () => {
+  it("Alt+digit goes to a screen and Alt+arrows to the next or previous one", async () => {
+    const key = async (init: KeyboardEventInit) => {
+      await act(() => {
+        window.dispatchEvent(new KeyboardEvent("keydown", { bubbles: true, ...init }));
+      });
+      await tick();
+    };
+    await key({ key: "5", code: "Digit5", altKey: true });
+    expect($("#nav-project")?.className).toContain("active");
+    await key({ key: "ArrowDown", altKey: true });
+    expect($("#nav-compare")?.className).toContain("active");
+    await key({ key: "ArrowUp", altKey: true });
+    await key({ key: "ArrowUp", altKey: true });
+    expect($("#nav-validate")?.className).toContain("active");
+    // Plain digits are typing, not navigation.
+    await key({ key: "1", code: "Digit1" });
+    expect($("#nav-validate")?.className).toContain("active");
+    expect($("#nav-open")?.getAttribute("title")).toBe("Alt+1");
   });
 });
 

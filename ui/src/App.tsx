@@ -140,6 +140,30 @@ export function App({ api }: { api: Api }) {
   );
 
   // Re-plan when a model is opened.
+  // Keyboard: Alt+1…7 opens a screen, Alt+↑/↓ the previous or next one (Alt keeps plain keys for typing).
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (!e.altKey || e.ctrlKey || e.metaKey) return;
+      const digit = /^Digit([1-9])$/.exec(e.code)?.[1];
+      const target = digit ? SCREENS[Number(digit) - 1] : undefined;
+      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+        setScreen((cur) => {
+          const i = SCREENS.findIndex((x) => x.id === cur);
+          const j = (i + (e.key === "ArrowDown" ? 1 : SCREENS.length - 1)) % SCREENS.length;
+          return SCREENS[j]?.id ?? cur;
+        });
+        e.preventDefault();
+        return;
+      }
+      if (target) {
+        setScreen(target.id);
+        e.preventDefault();
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+
   useEffect(() => {
     if (model && recipeToml) schedulePlan(recipeToml);
   }, [model]);
@@ -228,7 +252,14 @@ export function App({ api }: { api: Api }) {
               Pareto <span class="muted small">{version}</span>
             </div>
             {SCREENS.map((x) => (
-              <button key={x.id} id={`nav-${x.id}`} class={screen === x.id ? "active" : ""} onClick={() => setScreen(x.id)}>
+              <button
+                key={x.id}
+                id={`nav-${x.id}`}
+                class={screen === x.id ? "active" : ""}
+                title={`Alt+${SCREENS.indexOf(x) + 1}`}
+                aria-current={screen === x.id ? "page" : undefined}
+                onClick={() => setScreen(x.id)}
+              >
                 {x.label}
                 {x.id === "compare" && runs.length > 0 ? ` (${runs.length})` : ""}
               </button>

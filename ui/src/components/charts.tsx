@@ -142,10 +142,29 @@ export function HeatmapChart<L extends number | string>({
   const headH = 110;
   const vals = hm.cells.filter((c): c is number => c !== null);
   const max = Math.max(1e-12, ...vals);
-  const width = labelW + hm.kinds.length * cell + 8;
-  const height = headH + hm.layers.length * cell + 4;
+  const legendSteps = 10;
+  const width = Math.max(labelW + hm.kinds.length * cell + 8, labelW + legendSteps * 14 + 120);
+  const gridBottom = headH + hm.layers.length * cell + 4;
+  const height = gridBottom + (vals.length ? 34 : 0);
   return (
     <svg class="chart" width={width} height={height} role="img" data-testid={testId}>
+      {vals.length > 0 && (
+        // The colour scale: pale is no error, deep red the largest in the grid.
+        <g class="legend" data-testid={`${testId}-legend`} transform={`translate(${labelW}, ${gridBottom + 6})`}>
+          {Array.from({ length: legendSteps }, (_, i) => (
+            <rect key={i} x={i * 14} y={0} width={14} height={10} fill={heatColor(i / (legendSteps - 1))} />
+          ))}
+          <text x={0} y={24} class="axis small">
+            0
+          </text>
+          <text x={legendSteps * 14} y={24} text-anchor="end" class="axis small">
+            {num(max, 3)}
+          </text>
+          <text x={legendSteps * 14 + 8} y={9} class="axis small">
+            {what}
+          </text>
+        </g>
+      )}
       {hm.kinds.map((k, j) => (
         <text key={k} transform={`translate(${labelW + j * cell + 14}, ${headH - 4}) rotate(-60)`} class="axis small">
           {k}

@@ -4,9 +4,8 @@ import { ErrorBox } from "../../components/ErrorBox";
 import { JobProgress, useJob } from "../../components/JobProgress";
 import { PathField } from "../../components/PathField";
 import { useApi, useSession } from "../../context";
-import { pct } from "../../format";
+import { duration, fixed, pct, whole } from "../../format";
 
-const whole = (n: number) => n.toLocaleString("en-US");
 
 /** Exact and semantic hits per threshold, stacked on one 0–100 % scale. */
 function HitBars({ rows, chosen }: { rows: CacheRowView[]; chosen: number | null }) {
@@ -23,11 +22,11 @@ function HitBars({ rows, chosen }: { rows: CacheRowView[]; chosen: number | null
         return (
           <g key={i} transform={`translate(0, ${i * rowH + 2})`} class={chosen === r.threshold ? "chosen" : ""}>
             <title>
-              {`threshold ${r.threshold.toFixed(2)}: ${pct(r.exact_hit_rate)} exact + ${pct(r.semantic_hit_rate)} semantic hits` +
+              {`threshold ${fixed(r.threshold, 2)}: ${pct(r.exact_hit_rate)} exact + ${pct(r.semantic_hit_rate)} semantic hits` +
                 (r.wrong_answer_share === null ? "" : `, an estimated ${pct(r.wrong_answer_share)} of the semantic hits wrong`)}
             </title>
             <text x={labelW - 6} y={15} text-anchor="end" class="axis">
-              {r.threshold.toFixed(2)}
+              {fixed(r.threshold, 2)}
             </text>
             <rect x={labelW} y={3} width={Math.max(1, ex)} height={rowH - 8} fill="var(--muted, #999)" />
             <rect x={labelW + ex} y={3} width={se} height={rowH - 8} fill="var(--accent)" />
@@ -76,7 +75,7 @@ export function CachePanel() {
           exact_hit_rate: r.exact_hit_rate,
           semantic_hit_rate: r.semantic_hit_rate,
           source:
-            `measured on ${v.log} (${whole(v.requests)} requests): threshold ${r.threshold.toFixed(2)}, capacity ${whole(v.capacity)}, ` +
+            `measured on ${v.log} (${whole(v.requests)} requests): threshold ${fixed(r.threshold, 2)}, capacity ${whole(v.capacity)}, ` +
             `ttl ${v.ttl_seconds === null ? "none" : `${v.ttl_seconds} s`}, updates ${v.updates}`,
         },
       },
@@ -152,8 +151,8 @@ export function CachePanel() {
       {view && (
         <>
           <p class="muted small" id="cache-summary">
-            {whole(view.requests)} requests, {whole(view.distinct_queries)} distinct; {view.embedded_per_second.toFixed(0)} queries embedded per second; search: {view.search};{" "}
-            {view.seconds.toFixed(1)} s. Grey: exact hits, blue: semantic hits, red: the estimated wrong answers among them.
+            {whole(view.requests)} requests, {whole(view.distinct_queries)} distinct; {whole(view.embedded_per_second)} queries embedded per second; search: {view.search};{" "}
+            {duration(view.seconds)}. Grey: exact hits, blue: semantic hits, red: the estimated wrong answers among them.
           </p>
           <HitBars rows={view.rows} chosen={inUse ? (view.rows.find((r) => r.exact_hit_rate === inUse.exact_hit_rate && r.semantic_hit_rate === inUse.semantic_hit_rate)?.threshold ?? null) : null} />
           <table class="qt" id="cache-rows">
@@ -171,7 +170,7 @@ export function CachePanel() {
             <tbody>
               {view.rows.map((r) => (
                 <tr key={r.threshold}>
-                  <td>{r.threshold.toFixed(2)}</td>
+                  <td>{fixed(r.threshold, 2)}</td>
                   <td>{pct(r.exact_hit_rate)}</td>
                   <td>{pct(r.semantic_hit_rate)}</td>
                   <td>{r.wrong_answer_share === null ? "–" : pct(r.wrong_answer_share)}</td>

@@ -5,7 +5,7 @@ import { ErrorBox } from "../../components/ErrorBox";
 import { JobProgress, useJob } from "../../components/JobProgress";
 import { PathField } from "../../components/PathField";
 import { useApi, useSession } from "../../context";
-import { bytes, num } from "../../format";
+import { bytes, duration, fixed, num } from "../../format";
 
 const DEFAULT_FORMATS = "q4_0,q4_k,q5_0,q6_k,q8_0,f16";
 
@@ -124,8 +124,8 @@ export function BudgetPanel() {
       {scan && (
         <>
           <p class="muted small" id="scan-summary">
-            {scan.tokens} tokens in {scan.seconds.toFixed(1)} s; the cheap proxy (importance-weighted weight error) ranks like the measurement with Spearman{" "}
-            {scan.proxy_spearman === null ? "n/a" : scan.proxy_spearman.toFixed(3)}. {scan.notes.join(" ")}
+            {scan.tokens} tokens in {duration(scan.seconds)}; the cheap proxy (importance-weighted weight error) ranks like the measurement with Spearman{" "}
+            {scan.proxy_spearman === null ? "n/a" : fixed(scan.proxy_spearman, 3)}. {scan.notes.join(" ")}
           </p>
           <div class="row">
             <label>
@@ -163,7 +163,7 @@ export function BudgetPanel() {
           {alloc && (
             <div id="allocation">
               <p>
-                Best within {bytes(alloc.budget_bytes)}: <strong>{bytes(alloc.chosen.bytes)}</strong> ({alloc.chosen.bpw.toFixed(2)} bits/weight), predicted KL{" "}
+                Best within {bytes(alloc.budget_bytes)}: <strong>{bytes(alloc.chosen.bytes)}</strong> ({fixed(alloc.chosen.bpw, 2)} bits/weight), predicted KL{" "}
                 <strong>{alloc.chosen.predicted_kl === null ? "–" : num(alloc.chosen.predicted_kl, 5)}</strong> nats/token
                 {alloc.current && (
                   <>

@@ -6,7 +6,7 @@ import { PathField } from "../../components/PathField";
 import { type Column, VirtualTable } from "../../components/VirtualTable";
 import { useApi, useSession } from "../../context";
 import { BudgetPanel } from "./BudgetPanel";
-import { bytes, num, pct, shape } from "../../format";
+import { bytes, fixed, num, pct, shape } from "../../format";
 
 interface Row {
   t: TensorRow;
@@ -47,7 +47,7 @@ function ActionSelect(props: { id: string; value: string; onChange: (v: string) 
       <option value="keep">keep</option>
       {props.formats.map((f) => (
         <option key={f.id} value={`q:${f.id}`} title={f.description}>
-          quantize {f.id} ({f.bits_per_weight.toFixed(2)} bpw)
+          quantize {f.id} ({fixed(f.bits_per_weight, 2)} bpw)
         </option>
       ))}
       <option value="prune:0.5">prune 50% (magnitude)</option>

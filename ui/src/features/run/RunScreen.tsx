@@ -5,7 +5,7 @@ import { ErrorBox } from "../../components/ErrorBox";
 import { PathField } from "../../components/PathField";
 import { type Column, VirtualTable } from "../../components/VirtualTable";
 import { useApi, useSession } from "../../context";
-import { bytes, num, pct, shape } from "../../format";
+import { bytes, duration, num, pct, shape, whole } from "../../format";
 
 interface Progress {
   stage: string;
@@ -125,7 +125,7 @@ export function RunScreen() {
           s.addRun(e.run);
           s.setSelectedRun(e.run.id);
           setPicked(e.run.tensors.find((t) => t.metrics)?.name ?? null);
-          setStatus(`Finished in ${e.run.seconds.toFixed(2)} s`);
+          setStatus(`Finished in ${duration(e.run.seconds)}`);
           setJob(null);
           break;
         case "failed":
@@ -277,7 +277,7 @@ export function RunScreen() {
             </div>
             <div class="card">
               <div class="k">time</div>
-              <div class="v">{run.seconds.toFixed(2)} s</div>
+              <div class="v">{duration(run.seconds)}</div>
             </div>
             <div class="card wide">
               <div class="k">output</div>
@@ -309,7 +309,7 @@ export function RunScreen() {
                 <>
                   <HistogramChart h={hist} />
                   <p class="small muted">
-                    {hist.elements.toLocaleString()} weights · exact zeros {hist.zeros_before.toLocaleString()} → {hist.zeros_after.toLocaleString()}
+                    {whole(hist.elements)} weights · exact zeros {whole(hist.zeros_before)} → {whole(hist.zeros_after)}
                   </p>
                 </>
               ) : (

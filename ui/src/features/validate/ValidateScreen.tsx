@@ -4,12 +4,12 @@ import { ErrorBox } from "../../components/ErrorBox";
 import { JobProgress, useJob } from "../../components/JobProgress";
 import { PathField } from "../../components/PathField";
 import { useApi, useSession } from "../../context";
-import { bytes, num } from "../../format";
+import { bytes, duration, num, pct, signedPct } from "../../format";
 
 function fmt(v: number | null, unit: string): string {
   if (v === null) return "–";
   if (unit === "B") return bytes(v);
-  if (unit === "fraction") return `${(v * 100).toFixed(2)}%`;
+  if (unit === "fraction") return pct(v, 2);
   return `${num(v, 4)}${unit && unit !== "%" ? ` ${unit}` : unit}`;
 }
 
@@ -17,7 +17,7 @@ function delta(m: MetricRow): { text: string; cls: string } {
   if (m.original === null || m.compressed === null || m.original === 0) return { text: "", cls: "" };
   const d = (m.compressed - m.original) / Math.abs(m.original);
   const worse = m.better === "lower" ? d > 0 : d < 0;
-  return { text: `${d >= 0 ? "+" : ""}${(d * 100).toFixed(2)}%`, cls: Math.abs(d) < 1e-9 ? "" : worse ? "worse" : "better" };
+  return { text: signedPct(d), cls: Math.abs(d) < 1e-9 ? "" : worse ? "worse" : "better" };
 }
 
 function Table({ rows, id }: { rows: MetricRow[]; id: string }) {
@@ -62,7 +62,7 @@ export function ValidateScreen() {
       if (e.kind !== "validated") return false;
       setResults((r) => ({ ...r, [e.result.run_id]: e.result }));
       s.noteValidation();
-      setStatus(`Validated in ${e.result.seconds.toFixed(1)} s`);
+      setStatus(`Validated in ${duration(e.result.seconds)}`);
       return true;
     },
     () => setStatus("Cancelled."),
