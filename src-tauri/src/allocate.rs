@@ -24,6 +24,7 @@ pub fn start_scan(state: &Arc<AppState>, req: ScanRequest, sink: Sink) -> ApiRes
         window: req.window as usize,
         skip_chars: req.skip_chars as usize,
         formats: req.formats.clone(),
+        predict_from: req.predict_from.clone().filter(|f| !f.trim().is_empty()),
         ..ScanSpec::new(state.access().check(&req.samples, "the sample file")?)
     };
     let state_after = Arc::clone(state);

@@ -611,6 +611,8 @@ pub struct ScanRequest {
     pub window: u32,
     pub skip_chars: u32,
     pub formats: Vec<String>,
+    /// Measure this format only and predict the others from the proxy (one pass per tensor).
+    pub predict_from: Option<String>,
 }
 
 /// The scan as a heatmap: for each format, the measured KL (nats/token) of compressing each

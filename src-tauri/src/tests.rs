@@ -248,6 +248,7 @@ fn commands_refuse_paths_the_user_did_not_choose() {
         window: 16,
         skip_chars: 0,
         formats: vec!["q8_0".into()],
+        predict_from: None,
     };
     refused(crate::allocate::start_scan(&state, scan, sink).unwrap_err());
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 1, "nothing written where the user did not choose");
@@ -671,6 +672,7 @@ fn scan_then_budgets_solve_against_it_and_mark_the_editors_recipe() {
         window: 256,
         skip_chars: 65_536,
         formats: vec!["q4_0".into(), "q5_0".into(), "q8_0".into(), "f16".into()],
+        predict_from: None,
     };
     let (view, events) = await_job(
         "scan",

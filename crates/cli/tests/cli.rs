@@ -412,6 +412,54 @@ fn scan_then_allocate_writes_a_recipe_within_budget_that_compress_accepts() {
         }
     }
     assert!(v["proxy_spearman"].as_f64().unwrap() > 0.5, "the proxy ranks roughly like the measurement");
+    // The same scan measuring q4_0 only, the others predicted from the proxies: one measured
+    // candidate per tensor, each prediction the anchor's KL scaled by the proxy ratio, and the
+    // predictions rank like the full scan's measurements of the same candidates.
+    let predicted_scan = tmp.path().join("anchor.json");
+    let out = pareto(&[
+        "scan",
+        "models/stories260K",
+        "--samples",
+        samples,
+        "--skip",
+        "65536",
+        "--windows",
+        "4",
+        "--formats",
+        "q4_0,q5_0,q8_0",
+        "--predict-from",
+        "q4_0",
+        "--out",
+        predicted_scan.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&predicted_scan).unwrap()).unwrap();
+    let (mut measured_kl, mut predicted_kl) = (Vec::new(), Vec::new());
+    for (full, pred) in tensors.iter().zip(a["tensors"].as_array().unwrap()) {
+        let cands = pred["candidates"].as_array().unwrap();
+        let anchor = cands.iter().find(|c| c.get("measured").is_none()).expect("the measured anchor");
+        assert_eq!(cands.iter().filter(|c| c.get("measured").is_none()).count(), 1, "{}", pred["name"]);
+        for c in cands.iter().filter(|c| c["measured"] == false) {
+            let expect =
+                anchor["kl"].as_f64().unwrap() * c["proxy"].as_f64().unwrap() / anchor["proxy"].as_f64().unwrap();
+            assert!((c["kl"].as_f64().unwrap() - expect).abs() <= 1e-12 * expect.abs().max(1.0));
+            let same = full["candidates"].as_array().unwrap().iter().find(|f| f["format"] == c["format"]).unwrap();
+            measured_kl.push(same["kl"].as_f64().unwrap());
+            predicted_kl.push(c["kl"].as_f64().unwrap());
+        }
+    }
+    let rank = |v: &[f64]| -> Vec<f64> {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
+        let mut r = vec![0.0; v.len()];
+        idx.iter().enumerate().for_each(|(k, &i)| r[i] = k as f64);
+        r
+    };
+    let (rm, rp) = (rank(&measured_kl), rank(&predicted_kl));
+    let n = rm.len() as f64;
+    let d2: f64 = rm.iter().zip(&rp).map(|(a, b)| (a - b).powi(2)).sum();
+    let rho = 1.0 - 6.0 * d2 / (n * (n * n - 1.0));
+    assert!(rho > 0.85, "predicted vs measured KL rank correlation {rho} over {n} candidates");
 
     // A budget: the size of llama.cpp's Q4_K_M policy; the recipe plans within it and compresses.
     let recipe = tmp.path().join("auto.toml");

@@ -34,6 +34,11 @@ pub struct ScanSpec {
     /// Candidate format ids; a format a tensor's shape does not allow follows the registry's
     /// fallback chain (as the export does) and is measured as what it becomes.
     pub formats: Vec<String>,
+    /// Measure the KL of this format only (per tensor, after its fallback chain) and predict the
+    /// other candidates' from the proxy: KL(f) ≈ KL(anchor) × proxy(f) / proxy(anchor). One
+    /// measurement per tensor instead of one per format. `None`: measure every candidate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predict_from: Option<String>,
 }
 
 /// The GGUF block types of the registry, cheapest first, and F16 as the lossless top rung.
@@ -52,6 +57,7 @@ impl ScanSpec {
             window: 256,
             skip_chars: 0,
             formats: DEFAULT_FORMATS.iter().map(|f| f.to_string()).collect(),
+            predict_from: None,
         }
     }
 }
@@ -64,6 +70,17 @@ pub struct ScanCandidate {
     pub kl: f64,
     /// Importance-weighted relative weight error (Σ m_j (w − ŵ)² / Σ m_j w², m_j = mean x_j²).
     pub proxy: f64,
+    /// False when `kl` was predicted from the anchor format's measurement and the proxies.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub measured: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -272,6 +289,17 @@ pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan>
             w.to_dtype(DType::F32).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1()).map_err(candle)?;
         let weight = |r: usize, c: usize| m.get(if by_row { r } else { c }).copied().unwrap_or(1.0);
         let mut candidates: Vec<ScanCandidate> = Vec::new();
+        // The anchor as this shape takes it (its fallback chain applied), when predicting.
+        let anchor = match &spec.predict_from {
+            Some(a) => Some(
+                pareto_formats::fallback_chain(a, rows, cols)
+                    .map_err(|e| RunError::Scan(e.to_string()))?
+                    .applied()
+                    .map(|f| f.id.to_string())
+                    .ok_or_else(|| RunError::Scan(format!("`{name}` takes no format of `{a}`'s fallback chain")))?,
+            ),
+            None => None,
+        };
         for id in &spec.formats {
             ctx.checkpoint()?;
             ctx.progress.advance(1, &name);
@@ -291,6 +319,18 @@ pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan>
                     den += weight(r, c) * f64::from(a).powi(2);
                 }
             }
+            let proxy = if den > 0.0 { num / den } else { 0.0 };
+            let bytes = fmt.stored_bytes(rows, cols).map_err(err)?;
+            if anchor.as_deref().is_some_and(|a| a != fmt.id) {
+                candidates.push(ScanCandidate {
+                    format: fmt.id.to_string(),
+                    bytes,
+                    kl: f64::NAN,
+                    proxy,
+                    measured: false,
+                });
+                continue;
+            }
             let t = Tensor::from_vec(decoded, (rows, cols), &Device::Cpu).map_err(candle)?;
             target.set(&mut model, t)?;
             // Only the layers from the tensor's on change; the inputs before them are the original's.
@@ -309,10 +349,14 @@ pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan>
             target.set(&mut model, w.clone())?;
             candidates.push(ScanCandidate {
                 format: fmt.id.to_string(),
-                bytes: fmt.stored_bytes(rows, cols).map_err(err)?,
+                bytes,
                 kl: kl / windows as f64,
-                proxy: if den > 0.0 { num / den } else { 0.0 },
+                proxy,
+                measured: true,
             });
+        }
+        if let Some(a) = &anchor {
+            predict_from_anchor(&mut candidates, a, &name)?;
         }
         let weight_name = format!("{name}.weight");
         tensors.push(ScannedTensor {
@@ -323,8 +367,14 @@ pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan>
             candidates,
         });
     }
+    // Judged on measured KLs only (a predicted one follows its proxy by construction).
     let (proxy, kl): (Vec<f64>, Vec<f64>) =
-        tensors.iter().flat_map(|t| t.candidates.iter().map(|c| (c.proxy, c.kl))).unzip();
+        tensors.iter().flat_map(|t| t.candidates.iter().filter(|c| c.measured).map(|c| (c.proxy, c.kl))).unzip();
+    if let Some(a) = &spec.predict_from {
+        notes.push(format!(
+            "KL measured for {a} only (per tensor, after its fallback chain); the other candidates' KL is predicted as KL({a}) × proxy / proxy({a})"
+        ));
+    }
     Ok(Scan {
         model_key,
         samples_sha256,
@@ -335,6 +385,21 @@ pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan>
         seconds: started.elapsed().as_secs_f64(),
         notes,
     })
+}
+
+/// Fills the unmeasured candidates of one tensor from its measured anchor: KL scales with the
+/// importance-weighted error while the perturbation is small (KL is second order in it, and so is
+/// the proxy), so each candidate gets the anchor's KL per unit of proxy.
+fn predict_from_anchor(candidates: &mut [ScanCandidate], anchor: &str, name: &str) -> Result<()> {
+    let (kl, proxy) = candidates
+        .iter()
+        .find(|c| c.format == anchor && c.measured)
+        .map(|c| (c.kl, c.proxy))
+        .ok_or_else(|| RunError::Scan(format!("`{name}`: the anchor {anchor} was not measured")))?;
+    for c in candidates.iter_mut().filter(|c| !c.measured) {
+        c.kl = if proxy > 0.0 { kl * c.proxy / proxy } else { 0.0 };
+    }
+    Ok(())
 }
 
 /// The scan as the allocator's groups: tensors an engine fuses share one format when `fuse`;

@@ -26,6 +26,10 @@ pub struct ScanArgs {
     /// Candidate formats (registry ids; a shape a format cannot hold follows its fallback chain).
     #[arg(long, value_delimiter = ',', default_value = "q4_0,q4_k,q5_0,q6_k,q8_0,f16")]
     pub formats: Vec<String>,
+    /// Measure the KL of this format only and predict the other candidates' from the proxy
+    /// (KL × proxy ratio): one measurement per tensor instead of one per format.
+    #[arg(long, value_name = "FORMAT")]
+    pub predict_from: Option<String>,
 }
 
 impl ScanArgs {
@@ -36,6 +40,7 @@ impl ScanArgs {
             window: self.window,
             skip_chars: self.skip,
             formats: self.formats.clone(),
+            predict_from: self.predict_from.clone(),
             ..ScanSpec::new(samples)
         })
     }

@@ -4,4 +4,8 @@
  * A sensitivity scan to run on the open model (decoders): `windows` × `window` tokens of plain
  * text after `skip_chars` characters, every candidate format in `formats`.
  */
-export type ScanRequest = { samples: string, windows: number, window: number, skip_chars: number, formats: Array<string>, };
+export type ScanRequest = { samples: string, windows: number, window: number, skip_chars: number, formats: Array<string>, 
+/**
+ * Measure this format only and predict the others from the proxy (one pass per tensor).
+ */
+predict_from: string | null, };

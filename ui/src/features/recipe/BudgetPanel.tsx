@@ -28,6 +28,7 @@ export function BudgetPanel() {
   const [hardware, setHardware] = useState<HardwareInfo[]>([]);
   const [base, setBase] = useState("gguf-q4_k_m");
   const [fuse, setFuse] = useState(true);
+  const [quick, setQuick] = useState(false);
   const [alloc, setAlloc] = useState<AllocationView | null>(null);
   const [shown, setShown] = useState(0);
 
@@ -68,7 +69,9 @@ export function BudgetPanel() {
       .split(",")
       .map((f) => f.trim())
       .filter((f) => f);
-    return launch((onEvent) => api.startScan({ samples, windows, window: 256, skip_chars: skip, formats: list }, onEvent));
+    // Quick: measure the first (cheapest) candidate only and predict the others from the proxy.
+    const predict_from = quick ? (list[0] ?? null) : null;
+    return launch((onEvent) => api.startScan({ samples, windows, window: 256, skip_chars: skip, formats: list, predict_from }, onEvent));
   };
 
   const points = (alloc?.frontier ?? [])
@@ -109,6 +112,9 @@ export function BudgetPanel() {
       <div class="row">
         <label>
           candidate formats <input id="scan-formats" value={formats} onInput={(e) => setFormats((e.target as HTMLInputElement).value)} size={40} />
+        </label>
+        <label title="Measure the first candidate's KL per tensor and predict the others from the importance-weighted error: one model pass per tensor instead of one per format">
+          <input id="scan-quick" type="checkbox" checked={quick} onChange={() => setQuick(!quick)} /> quick (measure the first format, predict the rest)
         </label>
         <button id="scan-start" class="primary" disabled={job !== null || !samples.trim()} onClick={start}>
           Scan
