@@ -384,20 +384,11 @@ fn scan_then_allocate_writes_a_recipe_within_budget_that_compress_accepts() {
     let scan = tmp.path().join("scan.json");
     let samples = "assets/samples/tinystories/tinystories-valid-excerpt.txt";
     let s = scan.to_str().unwrap();
-    let out = pareto(&[
-        "scan",
-        "models/stories260K",
-        "--samples",
-        samples,
-        "--skip",
-        "65536",
-        "--windows",
-        "4",
-        "--formats",
-        "q4_0,q5_0,q8_0",
-        "--out",
-        s,
-    ]);
+    let run_scan = |extra: &[&str]| {
+        let args = ["scan", "models/stories260K", "--samples", samples, "--skip", "65536", "--windows", "4"];
+        pareto(&[&args[..], &["--formats", "q4_0,q5_0,q8_0"], extra].concat())
+    };
+    let out = run_scan(&["--out", s]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&scan).unwrap()).unwrap();
     let tensors = v["tensors"].as_array().unwrap();
@@ -416,22 +407,7 @@ fn scan_then_allocate_writes_a_recipe_within_budget_that_compress_accepts() {
     // candidate per tensor, each prediction the anchor's KL scaled by the proxy ratio, and the
     // predictions rank like the full scan's measurements of the same candidates.
     let predicted_scan = tmp.path().join("anchor.json");
-    let out = pareto(&[
-        "scan",
-        "models/stories260K",
-        "--samples",
-        samples,
-        "--skip",
-        "65536",
-        "--windows",
-        "4",
-        "--formats",
-        "q4_0,q5_0,q8_0",
-        "--predict-from",
-        "q4_0",
-        "--out",
-        predicted_scan.to_str().unwrap(),
-    ]);
+    let out = run_scan(&["--predict-from", "q4_0", "--out", predicted_scan.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&predicted_scan).unwrap()).unwrap();
     let (mut measured_kl, mut predicted_kl) = (Vec::new(), Vec::new());
