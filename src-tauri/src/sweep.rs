@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pareto_runs::cluster::on_path;
 use pareto_runs::cluster::slurm::{SlurmExecutor, SlurmOptions};
 use pareto_runs::{
-    Executor, LocalExecutor, SweepOutcome, VariantSpec, hash_files, prepare_out, sweep, write_sweep_reports,
+    Executor, LocalExecutor, SweepOutcome, VariantSpec, model_files, prepare_out, sweep, write_sweep_reports,
 };
 
 use crate::dto::*;
@@ -26,9 +27,8 @@ fn cli_binary() -> ApiResult<std::path::PathBuf> {
         return Ok(p.into());
     }
     let exe = std::env::current_exe().ok();
-    let beside = exe.iter().flat_map(|e| e.ancestors().skip(1).take(2)).map(|d| d.join("pareto"));
-    let on_path = std::env::var_os("PATH").into_iter().flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>());
-    beside.chain(on_path.map(|d| d.join("pareto"))).find(|p| p.is_file()).ok_or_else(|| {
+    let beside = exe.iter().flat_map(|e| e.ancestors().skip(1).take(2)).map(|d| d.join("pareto")).find(|p| p.is_file());
+    beside.or_else(|| on_path("pareto")).ok_or_else(|| {
         ApiError::new(
             "Slurm tasks run the `pareto` command-line tool, which is neither beside the studio nor on PATH: \
              install it where the nodes see it (cargo install --path crates/cli) or set PARETO_CLI",
@@ -72,8 +72,7 @@ pub fn start(state: &Arc<AppState>, req: SweepRequest, sink: Sink) -> ApiResult<
     };
     crate::jobs::spawn(state, "sweep", sink, move |ctx| {
         let fail = |e: &dyn std::error::Error| from_std(e).context("the sweep failed");
-        let paths: Vec<_> = model.shards().iter().map(|s| s.path.clone()).collect();
-        let files = hash_files(&paths.iter().map(|p| p.as_path()).collect::<Vec<_>>()).map_err(|e| fail(&e))?;
+        let files = model_files(&model).map_err(|e| fail(&e))?;
         prepare_out(&out, &model.source_paths()).map_err(|e| fail(&e))?;
         let jobs: Vec<VariantSpec> =
             recipes.iter().map(|r| VariantSpec { recipe: r.clone(), ..template.clone() }).collect();

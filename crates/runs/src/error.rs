@@ -49,6 +49,15 @@ pub enum RunError {
 }
 
 impl RunError {
+    /// A record or plan at `path` written by another tool or version than this one.
+    pub fn version_mix(path: &std::path::Path, tool: &str, version: &str) -> RunError {
+        RunError::VersionMix {
+            path: path.to_path_buf(),
+            theirs: format!("{tool} {version}"),
+            ours: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
     /// The user cancelled (a transparent wrapper hides this from an error chain's walk).
     pub fn is_cancelled(&self) -> bool {
         match self {

@@ -14,6 +14,12 @@ pub fn hash_files(paths: &[&Path]) -> Result<Vec<FileHash>> {
     paths.iter().map(|p| Ok(file_hash(pareto_core::file_hash::sha256_file(p, &never)?))).collect()
 }
 
+/// sha256 of each of the model's weight files (its shards), in shard order.
+pub fn model_files(model: &pareto_core::Model) -> Result<Vec<FileHash>> {
+    let paths: Vec<&Path> = model.shards().iter().map(|s| s.path.as_path()).collect();
+    hash_files(&paths)
+}
+
 /// A manifest's file record as a run record's file hash (how the digest was obtained is the
 /// manifest's business; the record keeps the digest).
 pub fn file_hash(r: pareto_core::export::FileRecord) -> FileHash {

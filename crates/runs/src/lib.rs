@@ -15,12 +15,12 @@ mod variant;
 
 pub use calibrate::{CalibrationReport, CalibrationSpec, calibrate};
 pub use error::{Result, RunError};
-pub use hashing::{file_hash, hash_files, variant_id};
+pub use hashing::{file_hash, hash_files, model_files, variant_id};
 pub use imatrix::{compute_imatrix, imatrix_targets};
 pub use record::{projection_record, source_model, tensor_records, totals, validation_record};
 pub use scan::{Scan, ScanSpec, scan};
 pub use sweep::{
-    Executor, LocalExecutor, SWEEP_MARKER, SweepOutcome, prepare_out, record_path, sweep, write_record,
-    write_sweep_reports,
+    Executor, LocalExecutor, Recorded, SWEEP_MARKER, SweepOutcome, prepare_out, record_path, recorded, sweep,
+    write_record, write_sweep_reports,
 };
 pub use variant::{VariantSpec, assemble, rfc3339, run_variant, validation_of};

@@ -111,8 +111,7 @@ pub struct Scan {
 
 /// The model key a scan is checked against: the weight files' sha256, sorted.
 pub fn model_key(model: &pareto_core::Model) -> Result<String> {
-    let paths: Vec<&Path> = model.shards().iter().map(|s| s.path.as_path()).collect();
-    let mut hashes: Vec<String> = hash_files(&paths)?.into_iter().map(|h| h.sha256).collect();
+    let mut hashes: Vec<String> = crate::hashing::model_files(model)?.into_iter().map(|h| h.sha256).collect();
     hashes.sort_unstable();
     Ok(hashes.join(","))
 }

@@ -143,8 +143,36 @@ pub fn prepare_out(out: &Path, source: &SourcePaths) -> Result<()> {
     Ok(())
 }
 
+/// What a sweep folder holds for one variant.
+pub enum Recorded {
+    /// No record of this variant.
+    Missing,
+    /// Its record, reusable: the artifact is still there with the content hash it recorded.
+    Done(Box<RunRecord>),
+    /// A record that cannot be reused, and why (its artifact is gone or changed).
+    Stale(String),
+}
+
+/// What `out` holds for `job`, with the recipe's name and the record's path (where a run writes
+/// it). A record of another Pareto version is an error: never reused, never silently replaced.
+pub fn recorded(job: &VariantSpec, model_files: &[FileHash], out: &Path) -> Result<(String, PathBuf, Recorded)> {
+    let (recipe, id) = job.id(model_files)?;
+    let path = record_path(out, &recipe.name, &id);
+    let state = match RunRecord::load(&path) {
+        Ok(r) if r.id == id && r.tool.version != env!("CARGO_PKG_VERSION") => {
+            return Err(RunError::version_mix(&path, &r.tool.name, &r.tool.version));
+        }
+        Ok(r) if r.id == id => match artifact_problem(&r) {
+            None => Recorded::Done(Box::new(r)),
+            Some(why) => Recorded::Stale(why),
+        },
+        _ => Recorded::Missing,
+    };
+    Ok((recipe.name, path, state))
+}
+
 /// Why a finished record cannot be reused: its artifact is gone or no longer what it recorded.
-pub(crate) fn artifact_problem(record: &RunRecord) -> Option<String> {
+fn artifact_problem(record: &RunRecord) -> Option<String> {
     let artifact = record.artifact.as_ref()?;
     let Some(manifest) = pareto_core::export::protect::pareto_manifest(Path::new(&artifact.path)) else {
         return Some(format!("its artifact {} is missing", artifact.path));
@@ -169,32 +197,18 @@ pub fn sweep(
     let mut resumed = Vec::new();
     let mut rerun = Vec::new();
     for job in jobs {
-        let (recipe, id) = job.id(model_files)?;
-        let path = record_path(out, &recipe.name, &id);
-        match RunRecord::load(&path) {
-            Ok(r) if r.id == id && r.tool.version != env!("CARGO_PKG_VERSION") => {
-                return Err(RunError::VersionMix {
-                    path,
-                    theirs: format!("{} {}", r.tool.name, r.tool.version),
-                    ours: env!("CARGO_PKG_VERSION").into(),
-                });
+        let (name, path, state) = recorded(job, model_files, out)?;
+        match state {
+            Recorded::Done(r) => {
+                resumed.push(name);
+                slots.push(Some((*r, path)));
+                continue;
             }
-            Ok(r) if r.id == id => match artifact_problem(&r) {
-                None => {
-                    resumed.push(recipe.name.clone());
-                    slots.push(Some((r, path)));
-                }
-                Some(why) => {
-                    rerun.push((recipe.name.clone(), why));
-                    pending.push(job.clone());
-                    slots.push(None);
-                }
-            },
-            _ => {
-                pending.push(job.clone());
-                slots.push(None);
-            }
+            Recorded::Stale(why) => rerun.push((name, why)),
+            Recorded::Missing => {}
         }
+        pending.push(job.clone());
+        slots.push(None);
     }
     ctx.progress.stage("sweep", jobs.len() as u64);
     ctx.progress.advance(resumed.len() as u64, "resumed");

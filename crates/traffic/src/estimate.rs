@@ -294,8 +294,9 @@ pub fn estimate(spec: &EstimateSpec, ctx: &JobContext) -> Result<CacheEstimate> 
     let mut switched_at = None;
     let mut replays: Vec<Replay> = spec.configs().into_iter().map(Replay::new).collect();
     let mut ids: HashMap<String, u32> = HashMap::new();
-    let mut tenants: HashMap<String, TenantUse> = HashMap::new();
-    let (mut tenant_ids, mut tenant_names): (HashMap<String, u32>, Vec<String>) = (HashMap::new(), Vec::new());
+    // Tenants in the order the log first names them; events carry the index.
+    let mut tenants: Vec<TenantUse> = Vec::new();
+    let mut tenant_ids: HashMap<String, u32> = HashMap::new();
     let (mut requests, mut first, mut last, mut timed) = (0u64, None, None, None::<bool>);
     let mut embed_seconds = 0.0;
     ctx.progress.stage("replaying the log", reader.position().1);
@@ -335,25 +336,24 @@ pub fn estimate(spec: &EstimateSpec, ctx: &JobContext) -> Result<CacheEstimate> 
             first.get_or_insert(time_ms);
             last = Some(time_ms);
             let tenant = q.tenant.as_ref().map(|name| {
-                let next = tenant_names.len() as u32;
-                *tenant_ids.entry(name.clone()).or_insert_with(|| {
-                    tenant_names.push(name.clone());
+                let next = tenants.len() as u32;
+                let i = *tenant_ids.entry(name.clone()).or_insert_with(|| {
+                    tenants.push(TenantUse {
+                        name: name.clone(),
+                        requests: 0,
+                        input_tokens: 0,
+                        output_tokens: 0,
+                        share: 0.0,
+                    });
                     next
-                })
-            });
-            events.push(Event { id, time_ms, input_tokens: q.input_tokens, output_tokens: q.output_tokens, tenant });
-            if let Some(name) = &q.tenant {
-                let t = tenants.entry(name.clone()).or_insert_with(|| TenantUse {
-                    name: name.clone(),
-                    requests: 0,
-                    input_tokens: 0,
-                    output_tokens: 0,
-                    share: 0.0,
                 });
+                let t = &mut tenants[i as usize];
                 t.requests += 1;
                 t.input_tokens += q.input_tokens.unwrap_or(0);
                 t.output_tokens += q.output_tokens.unwrap_or(0);
-            }
+                i
+            });
+            events.push(Event { id, time_ms, input_tokens: q.input_tokens, output_tokens: q.output_tokens, tenant });
             requests += 1;
         }
         let t0 = Instant::now();
@@ -387,6 +387,7 @@ pub fn estimate(spec: &EstimateSpec, ctx: &JobContext) -> Result<CacheEstimate> 
     if requests == 0 {
         return Err(TrafficError::Layout { path: spec.log.clone(), message: "the log holds no queries".into() });
     }
+    let tenant_names: Vec<String> = tenants.iter().map(|t| t.name.clone()).collect();
     let rows: Vec<CacheRow> = replays.iter().map(|r| r.row(quality.as_ref(), &tenant_names)).collect();
     let tenant_list = tenant_shares(tenants);
     let timed = timed == Some(true);
@@ -439,8 +440,7 @@ pub fn estimate(spec: &EstimateSpec, ctx: &JobContext) -> Result<CacheEstimate> 
 }
 
 /// Tenants by share, largest first: tokens when the log counts them, else requests.
-fn tenant_shares(tenants: HashMap<String, TenantUse>) -> Vec<TenantUse> {
-    let mut list: Vec<TenantUse> = tenants.into_values().collect();
+fn tenant_shares(mut list: Vec<TenantUse>) -> Vec<TenantUse> {
     let tokens: u64 = list.iter().map(|t| t.input_tokens + t.output_tokens).sum();
     let requests: u64 = list.iter().map(|t| t.requests).sum();
     for t in &mut list {

@@ -27,8 +27,7 @@ pub fn run(args: &ExportArgs, json: bool) -> anyhow::Result<()> {
     let record = RunRecord::load(&args.record)?;
     let source = args.model.clone().unwrap_or_else(|| PathBuf::from(&record.source.path));
     let model = output::open_model(&source)?;
-    let shards: Vec<&std::path::Path> = model.shards().iter().map(|s| s.path.as_path()).collect();
-    let found = pareto_runs::hash_files(&shards)?;
+    let found = pareto_runs::model_files(&model)?;
     for want in &record.source.files {
         match found.iter().find(|f| f.name == want.name) {
             Some(f) if f.sha256 == want.sha256 => {}

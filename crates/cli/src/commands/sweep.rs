@@ -9,7 +9,9 @@ use pareto_runs::allocate::{Problem, is_allocated_recipe, load_scan};
 use pareto_runs::cluster::k8s::{K8sOptions, write_manifest};
 use pareto_runs::cluster::slurm::{SlurmExecutor, SlurmOptions};
 use pareto_runs::cluster::{TaskPlan, probe, run_task};
-use pareto_runs::{Executor, LocalExecutor, VariantSpec, hash_files, prepare_out, sweep, write_sweep_reports};
+use pareto_runs::{
+    Executor, LocalExecutor, Recorded, VariantSpec, model_files, prepare_out, recorded, sweep, write_sweep_reports,
+};
 
 use crate::commands::compress::CalibrationArgs;
 use crate::commands::report::RecommendArgs;
@@ -205,8 +207,7 @@ pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
     // Every variant reads the folder opened here (for a GGUF, its conversion).
     let source = output::model_folder(&args.path)?;
     let model = output::open_model(&source)?;
-    let shard_paths: Vec<PathBuf> = model.shards().iter().map(|s| s.path.clone()).collect();
-    let files = hash_files(&shard_paths.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+    let files = model_files(&model)?;
     prepare_out(&args.out, &model.source_paths())?;
     let mut recipes = args.recipes.clone();
     if let (Some(n), Some(scan)) = (args.auto, &args.scan) {
@@ -291,15 +292,13 @@ fn emit_k8s(
     args: &SweepArgs,
     json: bool,
 ) -> anyhow::Result<()> {
-    let missing: Vec<VariantSpec> = jobs
-        .iter()
-        .filter(|j| {
-            j.id(files).map_or(true, |(r, id)| {
-                pareto_report::RunRecord::load(&pareto_runs::record_path(&args.out, &r.name, &id)).is_err()
-            })
-        })
-        .cloned()
-        .collect();
+    // What a local sweep would run: no record, or one whose artifact is gone or changed.
+    let mut missing = Vec::new();
+    for job in jobs {
+        if !matches!(recorded(job, files, &args.out)?.2, Recorded::Done(_)) {
+            missing.push(job.clone());
+        }
+    }
     if missing.is_empty() {
         anyhow::bail!(
             "every variant is already recorded in {}: run the sweep without --emit for the report",

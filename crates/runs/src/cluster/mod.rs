@@ -9,3 +9,9 @@ mod plan;
 pub mod slurm;
 
 pub use plan::{CLUSTER_DIR, TaskPlan, probe, run_task};
+
+/// The first file called `name` in a folder of `PATH` (what a shell would run).
+pub fn on_path(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}

@@ -3,12 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use pareto_core::job::JobContext;
-use pareto_report::{FileHash, RunRecord};
+use pareto_report::FileHash;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, RunError};
-use crate::sweep::{artifact_problem, record_path, write_record};
+use crate::sweep::{Recorded, recorded, write_record};
 use crate::variant::{VariantSpec, run_variant};
 
 /// The folder under a sweep's output that holds plans, job scripts, logs and probe files.
@@ -84,11 +84,7 @@ impl TaskPlan {
         let plan: TaskPlan = serde_json::from_str(&text)
             .map_err(|e| RunError::Cluster(format!("{} is not a sweep plan: {e}", path.display())))?;
         if plan.tool != "pareto" || plan.version != env!("CARGO_PKG_VERSION") {
-            return Err(RunError::VersionMix {
-                path: path.to_path_buf(),
-                theirs: format!("{} {}", plan.tool, plan.version),
-                ours: env!("CARGO_PKG_VERSION").into(),
-            });
+            return Err(RunError::version_mix(path, &plan.tool, &plan.version));
         }
         Ok(plan)
     }
@@ -124,13 +120,8 @@ pub fn run_task(plan_path: &Path, index: usize, ctx: &JobContext) -> Result<Path
             plan.jobs.len().saturating_sub(1)
         ))
     })?;
-    let (recipe, id) = job.id(&plan.model_files)?;
-    let path = record_path(&plan.out, &recipe.name, &id);
-    if let Ok(r) = RunRecord::load(&path)
-        && r.id == id
-        && artifact_problem(&r).is_none()
-    {
-        ctx.progress.log(&format!("{}: already recorded at {}", recipe.name, path.display()));
+    if let (name, path, Recorded::Done(_)) = recorded(job, &plan.model_files, &plan.out)? {
+        ctx.progress.log(&format!("{name}: already recorded at {}", path.display()));
         return Ok(path);
     }
     let record = run_variant(job, &plan.model_files, &plan.out.join("artifacts"), ctx)

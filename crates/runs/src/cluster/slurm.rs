@@ -66,9 +66,23 @@ struct Tracked {
     result: Option<Result<RunRecord>>,
 }
 
-fn on_path(cmd: &'static str) -> Result<()> {
-    let found = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()));
-    if found { Ok(()) } else { Err(RunError::SchedulerMissing { command: cmd }) }
+impl Tracked {
+    /// Variant `job` as array element `task`, whose log Slurm writes into `logs`.
+    fn new(job: usize, task: String, record: PathBuf, logs: &Path) -> Self {
+        Tracked {
+            job,
+            log: logs.join(format!("{task}.log")),
+            task,
+            record,
+            state: String::new(),
+            gone: 0,
+            result: None,
+        }
+    }
+}
+
+fn require(cmd: &'static str) -> Result<()> {
+    super::on_path(cmd).map(|_| ()).ok_or(RunError::SchedulerMissing { command: cmd })
 }
 
 /// Runs a scheduler command and returns its stdout; a failure carries its stderr.
@@ -83,6 +97,12 @@ fn slurm(cmd: &str, args: &[String]) -> Result<String> {
         return Err(RunError::Submit { command: shown, stderr });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Submits with `sbatch --parsable ARGS` and returns the job id (`--parsable` prints `ID[;CLUSTER]`).
+fn sbatch(mut args: Vec<String>) -> Result<String> {
+    args.insert(0, "--parsable".into());
+    Ok(slurm("sbatch", &args)?.trim().split(';').next().unwrap_or_default().to_string())
 }
 
 /// A shell word: single-quoted unless plainly safe.
@@ -305,8 +325,8 @@ impl Executor for SlurmExecutor {
         out: &Path,
         ctx: &JobContext,
     ) -> Result<Vec<Result<RunRecord>>> {
-        on_path("sbatch")?;
-        on_path("squeue")?;
+        require("sbatch")?;
+        require("squeue")?;
         let all = TaskPlan::new(jobs, model_files, out)?;
         let dir = all.cluster_dir();
         let logs = dir.join("logs");
@@ -337,16 +357,7 @@ impl Executor for SlurmExecutor {
             match in_queue.get(id.as_str()) {
                 Some(task) => {
                     ctx.progress.log(&format!("{}: still queued as job {task}, not submitted again", jobs[i].recipe));
-                    let log = logs.join(format!("{task}.log"));
-                    tracked.push(Tracked {
-                        job: i,
-                        task: task.clone(),
-                        record: record.clone(),
-                        log,
-                        state: String::new(),
-                        gone: 0,
-                        result: None,
-                    });
+                    tracked.push(Tracked::new(i, task.clone(), record.clone(), &logs));
                 }
                 None => fresh.push(i),
             }
@@ -368,7 +379,6 @@ impl Executor for SlurmExecutor {
             let probe_file = dir.join(format!("probe-{token}.json"));
             let mut args = self.options.sbatch_args(true);
             args.extend([
-                "--parsable".into(),
                 "--job-name=pareto-probe".into(),
                 format!("--output={}", logs.join("probe-%j.log").display()),
                 format!(
@@ -377,11 +387,10 @@ impl Executor for SlurmExecutor {
                     quote(&plan_path.display().to_string())
                 ),
             ]);
-            let probe_job = slurm("sbatch", &args)?.trim().split(';').next().unwrap_or_default().to_string();
+            let probe_job = sbatch(args)?;
 
             let mut args = self.options.sbatch_args(false);
             args.extend([
-                "--parsable".into(),
                 "--job-name=pareto-sweep".into(),
                 format!("--array=0-{}", plan.jobs.len() - 1),
                 format!("--dependency=afterok:{probe_job}"),
@@ -389,8 +398,8 @@ impl Executor for SlurmExecutor {
                 format!("--output={}", logs.join("%A_%a.log").display()),
                 script.display().to_string(),
             ]);
-            let array_job = match slurm("sbatch", &args) {
-                Ok(t) => t.trim().split(';').next().unwrap_or_default().to_string(),
+            let array_job = match sbatch(args) {
+                Ok(id) => id,
                 Err(e) => {
                     self.cancel(std::slice::from_ref(&probe_job));
                     return Err(e);
@@ -406,16 +415,7 @@ impl Executor for SlurmExecutor {
                 &Submission { array_job: array_job.clone(), probe_job: probe_job.clone(), plan: plan_path, variants },
             )?;
             for (k, &i) in fresh.iter().enumerate() {
-                let task = format!("{array_job}_{k}");
-                tracked.push(Tracked {
-                    job: i,
-                    log: logs.join(format!("{task}.log")),
-                    task,
-                    record: ids[i].1.clone(),
-                    state: String::new(),
-                    gone: 0,
-                    result: None,
-                });
+                tracked.push(Tracked::new(i, format!("{array_job}_{k}"), ids[i].1.clone(), &logs));
             }
             ours = vec![probe_job.clone(), array_job.clone()];
             if !self.options.detach {
@@ -493,6 +493,6 @@ mod tests {
     #[test]
     fn no_sbatch_is_a_named_error() {
         // Looked up on PATH only: a name no system has.
-        assert!(matches!(on_path("sbatch-that-no-cluster-has"), Err(RunError::SchedulerMissing { .. })));
+        assert!(matches!(require("sbatch-that-no-cluster-has"), Err(RunError::SchedulerMissing { .. })));
     }
 }
