@@ -184,7 +184,7 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
         device_notes: Vec::new(),
     };
 
-    let (reports, label) = match opts.format {
+    let (mut reports, label) = match opts.format {
         ExportFormat::Safetensors => {
             let w = write_dense(model, plan, &mut out, &mut pipe, ctx)?;
             write_side_files(model, plan, &mut out, &w.weight_map, w.files > 1 || model.shards().len() > 1, None)?;
@@ -223,6 +223,14 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
         }
     };
     ctx.checkpoint()?;
+    // A tensor AWQ rescaled holds other values than its source even where the plan keeps it.
+    for r in reports.iter_mut() {
+        if opts.solver.as_ref().is_some_and(|s| s.rescale(&r.source_name).is_some()) {
+            r.notes.push(
+                "rescaled: calibrated per-channel scales (awq) folded in; metrics against the rescaled values".into(),
+            );
+        }
+    }
     let (device_tensors, device_notes) = (pipe.device_tensors, std::mem::take(&mut pipe.device_notes));
 
     let source_files = source_hashes.finish()?;
@@ -333,7 +341,7 @@ fn write_dense(
     }
     let total = by_shard.values().map(Vec::len).sum::<usize>() as u64;
     ctx.progress.stage("compress", total);
-    let decoded = by_shard.values().flatten().filter(|(t, pt)| !transform::is_verbatim(t, pt, pt.out_dtype));
+    let decoded = by_shard.values().flatten().filter(|(t, pt)| !transform::is_verbatim(pipe, t, pt, pt.out_dtype));
     pipe.reader.read_ahead(decoded.map(|(t, _)| (*t).clone()).collect());
     let mut written =
         Written { reports: Vec::with_capacity(total as usize), weight_map: BTreeMap::new(), files: by_shard.len() };
@@ -392,13 +400,13 @@ fn global_thresholds(
         ctx.progress.stage("rank weights (global pruning)", 2 * members.len() as u64);
         for (t, pt) in &members {
             ctx.checkpoint()?;
-            g.observe(&transform::load_transformed(reader, t, pt, selection)?);
+            g.observe(&transform::load_transformed(reader, t, pt, selection, None)?);
             ctx.progress.advance(1, &pt.name);
         }
         if g.set_sparsity(f64::from_bits(key)) {
             for (t, pt) in &members {
                 ctx.checkpoint()?;
-                g.refine(&transform::load_transformed(reader, t, pt, selection)?);
+                g.refine(&transform::load_transformed(reader, t, pt, selection, None)?);
                 ctx.progress.advance(1, &pt.name);
             }
             if let Some(th) = g.finish() {

@@ -59,9 +59,94 @@ pub trait TensorQuantizer: Send + Sync {
     fn has_mask(&self, source_name: &str) -> bool {
         self.keep_mask(source_name).is_some()
     }
+
+    /// The change of basis a calibrated method (AWQ) gives this tensor's source values before
+    /// the export treats them; `None` when the tensor is written as the source holds it.
+    fn rescale(&self, _source_name: &str) -> Option<Rescale> {
+        None
+    }
+}
+
+/// Per-channel scales that leave the model's function unchanged (AWQ): a linear's input columns
+/// multiplied by `s`, the op that feeds that input (an RMSNorm's weight, the rows of the linear
+/// before) divided by `s`; then each group of a row clipped to the range a clipping search chose.
+/// Applied by the export to the source values and by the calibration to the model it runs, with
+/// one function, so both see the same numbers bit for bit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rescale {
+    /// Multiply column j by `cols[j]` (the tensor's column count long).
+    pub cols: Option<std::sync::Arc<[f32]>>,
+    /// Divide row i by `rows[i]` (a 1-D tensor is one row per element).
+    pub rows: Option<std::sync::Arc<[f32]>>,
+    /// Clamp each group of `group` weights of a row to ±`max[row * groups + g]`.
+    pub clip: Option<Clip>,
+}
+
+/// [`Rescale::clip`]: one symmetric bound per group of a row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clip {
+    pub group: usize,
+    pub max: std::sync::Arc<[f32]>,
+}
+
+impl Rescale {
+    /// Applies the scales (columns, then rows, then clipping) to `w`, row-major with `len / rows`
+    /// columns. Refuses a shape the scales were not computed for.
+    pub fn apply(&self, w: &mut [f32]) -> std::result::Result<(), String> {
+        if let Some(c) = &self.cols {
+            if c.is_empty() || !w.len().is_multiple_of(c.len()) {
+                return Err(format!("{} column scales for a tensor of {} values", c.len(), w.len()));
+            }
+            for row in w.chunks_exact_mut(c.len()) {
+                for (v, s) in row.iter_mut().zip(c.iter()) {
+                    *v *= s;
+                }
+            }
+        }
+        if let Some(r) = &self.rows {
+            if r.is_empty() || !w.len().is_multiple_of(r.len()) {
+                return Err(format!("{} row scales for a tensor of {} values", r.len(), w.len()));
+            }
+            let cols = w.len() / r.len();
+            for (row, s) in w.chunks_exact_mut(cols).zip(r.iter()) {
+                row.iter_mut().for_each(|v| *v /= s);
+            }
+        }
+        if let Some(clip) = &self.clip {
+            if clip.group == 0 || !w.len().is_multiple_of(clip.group) || w.len() / clip.group != clip.max.len() {
+                return Err(format!(
+                    "{} clip bounds of {} weights for a tensor of {} values",
+                    clip.max.len(),
+                    clip.group,
+                    w.len()
+                ));
+            }
+            for (g, m) in w.chunks_exact_mut(clip.group).zip(clip.max.iter()) {
+                g.iter_mut().for_each(|v| *v = v.clamp(-m, *m));
+            }
+        }
+        Ok(())
+    }
+
+    /// Folds `other` in after `self` (a linear both scaled as a consumer and as a feeder).
+    pub fn then(mut self, other: Rescale) -> Rescale {
+        let product = |a: Option<std::sync::Arc<[f32]>>, b: Option<std::sync::Arc<[f32]>>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.iter().zip(b.iter()).map(|(x, y)| x * y).collect()),
+            (a, b) => a.or(b),
+        };
+        self.cols = product(self.cols, other.cols);
+        self.rows = product(self.rows, other.rows);
+        self.clip = other.clip.or(self.clip);
+        self
+    }
 }
 
 impl Pipeline<'_> {
+    /// The calibrated change of basis of `pt`'s source values (AWQ), if any.
+    pub fn rescale(&self, pt: &PlannedTensor) -> Option<Rescale> {
+        self.solver.and_then(|s| s.rescale(&pt.source_name))
+    }
+
     /// Codes for `w` (`[rows, cols]`, a whole tensor or a run of its rows) in `fmt`, chosen as the
     /// plan says for `pt`. Refuses a calibrated tensor when no solver serves its algorithm (the
     /// export checks that before any work; this is the backstop).
@@ -191,5 +276,44 @@ impl Pipeline<'_> {
                 Err(Error::Device { device: accel.device(), tensor: tensor.to_string(), detail })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rescale_folded_into_the_norm_keeps_the_layers_function() {
+        // y = (x ⊙ g) Wᵀ: scale W's columns by s and divide the norm's weight g by s.
+        let (rows, cols) = (3, 4);
+        let w: Vec<f32> = (0..rows * cols).map(|i| (i as f32 * 0.37).sin()).collect();
+        let g = vec![1.0f32, 0.5, 2.0, -1.5];
+        let x = vec![0.3f32, -1.2, 0.8, 2.0];
+        let s: std::sync::Arc<[f32]> = vec![2.0f32, 0.25, 1.5, 4.0].into();
+        let y = |g: &[f32], w: &[f32]| -> Vec<f32> {
+            w.chunks_exact(cols).map(|r| r.iter().zip(g).zip(&x).map(|((w, g), x)| w * g * x).sum()).collect()
+        };
+        let (mut w2, mut g2) = (w.clone(), g.clone());
+        Rescale { cols: Some(s.clone()), ..Rescale::default() }.apply(&mut w2).unwrap();
+        Rescale { rows: Some(s.clone()), ..Rescale::default() }.apply(&mut g2).unwrap();
+        for (a, b) in y(&g, &w).iter().zip(y(&g2, &w2)) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        // Merged rescales apply in one pass; clipping bounds each group of a row.
+        let both = Rescale { cols: Some(s.clone()), ..Rescale::default() }.then(Rescale {
+            rows: Some(vec![2.0f32, 1.0, 0.5].into()),
+            clip: Some(Clip { group: 2, max: vec![0.1f32; 6].into() }),
+            ..Rescale::default()
+        });
+        let mut w3 = w.clone();
+        both.apply(&mut w3).unwrap();
+        assert!(w3.iter().all(|v| v.abs() <= 0.1));
+        assert_eq!(both.cols.as_deref(), Some(&s[..]));
+        // Scales for another shape are refused, not applied.
+        let e = Rescale { cols: Some(s), ..Rescale::default() }.apply(&mut [0.0; 6]).unwrap_err();
+        assert!(e.contains("4 column scales for a tensor of 6 values"), "{e}");
+        let e = both.apply(&mut [0.0; 8]).unwrap_err();
+        assert!(e.contains("row scales"), "{e}");
     }
 }

@@ -11,7 +11,7 @@ use crate::metrics::{Sums, WeightMetrics};
 use crate::prune::global::Threshold;
 use crate::prune::structured::{self as st, Selection};
 use crate::prune::{prune_below, prune_magnitude, prune_n_m};
-use crate::quantize::TensorQuantizer;
+use crate::quantize::{Rescale, TensorQuantizer};
 use crate::recipe::resolve::{Cut, cut_of, rows_cols};
 use crate::recipe::{PlannedTensor, PruneScope, PruneSpec, StructuredPlan, layer_index};
 use crate::source::SourceReader;
@@ -45,14 +45,19 @@ fn first_non_finite_raw(dtype: DType, raw: &[u8]) -> Option<usize> {
     }
 }
 
-/// The tensor as f32 after structured slicing (what pruning and quantization act on).
+/// The tensor as f32 after a calibrated rescale (AWQ) and structured slicing (what pruning and
+/// quantization act on).
 pub fn load_transformed(
     reader: &SourceReader,
     t: &TensorInfo,
     pt: &PlannedTensor,
     sel: Option<&Selection>,
+    rescale: Option<&Rescale>,
 ) -> Result<Vec<f32>> {
-    let w = reader.read_f32(t)?;
+    let mut w = reader.read_f32(t)?;
+    if let Some(r) = rescale {
+        r.apply(&mut w).map_err(|detail| Error::Solver { algorithm: "awq", tensor: t.name.clone(), detail })?;
+    }
     Ok(slice_structured(w, t, pt, sel))
 }
 
@@ -77,9 +82,9 @@ fn slice_structured(w: Vec<f32>, t: &TensorInfo, pt: &PlannedTensor, sel: Option
     }
 }
 
-/// A kept, unreshaped tensor written in its source dtype: its bytes are copied unchanged.
-pub(crate) fn is_verbatim(t: &TensorInfo, pt: &PlannedTensor, out: DType) -> bool {
-    pt.action.is_keep() && pt.shape == pt.source_shape && out == t.dtype
+/// A kept, unreshaped, unscaled tensor written in its source dtype: its bytes are copied unchanged.
+pub(crate) fn is_verbatim(pipe: &Pipeline, t: &TensorInfo, pt: &PlannedTensor, out: DType) -> bool {
+    pt.action.is_keep() && pt.shape == pt.source_shape && out == t.dtype && pipe.rescale(pt).is_none()
 }
 
 /// Processes one tensor and streams it into `writer`.
@@ -105,15 +110,17 @@ pub fn write_tensor(
         metrics: None,
         calib_loss: None,
     };
-    if is_verbatim(t, pt, pt.out_dtype) {
+    if is_verbatim(pipe, t, pt, pt.out_dtype) {
         // Untouched: copy the bytes exactly, checking floats for NaN/Inf on the way.
         report.written_bytes = copy_verbatim(reader, t, pt, writer)?;
         return Ok(report);
     }
     let (rows, cols) = rows_cols(&pt.shape);
-    let mut w = load_transformed(reader, t, pt, pipe.selection)?;
-    // Structured cuts change what "the original" is; compare against the sliced original then.
-    let sliced_original = reshaped.then(|| w.clone());
+    let rescale = pipe.rescale(pt);
+    let mut w = load_transformed(reader, t, pt, pipe.selection, rescale.as_ref())?;
+    // Structured cuts and calibrated rescales change what "the original" is; compare against
+    // the sliced or rescaled original then.
+    let sliced_original = (reshaped || rescale.is_some()).then(|| w.clone());
     apply_prune(&mut w, pt, pipe.thresholds, &mut pipe.ties, pipe.solver)?;
     if let Some(id) = pt.action.format {
         let fmt = pareto_formats::lookup(id)?;
@@ -217,7 +224,7 @@ impl Pipeline<'_> {
     /// One tensor after structured slicing and pruning, before quantization: what the packed
     /// writers quantize with the registry codec. Float tensors only; NaN/Inf are refused.
     pub fn prepare(&mut self, t: &TensorInfo, pt: &PlannedTensor) -> Result<Vec<f32>> {
-        let mut w = load_transformed(self.reader, t, pt, self.selection)?;
+        let mut w = load_transformed(self.reader, t, pt, self.selection, self.rescale(pt).as_ref())?;
         apply_prune(&mut w, pt, self.thresholds, &mut self.ties, self.solver)?;
         Ok(w)
     }

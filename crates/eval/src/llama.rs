@@ -196,13 +196,26 @@ struct Layer {
     up: Linear,
     down: Linear,
     names: LayerNames,
+    /// False for a layer of a streamed model whose weights are not in memory.
+    loaded: bool,
 }
 
 struct LayerNames {
+    input_norm: String,
+    post_norm: String,
     qkv: Vec<String>,
     o: Vec<String>,
     gate_up: Vec<String>,
     down: Vec<String>,
+}
+
+/// See [`LlamaModel::input_feeder`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feeder {
+    /// An RMSNorm's weight, by tensor name.
+    Norm(String),
+    /// A linear layer whose output rows are the input channels, by module name.
+    Linear(String),
 }
 
 /// Keys and values of past positions, per layer.
@@ -232,6 +245,9 @@ pub struct LlamaModel {
     mode: WeightMode,
     quantized: Vec<QuantizedTensor>,
     load_time: Duration,
+    /// A streamed model's files: layers are read when loaded and dropped when released, the
+    /// embedding is read row by row, and there is no head (see [`LlamaModel::load_streamed`]).
+    stream: Option<Lazy>,
 }
 
 impl std::fmt::Debug for LlamaModel {
@@ -247,18 +263,49 @@ impl std::fmt::Debug for LlamaModel {
 struct Weights<'a> {
     map: HashMap<String, Tensor>,
     dir: &'a Path,
+    /// Where tensors not in `map` are read from, one at a time (a streamed model).
+    lazy: Option<&'a Lazy>,
+}
+
+/// The model's files, open for reading one tensor (or a few embedding rows) at a time.
+struct Lazy {
+    model: pareto_core::Model,
+    reader: pareto_core::source::SourceReader,
+}
+
+impl Lazy {
+    fn open(dir: &Path) -> Result<Self> {
+        let model = pareto_core::Model::open(dir)?;
+        let reader = pareto_core::source::SourceReader::open(&model, u64::MAX)?;
+        Ok(Lazy { model, reader })
+    }
+
+    /// One tensor as f32, refused when it holds a NaN or Inf.
+    fn read(&self, name: &str) -> Result<Option<Vec<f32>>> {
+        let Ok(t) = self.model.tensor(name) else { return Ok(None) };
+        let v = self.reader.read_f32(t)?;
+        if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+            let path =
+                self.model.shards().get(t.shard).map_or_else(|| self.model.root().to_path_buf(), |s| s.path.clone());
+            return Err(EvalError::NonFiniteWeight { path, tensor: name.to_string(), index, value: v[index] });
+        }
+        Ok(Some(v))
+    }
 }
 
 impl Weights<'_> {
+    fn has(&self, name: &str) -> bool {
+        self.map.contains_key(name) || self.lazy.is_some_and(|l| l.model.tensor(name).is_ok())
+    }
+
     /// `take` for tensors some checkpoints have and others lack: all of `names` or none.
     fn take_all_or_none<const N: usize>(&mut self, names: [(String, usize); N]) -> Result<Option<[Tensor; N]>> {
-        let present = names.iter().filter(|(n, _)| self.map.contains_key(n)).count();
+        let present = names.iter().filter(|(n, _)| self.has(n)).count();
         if present == 0 {
             return Ok(None);
         }
         if present < N {
-            let missing: Vec<&str> =
-                names.iter().filter(|(n, _)| !self.map.contains_key(n)).map(|(n, _)| n.as_str()).collect();
+            let missing: Vec<&str> = names.iter().filter(|(n, _)| !self.has(n)).map(|(n, _)| n.as_str()).collect();
             return Err(EvalError::Config {
                 path: self.dir.to_path_buf(),
                 message: format!("{} missing while its siblings are present", missing.join(", ")),
@@ -272,10 +319,24 @@ impl Weights<'_> {
     }
 
     fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let t = self.map.remove(name).ok_or_else(|| EvalError::Config {
+        let missing = || EvalError::Config {
             path: self.dir.to_path_buf(),
             message: format!("tensor `{name}` is missing from the safetensors"),
-        })?;
+        };
+        let t = match (self.map.remove(name), self.lazy) {
+            (Some(t), _) => t,
+            (None, Some(lazy)) => {
+                let v = lazy.read(name)?.ok_or_else(missing)?;
+                if v.len() != shape.iter().product::<usize>() {
+                    return Err(EvalError::Config {
+                        path: self.dir.to_path_buf(),
+                        message: format!("tensor `{name}` has {} values, expected {shape:?}", v.len()),
+                    });
+                }
+                Tensor::from_vec(v, shape, &Device::Cpu)?
+            }
+            (None, None) => return Err(missing()),
+        };
         if t.dims() != shape {
             return Err(EvalError::Config {
                 path: self.dir.to_path_buf(),
@@ -317,10 +378,9 @@ impl LlamaModel {
         let config: LlamaConfig = serde_json::from_value(json)
             .map_err(|e| EvalError::Config { path: config_path.clone(), message: e.to_string() })?;
         config.validate(&config_path)?;
-        let mut w = Weights { map: load_tensors(dir, device)?, dir };
-        let (h, hd) = (config.hidden_size, config.head_dim());
+        let mut w = Weights { map: load_tensors(dir, device)?, dir, lazy: None };
+        let (h, vocab) = (config.hidden_size, config.vocab_size);
         let (nh, nkv) = (config.num_attention_heads, config.kv_heads());
-        let (ff, vocab) = (config.intermediate_size, config.vocab_size);
         let mut quantized = Vec::new();
         let mut linear = |w: &mut Weights, name: String, shape: [usize; 2]| -> Result<Linear> {
             let t = w.take(&format!("{name}.weight"), &shape)?;
@@ -350,33 +410,7 @@ impl LlamaModel {
         let embed = w.take("model.embed_tokens.weight", &[vocab, h])?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for i in 0..config.num_hidden_layers {
-            let p = format!("model.layers.{i}");
-            let attn = format!("{p}.self_attn");
-            let mlp = format!("{p}.mlp");
-            layers.push(Layer {
-                input_norm: w.take(&format!("{p}.input_layernorm.weight"), &[h])?,
-                post_norm: w.take(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
-                q: linear(&mut w, format!("{attn}.q_proj"), [nh * hd, h])?,
-                k: linear(&mut w, format!("{attn}.k_proj"), [nkv * hd, h])?,
-                v: linear(&mut w, format!("{attn}.v_proj"), [nkv * hd, h])?,
-                qkv_bias: w.take_all_or_none([
-                    (format!("{attn}.q_proj.bias"), nh * hd),
-                    (format!("{attn}.k_proj.bias"), nkv * hd),
-                    (format!("{attn}.v_proj.bias"), nkv * hd),
-                ])?,
-                qk_norm: w
-                    .take_all_or_none([(format!("{attn}.q_norm.weight"), hd), (format!("{attn}.k_norm.weight"), hd)])?,
-                o: linear(&mut w, format!("{attn}.o_proj"), [h, nh * hd])?,
-                gate: linear(&mut w, format!("{mlp}.gate_proj"), [ff, h])?,
-                up: linear(&mut w, format!("{mlp}.up_proj"), [ff, h])?,
-                down: linear(&mut w, format!("{mlp}.down_proj"), [h, ff])?,
-                names: LayerNames {
-                    qkv: ["q_proj", "k_proj", "v_proj"].iter().map(|n| format!("{attn}.{n}")).collect(),
-                    o: vec![format!("{attn}.o_proj")],
-                    gate_up: vec![format!("{mlp}.gate_proj"), format!("{mlp}.up_proj")],
-                    down: vec![format!("{mlp}.down_proj")],
-                },
-            });
+            layers.push(build_layer(&mut w, &config, i, &mut linear)?);
         }
         let norm = w.take("model.norm.weight", &[h])?;
         let head_tied = !w.map.contains_key("lm_head.weight") && config.tie_word_embeddings;
@@ -404,7 +438,81 @@ impl LlamaModel {
             dir: dir.to_path_buf(),
             quantized,
             load_time: start.elapsed(),
+            stream: None,
         })
+    }
+
+    /// Opens `dir` for a layer-by-layer pass (sequential calibration) without reading its
+    /// weights: each decoder layer is read by [`Self::load_layer`] and dropped by
+    /// [`Self::release_layer`], embeddings are read for the tokens asked only, and the final norm
+    /// and head are never read ([`Self::forward`] and [`Self::head`] refuse). Memory: one layer's
+    /// weights (F32) instead of the whole model's.
+    pub fn load_streamed(dir: &Path, device: &Device) -> Result<Self> {
+        let start = Instant::now();
+        if !device.is_cpu() {
+            return Err(EvalError::InvalidArgument("a streamed model runs on the CPU".into()));
+        }
+        let (config_path, json) = read_config(dir)?;
+        let config: LlamaConfig = serde_json::from_value(json)
+            .map_err(|e| EvalError::Config { path: config_path.clone(), message: e.to_string() })?;
+        config.validate(&config_path)?;
+        let lazy = Lazy::open(dir)?;
+        let embed_name = "model.embed_tokens.weight";
+        let embed = lazy.model.tensor(embed_name).map_err(|_| EvalError::Config {
+            path: dir.to_path_buf(),
+            message: format!("tensor `{embed_name}` is missing from the safetensors"),
+        })?;
+        if embed.shape != [config.vocab_size, config.hidden_size] {
+            return Err(EvalError::Config {
+                path: dir.to_path_buf(),
+                message: format!(
+                    "tensor `{embed_name}` has shape {:?}, expected {:?}",
+                    embed.shape,
+                    [config.vocab_size, config.hidden_size]
+                ),
+            });
+        }
+        let layers = (0..config.num_hidden_layers).map(released_layer).collect::<Result<Vec<_>>>()?;
+        let (cos, sin) = rope_tables(&config, device)?;
+        let empty = Tensor::zeros(0, DType::F32, device)?;
+        Ok(Self {
+            mode: WeightMode::Dense,
+            config,
+            embed: empty.clone(),
+            layers,
+            norm: empty.clone(),
+            lm_head: Linear::Dense(empty),
+            head_tied: false,
+            cos,
+            sin,
+            device: device.clone(),
+            dir: dir.to_path_buf(),
+            quantized: Vec::new(),
+            load_time: start.elapsed(),
+            stream: Some(lazy),
+        })
+    }
+
+    /// Reads decoder layer `li`'s weights of a streamed model (a no-op for a loaded model).
+    pub fn load_layer(&mut self, li: usize) -> Result<()> {
+        let Some(lazy) = &self.stream else { return Ok(()) };
+        if li >= self.layers.len() {
+            return Err(EvalError::InvalidArgument(format!("no layer {li}")));
+        }
+        let mut w = Weights { map: HashMap::new(), dir: &self.dir, lazy: Some(lazy) };
+        let mut dense = |w: &mut Weights, name: String, shape: [usize; 2]| -> Result<Linear> {
+            Ok(Linear::Dense(w.take(&format!("{name}.weight"), &shape)?))
+        };
+        self.layers[li] = build_layer(&mut w, &self.config, li, &mut dense)?;
+        Ok(())
+    }
+
+    /// Drops decoder layer `li`'s weights of a streamed model (a no-op for a loaded model).
+    pub fn release_layer(&mut self, li: usize) -> Result<()> {
+        if self.stream.is_some() && li < self.layers.len() {
+            self.layers[li] = released_layer(li)?;
+        }
+        Ok(())
     }
 
     pub fn config(&self) -> &LlamaConfig {
@@ -478,11 +586,34 @@ impl LlamaModel {
     /// Token embeddings `[batch, seq, hidden]` of ids `[batch, seq]`.
     pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, s) = ids.dims2().ctx(|| "token ids must be [batch, seq]".to_string())?;
-        Ok(self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, s, self.config.hidden_size))?)
+        let h = self.config.hidden_size;
+        let Some(lazy) = &self.stream else {
+            return Ok(self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, s, h))?);
+        };
+        // Streamed: the rows of these tokens only, each read once.
+        let ids: Vec<u32> = ids.flatten_all()?.to_vec1()?;
+        let t = lazy.model.tensor("model.embed_tokens.weight")?;
+        let mut rows: HashMap<u32, Vec<f32>> = HashMap::new();
+        for &id in &ids {
+            if id as usize >= self.config.vocab_size {
+                return Err(EvalError::InvalidArgument(format!(
+                    "token id {id} outside the vocabulary of {}",
+                    self.config.vocab_size
+                )));
+            }
+            if let std::collections::hash_map::Entry::Vacant(e) = rows.entry(id) {
+                e.insert(lazy.reader.read_rows_f32(t, id as usize, 1, h)?);
+            }
+        }
+        let data: Vec<f32> = ids.iter().flat_map(|id| rows[id].iter().copied()).collect();
+        Ok(Tensor::from_vec(data, (b, s, h), &self.device)?)
     }
 
     /// Final norm and LM head: logits of hidden states `[batch, seq, hidden]`.
     pub fn head(&self, x: &Tensor) -> Result<Tensor> {
+        if self.stream.is_some() {
+            return Err(EvalError::InvalidArgument("a streamed model has no head (it runs layer by layer)".into()));
+        }
         Ok(self.lm_head.forward(&self.final_norm(x)?)?)
     }
 
@@ -548,6 +679,59 @@ impl LlamaModel {
         })
     }
 
+    /// What produces the input of group `group` of [`Self::linear_groups`] up to a per-channel
+    /// factor, so a scale on that input can be folded into it (AWQ): the RMSNorm before q/k/v and
+    /// before gate/up, `up_proj` before `down_proj`, and `v_proj` before `o_proj` when each of its
+    /// output channels is one input channel of `o_proj` (no grouped-query sharing, no bias).
+    pub fn input_feeder(&self, li: usize, group: usize) -> Option<Feeder> {
+        let l = self.layers.get(li)?;
+        let cfg = &self.config;
+        match group {
+            0 => Some(Feeder::Norm(l.names.input_norm.clone())),
+            1 if cfg.kv_heads() == cfg.num_attention_heads && l.qkv_bias.is_none() => {
+                Some(Feeder::Linear(l.names.qkv.get(2)?.clone()))
+            }
+            2 => Some(Feeder::Norm(l.names.post_norm.clone())),
+            3 => Some(Feeder::Linear(l.names.gate_up.get(1)?.clone())),
+            _ => None,
+        }
+    }
+
+    /// The layer and which of its two RMSNorms (`true`: post-attention) `name` is.
+    fn norm_index(&self, name: &str) -> Option<(usize, bool)> {
+        self.layers.iter().enumerate().filter(|(_, l)| l.loaded).find_map(|(li, l)| {
+            if l.names.input_norm == name {
+                Some((li, false))
+            } else {
+                (l.names.post_norm == name).then_some((li, true))
+            }
+        })
+    }
+
+    /// A decoder layer's RMSNorm weight by tensor name (`model.layers.0.input_layernorm.weight`).
+    pub fn norm_weight(&self, name: &str) -> Option<&Tensor> {
+        let (li, post) = self.norm_index(name)?;
+        let l = &self.layers[li];
+        Some(if post { &l.post_norm } else { &l.input_norm })
+    }
+
+    /// Replaces a decoder layer's RMSNorm weight (same shape).
+    pub fn set_norm_weight(&mut self, name: &str, weight: Tensor) -> Result<()> {
+        let (li, post) =
+            self.norm_index(name).ok_or_else(|| EvalError::InvalidArgument(format!("no norm named `{name}`")))?;
+        let l = &mut self.layers[li];
+        let slot = if post { &mut l.post_norm } else { &mut l.input_norm };
+        if slot.dims() != weight.dims() {
+            return Err(EvalError::InvalidArgument(format!(
+                "`{name}`: new weight {:?} does not match {:?}",
+                weight.dims(),
+                slot.dims()
+            )));
+        }
+        *slot = weight;
+        Ok(())
+    }
+
     /// The dense weight `[out, in]` of a linear layer by module name (`None` if quantized or unknown).
     pub fn linear_weight(&self, name: &str) -> Option<&Tensor> {
         match self.linear_slot(name)? {
@@ -576,7 +760,7 @@ impl LlamaModel {
     }
 
     fn linear_index(&self, name: &str) -> Option<(usize, usize)> {
-        self.layers.iter().enumerate().find_map(|(li, l)| {
+        self.layers.iter().enumerate().filter(|(_, l)| l.loaded).find_map(|(li, l)| {
             let names = [
                 &l.names.qkv[0],
                 &l.names.qkv[1],
@@ -629,6 +813,9 @@ impl LlamaModel {
         let (cos, sin, pos) = rope;
         let cfg = &self.config;
         let layer = self.layers.get(li).ok_or_else(|| EvalError::InvalidArgument(format!("no layer {li}")))?;
+        if !layer.loaded {
+            return Err(EvalError::InvalidArgument(format!("layer {li} of a streamed model is not loaded")));
+        }
         let (b, s, _) = x.dims3()?;
         let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
         let eps = cfg.rms_norm_eps as f32;
@@ -691,6 +878,77 @@ impl LlamaModel {
         }
         Ok(out)
     }
+}
+
+/// The module and tensor names of decoder layer `i`.
+fn layer_names(i: usize) -> LayerNames {
+    let p = format!("model.layers.{i}");
+    let attn = format!("{p}.self_attn");
+    let mlp = format!("{p}.mlp");
+    LayerNames {
+        input_norm: format!("{p}.input_layernorm.weight"),
+        post_norm: format!("{p}.post_attention_layernorm.weight"),
+        qkv: ["q_proj", "k_proj", "v_proj"].iter().map(|n| format!("{attn}.{n}")).collect(),
+        o: vec![format!("{attn}.o_proj")],
+        gate_up: vec![format!("{mlp}.gate_proj"), format!("{mlp}.up_proj")],
+        down: vec![format!("{mlp}.down_proj")],
+    }
+}
+
+type LinearLoader<'l, 'w> = dyn FnMut(&mut Weights<'w>, String, [usize; 2]) -> Result<Linear> + 'l;
+
+/// Decoder layer `i`'s weights from `w`, each linear through `linear` (dense or quantized).
+fn build_layer<'w>(
+    w: &mut Weights<'w>,
+    config: &LlamaConfig,
+    i: usize,
+    linear: &mut LinearLoader<'_, 'w>,
+) -> Result<Layer> {
+    let (h, hd) = (config.hidden_size, config.head_dim());
+    let (nh, nkv, ff) = (config.num_attention_heads, config.kv_heads(), config.intermediate_size);
+    let names = layer_names(i);
+    let attn = format!("model.layers.{i}.self_attn");
+    let mlp = format!("model.layers.{i}.mlp");
+    Ok(Layer {
+        input_norm: w.take(&names.input_norm, &[h])?,
+        post_norm: w.take(&names.post_norm, &[h])?,
+        q: linear(w, format!("{attn}.q_proj"), [nh * hd, h])?,
+        k: linear(w, format!("{attn}.k_proj"), [nkv * hd, h])?,
+        v: linear(w, format!("{attn}.v_proj"), [nkv * hd, h])?,
+        qkv_bias: w.take_all_or_none([
+            (format!("{attn}.q_proj.bias"), nh * hd),
+            (format!("{attn}.k_proj.bias"), nkv * hd),
+            (format!("{attn}.v_proj.bias"), nkv * hd),
+        ])?,
+        qk_norm: w.take_all_or_none([(format!("{attn}.q_norm.weight"), hd), (format!("{attn}.k_norm.weight"), hd)])?,
+        o: linear(w, format!("{attn}.o_proj"), [h, nh * hd])?,
+        gate: linear(w, format!("{mlp}.gate_proj"), [ff, h])?,
+        up: linear(w, format!("{mlp}.up_proj"), [ff, h])?,
+        down: linear(w, format!("{mlp}.down_proj"), [h, ff])?,
+        names,
+        loaded: true,
+    })
+}
+
+/// A layer of a streamed model whose weights are not in memory: its names only.
+fn released_layer(i: usize) -> Result<Layer> {
+    let empty = Tensor::zeros(0, DType::F32, &Device::Cpu)?;
+    let dense = || Linear::Dense(empty.clone());
+    Ok(Layer {
+        input_norm: empty.clone(),
+        post_norm: empty.clone(),
+        q: dense(),
+        k: dense(),
+        v: dense(),
+        qkv_bias: None,
+        qk_norm: None,
+        o: dense(),
+        gate: dense(),
+        up: dense(),
+        down: dense(),
+        names: layer_names(i),
+        loaded: false,
+    })
 }
 
 /// `q4_1 ×210, q8_0 ×1` for [`WeightMode::Stored`].

@@ -3,23 +3,53 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use pareto_core::quantize::{Solved, TensorQuantizer, TensorRequest};
+use pareto_core::quantize::{Rescale, Solved, TensorQuantizer, TensorRequest};
 use pareto_core::recipe::Algorithm;
 
-/// The codes a calibration run chose, keyed by source tensor name, with the format they are in.
-/// The export asks for each tensor once; an entry is checked against what the export is about to
-/// write (format and shape), so codes never land in the wrong place.
+/// What a calibration run decided, keyed by source tensor name: the codes GPTQ chose (with the
+/// format they are in), the keep masks of calibrated pruning, and AWQ's rescales with the tensors
+/// the export then rounds to nearest. The export asks for each tensor once; an entry is checked
+/// against what the export is about to write (format and shape), so codes never land in the
+/// wrong place.
 #[derive(Debug, Default)]
 pub struct SolvedCodes {
-    algorithm: Option<Algorithm>,
+    algorithms: Vec<Algorithm>,
     entries: Mutex<HashMap<String, (&'static str, Solved)>>,
     /// Keep masks of calibrated pruning, one bit per weight.
     masks: Mutex<HashMap<String, (usize, Vec<u64>)>>,
+    rescales: Mutex<HashMap<String, Rescale>>,
+    /// Tensors whose codes are the registry codec's rounding of their rescaled values (AWQ), with
+    /// the format, the solver's loss and notes for the report.
+    rounded: Mutex<HashMap<String, Rounded>>,
+}
+
+#[derive(Debug)]
+struct Rounded {
+    format: &'static str,
+    loss: Option<f64>,
+    notes: Vec<String>,
 }
 
 impl SolvedCodes {
-    pub fn new(algorithm: Algorithm) -> Self {
-        SolvedCodes { algorithm: Some(algorithm), ..SolvedCodes::default() }
+    /// An empty answer serving `algorithms`.
+    pub fn new(algorithms: &[Algorithm]) -> Self {
+        SolvedCodes { algorithms: algorithms.to_vec(), ..SolvedCodes::default() }
+    }
+
+    /// Records the change of basis AWQ gives a tensor.
+    pub fn insert_rescale(&self, source_name: &str, rescale: Rescale) {
+        if let Ok(mut m) = self.rescales.lock() {
+            m.insert(source_name.to_string(), rescale);
+        }
+    }
+
+    /// Records that `source_name`'s codes are `format`'s rounding of its rescaled values, with the
+    /// solver's loss and notes: the export rounds them again (the same codes, bit for bit) instead
+    /// of this holding them.
+    pub fn insert_rounded(&self, source_name: &str, format: &'static str, loss: Option<f64>, notes: Vec<String>) {
+        if let Ok(mut m) = self.rounded.lock() {
+            m.insert(source_name.to_string(), Rounded { format, loss, notes });
+        }
     }
 
     /// Records which weights a calibrated pruning method keeps.
@@ -54,6 +84,9 @@ impl SolvedCodes {
             .lock()
             .map(|e| e.iter().filter_map(|(k, (_, s))| s.loss.map(|l| (k.clone(), l))).collect())
             .unwrap_or_default();
+        if let Ok(r) = self.rounded.lock() {
+            v.extend(r.iter().filter_map(|(k, r)| r.loss.map(|l| (k.clone(), l))));
+        }
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -61,10 +94,23 @@ impl SolvedCodes {
 
 impl TensorQuantizer for SolvedCodes {
     fn serves(&self, algorithm: Algorithm) -> bool {
-        self.algorithm == Some(algorithm)
+        self.algorithms.contains(&algorithm)
     }
 
     fn quantize(&self, request: &TensorRequest<'_>) -> Result<Solved, String> {
+        let rounded = self.rounded.lock().map_err(|_| "solver state poisoned".to_string())?;
+        if let Some(r) = rounded.get(request.source_name) {
+            if r.format != request.format.id {
+                return Err(format!(
+                    "awq calibrated this tensor for {}, the export writes {}",
+                    r.format, request.format.id
+                ));
+            }
+            let codes =
+                request.format.quantize(request.weights, request.rows, request.cols).map_err(|e| e.to_string())?;
+            return Ok(Solved { codes, loss: r.loss, notes: r.notes.clone() });
+        }
+        drop(rounded);
         let entries = self.entries.lock().map_err(|_| "solver state poisoned".to_string())?;
         let (format, solved) = entries.get(request.source_name).ok_or_else(|| {
             "no calibration statistics reached this tensor (is it a linear layer of a decoder block?)".to_string()
@@ -92,6 +138,10 @@ impl TensorQuantizer for SolvedCodes {
     fn has_mask(&self, source_name: &str) -> bool {
         self.masks.lock().is_ok_and(|m| m.contains_key(source_name))
     }
+
+    fn rescale(&self, source_name: &str) -> Option<Rescale> {
+        self.rescales.lock().ok()?.get(source_name).cloned()
+    }
 }
 
 #[cfg(test)]
@@ -102,7 +152,7 @@ mod tests {
     fn codes_are_handed_out_only_for_the_format_and_shape_they_were_solved_in() {
         let fmt = pareto_formats::lookup("int4_g32_sym").unwrap();
         let w = vec![0.5f32; 4 * 32];
-        let codes = SolvedCodes::new(Algorithm::Gptq);
+        let codes = SolvedCodes::new(&[Algorithm::Gptq]);
         codes.insert(
             "a.weight",
             fmt.id,

@@ -12,6 +12,9 @@ pub enum SolveError {
     ScaleOverflow { row: usize, col: usize },
     #[error("the Hessian holds a NaN or Inf (non-finite calibration activations)")]
     NonFinite,
+    /// The matrix arithmetic of an objective failed (candle, a device).
+    #[error("output-error evaluation failed: {0}")]
+    Backend(String),
     #[error("{0}")]
     Format(#[from] pareto_formats::FormatError),
 }

@@ -3,12 +3,14 @@
 //! weights. Pure Rust on the CPU; statistics come from pareto-eval's forward passes.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod awq;
 mod codes;
 mod error;
 pub mod gptq;
 mod hessian;
 pub mod linalg;
 
+pub use awq::{AwqOptions, OutputError};
 pub use codes::SolvedCodes;
 pub use error::SolveError;
 pub use gptq::{GptqFactor, GptqOptions, GptqResult, gptq};

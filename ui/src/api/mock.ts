@@ -66,7 +66,7 @@ function planFor(toml: string): T.PlanView {
       kept: fmt ? 0 : rows.length,
       dropped: 0,
       fallbacks: 0,
-      calibrated: /algorithm = "gptq"|method = "wanda/.test(toml) ? rows.length : 0,
+      calibrated: /algorithm = "(gptq|awq)"|method = "wanda/.test(toml) ? rows.length : 0,
       params_before: 2048 * rows.length,
       params_after: 2048 * rows.length,
       source_bytes: 4096 * rows.length,

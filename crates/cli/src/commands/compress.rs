@@ -109,7 +109,7 @@ impl CalibrationArgs {
     ) -> anyhow::Result<Option<std::sync::Arc<dyn pareto_core::quantize::TensorQuantizer>>> {
         let Some(spec) = self.spec() else { return Ok(None) };
         if plan.totals.calibrated == 0 {
-            crate::note!("note: the recipe has no calibrated rule (gptq, wanda); --calibration is not used");
+            crate::note!("note: the recipe has no calibrated rule (gptq, awq, wanda); --calibration is not used");
             return Ok(None);
         }
         let ctx = progress::bar_context();
@@ -182,7 +182,10 @@ pub fn write(model: &pareto_core::Model, recipe: &Recipe, args: &WriteArgs, json
             ]
         })
         .collect();
-    output::table(&["tensor", "action", "before", "after (packed)", "rel err", "SNR dB", "zeros", "gptq loss"], &rows);
+    output::table(
+        &["tensor", "action", "before", "after (packed)", "rel err", "SNR dB", "zeros", "solver loss"],
+        &rows,
+    );
     if report.tensors.len() > args.limit {
         println!("… {} more tensors (--limit N, or --json for all)", report.tensors.len() - args.limit);
     }

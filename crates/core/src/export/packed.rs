@@ -106,7 +106,7 @@ pub(crate) fn quantize(
         Some(sums.metrics())
     } else if metrics {
         let original = if pt.action.prune.is_some() {
-            let mut o = load_transformed(pipe.reader, t, pt, pipe.selection)?;
+            let mut o = load_transformed(pipe.reader, t, pt, pipe.selection, pipe.rescale(pt).as_ref())?;
             if let Some(p) = perm {
                 permute_rows(&mut o, cols, p);
             }
@@ -228,7 +228,7 @@ pub(crate) fn write_safetensors_family(
     ctx.progress.stage(scheme.target(), total);
     let decoded = by_shard.values().flatten().filter(|(t, pt, how)| match how {
         Plan::Raw => false,
-        Plan::Dense(d) => !is_verbatim(t, pt, *d),
+        Plan::Dense(d) => !is_verbatim(pipe, t, pt, *d),
         Plan::Packed(..) => true,
     });
     pipe.reader.read_ahead(decoded.map(|(t, _, _)| (*t).clone()).collect());
@@ -253,7 +253,7 @@ pub(crate) fn write_safetensors_family(
                     writer.write_tensor(&pt.name, &raw)?;
                     report(pt, t.dtype.as_str(), raw.len() as u64, None)
                 }
-                Plan::Dense(d) if is_verbatim(t, pt, *d) => {
+                Plan::Dense(d) if is_verbatim(pipe, t, pt, *d) => {
                     // Untouched: stream the source bytes (NaN/Inf checked), never a decoded copy.
                     let bytes = copy_verbatim(pipe.reader, t, pt, &mut writer)?;
                     report(pt, d.as_str(), bytes, None)

@@ -122,8 +122,10 @@ pub enum Algorithm {
     /// XᵀX from a calibration set, each column's rounding error folded into the columns not yet
     /// quantized. Integer-grid formats (`int4_*`, `int8_channel`).
     Gptq,
-    /// Activation-aware scaling: accepted in the file format and refused at resolve time until it
-    /// is built, so a recipe never silently runs RTN in its place.
+    /// AWQ (Lin et al. 2023): per-input-channel scales searched on a calibration set so that the
+    /// channels with large activations lose less to rounding, folded into the op that feeds the
+    /// input (an RMSNorm, the linear before), so the artifact stays a plain checkpoint of the
+    /// format; then each group clipped to the range that keeps the outputs closest. Any format.
     Awq,
 }
 
@@ -316,22 +318,24 @@ fn validate_action(place: &str, action: &Action) -> Result<()> {
                     ),
                 });
             }
-            Algorithm::Gptq => {
-                if action.prune.is_some() {
-                    return Err(Error::RecipeInvalid {
-                        place: place.to_string(),
-                        message: "gptq with pruning in the same rule is SparseGPT, which this build does not have; \
-                                  prune with rtn or quantize with gptq"
-                            .into(),
-                    });
-                }
-            }
-            Algorithm::Awq => {
+            Algorithm::Gptq if action.prune.is_some() => {
                 return Err(Error::RecipeInvalid {
                     place: place.to_string(),
-                    message: "algorithm awq is not built yet; use \"gptq\" or \"rtn\"".into(),
+                    message: "gptq with pruning in the same rule is SparseGPT, which this build does not have; \
+                              prune with rtn or quantize with gptq"
+                        .into(),
                 });
             }
+            Algorithm::Gptq => {}
+            Algorithm::Awq if action.prune.is_some() => {
+                return Err(Error::RecipeInvalid {
+                    place: place.to_string(),
+                    message: "awq scales weights that pruning would then rank differently; prune in a rule of its own \
+                              (rtn or gptq) or quantize with awq without pruning"
+                        .into(),
+                });
+            }
+            Algorithm::Awq => {}
         }
     }
     match &action.prune {

@@ -21,6 +21,8 @@ pub static PRESETS: &[Preset] = presets![
     "w4-g32",
     "gptq-w4-g128",
     "gptq-w4-g32",
+    "awq-w4-g128",
+    "awq-w4-g32",
     "fp8",
     "nf4",
     "gguf-q8_0",

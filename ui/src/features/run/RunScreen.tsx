@@ -28,7 +28,7 @@ const resultColumns: Column<TensorResult>[] = [
     align: "right",
   },
   { key: "zeros", label: "zeros", width: "64px", render: (t) => (t.metrics ? pct(t.metrics.sparsity) : "–"), sort: (t) => t.metrics?.sparsity ?? -1, align: "right" },
-  { key: "loss", label: "GPTQ loss", width: "84px", render: (t) => (t.calib_loss === null ? "–" : num(t.calib_loss, 4)), sort: (t) => t.calib_loss ?? -1, align: "right" },
+  { key: "loss", label: "solver loss", width: "84px", render: (t) => (t.calib_loss === null ? "–" : num(t.calib_loss, 4)), sort: (t) => t.calib_loss ?? -1, align: "right" },
 ];
 
 function defaultOut(root: string, name: string): string {
@@ -41,7 +41,7 @@ export function RunScreen() {
   const s = useSession();
   const [out, setOut] = useState("");
   const [overwrite, setOverwrite] = useState(false);
-  // Calibration set of GPTQ / Wanda recipes: the protocol of `pareto compress --calibration`.
+  // Calibration set of GPTQ / AWQ / Wanda recipes: the protocol of `pareto compress --calibration`.
   const [calText, setCalText] = useState("");
   const [calWindows, setCalWindows] = useState(128);
   const [calWindow, setCalWindow] = useState(512);
@@ -206,7 +206,7 @@ export function RunScreen() {
             skip chars <input id="calibration-skip" type="number" min={0} value={calSkip} onInput={(e) => setCalSkip(Number((e.target as HTMLInputElement).value))} />
           </label>
           <span class="muted small">
-            {s.plan?.totals.calibrated} tensors are decided by this set (GPTQ codes or Wanda masks); calibration runs layer by layer before the export.
+            {s.plan?.totals.calibrated} tensors are decided by this set (GPTQ codes, AWQ scales or Wanda masks); calibration runs layer by layer before the export.
           </span>
         </div>
       )}

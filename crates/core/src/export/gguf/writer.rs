@@ -19,7 +19,6 @@ use crate::job::JobContext;
 use crate::metrics::{Sums, WeightMetrics};
 use crate::recipe::resolve::rows_cols;
 use crate::recipe::{Plan, PlannedTensor};
-use crate::source::SourceReader;
 use crate::store::{Architecture, DType, Model, TensorInfo};
 use crate::transform::{Pipeline, encode_f32};
 
@@ -334,16 +333,17 @@ impl GgufWriter {
 }
 
 /// A large tensor whose rows quantize independently and need nothing from other rows (no Q/K
-/// permutation, pruning or structured cut): quantized a few rows at a time, so a 1 GB embedding
+/// permutation, pruning, structured cut or calibrated rescale): quantized a few rows at a time, so a 1 GB embedding
 /// never sits in memory as a 2 GB f32 copy beside its codes.
-fn by_rows(reader: &SourceReader, t: &TensorInfo, pt: &PlannedTensor, it: &Item, fmt: &Format) -> bool {
-    reader.is_large(t)
+fn by_rows(pipe: &Pipeline, t: &TensorInfo, pt: &PlannedTensor, it: &Item, fmt: &Format) -> bool {
+    pipe.reader.is_large(t)
         && it.perm.is_none()
         && pt.action.prune.is_none()
         && pt.action.algorithm.is_rtn()
         && pt.shape == pt.source_shape
         && fmt.block != pareto_formats::PER_TENSOR
         && t.dtype.is_float()
+        && pipe.rescale(pt).is_none()
 }
 
 impl GgufWriter {
@@ -441,7 +441,7 @@ pub fn write(
         };
         let dtype = types::name(it.ggml_type).unwrap_or("?");
         let mut rep = match &it.encoding {
-            Encoding::Blocks(f) | Encoding::Cast(f) if by_rows(pipe.reader, t, pt, it, f) => {
+            Encoding::Blocks(f) | Encoding::Cast(f) if by_rows(pipe, t, pt, it, f) => {
                 let (written, m, notes) = w.tensor_by_rows(pipe, t, pt, f, it, metrics)?;
                 let mut rep = packed::report(pt, dtype, written, m);
                 rep.notes.extend(notes);

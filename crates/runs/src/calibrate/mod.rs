@@ -1,10 +1,12 @@
-//! Sequential calibration for GPTQ: layer k is calibrated on the outputs of layers 0..k-1 as
-//! already compressed, as the GPTQ reference does.
+//! Sequential calibration for GPTQ, AWQ and Wanda: layer k is calibrated on the outputs of layers
+//! 0..k-1 as already compressed, as the GPTQ reference does.
 //!
 //! Memory: the hidden states of the calibration set for one layer (windows × window × hidden × 4
-//! bytes), that layer's input Hessians (f64, one per distinct input: q/k/v share one, gate/up
-//! share one), the model's weights, and the solved codes, which the export then writes. The
-//! Hessians of other layers are never held.
+//! bytes), that layer's weights (F32; the model is streamed, a layer read when its turn comes and
+//! dropped after) and input Hessians (f64, one per distinct input: q/k/v share one, gate/up share
+//! one), and what the export then writes: GPTQ's codes (the quantized size of the layers done so
+//! far), AWQ's rescales (a few vectors per layer), Wanda's masks (a bit per weight). The Hessians
+//! and weights of other layers are never held.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,16 +18,20 @@ use pareto_core::prune::wanda::{WandaPattern, keep_mask};
 use pareto_core::prune::{prune_magnitude, prune_n_m};
 use pareto_core::quantize::Solved;
 use pareto_core::recipe::{Algorithm, Plan, PruneScope, PruneSpec};
-use pareto_eval::calibration::{ActivationSink, ChannelStats, LinearInput};
 use pareto_eval::candle_core::{DType, Device, Tensor};
 use pareto_eval::llama::LlamaModel;
 use pareto_eval::perplexity::{load_tokenizer, tokenize_up_to};
 use pareto_eval::samples::{SampleOptions, SampleSet, load_samples};
 use pareto_eval::{EvalError, weights};
-use pareto_solve::{GptqFactor, GptqOptions, Hessian, SolveError, SolvedCodes};
+use pareto_solve::{GptqFactor, GptqOptions, SolveError, SolvedCodes};
 use serde::Serialize;
 
 use crate::error::{Result, RunError};
+
+mod awq;
+mod sink;
+
+use sink::HessianSink;
 
 /// What the calibration set is and how it is fed: `windows` windows of `window` tokens (BOS
 /// first), cut in file order from the text after its first `skip_chars` characters.
@@ -99,10 +105,8 @@ pub fn calibrate(
     ctx: &JobContext,
 ) -> Result<(Arc<SolvedCodes>, CalibrationReport)> {
     let started = Instant::now();
-    if let Some(t) = plan.calibrated().find(|t| !matches!(t.action.algorithm, Algorithm::Gptq | Algorithm::Rtn)) {
-        return Err(invalid(&format!("{} is not calibrated in this build", t.action.algorithm.label())));
-    }
-    let mut model = LlamaModel::load(model_dir, &Device::Cpu)?;
+    // Streamed: one decoder layer's weights in memory at a time.
+    let mut model = LlamaModel::load_streamed(model_dir, &Device::Cpu)?;
     let (tokens, windows_used, notes) = calibration_tokens(&model, spec)?;
     let per_window = spec.window - 1;
     let bos = model.config().bos();
@@ -116,19 +120,43 @@ pub fn calibrate(
     }
     let hidden_bytes = hidden.iter().map(|h| (h.elem_count() * h.dtype().size_in_bytes()) as u64).sum();
 
-    let codes = Arc::new(SolvedCodes::new(Algorithm::Gptq));
+    let codes = Arc::new(SolvedCodes::new(&[Algorithm::Gptq, Algorithm::Awq]));
     let mut tensors = Vec::new();
     let mut peak_hessian_bytes = 0;
     let options = GptqOptions { damp: spec.damp, act_order: spec.act_order, ..GptqOptions::default() };
-    let full = plan.calibrated().any(|t| t.action.algorithm == Algorithm::Gptq);
+    let uses = |a: Algorithm| plan.calibrated().any(|t| t.action.algorithm == a);
+    let (full, abs) = (uses(Algorithm::Gptq) || uses(Algorithm::Awq), uses(Algorithm::Awq));
     ctx.progress.stage("calibration (layer by layer)", model.num_layers() as u64);
     for li in 0..model.num_layers() {
+        ctx.checkpoint()?;
+        model.load_layer(li)?;
+        let awq_here = awq::has_awq(&model, li, plan);
         // One pass collects every input of the layer, unless each group of linears sharing an
-        // input is to be calibrated on inputs computed with the groups before it compressed.
-        let mut whole = HessianSink { full, ..HessianSink::default() };
-        if !spec.true_sequential {
+        // input is to be calibrated on inputs computed with the groups before it compressed
+        // (AWQ searches every input of the layer on one pass).
+        let mut whole = HessianSink::new(None, full, abs);
+        if !spec.true_sequential || awq_here {
             feed(&model, li, &hidden, &mut whole, ctx)?;
             peak_hessian_bytes = peak_hessian_bytes.max(whole.bytes());
+        }
+        let mut awq_solved = BTreeMap::new();
+        if awq_here {
+            if let Some(other) = model.linear_groups(li).iter().flatten().find_map(|n| {
+                plan.get(&format!("{n}.weight"))
+                    .filter(|t| t.action.needs_calibration() && t.action.algorithm != Algorithm::Awq)
+            }) {
+                return Err(invalid(&format!(
+                    "layer {li} mixes awq with {} (`{}`): awq rescales the layer's inputs, which the other method's statistics would no longer describe; use one calibrated method per layer",
+                    other.action.label(),
+                    other.source_name
+                )));
+            }
+            ctx.checkpoint()?;
+            let layer = awq::awq_layer(&mut model, li, plan, &whole, &awq::options())?;
+            for (name, r) in layer.rescales {
+                codes.insert_rescale(&name, r);
+            }
+            awq_solved = layer.solved;
         }
         for group in model.linear_groups(li) {
             let planned: Vec<_> = group
@@ -141,12 +169,12 @@ pub fn calibrate(
             if planned.is_empty() {
                 continue;
             }
-            let mut own = HessianSink { only: group.first().cloned(), full, ..HessianSink::default() };
-            if spec.true_sequential && planned.iter().any(|(_, pt)| pt.action.needs_calibration()) {
+            let mut own = HessianSink::new(group.first().cloned(), full, false);
+            if spec.true_sequential && !awq_here && planned.iter().any(|(_, pt)| pt.action.needs_calibration()) {
                 feed(&model, li, &hidden, &mut own, ctx)?;
                 peak_hessian_bytes = peak_hessian_bytes.max(own.bytes());
             }
-            let sink = if spec.true_sequential { &own } else { &whole };
+            let sink = if spec.true_sequential && !awq_here { &own } else { &whole };
             // The linears of a group read one input: one factorisation serves them all.
             let mut factor: Option<std::result::Result<GptqFactor, SolveError>> = None;
             for (name, pt) in planned {
@@ -205,10 +233,19 @@ pub fn calibrate(
                 if let Some(keep) = mask {
                     codes.insert_mask(&weight_name, &keep);
                 }
-                if let Some((fmt, s)) = solved.filter(|_| pt.action.algorithm == Algorithm::Gptq) {
-                    entry.loss = s.loss;
-                    entry.notes.extend(s.notes.iter().cloned());
-                    codes.insert(&weight_name, fmt.id, s);
+                match solved {
+                    Some((fmt, s)) if pt.action.algorithm == Algorithm::Gptq => {
+                        entry.loss = s.loss;
+                        entry.notes.extend(s.notes.iter().cloned());
+                        codes.insert(&weight_name, fmt.id, s);
+                    }
+                    Some((fmt, _)) if pt.action.algorithm == Algorithm::Awq => {
+                        let (loss, notes) = awq_solved.remove(&weight_name).unwrap_or_default();
+                        entry.loss = Some(loss);
+                        entry.notes.extend(notes.iter().cloned());
+                        codes.insert_rounded(&weight_name, fmt.id, Some(loss), notes);
+                    }
+                    _ => {}
                 }
                 tensors.push(entry);
             }
@@ -217,6 +254,7 @@ pub fn calibrate(
             ctx.checkpoint()?;
             *h = model.run_layer(li, h, None)?;
         }
+        model.release_layer(li)?;
         ctx.progress.advance(1, &format!("layer {li}"));
     }
     let missing: Vec<&str> = plan
@@ -378,78 +416,6 @@ fn solve_one(
             })
         }
         Err(e) => Err(invalid(&format!("gptq on `{name}`: {e}"))),
-    }
-}
-
-/// Accumulates XᵀX per distinct input of one layer (keyed by every linear that reads it), with
-/// the Gram matrix of each batch computed by candle's GEMM.
-#[derive(Default)]
-struct HessianSink {
-    /// Keep only the input whose first consumer is this linear (`None`: every input).
-    only: Option<String>,
-    /// Full XᵀX (GPTQ); otherwise only its diagonal (Wanda's input norms), O(cols) per input.
-    full: bool,
-    inputs: BTreeMap<String, Hessian>,
-    /// The diagonal alone, as eval's per-column statistics keep it.
-    diagonal: ChannelStats,
-    owners: BTreeMap<String, String>,
-    error: Option<RunError>,
-}
-
-impl HessianSink {
-    fn of(&self, linear: &str) -> Option<&Hessian> {
-        self.inputs.get(self.owners.get(linear)?)
-    }
-
-    fn bytes(&self) -> u64 {
-        self.inputs.values().map(|h| (h.cols() * h.cols() * 8) as u64).sum()
-    }
-
-    /// ‖X_j‖ per input column of `linear` (up to a common scale).
-    fn norms(&self, linear: &str) -> Option<Vec<f32>> {
-        let key = self.owners.get(linear)?;
-        let sq = match self.inputs.get(key) {
-            Some(h) => h.mean_square(),
-            None => self.diagonal.inputs.get(key)?.mean_sq(),
-        };
-        Some(sq.iter().map(|v| v.sqrt() as f32).collect())
-    }
-
-    fn add(&mut self, input: LinearInput<'_>) -> Result<()> {
-        let key = input.linears.first().cloned().unwrap_or_default();
-        if self.only.as_ref().is_some_and(|o| *o != key) {
-            return Ok(());
-        }
-        for l in input.linears {
-            self.owners.insert(l.clone(), key.clone());
-        }
-        let non_finite = || {
-            invalid(&format!("calibration activations of {:?} hold NaN or Inf (layer {})", input.linears, input.layer))
-        };
-        if input.data.iter().any(|v| !v.is_finite()) {
-            return Err(non_finite());
-        }
-        if !self.full {
-            return Ok(self.diagonal.accept(input)?);
-        }
-        let x = Tensor::from_slice(input.data, (input.rows, input.cols), &Device::Cpu).map_err(eval_err)?;
-        let gram: Vec<f32> = x.t().and_then(|t| t.matmul(&x)?.flatten_all()?.to_vec1()).map_err(eval_err)?;
-        let h = self.inputs.entry(key).or_insert_with(|| Hessian::new(input.cols));
-        h.add_gram(&gram, input.rows).map_err(|e| match e {
-            SolveError::NonFinite => non_finite(),
-            other => invalid(&other.to_string()),
-        })
-    }
-}
-
-impl ActivationSink for HessianSink {
-    fn accept(&mut self, input: LinearInput<'_>) -> pareto_eval::Result<()> {
-        if self.error.is_none()
-            && let Err(e) = self.add(input)
-        {
-            self.error = Some(e);
-        }
-        Ok(())
     }
 }
 
