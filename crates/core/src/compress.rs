@@ -225,7 +225,7 @@ pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobCon
     ctx.checkpoint()?;
     // A tensor AWQ rescaled holds other values than its source even where the plan keeps it.
     for r in reports.iter_mut() {
-        if opts.solver.as_ref().is_some_and(|s| s.rescale(&r.source_name).is_some()) {
+        if opts.solver.as_ref().is_some_and(|s| s.rewrite(&r.source_name).is_some()) {
             r.notes.push(
                 "rescaled: calibrated per-channel scales (awq) folded in; metrics against the rescaled values".into(),
             );

@@ -60,20 +60,24 @@ pub trait TensorQuantizer: Send + Sync {
         self.keep_mask(source_name).is_some()
     }
 
-    /// The change of basis a calibrated method (AWQ) gives this tensor's source values before
-    /// the export treats them; `None` when the tensor is written as the source holds it.
-    fn rescale(&self, _source_name: &str) -> Option<Rescale> {
+    /// What a calibrated method did to this tensor's source values before the export treats them
+    /// (AWQ's scales, SparseGPT's updated weights); `None` when the tensor is written as the
+    /// source holds it.
+    fn rewrite(&self, _source_name: &str) -> Option<Rewrite> {
         None
     }
 }
 
-/// Per-channel scales that leave the model's function unchanged (AWQ): a linear's input columns
-/// multiplied by `s`, the op that feeds that input (an RMSNorm's weight, the rows of the linear
-/// before) divided by `s`; then each group of a row clipped to the range a clipping search chose.
-/// Applied by the export to the source values and by the calibration to the model it runs, with
-/// one function, so both see the same numbers bit for bit.
+/// A calibrated method's rewrite of a tensor's source values: new values outright (SparseGPT's
+/// pruned and updated weights), or per-channel scales that leave the model's function unchanged
+/// (AWQ: a linear's input columns multiplied by `s`, the op that feeds that input — an RMSNorm's
+/// weight, the rows of the linear before — divided by `s`), then each group of a row clipped to
+/// the range a clipping search chose. Applied by the export to the source values and by the
+/// calibration to the model it runs, with one function, so both see the same numbers bit for bit.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Rescale {
+pub struct Rewrite {
+    /// The values that replace the source's (same length), before any scale.
+    pub values: Option<std::sync::Arc<[f32]>>,
     /// Multiply column j by `cols[j]` (the tensor's column count long).
     pub cols: Option<std::sync::Arc<[f32]>>,
     /// Divide row i by `rows[i]` (a 1-D tensor is one row per element).
@@ -82,17 +86,23 @@ pub struct Rescale {
     pub clip: Option<Clip>,
 }
 
-/// [`Rescale::clip`]: one symmetric bound per group of a row.
+/// [`Rewrite::clip`]: one symmetric bound per group of a row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Clip {
     pub group: usize,
     pub max: std::sync::Arc<[f32]>,
 }
 
-impl Rescale {
-    /// Applies the scales (columns, then rows, then clipping) to `w`, row-major with `len / rows`
-    /// columns. Refuses a shape the scales were not computed for.
+impl Rewrite {
+    /// Applies the rewrite (values, then column scales, row scales, clipping) to `w`, row-major.
+    /// Refuses a shape it was not computed for.
     pub fn apply(&self, w: &mut [f32]) -> std::result::Result<(), String> {
+        if let Some(v) = &self.values {
+            if v.len() != w.len() {
+                return Err(format!("{} rewritten values for a tensor of {} values", v.len(), w.len()));
+            }
+            w.copy_from_slice(v);
+        }
         if let Some(c) = &self.cols {
             if c.is_empty() || !w.len().is_multiple_of(c.len()) {
                 return Err(format!("{} column scales for a tensor of {} values", c.len(), w.len()));
@@ -129,11 +139,12 @@ impl Rescale {
     }
 
     /// Folds `other` in after `self` (a linear both scaled as a consumer and as a feeder).
-    pub fn then(mut self, other: Rescale) -> Rescale {
+    pub fn then(mut self, other: Rewrite) -> Rewrite {
         let product = |a: Option<std::sync::Arc<[f32]>>, b: Option<std::sync::Arc<[f32]>>| match (a, b) {
             (Some(a), Some(b)) => Some(a.iter().zip(b.iter()).map(|(x, y)| x * y).collect()),
             (a, b) => a.or(b),
         };
+        self.values = other.values.or(self.values);
         self.cols = product(self.cols, other.cols);
         self.rows = product(self.rows, other.rows);
         self.clip = other.clip.or(self.clip);
@@ -143,8 +154,8 @@ impl Rescale {
 
 impl Pipeline<'_> {
     /// The calibrated change of basis of `pt`'s source values (AWQ), if any.
-    pub fn rescale(&self, pt: &PlannedTensor) -> Option<Rescale> {
-        self.solver.and_then(|s| s.rescale(&pt.source_name))
+    pub fn rewrite(&self, pt: &PlannedTensor) -> Option<Rewrite> {
+        self.solver.and_then(|s| s.rewrite(&pt.source_name))
     }
 
     /// Codes for `w` (`[rows, cols]`, a whole tensor or a run of its rows) in `fmt`, chosen as the
@@ -295,23 +306,23 @@ mod tests {
             w.chunks_exact(cols).map(|r| r.iter().zip(g).zip(&x).map(|((w, g), x)| w * g * x).sum()).collect()
         };
         let (mut w2, mut g2) = (w.clone(), g.clone());
-        Rescale { cols: Some(s.clone()), ..Rescale::default() }.apply(&mut w2).unwrap();
-        Rescale { rows: Some(s.clone()), ..Rescale::default() }.apply(&mut g2).unwrap();
+        Rewrite { cols: Some(s.clone()), ..Rewrite::default() }.apply(&mut w2).unwrap();
+        Rewrite { rows: Some(s.clone()), ..Rewrite::default() }.apply(&mut g2).unwrap();
         for (a, b) in y(&g, &w).iter().zip(y(&g2, &w2)) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
-        // Merged rescales apply in one pass; clipping bounds each group of a row.
-        let both = Rescale { cols: Some(s.clone()), ..Rescale::default() }.then(Rescale {
+        // Merged rewrites apply in one pass; clipping bounds each group of a row.
+        let both = Rewrite { cols: Some(s.clone()), ..Rewrite::default() }.then(Rewrite {
             rows: Some(vec![2.0f32, 1.0, 0.5].into()),
             clip: Some(Clip { group: 2, max: vec![0.1f32; 6].into() }),
-            ..Rescale::default()
+            ..Rewrite::default()
         });
         let mut w3 = w.clone();
         both.apply(&mut w3).unwrap();
         assert!(w3.iter().all(|v| v.abs() <= 0.1));
         assert_eq!(both.cols.as_deref(), Some(&s[..]));
         // Scales for another shape are refused, not applied.
-        let e = Rescale { cols: Some(s), ..Rescale::default() }.apply(&mut [0.0; 6]).unwrap_err();
+        let e = Rewrite { cols: Some(s), ..Rewrite::default() }.apply(&mut [0.0; 6]).unwrap_err();
         assert!(e.contains("4 column scales for a tensor of 6 values"), "{e}");
         let e = both.apply(&mut [0.0; 8]).unwrap_err();
         assert!(e.contains("row scales"), "{e}");

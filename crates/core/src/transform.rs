@@ -11,7 +11,7 @@ use crate::metrics::{Sums, WeightMetrics};
 use crate::prune::global::Threshold;
 use crate::prune::structured::{self as st, Selection};
 use crate::prune::{prune_below, prune_magnitude, prune_n_m};
-use crate::quantize::{Rescale, TensorQuantizer};
+use crate::quantize::{Rewrite, TensorQuantizer};
 use crate::recipe::resolve::{Cut, cut_of, rows_cols};
 use crate::recipe::{PlannedTensor, PruneScope, PruneSpec, StructuredPlan, layer_index};
 use crate::source::SourceReader;
@@ -45,18 +45,22 @@ fn first_non_finite_raw(dtype: DType, raw: &[u8]) -> Option<usize> {
     }
 }
 
-/// The tensor as f32 after a calibrated rescale (AWQ) and structured slicing (what pruning and
+/// The tensor as f32 after a calibrated rewrite (AWQ, SparseGPT) and structured slicing (what pruning and
 /// quantization act on).
 pub fn load_transformed(
     reader: &SourceReader,
     t: &TensorInfo,
     pt: &PlannedTensor,
     sel: Option<&Selection>,
-    rescale: Option<&Rescale>,
+    rewrite: Option<&Rewrite>,
 ) -> Result<Vec<f32>> {
     let mut w = reader.read_f32(t)?;
-    if let Some(r) = rescale {
-        r.apply(&mut w).map_err(|detail| Error::Solver { algorithm: "awq", tensor: t.name.clone(), detail })?;
+    if let Some(r) = rewrite {
+        r.apply(&mut w).map_err(|detail| Error::Solver {
+            algorithm: "calibrated rewrite",
+            tensor: t.name.clone(),
+            detail,
+        })?;
     }
     Ok(slice_structured(w, t, pt, sel))
 }
@@ -82,9 +86,9 @@ fn slice_structured(w: Vec<f32>, t: &TensorInfo, pt: &PlannedTensor, sel: Option
     }
 }
 
-/// A kept, unreshaped, unscaled tensor written in its source dtype: its bytes are copied unchanged.
+/// A kept, unreshaped, not rewritten tensor written in its source dtype: its bytes are copied unchanged.
 pub(crate) fn is_verbatim(pipe: &Pipeline, t: &TensorInfo, pt: &PlannedTensor, out: DType) -> bool {
-    pt.action.is_keep() && pt.shape == pt.source_shape && out == t.dtype && pipe.rescale(pt).is_none()
+    pt.action.is_keep() && pt.shape == pt.source_shape && out == t.dtype && pipe.rewrite(pt).is_none()
 }
 
 /// Processes one tensor and streams it into `writer`.
@@ -116,11 +120,11 @@ pub fn write_tensor(
         return Ok(report);
     }
     let (rows, cols) = rows_cols(&pt.shape);
-    let rescale = pipe.rescale(pt);
-    let mut w = load_transformed(reader, t, pt, pipe.selection, rescale.as_ref())?;
-    // Structured cuts and calibrated rescales change what "the original" is; compare against
-    // the sliced or rescaled original then.
-    let sliced_original = (reshaped || rescale.is_some()).then(|| w.clone());
+    let rewrite = pipe.rewrite(pt);
+    let mut w = load_transformed(reader, t, pt, pipe.selection, rewrite.as_ref())?;
+    // Structured cuts and calibrated rewrites change what "the original" is; compare against
+    // the sliced or rewritten original then.
+    let sliced_original = (reshaped || rewrite.is_some()).then(|| w.clone());
     apply_prune(&mut w, pt, pipe.thresholds, &mut pipe.ties, pipe.solver)?;
     if let Some(id) = pt.action.format {
         let fmt = pareto_formats::lookup(id)?;
@@ -178,16 +182,23 @@ fn apply_prune(
         Some(PruneSpec::NM { n, m }) => {
             prune_n_m(w, cols, *n, *m);
         }
-        Some(p @ (PruneSpec::Wanda { .. } | PruneSpec::WandaNM { .. })) => {
-            // The calibration run chose the mask (on the layer's inputs as already compressed).
+        Some(
+            p @ (PruneSpec::Wanda { .. }
+            | PruneSpec::WandaNM { .. }
+            | PruneSpec::SparseGpt { .. }
+            | PruneSpec::SparseGptNM { .. }),
+        ) => {
+            // The calibration run chose the mask (on the layer's inputs as already compressed);
+            // SparseGPT's updated weights came in through the rewrite, zeros included.
+            let algorithm = if p.is_sparsegpt() { "sparsegpt" } else { "wanda" };
             let keep = solver.and_then(|s| s.keep_mask(&pt.source_name)).ok_or_else(|| Error::NeedsCalibration {
-                algorithm: "wanda",
+                algorithm,
                 tensors: 1,
                 example: pt.source_name.clone(),
             })?;
             if keep.len() != w.len() {
                 return Err(Error::Solver {
-                    algorithm: "wanda",
+                    algorithm,
                     tensor: pt.name.clone(),
                     detail: format!("{} mask for {} weights ({})", keep.len(), w.len(), p.label()),
                 });
@@ -224,7 +235,7 @@ impl Pipeline<'_> {
     /// One tensor after structured slicing and pruning, before quantization: what the packed
     /// writers quantize with the registry codec. Float tensors only; NaN/Inf are refused.
     pub fn prepare(&mut self, t: &TensorInfo, pt: &PlannedTensor) -> Result<Vec<f32>> {
-        let mut w = load_transformed(self.reader, t, pt, self.selection, self.rescale(pt).as_ref())?;
+        let mut w = load_transformed(self.reader, t, pt, self.selection, self.rewrite(pt).as_ref())?;
         apply_prune(&mut w, pt, self.thresholds, &mut self.ties, self.solver)?;
         Ok(w)
     }

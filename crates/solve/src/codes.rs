@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use pareto_core::quantize::{Rescale, Solved, TensorQuantizer, TensorRequest};
+use pareto_core::quantize::{Rewrite, Solved, TensorQuantizer, TensorRequest};
 use pareto_core::recipe::Algorithm;
 
 /// What a calibration run decided, keyed by source tensor name: the codes GPTQ chose (with the
-/// format they are in), the keep masks of calibrated pruning, and AWQ's rescales with the tensors
-/// the export then rounds to nearest. The export asks for each tensor once; an entry is checked
+/// format they are in), the keep masks of calibrated pruning, AWQ's and SparseGPT's rewrites of
+/// values, and the tensors AWQ leaves to the export's rounding. The export asks for each tensor once; an entry is checked
 /// against what the export is about to write (format and shape), so codes never land in the
 /// wrong place.
 #[derive(Debug, Default)]
@@ -17,7 +17,7 @@ pub struct SolvedCodes {
     entries: Mutex<HashMap<String, (&'static str, Solved)>>,
     /// Keep masks of calibrated pruning, one bit per weight.
     masks: Mutex<HashMap<String, (usize, Vec<u64>)>>,
-    rescales: Mutex<HashMap<String, Rescale>>,
+    rewrites: Mutex<HashMap<String, Rewrite>>,
     /// Tensors whose codes are the registry codec's rounding of their rescaled values (AWQ), with
     /// the format, the solver's loss and notes for the report.
     rounded: Mutex<HashMap<String, Rounded>>,
@@ -36,10 +36,10 @@ impl SolvedCodes {
         SolvedCodes { algorithms: algorithms.to_vec(), ..SolvedCodes::default() }
     }
 
-    /// Records the change of basis AWQ gives a tensor.
-    pub fn insert_rescale(&self, source_name: &str, rescale: Rescale) {
-        if let Ok(mut m) = self.rescales.lock() {
-            m.insert(source_name.to_string(), rescale);
+    /// Records what AWQ or SparseGPT did to a tensor's values.
+    pub fn insert_rewrite(&self, source_name: &str, rewrite: Rewrite) {
+        if let Ok(mut m) = self.rewrites.lock() {
+            m.insert(source_name.to_string(), rewrite);
         }
     }
 
@@ -139,8 +139,8 @@ impl TensorQuantizer for SolvedCodes {
         self.masks.lock().is_ok_and(|m| m.contains_key(source_name))
     }
 
-    fn rescale(&self, source_name: &str) -> Option<Rescale> {
-        self.rescales.lock().ok()?.get(source_name).cloned()
+    fn rewrite(&self, source_name: &str) -> Option<Rewrite> {
+        self.rewrites.lock().ok()?.get(source_name).cloned()
     }
 }
 

@@ -12,6 +12,8 @@ pub enum SolveError {
     ScaleOverflow { row: usize, col: usize },
     #[error("the Hessian holds a NaN or Inf (non-finite calibration activations)")]
     NonFinite,
+    #[error("{0}")]
+    Unsupported(String),
     /// The matrix arithmetic of an objective failed (candle, a device).
     #[error("output-error evaluation failed: {0}")]
     Backend(String),

@@ -118,6 +118,28 @@ impl GptqFactor {
         Ok(GptqFactor { cols, order, dead, u, damp, act_order: opts.act_order })
     }
 
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Whether the sweep runs in act-order (columns by decreasing Hessian diagonal).
+    pub fn act_order(&self) -> bool {
+        self.act_order
+    }
+
+    /// The damping that made H factor.
+    pub fn damp(&self) -> f64 {
+        self.damp
+    }
+
+    pub(crate) fn upper(&self) -> &[f32] {
+        &self.u
+    }
+
+    pub(crate) fn dead(&self) -> &[bool] {
+        &self.dead
+    }
+
     /// The codes of `w` (`[rows, cols]`) in `fmt`.
     pub fn solve(&self, w: &[f32], rows: usize, cols: usize, fmt: &'static Format) -> Result<GptqResult, SolveError> {
         let grid = fmt.int_grid().ok_or(SolveError::NotAGrid { format: fmt.id })?;

@@ -9,6 +9,7 @@ mod error;
 pub mod gptq;
 mod hessian;
 pub mod linalg;
+pub mod sparsegpt;
 
 pub use awq::{AwqOptions, OutputError};
 pub use codes::SolvedCodes;

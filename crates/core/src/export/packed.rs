@@ -106,7 +106,7 @@ pub(crate) fn quantize(
         Some(sums.metrics())
     } else if metrics {
         let original = if pt.action.prune.is_some() {
-            let mut o = load_transformed(pipe.reader, t, pt, pipe.selection, pipe.rescale(pt).as_ref())?;
+            let mut o = load_transformed(pipe.reader, t, pt, pipe.selection, pipe.rewrite(pt).as_ref())?;
             if let Some(p) = perm {
                 permute_rows(&mut o, cols, p);
             }

@@ -166,29 +166,55 @@ pub enum PruneSpec {
     /// Wanda's score with an N:M pattern.
     #[serde(rename = "wanda_nm")]
     WandaNM { n: usize, m: usize },
+    /// SparseGPT: remove the `sparsity` fraction of each row (chosen per block of 128 inputs by
+    /// w² / [H⁻¹]ᵢᵢ²) and update the remaining weights to absorb the error, against the inputs'
+    /// Hessian; with `algorithm = "gptq"` in the same rule, pruned and quantized jointly.
+    #[serde(rename = "sparsegpt")]
+    SparseGpt { sparsity: f64 },
+    /// SparseGPT with an N:M pattern.
+    #[serde(rename = "sparsegpt_nm")]
+    SparseGptNM { n: usize, m: usize },
 }
 
 impl PruneSpec {
     /// Whether the method reads calibration statistics.
     pub fn needs_calibration(&self) -> bool {
-        matches!(self, PruneSpec::Wanda { .. } | PruneSpec::WandaNM { .. })
+        self.is_sparsegpt() || matches!(self, PruneSpec::Wanda { .. } | PruneSpec::WandaNM { .. })
+    }
+
+    /// The pattern a calibrated method (Wanda, SparseGPT) removes.
+    pub fn calibrated_pattern(&self) -> Option<crate::prune::wanda::WandaPattern> {
+        use crate::prune::wanda::WandaPattern;
+        match self {
+            PruneSpec::Wanda { sparsity } | PruneSpec::SparseGpt { sparsity } => {
+                Some(WandaPattern::Unstructured(*sparsity))
+            }
+            PruneSpec::WandaNM { n, m } | PruneSpec::SparseGptNM { n, m } => Some(WandaPattern::NM { n: *n, m: *m }),
+            _ => None,
+        }
+    }
+
+    pub fn is_sparsegpt(&self) -> bool {
+        matches!(self, PruneSpec::SparseGpt { .. } | PruneSpec::SparseGptNM { .. })
     }
 
     /// The N:M pattern's group length, if it has one.
     pub fn group(&self) -> Option<usize> {
         match self {
-            PruneSpec::NM { m, .. } | PruneSpec::WandaNM { m, .. } => Some(*m),
+            PruneSpec::NM { m, .. } | PruneSpec::WandaNM { m, .. } | PruneSpec::SparseGptNM { m, .. } => Some(*m),
             _ => None,
         }
     }
 
-    /// Short label for tables: `prune 50%`, `2:4`, `wanda 50%`, `wanda 2:4`.
+    /// Short label for tables: `prune 50%`, `2:4`, `wanda 50%`, `wanda 2:4`, `sparsegpt 50%`.
     pub fn label(&self) -> String {
         match self {
             PruneSpec::Magnitude { sparsity, .. } => format!("prune {:.0}%", sparsity * 100.0),
             PruneSpec::NM { n, m } => format!("{n}:{m}"),
             PruneSpec::Wanda { sparsity } => format!("wanda {:.0}%", sparsity * 100.0),
             PruneSpec::WandaNM { n, m } => format!("wanda {n}:{m}"),
+            PruneSpec::SparseGpt { sparsity } => format!("sparsegpt {:.0}%", sparsity * 100.0),
+            PruneSpec::SparseGptNM { n, m } => format!("sparsegpt {n}:{m}"),
         }
     }
 }
@@ -318,11 +344,11 @@ fn validate_action(place: &str, action: &Action) -> Result<()> {
                     ),
                 });
             }
-            Algorithm::Gptq if action.prune.is_some() => {
+            Algorithm::Gptq if action.prune.as_ref().is_some_and(|p| !p.is_sparsegpt()) => {
                 return Err(Error::RecipeInvalid {
                     place: place.to_string(),
-                    message: "gptq with pruning in the same rule is SparseGPT, which this build does not have; \
-                              prune with rtn or quantize with gptq"
+                    message: "gptq updates the weights it keeps, which a mask chosen without it would not fit; \
+                              prune with method = \"sparsegpt\" (or \"sparsegpt_nm\") to prune and quantize jointly"
                         .into(),
                 });
             }
@@ -339,15 +365,15 @@ fn validate_action(place: &str, action: &Action) -> Result<()> {
         }
     }
     match &action.prune {
-        Some(PruneSpec::Magnitude { sparsity, .. } | PruneSpec::Wanda { sparsity })
-            if !(0.0..1.0).contains(sparsity) =>
+        Some(
+            PruneSpec::Magnitude { sparsity, .. } | PruneSpec::Wanda { sparsity } | PruneSpec::SparseGpt { sparsity },
+        ) if !(0.0..1.0).contains(sparsity) => Err(Error::RecipeInvalid {
+            place: place.to_string(),
+            message: format!("sparsity must be in [0, 1), got {sparsity}"),
+        }),
+        Some(PruneSpec::NM { n, m } | PruneSpec::WandaNM { n, m } | PruneSpec::SparseGptNM { n, m })
+            if *m == 0 || *n == 0 || n >= m =>
         {
-            Err(Error::RecipeInvalid {
-                place: place.to_string(),
-                message: format!("sparsity must be in [0, 1), got {sparsity}"),
-            })
-        }
-        Some(PruneSpec::NM { n, m } | PruneSpec::WandaNM { n, m }) if *m == 0 || *n == 0 || n >= m => {
             Err(Error::RecipeInvalid { place: place.to_string(), message: format!("N:M needs 0 < n < m, got {n}:{m}") })
         }
         _ => Ok(()),

@@ -32,6 +32,8 @@ pub static PRESETS: &[Preset] = presets![
     "sparse-50",
     "wanda-2of4",
     "wanda-50",
+    "sparsegpt-2of4",
+    "sparsegpt-50",
     "ffn-slim-25",
 ];
 

@@ -2,14 +2,14 @@
 //! statistics, fold them into the op that feeds the input, clip, and leave the model holding the
 //! weights the export will round, so the next layer calibrates on this one as compressed.
 //!
-//! Every tensor touched gets one [`Rescale`], applied to its original values by the same function
+//! Every tensor touched gets one [`Rewrite`], applied to its original values by the same function
 //! the export applies to the source, so the calibration and the artifact agree bit for bit.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use pareto_core::quantize::{Clip, Rescale};
+use pareto_core::quantize::{Clip, Rewrite};
 use pareto_core::recipe::{Algorithm, Plan};
 use pareto_eval::candle_core::{DType, Device, Tensor};
 use pareto_eval::llama::{Feeder, LlamaModel};
@@ -24,7 +24,7 @@ use crate::error::Result;
 /// name), and per scaled linear its loss and notes for the report.
 #[derive(Debug, Default)]
 pub(super) struct AwqLayer {
-    pub rescales: BTreeMap<String, Rescale>,
+    pub rewrites: BTreeMap<String, Rewrite>,
     pub solved: BTreeMap<String, (f64, Vec<String>)>,
 }
 
@@ -189,12 +189,12 @@ pub(super) fn awq_layer(
                             let h = held(model, &feeder)?;
                             originals.insert(fname.clone(), (feeder, h));
                         }
-                        merge(&mut out.rescales, &fname, Rescale { rows: Some(s.clone()), ..Rescale::default() });
+                        merge(&mut out.rewrites, &fname, Rewrite { rows: Some(s.clone()), ..Rewrite::default() });
                         for (name, _) in &members {
                             merge(
-                                &mut out.rescales,
+                                &mut out.rewrites,
                                 &format!("{name}.weight"),
-                                Rescale { cols: Some(s.clone()), ..Rescale::default() },
+                                Rewrite { cols: Some(s.clone()), ..Rewrite::default() },
                             );
                         }
                         Some(s)
@@ -208,7 +208,7 @@ pub(super) fn awq_layer(
     }
     // The scales of every input applied together, each tensor from its original values.
     for (name, (feeder, h)) in &originals {
-        if let Some(r) = out.rescales.get(name) {
+        if let Some(r) = out.rewrites.get(name) {
             let mut v = h.values.clone();
             r.apply(&mut v).map_err(|e| invalid(&format!("awq on `{name}`: {e}")))?;
             store(model, feeder, h, v)?;
@@ -236,14 +236,14 @@ pub(super) fn awq_layer(
                     c.max.len()
                 ));
                 merge(
-                    &mut out.rescales,
+                    &mut out.rewrites,
                     &key,
-                    Rescale { clip: Some(Clip { group: c.group, max: c.max.into() }), ..Rescale::default() },
+                    Rewrite { clip: Some(Clip { group: c.group, max: c.max.into() }), ..Rewrite::default() },
                 );
             }
         }
         let mut v = h.values.clone();
-        if let Some(r) = out.rescales.get(&key) {
+        if let Some(r) = out.rewrites.get(&key) {
             r.apply(&mut v).map_err(|e| invalid(&format!("awq on `{name}`: {e}")))?;
         }
         let mut q = v.clone();
@@ -259,7 +259,7 @@ pub(super) fn awq_layer(
     Ok(out)
 }
 
-fn merge(map: &mut BTreeMap<String, Rescale>, name: &str, r: Rescale) {
+fn merge(map: &mut BTreeMap<String, Rewrite>, name: &str, r: Rewrite) {
     let merged = match map.remove(name) {
         Some(old) => old.then(r),
         None => r,

@@ -5,7 +5,7 @@
 //! bytes), that layer's weights (F32; the model is streamed, a layer read when its turn comes and
 //! dropped after) and input Hessians (f64, one per distinct input: q/k/v share one, gate/up share
 //! one), and what the export then writes: GPTQ's codes (the quantized size of the layers done so
-//! far), AWQ's rescales (a few vectors per layer), Wanda's masks (a bit per weight). The Hessians
+//! far), AWQ's rewrites (a few vectors per layer), Wanda's masks (a bit per weight). The Hessians
 //! and weights of other layers are never held.
 
 use std::collections::BTreeMap;
@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pareto_core::job::JobContext;
-use pareto_core::prune::wanda::{WandaPattern, keep_mask};
+use pareto_core::prune::wanda::keep_mask;
 use pareto_core::prune::{prune_magnitude, prune_n_m};
-use pareto_core::quantize::Solved;
+use pareto_core::quantize::{Rewrite, Solved};
 use pareto_core::recipe::{Algorithm, Plan, PruneScope, PruneSpec};
 use pareto_eval::candle_core::{DType, Device, Tensor};
 use pareto_eval::llama::LlamaModel;
@@ -125,7 +125,8 @@ pub fn calibrate(
     let mut peak_hessian_bytes = 0;
     let options = GptqOptions { damp: spec.damp, act_order: spec.act_order, ..GptqOptions::default() };
     let uses = |a: Algorithm| plan.calibrated().any(|t| t.action.algorithm == a);
-    let (full, abs) = (uses(Algorithm::Gptq) || uses(Algorithm::Awq), uses(Algorithm::Awq));
+    let sparsegpt = plan.calibrated().any(|t| t.action.prune.as_ref().is_some_and(PruneSpec::is_sparsegpt));
+    let (full, abs) = (uses(Algorithm::Gptq) || uses(Algorithm::Awq) || sparsegpt, uses(Algorithm::Awq));
     ctx.progress.stage("calibration (layer by layer)", model.num_layers() as u64);
     for li in 0..model.num_layers() {
         ctx.checkpoint()?;
@@ -146,15 +147,15 @@ pub fn calibrate(
                     .filter(|t| t.action.needs_calibration() && t.action.algorithm != Algorithm::Awq)
             }) {
                 return Err(invalid(&format!(
-                    "layer {li} mixes awq with {} (`{}`): awq rescales the layer's inputs, which the other method's statistics would no longer describe; use one calibrated method per layer",
+                    "layer {li} mixes awq with {} (`{}`): awq rewrites the layer's inputs, which the other method's statistics would no longer describe; use one calibrated method per layer",
                     other.action.label(),
                     other.source_name
                 )));
             }
             ctx.checkpoint()?;
             let layer = awq::awq_layer(&mut model, li, plan, &whole, &awq::options())?;
-            for (name, r) in layer.rescales {
-                codes.insert_rescale(&name, r);
+            for (name, r) in layer.rewrites {
+                codes.insert_rewrite(&name, r);
             }
             awq_solved = layer.solved;
         }
@@ -175,8 +176,10 @@ pub fn calibrate(
                 peak_hessian_bytes = peak_hessian_bytes.max(own.bytes());
             }
             let sink = if spec.true_sequential && !awq_here { &own } else { &whole };
-            // The linears of a group read one input: one factorisation serves them all.
+            // The linears of a group read one input: one factorisation serves them all (one in
+            // natural column order for SparseGPT, whose masks cover runs of columns).
             let mut factor: Option<std::result::Result<GptqFactor, SolveError>> = None;
+            let mut natural: Option<GptqFactor> = None;
             for (name, pt) in planned {
                 ctx.checkpoint()?;
                 let weight_name = format!("{name}.weight");
@@ -190,14 +193,52 @@ pub fn calibrate(
                 let mut values: Vec<f32> =
                     w.to_dtype(DType::F32).and_then(|t| t.flatten_all()?.to_vec1()).map_err(eval_err)?;
                 let mut notes = Vec::new();
-                let mask = match &pt.action.prune {
-                    Some(p) => prune(&mut values, cols, p, sink.norms(&name).as_deref(), &mut notes)
-                        .ok_or_else(|| invalid(&format!("no inputs reached `{name}`")))?,
-                    None => None,
-                };
                 let fmt = pt.action.format.map(pareto_formats::lookup).transpose().map_err(core_fmt)?;
+                let gptq = pt.action.algorithm == Algorithm::Gptq;
+                let (mut sparse_loss, mut joint) = (None, None);
+                let mask = match (&pt.action.prune, pt.action.prune.as_ref().and_then(PruneSpec::calibrated_pattern)) {
+                    (Some(p), Some(pattern)) if p.is_sparsegpt() => {
+                        if natural.is_none() {
+                            let h = sink.of(&name).ok_or_else(|| invalid(&format!("no inputs reached `{name}`")))?;
+                            let opts = GptqOptions { act_order: false, ..options };
+                            natural = Some(
+                                GptqFactor::new(h, &opts)
+                                    .map_err(|e| invalid(&format!("sparsegpt on `{name}`: {e}")))?,
+                            );
+                        }
+                        let f = natural.as_ref().ok_or_else(|| invalid("no factor"))?;
+                        let r = f
+                            .solve_sparse(&values, rows, cols, pattern, fmt.filter(|_| gptq))
+                            .map_err(|e| invalid(&format!("sparsegpt on `{name}`: {e}")))?;
+                        sparse_loss = Some(r.loss);
+                        if f.damp() != options.damp {
+                            notes.push(format!(
+                                "sparsegpt: damping raised to {}% to factor the Hessian",
+                                f.damp() * 100.0
+                            ));
+                        }
+                        match (r.codes, r.values) {
+                            (Some(q), _) => joint = Some(q),
+                            (None, Some(v)) => {
+                                values = v;
+                                let rewrite = Rewrite { values: Some(values.clone().into()), ..Rewrite::default() };
+                                codes.insert_rewrite(&weight_name, rewrite);
+                            }
+                            (None, None) => return Err(invalid(&format!("sparsegpt on `{name}` returned nothing"))),
+                        }
+                        Some(r.keep)
+                    }
+                    (Some(p), _) => prune(&mut values, cols, p, sink.norms(&name).as_deref(), &mut notes)
+                        .ok_or_else(|| invalid(&format!("no inputs reached `{name}`")))?,
+                    (None, _) => None,
+                };
                 let solved = match fmt {
-                    Some(fmt) if pt.action.algorithm == Algorithm::Gptq => {
+                    // Pruned and quantized jointly by SparseGPT.
+                    Some(fmt) if joint.is_some() => {
+                        let q = joint.take().ok_or_else(|| invalid("no codes"))?;
+                        Some((fmt, Solved { codes: q, loss: sparse_loss, notes: Vec::new() }))
+                    }
+                    Some(fmt) if gptq => {
                         if factor.is_none() {
                             let h = sink.of(&name).ok_or_else(|| invalid(&format!("no inputs reached `{name}`")))?;
                             factor = Some(GptqFactor::new(h, &options));
@@ -247,6 +288,7 @@ pub fn calibrate(
                     }
                     _ => {}
                 }
+                entry.loss = entry.loss.or(sparse_loss);
                 tensors.push(entry);
             }
         }
@@ -345,8 +387,8 @@ fn feed(model: &LlamaModel, li: usize, hidden: &[Tensor], sink: &mut HessianSink
 }
 
 /// Zeroes what `spec` removes from `w` (`[rows, cols]`), as the export will. Returns the keep mask
-/// of a calibrated method (Wanda, from the input norms), `Some(None)` for the others, and `None`
-/// when Wanda has no norms for this input.
+/// of Wanda (from the input norms), `Some(None)` for the uncalibrated methods, and `None` when
+/// Wanda has no norms for this input. (SparseGPT is solved by the caller.)
 fn prune(
     w: &mut [f32],
     cols: usize,
@@ -370,8 +412,10 @@ fn prune(
             prune_n_m(w, cols, *n, *m);
             return Some(None);
         }
-        PruneSpec::Wanda { sparsity } => WandaPattern::Unstructured(*sparsity),
-        PruneSpec::WandaNM { n, m } => WandaPattern::NM { n: *n, m: *m },
+        PruneSpec::Wanda { .. }
+        | PruneSpec::WandaNM { .. }
+        | PruneSpec::SparseGpt { .. }
+        | PruneSpec::SparseGptNM { .. } => spec.calibrated_pattern()?,
     };
     let keep = keep_mask(w, cols, norms?, pattern);
     for (v, k) in w.iter_mut().zip(&keep) {

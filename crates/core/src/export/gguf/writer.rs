@@ -333,7 +333,7 @@ impl GgufWriter {
 }
 
 /// A large tensor whose rows quantize independently and need nothing from other rows (no Q/K
-/// permutation, pruning, structured cut or calibrated rescale): quantized a few rows at a time, so a 1 GB embedding
+/// permutation, pruning, structured cut or calibrated rewrite): quantized a few rows at a time, so a 1 GB embedding
 /// never sits in memory as a 2 GB f32 copy beside its codes.
 fn by_rows(pipe: &Pipeline, t: &TensorInfo, pt: &PlannedTensor, it: &Item, fmt: &Format) -> bool {
     pipe.reader.is_large(t)
@@ -343,7 +343,7 @@ fn by_rows(pipe: &Pipeline, t: &TensorInfo, pt: &PlannedTensor, it: &Item, fmt: 
         && pt.shape == pt.source_shape
         && fmt.block != pareto_formats::PER_TENSOR
         && t.dtype.is_float()
-        && pipe.rescale(pt).is_none()
+        && pipe.rewrite(pt).is_none()
 }
 
 impl GgufWriter {
