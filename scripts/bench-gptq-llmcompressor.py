@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Side-by-side reference run: llm-compressor's GPTQModifier (or AWQModifier, or WandaPruningModifier) on the CPU, on the same model,
+"""Side-by-side reference run: llm-compressor's GPTQModifier (or AWQModifier, WandaPruningModifier, SparseGPTModifier) on the CPU, on the same model,
 calibration tokens and format as `pareto compress --calibration`, written as a dense (decompressed)
 safetensors folder so `pareto eval` scores both artifacts with the same code.
 
-Usage: bench-gptq-llmcompressor.py MODEL TEXT OUT [--method gptq|awq|wanda] [--group 32] [--windows 128]
+Usage: bench-gptq-llmcompressor.py MODEL TEXT OUT [--method gptq|awq|wanda|sparsegpt] [--group 32] [--windows 128]
        [--window 512] [--skip-chars 65536] [--threads 2] [--asym]
 Needs torch, transformers and llmcompressor (see BENCHMARKS.md for the versions measured); not run in CI.
 """
@@ -17,6 +17,7 @@ import torch
 from datasets import Dataset
 from llmcompressor import oneshot
 from llmcompressor.modifiers.pruning import WandaPruningModifier
+from llmcompressor.modifiers.pruning.sparsegpt import SparseGPTModifier
 from llmcompressor.modifiers.transform.awq import AWQModifier
 from llmcompressor.modifiers.transform.awq.mappings import AWQMapping
 from llmcompressor.modifiers.quantization import GPTQModifier, QuantizationModifier
@@ -38,10 +39,10 @@ def main():
     ap.add_argument("--skip-chars", type=int, default=65536)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ignore", default="lm_head,re:.*down_proj")
-    ap.add_argument("--method", choices=["gptq", "awq", "wanda"], default="gptq")
+    ap.add_argument("--method", choices=["gptq", "awq", "wanda", "sparsegpt"], default="gptq")
     ap.add_argument("--asym", action="store_true", help="int4 with zero points (AWQ's usual scheme)")
     ap.add_argument("--sparsity", type=float, default=0.5)
-    ap.add_argument("--mask", default="0:0", help="Wanda mask structure: 0:0 unstructured, 2:4")
+    ap.add_argument("--mask", default="0:0", help="Wanda / SparseGPT mask structure: 0:0 unstructured, 2:4")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if not torch.cuda.is_available():
@@ -79,6 +80,9 @@ def main():
             mappings.append(AWQMapping("re:.*up_proj$", ["re:.*down_proj$"]))
         recipe = [AWQModifier(mappings=mappings, duo_scaling=True, n_grid=20),
                   QuantizationModifier(config_groups=scheme, ignore=a.ignore.split(","))]
+    elif a.method == "sparsegpt":
+        recipe = SparseGPTModifier(sparsity=a.sparsity, mask_structure=a.mask, targets=["Linear"],
+                                   ignore=a.ignore.split(","), block_size=128, dampening_frac=0.01)
     else:
         recipe = WandaPruningModifier(sparsity=a.sparsity, mask_structure=a.mask, targets=["Linear"],
                                       ignore=a.ignore.split(","))

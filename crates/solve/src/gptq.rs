@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 use crate::error::SolveError;
 use crate::hessian::Hessian;
-use crate::linalg::inverse_upper_factor;
+use crate::linalg::inverse_upper_factor_owned;
 
 /// Rows solved together: each row of U is read once per tile.
 pub const TILE_ROWS: usize = 16;
@@ -88,27 +88,35 @@ pub struct GptqFactor {
 impl GptqFactor {
     pub fn new(hessian: &Hessian, opts: &GptqOptions) -> Result<Self, SolveError> {
         let cols = hessian.cols();
-        let mut h = hessian.matrix();
-        if h.iter().any(|v| !v.is_finite()) {
+        // The diagonal of H = 2 XᵀX / n decides the dead columns, the order and the damping; the
+        // full matrix is built once per attempt, permuted and damped in place, and factored in
+        // place (memory: the Hessian's sum, one working matrix and the inverse).
+        let mut diag: Vec<f64> = hessian.mean_square().iter().map(|v| 2.0 * v).collect();
+        if diag.iter().any(|v| !v.is_finite()) {
             return Err(SolveError::NonFinite);
         }
-        let dead: Vec<bool> = (0..cols).map(|i| h[i * cols + i] == 0.0).collect();
-        for (i, _) in dead.iter().enumerate().filter(|(_, d)| **d) {
-            h[i * cols + i] = 1.0;
+        let dead: Vec<bool> = diag.iter().map(|&d| d == 0.0).collect();
+        for (d, _) in diag.iter_mut().zip(&dead).filter(|(_, dead)| **dead) {
+            *d = 1.0;
         }
         let mut order: Vec<usize> = (0..cols).collect();
         if opts.act_order {
-            order.sort_by(|&a, &b| h[b * cols + b].total_cmp(&h[a * cols + a]).then(a.cmp(&b)));
-            h = permute_sym(&h, cols, &order);
+            order.sort_by(|&a, &b| diag[b].total_cmp(&diag[a]).then(a.cmp(&b)));
         }
-        let mean_diag = (0..cols).map(|i| h[i * cols + i]).sum::<f64>() / cols.max(1) as f64;
+        let mean_diag = diag.iter().sum::<f64>() / cols.max(1) as f64;
         let mut damp = opts.damp;
         let u = loop {
-            let mut damped = h.clone();
-            for i in 0..cols {
-                damped[i * cols + i] += damp * mean_diag;
+            let mut h = hessian.matrix_permuted(&order);
+            if h.iter().any(|v| !v.is_finite()) {
+                return Err(SolveError::NonFinite);
             }
-            match inverse_upper_factor(&damped, cols) {
+            for (p, &i) in order.iter().enumerate() {
+                if dead[i] {
+                    h[p * cols + p] = 1.0;
+                }
+                h[p * cols + p] += damp * mean_diag;
+            }
+            match inverse_upper_factor_owned(h, cols) {
                 Ok(u) => break u,
                 Err(_) if damp < opts.damp * 10f64.powi(opts.damp_retries as i32) * 0.999 => damp *= 10.0,
                 Err(_) => return Err(SolveError::NotPositiveDefinite { damp_percent: damp * 100.0 }),
@@ -182,17 +190,6 @@ struct Tile {
     scales: Vec<f16>,
     zeros: Vec<i8>,
     loss: f64,
-}
-
-/// `a` with rows and columns reordered: `out[p][q] = a[order[p]][order[q]]`.
-fn permute_sym(a: &[f64], n: usize, order: &[usize]) -> Vec<f64> {
-    let mut out = vec![0.0; n * n];
-    for (p, &i) in order.iter().enumerate() {
-        for (q, &j) in order.iter().enumerate() {
-            out[p * n + q] = a[i * n + j];
-        }
-    }
-    out
 }
 
 /// What every row tile shares.

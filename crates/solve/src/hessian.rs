@@ -71,6 +71,17 @@ impl Hessian {
         self.sum.iter().map(|s| s * k).collect()
     }
 
+    /// [`Hessian::matrix`] with rows and columns in `order`: `out[p][q] = H[order[p]][order[q]]`.
+    pub fn matrix_permuted(&self, order: &[usize]) -> Vec<f64> {
+        let (n, k) = (self.cols, 2.0 / self.rows.max(1) as f64);
+        let mut out = Vec::with_capacity(n * n);
+        for &i in order {
+            let row = &self.sum[i * n..(i + 1) * n];
+            out.extend(order.iter().map(|&j| row[j] * k));
+        }
+        out
+    }
+
     /// Mean x² per input column (the diagonal of XᵀX / n): the importance llama.cpp's imatrix and
     /// Wanda use.
     pub fn mean_square(&self) -> Vec<f64> {

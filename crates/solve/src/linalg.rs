@@ -147,11 +147,18 @@ pub fn invert_lower(l: &[f64], n: usize) -> Vec<f64> {
 /// triangular `R = J L J`, so `H⁻¹ = R⁻ᵀ R⁻¹` and `U = R⁻¹ = J L⁻¹ J`: one factorisation and one
 /// triangular inverse.
 pub fn inverse_upper_factor(h: &[f64], n: usize) -> Result<Vec<f64>, usize> {
-    let mut l: Vec<f64> = (0..n * n).map(|k| h[(n - 1 - k / n) * n + (n - 1 - k % n)]).collect();
-    cholesky(&mut l, n).map_err(|i| n - 1 - i)?;
-    let x = invert_lower(&l, n);
-    drop(l);
-    Ok((0..n * n).map(|k| x[(n - 1 - k / n) * n + (n - 1 - k % n)]).collect())
+    inverse_upper_factor_owned(h.to_vec(), n)
+}
+
+/// [`inverse_upper_factor`] consuming `h`, factored in place: J H J is `h` with its row-major
+/// elements reversed, so two n × n matrices are alive at the peak, not four.
+pub fn inverse_upper_factor_owned(mut h: Vec<f64>, n: usize) -> Result<Vec<f64>, usize> {
+    h.reverse();
+    cholesky(&mut h, n).map_err(|i| n - 1 - i)?;
+    let mut x = invert_lower(&h, n);
+    drop(h);
+    x.reverse();
+    Ok(x)
 }
 
 #[cfg(test)]

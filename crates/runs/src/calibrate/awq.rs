@@ -20,12 +20,23 @@ use super::sink::{HessianSink, Moments};
 use super::{core_fmt, eval_err, invalid};
 use crate::error::Result;
 
-/// What AWQ decided for one layer: the rescale of every tensor it touched (by source tensor
-/// name), and per scaled linear its loss and notes for the report.
+/// What AWQ decided for one layer: the rewrite of every tensor it touched (by source tensor
+/// name), and what it did to each scaled linear.
 #[derive(Debug, Default)]
 pub(super) struct AwqLayer {
     pub rewrites: BTreeMap<String, Rewrite>,
-    pub solved: BTreeMap<String, (f64, Vec<String>)>,
+    pub solved: BTreeMap<String, AwqTensor>,
+}
+
+/// One linear's outcome: its output error, what the searches chose (for the report), and what
+/// departed from the method (said to the user).
+#[derive(Debug, Default)]
+pub(super) struct AwqTensor {
+    pub loss: f64,
+    pub detail: Vec<String>,
+    pub notes: Vec<String>,
+    /// Its input has no per-channel op to fold a scale into: clipped and rounded only.
+    pub unscaled_input: bool,
 }
 
 /// The search as the reference runs it (20 grid points, duo scaling, clipping up to half a range).
@@ -137,7 +148,9 @@ pub(super) fn awq_layer(
         let scales = match model.input_feeder(li, gi) {
             None => {
                 for (name, _) in &members {
-                    out.solved.entry(format!("{name}.weight")).or_default().1.push(
+                    let t = out.solved.entry(format!("{name}.weight")).or_default();
+                    t.unscaled_input = true;
+                    t.detail.push(
                         "awq: no per-channel op feeds this input (grouped-query attention or a bias); clipped and rounded only"
                             .into(),
                     );
@@ -179,7 +192,7 @@ pub(super) fn awq_layer(
                     None => "awq: rounding the unscaled weights was best for this input".into(),
                 };
                 for (name, _) in &members {
-                    out.solved.entry(format!("{name}.weight")).or_default().1.push(note.clone());
+                    out.solved.entry(format!("{name}.weight")).or_default().detail.push(note.clone());
                 }
                 match found.ratio {
                     None => None,
@@ -230,7 +243,7 @@ pub(super) fn awq_layer(
         if opts.clip && !is_qk {
             let c = search_clip(&scaled, rows, cols, fmt, &input_scale, moments.as_ref(), opts).map_err(fail)?;
             if c.clipped > 0 {
-                out.solved.entry(key.clone()).or_default().1.push(format!(
+                out.solved.entry(key.clone()).or_default().detail.push(format!(
                     "awq: {} of {} groups clipped",
                     c.clipped,
                     c.max.len()
@@ -253,7 +266,7 @@ pub(super) fn awq_layer(
             .zip(scaled.chunks_exact(cols))
             .flat_map(|(q, w)| q.iter().zip(w).zip(&input_scale).map(|((q, w), s)| (q - w) * s))
             .collect();
-        out.solved.entry(key.clone()).or_default().0 = moments.total(&delta, rows).map_err(fail)?;
+        out.solved.entry(key.clone()).or_default().loss = moments.total(&delta, rows).map_err(fail)?;
         store(model, feeder, h, v)?;
     }
     Ok(out)

@@ -75,6 +75,10 @@ pub struct CalibratedTensor {
     /// The plan's label: `int4_g32_sym gptq`, `wanda 50%`, `wanda 2:4 + int8_channel`.
     pub method: String,
     pub loss: Option<f64>,
+    /// What the solver chose (AWQ's α and clipping), for the report.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub detail: Vec<String>,
+    /// Where the tensor departed from its method (a fallback, a raised damping), said to the user.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
@@ -125,6 +129,7 @@ pub fn calibrate(
     let mut peak_hessian_bytes = 0;
     let options = GptqOptions { damp: spec.damp, act_order: spec.act_order, ..GptqOptions::default() };
     let uses = |a: Algorithm| plan.calibrated().any(|t| t.action.algorithm == a);
+    let mut awq_unscaled = 0;
     let sparsegpt = plan.calibrated().any(|t| t.action.prune.as_ref().is_some_and(PruneSpec::is_sparsegpt));
     let (full, abs) = (uses(Algorithm::Gptq) || uses(Algorithm::Awq) || sparsegpt, uses(Algorithm::Awq));
     ctx.progress.stage("calibration (layer by layer)", model.num_layers() as u64);
@@ -269,6 +274,7 @@ pub fn calibrate(
                     format: pt.action.format,
                     method: pt.action.label(),
                     loss: None,
+                    detail: Vec::new(),
                     notes,
                 };
                 if let Some(keep) = mask {
@@ -281,10 +287,13 @@ pub fn calibrate(
                         codes.insert(&weight_name, fmt.id, s);
                     }
                     Some((fmt, _)) if pt.action.algorithm == Algorithm::Awq => {
-                        let (loss, notes) = awq_solved.remove(&weight_name).unwrap_or_default();
-                        entry.loss = Some(loss);
-                        entry.notes.extend(notes.iter().cloned());
-                        codes.insert_rounded(&weight_name, fmt.id, Some(loss), notes);
+                        let t = awq_solved.remove(&weight_name).unwrap_or_default();
+                        awq_unscaled += usize::from(t.unscaled_input);
+                        entry.loss = Some(t.loss);
+                        entry.notes.extend(t.notes.iter().cloned());
+                        let said = t.detail.iter().chain(&t.notes).cloned().collect();
+                        codes.insert_rounded(&weight_name, fmt.id, Some(t.loss), said);
+                        entry.detail = t.detail;
                     }
                     _ => {}
                 }
@@ -309,6 +318,12 @@ pub fn calibrate(
             "{} tensor(s) planned for a calibrated method are not linear layers of a decoder block (e.g. `{first}`); target the blocks' projections only",
             missing.len()
         )));
+    }
+    let mut notes = notes;
+    if awq_unscaled > 0 {
+        notes.push(format!(
+            "awq: {awq_unscaled} tensor(s) read an input no per-channel op feeds (o_proj under grouped-query attention, or after a biased v_proj): clipped and rounded only"
+        ));
     }
     let report = CalibrationReport {
         spec: spec.clone(),
