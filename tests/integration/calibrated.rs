@@ -79,7 +79,10 @@ fn awq_closes_part_of_round_to_nearests_gap_and_folds_its_scales_into_the_norms(
     assert_eq!(report.tensors.len(), 30);
     assert!(report.tensors.iter().all(|t| t.method == "int4_g32_asym awq" && t.loss.is_some_and(|l| l >= 0.0)));
     let said = |name: &str, what: &str| {
-        report.tensors.iter().any(|t| t.name.contains(name) && t.notes.iter().any(|n| n.contains(what)))
+        report
+            .tensors
+            .iter()
+            .any(|t| t.name.contains(name) && t.detail.iter().chain(&t.notes).any(|n| n.contains(what)))
     };
     assert!(said("self_attn.q_proj", "folded into `model.layers.0.input_layernorm.weight`"));
     assert!(
