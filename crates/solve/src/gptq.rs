@@ -192,6 +192,19 @@ struct Tile {
     loss: f64,
 }
 
+/// Spreads each row's error at sweep position `p` over the positions not yet visited, through row
+/// `p` of the upper factor `u` (GPTQ's update, SparseGPT's too).
+pub(crate) fn spread(w: &mut [f32], err: &[f32], u: &[f32], cols: usize, p: usize) {
+    let urow = &u[p * cols + p + 1..(p + 1) * cols];
+    for (r, &e) in err.iter().enumerate() {
+        if e != 0.0 {
+            for (x, &v) in w[r * cols + p + 1..(r + 1) * cols].iter_mut().zip(urow) {
+                *x -= e * v;
+            }
+        }
+    }
+}
+
 /// What every row tile shares.
 struct Sweep<'a> {
     cols: usize,
@@ -259,14 +272,7 @@ impl Sweep<'_> {
                 loss += f64::from(e) * f64::from(e) / 2.0;
                 err[r] = e;
             }
-            let urow = &self.u[p * cols + p + 1..(p + 1) * cols];
-            for (r, &e) in err.iter().enumerate() {
-                if e != 0.0 {
-                    for (x, &v) in w[r * cols + p + 1..(r + 1) * cols].iter_mut().zip(urow) {
-                        *x -= e * v;
-                    }
-                }
-            }
+            spread(&mut w, &err, self.u, cols, p);
         }
         Ok(Tile { codes, scales, zeros, loss })
     }

@@ -16,7 +16,7 @@ use pareto_formats::{Format, QTensor};
 use rayon::prelude::*;
 
 use crate::error::SolveError;
-use crate::gptq::{GptqFactor, TILE_ROWS};
+use crate::gptq::{GptqFactor, TILE_ROWS, spread};
 
 /// Columns whose unstructured mask is chosen together (the reference's block size).
 pub const BLOCK: usize = 128;
@@ -169,14 +169,7 @@ impl GptqFactor {
                 t.loss += f64::from(e) * f64::from(e) / 2.0;
                 err[r] = e;
             }
-            let urow = &u[p * cols + p + 1..(p + 1) * cols];
-            for (r, &e) in err.iter().enumerate() {
-                if e != 0.0 {
-                    for (x, &v) in w[r * cols + p + 1..(r + 1) * cols].iter_mut().zip(urow) {
-                        *x -= e * v;
-                    }
-                }
-            }
+            spread(&mut w, &err, u, cols, p);
         }
         Ok(t)
     }
