@@ -821,3 +821,25 @@ fn gguf_without_a_usable_vocabulary_is_refused() {
     assert!(err.to_string().contains("token id 600 is past the model's 512 embedding rows"), "{err}");
     assert!(!tmp.path().join("o2").exists());
 }
+
+/// A compressed-tensors or GPTQ checkpoint without config.json is one vLLM and GPTQModel cannot
+/// load (they read the architecture and `quantization_config` from it): not written.
+#[test]
+fn engine_formats_without_a_config_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = stories_copy(tmp.path(), &["model.safetensors", "tokenizer.json"]);
+    let model = Model::open(&src).unwrap();
+    let plan = preset("w4-g128").resolve(&model).unwrap();
+    for format in [ExportFormat::CompressedTensors, ExportFormat::Gptq] {
+        let out = tmp.path().join(format.as_str());
+        let opts = CompressOptions::new(&out).with_format(format);
+        let err = compress(&model, &plan, &opts, &JobContext::silent()).unwrap_err();
+        assert!(matches!(&err, Error::ExportNeedsConfig { format: f, .. } if *f == format.as_str()), "{err}");
+        assert!(err.to_string().contains("config.json"), "{err}");
+        assert!(!out.exists());
+    }
+    // The dense format is a plain tensors file and stays allowed.
+    let out = tmp.path().join("dense");
+    compress(&model, &plan, &CompressOptions::new(&out), &JobContext::silent()).unwrap();
+    assert!(out.join("model.safetensors").is_file());
+}

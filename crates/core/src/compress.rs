@@ -148,6 +148,10 @@ struct ManifestTensor<'a> {
 /// cannot express is refused before the output folder is created.
 pub fn compress(model: &Model, plan: &Plan, opts: &CompressOptions, ctx: &JobContext) -> Result<CompressReport> {
     let started = Instant::now();
+    if matches!(opts.format, ExportFormat::CompressedTensors | ExportFormat::Gptq) && model.config().is_none() {
+        let dir = model.root().to_path_buf();
+        return Err(Error::ExportNeedsConfig { format: opts.format.as_str(), dir });
+    }
     let gguf_layout = match opts.format {
         ExportFormat::Gguf => Some(gguf::writer::layout(model, plan, opts.gguf_weights_only)?),
         _ => None,

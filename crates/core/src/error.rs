@@ -117,6 +117,12 @@ pub enum Error {
     NotAFloatTensor { tensor: String, dtype: crate::store::DType },
     #[error("no config.json in {dir}")]
     ConfigMissing { dir: PathBuf },
+    #[error(
+        "{format} needs the model's config.json (serving engines read the architecture and the \
+         quantization_config from it), and {dir} has none: add the model's config.json, or export \
+         --format safetensors"
+    )]
+    ExportNeedsConfig { format: &'static str, dir: PathBuf },
     #[error("{path}: invalid model config: {problem}")]
     ConfigInvalid { path: PathBuf, problem: String },
     #[error(

@@ -170,6 +170,20 @@ fn schema_version_mismatch_is_a_clear_error() {
     assert!(matches!(RunRecord::load(&p), Err(ReportError::NotARecord { .. })));
 }
 
+/// A record path that is an endless stream (or a file over the cap) stops at the cap, by name.
+#[test]
+fn an_endless_or_oversized_record_is_refused_at_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let zero = dir.path().join("zero.json");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let err = RunRecord::load(&zero).unwrap_err();
+    assert!(matches!(err, ReportError::TooLarge { cap: RECORD_CAP, .. }), "{err}");
+    let big = dir.path().join("big.json");
+    std::fs::File::create(&big).unwrap().set_len(RECORD_CAP + 1).unwrap();
+    let err = RunRecord::load(&big).unwrap_err();
+    assert!(matches!(err, ReportError::TooLarge { bytes, .. } if bytes == RECORD_CAP + 1), "{err}");
+}
+
 #[test]
 fn committed_schema_is_current_and_records_validate() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/schema/run-record.schema.json");

@@ -331,6 +331,24 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
     }
 
+    /// An endless stream named like a sample file stops at the byte cap, for every reader, before
+    /// the process grows past it.
+    #[test]
+    fn an_endless_sample_file_stops_at_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = SampleLimits { max_bytes: 1 << 20, ..SampleLimits::default() };
+        for name in ["s.txt", "s.jsonl", "s.csv", "s.tsv"] {
+            let link = dir.path().join(name);
+            std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+            let options = SampleOptions { limits, ..SampleOptions::default() };
+            let err = load_samples(&link, &options).unwrap_err();
+            assert!(
+                matches!(&err, EvalError::SampleLimit { what: "file size in bytes", limit, .. } if *limit == 1 << 20),
+                "{name}: {err}"
+            );
+        }
+    }
+
     #[test]
     fn reads_the_full_stsb_dev_with_its_nine_field_rows() {
         let set = load_samples(&repo_file(bundled::STSB_DEV), &SampleOptions::default()).unwrap();
