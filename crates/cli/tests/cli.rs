@@ -231,7 +231,8 @@ fn a_killed_export_leaves_nothing_under_its_name_and_the_next_one_finishes() {
     let work = tmp.path().join("work");
     std::fs::create_dir(&work).unwrap();
     let out = work.join("exported");
-    let args = ["export", record.to_str().unwrap(), "--format", "compressed-tensors"];
+    // Dense safetensors: this synthetic model has no config.json, which the engine formats need.
+    let args = ["export", record.to_str().unwrap(), "--format", "safetensors"];
     let mut child = start_writing(&args, &out);
     signal(&child, "KILL");
     child.wait().unwrap();
