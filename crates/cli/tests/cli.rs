@@ -790,3 +790,19 @@ fn a_speed_report_calibrates_the_projection() {
     let bad = pareto(&["project", "models/stories260K", "--calibration", "assets/scenarios/edge.toml"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a `pareto eval --speed --json` report"));
 }
+
+/// A sample file past the size cap is refused by name with the way to raise the cap, and the cap
+/// can be raised (here lowered to 1 MiB so an endless stream meets it quickly).
+#[cfg(unix)]
+#[test]
+fn the_sample_size_cap_is_named_and_can_be_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zero = tmp.path().join("zero.txt");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let out = pareto(&["eval", "models/stories260K", "--samples", zero.to_str().unwrap(), "--max-sample-mib", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("over the limit of 1048576") && err.contains("--max-sample-mib"), "{err}");
+    let out = pareto(&["eval", "models/stories260K", "--max-sample-mib", "0"]);
+    assert!(!out.status.success());
+}

@@ -19,7 +19,7 @@ pub enum EvalError {
     Sample { path: PathBuf, line: usize, column: usize, message: String },
 
     /// A sample file that is larger than the configured limits.
-    #[error("{path}: {what} is {got}, over the limit of {limit}")]
+    #[error("{path}: {what} is {got}, over the limit of {limit}{}", raise_hint(what))]
     SampleLimit { path: PathBuf, what: &'static str, got: u64, limit: u64 },
 
     /// A sample file whose layout (format, columns) could not be determined or is not usable for the
@@ -101,4 +101,9 @@ impl From<candle_core::Error> for EvalError {
     fn from(source: candle_core::Error) -> Self {
         Self::Candle { context: "tensor operation".to_string(), source }
     }
+}
+
+/// How a user raises the one sample limit a real set may exceed.
+fn raise_hint(what: &str) -> &'static str {
+    if what == "file size in bytes" { " (pareto eval --max-sample-mib raises it)" } else { "" }
 }

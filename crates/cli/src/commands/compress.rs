@@ -125,11 +125,13 @@ impl CalibrationArgs {
         }
         if !json {
             crate::note!(
-                "calibrated {} tensors on {} windows x {} tokens in {:.2} s",
+                "calibrated {} tensors on {} windows x {} tokens in {:.2} s (predicted peak memory {:.2} GiB; {:.1} MiB of codes waited on disk)",
                 report.tensors.len(),
                 report.windows_used,
                 spec.window,
-                report.seconds
+                report.seconds,
+                report.predicted_peak.total() as f64 / f64::from(1u32 << 30),
+                report.spilled_bytes as f64 / f64::from(1u32 << 20)
             );
         }
         Ok(Some(codes))

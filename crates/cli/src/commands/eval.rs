@@ -50,6 +50,9 @@ pub struct EvalArgs {
     /// extension that is not a table or JSONL is plain text).
     #[arg(long)]
     pub sample_format: Option<String>,
+    /// Largest sample file read, in MiB (a guard against a wrong path or an endless stream).
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub max_sample_mib: u64,
     /// Keep N records (pairs/labelled texts) or N windows (text); with --seed, N random records.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -151,6 +154,8 @@ pub fn options(args: &EvalArgs) -> anyhow::Result<EvalOptions> {
         ..EvalOptions::default()
     };
     opts.sample_options.max_chars = Some(args.max_chars);
+    anyhow::ensure!(args.max_sample_mib > 0, "--max-sample-mib 0: give 1 or more");
+    opts.sample_options.limits.max_bytes = args.max_sample_mib.saturating_mul(1 << 20);
     opts.sample_options.columns = args.columns.as_deref().map(columns).transpose()?;
     opts.sample_options.format = args
         .sample_format
