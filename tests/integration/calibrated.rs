@@ -155,7 +155,14 @@ fn gptq_codes_are_what_every_writer_writes() {
     let recipe = Recipe::from_toml(toml, "attention").unwrap();
     let plan = recipe.resolve(&model).unwrap();
     assert_eq!(plan.totals.calibrated, 20);
-    let (codes, _) = calibrate(&stories(), &plan, &spec(8, 128), &JobContext::silent()).unwrap();
+    let (codes, report) = calibrate(&stories(), &plan, &spec(8, 128), &JobContext::silent()).unwrap();
+    // The codes waited on disk (a byte a code), and the memory check counted what was held.
+    let weights: u64 = plan.calibrated().map(|t| (t.shape[0] * t.shape[1]) as u64).sum();
+    assert!(report.spilled_bytes >= weights, "{} spilled for {weights} weights", report.spilled_bytes);
+    let peak = report.predicted_peak;
+    assert_eq!(peak.hidden, 8 * 128 * 64 * 4, "8 windows of 128 tokens, hidden 64, F32");
+    assert_eq!(peak.held, 0, "no masks");
+    assert!(peak.hessians >= 8 * (3 * 64 * 64 + 172 * 172), "{peak:?}");
     let solver: Arc<dyn TensorQuantizer> = codes;
     let dense = tmp.path().join("dense");
     write(&model, &recipe, Some(solver.clone()), ExportFormat::Safetensors, &dense);

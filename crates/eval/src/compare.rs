@@ -261,7 +261,7 @@ fn check_fits_in_memory(model: &Path, options: &EvalOptions) -> Result<()> {
 }
 
 /// `MemAvailable` of `/proc/meminfo` in bytes (Linux).
-fn available_memory() -> Option<u64> {
+pub fn available_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -170,13 +171,48 @@ pub struct QuantizedTensor {
 enum Linear {
     Dense(Tensor),
     Quantized(QMatMul),
+    /// A streamed model's weight, read from its file at each use (F32 for the call only): a
+    /// layer under calibration then holds one linear's F32 weight at a time, not seven.
+    Stream {
+        lazy: Arc<Lazy>,
+        name: String,
+        shape: [usize; 2],
+    },
 }
 
 impl Linear {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Self::Dense(w) => x.broadcast_matmul(&w.t()?)?,
+            Self::Quantized(q) => q.forward(x)?,
+            Self::Stream { .. } => x.broadcast_matmul(&self.weight()?.t()?)?,
+        })
+    }
+
+    /// The dense weight (a read for a streamed one); `None` when quantized.
+    fn dense(&self) -> Result<Option<Tensor>> {
         match self {
-            Self::Dense(w) => x.broadcast_matmul(&w.t()?),
-            Self::Quantized(q) => q.forward(x),
+            Self::Dense(w) => Ok(Some(w.clone())),
+            Self::Quantized(_) => Ok(None),
+            Self::Stream { .. } => self.weight().map(Some),
+        }
+    }
+
+    fn weight(&self) -> Result<Tensor> {
+        let Self::Stream { lazy, name, shape } = self else {
+            return Err(EvalError::InvalidArgument("not a streamed linear".into()));
+        };
+        let v =
+            lazy.read(name)?.ok_or_else(|| EvalError::InvalidArgument(format!("`{name}` vanished from the model")))?;
+        Ok(Tensor::from_vec(v, shape.as_slice(), &Device::Cpu)?)
+    }
+
+    /// The shape of a dense or streamed weight.
+    fn dims(&self) -> Option<Vec<usize>> {
+        match self {
+            Self::Dense(w) => Some(w.dims().to_vec()),
+            Self::Quantized(_) => None,
+            Self::Stream { shape, .. } => Some(shape.to_vec()),
         }
     }
 }
@@ -247,7 +283,7 @@ pub struct LlamaModel {
     load_time: Duration,
     /// A streamed model's files: layers are read when loaded and dropped when released, the
     /// embedding is read row by row, and there is no head (see [`LlamaModel::load_streamed`]).
-    stream: Option<Lazy>,
+    stream: Option<Arc<Lazy>>,
 }
 
 impl std::fmt::Debug for LlamaModel {
@@ -445,8 +481,9 @@ impl LlamaModel {
     /// Opens `dir` for a layer-by-layer pass (sequential calibration) without reading its
     /// weights: each decoder layer is read by [`Self::load_layer`] and dropped by
     /// [`Self::release_layer`], embeddings are read for the tokens asked only, and the final norm
-    /// and head are never read ([`Self::forward`] and [`Self::head`] refuse). Memory: one layer's
-    /// weights (F32) instead of the whole model's.
+    /// and head are never read ([`Self::forward`] and [`Self::head`] refuse). A loaded layer's
+    /// linears are read from the file at each use (F32 for that call), so memory holds one linear's
+    /// weights at a time instead of the whole model's.
     pub fn load_streamed(dir: &Path, device: &Device) -> Result<Self> {
         let start = Instant::now();
         if !device.is_cpu() {
@@ -489,7 +526,7 @@ impl LlamaModel {
             dir: dir.to_path_buf(),
             quantized: Vec::new(),
             load_time: start.elapsed(),
-            stream: Some(lazy),
+            stream: Some(Arc::new(lazy)),
         })
     }
 
@@ -499,11 +536,22 @@ impl LlamaModel {
         if li >= self.layers.len() {
             return Err(EvalError::InvalidArgument(format!("no layer {li}")));
         }
-        let mut w = Weights { map: HashMap::new(), dir: &self.dir, lazy: Some(lazy) };
-        let mut dense = |w: &mut Weights, name: String, shape: [usize; 2]| -> Result<Linear> {
-            Ok(Linear::Dense(w.take(&format!("{name}.weight"), &shape)?))
+        let mut w = Weights { map: HashMap::new(), dir: &self.dir, lazy: Some(lazy.as_ref()) };
+        let mut stream = |w: &mut Weights, name: String, shape: [usize; 2]| -> Result<Linear> {
+            let name = format!("{name}.weight");
+            let found = lazy.model.tensor(&name).map(|t| t.shape.clone()).map_err(|_| EvalError::Config {
+                path: w.dir.to_path_buf(),
+                message: format!("tensor `{name}` is missing from the safetensors"),
+            })?;
+            if found != shape {
+                return Err(EvalError::Config {
+                    path: w.dir.to_path_buf(),
+                    message: format!("tensor `{name}` has shape {found:?}, expected {shape:?}"),
+                });
+            }
+            Ok(Linear::Stream { lazy: Arc::clone(lazy), name, shape })
         };
-        self.layers[li] = build_layer(&mut w, &self.config, li, &mut dense)?;
+        self.layers[li] = build_layer(&mut w, &self.config, li, &mut stream)?;
         Ok(())
     }
 
@@ -614,7 +662,7 @@ impl LlamaModel {
         if self.stream.is_some() {
             return Err(EvalError::InvalidArgument("a streamed model has no head (it runs layer by layer)".into()));
         }
-        Ok(self.lm_head.forward(&self.final_norm(x)?)?)
+        self.lm_head.forward(&self.final_norm(x)?)
     }
 
     /// The token embedding `[vocab, hidden]`.
@@ -732,11 +780,12 @@ impl LlamaModel {
         Ok(())
     }
 
-    /// The dense weight `[out, in]` of a linear layer by module name (`None` if quantized or unknown).
-    pub fn linear_weight(&self, name: &str) -> Option<&Tensor> {
-        match self.linear_slot(name)? {
-            Linear::Dense(w) => Some(w),
-            Linear::Quantized(_) => None,
+    /// The dense weight `[out, in]` of a linear layer by module name (`None` if quantized or
+    /// unknown); a streamed model's is read from its file.
+    pub fn linear_weight(&self, name: &str) -> Result<Option<Tensor>> {
+        match self.linear_slot(name) {
+            Some(l) => l.dense(),
+            None => Ok(None),
         }
     }
 
@@ -746,13 +795,12 @@ impl LlamaModel {
         let slot = self
             .linear_slot_mut(name)
             .ok_or_else(|| EvalError::InvalidArgument(format!("no linear layer named `{name}`")))?;
-        if let Linear::Dense(old) = slot
-            && old.dims() != weight.dims()
+        if let Some(old) = slot.dims()
+            && old != weight.dims()
         {
             return Err(EvalError::InvalidArgument(format!(
-                "`{name}`: new weight {:?} does not match {:?}",
-                weight.dims(),
-                old.dims()
+                "`{name}`: new weight {:?} does not match {old:?}",
+                weight.dims()
             )));
         }
         *slot = Linear::Dense(weight);

@@ -273,8 +273,7 @@ pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan>
             Target::Embedding => (model.embedding().clone(), true, token_count.clone()),
             Target::Head(_) | Target::Linear(..) => {
                 let w = model
-                    .linear_weight(&name)
-                    .cloned()
+                    .linear_weight(&name)?
                     .ok_or_else(|| RunError::Scan(format!("`{name}` is not a dense linear weight in this model")))?;
                 let m = match target {
                     Target::Head(_) => Some(head_sq.clone()),

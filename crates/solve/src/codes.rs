@@ -1,26 +1,54 @@
 //! Codes solved ahead of the export (sequential calibration), handed out tensor by tensor.
 
 use std::collections::HashMap;
+use std::io;
 use std::sync::Mutex;
 
 use pareto_core::quantize::{Rewrite, Solved, TensorQuantizer, TensorRequest};
 use pareto_core::recipe::Algorithm;
 
+use crate::spill::{Extent, Spill, SpilledInt};
+
 /// What a calibration run decided, keyed by source tensor name: the codes GPTQ chose (with the
 /// format they are in), the keep masks of calibrated pruning, AWQ's and SparseGPT's rewrites of
 /// values, and the tensors AWQ leaves to the export's rounding. The export asks for each tensor once; an entry is checked
 /// against what the export is about to write (format and shape), so codes never land in the
-/// wrong place.
-#[derive(Debug, Default)]
+/// wrong place. Integer codes and rewritten values wait in a spill file (see [`crate::spill`]), so
+/// what a run holds in memory does not grow with the model's depth.
+#[derive(Debug)]
 pub struct SolvedCodes {
     algorithms: Vec<Algorithm>,
-    entries: Mutex<HashMap<String, (&'static str, Solved)>>,
+    spill: Spill,
+    entries: Mutex<HashMap<String, (&'static str, Held)>>,
     /// Keep masks of calibrated pruning, one bit per weight.
     masks: Mutex<HashMap<String, (usize, Vec<u64>)>>,
-    rewrites: Mutex<HashMap<String, Rewrite>>,
+    /// Rewrites, their `values` (a whole tensor's worth) in the spill file.
+    rewrites: Mutex<HashMap<String, (Rewrite, Option<Extent>)>>,
     /// Tensors whose codes are the registry codec's rounding of their rescaled values (AWQ), with
     /// the format, the solver's loss and notes for the report.
     rounded: Mutex<HashMap<String, Rounded>>,
+}
+
+#[derive(Debug)]
+enum Held {
+    Memory(Solved),
+    Spilled { codes: SpilledInt, loss: Option<f64>, notes: Vec<String> },
+}
+
+impl Held {
+    fn loss(&self) -> Option<f64> {
+        match self {
+            Held::Memory(s) => s.loss,
+            Held::Spilled { loss, .. } => *loss,
+        }
+    }
+
+    fn shape(&self) -> (usize, usize) {
+        match self {
+            Held::Memory(s) => (s.codes.rows(), s.codes.cols()),
+            Held::Spilled { codes, .. } => (codes.rows(), codes.cols()),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -31,16 +59,29 @@ struct Rounded {
 }
 
 impl SolvedCodes {
-    /// An empty answer serving `algorithms`.
-    pub fn new(algorithms: &[Algorithm]) -> Self {
-        SolvedCodes { algorithms: algorithms.to_vec(), ..SolvedCodes::default() }
+    /// An empty answer serving `algorithms` (its spill file created, unnamed, in the system's
+    /// temporary folder).
+    pub fn new(algorithms: &[Algorithm]) -> io::Result<Self> {
+        Ok(SolvedCodes {
+            algorithms: algorithms.to_vec(),
+            spill: Spill::new()?,
+            entries: Mutex::default(),
+            masks: Mutex::default(),
+            rewrites: Mutex::default(),
+            rounded: Mutex::default(),
+        })
     }
 
-    /// Records what AWQ or SparseGPT did to a tensor's values.
-    pub fn insert_rewrite(&self, source_name: &str, rewrite: Rewrite) {
-        if let Ok(mut m) = self.rewrites.lock() {
-            m.insert(source_name.to_string(), rewrite);
-        }
+    /// Bytes of codes and values waiting on disk.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spill.bytes()
+    }
+
+    /// Records what AWQ or SparseGPT did to a tensor's values (the values go to the spill file).
+    pub fn insert_rewrite(&self, source_name: &str, mut rewrite: Rewrite) -> io::Result<()> {
+        let values = rewrite.values.take().map(|v| self.spill.put_f32(&v)).transpose()?;
+        self.rewrites.lock().map_err(|_| poisoned())?.insert(source_name.to_string(), (rewrite, values));
+        Ok(())
     }
 
     /// Records that `source_name`'s codes are `format`'s rounding of its rescaled values, with the
@@ -63,10 +104,14 @@ impl SolvedCodes {
         }
     }
 
-    pub fn insert(&self, source_name: &str, format: &'static str, solved: Solved) {
-        if let Ok(mut e) = self.entries.lock() {
-            e.insert(source_name.to_string(), (format, solved));
-        }
+    /// Records a tensor's solved codes (an integer grid's go to the spill file).
+    pub fn insert(&self, source_name: &str, format: &'static str, solved: Solved) -> io::Result<()> {
+        let held = match self.spill.put_int(&solved.codes)? {
+            Some(codes) => Held::Spilled { codes, loss: solved.loss, notes: solved.notes },
+            None => Held::Memory(solved),
+        };
+        self.entries.lock().map_err(|_| poisoned())?.insert(source_name.to_string(), (format, held));
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -82,7 +127,7 @@ impl SolvedCodes {
         let mut v: Vec<(String, f64)> = self
             .entries
             .lock()
-            .map(|e| e.iter().filter_map(|(k, (_, s))| s.loss.map(|l| (k.clone(), l))).collect())
+            .map(|e| e.iter().filter_map(|(k, (_, h))| h.loss().map(|l| (k.clone(), l))).collect())
             .unwrap_or_default();
         if let Ok(r) = self.rounded.lock() {
             v.extend(r.iter().filter_map(|(k, r)| r.loss.map(|l| (k.clone(), l))));
@@ -112,21 +157,24 @@ impl TensorQuantizer for SolvedCodes {
         }
         drop(rounded);
         let entries = self.entries.lock().map_err(|_| "solver state poisoned".to_string())?;
-        let (format, solved) = entries.get(request.source_name).ok_or_else(|| {
+        let (format, held) = entries.get(request.source_name).ok_or_else(|| {
             "no calibration statistics reached this tensor (is it a linear layer of a decoder block?)".to_string()
         })?;
-        let c = &solved.codes;
-        if *format != request.format.id || c.rows() != request.rows || c.cols() != request.cols {
+        let (rows, cols) = held.shape();
+        if *format != request.format.id || rows != request.rows || cols != request.cols {
             return Err(format!(
-                "codes were solved as {format} [{}, {}], the export writes {} [{}, {}]",
-                c.rows(),
-                c.cols(),
-                request.format.id,
-                request.rows,
-                request.cols
+                "codes were solved as {format} [{rows}, {cols}], the export writes {} [{}, {}]",
+                request.format.id, request.rows, request.cols
             ));
         }
-        Ok(solved.clone())
+        match held {
+            Held::Memory(solved) => Ok(solved.clone()),
+            Held::Spilled { codes, loss, notes } => Ok(Solved {
+                codes: self.spill.get_int(codes).map_err(|e| format!("reading the solved codes back: {e}"))?,
+                loss: *loss,
+                notes: notes.clone(),
+            }),
+        }
     }
 
     fn keep_mask(&self, source_name: &str) -> Option<Vec<bool>> {
@@ -140,8 +188,19 @@ impl TensorQuantizer for SolvedCodes {
     }
 
     fn rewrite(&self, source_name: &str) -> Option<Rewrite> {
-        self.rewrites.lock().ok()?.get(source_name).cloned()
+        let (rewrite, values) = self.rewrites.lock().ok()?.get(source_name).cloned()?;
+        let mut rewrite = rewrite;
+        if let Some(e) = values {
+            // The export checks the rewrite's length against the tensor: a failed read-back is
+            // an empty array there, refused by name, never a silent source value.
+            rewrite.values = Some(self.spill.get_f32(e).unwrap_or_default().into());
+        }
+        Some(rewrite)
     }
+}
+
+fn poisoned() -> io::Error {
+    io::Error::other("solver state poisoned")
 }
 
 #[cfg(test)]
@@ -152,12 +211,13 @@ mod tests {
     fn codes_are_handed_out_only_for_the_format_and_shape_they_were_solved_in() {
         let fmt = pareto_formats::lookup("int4_g32_sym").unwrap();
         let w = vec![0.5f32; 4 * 32];
-        let codes = SolvedCodes::new(&[Algorithm::Gptq]);
-        codes.insert(
-            "a.weight",
-            fmt.id,
-            Solved { codes: fmt.quantize(&w, 4, 32).unwrap(), loss: Some(1.0), notes: vec![] },
-        );
+        let codes = SolvedCodes::new(&[Algorithm::Gptq]).unwrap();
+        let q = fmt.quantize(&w, 4, 32).unwrap();
+        codes.insert("a.weight", fmt.id, Solved { codes: q.clone(), loss: Some(1.0), notes: vec![] }).unwrap();
+        assert!(codes.spilled_bytes() >= 4 * 32, "the codes wait on disk");
+        let values: std::sync::Arc<[f32]> = w.iter().map(|v| v * 2.0).collect();
+        codes.insert_rewrite("a.weight", Rewrite { values: Some(values.clone()), ..Rewrite::default() }).unwrap();
+        assert_eq!(codes.rewrite("a.weight").and_then(|r| r.values), Some(values));
         codes.insert_mask("a.weight", &[true, false, true]);
         let ask = |name: &str, rows: usize, format: &'static pareto_formats::Format| {
             codes.quantize(&TensorRequest {
@@ -169,7 +229,7 @@ mod tests {
                 cols: 32,
             })
         };
-        assert!(ask("a.weight", 4, fmt).is_ok());
+        assert_eq!(ask("a.weight", 4, fmt).map(|s| s.codes), Ok(q));
         assert!(ask("a.weight", 2, fmt).unwrap_err().contains("solved as int4_g32_sym [4, 32]"));
         let other = pareto_formats::lookup("int4_g32_asym").unwrap();
         assert!(ask("a.weight", 4, other).unwrap_err().contains("the export writes int4_g32_asym"));

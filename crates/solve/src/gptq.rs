@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 use crate::error::SolveError;
 use crate::hessian::Hessian;
-use crate::linalg::inverse_upper_factor_owned;
+use crate::linalg::{inverse_upper_factor_in_place, restore_after_failure};
 
 /// Rows solved together: each row of U is read once per tile.
 pub const TILE_ROWS: usize = 16;
@@ -80,17 +80,22 @@ pub struct GptqFactor {
     order: Vec<usize>,
     dead: Vec<bool>,
     /// Upper factor of the (permuted, damped) inverse Hessian, f32 for the sweep.
-    u: Vec<f32>,
+    u: F32InF64,
     damp: f64,
     act_order: bool,
 }
 
 impl GptqFactor {
     pub fn new(hessian: &Hessian, opts: &GptqOptions) -> Result<Self, SolveError> {
+        Self::from_owned(hessian.clone(), opts)
+    }
+
+    /// [`GptqFactor::new`] in the Hessian's own storage: it is scaled, permuted, damped, factored
+    /// and inverted in place, and the factor converted to f32 in place too, so the widest input of
+    /// a layer costs one n × n f64 matrix at the peak and n × n f32 after.
+    pub fn from_owned(hessian: Hessian, opts: &GptqOptions) -> Result<Self, SolveError> {
         let cols = hessian.cols();
-        // The diagonal of H = 2 XᵀX / n decides the dead columns, the order and the damping; the
-        // full matrix is built once per attempt, permuted and damped in place, and factored in
-        // place (memory: the Hessian's sum, one working matrix and the inverse).
+        // The diagonal of H = 2 XᵀX / n decides the dead columns, the order and the damping.
         let mut diag: Vec<f64> = hessian.mean_square().iter().map(|v| 2.0 * v).collect();
         if diag.iter().any(|v| !v.is_finite()) {
             return Err(SolveError::NonFinite);
@@ -104,26 +109,29 @@ impl GptqFactor {
             order.sort_by(|&a, &b| diag[b].total_cmp(&diag[a]).then(a.cmp(&b)));
         }
         let mean_diag = diag.iter().sum::<f64>() / cols.max(1) as f64;
+        let mut h = hessian.into_matrix_permuted(&order);
+        if h.iter().any(|v| !v.is_finite()) {
+            return Err(SolveError::NonFinite);
+        }
+        // The undamped diagonal (a dead column's set to 1), kept to retry with more damping: a
+        // failed factorisation leaves the rest of the matrix recoverable.
+        let base: Vec<f64> =
+            order.iter().enumerate().map(|(p, &i)| if dead[i] { 1.0 } else { h[p * cols + p] }).collect();
         let mut damp = opts.damp;
-        let u = loop {
-            let mut h = hessian.matrix_permuted(&order);
-            if h.iter().any(|v| !v.is_finite()) {
-                return Err(SolveError::NonFinite);
+        loop {
+            for (p, b) in base.iter().enumerate() {
+                h[p * cols + p] = b + damp * mean_diag;
             }
-            for (p, &i) in order.iter().enumerate() {
-                if dead[i] {
-                    h[p * cols + p] = 1.0;
+            match inverse_upper_factor_in_place(&mut h, cols) {
+                Ok(()) => break,
+                Err(_) if damp < opts.damp * 10f64.powi(opts.damp_retries as i32) * 0.999 => {
+                    restore_after_failure(&mut h, cols, &base);
+                    damp *= 10.0;
                 }
-                h[p * cols + p] += damp * mean_diag;
-            }
-            match inverse_upper_factor_owned(h, cols) {
-                Ok(u) => break u,
-                Err(_) if damp < opts.damp * 10f64.powi(opts.damp_retries as i32) * 0.999 => damp *= 10.0,
                 Err(_) => return Err(SolveError::NotPositiveDefinite { damp_percent: damp * 100.0 }),
             }
-        };
-        let u = u.iter().map(|&v| v as f32).collect();
-        Ok(GptqFactor { cols, order, dead, u, damp, act_order: opts.act_order })
+        }
+        Ok(GptqFactor { cols, order, dead, u: F32InF64::from_f64(h), damp, act_order: opts.act_order })
     }
 
     pub fn cols(&self) -> usize {
@@ -141,7 +149,7 @@ impl GptqFactor {
     }
 
     pub(crate) fn upper(&self) -> &[f32] {
-        &self.u
+        self.u.as_f32(self.cols * self.cols)
     }
 
     pub(crate) fn dead(&self) -> &[bool] {
@@ -162,7 +170,7 @@ impl GptqFactor {
             glen,
             gpr,
             grid,
-            u: &self.u,
+            u: self.upper(),
             dead: &self.dead,
             order: &self.order,
             static_groups: self.act_order,
@@ -275,6 +283,34 @@ impl Sweep<'_> {
             spread(&mut w, &err, self.u, cols, p);
         }
         Ok(Tile { codes, scales, zeros, loss })
+    }
+}
+
+/// f32 values packed two to an element of the f64 buffer they were converted from, in place:
+/// converting the factor into a fresh `Vec<f32>` would hold 1.5 n × n f64 at once, and the
+/// buffer is shrunk to the f32 size after.
+#[derive(Debug, Clone)]
+struct F32InF64(Vec<f64>);
+
+impl F32InF64 {
+    fn from_f64(mut v: Vec<f64>) -> Self {
+        let n = v.len();
+        let words: &mut [u32] = bytemuck::cast_slice_mut(&mut v[..]);
+        // Element i's two words (2i, 2i + 1) are read before word i is written, and every word
+        // below 2i was either already read or is never read again: a forward pass is safe.
+        for i in 0..n {
+            let (a, b) = (words[2 * i].to_ne_bytes(), words[2 * i + 1].to_ne_bytes());
+            let x = f64::from_ne_bytes([a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]);
+            words[i] = (x as f32).to_bits();
+        }
+        v.truncate(n.div_ceil(2));
+        v.shrink_to_fit();
+        F32InF64(v)
+    }
+
+    fn as_f32(&self, len: usize) -> &[f32] {
+        let all: &[f32] = bytemuck::cast_slice(&self.0[..]);
+        &all[..len.min(all.len())]
     }
 }
 

@@ -71,15 +71,66 @@ impl Hessian {
         self.sum.iter().map(|s| s * k).collect()
     }
 
-    /// [`Hessian::matrix`] with rows and columns in `order`: `out[p][q] = H[order[p]][order[q]]`.
-    pub fn matrix_permuted(&self, order: &[usize]) -> Vec<f64> {
+    /// [`Hessian::matrix`] with rows and columns in `order` (`out[p][q] = H[order[p]][order[q]]`),
+    /// built in the sum's own storage: rows moved along the permutation's cycles, then each row's
+    /// columns through one row of scratch.
+    pub fn into_matrix_permuted(self, order: &[usize]) -> Vec<f64> {
         let (n, k) = (self.cols, 2.0 / self.rows.max(1) as f64);
-        let mut out = Vec::with_capacity(n * n);
-        for &i in order {
-            let row = &self.sum[i * n..(i + 1) * n];
-            out.extend(order.iter().map(|&j| row[j] * k));
+        let mut m = self.sum;
+        for v in &mut m {
+            *v *= k;
         }
-        out
+        if order.iter().enumerate().all(|(p, &i)| p == i) {
+            return m;
+        }
+        let mut row = vec![0.0; n];
+        let mut placed = vec![false; n];
+        for start in 0..n {
+            if placed[start] {
+                continue;
+            }
+            // Row p takes row order[p]: follow the cycle through `start`, holding its first row.
+            row.copy_from_slice(&m[start * n..(start + 1) * n]);
+            let mut p = start;
+            loop {
+                placed[p] = true;
+                let src = order[p];
+                if src == start {
+                    m[p * n..(p + 1) * n].copy_from_slice(&row);
+                    break;
+                }
+                m.copy_within(src * n..(src + 1) * n, p * n);
+                p = src;
+            }
+        }
+        for r in m.chunks_exact_mut(n) {
+            row.copy_from_slice(r);
+            for (v, &j) in r.iter_mut().zip(order) {
+                *v = row[j];
+            }
+        }
+        m
+    }
+
+    /// Adds rows `first..first + block.len() / cols` of a Gram matrix XᵀX, so a wide input's Gram
+    /// can be computed a band at a time; [`Hessian::count`] then adds the rows of X once.
+    pub fn add_gram_rows(&mut self, first: usize, block: &[f32]) -> Result<(), SolveError> {
+        let start = first * self.cols;
+        let Some(dst) = self.sum.get_mut(start..start + block.len()) else {
+            return Err(SolveError::ShapeMismatch { cols: self.cols, got: first + block.len() / self.cols.max(1) });
+        };
+        if block.iter().any(|v| !v.is_finite()) {
+            return Err(SolveError::NonFinite);
+        }
+        for (s, &g) in dst.iter_mut().zip(block) {
+            *s += f64::from(g);
+        }
+        Ok(())
+    }
+
+    /// Counts `rows` input rows whose Gram matrix went in through [`Hessian::add_gram_rows`].
+    pub fn count(&mut self, rows: usize) {
+        self.rows += rows as u64;
     }
 
     /// Mean x² per input column (the diagonal of XᵀX / n): the importance llama.cpp's imatrix and
@@ -93,6 +144,22 @@ impl Hessian {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permuting_in_place_moves_rows_and_columns() {
+        let x: Vec<f32> = (0..40).map(|i| (i as f32 * 0.37).cos()).collect();
+        let mut h = Hessian::new(5);
+        h.add_rows(&x, 8).unwrap();
+        let full = h.matrix();
+        for order in [vec![0, 1, 2, 3, 4], vec![4, 3, 2, 1, 0], vec![2, 0, 4, 1, 3], vec![1, 0, 3, 4, 2]] {
+            let m = h.clone().into_matrix_permuted(&order);
+            for (p, &i) in order.iter().enumerate() {
+                for (q, &j) in order.iter().enumerate() {
+                    assert_eq!(m[p * 5 + q], full[i * 5 + j], "{order:?} ({p},{q})");
+                }
+            }
+        }
+    }
 
     #[test]
     fn gram_and_rows_agree() {

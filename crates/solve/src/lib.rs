@@ -10,6 +10,7 @@ pub mod gptq;
 mod hessian;
 pub mod linalg;
 pub mod sparsegpt;
+mod spill;
 
 pub use awq::{AwqOptions, OutputError};
 pub use codes::SolvedCodes;

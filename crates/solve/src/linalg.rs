@@ -93,19 +93,22 @@ fn par_rows(rows: &mut [f64], n: usize, f: impl Fn(&mut [f64]) + Sync + Send) {
     }
 }
 
-/// The inverse X of a lower-triangular `l` (lower triangular too), by the row recurrence
-/// `X[r] = (e_r − Σ_{k<r} L[r][k] X[k]) / L[r][r]`, a block of rows at a time: the sum over earlier
-/// blocks runs row-parallel, reading each earlier row of X once per block.
-pub fn invert_lower(l: &[f64], n: usize) -> Vec<f64> {
-    let mut x = vec![0.0; n * n];
+/// Overwrites the lower-triangular `a` with its inverse X (lower triangular too), by the row
+/// recurrence `X[r] = (e_r − Σ_{k<r} L[r][k] X[k]) / L[r][r]`, a block of rows at a time: the rows of
+/// a block are computed in a scratch of `BLOCK × n` (they still need their own row of L) and then
+/// copied over it, so the inverse needs no second n × n matrix. The sum over earlier blocks runs
+/// row-parallel, reading each finished row of X once per block.
+pub fn invert_lower_in_place(a: &mut [f64], n: usize) {
+    let mut scratch = vec![0.0; BLOCK.min(n) * n];
     for i0 in (0..n).step_by(BLOCK) {
         let i1 = (i0 + BLOCK).min(n);
-        let (done, block) = x.split_at_mut(i0 * n);
-        let block = &mut block[..(i1 - i0) * n];
+        let block = &mut scratch[..(i1 - i0) * n];
+        block.fill(0.0);
+        let (done, rest) = a.split_at(i0 * n);
+        let l = &rest[..(i1 - i0) * n];
         // Contributions of the finished rows 0..i0 (X[k] is zero beyond column k).
         let earlier = |(r, acc): (usize, &mut [f64])| {
-            let lr = &l[(i0 + r) * n..(i0 + r) * n + i0];
-            for (k, &lk) in lr.iter().enumerate() {
+            for (k, &lk) in l[r * n..r * n + i0].iter().enumerate() {
                 if lk != 0.0 {
                     for (a, &v) in acc[..=k].iter_mut().zip(&done[k * n..k * n + k + 1]) {
                         *a -= lk * v;
@@ -124,20 +127,20 @@ pub fn invert_lower(l: &[f64], n: usize) -> Vec<f64> {
             let row = &mut cur[..n];
             row[r] += 1.0;
             for k in i0..r {
-                let lk = l[r * n + k];
+                let lk = l[(r - i0) * n + k];
                 if lk != 0.0 {
                     for (a, &v) in row[..=k].iter_mut().zip(&prev[(k - i0) * n..(k - i0) * n + k + 1]) {
                         *a -= lk * v;
                     }
                 }
             }
-            let d = l[r * n + r];
+            let d = l[(r - i0) * n + r];
             for v in &mut row[..=r] {
                 *v /= d;
             }
         }
+        a[i0 * n..i1 * n].copy_from_slice(block);
     }
-    x
 }
 
 /// `U` (upper triangular, row-major) with `H⁻¹ = Uᵀ U`, from a positive-definite `h`; `Err(i)` as
@@ -150,15 +153,37 @@ pub fn inverse_upper_factor(h: &[f64], n: usize) -> Result<Vec<f64>, usize> {
     inverse_upper_factor_owned(h.to_vec(), n)
 }
 
-/// [`inverse_upper_factor`] consuming `h`, factored in place: J H J is `h` with its row-major
-/// elements reversed, so two n × n matrices are alive at the peak, not four.
-pub fn inverse_upper_factor_owned(mut h: Vec<f64>, n: usize) -> Result<Vec<f64>, usize> {
+/// [`inverse_upper_factor`] in `h`'s own storage: J H J is `h` with its row-major elements
+/// reversed, the factor and its inverse overwrite it, and reversing again gives U — one n × n
+/// matrix alive throughout. On `Err` the factorisation has written only the lower triangle of J H J
+/// (the upper of `h`): `h`'s strict lower triangle still holds the input, and
+/// [`restore_after_failure`] rebuilds the rest.
+pub fn inverse_upper_factor_in_place(h: &mut [f64], n: usize) -> Result<(), usize> {
     h.reverse();
-    cholesky(&mut h, n).map_err(|i| n - 1 - i)?;
-    let mut x = invert_lower(&h, n);
-    drop(h);
-    x.reverse();
-    Ok(x)
+    if let Err(i) = cholesky(h, n) {
+        h.reverse();
+        return Err(n - 1 - i);
+    }
+    invert_lower_in_place(h, n);
+    h.reverse();
+    Ok(())
+}
+
+/// Rebuilds a symmetric `h` whose factorisation failed in place: its strict upper triangle from
+/// the untouched lower one, its diagonal from `diagonal`.
+pub fn restore_after_failure(h: &mut [f64], n: usize, diagonal: &[f64]) {
+    for i in 0..n {
+        for j in i + 1..n {
+            h[i * n + j] = h[j * n + i];
+        }
+        h[i * n + i] = diagonal[i];
+    }
+}
+
+/// [`inverse_upper_factor`] consuming `h`.
+pub fn inverse_upper_factor_owned(mut h: Vec<f64>, n: usize) -> Result<Vec<f64>, usize> {
+    inverse_upper_factor_in_place(&mut h, n)?;
+    Ok(h)
 }
 
 #[cfg(test)]
@@ -213,6 +238,24 @@ mod tests {
                 assert!((v - want).abs() < 1e-9, "({i},{j}) = {v}");
             }
         }
+    }
+
+    #[test]
+    fn a_failed_factorisation_in_place_can_be_restored_and_retried() {
+        // Indefinite at a late pivot (after a block update), then positive definite once damped.
+        let n = 150;
+        let mut h = spd(n);
+        let k = 140;
+        h[k * n + k] = -1e6;
+        let original = h.clone();
+        let diagonal: Vec<f64> = (0..n).map(|i| h[i * n + i]).collect();
+        assert!(inverse_upper_factor_in_place(&mut h, n).is_err());
+        restore_after_failure(&mut h, n, &diagonal);
+        assert_eq!(h, original, "the matrix is as it was");
+        h[k * n + k] = 2e6;
+        let want = inverse_upper_factor(&h, n).unwrap();
+        inverse_upper_factor_in_place(&mut h, n).unwrap();
+        assert_eq!(h, want);
     }
 
     #[test]

@@ -78,8 +78,8 @@ struct Held {
 
 fn held(model: &LlamaModel, feeder: &Feeder) -> Result<Held> {
     let t = match feeder {
-        Feeder::Norm(name) => model.norm_weight(name),
-        Feeder::Linear(name) => model.linear_weight(name),
+        Feeder::Norm(name) => model.norm_weight(name).cloned(),
+        Feeder::Linear(name) => model.linear_weight(name)?,
     };
     let name = feeder_name(feeder);
     let t = t.ok_or_else(|| invalid(&format!("awq: `{name}` is not a dense tensor of the loaded model")))?;

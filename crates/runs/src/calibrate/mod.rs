@@ -1,12 +1,14 @@
 //! Sequential calibration for GPTQ, AWQ and Wanda: layer k is calibrated on the outputs of layers
 //! 0..k-1 as already compressed, as the GPTQ reference does.
 //!
-//! Memory: the hidden states of the calibration set for one layer (windows × window × hidden × 4
-//! bytes), that layer's weights (F32; the model is streamed, a layer read when its turn comes and
-//! dropped after) and input Hessians (f64, one per distinct input: q/k/v share one, gate/up share
-//! one), and what the export then writes: GPTQ's codes (the quantized size of the layers done so
-//! far), AWQ's rewrites (a few vectors per layer), Wanda's masks (a bit per weight). The Hessians
-//! and weights of other layers are never held.
+//! Memory ([`predicted_peak`], checked against the memory available before anything is read):
+//! the hidden states of the calibration set for one layer (windows × window × hidden × 4 bytes);
+//! that layer's input Hessians (f64, one per distinct input: q/k/v share one, gate/up share one),
+//! each factored in its own storage and freed once its group is solved (the widest first); one
+//! linear's F32 weights at a time (the model is streamed: a linear is read from its file at each
+//! use, and only the decoded replacements of solved linears stay); the keep masks of calibrated
+//! pruning (a bit a weight). GPTQ's codes and SparseGPT's values wait in an unnamed temporary file
+//! for the export, so nothing held grows with the model's depth.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,13 +19,13 @@ use pareto_core::job::JobContext;
 use pareto_core::prune::wanda::keep_mask;
 use pareto_core::prune::{prune_magnitude, prune_n_m};
 use pareto_core::quantize::{Rewrite, Solved};
-use pareto_core::recipe::{Algorithm, Plan, PruneScope, PruneSpec};
+use pareto_core::recipe::{Algorithm, Plan, PlannedTensor, PruneScope, PruneSpec};
 use pareto_eval::candle_core::{DType, Device, Tensor};
-use pareto_eval::llama::LlamaModel;
+use pareto_eval::llama::{LlamaConfig, LlamaModel};
 use pareto_eval::perplexity::{load_tokenizer, tokenize_up_to};
 use pareto_eval::samples::{SampleOptions, SampleSet, load_samples};
 use pareto_eval::{EvalError, weights};
-use pareto_solve::{GptqFactor, GptqOptions, SolveError, SolvedCodes};
+use pareto_solve::{GptqFactor, GptqOptions, Hessian, SolveError, SolvedCodes};
 use serde::Serialize;
 
 use crate::error::{Result, RunError};
@@ -97,7 +99,79 @@ pub struct CalibrationReport {
     pub hidden_bytes: u64,
     /// Bytes of the largest layer's Hessians.
     pub peak_hessian_bytes: u64,
+    /// What the run was predicted to hold at its peak, checked against the memory available
+    /// before anything was loaded.
+    pub predicted_peak: PeakMemory,
+    /// Solved codes and values that waited in the spill file for the export.
+    pub spilled_bytes: u64,
     pub seconds: f64,
+}
+
+/// The parts of a calibration run's peak memory (bytes). The largest moment is a layer's feed
+/// (its Hessians being summed, a linear read for each window) or the first solve after it (the
+/// widest input's factor built in its Hessian's own storage, that linear's weights beside it).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PeakMemory {
+    /// The calibration set's hidden states, F32.
+    pub hidden: u64,
+    /// Weights beside the Hessians: the largest linear's F32 twice (read from the file, and its
+    /// values being solved; streamed linears are read per use), or all of the layer's decoded
+    /// linears once its Hessians are freed, whichever is larger.
+    pub weights: u64,
+    /// The input Hessians summed at once (all of a layer's, or the largest group's with
+    /// true-sequential), f64, plus one band of the Gram being added.
+    pub hessians: u64,
+    /// One window's activations inside the layer (the MLP's three intermediate products).
+    pub activations: u64,
+    /// What waits in memory for the export: the keep masks of calibrated pruning (a bit a weight;
+    /// GPTQ's codes and SparseGPT's values wait in a spill file, see `SolvedCodes`).
+    pub held: u64,
+    /// The process beside it: tokenizer, embedding rows, code.
+    pub margin: u64,
+}
+
+impl PeakMemory {
+    pub fn total(&self) -> u64 {
+        self.hidden + self.weights + self.hessians + self.activations + self.held + self.margin
+    }
+}
+
+/// [`PeakMemory`] of calibrating `plan` on `windows` windows (the formula BENCHMARKS.md checks
+/// against a measurement).
+pub fn predicted_peak(config: &LlamaConfig, plan: &Plan, spec: &CalibrationSpec, windows: usize) -> PeakMemory {
+    let (h, ff) = (config.hidden_size as u64, config.intermediate_size as u64);
+    let attn = (config.num_attention_heads * config.head_dim()) as u64;
+    let kv = (config.kv_heads() * config.head_dim()) as u64;
+    let layer_weights = 4 * (h * (attn + 2 * kv) + attn * h + 3 * h * ff);
+    let largest = 4 * (h * ff).max(h * attn);
+    let full = plan.calibrated().any(|t| {
+        matches!(t.action.algorithm, Algorithm::Gptq | Algorithm::Awq)
+            || t.action.prune.as_ref().is_some_and(PruneSpec::is_sparsegpt)
+    });
+    // Inputs: q/k/v and gate/up read `h` columns, o_proj `attn`, down_proj `ff`.
+    let inputs = [h, attn, h, ff];
+    let hessians = if !full {
+        8 * inputs.iter().sum::<u64>()
+    } else if spec.true_sequential {
+        8 * inputs.iter().map(|c| c * c).max().unwrap_or(0)
+    } else {
+        8 * inputs.iter().map(|c| c * c).sum::<u64>()
+    };
+    let band = 2 * 4 * sink::GRAM_BAND as u64 * inputs.iter().max().copied().unwrap_or(0);
+    let held = plan
+        .calibrated()
+        .filter(|t| t.action.prune.is_some())
+        .map(|t| t.shape.iter().map(|&d| d as u64).product::<u64>().div_ceil(8))
+        .sum();
+    let hessians = hessians + if full { band } else { 0 };
+    PeakMemory {
+        hidden: 4 * (windows * spec.window) as u64 * h,
+        weights: (2 * largest).max(layer_weights.saturating_sub(hessians)),
+        hessians,
+        activations: 4 * spec.window as u64 * (3 * ff + 4 * h),
+        held,
+        margin: 256 << 20,
+    }
 }
 
 /// Calibrates the plan's GPTQ tensors of the decoder in `model_dir` on `spec`'s text, layer by
@@ -112,6 +186,12 @@ pub fn calibrate(
     // Streamed: one decoder layer's weights in memory at a time.
     let mut model = LlamaModel::load_streamed(model_dir, &Device::Cpu)?;
     let (tokens, windows_used, notes) = calibration_tokens(&model, spec)?;
+    let memory = predicted_peak(model.config(), plan, spec, windows_used);
+    if let Some(available) = pareto_eval::compare::available_memory()
+        && memory.total() > available
+    {
+        return Err(RunError::Eval(EvalError::WouldNotFit { needs: memory.total(), available }));
+    }
     let per_window = spec.window - 1;
     let bos = model.config().bos();
     let mut hidden = Vec::with_capacity(windows_used);
@@ -124,7 +204,7 @@ pub fn calibrate(
     }
     let hidden_bytes = hidden.iter().map(|h| (h.elem_count() * h.dtype().size_in_bytes()) as u64).sum();
 
-    let codes = Arc::new(SolvedCodes::new(&[Algorithm::Gptq, Algorithm::Awq]));
+    let codes = Arc::new(SolvedCodes::new(&[Algorithm::Gptq, Algorithm::Awq]).map_err(spill_err)?);
     let mut tensors = Vec::new();
     let mut peak_hessian_bytes = 0;
     let options = GptqOptions { damp: spec.damp, act_order: spec.act_order, ..GptqOptions::default() };
@@ -160,11 +240,19 @@ pub fn calibrate(
             ctx.checkpoint()?;
             let layer = awq::awq_layer(&mut model, li, plan, &whole, &awq::options())?;
             for (name, r) in layer.rewrites {
-                codes.insert_rewrite(&name, r);
+                codes.insert_rewrite(&name, r).map_err(spill_err)?;
             }
             awq_solved = layer.solved;
         }
-        for group in model.linear_groups(li) {
+        // With the layer's statistics from one pass, the groups are independent: the widest input
+        // (down_proj's) is solved first, while no decoded weight of the layer is held yet. The
+        // report keeps the layer's order.
+        let mut groups: Vec<(usize, Vec<String>)> = model.linear_groups(li).into_iter().enumerate().collect();
+        if !spec.true_sequential || awq_here {
+            groups.sort_by_key(|(_, g)| std::cmp::Reverse(whole.of(&g[0]).map_or(0, Hessian::cols)));
+        }
+        let mut layer_tensors: Vec<(usize, CalibratedTensor)> = Vec::new();
+        for (gi, group) in groups {
             let planned: Vec<_> = group
                 .iter()
                 .filter_map(|name| {
@@ -173,6 +261,7 @@ pub fn calibrate(
                 })
                 .collect();
             if planned.is_empty() {
+                drop(whole.take(&group[0]));
                 continue;
             }
             let mut own = HessianSink::new(group.first().cloned(), full, false);
@@ -180,7 +269,18 @@ pub fn calibrate(
                 feed(&model, li, &hidden, &mut own, ctx)?;
                 peak_hessian_bytes = peak_hessian_bytes.max(own.bytes());
             }
-            let sink = if spec.true_sequential && !awq_here { &own } else { &whole };
+            let sink = if spec.true_sequential && !awq_here { &mut own } else { &mut whole };
+            // The group's Hessian goes into the one factor that needs it, factored in its own
+            // storage, unless another solve or Wanda's norms read it too.
+            let wants = |f: &dyn Fn(&PlannedTensor) -> bool| planned.iter().any(|(_, pt)| f(pt));
+            let sparse = wants(&|pt| pt.action.prune.as_ref().is_some_and(PruneSpec::is_sparsegpt));
+            let gptq_only = wants(&|pt| {
+                pt.action.algorithm == Algorithm::Gptq && !pt.action.prune.as_ref().is_some_and(PruneSpec::is_sparsegpt)
+            });
+            let wanda = wants(&|pt| {
+                pt.action.prune.as_ref().is_some_and(|p| !p.is_sparsegpt() && p.calibrated_pattern().is_some())
+            });
+            let consume = sparse != gptq_only && !wanda;
             // The linears of a group read one input: one factorisation serves them all (one in
             // natural column order for SparseGPT, whose masks cover runs of columns).
             let mut factor: Option<std::result::Result<GptqFactor, SolveError>> = None;
@@ -193,10 +293,12 @@ pub fn calibrate(
                         "`{weight_name}`: calibration runs on the model as loaded; structured cuts and calibrated methods cannot be combined yet"
                     )));
                 }
-                let Some(w) = model.linear_weight(&name).cloned() else { continue };
+                let Some(w) = model.linear_weight(&name)? else { continue };
                 let (rows, cols) = w.dims2().map_err(eval_err)?;
                 let mut values: Vec<f32> =
                     w.to_dtype(DType::F32).and_then(|t| t.flatten_all()?.to_vec1()).map_err(eval_err)?;
+                let dtype = w.dtype();
+                drop(w);
                 let mut notes = Vec::new();
                 let fmt = pt.action.format.map(pareto_formats::lookup).transpose().map_err(core_fmt)?;
                 let gptq = pt.action.algorithm == Algorithm::Gptq;
@@ -204,10 +306,9 @@ pub fn calibrate(
                 let mask = match (&pt.action.prune, pt.action.prune.as_ref().and_then(PruneSpec::calibrated_pattern)) {
                     (Some(p), Some(pattern)) if p.is_sparsegpt() => {
                         if natural.is_none() {
-                            let h = sink.of(&name).ok_or_else(|| invalid(&format!("no inputs reached `{name}`")))?;
                             let opts = GptqOptions { act_order: false, ..options };
                             natural = Some(
-                                GptqFactor::new(h, &opts)
+                                factor_of(sink, &name, consume, &opts)?
                                     .map_err(|e| invalid(&format!("sparsegpt on `{name}`: {e}")))?,
                             );
                         }
@@ -227,7 +328,7 @@ pub fn calibrate(
                             (None, Some(v)) => {
                                 values = v;
                                 let rewrite = Rewrite { values: Some(values.clone().into()), ..Rewrite::default() };
-                                codes.insert_rewrite(&weight_name, rewrite);
+                                codes.insert_rewrite(&weight_name, rewrite).map_err(spill_err)?;
                             }
                             (None, None) => return Err(invalid(&format!("sparsegpt on `{name}` returned nothing"))),
                         }
@@ -245,8 +346,7 @@ pub fn calibrate(
                     }
                     Some(fmt) if gptq => {
                         if factor.is_none() {
-                            let h = sink.of(&name).ok_or_else(|| invalid(&format!("no inputs reached `{name}`")))?;
-                            factor = Some(GptqFactor::new(h, &options));
+                            factor = Some(factor_of(sink, &name, consume, &options)?);
                         }
                         let factor = factor.as_ref().ok_or_else(|| invalid("no factor"))?;
                         Some((fmt, solve_one(&values, rows, cols, fmt, factor, &options, &weight_name)?))
@@ -263,7 +363,7 @@ pub fn calibrate(
                     None => values,
                 };
                 let t = Tensor::from_vec(decoded, (rows, cols), &Device::Cpu)
-                    .and_then(|t| t.to_dtype(w.dtype()))
+                    .and_then(|t| t.to_dtype(dtype))
                     .map_err(eval_err)?;
                 model.set_linear_weight(&name, t)?;
                 if !pt.action.needs_calibration() {
@@ -284,7 +384,7 @@ pub fn calibrate(
                     Some((fmt, s)) if pt.action.algorithm == Algorithm::Gptq => {
                         entry.loss = s.loss;
                         entry.notes.extend(s.notes.iter().cloned());
-                        codes.insert(&weight_name, fmt.id, s);
+                        codes.insert(&weight_name, fmt.id, s).map_err(spill_err)?;
                     }
                     Some((fmt, _)) if pt.action.algorithm == Algorithm::Awq => {
                         let t = awq_solved.remove(&weight_name).unwrap_or_default();
@@ -298,9 +398,13 @@ pub fn calibrate(
                     _ => {}
                 }
                 entry.loss = entry.loss.or(sparse_loss);
-                tensors.push(entry);
+                layer_tensors.push((gi, entry));
             }
+            // The group's statistics are spent (when no factor took them).
+            drop(sink.take(&group[0]));
         }
+        layer_tensors.sort_by_key(|(gi, _)| *gi);
+        tensors.extend(layer_tensors.into_iter().map(|(_, t)| t));
         for h in hidden.iter_mut() {
             ctx.checkpoint()?;
             *h = model.run_layer(li, h, None)?;
@@ -333,6 +437,8 @@ pub fn calibrate(
         tensors,
         hidden_bytes,
         peak_hessian_bytes,
+        predicted_peak: memory,
+        spilled_bytes: codes.spilled_bytes(),
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((codes, report))
@@ -387,6 +493,23 @@ pub(crate) fn calibration_tokens(model: &LlamaModel, spec: &CalibrationSpec) -> 
         ));
     }
     Ok((tokens, windows_used, notes))
+}
+
+/// GPTQ's factor of `linear`'s input Hessian: built in the Hessian's own storage when `consume`
+/// (the sink forgets it), else from a copy. The inner result is the solver's (a Hessian that will
+/// not factor is the caller's to fall back from).
+fn factor_of(
+    sink: &mut HessianSink,
+    linear: &str,
+    consume: bool,
+    options: &GptqOptions,
+) -> Result<std::result::Result<GptqFactor, SolveError>> {
+    let missing = || invalid(&format!("no inputs reached `{linear}`"));
+    Ok(if consume {
+        GptqFactor::from_owned(sink.take(linear).ok_or_else(missing)?, options)
+    } else {
+        GptqFactor::new(sink.of(linear).ok_or_else(missing)?, options)
+    })
 }
 
 /// Runs the layer over every calibration window, feeding its linear inputs to `sink`.
@@ -476,6 +599,13 @@ fn solve_one(
         }
         Err(e) => Err(invalid(&format!("gptq on `{name}`: {e}"))),
     }
+}
+
+fn spill_err(e: std::io::Error) -> RunError {
+    invalid(&format!(
+        "could not keep solved codes in a temporary file under {} ({e}); free space there or point TMPDIR elsewhere",
+        std::env::temp_dir().display()
+    ))
 }
 
 fn invalid(message: &str) -> RunError {

@@ -12,6 +12,9 @@ use pareto_solve::{Hessian, OutputError, SolveError};
 use super::{eval_err, invalid};
 use crate::error::{Result, RunError};
 
+/// Rows of XᵀX computed per GEMM (1024 × 14336 f32 = 56 MiB for an 8B model's widest input).
+pub(super) const GRAM_BAND: usize = 1024;
+
 /// Accumulates XᵀX per distinct input of one layer (keyed by every linear that reads it), with
 /// the Gram matrix of each batch computed by candle's GEMM.
 #[derive(Default)]
@@ -39,6 +42,12 @@ impl HessianSink {
 
     pub(super) fn of(&self, linear: &str) -> Option<&Hessian> {
         self.inputs.get(self.owners.get(linear)?)
+    }
+
+    /// Hands over the Hessian of `linear`'s input (the sink forgets it), for a solver that
+    /// factors it in its own storage.
+    pub(super) fn take(&mut self, linear: &str) -> Option<Hessian> {
+        self.inputs.remove(self.owners.get(linear)?)
     }
 
     pub(super) fn bytes(&self) -> u64 {
@@ -88,12 +97,22 @@ impl HessianSink {
             }
         }
         let x = Tensor::from_slice(input.data, (input.rows, input.cols), &Device::Cpu).map_err(eval_err)?;
-        let gram: Vec<f32> = x.t().and_then(|t| t.matmul(&x)?.flatten_all()?.to_vec1()).map_err(eval_err)?;
         let h = self.inputs.entry(key).or_insert_with(|| Hessian::new(input.cols));
-        h.add_gram(&gram, input.rows).map_err(|e| match e {
-            SolveError::NonFinite => non_finite(),
-            other => invalid(&other.to_string()),
-        })
+        // XᵀX a band of GRAM_BAND rows at a time: a 14336-wide input's whole Gram in f32 (and its
+        // copy out of candle) would be 1.5 GiB beside the f64 sum.
+        for first in (0..input.cols).step_by(GRAM_BAND) {
+            let band = GRAM_BAND.min(input.cols - first);
+            let part: Vec<f32> = x
+                .narrow(1, first, band)
+                .and_then(|xb| xb.t()?.matmul(&x)?.flatten_all()?.to_vec1())
+                .map_err(eval_err)?;
+            h.add_gram_rows(first, &part).map_err(|e| match e {
+                SolveError::NonFinite => non_finite(),
+                other => invalid(&other.to_string()),
+            })?;
+        }
+        h.count(input.rows);
+        Ok(())
     }
 }
 
@@ -165,5 +184,34 @@ impl OutputError for Moments {
             per.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()
         })();
         Ok(e.map_err(backend)?.into_iter().map(f64::from).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An input wider than one band: the banded Gram equals XᵀX summed directly, and `take`
+    /// hands the Hessian over once.
+    #[test]
+    fn a_wide_input_is_accumulated_band_by_band() {
+        let (rows, cols) = (6, GRAM_BAND + 77);
+        let x: Vec<f32> = (0..rows * cols).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+        let linears = ["l.down_proj".to_string()];
+        let mut sink = HessianSink::new(None, true, false);
+        for _ in 0..2 {
+            let input = LinearInput { layer: 0, linears: &linears, rows, cols, data: &x };
+            sink.accept(input).unwrap();
+        }
+        assert!(sink.error.is_none());
+        let mut direct = Hessian::new(cols);
+        direct.add_rows(&x, rows).unwrap();
+        direct.add_rows(&x, rows).unwrap();
+        let got = sink.take("l.down_proj").unwrap();
+        assert_eq!(got.rows(), direct.rows());
+        for (a, b) in got.matrix().iter().zip(direct.matrix()) {
+            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+        }
+        assert!(sink.take("l.down_proj").is_none() && sink.of("l.down_proj").is_none());
     }
 }
