@@ -58,6 +58,15 @@ fn default_rope_theta() -> f64 {
 }
 
 impl LlamaConfig {
+    /// `dir`'s config.json, parsed and range-checked.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let (path, json) = read_config(dir)?;
+        let config: LlamaConfig = serde_json::from_value(json)
+            .map_err(|e| EvalError::Config { path: path.clone(), message: e.to_string() })?;
+        config.validate(&path)?;
+        Ok(config)
+    }
+
     pub fn kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
@@ -410,10 +419,7 @@ impl LlamaModel {
             LoadAs::StoredGguf(path) => Some(pareto_core::export::gguf::GgufFile::open(path)?),
             _ => None,
         };
-        let (config_path, json) = read_config(dir)?;
-        let config: LlamaConfig = serde_json::from_value(json)
-            .map_err(|e| EvalError::Config { path: config_path.clone(), message: e.to_string() })?;
-        config.validate(&config_path)?;
+        let config = LlamaConfig::read(dir)?;
         let mut w = Weights { map: load_tensors(dir, device)?, dir, lazy: None };
         let (h, vocab) = (config.hidden_size, config.vocab_size);
         let (nh, nkv) = (config.num_attention_heads, config.kv_heads());
@@ -489,10 +495,7 @@ impl LlamaModel {
         if !device.is_cpu() {
             return Err(EvalError::InvalidArgument("a streamed model runs on the CPU".into()));
         }
-        let (config_path, json) = read_config(dir)?;
-        let config: LlamaConfig = serde_json::from_value(json)
-            .map_err(|e| EvalError::Config { path: config_path.clone(), message: e.to_string() })?;
-        config.validate(&config_path)?;
+        let config = LlamaConfig::read(dir)?;
         let lazy = Lazy::open(dir)?;
         let embed_name = "model.embed_tokens.weight";
         let embed = lazy.model.tensor(embed_name).map_err(|_| EvalError::Config {
