@@ -172,6 +172,11 @@ describe("Run and Export", () => {
     expect($("[data-testid=heatmap]")).not.toBeNull();
     expect($("[data-testid=heatmap-legend]")?.textContent).toContain("relative error");
     expect($("[data-testid=histogram]")).not.toBeNull();
+    // Weight error stands in for accuracy: marked as a proxy on the number and the table's columns.
+    expect($("#run-error")?.dataset.provenance).toBe("proxy");
+    expect($("#run-error")?.getAttribute("title")).toMatch(/^proxy, not a measured accuracy/);
+    expect($("#run-error")?.textContent).toBe("0.01");
+    expect(Array.from(root.querySelectorAll(".vtable-head [data-provenance=proxy]")).map((e) => e.textContent)).toEqual(["rel err", "SNR dB"]);
     await click("#nav-export");
     expect(root.querySelector<HTMLInputElement>("input[value=gguf]")?.disabled).toBe(true);
     await click("#export-run");
@@ -247,6 +252,10 @@ describe("Compare", () => {
     await tick();
     expect(api.calls.filter((c) => c.method === "compare").pop()?.args[1]).toBe("weight error (proxy)");
     expect($("#proxy-banner")?.textContent).toContain("proxy");
+    // The proxy's values carry the mark on the number itself; measured values carry none.
+    const marked = Array.from(root.querySelectorAll<HTMLElement>("#variants [data-provenance]"));
+    expect(marked.map((e) => [e.dataset.provenance, e.textContent])).toEqual([["proxy", "4.6"]]);
+    expect(marked[0]?.getAttribute("title")).toMatch(/^proxy, not a measured accuracy/);
   });
 });
 

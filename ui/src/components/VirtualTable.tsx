@@ -1,5 +1,6 @@
 import type { ComponentChildren } from "preact";
 import { useMemo, useState } from "preact/hooks";
+import { type Provenance, PROVENANCE_TEXT } from "./Provenance";
 
 export interface Column<R> {
   key: string;
@@ -8,6 +9,8 @@ export interface Column<R> {
   render: (row: R) => ComponentChildren;
   sort?: (row: R) => number | string;
   align?: "right";
+  /** Marks the column's header when its numbers are projected or a proxy. */
+  provenance?: Provenance;
 }
 
 /**
@@ -96,8 +99,15 @@ export function VirtualTable<R>(props: {
             class={`th ${c.align === "right" ? "right" : ""}`}
             disabled={!c.sort}
             onClick={() => setSort((s) => (s && s.key === c.key ? { key: c.key, dir: s.dir === 1 ? -1 : 1 } : { key: c.key, dir: 1 }))}
+            title={c.provenance ? PROVENANCE_TEXT[c.provenance] : undefined}
           >
-            {c.label}
+            {c.provenance ? (
+              <span class={`q ${c.provenance}`} data-provenance={c.provenance}>
+                {c.label}
+              </span>
+            ) : (
+              c.label
+            )}
             {sort?.key === c.key ? (sort.dir === 1 ? " ▲" : " ▼") : ""}
           </button>
         ))}

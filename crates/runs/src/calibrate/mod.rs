@@ -285,6 +285,18 @@ pub fn calibrate(
             // natural column order for SparseGPT, whose masks cover runs of columns).
             let mut factor: Option<std::result::Result<GptqFactor, SolveError>> = None;
             let mut natural: Option<GptqFactor> = None;
+            // A factor that takes the Hessian is built before any weight of the group is read:
+            // the widest input's f64 matrix then shares memory with no weights.
+            if consume {
+                let first = &planned[0].0;
+                if gptq_only {
+                    factor = Some(factor_of(sink, first, true, &options)?);
+                } else {
+                    let opts = GptqOptions { act_order: false, ..options };
+                    let f = factor_of(sink, first, true, &opts)?;
+                    natural = Some(f.map_err(|e| invalid(&format!("sparsegpt on `{first}`: {e}")))?);
+                }
+            }
             for (name, pt) in planned {
                 ctx.checkpoint()?;
                 let weight_name = format!("{name}.weight");

@@ -12,8 +12,8 @@ use pareto_solve::{Hessian, OutputError, SolveError};
 use super::{eval_err, invalid};
 use crate::error::{Result, RunError};
 
-/// Rows of XᵀX computed per GEMM (1024 × 14336 f32 = 56 MiB for an 8B model's widest input).
-pub(super) const GRAM_BAND: usize = 1024;
+/// Rows of XᵀX computed per GEMM (512 × 14336 f32 = 28 MiB for an 8B model's widest input).
+pub(super) const GRAM_BAND: usize = 512;
 
 /// Accumulates XᵀX per distinct input of one layer (keyed by every linear that reads it), with
 /// the Gram matrix of each batch computed by candle's GEMM.

@@ -2,6 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import type { CompareView } from "../../api/types";
 import { Scatter } from "../../components/charts";
 import { ErrorBox } from "../../components/ErrorBox";
+import { Marked } from "../../components/Provenance";
 import { useApi, useSession } from "../../context";
 import { bytes, num } from "../../format";
 import { SweepPanel } from "./SweepPanel";
@@ -95,9 +96,17 @@ export function CompareScreen() {
                 <tr key={p.run_id} class={p.run_id === s.selectedRun ? "best" : ""}>
                   <td>{p.label}</td>
                   <td>{bytes(p.weight_bytes)}</td>
-                  <td>{p.metric_value === null ? "not measured" : num(p.metric_value, 5)}</td>
+                  <td>
+                    {p.metric_value === null ? (
+                      "not measured"
+                    ) : view.is_proxy ? (
+                      <Marked kind="proxy">{num(p.metric_value, 5)}</Marked>
+                    ) : (
+                      num(p.metric_value, 5)
+                    )}
+                  </td>
                   <td>{p.change_text ?? "–"}</td>
-                  <td>{p.usd_month === null ? "–" : num(p.usd_month, 0)}</td>
+                  <td>{p.usd_month === null ? "–" : <Marked kind="projected">{num(p.usd_month, 0)}</Marked>}</td>
                   <td>{p.on_frontier ? "yes" : p.dominated ? "dominated" : ""}</td>
                   <td>
                     <button class="link" onClick={() => (s.setSelectedRun(p.run_id), s.go("export"))}>

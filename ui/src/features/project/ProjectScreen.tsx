@@ -2,6 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import type { HardwareInfo, PlanSide, ProjectionView, QuantityView, ScenarioInfo } from "../../api/types";
 import { PairBars, explain, qtext } from "../../components/charts";
 import { ErrorBox } from "../../components/ErrorBox";
+import { Marked, ProvenanceKey } from "../../components/Provenance";
 import { useApi, useSession } from "../../context";
 import { num } from "../../format";
 import { CachePanel } from "./CachePanel";
@@ -20,10 +21,10 @@ function pairs(a: PlanSide, b: PlanSide | null, pick: (s: PlanSide) => [string, 
 function Q({ q, id }: { q: QuantityView | null | undefined; id?: string }) {
   if (!q) return <span class="muted">–</span>;
   return (
-    <span class="q" title={explain(q)} id={id}>
+    <Marked kind="projected" detail={explain(q)} id={id}>
       {qtext(q)}
       {q.estimate ? "*" : ""}
-    </span>
+    </Marked>
   );
 }
 
@@ -154,6 +155,7 @@ export function ProjectScreen() {
             {view.summary && <> — {view.summary}</>}
           </p>
           <p class="muted small">Hover any number or bar for its formula and sources. * = model estimate. Grey = original, blue = compressed.</p>
+          <ProvenanceKey kinds={["projected"]} />
           <div class="two">
             <div>
               <h3>Memory</h3>

@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import type { ActionEdit, FormatInfo, PlanRow, PresetInfo, ProjectionView, TensorRow } from "../../api/types";
 import { Bars, explain } from "../../components/charts";
+import { Marked } from "../../components/Provenance";
 import { ErrorBox } from "../../components/ErrorBox";
 import { PathField } from "../../components/PathField";
 import { type Column, VirtualTable } from "../../components/VirtualTable";
@@ -224,10 +225,12 @@ export function RecipeScreen() {
                 </div>
               </div>
               {before && (
-                <div class="card" title={after ? explain(after) : explain(before)}>
+                <div class="card">
                   <div class="k">$/month ({proj?.device})</div>
-                  <div class="v" id="plan-cost">
-                    {num(before.value, 0)} → {after ? num(after.value, 0) : "–"}
+                  <div class="v">
+                    <Marked kind="projected" detail={after ? explain(after) : explain(before)} id="plan-cost">
+                      {num(before.value, 0)} → {after ? num(after.value, 0) : "–"}
+                    </Marked>
                   </div>
                 </div>
               )}

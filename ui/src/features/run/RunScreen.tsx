@@ -2,6 +2,7 @@ import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { Histogram, JobEvent, RunView, TensorResult } from "../../api/types";
 import { HeatmapChart, HistogramChart } from "../../components/charts";
 import { ErrorBox } from "../../components/ErrorBox";
+import { Marked } from "../../components/Provenance";
 import { PathField } from "../../components/PathField";
 import { type Column, VirtualTable } from "../../components/VirtualTable";
 import { useApi, useSession } from "../../context";
@@ -18,7 +19,15 @@ const resultColumns: Column<TensorResult>[] = [
   { key: "action", label: "action", width: "130px", render: (t) => t.action, sort: (t) => t.action },
   { key: "shape", label: "shape", width: "120px", render: (t) => shape(t.shape), sort: (t) => t.shape.reduce((a, b) => a * b, 1) },
   { key: "after", label: "packed", width: "80px", render: (t) => bytes(t.planned_bytes), sort: (t) => t.planned_bytes, align: "right" },
-  { key: "err", label: "rel err", width: "80px", render: (t) => (t.metrics ? num(t.metrics.rel_error, 5) : "–"), sort: (t) => t.metrics?.rel_error ?? -1, align: "right" },
+  {
+    key: "err",
+    label: "rel err",
+    width: "80px",
+    render: (t) => (t.metrics ? num(t.metrics.rel_error, 5) : "–"),
+    sort: (t) => t.metrics?.rel_error ?? -1,
+    align: "right",
+    provenance: "proxy",
+  },
   {
     key: "snr",
     label: "SNR dB",
@@ -26,6 +35,7 @@ const resultColumns: Column<TensorResult>[] = [
     render: (t) => (t.metrics ? (t.metrics.snr_db === null ? "∞" : num(t.metrics.snr_db, 1)) : "–"),
     sort: (t) => t.metrics?.snr_db ?? 1e9,
     align: "right",
+    provenance: "proxy",
   },
   { key: "zeros", label: "zeros", width: "64px", render: (t) => (t.metrics ? pct(t.metrics.sparsity) : "–"), sort: (t) => t.metrics?.sparsity ?? -1, align: "right" },
   { key: "loss", label: "solver loss", width: "84px", render: (t) => (t.calib_loss === null ? "–" : num(t.calib_loss, 4)), sort: (t) => t.calib_loss ?? -1, align: "right" },
@@ -271,9 +281,13 @@ export function RunScreen() {
               <div class="k">written (dense)</div>
               <div class="v">{bytes(run.written_bytes)}</div>
             </div>
-            <div class="card" title="parameter-weighted mean of ‖w − ŵ‖/‖w‖ over transformed tensors (a proxy for accuracy)">
+            <div class="card">
               <div class="k">mean rel. weight error</div>
-              <div class="v" id="run-error">{num(run.mean_rel_error, 5)}</div>
+              <div class="v">
+                <Marked kind="proxy" detail="parameter-weighted mean of ‖w − ŵ‖/‖w‖ over transformed tensors" id="run-error">
+                  {num(run.mean_rel_error, 5)}
+                </Marked>
+              </div>
             </div>
             <div class="card">
               <div class="k">time</div>
