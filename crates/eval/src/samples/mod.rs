@@ -453,7 +453,8 @@ mod tests {
         };
         let e = load_samples(&p, &opts).unwrap_err();
         assert!(
-            e.to_string().ends_with("file size in bytes is 10, over the limit of 5 (pareto eval --max-sample-mib raises it)"),
+            e.to_string()
+                .ends_with("file size in bytes is 10, over the limit of 5 (pareto eval --max-sample-mib raises it)"),
             "{e}"
         );
     }
