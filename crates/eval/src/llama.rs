@@ -363,30 +363,27 @@ impl Weights<'_> {
         Ok(out.try_into().ok())
     }
 
+    /// What is wrong with tensor `name` of this model folder, as a config error.
+    fn bad(&self, name: &str, problem: String) -> EvalError {
+        EvalError::Config { path: self.dir.to_path_buf(), message: format!("tensor `{name}` {problem}") }
+    }
+
     fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let missing = || EvalError::Config {
-            path: self.dir.to_path_buf(),
-            message: format!("tensor `{name}` is missing from the safetensors"),
-        };
-        let t = match (self.map.remove(name), self.lazy) {
+        let found = self.map.remove(name);
+        let missing = || self.bad(name, "is missing from the safetensors".into());
+        let t = match (found, self.lazy) {
             (Some(t), _) => t,
             (None, Some(lazy)) => {
                 let v = lazy.read(name)?.ok_or_else(missing)?;
                 if v.len() != shape.iter().product::<usize>() {
-                    return Err(EvalError::Config {
-                        path: self.dir.to_path_buf(),
-                        message: format!("tensor `{name}` has {} values, expected {shape:?}", v.len()),
-                    });
+                    return Err(self.bad(name, format!("has {} values, expected {shape:?}", v.len())));
                 }
                 Tensor::from_vec(v, shape, &Device::Cpu)?
             }
             (None, None) => return Err(missing()),
         };
         if t.dims() != shape {
-            return Err(EvalError::Config {
-                path: self.dir.to_path_buf(),
-                message: format!("tensor `{name}` has shape {:?}, expected {shape:?}", t.dims()),
-            });
+            return Err(self.bad(name, format!("has shape {:?}, expected {shape:?}", t.dims())));
         }
         t.to_dtype(DType::F32).ctx(|| format!("converting `{name}` to f32"))
     }
@@ -542,15 +539,10 @@ impl LlamaModel {
         let mut w = Weights { map: HashMap::new(), dir: &self.dir, lazy: Some(lazy.as_ref()) };
         let mut stream = |w: &mut Weights, name: String, shape: [usize; 2]| -> Result<Linear> {
             let name = format!("{name}.weight");
-            let found = lazy.model.tensor(&name).map(|t| t.shape.clone()).map_err(|_| EvalError::Config {
-                path: w.dir.to_path_buf(),
-                message: format!("tensor `{name}` is missing from the safetensors"),
-            })?;
+            let found = lazy.model.tensor(&name).map(|t| t.shape.clone());
+            let found = found.map_err(|_| w.bad(&name, "is missing from the safetensors".into()))?;
             if found != shape {
-                return Err(EvalError::Config {
-                    path: w.dir.to_path_buf(),
-                    message: format!("tensor `{name}` has shape {found:?}, expected {shape:?}"),
-                });
+                return Err(w.bad(&name, format!("has shape {found:?}, expected {shape:?}")));
             }
             Ok(Linear::Stream { lazy: Arc::clone(lazy), name, shape })
         };

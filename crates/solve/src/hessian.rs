@@ -31,13 +31,8 @@ impl Hessian {
         if gram.len() != self.sum.len() {
             return Err(SolveError::ShapeMismatch { cols: self.cols, got: (gram.len() as f64).sqrt() as usize });
         }
-        if gram.iter().any(|v| !v.is_finite()) {
-            return Err(SolveError::NonFinite);
-        }
-        for (s, &g) in self.sum.iter_mut().zip(gram) {
-            *s += f64::from(g);
-        }
-        self.rows += rows as u64;
+        self.add_gram_rows(0, gram)?;
+        self.count(rows);
         Ok(())
     }
 

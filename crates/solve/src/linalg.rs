@@ -150,7 +150,9 @@ pub fn invert_lower_in_place(a: &mut [f64], n: usize) {
 /// triangular `R = J L J`, so `H⁻¹ = R⁻ᵀ R⁻¹` and `U = R⁻¹ = J L⁻¹ J`: one factorisation and one
 /// triangular inverse.
 pub fn inverse_upper_factor(h: &[f64], n: usize) -> Result<Vec<f64>, usize> {
-    inverse_upper_factor_owned(h.to_vec(), n)
+    let mut u = h.to_vec();
+    inverse_upper_factor_in_place(&mut u, n)?;
+    Ok(u)
 }
 
 /// [`inverse_upper_factor`] in `h`'s own storage: J H J is `h` with its row-major elements
@@ -178,12 +180,6 @@ pub fn restore_after_failure(h: &mut [f64], n: usize, diagonal: &[f64]) {
         }
         h[i * n + i] = diagonal[i];
     }
-}
-
-/// [`inverse_upper_factor`] consuming `h`.
-pub fn inverse_upper_factor_owned(mut h: Vec<f64>, n: usize) -> Result<Vec<f64>, usize> {
-    inverse_upper_factor_in_place(&mut h, n)?;
-    Ok(h)
 }
 
 #[cfg(test)]
