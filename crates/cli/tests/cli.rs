@@ -385,9 +385,15 @@ fn scan_then_allocate_writes_a_recipe_within_budget_that_compress_accepts() {
     let scan = tmp.path().join("scan.json");
     let samples = "assets/samples/tinystories/tinystories-valid-excerpt.txt";
     let s = scan.to_str().unwrap();
+    let cache = tmp.path().join("cache");
     let run_scan = |extra: &[&str]| {
         let args = ["scan", "models/stories260K", "--samples", samples, "--skip", "65536", "--windows", "4"];
-        pareto(&[&args[..], &["--formats", "q4_0,q5_0,q8_0"], extra].concat())
+        Command::new(env!("CARGO_BIN_EXE_pareto"))
+            .args([&args[..], &["--formats", "q4_0,q5_0,q8_0"], extra].concat())
+            .current_dir(repo())
+            .env("PARETO_CACHE_DIR", &cache)
+            .output()
+            .expect("run pareto")
     };
     let out = run_scan(&["--out", s]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -410,6 +416,9 @@ fn scan_then_allocate_writes_a_recipe_within_budget_that_compress_accepts() {
     let predicted_scan = tmp.path().join("anchor.json");
     let out = run_scan(&["--predict-from", "q4_0", "--out", predicted_scan.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Every q4_0 measurement comes from the first scan's journal.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("measurements reused from an earlier run of the same scan"), "{stderr}");
     let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&predicted_scan).unwrap()).unwrap();
     let (mut measured_kl, mut predicted_kl) = (Vec::new(), Vec::new());
     for (full, pred) in tensors.iter().zip(a["tensors"].as_array().unwrap()) {

@@ -10,6 +10,7 @@ mod hashing;
 mod imatrix;
 mod record;
 pub mod scan;
+mod scan_journal;
 mod sweep;
 mod variant;
 
@@ -18,7 +19,7 @@ pub use error::{Result, RunError};
 pub use hashing::{file_hash, hash_files, model_files, variant_id};
 pub use imatrix::{compute_imatrix, imatrix_targets};
 pub use record::{projection_record, source_model, tensor_records, totals, validation_record};
-pub use scan::{Scan, ScanSpec, scan};
+pub use scan::{Resume, Scan, ScanSpec, scan, scan_with};
 pub use sweep::{
     Executor, LocalExecutor, Recorded, SWEEP_MARKER, SweepOutcome, prepare_out, record_path, recorded, sweep,
     write_record, write_sweep_reports,

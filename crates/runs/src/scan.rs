@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::calibrate::{CalibrationSpec, calibration_tokens};
 use crate::error::{Result, RunError};
 use crate::hashing::hash_files;
+use crate::scan_journal::{Journal, JournalKey};
 
 /// The scan's sample protocol and candidates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,9 +190,33 @@ fn candle(e: pareto_eval::candle_core::Error) -> RunError {
     RunError::Eval(e.into())
 }
 
+/// Where a scan keeps its journal (see [`crate::scan_journal`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resume {
+    /// Reuse and extend the journal in this folder.
+    In(PathBuf),
+    /// Start the journal in this folder again, measuring everything.
+    Fresh(PathBuf),
+    /// No journal.
+    Off,
+}
+
+impl Default for Resume {
+    /// The journal in `<cache folder>/scans` (`$PARETO_CACHE_DIR`, else `$XDG_CACHE_HOME/pareto`).
+    fn default() -> Self {
+        Resume::In(pareto_core::import::cache_dir().join("scans"))
+    }
+}
+
 /// Scans the decoder in `model_dir`: the embedding, every linear weight and the LM head when it
-/// is a tensor of its own, × every candidate format of `spec`, with progress and cancel.
+/// is a tensor of its own, × every candidate format of `spec`, with progress and cancel. What an
+/// earlier run of the same scan measured is reused from the default journal.
 pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan> {
+    scan_with(model_dir, spec, &Resume::default(), ctx)
+}
+
+/// [`scan`] with its journal chosen by `resume`.
+pub fn scan_with(model_dir: &Path, spec: &ScanSpec, resume: &Resume, ctx: &JobContext) -> Result<Scan> {
     let started = Instant::now();
     let source = pareto_core::Model::open(model_dir)?;
     let model_key = model_key(&source)?;
@@ -215,6 +240,12 @@ pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan>
     }
     let bos = model.config().bos();
     let n_layers = model.num_layers();
+    let key = JournalKey::new(&model_key, &samples_sha256, spec.skip_chars, windows, calib.window);
+    let mut journal = match resume {
+        Resume::In(dir) => Journal::open(dir, &key, false),
+        Resume::Fresh(dir) => Journal::open(dir, &key, true),
+        Resume::Off => Journal::off(),
+    };
 
     // The original's inputs to every layer (and to the head), its log-probs, and channel stats.
     ctx.progress.stage("original pass", windows as u64);
@@ -329,29 +360,15 @@ pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan>
                 });
                 continue;
             }
-            let t = Tensor::from_vec(decoded, (rows, cols), &Device::Cpu).map_err(candle)?;
-            target.set(&mut model, t)?;
-            // Only the layers from the tensor's on change; the inputs before them are the original's.
-            let start = target.first_layer(n_layers);
-            let mut kl = 0.0;
-            for (wi, orig) in original.iter().enumerate() {
-                let mut x = match target {
-                    Target::Embedding => model.embed(&ids_of[wi])?,
-                    _ => inputs[start][wi].clone(),
-                };
-                for li in start..n_layers {
-                    x = model.run_layer(li, &x, None)?;
+            let kl = match journal.get(&name, fmt.id) {
+                Some(kl) => kl,
+                None => {
+                    let kl = measure(&mut model, target, decoded, (rows, cols), &w, &original, &ids_of, &inputs)?;
+                    journal.record(&name, fmt.id, kl);
+                    kl
                 }
-                kl += mean_kl(orig, &model.head(&x)?)?;
-            }
-            target.set(&mut model, w.clone())?;
-            candidates.push(ScanCandidate {
-                format: fmt.id.to_string(),
-                bytes,
-                kl: kl / windows as f64,
-                proxy,
-                measured: true,
-            });
+            };
+            candidates.push(ScanCandidate { format: fmt.id.to_string(), bytes, kl, proxy, measured: true });
         }
         if let Some(a) = &anchor {
             predict_from_anchor(&mut candidates, a, &name)?;
@@ -373,6 +390,7 @@ pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan>
             "KL measured for {a} only (per tensor, after its fallback chain); the other candidates' KL is predicted as KL({a}) × proxy / proxy({a})"
         ));
     }
+    notes.extend(journal.into_notes());
     Ok(Scan {
         model_key,
         samples_sha256,
@@ -383,6 +401,42 @@ pub fn scan(model_dir: &Path, spec: &ScanSpec, ctx: &JobContext) -> Result<Scan>
         seconds: started.elapsed().as_secs_f64(),
         notes,
     })
+}
+
+/// The mean KL of the model with `target` replaced by `decoded` (put back afterwards): only the
+/// layers from the tensor's on are run again, from the original's inputs to them.
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    model: &mut LlamaModel,
+    target: &Target,
+    decoded: Vec<f32>,
+    shape: (usize, usize),
+    original_weight: &Tensor,
+    original: &[Tensor],
+    ids_of: &[Tensor],
+    inputs: &[Vec<Tensor>],
+) -> Result<f64> {
+    let n_layers = inputs.len() - 1;
+    let t = Tensor::from_vec(decoded, shape, &Device::Cpu).map_err(candle)?;
+    target.set(model, t)?;
+    let start = target.first_layer(n_layers);
+    let mut kl = 0.0;
+    let mut run = || -> Result<()> {
+        for (wi, orig) in original.iter().enumerate() {
+            let mut x = match target {
+                Target::Embedding => model.embed(&ids_of[wi])?,
+                _ => inputs[start][wi].clone(),
+            };
+            for li in start..n_layers {
+                x = model.run_layer(li, &x, None)?;
+            }
+            kl += mean_kl(orig, &model.head(&x)?)?;
+        }
+        Ok(())
+    };
+    let result = run();
+    target.set(model, original_weight.clone())?;
+    result.map(|()| kl / original.len() as f64)
 }
 
 /// Fills the unmeasured candidates of one tensor from its measured anchor: KL scales with the

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use pareto_core::export::write_small_file;
-use pareto_runs::{Scan, ScanSpec, scan};
+use pareto_runs::{Resume, Scan, ScanSpec, scan_with};
 
 use crate::{output, progress};
 
@@ -30,6 +30,10 @@ pub struct ScanArgs {
     /// (KL × proxy ratio): one measurement per tensor instead of one per format.
     #[arg(long, value_name = "FORMAT")]
     pub predict_from: Option<String>,
+    /// Measure every candidate again instead of reusing what an earlier run of the same scan
+    /// (same weights, text and windows) measured; its journal in the cache folder starts again.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 impl ScanArgs {
@@ -64,7 +68,11 @@ pub struct ScanCmd {
 pub fn measure(model: &Path, args: &ScanArgs) -> anyhow::Result<Scan> {
     let spec = args.spec()?;
     let ctx = progress::bar_context();
-    let s = scan(model, &spec, &ctx)?;
+    let resume = match Resume::default() {
+        Resume::In(dir) if args.fresh => Resume::Fresh(dir),
+        r => r,
+    };
+    let s = scan_with(model, &spec, &resume, &ctx)?;
     drop(ctx);
     for note in &s.notes {
         crate::note!("note: {note}");
