@@ -69,6 +69,7 @@ pub fn start(state: &Arc<AppState>, req: SweepRequest, sink: Sink) -> ApiResult<
         validate: req.validate,
         measure_speed: false,
         calibration: None,
+        baseline_cache: None,
     };
     crate::jobs::spawn(state, "sweep", sink, move |ctx| {
         let fail = |e: &dyn std::error::Error| from_std(e).context("the sweep failed");

@@ -22,6 +22,7 @@ fn jobs(recipes: &[&str]) -> Vec<VariantSpec> {
             validate: true,
             measure_speed: false,
             calibration: None,
+            baseline_cache: None,
         })
         .collect()
 }

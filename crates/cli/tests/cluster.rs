@@ -102,6 +102,17 @@ fn a_slurm_sweep_records_what_a_local_sweep_records() {
     let err = ok(&pareto(&sweep_args(model, &slurm, &recipes, &["--executor", "slurm", "--poll", "0.3"])));
     assert!(err.contains("submitted 3 variant(s) as Slurm array job"), "{err}");
     assert!(err.contains("the nodes see the sweep's folder"), "{err}");
+    // The original was evaluated once, by the baseline job, into the shared folder.
+    assert!(err.contains("and baseline job"), "{err}");
+    let cluster = slurm.join(".pareto-cluster");
+    let files = |dir: &Path, pick: &dyn Fn(&str) -> bool| -> Vec<PathBuf> {
+        let names = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path());
+        names.filter(|p| pick(&p.file_name().unwrap().to_string_lossy())).collect()
+    };
+    assert_eq!(files(&cluster.join("baselines"), &|n| n.ends_with(".bin")).len(), 1);
+    let logs = files(&cluster.join("logs"), &|n| n.starts_with("baseline-"));
+    let log = std::fs::read_to_string(&logs[0]).unwrap();
+    assert!(log.contains("baseline: the original evaluated on 1 sample set(s)"), "{log}");
 
     let (a, b) = (records(&local), records(&slurm));
     assert_eq!(a.len(), 3);

@@ -4,6 +4,7 @@
 
 pub mod accel;
 pub mod bounded;
+pub mod cache;
 pub mod compress;
 pub mod disk;
 pub mod error;

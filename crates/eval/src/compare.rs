@@ -7,14 +7,15 @@ use candle_core::Device;
 use candle_core::quantized::GgmlDType;
 use serde::{Deserialize, Serialize};
 
+use crate::baseline::{self, BaselineCache};
 use crate::bert::{BertEncoder, DEFAULT_BATCH};
 use crate::device::DeviceSpec;
 use crate::error::{EvalError, Result};
 use crate::family::{ModelFamily, detect_family};
-use crate::llama::{LlamaModel, LoadAs, parse_ggml_dtype};
+use crate::llama::{LlamaConfig, LlamaModel, LoadAs, parse_ggml_dtype};
 use crate::perplexity::{
-    DecoderComparison, PerplexityProtocol, PerplexityResult, Scoring, adds_bos, compare_decoders, load_tokenizer,
-    perplexity, tokenize_up_to,
+    DecoderComparison, OriginalSide, PerplexityProtocol, PerplexityResult, Scoring, adds_bos, compare_to_original,
+    load_tokenizer, tokenize_up_to,
 };
 use crate::samples::{SampleOptions, SampleSet, Selection, bundled, load_samples};
 use crate::speed::{DecoderSpeed, EncoderSpeed, SpeedOptions, measure_decoder, measure_encoder};
@@ -54,6 +55,9 @@ pub struct EvalOptions {
     /// The same for a compressed folder converted from a GGUF.
     #[serde(default)]
     pub compressed_gguf: Option<PathBuf>,
+    /// Where the original's side of a decoder evaluation is kept for the next run.
+    #[serde(default)]
+    pub baseline_cache: BaselineCache,
 }
 
 impl EvalOptions {
@@ -79,6 +83,7 @@ impl Default for EvalOptions {
             speed: None,
             original_gguf: None,
             compressed_gguf: None,
+            baseline_cache: BaselineCache::default(),
         }
     }
 }
@@ -103,6 +108,9 @@ pub struct DecoderReport {
     /// KL, top-1 agreement and deltas; present with a compressed model.
     pub comparison: Option<DecoderComparison>,
     pub greedy: GreedyCheck,
+    /// The original's side came from an earlier run's cache (see [`crate::baseline`]).
+    #[serde(default)]
+    pub original_reused: bool,
 }
 
 /// Encoder metrics of one model.
@@ -242,8 +250,8 @@ impl EvalOptions {
 }
 
 /// Refuses, before loading anything, an evaluation on the CPU whose models would not fit in the
-/// memory available now: both models are held as F32 (4 bytes a weight), plus a margin for
-/// activations. Better a named refusal than the machine swapping for an hour or the process
+/// memory available now: one model at a time as F32 (4 bytes a weight) and the original's head,
+/// plus a margin for activations. Better a named refusal than the machine swapping for an hour or the process
 /// being killed. Unknown sizes (a folder the store cannot read) or platforms without
 /// `/proc/meminfo` are not checked.
 fn check_fits_in_memory(model: &Path, options: &EvalOptions) -> Result<()> {
@@ -251,9 +259,21 @@ fn check_fits_in_memory(model: &Path, options: &EvalOptions) -> Result<()> {
         return Ok(());
     }
     let (Ok(m), Some(available)) = (pareto_core::Model::open(model), available_memory()) else { return Ok(()) };
-    let weights: u64 = m.tensors().iter().map(|t| t.shape.iter().map(|&d| d as u64).product::<u64>()).sum();
-    let copies = if options.compressed.is_some() { 2 } else { 1 };
-    let needs = weights.saturating_mul(4).saturating_mul(copies) + (512 << 20);
+    let count = |t: &pareto_core::store::TensorInfo| t.shape.iter().map(|&d| d as u64).product::<u64>();
+    let weights: u64 = m.tensors().iter().map(count).sum();
+    // One model at a time (the original's pass runs before the compressed model is loaded), and
+    // beside the compressed model the original's head.
+    let head = match options.compressed {
+        Some(_) => m
+            .tensors()
+            .iter()
+            .filter(|t| t.name == "lm_head.weight" || t.name == "model.embed_tokens.weight")
+            .map(count)
+            .max()
+            .unwrap_or(0),
+        None => 0,
+    };
+    let needs = (weights + head).saturating_mul(4) + (512 << 20);
     if needs > available {
         return Err(EvalError::WouldNotFit { needs, available });
     }
@@ -358,27 +378,41 @@ fn evaluate_decoder(
     device: &Device,
     ctx: &JobContext,
 ) -> Result<DecoderReport> {
-    let original = LlamaModel::load_as(model, device, &options.original_load())?;
-    let compressed = load_compressed_decoder(model, options, device)?;
+    let config = LlamaConfig::read(model)?;
     let tokenizer = load_tokenizer(&tokenizer_path(model, None)?)?;
     let needed = options.protocol.max_windows.map_or(usize::MAX, |n| n.saturating_mul(options.protocol.window));
     let mut tokens = tokenize_up_to(&tokenizer, text, needed)?;
     let protocol = options.protocol;
     // llama-perplexity tokenizes with the tokenizer's special tokens: BOS first when it adds one.
-    let bos = original.config().bos();
+    let bos = config.bos();
     if protocol.scoring == Scoring::LlamaCpp && adds_bos(&tokenizer, bos)? {
         tokens.insert(0, bos);
     }
-    let (orig_ppl, comp_ppl, comparison) = match &compressed {
+    // The original first, on its own (or from an earlier run's cache), then the compressed model.
+    let steps = options.greedy_steps.min(config.max_position_embeddings.saturating_sub(1));
+    let pass = baseline::Pass { tokens: &tokens, protocol: &protocol, greedy_steps: steps };
+    let mut baseline = baseline::obtain(model, &options.original_load(), device, pass, &options.baseline_cache, ctx)?;
+    for note in &baseline.notes {
+        ctx.progress.log(note);
+    }
+    if baseline.reused {
+        ctx.progress.log("the original's evaluation on these samples was reused from an earlier run (cache folder)");
+    }
+    let compressed = load_compressed_decoder(model, options, device)?;
+    let (comp_ppl, comparison) = match &compressed {
         Some(c) => {
-            let cmp = compare_decoders(&original, c, &tokens, &protocol, ctx)?;
-            (cmp.original, Some(cmp.compressed), Some(cmp))
+            let head = baseline.head().clone();
+            let mut hidden = |first: usize, input: &candle_core::Tensor| baseline.hidden(first, input.dim(0)?, device);
+            let cmp =
+                compare_to_original(OriginalSide { hidden: &mut hidden, head: &head }, c, &tokens, &protocol, ctx)?;
+            (Some(cmp.compressed), Some(cmp))
         }
-        None => (perplexity(&original, &tokens, &protocol, ctx)?, None, None),
+        None => (None, None),
     };
-    let steps = options.greedy_steps.min(original.config().max_position_embeddings.saturating_sub(1));
-    let bos = original.config().bos();
-    let a = original.greedy(&[bos], steps)?;
+    // The original's figures are the pass's own (its wall time included), equal to the comparison's.
+    let orig_ppl = baseline.result();
+    let comparison = comparison.map(|c| DecoderComparison { original: orig_ppl, ..c });
+    let a = baseline.greedy().to_vec();
     let b = match &compressed {
         Some(c) => c.greedy(&[bos], steps)?,
         None => a.clone(),
@@ -390,6 +424,7 @@ fn evaluate_decoder(
         compressed: comp_ppl,
         comparison,
         greedy: GreedyCheck { steps, identical: a == b, first_divergence, original: a, compressed: b },
+        original_reused: baseline.reused,
     })
 }
 

@@ -5,6 +5,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod attention;
+pub mod baseline;
 pub mod bert;
 pub mod calibration;
 pub mod compare;

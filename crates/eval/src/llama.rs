@@ -177,6 +177,7 @@ pub struct QuantizedTensor {
     pub fallback: bool,
 }
 
+#[derive(Clone)]
 enum Linear {
     Dense(Tensor),
     Quantized(QMatMul),
@@ -595,6 +596,17 @@ impl LlamaModel {
     pub fn forward(
         &self,
         ids: &Tensor,
+        cache: Option<&mut KvCache>,
+        sink: Option<&mut dyn ActivationSink>,
+    ) -> Result<Tensor> {
+        let x = self.trunk(ids, cache, sink)?;
+        self.head(&x)
+    }
+
+    /// Embedding and decoder layers: [`Self::forward`] up to the final norm.
+    fn trunk(
+        &self,
+        ids: &Tensor,
         mut cache: Option<&mut KvCache>,
         mut sink: Option<&mut dyn ActivationSink>,
     ) -> Result<Tensor> {
@@ -623,7 +635,36 @@ impl LlamaModel {
         if let Some(c) = cache {
             c.pos += s;
         }
-        self.head(&x)
+        Ok(x)
+    }
+
+    /// The last decoder layer's output `[batch, seq, hidden]` for token ids `[batch, seq]` from
+    /// position 0: [`Self::forward`] without its head, which [`Self::lm_head`] applies the same way.
+    pub fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
+        self.trunk(ids, None, None)
+    }
+
+    /// This model's final norm and LM head on their own (shared, not copied).
+    pub fn lm_head(&self) -> Result<LmHead> {
+        if self.stream.is_some() {
+            return Err(EvalError::InvalidArgument("a streamed model has no head (it runs layer by layer)".into()));
+        }
+        Ok(LmHead { norm: self.norm.clone(), lm_head: self.lm_head.clone(), eps: self.config.rms_norm_eps as f32 })
+    }
+
+    /// Reads only the final norm and the LM head (the embedding when tied) of the folder, dense
+    /// F32 as [`Self::load`] reads them: the original's head for hidden states kept from an
+    /// earlier run, without loading its layers.
+    pub fn load_head(dir: &Path, device: &Device) -> Result<LmHead> {
+        let config = LlamaConfig::read(dir)?;
+        let lazy = Lazy::open(dir)?;
+        let mut w = Weights { map: HashMap::new(), dir, lazy: Some(&lazy) };
+        let (h, vocab) = (config.hidden_size, config.vocab_size);
+        let norm = w.take("model.norm.weight", &[h])?.to_device(device)?;
+        let tied = !w.has("lm_head.weight") && config.tie_word_embeddings;
+        let name = if tied { "model.embed_tokens.weight" } else { "lm_head.weight" };
+        let head = w.take(name, &[vocab, h])?.to_device(device)?;
+        Ok(LmHead { norm, lm_head: Linear::Dense(head), eps: config.rms_norm_eps as f32 })
     }
 
     /// Token embeddings `[batch, seq, hidden]` of ids `[batch, seq]`.
@@ -654,10 +695,7 @@ impl LlamaModel {
 
     /// Final norm and LM head: logits of hidden states `[batch, seq, hidden]`.
     pub fn head(&self, x: &Tensor) -> Result<Tensor> {
-        if self.stream.is_some() {
-            return Err(EvalError::InvalidArgument("a streamed model has no head (it runs layer by layer)".into()));
-        }
-        self.lm_head.forward(&self.final_norm(x)?)
+        self.lm_head()?.logits(x)
     }
 
     /// The token embedding `[vocab, hidden]`.
@@ -920,6 +958,22 @@ impl LlamaModel {
             input = Tensor::new(&[next], &self.device)?.unsqueeze(0)?;
         }
         Ok(out)
+    }
+}
+
+/// A decoder's final norm and LM head on their own: logits of its last layer's output exactly as
+/// [`LlamaModel::forward`] computes them.
+#[derive(Clone)]
+pub struct LmHead {
+    norm: Tensor,
+    lm_head: Linear,
+    eps: f32,
+}
+
+impl LmHead {
+    /// Logits `[batch, seq, vocab]` of hidden states `[batch, seq, hidden]`.
+    pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        self.lm_head.forward(&candle_nn::ops::rms_norm(x, &self.norm, self.eps)?)
     }
 }
 

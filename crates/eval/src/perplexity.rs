@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 use crate::error::{EvalError, Result};
-use crate::llama::LlamaModel;
+use crate::llama::{LlamaModel, LmHead};
 
 /// How text is turned into scored windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,9 +221,14 @@ fn batch_tensors(
 
 /// Log-probabilities `[n, scored, vocab]` of the scored positions of a batch of windows.
 fn log_probs(model: &LlamaModel, input: &Tensor, protocol: &PerplexityProtocol) -> Result<Tensor> {
-    let logits = model.forward(input, None, None)?;
-    let (first, count) = protocol.scoring.scored(input.dim(1)?);
-    let logits = if count == input.dim(1)? { logits } else { logits.narrow(1, first, count)? };
+    scored_log_probs(&model.forward(input, None, None)?, protocol)
+}
+
+/// Log-probabilities of the scored positions of a batch's logits `[n, window, vocab]`.
+fn scored_log_probs(logits: &Tensor, protocol: &PerplexityProtocol) -> Result<Tensor> {
+    let w = logits.dim(1)?;
+    let (first, count) = protocol.scoring.scored(w);
+    let logits = if count == w { logits.clone() } else { logits.narrow(1, first, count)? };
     Ok(candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?)
 }
 
@@ -271,6 +276,45 @@ pub fn perplexity(
     Ok(finish(tokens.len(), wins.len(), scored, nll, start.elapsed().as_secs_f64()))
 }
 
+/// The original's side of a comparison, batch by batch: its last layer's output for a batch of
+/// windows (computed, or kept from an earlier run) and the head that turns it into logits.
+pub struct OriginalSide<'a> {
+    /// Hidden states `[n, window, hidden]` of the `n` windows from window `first` on, given their
+    /// input ids `[n, window]`.
+    pub hidden: &'a mut dyn FnMut(usize, &Tensor) -> Result<Tensor>,
+    pub head: &'a LmHead,
+}
+
+/// The original's pass on its own: its perplexity, every batch's hidden states handed to `keep`
+/// (windows in order) for a later [`compare_to_original`].
+pub fn original_pass(
+    original: &LlamaModel,
+    tokens: &[u32],
+    protocol: &PerplexityProtocol,
+    keep: &mut dyn FnMut(&Tensor) -> Result<()>,
+    ctx: &JobContext,
+) -> Result<PerplexityResult> {
+    check(tokens, protocol)?;
+    let wins = windows(tokens, protocol);
+    let bos_first = tokens.first() == Some(&original.config().bos());
+    let head = original.lm_head()?;
+    ctx.progress.stage("perplexity (original)", wins.len() as u64);
+    let start = Instant::now();
+    let mut nll = 0.0;
+    for batch in wins.chunks(protocol.batch.max(1)) {
+        if ctx.cancel.is_cancelled() {
+            return Err(EvalError::Cancelled);
+        }
+        let (input, target) = batch_tensors(original, batch, protocol, bos_first)?;
+        let x = original.hidden(&input)?;
+        nll += nll_sum(&scored_log_probs(&head.logits(&x)?, protocol)?, &target)?;
+        keep(&x)?;
+        ctx.progress.advance(batch.len() as u64, "windows");
+    }
+    let scored = wins.len() * protocol.scoring.scored(protocol.window).1;
+    Ok(finish(tokens.len(), wins.len(), scored, nll, start.elapsed().as_secs_f64()))
+}
+
 /// Runs both models on the same windows: perplexity of each, KL(original ‖ compressed) and top-1
 /// agreement of the next-token distributions at every scored position.
 pub fn compare_decoders(
@@ -280,26 +324,41 @@ pub fn compare_decoders(
     protocol: &PerplexityProtocol,
     ctx: &JobContext,
 ) -> Result<DecoderComparison> {
+    let head = original.lm_head()?;
+    let mut hidden = |_: usize, input: &Tensor| original.hidden(input);
+    compare_to_original(OriginalSide { hidden: &mut hidden, head: &head }, compressed, tokens, protocol, ctx)
+}
+
+/// [`compare_decoders`] with the original's side given as its hidden states and head, so they can
+/// come from an earlier run (see [`crate::baseline`]); the numbers are the same either way.
+pub fn compare_to_original(
+    original: OriginalSide<'_>,
+    compressed: &LlamaModel,
+    tokens: &[u32],
+    protocol: &PerplexityProtocol,
+    ctx: &JobContext,
+) -> Result<DecoderComparison> {
     check(tokens, protocol)?;
-    if original.config().vocab_size != compressed.config().vocab_size {
-        return Err(EvalError::InvalidArgument(format!(
-            "vocabularies differ: {} vs {}",
-            original.config().vocab_size,
-            compressed.config().vocab_size
-        )));
-    }
     let wins = windows(tokens, protocol);
-    let bos_first = tokens.first() == Some(&original.config().bos());
+    let bos_first = tokens.first() == Some(&compressed.config().bos());
     ctx.progress.stage("perplexity + KL (original vs compressed)", wins.len() as u64);
     let (mut nll_a, mut nll_b, mut sec_a, mut sec_b) = (0.0, 0.0, 0.0, 0.0);
     let (mut kl_sum, mut kl_max, mut agree) = (0.0f64, 0.0f64, 0usize);
+    let mut first = 0;
     for batch in wins.chunks(protocol.batch.max(1)) {
         if ctx.cancel.is_cancelled() {
             return Err(EvalError::Cancelled);
         }
-        let (input, target) = batch_tensors(original, batch, protocol, bos_first)?;
+        let (input, target) = batch_tensors(compressed, batch, protocol, bos_first)?;
         let t = Instant::now();
-        let lp = log_probs(original, &input, protocol)?;
+        let lp = scored_log_probs(&original.head.logits(&(original.hidden)(first, &input)?)?, protocol)?;
+        if lp.dim(D::Minus1)? != compressed.config().vocab_size {
+            return Err(EvalError::InvalidArgument(format!(
+                "vocabularies differ: {} vs {}",
+                lp.dim(D::Minus1)?,
+                compressed.config().vocab_size
+            )));
+        }
         nll_a += nll_sum(&lp, &target)?;
         sec_a += t.elapsed().as_secs_f64();
         let t = Instant::now();
@@ -315,6 +374,7 @@ pub fn compare_decoders(
         let a = lp.argmax(D::Minus1)?.flatten_all()?.to_vec1::<u32>()?;
         let b = lq.argmax(D::Minus1)?.flatten_all()?.to_vec1::<u32>()?;
         agree += a.iter().zip(&b).filter(|(x, y)| x == y).count();
+        first += batch.len();
         ctx.progress.advance(batch.len() as u64, "windows");
     }
     let scored = wins.len() * protocol.scoring.scored(protocol.window).1;

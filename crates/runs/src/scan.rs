@@ -204,7 +204,7 @@ pub enum Resume {
 impl Default for Resume {
     /// The journal in `<cache folder>/scans` (`$PARETO_CACHE_DIR`, else `$XDG_CACHE_HOME/pareto`).
     fn default() -> Self {
-        Resume::In(pareto_core::import::cache_dir().join("scans"))
+        Resume::In(pareto_core::cache::cache_dir().join("scans"))
     }
 }
 

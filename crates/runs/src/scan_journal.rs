@@ -1,6 +1,6 @@
 //! The scan's journal: each measured (tensor, format) KL is appended as soon as it is measured,
 //! in the cache folder, under a key of everything the measurement depends on (the weights, the
-//! sample text, the windows, the tool's version). A cancelled or killed scan resumes where it
+//! sample text, the windows, the build). A cancelled or killed scan resumes where it
 //! stopped, a second scan of the same model and text (more formats, `--predict-from`) measures
 //! only what is missing, and the studio and the CLI share what either measured.
 //!
@@ -25,7 +25,8 @@ const JOURNAL_CAP: u64 = 64 << 20;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JournalKey {
     pub pareto_scan_journal: u32,
-    pub tool_version: String,
+    /// [`pareto_core::cache::build_stamp`].
+    pub build: String,
     /// Sorted sha256 of the model's weight files.
     pub model_key: String,
     pub samples_sha256: String,
@@ -39,7 +40,7 @@ impl JournalKey {
     pub fn new(model_key: &str, samples_sha256: &str, skip_chars: usize, windows: usize, window: usize) -> Self {
         JournalKey {
             pareto_scan_journal: JOURNAL_VERSION,
-            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            build: pareto_core::cache::build_stamp(),
             model_key: model_key.to_string(),
             samples_sha256: samples_sha256.to_string(),
             skip_chars,
@@ -169,7 +170,7 @@ fn read(path: &Path, key: &JournalKey) -> Result<(Measured, bool), String> {
         .and_then(|l| serde_json::from_str(l).ok())
         .ok_or_else(|| "its first line is not a scan journal key".to_string())?;
     if &head != key {
-        return Err("it was written for another model, text or version".to_string());
+        return Err("it was written for another model, text or build".to_string());
     }
     let mut known = HashMap::new();
     let mut whole = text.ends_with('\n');

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use pareto_core::job::JobContext;
 use pareto_core::plan_projection::project_plan;
 use pareto_core::{CompressOptions, Model, Recipe};
+use pareto_eval::baseline::BaselineCache;
 use pareto_eval::{Compressed, EvalOptions, EvalReport, ModelFamily};
 use pareto_projection::{Catalog, Scenario};
 use pareto_report::{Artifact, FileHash, RecipeInfo, RunRecord, SCHEMA_VERSION, ToolInfo};
@@ -30,9 +31,23 @@ pub struct VariantSpec {
     pub measure_speed: bool,
     /// The calibration set of recipes with GPTQ or Wanda rules (ignored by the others).
     pub calibration: Option<CalibrationSpec>,
+    /// Where the original's evaluation is kept and reused (a cluster sweep's shared folder); the
+    /// user's cache folder when `None`. Not part of the variant's address: results are the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_cache: Option<PathBuf>,
 }
 
 impl VariantSpec {
+    /// How the variant's validation evaluates the original: its samples and protocol, kept in
+    /// [`Self::baseline_cache`] (a variant's validation then adds only the compressed side).
+    pub fn original_evaluation(&self) -> EvalOptions {
+        EvalOptions {
+            samples: self.samples.clone(),
+            baseline_cache: self.baseline_cache.clone().map_or(BaselineCache::Default, BaselineCache::In),
+            ..EvalOptions::default()
+        }
+    }
+
     /// The content address of this variant (see [`variant_id`]).
     pub fn id(&self, model_files: &[FileHash]) -> Result<(Recipe, String)> {
         let recipe = Recipe::load(&self.recipe)?;
@@ -162,9 +177,8 @@ fn validate(spec: &VariantSpec, artifact: &Path, ctx: &JobContext) -> Result<Opt
     }
     let options = EvalOptions {
         compressed: Some(Compressed::Folder(artifact.to_path_buf())),
-        samples: spec.samples.clone(),
         speed: spec.measure_speed.then(Default::default),
-        ..EvalOptions::default()
+        ..spec.original_evaluation()
     };
     let eval = pareto_eval::evaluate(&spec.model, &options, ctx)?;
     validation_of(&eval)

@@ -8,7 +8,7 @@ use pareto_runs::allocate::{Problem, is_allocated_recipe, load_scan};
 
 use pareto_runs::cluster::k8s::{K8sOptions, write_manifest};
 use pareto_runs::cluster::slurm::{SlurmExecutor, SlurmOptions};
-use pareto_runs::cluster::{TaskPlan, probe, run_task};
+use pareto_runs::cluster::{TaskPlan, probe, run_baselines, run_task};
 use pareto_runs::{
     Executor, LocalExecutor, Recorded, VariantSpec, model_files, prepare_out, recorded, sweep, write_sweep_reports,
 };
@@ -224,6 +224,7 @@ pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
             validate: !args.no_validate,
             measure_speed: args.speed,
             calibration: args.calibration.spec(),
+            baseline_cache: None,
         })
         .collect();
     if args.cluster.emit == Some(Emit::K8s) {
@@ -338,12 +339,22 @@ pub struct SweepTaskArgs {
     /// Check this node instead: the plan's version, its inputs, and a file written for the submitter.
     #[arg(long, value_name = "TOKEN", conflicts_with = "variant_index")]
     pub probe: Option<String>,
+    /// Evaluate the original once on the plan's sample sets, into the shared folder, for the
+    /// variant tasks to reuse (the job the array waits for).
+    #[arg(long, conflicts_with_all = ["variant_index", "probe"])]
+    pub baseline: bool,
 }
 
 pub fn run_sweep_task(args: &SweepTaskArgs) -> anyhow::Result<()> {
     if let Some(token) = &args.probe {
         let file = probe(&args.plan, token)?;
         println!("probe: ok ({})", file.display());
+        return Ok(());
+    }
+    if args.baseline {
+        let ctx = progress::bar_context();
+        let n = run_baselines(&args.plan, &ctx)?;
+        println!("baseline: the original evaluated on {n} sample set(s)");
         return Ok(());
     }
     let index = match args.variant_index {

@@ -291,21 +291,7 @@ fn encode(values: &[f32], dtype: DType) -> std::result::Result<Vec<u8>, String> 
     Ok(out)
 }
 
-/// Where converted GGUFs are kept: `$PARETO_CACHE_DIR`, else `$XDG_CACHE_HOME/pareto`, else
-/// `~/.cache/pareto`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("PARETO_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("pareto")
-}
-
-/// The Hugging Face folder of `gguf`, converted into [`cache_dir`] the first time (exact dtypes)
+/// The Hugging Face folder of `gguf`, converted into [`crate::cache::cache_dir`] the first time (exact dtypes)
 /// and reused while the file's path, size and modification time are unchanged.
 pub fn open_cached(gguf: &Path, ctx: &JobContext) -> Result<PathBuf> {
     use sha2::{Digest, Sha256};
@@ -319,7 +305,7 @@ pub fn open_cached(gguf: &Path, ctx: &JobContext) -> Result<PathBuf> {
     h.update(CACHE_VERSION.as_bytes());
     let key = hex::encode(&h.finalize()[..8]);
     let stem = abs.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
-    let gguf_cache = cache_dir().join("gguf");
+    let gguf_cache = crate::cache::cache_dir().join("gguf");
     let folder = gguf_cache.join(format!("{stem}-{key}"));
     if folder.join("model.safetensors").is_file() && folder.join("config.json").is_file() {
         return Ok(folder);

@@ -120,6 +120,7 @@ mod tests {
             validate: true,
             measure_speed: false,
             calibration: None,
+            baseline_cache: None,
         };
         TaskPlan {
             tool: "pareto".into(),

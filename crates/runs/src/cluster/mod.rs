@@ -8,7 +8,7 @@ pub mod k8s;
 mod plan;
 pub mod slurm;
 
-pub use plan::{CLUSTER_DIR, TaskPlan, probe, run_task};
+pub use plan::{CLUSTER_DIR, TaskPlan, probe, run_baselines, run_task};
 
 /// The first file called `name` in a folder of `PATH` (what a shell would run).
 pub fn on_path(name: &str) -> Option<std::path::PathBuf> {

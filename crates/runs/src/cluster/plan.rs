@@ -38,6 +38,7 @@ fn absolute_name_or_file(s: &str) -> Result<String> {
 
 impl TaskPlan {
     pub fn new(jobs: &[VariantSpec], model_files: &[FileHash], out: &Path) -> Result<Self> {
+        let out = absolute(out)?;
         let jobs = jobs
             .iter()
             .map(|j| {
@@ -49,13 +50,16 @@ impl TaskPlan {
                 if let Some(c) = &mut j.calibration {
                     c.samples = absolute(&c.samples)?;
                 }
+                // The original's evaluation is computed once (the baseline task) and shared in
+                // the folder every node sees.
+                j.baseline_cache = Some(out.join(CLUSTER_DIR).join("baselines"));
                 Ok(j)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(TaskPlan {
             tool: "pareto".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            out: absolute(out)?,
+            out,
             model_files: model_files.to_vec(),
             jobs,
         })
@@ -127,6 +131,27 @@ pub fn run_task(plan_path: &Path, index: usize, ctx: &JobContext) -> Result<Path
     let record = run_variant(job, &plan.model_files, &plan.out.join("artifacts"), ctx)
         .map_err(|e| RunError::Variant { variant: job.recipe.clone(), source: Box::new(e) })?;
     write_record(&plan.out, &record)
+}
+
+/// The baseline task: evaluates the original once on every distinct sample set the plan's
+/// validated variants use, into the shared folder, so the variant tasks (which run after it)
+/// evaluate only their compressed side. Returns how many evaluations it ran.
+pub fn run_baselines(plan_path: &Path, ctx: &JobContext) -> Result<usize> {
+    let plan = TaskPlan::load(plan_path)?;
+    let mut done: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
+    for job in plan.jobs.iter().filter(|j| j.validate) {
+        let what = (job.model.clone(), job.samples.clone());
+        if done.contains(&what) {
+            continue;
+        }
+        if !matches!(pareto_eval::detect_family(&job.model)?, pareto_eval::ModelFamily::Llama) {
+            continue;
+        }
+        ctx.progress.log(&format!("evaluating the original {} once for every variant", job.model.display()));
+        pareto_eval::evaluate(&job.model, &job.original_evaluation(), ctx)?;
+        done.push(what);
+    }
+    Ok(done.len())
 }
 
 /// What a probe task checks on a node before any variant runs there: this binary's version

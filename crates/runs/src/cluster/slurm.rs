@@ -389,25 +389,59 @@ impl Executor for SlurmExecutor {
             ]);
             let probe_job = sbatch(args)?;
 
+            // The original is evaluated once, after the probe, with a variant's resources; the
+            // array waits for it but runs however it ended (a variant computes what is missing).
+            let baseline_job = if plan.jobs.iter().any(|j| j.validate) {
+                let mut args = self.options.sbatch_args(false);
+                args.extend([
+                    "--job-name=pareto-baseline".into(),
+                    format!("--dependency=afterok:{probe_job}"),
+                    "--kill-on-invalid-dep=yes".into(),
+                    format!("--output={}", logs.join("baseline-%j.log").display()),
+                    format!(
+                        "--wrap=exec {} --quiet sweep-task {} --baseline",
+                        quote(&bin.display().to_string()),
+                        quote(&plan_path.display().to_string())
+                    ),
+                ]);
+                match sbatch(args) {
+                    Ok(id) => Some(id),
+                    Err(e) => {
+                        self.cancel(std::slice::from_ref(&probe_job));
+                        return Err(e);
+                    }
+                }
+            } else {
+                None
+            };
+            let dependency = match &baseline_job {
+                Some(b) => format!("--dependency=afterok:{probe_job},afterany:{b}"),
+                None => format!("--dependency=afterok:{probe_job}"),
+            };
+
             let mut args = self.options.sbatch_args(false);
             args.extend([
                 "--job-name=pareto-sweep".into(),
                 format!("--array=0-{}", plan.jobs.len() - 1),
-                format!("--dependency=afterok:{probe_job}"),
+                dependency,
                 "--kill-on-invalid-dep=yes".into(),
                 format!("--output={}", logs.join("%A_%a.log").display()),
                 script.display().to_string(),
             ]);
+            let before: Vec<String> = std::iter::once(probe_job.clone()).chain(baseline_job.clone()).collect();
             let array_job = match sbatch(args) {
                 Ok(id) => id,
                 Err(e) => {
-                    self.cancel(std::slice::from_ref(&probe_job));
+                    self.cancel(&before);
                     return Err(e);
                 }
             };
             ctx.progress.log(&format!(
-                "submitted {} variant(s) as Slurm array job {array_job} after probe job {probe_job}",
-                fresh.len()
+                "submitted {} variant(s) as Slurm array job {array_job} after probe job {probe_job}{}",
+                fresh.len(),
+                baseline_job.as_ref().map_or(String::new(), |b| format!(
+                    " and baseline job {b} (the original evaluated once, for every variant)"
+                ))
             ));
             let variants = fresh.iter().map(|&i| ids[i].0.clone()).collect();
             append_submission(
@@ -417,7 +451,7 @@ impl Executor for SlurmExecutor {
             for (k, &i) in fresh.iter().enumerate() {
                 tracked.push(Tracked::new(i, format!("{array_job}_{k}"), ids[i].1.clone(), &logs));
             }
-            ours = vec![probe_job.clone(), array_job.clone()];
+            ours = before.into_iter().chain(std::iter::once(array_job.clone())).collect();
             if !self.options.detach {
                 let probe_log = logs.join(format!("probe-{probe_job}.log"));
                 if let Err(e) = self.await_probe(&probe_job, &probe_file, &probe_log, ctx) {
