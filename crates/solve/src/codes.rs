@@ -7,6 +7,8 @@ use std::sync::Mutex;
 use pareto_core::quantize::{Rewrite, Solved, TensorQuantizer, TensorRequest};
 use pareto_core::recipe::Algorithm;
 
+use pareto_formats::QTensor;
+
 use crate::spill::{Extent, Spill, SpilledInt};
 
 /// What a calibration run decided, keyed by source tensor name: the codes GPTQ chose (with the
@@ -29,24 +31,25 @@ pub struct SolvedCodes {
     rounded: Mutex<HashMap<String, Rounded>>,
 }
 
+/// A tensor's solved codes, where they wait, with the solver's loss and notes.
 #[derive(Debug)]
-enum Held {
-    Memory(Solved),
-    Spilled { codes: SpilledInt, loss: Option<f64>, notes: Vec<String> },
+struct Held {
+    codes: Codes,
+    loss: Option<f64>,
+    notes: Vec<String>,
+}
+
+#[derive(Debug)]
+enum Codes {
+    Memory(QTensor),
+    Spilled(SpilledInt),
 }
 
 impl Held {
-    fn loss(&self) -> Option<f64> {
-        match self {
-            Held::Memory(s) => s.loss,
-            Held::Spilled { loss, .. } => *loss,
-        }
-    }
-
     fn shape(&self) -> (usize, usize) {
-        match self {
-            Held::Memory(s) => (s.codes.rows(), s.codes.cols()),
-            Held::Spilled { codes, .. } => (codes.rows(), codes.cols()),
+        match &self.codes {
+            Codes::Memory(q) => (q.rows(), q.cols()),
+            Codes::Spilled(s) => (s.rows(), s.cols()),
         }
     }
 }
@@ -106,10 +109,11 @@ impl SolvedCodes {
 
     /// Records a tensor's solved codes (an integer grid's go to the spill file).
     pub fn insert(&self, source_name: &str, format: &'static str, solved: Solved) -> io::Result<()> {
-        let held = match self.spill.put_int(&solved.codes)? {
-            Some(codes) => Held::Spilled { codes, loss: solved.loss, notes: solved.notes },
-            None => Held::Memory(solved),
+        let codes = match self.spill.put_int(&solved.codes)? {
+            Some(spilled) => Codes::Spilled(spilled),
+            None => Codes::Memory(solved.codes),
         };
+        let held = Held { codes, loss: solved.loss, notes: solved.notes };
         self.entries.lock().map_err(|_| poisoned())?.insert(source_name.to_string(), (format, held));
         Ok(())
     }
@@ -127,7 +131,7 @@ impl SolvedCodes {
         let mut v: Vec<(String, f64)> = self
             .entries
             .lock()
-            .map(|e| e.iter().filter_map(|(k, (_, h))| h.loss().map(|l| (k.clone(), l))).collect())
+            .map(|e| e.iter().filter_map(|(k, (_, h))| h.loss.map(|l| (k.clone(), l))).collect())
             .unwrap_or_default();
         if let Ok(r) = self.rounded.lock() {
             v.extend(r.iter().filter_map(|(k, r)| r.loss.map(|l| (k.clone(), l))));
@@ -167,14 +171,11 @@ impl TensorQuantizer for SolvedCodes {
                 request.format.id, request.rows, request.cols
             ));
         }
-        match held {
-            Held::Memory(solved) => Ok(solved.clone()),
-            Held::Spilled { codes, loss, notes } => Ok(Solved {
-                codes: self.spill.get_int(codes).map_err(|e| format!("reading the solved codes back: {e}"))?,
-                loss: *loss,
-                notes: notes.clone(),
-            }),
-        }
+        let codes = match &held.codes {
+            Codes::Memory(q) => q.clone(),
+            Codes::Spilled(s) => self.spill.get_int(s).map_err(|e| format!("reading the solved codes back: {e}"))?,
+        };
+        Ok(Solved { codes, loss: held.loss, notes: held.notes.clone() })
     }
 
     fn keep_mask(&self, source_name: &str) -> Option<Vec<bool>> {

@@ -54,8 +54,9 @@ impl Spill {
     }
 
     pub(crate) fn get_f32(&self, e: Extent) -> io::Result<Vec<f32>> {
-        let bytes = self.get(e)?;
-        Ok(bytes.chunks_exact(4).map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])).collect())
+        let mut v = vec![0f32; e.len / 4];
+        self.file.read_exact_at(bytemuck::cast_slice_mut(&mut v), e.offset)?;
+        Ok(v)
     }
 
     /// Writes an integer-grid tensor's arrays; other kinds are not spilled (`None`).

@@ -286,7 +286,9 @@ pub fn calibrate(
             let mut factor: Option<std::result::Result<GptqFactor, SolveError>> = None;
             let mut natural: Option<GptqFactor> = None;
             // A factor that takes the Hessian is built before any weight of the group is read:
-            // the widest input's f64 matrix then shares memory with no weights.
+            // the widest input's f64 matrix then shares memory with no weights. (When one is, it
+            // is the only factor the group needs, so the loop below builds its factors from a
+            // copy, never consuming.)
             if consume {
                 let first = &planned[0].0;
                 if gptq_only {
@@ -320,7 +322,7 @@ pub fn calibrate(
                         if natural.is_none() {
                             let opts = GptqOptions { act_order: false, ..options };
                             natural = Some(
-                                factor_of(sink, &name, consume, &opts)?
+                                factor_of(sink, &name, false, &opts)?
                                     .map_err(|e| invalid(&format!("sparsegpt on `{name}`: {e}")))?,
                             );
                         }
@@ -358,7 +360,7 @@ pub fn calibrate(
                     }
                     Some(fmt) if gptq => {
                         if factor.is_none() {
-                            factor = Some(factor_of(sink, &name, consume, &options)?);
+                            factor = Some(factor_of(sink, &name, false, &options)?);
                         }
                         let factor = factor.as_ref().ok_or_else(|| invalid("no factor"))?;
                         Some((fmt, solve_one(&values, rows, cols, fmt, factor, &options, &weight_name)?))
