@@ -284,6 +284,7 @@ fn q(x: &Quantity) -> QuantityView {
         formula: x.formula.clone(),
         sources: x.sources.clone(),
         estimate: x.estimate,
+        range: x.range,
     }
 }
 

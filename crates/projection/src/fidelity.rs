@@ -525,6 +525,12 @@ pub struct ErrorSummary {
     pub within_30: f64,
     /// Median signed error (+ = projected too optimistic).
     pub median_signed: f64,
+    /// The 10th and 90th percentiles of the signed error: with them a projected speed s reads as
+    /// a measured one between s / (1 + p90) and s / (1 + p10) for 80 % of held-out points.
+    #[serde(default)]
+    pub p10_signed: f64,
+    #[serde(default)]
+    pub p90_signed: f64,
     pub default_median_abs: f64,
     pub default_median_signed: f64,
 }
@@ -548,6 +554,8 @@ pub fn summarise(group: String, pts: &[&HeldOut]) -> ErrorSummary {
         p90_abs: quantile(abs.clone(), 0.9),
         within_30: abs.iter().filter(|e| **e <= 0.3).count() as f64 / abs.len().max(1) as f64,
         median_signed: quantile(pts.iter().map(|p| p.error()).collect(), 0.5),
+        p10_signed: quantile(pts.iter().map(|p| p.error()).collect(), 0.1),
+        p90_signed: quantile(pts.iter().map(|p| p.error()).collect(), 0.9),
         default_median_abs: quantile(pts.iter().map(|p| p.default_error().abs()).collect(), 0.5),
         default_median_signed: quantile(pts.iter().map(|p| p.default_error()).collect(), 0.5),
     }

@@ -48,6 +48,20 @@ pub struct Efficiency {
 }
 
 impl Efficiency {
+    /// These figures with every speed multiplied by `f`: the bandwidth and compute fractions
+    /// times `f`, the per-step costs divided by it (the engine's per-device figures are taken as
+    /// already applied, so the result names no engine).
+    pub fn speed_scaled(&self, f: f64) -> Efficiency {
+        Efficiency {
+            eta_bw: self.eta_bw * f,
+            eta_compute: self.eta_compute * f,
+            overhead_s: self.overhead_s / f,
+            per_seq_s: self.per_seq_s / f,
+            engine: None,
+            source: format!("{} × {f:.3}", self.source),
+        }
+    }
+
     /// The figures on `device`: with an engine, those fitted to published measurements of that
     /// engine on the device's class (crate::fidelity); without one, these.
     pub fn on(&self, device: &crate::catalog::Device) -> Efficiency {

@@ -227,8 +227,28 @@ pub fn project(req: &ProjectionRequest<'_>) -> Result<Projection> {
             ranges.join("; ")
         ));
     }
-    let original = plan_projection(&orig, req);
-    let compressed = comp.as_ref().map(|c| plan_projection(c, req));
+    let mut original = plan_projection(&orig, req);
+    let mut compressed = comp.as_ref().map(|c| plan_projection(c, req));
+    // Every estimate gets the range the decode model's held-out error gives it: the projection
+    // again with speeds at the 10th and 90th percentile of that error.
+    if let Some((factors, regime)) = speed_factors(req) {
+        let (mut o, mut c) = (Vec::new(), Vec::new());
+        for f in factors {
+            let r = ProjectionRequest { efficiency: req.efficiency.speed_scaled(f), ..*req };
+            o.push(plan_projection(&prepare("original", req.original, &r)?, &r));
+            if let Some(w) = req.compressed {
+                c.push(plan_projection(&prepare("compressed", w, &r)?, &r));
+            }
+        }
+        crate::quantity::widen(&mut original, &o);
+        if let Some(p) = compressed.as_mut() {
+            crate::quantity::widen(p, &c);
+        }
+        notes.push(format!(
+            "ranges: each estimate again with every speed × {:.2} and × {:.2}, the 10th–90th percentile of the held-out error at {regime} (80 % of published measurements the model was not fitted to land inside)",
+            factors[0], factors[1]
+        ));
+    }
     let comparison = comp.as_ref().map(|c| comparison(&orig, c, &original, compressed.as_ref(), req));
     let (right_sizing, latency_boundary) = match (req.catalog, req.shape) {
         (Some(cat), Some(_)) => {
@@ -259,6 +279,17 @@ pub fn project(req: &ProjectionRequest<'_>) -> Result<Projection> {
         latency_boundary,
         notes,
     })
+}
+
+/// The speed factors that bound 80 % of the fitted engine's held-out errors in the scenario's
+/// regime (batch 1 or batched), lowest first; `None` without a fitted engine.
+fn speed_factors(req: &ProjectionRequest<'_>) -> Option<([f64; 2], &'static str)> {
+    req.efficiency.engine.as_ref()?;
+    let fit = crate::fidelity::committed()?;
+    let regime = if req.scenario.batching.max_batch <= 1 { "batch 1" } else { "batched" };
+    let g = fit.by_regime.iter().find(|g| g.group == regime)?;
+    let (lo, hi) = (1.0 / (1.0 + g.p90_signed), 1.0 / (1.0 + g.p10_signed));
+    (lo.is_finite() && hi.is_finite() && lo > 0.0 && lo < hi).then_some(([lo, hi], regime))
 }
 
 fn plan_projection(p: &Prepared, req: &ProjectionRequest<'_>) -> PlanProjection {
@@ -531,6 +562,40 @@ mod tests {
         assert!(p.notes.iter().any(|n| n.contains("mid-2025")));
         let json = serde_json::to_value(&p).map_err(|e| crate::ProjectionError::Calibration(e.to_string()))?;
         assert!(json["original"]["memory"]["kv_per_token"]["formula"].as_str().is_some_and(|f| f.contains("kv_heads")));
+        Ok(())
+    }
+
+    /// With a fitted engine every number the speeds move carries the band its held-out error
+    /// gives (batched regime here); exact counts and a projection without an engine carry none.
+    #[test]
+    fn a_fitted_engine_gives_speed_and_cost_estimates_their_held_out_range() -> Result<()> {
+        let shape = ModelShape::llama3_8b();
+        let cat = Catalog::builtin()?;
+        let o = llama3_8b_weights("bf16", 16.0, ComputePrecision::Fp16);
+        let c = llama3_8b_weights("int4_g128_sym", 4.25, ComputePrecision::Fp16);
+        let sc = Scenario::preset("high-volume-api")?;
+        let p = project(&ProjectionRequest {
+            shape: Some(&shape),
+            original: &o,
+            compressed: Some(&c),
+            device: cat.get("h100_sxm")?,
+            scenario: &sc,
+            catalog: Some(&cat),
+            efficiency: Efficiency { engine: Some("vllm".into()), ..Efficiency::default() },
+        })?;
+        let none = || crate::ProjectionError::EmptyPlan { plan: "c".into() };
+        let comp = p.compressed.as_ref().ok_or_else(none)?;
+        let within = |q: &Quantity| q.range.is_some_and(|[lo, hi]| lo <= q.value && q.value <= hi && lo < hi);
+        let decode = comp.latency.decode_tok_s_batch1.as_ref().ok_or_else(none)?;
+        assert!(within(decode), "{decode:?}");
+        let cost = comp.cost.as_ref().ok_or_else(none)?;
+        assert!(within(&cost.total_usd_month), "{:?}", cost.total_usd_month);
+        assert!(p.original.latency.decode_tok_s_batch1.as_ref().is_some_and(within));
+        assert_eq!(comp.memory.weights.range, None);
+        assert!(p.notes.iter().any(|n| n.starts_with("ranges: ") && n.contains("batched")));
+        let plain = run("h100_sxm", "high-volume-api", Some(&shape))?;
+        let plain_decode = plain.compressed.as_ref().and_then(|c| c.latency.decode_tok_s_batch1.as_ref());
+        assert!(plain_decode.is_some_and(|q| q.range.is_none()), "no engine, no fitted error to carry");
         Ok(())
     }
 

@@ -7,10 +7,30 @@ export function qtext(q: QuantityView): string {
   return q.unit === "B" ? bytes(q.value) : `${num(q.value)} ${q.unit}`;
 }
 
-/** Hover text for a projected number: value, formula and the sources of its constants. */
+/** A range's end to two significant digits (the range is a rough band, not a measurement). */
+function approx(v: number): string {
+  return Number.isFinite(v) ? num(Number(v.toPrecision(2))) : num(v);
+}
+
+/** A range's end in a quantity's unit (bytes as KiB/MiB/GiB). */
+function vtext(q: QuantityView, v: number): string {
+  return q.unit === "B" ? bytes(v) : `${approx(v)} ${q.unit}`;
+}
+
+/** The range an estimate carries, e.g. "1,100–4,600 tok/s"; empty without one. */
+export function rangeText(q: QuantityView): string {
+  if (!q.range) return "";
+  const [lo, hi] = q.range;
+  return q.unit === "B" ? `${bytes(lo)}–${bytes(hi)}` : `${approx(lo)}–${approx(hi)} ${q.unit}`;
+}
+
+/** Hover text for a projected number: value, its range, formula and the sources of its constants. */
 export function explain(q: QuantityView): string {
   const src = q.sources.length ? `\nsources: ${q.sources.join("; ")}` : "";
-  return `${qtext(q)}${q.estimate ? " (estimate)" : ""}\n= ${q.formula}${src}`;
+  const range = q.range
+    ? `\n80 % range ${vtext(q, q.range[0])} to ${vtext(q, q.range[1])}: where published measurements the decode model was not fitted to land`
+    : "";
+  return `${qtext(q)}${q.estimate ? " (estimate)" : ""}${range}\n= ${q.formula}${src}`;
 }
 
 export interface Bar {

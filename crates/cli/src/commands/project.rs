@@ -118,7 +118,13 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
     if json {
         return output::json(&projection);
     }
-    let q = |x: Option<&Quantity>| x.map_or("-".to_string(), |q| format!("{} {}", output::sig(q.value), q.unit));
+    // An estimate with a range reads "value unit (lo–hi)": where 80 % of held-out measurements land.
+    let q = |x: Option<&Quantity>| {
+        x.map_or("-".to_string(), |q| match q.range {
+            Some([lo, hi]) => format!("{} {} ({}–{})", output::sig(q.value), q.unit, output::sig(lo), output::sig(hi)),
+            None => format!("{} {}", output::sig(q.value), q.unit),
+        })
+    };
     let mut rows = Vec::new();
     for p in std::iter::once(&projection.original).chain(projection.compressed.as_ref()) {
         rows.push(vec![

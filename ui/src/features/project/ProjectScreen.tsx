@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import type { HardwareInfo, PlanSide, ProjectionView, QuantityView, ScenarioInfo } from "../../api/types";
-import { PairBars, explain, qtext } from "../../components/charts";
+import { PairBars, explain, qtext, rangeText } from "../../components/charts";
 import { ErrorBox } from "../../components/ErrorBox";
 import { Marked, ProvenanceKey } from "../../components/Provenance";
 import { useApi, useSession } from "../../context";
@@ -21,10 +21,13 @@ function pairs(a: PlanSide, b: PlanSide | null, pick: (s: PlanSide) => [string, 
 function Q({ q, id }: { q: QuantityView | null | undefined; id?: string }) {
   if (!q) return <span class="muted">–</span>;
   return (
-    <Marked kind="projected" detail={explain(q)} id={id}>
-      {qtext(q)}
-      {q.estimate ? "*" : ""}
-    </Marked>
+    <>
+      <Marked kind="projected" detail={explain(q)} id={id}>
+        {qtext(q)}
+        {q.estimate ? "*" : ""}
+      </Marked>
+      {q.range && <span class="range muted small"> ({rangeText(q)})</span>}
+    </>
   );
 }
 
