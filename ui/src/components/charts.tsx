@@ -7,28 +7,35 @@ export function qtext(q: QuantityView): string {
   return q.unit === "B" ? bytes(q.value) : `${num(q.value)} ${q.unit}`;
 }
 
-/** A range's end to two significant digits (the range is a rough band, not a measurement). */
-function approx(v: number): string {
-  return Number.isFinite(v) ? num(Number(v.toPrecision(2))) : num(v);
+/** The significant digits a range's ends need to differ: two (it is a rough band, not a
+ * measurement), more only when two would print both ends the same. */
+function digits(lo: number, hi: number): number {
+  for (let d = 2; d < 5; d++) if (lo.toPrecision(d) !== hi.toPrecision(d)) return d;
+  return 5;
+}
+
+function approx(v: number, d: number): string {
+  return Number.isFinite(v) ? num(Number(v.toPrecision(d)), 6) : num(v);
 }
 
 /** A range's end in a quantity's unit (bytes as KiB/MiB/GiB). */
-function vtext(q: QuantityView, v: number): string {
-  return q.unit === "B" ? bytes(v) : `${approx(v)} ${q.unit}`;
+function vtext(q: QuantityView, v: number, d: number): string {
+  return q.unit === "B" ? bytes(v) : `${approx(v, d)} ${q.unit}`;
 }
 
 /** The range an estimate carries, e.g. "1,100–4,600 tok/s"; empty without one. */
 export function rangeText(q: QuantityView): string {
   if (!q.range) return "";
   const [lo, hi] = q.range;
-  return q.unit === "B" ? `${bytes(lo)}–${bytes(hi)}` : `${approx(lo)}–${approx(hi)} ${q.unit}`;
+  const d = digits(lo, hi);
+  return q.unit === "B" ? `${bytes(lo)}–${bytes(hi)}` : `${approx(lo, d)}–${approx(hi, d)} ${q.unit}`;
 }
 
 /** Hover text for a projected number: value, its range, formula and the sources of its constants. */
 export function explain(q: QuantityView): string {
   const src = q.sources.length ? `\nsources: ${q.sources.join("; ")}` : "";
   const range = q.range
-    ? `\n80 % range ${vtext(q, q.range[0])} to ${vtext(q, q.range[1])}: where published measurements the decode model was not fitted to land`
+    ? `\n80 % range ${vtext(q, q.range[0], digits(...q.range))} to ${vtext(q, q.range[1], digits(...q.range))}: where published measurements the decode model was not fitted to land`
     : "";
   return `${qtext(q)}${q.estimate ? " (estimate)" : ""}${range}\n= ${q.formula}${src}`;
 }
