@@ -258,22 +258,7 @@ pub fn perplexity(
     protocol: &PerplexityProtocol,
     ctx: &JobContext,
 ) -> Result<PerplexityResult> {
-    check(tokens, protocol)?;
-    let wins = windows(tokens, protocol);
-    let bos_first = tokens.first() == Some(&model.config().bos());
-    ctx.progress.stage("perplexity", wins.len() as u64);
-    let start = Instant::now();
-    let mut nll = 0.0;
-    for batch in wins.chunks(protocol.batch.max(1)) {
-        if ctx.cancel.is_cancelled() {
-            return Err(EvalError::Cancelled);
-        }
-        let (input, target) = batch_tensors(model, batch, protocol, bos_first)?;
-        nll += nll_sum(&log_probs(model, &input, protocol)?, &target)?;
-        ctx.progress.advance(batch.len() as u64, "windows");
-    }
-    let scored = wins.len() * protocol.scoring.scored(protocol.window).1;
-    Ok(finish(tokens.len(), wins.len(), scored, nll, start.elapsed().as_secs_f64()))
+    original_pass(model, tokens, protocol, &mut |_| Ok(()), ctx)
 }
 
 /// The original's side of a comparison, batch by batch: its last layer's output for a batch of
@@ -285,8 +270,8 @@ pub struct OriginalSide<'a> {
     pub head: &'a LmHead,
 }
 
-/// The original's pass on its own: its perplexity, every batch's hidden states handed to `keep`
-/// (windows in order) for a later [`compare_to_original`].
+/// A model's pass on its own: its perplexity, every batch's hidden states handed to `keep`
+/// (windows in order; the original's, for a later [`compare_to_original`]).
 pub fn original_pass(
     original: &LlamaModel,
     tokens: &[u32],
@@ -298,7 +283,7 @@ pub fn original_pass(
     let wins = windows(tokens, protocol);
     let bos_first = tokens.first() == Some(&original.config().bos());
     let head = original.lm_head()?;
-    ctx.progress.stage("perplexity (original)", wins.len() as u64);
+    ctx.progress.stage("perplexity", wins.len() as u64);
     let start = Instant::now();
     let mut nll = 0.0;
     for batch in wins.chunks(protocol.batch.max(1)) {
