@@ -142,10 +142,19 @@ pub fn task_script(bin: &Path, plan: &Path) -> String {
     format!(
         "#!/bin/bash\n# Written by pareto sweep --executor slurm: one variant of {plan} per array element.\n\
          # As many threads as CPUs allocated (nodes without CPU binding would otherwise see them all).\n\
-         export RAYON_NUM_THREADS=\"${{RAYON_NUM_THREADS:-${{SLURM_CPUS_ON_NODE:-1}}}}\"\n\
-         exec {bin} --quiet sweep-task {plan} --variant-index \"$SLURM_ARRAY_TASK_ID\"\n",
-        bin = quote(&bin.display().to_string()),
+         {}\n",
+        task_command(bin, plan, "--variant-index \"$SLURM_ARRAY_TASK_ID\""),
         plan = quote(&plan.display().to_string()),
+    )
+}
+
+/// What every job of a sweep runs: `pareto sweep-task PLAN ARGS`, with as many threads as CPUs
+/// Slurm allocated. One line, so it serves a script and `sbatch --wrap` alike.
+fn task_command(bin: &Path, plan: &Path, args: &str) -> String {
+    format!(
+        "export RAYON_NUM_THREADS=\"${{RAYON_NUM_THREADS:-${{SLURM_CPUS_ON_NODE:-1}}}}\"; exec {} --quiet sweep-task {} {args}",
+        quote(&bin.display().to_string()),
+        quote(&plan.display().to_string()),
     )
 }
 
@@ -381,11 +390,7 @@ impl Executor for SlurmExecutor {
             args.extend([
                 "--job-name=pareto-probe".into(),
                 format!("--output={}", logs.join("probe-%j.log").display()),
-                format!(
-                    "--wrap=exec {} --quiet sweep-task {} --probe {token}",
-                    quote(&bin.display().to_string()),
-                    quote(&plan_path.display().to_string())
-                ),
+                format!("--wrap={}", task_command(&bin, &plan_path, &format!("--probe {token}"))),
             ]);
             let probe_job = sbatch(args)?;
 
@@ -398,11 +403,7 @@ impl Executor for SlurmExecutor {
                     format!("--dependency=afterok:{probe_job}"),
                     "--kill-on-invalid-dep=yes".into(),
                     format!("--output={}", logs.join("baseline-%j.log").display()),
-                    format!(
-                        "--wrap=exec {} --quiet sweep-task {} --baseline",
-                        quote(&bin.display().to_string()),
-                        quote(&plan_path.display().to_string())
-                    ),
+                    format!("--wrap={}", task_command(&bin, &plan_path, "--baseline")),
                 ]);
                 match sbatch(args) {
                     Ok(id) => Some(id),
@@ -505,6 +506,10 @@ mod tests {
         assert!(s.contains(
             "exec /usr/bin/pareto --quiet sweep-task /shared/out/.pareto-cluster/plan-abc.json --variant-index \"$SLURM_ARRAY_TASK_ID\""
         ));
+        // The probe and baseline jobs (`--wrap`) get the same thread count as the array's tasks.
+        let wrap = task_command(Path::new("/usr/bin/pareto"), Path::new("/p.json"), "--baseline");
+        assert!(wrap.starts_with("export RAYON_NUM_THREADS=") && !wrap.contains('\n'), "{wrap}");
+        assert!(wrap.ends_with("exec /usr/bin/pareto --quiet sweep-task /p.json --baseline"), "{wrap}");
     }
 
     #[test]
