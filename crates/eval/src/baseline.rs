@@ -72,7 +72,8 @@ struct Key {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Header {
-    key: Key,
+    /// `None` for a pass kept for this evaluation only (no cache folder).
+    key: Option<Key>,
     windows: usize,
     /// Input positions per window.
     positions: usize,
@@ -222,7 +223,7 @@ pub fn obtain(
         )?;
         let steps = greedy_steps.min(config.max_position_embeddings.saturating_sub(1));
         let header = Header {
-            key: key.clone().unwrap_or_else(|| unkeyed(protocol, greedy_steps)),
+            key: key.clone(),
             windows: shape.0,
             positions: shape.1,
             hidden: shape.2,
@@ -327,7 +328,7 @@ fn open_entry(path: &Path, key: &Key) -> std::result::Result<(Header, File, u64)
     let mut json = vec![0u8; json_len as usize];
     f.seek(SeekFrom::Start(len - 8 - json_len)).and_then(|_| f.read_exact(&mut json)).map_err(|e| e.to_string())?;
     let header: Header = serde_json::from_slice(&json).map_err(|e| format!("its header is damaged: {e}"))?;
-    if &header.key != key {
+    if header.key.as_ref() != Some(key) {
         return Err("it was kept for other weights, text or settings".into());
     }
     if header.data_bytes() != Some(len - 8 - json_len - fixed) {
@@ -339,20 +340,6 @@ fn open_entry(path: &Path, key: &Key) -> std::result::Result<(Header, File, u64)
 fn file_name(key: &Key) -> String {
     let text = serde_json::to_string(key).unwrap_or_default();
     format!("{}.bin", &hex::encode(Sha256::digest(text.as_bytes()))[..32])
-}
-
-/// The key of a run that is not kept (only checked against itself).
-fn unkeyed(protocol: &PerplexityProtocol, greedy_steps: usize) -> Key {
-    Key {
-        pareto_eval_baseline: BASELINE_VERSION,
-        build: pareto_core::cache::build_stamp(),
-        weights: Vec::new(),
-        config: String::new(),
-        tokens: String::new(),
-        protocol: *protocol,
-        greedy_steps,
-        device: String::new(),
-    }
 }
 
 fn key_of(
