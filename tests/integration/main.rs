@@ -12,5 +12,6 @@ mod compress_real;
 mod device_quant;
 mod eval_decoders;
 mod export_formats;
+mod gguf_bert;
 mod gguf_llama3;
 mod sweep_report;

@@ -160,6 +160,10 @@ impl OutputDir {
     /// Opens `rel` inside the temporary folder for writing; bytes are hashed as they go.
     pub fn create_file(&self, rel: &str) -> Result<HashingFile> {
         let path = self.tmp_path.join(rel);
+        // A companion in a subfolder (a sentence-transformers module's config).
+        if let Some(parent) = path.parent().filter(|p| *p != self.tmp_path) {
+            fs::create_dir_all(parent).map_err(|e| write_error(parent, e))?;
+        }
         let sink = (self.opener)(&path).map_err(|e| write_error(&path, e))?;
         Ok(HashingFile::spawn(rel.to_string(), path, sink))
     }

@@ -1,5 +1,5 @@
 //! GGUF hyper-parameters (`{arch}.*`, gguf-py constants.py `Keys.LLM` / `Keys.Attention` /
-//! `Keys.Rope`) → a Hugging Face config.json for the LLaMA-layout families.
+//! `Keys.Rope`) → a Hugging Face config.json for the LLaMA-layout families and BERT encoders.
 
 use serde_json::{Value, json};
 
@@ -20,12 +20,16 @@ pub struct Hyper {
     pub rope_theta: f64,
     pub rope_scaling: Option<Value>,
     pub tied: bool,
+    /// BERT: LayerNorm epsilon, token types, llama.cpp's pooling type.
+    pub layer_norm_eps: Option<f64>,
+    pub token_types: Option<u64>,
+    pub pooling: Option<u64>,
 }
 
 impl Hyper {
     pub fn read(meta: &Meta<'_>, file: &GgufFile) -> Result<Hyper> {
         let arch = meta.architecture();
-        if !matches!(arch, "llama" | "qwen2" | "qwen3") {
+        if !matches!(arch, "llama" | "qwen2" | "qwen3" | "bert") {
             return Err(meta
                 .unsupported(format!("architecture {arch:?} is not one Pareto converts ({})", super::ARCHITECTURES)));
         }
@@ -74,11 +78,17 @@ impl Hyper {
             rms_eps: meta.arch_f64("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
             rope_theta: meta.arch_f64("rope.freq_base").unwrap_or(10_000.0),
             rope_scaling,
-            tied: file.tensor("output.weight").is_none(),
+            tied: arch != "bert" && file.tensor("output.weight").is_none(),
+            layer_norm_eps: meta.arch_f64("attention.layer_norm_epsilon"),
+            token_types: meta.u64("tokenizer.ggml.token_type_count"),
+            pooling: meta.arch_u64("pooling_type"),
         })
     }
 
     pub fn to_config(&self, meta: &Meta<'_>) -> Value {
+        if meta.architecture() == "bert" {
+            return self.bert_config(meta);
+        }
         let (model_type, class) = match meta.architecture() {
             "qwen2" => ("qwen2", "Qwen2ForCausalLM"),
             "qwen3" => ("qwen3", "Qwen3ForCausalLM"),
@@ -119,5 +129,55 @@ impl Hyper {
             o.insert("_name_or_path".into(), json!(name));
         }
         c
+    }
+
+    /// A BertModel's config.json (transformers' BertConfig names; GELU, absolute positions).
+    fn bert_config(&self, meta: &Meta<'_>) -> Value {
+        let mut c = json!({
+            "architectures": ["BertModel"],
+            "model_type": "bert",
+            "hidden_size": self.hidden,
+            "intermediate_size": self.ffn,
+            "num_hidden_layers": self.layers,
+            "num_attention_heads": self.heads,
+            "vocab_size": self.vocab_size,
+            "max_position_embeddings": self.context.unwrap_or(512),
+            "type_vocab_size": self.token_types.unwrap_or(2),
+            "layer_norm_eps": self.layer_norm_eps.unwrap_or(1e-12),
+            "hidden_act": "gelu",
+            "position_embedding_type": "absolute",
+            // Training-time settings BertConfig readers require (transformers' defaults).
+            "hidden_dropout_prob": 0.1,
+            "attention_probs_dropout_prob": 0.1,
+            "initializer_range": 0.02,
+            "use_cache": true,
+            "pad_token_id": meta.u64("tokenizer.ggml.padding_token_id").unwrap_or(0),
+            "torch_dtype": "float32",
+        });
+        if let (Some(name), Some(o)) = (meta.str("general.name"), c.as_object_mut()) {
+            o.insert("_name_or_path".into(), json!(name));
+        }
+        c
+    }
+
+    /// sentence-transformers' modules.json and Pooling config for the GGUF's pooling type (mean,
+    /// CLS or last token), so the folder pools as the GGUF does and exports it again; `None` when
+    /// the file states none.
+    pub fn pooling_files(&self) -> Option<[(&'static str, Value); 2]> {
+        let mode = match u32::try_from(self.pooling?).ok()? {
+            crate::export::gguf::pooling::MEAN => "pooling_mode_mean_tokens",
+            crate::export::gguf::pooling::CLS => "pooling_mode_cls_token",
+            crate::export::gguf::pooling::LAST => "pooling_mode_lasttoken",
+            _ => return None,
+        };
+        let modules = json!([
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        ]);
+        let mut pooling = json!({"word_embedding_dimension": self.hidden});
+        if let Some(o) = pooling.as_object_mut() {
+            o.insert(mode.into(), json!(true));
+        }
+        Some([("modules.json", modules), ("1_Pooling/config.json", pooling)])
     }
 }

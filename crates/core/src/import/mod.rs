@@ -36,7 +36,7 @@ pub const SOURCE_TYPES_KEY: &str = "pareto.source_gguf_types";
 pub const SOURCE_KEY: &str = "pareto.source_gguf";
 
 /// The GGUF architectures converted, with how their Q/K rows are stored.
-const ARCHITECTURES: &str = "llama, qwen2, qwen3";
+const ARCHITECTURES: &str = "llama, qwen2, qwen3, bert";
 
 /// How to write the tensors.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -139,7 +139,7 @@ fn plan<'a>(file: &'a GgufFile, meta: &Meta<'_>, cfg: &config::Hyper, dtype: Ten
     file.tensors
         .iter()
         .map(|t| {
-            let name = names::to_hf(&t.name).ok_or_else(|| {
+            let name = names::to_hf(meta.architecture(), &t.name).ok_or_else(|| {
                 meta.unsupported(format!(
                     "tensor {} has no Hugging Face counterpart Pareto knows (rope_freqs and other extras are not converted)",
                     t.name
@@ -230,6 +230,9 @@ pub fn convert(gguf: &Path, out: &Path, dtype: TensorDtype, force: bool, ctx: &J
     dir.write_file("config.json", &json(&hyper.to_config(&meta)))?;
     dir.write_file("tokenizer.json", &json(&tok.tokenizer))?;
     dir.write_file("tokenizer_config.json", &json(&tok.config))?;
+    for (name, contents) in hyper.pooling_files().into_iter().flatten() {
+        dir.write_file(name, &json(&contents))?;
+    }
     let files = dir.files();
     let output = dir.commit()?;
     let mut notes = Vec::new();

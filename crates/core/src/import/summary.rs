@@ -71,6 +71,9 @@ pub fn describe(path: &Path) -> Result<GgufSummary> {
                 MetaValue::String(s) => s.clone(),
                 MetaValue::Array(..) => return None,
                 MetaValue::Bool(b) => b.to_string(),
+                // As stored: an f32 shown through f64 would print 1e-12 as 0.0000000000009999999960041972.
+                MetaValue::F32(f) if f.abs() < 1e-3 && *f != 0.0 => format!("{f:e}"),
+                MetaValue::F32(f) => format!("{f}"),
                 other => other.as_f64().map_or_else(String::new, |f| format!("{f}")),
             };
             Some((key.to_string(), text))

@@ -9,6 +9,10 @@
 //!   SentencePieceExtractor use (every split of a piece into two vocabulary pieces, ordered by
 //!   the piece's score, stable by id).
 //!
+//! - `bert` (WordPiece): the converter's "phantom space" pieces turned back (a U+2581 prefix marks a
+//!   word start, anything else was a `##` continuation; CONTROL pieces are as stored), with BERT's
+//!   normalizer, pre-tokenizer, `[CLS] $A [SEP]` template and WordPiece decoder.
+//!
 //! CONTROL pieces become special added tokens, USER_DEFINED ones non-special added tokens.
 
 use serde_json::{Value, json};
@@ -71,6 +75,18 @@ pub fn rebuild(meta: &Meta<'_>) -> Result<Rebuilt> {
         id_key("tokenizer.ggml.unknown_token_id"),
         id_key("tokenizer.ggml.padding_token_id"),
     );
+    // WordPiece's pieces in their tokenizer.json spelling; the other models store them as they are.
+    let owned: Vec<String> = tokens
+        .iter()
+        .enumerate()
+        .map(|(id, t)| match (model, t.strip_prefix('\u{2581}')) {
+            ("bert", _) if ty(id) == CONTROL => t.to_string(),
+            ("bert", Some(word)) => word.to_string(),
+            ("bert", None) => format!("##{t}"),
+            _ => t.to_string(),
+        })
+        .collect();
+    let tokens: Vec<&str> = owned.iter().map(String::as_str).collect();
     let added: Vec<Value> = tokens
         .iter()
         .enumerate()
@@ -140,7 +156,26 @@ pub fn rebuild(meta: &Meta<'_>) -> Result<Rebuilt> {
                           "byte_fallback": has_bytes, "ignore_merges": false, "vocab": vocab, "merges": merges}
             })
         }
-        other => return Err(bad(format!("tokenizer model {other:?} (Pareto rebuilds gpt2 and llama)"))),
+        "bert" => {
+            let (cls, sep) = (
+                bos.ok_or_else(|| bad("WordPiece without a [CLS] (bos) token".into()))?,
+                eos.or_else(|| id_key("tokenizer.ggml.seperator_token_id"))
+                    .ok_or_else(|| bad("WordPiece without a [SEP] (eos) token".into()))?,
+            );
+            let lowercase = meta.bool("tokenizer.ggml.normalizer.lowercase").unwrap_or(true);
+            let strip = meta.bool("tokenizer.ggml.normalizer.strip_accents").map_or(Value::Null, |b| json!(b));
+            json!({
+                "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+                "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
+                               "strip_accents": strip, "lowercase": lowercase},
+                "pre_tokenizer": {"type": "BertPreTokenizer"},
+                "post_processor": bert_template(&tokens, cls, sep),
+                "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
+                "model": {"type": "WordPiece", "unk_token": unk.map_or(Value::Null, |i| json!(tokens[i])),
+                          "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": vocab}
+            })
+        }
+        other => return Err(bad(format!("tokenizer model {other:?} (Pareto rebuilds gpt2, llama and bert)"))),
     };
     let name = |id: Option<usize>| id.map_or(Value::Null, |i| json!(tokens[i]));
     let mut config = json!({
@@ -148,6 +183,13 @@ pub fn rebuild(meta: &Meta<'_>) -> Result<Rebuilt> {
         "bos_token": name(bos), "eos_token": name(eos), "unk_token": name(unk), "pad_token": name(pad),
         "add_bos_token": add_bos, "add_eos_token": add_eos, "clean_up_tokenization_spaces": false,
     });
+    if let (true, Some(o)) = (model == "bert", config.as_object_mut()) {
+        let sep = id_key("tokenizer.ggml.seperator_token_id").or(eos);
+        o.insert("cls_token".into(), name(bos));
+        o.insert("sep_token".into(), name(sep));
+        o.insert("mask_token".into(), name(id_key("tokenizer.ggml.mask_token_id")));
+        o.insert("do_lower_case".into(), json!(meta.bool("tokenizer.ggml.normalizer.lowercase").unwrap_or(true)));
+    }
     if let (Some(t), Some(o)) = (meta.str("tokenizer.chat_template"), config.as_object_mut()) {
         o.insert("chat_template".into(), json!(t));
     }
@@ -155,6 +197,22 @@ pub fn rebuild(meta: &Meta<'_>) -> Result<Rebuilt> {
         o.insert("model_max_length".into(), json!(n));
     }
     Ok(Rebuilt { tokenizer, config, vocab_size: tokens.len() })
+}
+
+/// BERT's `[CLS] $A [SEP]` and `[CLS] $A [SEP] $B:1 [SEP]:1`.
+fn bert_template(tokens: &[&str], cls: usize, sep: usize) -> Value {
+    let special = |id: usize, type_id: u32| json!({"SpecialToken": {"id": tokens[id], "type_id": type_id}});
+    let seq = |s: &str, type_id: u32| json!({"Sequence": {"id": s, "type_id": type_id}});
+    let specials: serde_json::Map<String, Value> = [cls, sep]
+        .into_iter()
+        .map(|id| (tokens[id].to_string(), json!({"id": tokens[id], "ids": [id], "tokens": [tokens[id]]})))
+        .collect();
+    json!({
+        "type": "TemplateProcessing",
+        "single": [special(cls, 0), seq("A", 0), special(sep, 0)],
+        "pair": [special(cls, 0), seq("A", 0), special(sep, 0), seq("B", 1), special(sep, 1)],
+        "special_tokens": specials,
+    })
 }
 
 /// A TemplateProcessing that adds BOS and/or EOS around a sequence, or `None` when neither is.

@@ -1,4 +1,4 @@
-//! GGUF v3 for LLaMA-family models (llama.cpp, Ollama, LM Studio): writer, general reader,
+//! GGUF v3 for LLaMA-family decoders and BERT encoders (llama.cpp, Ollama, LM Studio): writer, general reader,
 //! metadata, tokenizer conversion and HF→GGUF tensor names.
 //!
 //! File layout followed: ggml docs/gguf.md (header, typed KV pairs, tensor infos with `dims[0]`
@@ -8,6 +8,7 @@
 pub mod imatrix;
 pub mod metadata;
 pub mod names;
+pub mod pooling;
 pub mod reader;
 pub mod rope;
 pub mod tokenizer;

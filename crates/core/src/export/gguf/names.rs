@@ -1,19 +1,40 @@
-//! HF tensor names of the LLaMA-style families → GGUF names (llama.cpp gguf-py/gguf/tensor_mapping.py,
-//! `TensorNameMap`; MODEL_TENSOR names in gguf-py/gguf/constants.py for LLM_ARCH_LLAMA, QWEN2, QWEN3).
+//! HF tensor names → GGUF names (llama.cpp gguf-py/gguf/tensor_mapping.py, `TensorNameMap`;
+//! MODEL_TENSOR names in gguf-py/gguf/constants.py for LLM_ARCH_LLAMA, QWEN2, QWEN3 and BERT).
+//! The two families' HF names do not overlap (`model.layers.*` vs `encoder.layer.*`), so the HF
+//! side needs no architecture; the GGUF side does (`blk.N.attn_q` is in both).
 
-/// The GGUF name of an HF LLaMA tensor; `None` for a tensor llama.cpp's llama graph has no slot
-/// for. `rotary_emb.inv_freq` buffers are recomputed by llama.cpp and are skipped by the caller.
+/// The GGUF name of an HF tensor of a LLaMA-style or BERT model; `None` for a tensor llama.cpp's
+/// graphs have no slot for. Buffers and heads the converter drops ([`skipped`]) are the caller's.
 pub fn to_gguf(hf: &str) -> Option<String> {
     if let Some((_, g)) = FIXED.iter().find(|(h, _)| *h == hf) {
         return Some((*g).to_string());
     }
-    let (layer, module, kind) = split_layer(hf, "model.layers.")?;
-    let (_, g) = LAYER.iter().find(|(h, _)| *h == module)?;
-    Some(format!("blk.{layer}.{g}.{kind}"))
+    if let Some((layer, module, kind)) = split_layer(hf, "model.layers.") {
+        let (_, g) = LAYER.iter().find(|(h, _)| *h == module)?;
+        return Some(format!("blk.{layer}.{g}.{kind}"));
+    }
+    // BertForMaskedLM and friends keep the encoder under `bert.` (the converter strips it).
+    let hf = hf.strip_prefix("bert.").unwrap_or(hf);
+    if let Some((layer, module, kind)) = split_layer(hf, "encoder.layer.") {
+        let (_, g) = BERT_LAYER.iter().find(|(h, _)| *h == module)?;
+        return Some(format!("blk.{layer}.{g}.{kind}"));
+    }
+    let (module, kind) = hf.rsplit_once('.')?;
+    let (_, g) = BERT_FIXED.iter().find(|(h, _)| *h == module)?;
+    (kind == "weight" || kind == "bias").then(|| format!("{g}.{kind}"))
 }
 
-/// The HF name of a GGUF tensor of the LLaMA-style families: [`to_gguf`] backwards.
-pub fn to_hf(gguf: &str) -> Option<String> {
+/// The HF name of a GGUF tensor of architecture `arch`: [`to_gguf`] backwards.
+pub fn to_hf(arch: &str, gguf: &str) -> Option<String> {
+    if arch == "bert" {
+        if let Some((layer, module, kind)) = split_layer(gguf, "blk.") {
+            let (h, _) = BERT_LAYER.iter().find(|(_, g)| *g == module)?;
+            return Some(format!("encoder.layer.{layer}.{h}.{kind}"));
+        }
+        let (module, kind) = gguf.rsplit_once('.')?;
+        let (h, _) = BERT_FIXED.iter().find(|(_, g)| *g == module)?;
+        return (kind == "weight" || kind == "bias").then(|| format!("{h}.{kind}"));
+    }
     if let Some((h, _)) = FIXED.iter().find(|(_, g)| *g == gguf) {
         return Some((*h).to_string());
     }
@@ -52,9 +73,48 @@ const LAYER: [(&str, &str); 11] = [
     ("mlp.down_proj", "ffn_down"),
 ];
 
-/// Buffers the converter drops (llama.cpp recomputes them).
-pub fn skipped(hf: &str) -> bool {
-    hf.ends_with("rotary_emb.inv_freq")
+/// BERT's whole-model modules: (HF module, GGUF module), each with a weight and maybe a bias.
+const BERT_FIXED: [(&str, &str); 4] = [
+    ("embeddings.word_embeddings", "token_embd"),
+    ("embeddings.position_embeddings", "position_embd"),
+    ("embeddings.token_type_embeddings", "token_types"),
+    ("embeddings.LayerNorm", "token_embd_norm"),
+];
+
+/// BERT's per-layer modules (llama.cpp's `bert` graph: post-norm, biases everywhere).
+const BERT_LAYER: [(&str, &str); 8] = [
+    ("attention.self.query", "attn_q"),
+    ("attention.self.key", "attn_k"),
+    ("attention.self.value", "attn_v"),
+    ("attention.output.dense", "attn_output"),
+    ("attention.output.LayerNorm", "attn_output_norm"),
+    ("intermediate.dense", "ffn_up"),
+    ("output.dense", "ffn_down"),
+    ("output.LayerNorm", "layer_output_norm"),
+];
+
+/// Why the converter leaves a tensor out, or `None` for one it writes: RoPE buffers llama.cpp
+/// recomputes; BERT's position ids, its pooler and its pre-training heads (llama.cpp serves BERT
+/// for embeddings and pools itself).
+pub fn skipped(hf: &str) -> Option<&'static str> {
+    let bert = hf.strip_prefix("bert.").unwrap_or(hf);
+    if hf.ends_with("rotary_emb.inv_freq") {
+        Some("llama.cpp recomputes it")
+    } else if bert == "embeddings.position_ids" {
+        Some("llama.cpp numbers the positions itself")
+    } else if bert.starts_with("pooler.") || hf.starts_with("cls.") {
+        Some(
+            "llama.cpp serves BERT for embeddings and pools them itself; the pooler and pre-training heads are not in its graph",
+        )
+    } else {
+        None
+    }
+}
+
+/// The token-embedding tensor of either family: llama.cpp's quantization policy gives it the
+/// output type when the model has no `output.weight` (tied heads, encoders).
+pub fn is_token_embedding(hf: &str) -> bool {
+    matches!(to_gguf(hf).as_deref(), Some("token_embd.weight"))
 }
 
 /// The rows of the GGUF `attn_q`/`attn_k` weight in terms of HF rows: llama.cpp's
@@ -113,9 +173,31 @@ mod tests {
         assert_eq!(to_gguf("model.layers.2.self_attn.k_norm.weight").as_deref(), Some("blk.2.attn_k_norm.weight"));
         assert_eq!(to_gguf("model.layers.0.foo.weight"), None);
         for hf in ["model.embed_tokens.weight", "lm_head.weight", "model.layers.7.self_attn.q_proj.bias"] {
-            assert_eq!(to_hf(&to_gguf(hf).unwrap()).as_deref(), Some(hf));
+            assert_eq!(to_hf("llama", &to_gguf(hf).unwrap()).as_deref(), Some(hf));
         }
-        assert_eq!(to_hf("rope_freqs.weight"), None);
+        assert_eq!(to_hf("llama", "rope_freqs.weight"), None);
+        // BERT (MiniLM's names; BertForMaskedLM's carry a `bert.` prefix).
+        for (hf, g) in [
+            ("embeddings.word_embeddings.weight", "token_embd.weight"),
+            ("embeddings.LayerNorm.bias", "token_embd_norm.bias"),
+            ("encoder.layer.5.attention.output.LayerNorm.weight", "blk.5.attn_output_norm.weight"),
+            ("encoder.layer.0.output.dense.bias", "blk.0.ffn_down.bias"),
+            ("encoder.layer.0.attention.output.dense.weight", "blk.0.attn_output.weight"),
+        ] {
+            assert_eq!(to_gguf(hf).as_deref(), Some(g));
+            assert_eq!(to_gguf(&format!("bert.{hf}")).as_deref(), Some(g));
+            assert_eq!(to_hf("bert", g).as_deref(), Some(hf));
+        }
+        assert_eq!(
+            to_hf("bert", "blk.0.attn_q.weight").as_deref(),
+            Some("encoder.layer.0.attention.self.query.weight")
+        );
+        assert!(skipped("pooler.dense.weight").is_some() && skipped("bert.embeddings.position_ids").is_some());
+        assert!(skipped("cls.predictions.bias").is_some() && skipped("encoder.layer.0.output.dense.weight").is_none());
+        assert!(
+            is_token_embedding("embeddings.word_embeddings.weight") && is_token_embedding("model.embed_tokens.weight")
+        );
+        assert!(!is_token_embedding("embeddings.position_embeddings.weight"));
         // One head of 4: HF rows [r0 r1 | r2 r3] (halves) → interleaved [r0 r2 r1 r3].
         assert_eq!(qk_permutation(4, 1).unwrap(), vec![0, 2, 1, 3]);
         assert_eq!(qk_permutation(8, 2).unwrap(), vec![0, 2, 1, 3, 4, 6, 5, 7]);

@@ -9,7 +9,7 @@
 use pareto_formats::{Format, Kind, QTensor};
 
 use super::metadata::{MetaValue, encode_kv, encode_str};
-use super::{ALIGNMENT, MAGIC, QUANTIZATION_VERSION, VERSION, names, rope, tokenizer, types};
+use super::{ALIGNMENT, MAGIC, QUANTIZATION_VERSION, VERSION, names, pooling, rope, tokenizer, types};
 use crate::compress::TensorReport;
 use crate::error::{Error, Result};
 use crate::export::OutputDir;
@@ -19,12 +19,12 @@ use crate::job::JobContext;
 use crate::metrics::{Sums, WeightMetrics};
 use crate::recipe::resolve::rows_cols;
 use crate::recipe::{Plan, PlannedTensor};
-use crate::store::{Architecture, DType, Model, TensorInfo};
+use crate::store::{Architecture, DType, Model, ModelConfig, TensorInfo};
 use crate::transform::{Pipeline, encode_f32};
 
 pub const TARGET: &str = "GGUF";
-pub const SUPPORTED_ARCHITECTURES: &str =
-    "llama, mistral, qwen2, qwen3 (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)";
+pub const SUPPORTED_ARCHITECTURES: &str = "llama, mistral, qwen2, qwen3 (LlamaForCausalLM, MistralForCausalLM, \
+     Qwen2ForCausalLM, Qwen3ForCausalLM), bert (BertModel and the other BERT encoders, for llama.cpp's embedding serving)";
 pub const SUPPORTED_FORMATS: &str = "q8_0, q4_0, q5_0, q4_k, q6_k, f16, bf16, f32";
 /// The file name inside the output folder.
 pub const FILE_NAME: &str = "model.gguf";
@@ -125,6 +125,7 @@ pub fn layout(model: &Model, plan: &Plan, weights_only: bool) -> Result<Layout> 
         Architecture::Llama | Architecture::Mistral => ("llama", true),
         Architecture::Qwen2 => ("qwen2", false),
         Architecture::Qwen3 => ("qwen3", false),
+        Architecture::Bert => ("bert", false),
         _ => {
             return Err(Error::GgufUnsupportedArchitecture {
                 architecture: cfg.architecture.name().to_string(),
@@ -132,20 +133,14 @@ pub fn layout(model: &Model, plan: &Plan, weights_only: bool) -> Result<Layout> 
             });
         }
     };
-    let sp = plan.structured.as_ref();
-    let heads = sp.map_or(cfg.num_heads, |s| s.heads_after);
-    let kv_heads = sp.map_or(cfg.num_kv_heads, |s| s.kv_heads_after);
-    let head_dim = sp.map_or(cfg.head_dim, |s| s.head_dim);
-    let layers = sp.map_or(cfg.num_layers, |s| s.layer_map.len());
-    let ffn = sp.map_or(cfg.intermediate_size, |s| s.ffn_after);
-    let rope_theta = cfg.rope_theta.unwrap_or(10_000.0);
-    let scaling = rope::convert(&cfg.raw, arch, head_dim, rope_theta)
-        .map_err(|problem| Error::ExportConfig { target: TARGET, problem })?;
-
+    let (mut kv, freqs) = match arch {
+        "bert" => (bert_kv(model, cfg, plan)?, None),
+        _ => decoder_kv(cfg, plan, arch)?,
+    };
     let mut items = Vec::new();
     let mut notes = Vec::new();
     // The converter yields generated tensors before the model's own; so does this writer.
-    if let Some(freqs) = scaling.freqs {
+    if let Some(freqs) = freqs {
         let n = freqs.len() as u64;
         notes.push(format!("rope_freqs.weight: {n} RoPE frequency divisors computed from rope_scaling (llama3)"));
         let (gguf_name, ggml_type, dims) = ("rope_freqs.weight".to_string(), types::F32, vec![n]);
@@ -156,8 +151,8 @@ pub fn layout(model: &Model, plan: &Plan, weights_only: bool) -> Result<Layout> 
         if pt.action.drop {
             continue;
         }
-        if names::skipped(&pt.name) {
-            notes.push(format!("{}: skipped (llama.cpp recomputes it)", pt.name));
+        if let Some(why) = names::skipped(&pt.name) {
+            notes.push(format!("{}: not written ({why})", pt.name));
             continue;
         }
         let gguf_name = names::to_gguf(&pt.name).ok_or_else(|| Error::ExportTensor {
@@ -204,9 +199,9 @@ pub fn layout(model: &Model, plan: &Plan, weights_only: bool) -> Result<Layout> 
         let n_head = if !permute_qk {
             None
         } else if pt.name.ends_with("self_attn.q_proj.weight") {
-            Some(heads)
+            Some(cfg_heads(cfg, plan).0)
         } else if pt.name.ends_with("self_attn.k_proj.weight") {
-            Some(kv_heads)
+            Some(cfg_heads(cfg, plan).1)
         } else {
             None
         };
@@ -230,7 +225,6 @@ pub fn layout(model: &Model, plan: &Plan, weights_only: bool) -> Result<Layout> 
             .ok_or(Error::SizeOverflow { tensor: it.gguf_name.clone() })?;
     }
 
-    let u32v = |v: usize| MetaValue::U32(u32::try_from(v).unwrap_or(u32::MAX));
     let name = cfg
         .raw
         .get("_name_or_path")
@@ -238,31 +232,16 @@ pub fn layout(model: &Model, plan: &Plan, weights_only: bool) -> Result<Layout> 
         .map(String::from)
         .or_else(|| model.root().file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "model".into());
-    let key = |k: &str| format!("{arch}.{k}");
-    let mut kv: Vec<(String, MetaValue)> = vec![
-        ("general.architecture".into(), MetaValue::String(arch.into())),
-        ("general.name".into(), MetaValue::String(name)),
-        ("general.alignment".into(), MetaValue::U32(ALIGNMENT as u32)),
-        ("general.file_type".into(), MetaValue::U32(file_type(plan)?)),
-        ("general.quantization_version".into(), MetaValue::U32(QUANTIZATION_VERSION)),
-        (key("vocab_size"), u32v(cfg.vocab_size)),
-        (key("context_length"), u32v(cfg.max_position_embeddings.unwrap_or(2048))),
-        (key("embedding_length"), u32v(cfg.hidden_size)),
-        (key("block_count"), u32v(layers)),
-        (key("feed_forward_length"), u32v(ffn)),
-        (key("rope.dimension_count"), u32v(head_dim)),
-        (key("attention.head_count"), u32v(heads)),
-        (key("attention.head_count_kv"), u32v(kv_heads)),
-        (key("attention.layer_norm_rms_epsilon"), MetaValue::F32(cfg.rms_norm_eps.unwrap_or(1e-5) as f32)),
-        (key("rope.freq_base"), MetaValue::F32(rope_theta as f32)),
-    ];
-    kv.extend(scaling.kv);
-    // The converter states them whenever config.json does (conversion/base.py); llama.cpp also
-    // needs them when heads × head_dim differs from the hidden size.
-    if cfg.raw.get("head_dim").is_some() || (heads > 0 && head_dim * heads != cfg.hidden_size) {
-        kv.push((key("attention.key_length"), u32v(head_dim)));
-        kv.push((key("attention.value_length"), u32v(head_dim)));
-    }
+    kv.splice(
+        0..0,
+        [
+            ("general.architecture".into(), MetaValue::String(arch.into())),
+            ("general.name".into(), MetaValue::String(name)),
+            ("general.alignment".into(), MetaValue::U32(ALIGNMENT as u32)),
+            ("general.file_type".into(), MetaValue::U32(file_type(plan)?)),
+            ("general.quantization_version".into(), MetaValue::U32(QUANTIZATION_VERSION)),
+        ],
+    );
     match tokenizer::convert(model.root(), Some(&cfg.raw))? {
         Some(tok) => kv.extend(tok),
         // llama.cpp refuses to load a GGUF without a vocabulary: such a file is only written on
@@ -283,8 +262,80 @@ pub fn layout(model: &Model, plan: &Plan, weights_only: bool) -> Result<Layout> 
     Ok(Layout { kv, items, notes })
 }
 
-/// `llama_ftype` of the plan: the requested format holding most weights decides (a Q4_K plan
-/// with Q6_K tensors is Q4_K_M, as llama-quantize labels it; fallbacks do not change the label).
+fn u32v(v: usize) -> MetaValue {
+    MetaValue::U32(u32::try_from(v).unwrap_or(u32::MAX))
+}
+
+/// (heads, kv heads) after a structured cut, if the plan has one.
+fn cfg_heads(cfg: &ModelConfig, plan: &Plan) -> (usize, usize) {
+    let sp = plan.structured.as_ref();
+    (sp.map_or(cfg.num_heads, |s| s.heads_after), sp.map_or(cfg.num_kv_heads, |s| s.kv_heads_after))
+}
+
+/// The decoder families' hyper-parameters (convert_hf_to_gguf.py `TextModel.set_gguf_parameters`
+/// and the LLaMA/Qwen subclasses), and the RoPE frequency divisors when `rope_scaling` asks for them.
+type DecoderKv = (Vec<(String, MetaValue)>, Option<Vec<f32>>);
+fn decoder_kv(cfg: &ModelConfig, plan: &Plan, arch: &str) -> Result<DecoderKv> {
+    let sp = plan.structured.as_ref();
+    let (heads, kv_heads) = cfg_heads(cfg, plan);
+    let head_dim = sp.map_or(cfg.head_dim, |s| s.head_dim);
+    let layers = sp.map_or(cfg.num_layers, |s| s.layer_map.len());
+    let ffn = sp.map_or(cfg.intermediate_size, |s| s.ffn_after);
+    let rope_theta = cfg.rope_theta.unwrap_or(10_000.0);
+    let scaling = rope::convert(&cfg.raw, arch, head_dim, rope_theta)
+        .map_err(|problem| Error::ExportConfig { target: TARGET, problem })?;
+    let key = |k: &str| format!("{arch}.{k}");
+    let mut kv: Vec<(String, MetaValue)> = vec![
+        (key("vocab_size"), u32v(cfg.vocab_size)),
+        (key("context_length"), u32v(cfg.max_position_embeddings.unwrap_or(2048))),
+        (key("embedding_length"), u32v(cfg.hidden_size)),
+        (key("block_count"), u32v(layers)),
+        (key("feed_forward_length"), u32v(ffn)),
+        (key("rope.dimension_count"), u32v(head_dim)),
+        (key("attention.head_count"), u32v(heads)),
+        (key("attention.head_count_kv"), u32v(kv_heads)),
+        (key("attention.layer_norm_rms_epsilon"), MetaValue::F32(cfg.rms_norm_eps.unwrap_or(1e-5) as f32)),
+        (key("rope.freq_base"), MetaValue::F32(rope_theta as f32)),
+    ];
+    kv.extend(scaling.kv);
+    // The converter states them whenever config.json does (conversion/base.py); llama.cpp also
+    // needs them when heads × head_dim differs from the hidden size.
+    if cfg.raw.get("head_dim").is_some() || (heads > 0 && head_dim * heads != cfg.hidden_size) {
+        kv.push((key("attention.key_length"), u32v(head_dim)));
+        kv.push((key("attention.value_length"), u32v(head_dim)));
+    }
+    Ok((kv, scaling.freqs))
+}
+
+/// BERT's hyper-parameters as convert_hf_to_gguf.py's `BertModel` states them: no RoPE, a
+/// LayerNorm epsilon, bidirectional attention, the sentence-transformers pooling, and the number
+/// of token types (llama.cpp refuses a BERT without it).
+fn bert_kv(model: &Model, cfg: &ModelConfig, plan: &Plan) -> Result<Vec<(String, MetaValue)>> {
+    if plan.structured.is_some() {
+        let problem = "a structured cut of a BERT model is not exported to GGUF (only the decoder families)".into();
+        return Err(Error::ExportConfig { target: TARGET, problem });
+    }
+    let key = |k: &str| format!("bert.{k}");
+    let mut kv = vec![
+        (key("block_count"), u32v(cfg.num_layers)),
+        (key("context_length"), u32v(cfg.max_position_embeddings.unwrap_or(512))),
+        (key("embedding_length"), u32v(cfg.hidden_size)),
+        (key("feed_forward_length"), u32v(cfg.intermediate_size)),
+        (key("attention.head_count"), u32v(cfg.num_heads)),
+        (key("attention.layer_norm_epsilon"), MetaValue::F32(cfg.layer_norm_eps.unwrap_or(1e-12) as f32)),
+        (key("attention.causal"), MetaValue::Bool(false)),
+    ];
+    if let Some(pooling) = pooling::of(model.root())? {
+        kv.push((key("pooling_type"), MetaValue::U32(pooling)));
+    }
+    let token_types = cfg.raw.get("type_vocab_size").and_then(serde_json::Value::as_u64).unwrap_or(1);
+    kv.push(("tokenizer.ggml.token_type_count".into(), MetaValue::U32(u32::try_from(token_types).unwrap_or(1))));
+    Ok(kv)
+}
+
+/// `llama_ftype` of the plan: the recipe's default format, else the requested format holding most
+/// weights (a Q4_K plan with Q6_K tensors is Q4_K_M, as llama-quantize labels it; fallbacks do not
+/// change the label).
 fn file_type(plan: &Plan) -> Result<u32> {
     let mut by: std::collections::BTreeMap<String, u64> = Default::default();
     for pt in plan.tensors.iter().filter(|p| !p.action.drop && p.shape.len() >= 2) {
@@ -299,7 +350,10 @@ fn file_type(plan: &Plan) -> Result<u32> {
         };
         *by.entry(id).or_default() += pt.params;
     }
-    let main = by.iter().max_by_key(|(_, n)| **n).map(|(k, _)| k.as_str()).unwrap_or("f32");
+    // The recipe's default format names the file, as llama-quantize's type argument does (an
+    // encoder's Q6_K word embedding can outweigh its Q4_0 linears); without one, the majority.
+    let default = plan.recipe.default.quantize.as_ref().map(|q| q.format.as_str()).filter(|f| by.contains_key(*f));
+    let main = default.or_else(|| by.iter().max_by_key(|(_, n)| **n).map(|(k, _)| k.as_str())).unwrap_or("f32");
     Ok(match main {
         "f32" => 0,
         "f16" => 1,

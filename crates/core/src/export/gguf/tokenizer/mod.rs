@@ -12,6 +12,11 @@
 //!   - Unigram: pieces and scores are written as stored.
 //! - GPT-2-style byte-level BPE (`"gpt2"`: Llama 3, Qwen2, Mistral NeMo): pieces, merges in rank
 //!   order and the pre-tokenizer name (see [`byte_bpe`]); no scores.
+//! - WordPiece (`"bert"`, llama.cpp's WPM tokenizer: BERT encoders): the converter's "phantom space"
+//!   vocabulary — a piece that starts a word gets U+2581 in front, a `##` continuation loses its
+//!   `##`, special tokens stay as they are (all CONTROL, the unknown token included); no scores.
+//!   llama.cpp's WPM does its own splitting and reads no pre-tokenizer name, so it is "default"
+//!   (the converter writes whichever name its hash table gives, e.g. "jina-v2-en" for MiniLM).
 //!
 //! Common to all: special added tokens are CONTROL (the unknown token UNKNOWN), other added tokens
 //! USER_DEFINED, the rest NORMAL; ids without a token up to config.json's `vocab_size` become
@@ -66,8 +71,13 @@ pub fn convert(root: &Path, config: Option<&Value>) -> Result<Option<Vec<(String
     let mut kv = Vec::new();
     let ggml_model = match kind {
         "BPE" if byte_fallback => {
-            bpe_vocab(model, &mut pieces).map_err(bad)?;
+            vocab_map(model, &mut pieces).map_err(bad)?;
             "llama"
+        }
+        "WordPiece" => {
+            vocab_map(model, &mut pieces).map_err(bad)?;
+            kv.push(("tokenizer.ggml.pre".to_string(), MetaValue::String("default".into())));
+            "bert"
         }
         "Unigram" => {
             let vocab =
@@ -84,7 +94,7 @@ pub fn convert(root: &Path, config: Option<&Value>) -> Result<Option<Vec<(String
         }
         "BPE" => {
             let pre = byte_bpe::pre_tokenizer(&tj).map_err(&bad)?;
-            bpe_vocab(model, &mut pieces).map_err(&bad)?;
+            vocab_map(model, &mut pieces).map_err(&bad)?;
             let merges = byte_bpe::merges(model).map_err(&bad)?.into_iter().map(MetaValue::String).collect();
             kv.push(("tokenizer.ggml.pre".to_string(), MetaValue::String(pre.into())));
             kv.push(("tokenizer.ggml.merges".to_string(), MetaValue::Array(ValueType::String, merges)));
@@ -93,7 +103,7 @@ pub fn convert(root: &Path, config: Option<&Value>) -> Result<Option<Vec<(String
         other => {
             return Err(bad(format!(
                 "model type {other:?} is not supported (SentencePiece-style BPE with byte_fallback, Unigram, \
-                 byte-level BPE with a pre-tokenizer llama.cpp implements: {})",
+                 WordPiece, byte-level BPE with a pre-tokenizer llama.cpp implements: {})",
                 byte_bpe::SUPPORTED
             )));
         }
@@ -150,7 +160,8 @@ pub fn convert(root: &Path, config: Option<&Value>) -> Result<Option<Vec<(String
             continue;
         };
         let is_byte = byte_fallback && piece.len() == 6 && piece.starts_with("<0x") && piece.ends_with('>');
-        let ty = if Some(id) == unk {
+        let wordpiece = ggml_model == "bert";
+        let ty = if Some(id) == unk && !wordpiece {
             UNKNOWN
         } else if let Some(&sp) = special.get(&id) {
             if sp { CONTROL } else { USER_DEFINED }
@@ -167,7 +178,12 @@ pub fn convert(root: &Path, config: Option<&Value>) -> Result<Option<Vec<(String
             }
             None => 0.0,
         };
-        tokens.push(MetaValue::String(piece.clone()));
+        let piece = match piece.strip_prefix("##") {
+            _ if !wordpiece || ty == CONTROL => piece.clone(),
+            Some(rest) => rest.to_string(),
+            None => format!("\u{2581}{piece}"),
+        };
+        tokens.push(MetaValue::String(piece));
         scores.push(MetaValue::F32(s));
         types.push(MetaValue::I32(ty));
     }
@@ -183,24 +199,33 @@ pub fn convert(root: &Path, config: Option<&Value>) -> Result<Option<Vec<(String
     }
     kv.push(("tokenizer.ggml.token_type".to_string(), MetaValue::Array(ValueType::I32, types)));
     let cfg_id = |key: &str| config.and_then(|c| c.get(key)).and_then(Value::as_u64);
+    let special_id = |key: &str| token_str(key).and_then(|s| id_of(&s)).map(|i| i as u64);
+    // As gguf-py's SpecialVocab: an encoder's [CLS] / [SEP] stand in for a missing BOS / EOS.
     let ids = [
-        ("bos", token_str("bos_token").and_then(|s| id_of(&s)).map(|i| i as u64).or_else(|| cfg_id("bos_token_id"))),
-        ("eos", token_str("eos_token").and_then(|s| id_of(&s)).map(|i| i as u64).or_else(|| cfg_id("eos_token_id"))),
+        ("bos", special_id("bos_token").or_else(|| special_id("cls_token")).or_else(|| cfg_id("bos_token_id"))),
+        ("eos", special_id("eos_token").or_else(|| special_id("sep_token")).or_else(|| cfg_id("eos_token_id"))),
         ("unknown", unk.map(|i| i as u64)),
-        ("padding", token_str("pad_token").and_then(|s| id_of(&s)).map(|i| i as u64)),
+        ("seperator", special_id("sep_token")), // sic: llama.cpp's key
+        ("padding", special_id("pad_token")),
+        ("mask", special_id("mask_token")),
     ];
     for (name, id) in ids {
         if let Some(id) = id.and_then(|i| u32::try_from(i).ok()) {
             kv.push((format!("tokenizer.ggml.{name}_token_id"), MetaValue::U32(id)));
         }
     }
-    let adds_bos = template_adds_bos(tj.get("post_processor"))
-        || tc.get("add_bos_token").and_then(Value::as_bool).unwrap_or(false);
+    let post = tj.get("post_processor");
+    let adds_bos =
+        template_adds(post, Edge::First) || tc.get("add_bos_token").and_then(Value::as_bool).unwrap_or(false);
+    let adds_eos = template_adds(post, Edge::Last) || tc.get("add_eos_token").and_then(Value::as_bool).unwrap_or(false);
     kv.push(("tokenizer.ggml.add_bos_token".to_string(), MetaValue::Bool(adds_bos)));
-    kv.push((
-        "tokenizer.ggml.add_eos_token".to_string(),
-        MetaValue::Bool(tc.get("add_eos_token").and_then(Value::as_bool).unwrap_or(false)),
-    ));
+    kv.push(("tokenizer.ggml.add_eos_token".to_string(), MetaValue::Bool(adds_eos)));
+    if ggml_model == "bert" {
+        // llama.cpp's WPM adds [SEP] by default; with [SEP] already the trailing token it must not
+        // add another (the converter's reading of the pair template comes to the same).
+        kv.push(("tokenizer.ggml.add_sep_token".to_string(), MetaValue::Bool(!adds_eos && pair_has_separator(post))));
+    }
+    kv.extend(normalizer_flags(tj.get("normalizer")));
     if let Some(template) = chat_template(&tc) {
         kv.push(("tokenizer.chat_template".to_string(), MetaValue::String(template)));
     }
@@ -214,9 +239,9 @@ fn put(pieces: &mut Pieces, id: usize, s: String, score: Option<f32>) {
     pieces[id] = Some((s, score));
 }
 
-/// A BPE `vocab` object (piece → id) into `pieces`.
-fn bpe_vocab(model: &Value, pieces: &mut Pieces) -> std::result::Result<(), String> {
-    let vocab = model.get("vocab").and_then(Value::as_object).ok_or("BPE without a vocab")?;
+/// A BPE or WordPiece `vocab` object (piece → id) into `pieces`.
+fn vocab_map(model: &Value, pieces: &mut Pieces) -> std::result::Result<(), String> {
+    let vocab = model.get("vocab").and_then(Value::as_object).ok_or("no vocab object (piece → id)")?;
     if vocab.len() > MAX_TOKENS {
         return Err(format!("{} tokens is implausibly many", vocab.len()));
     }
@@ -230,19 +255,79 @@ fn bpe_vocab(model: &Value, pieces: &mut Pieces) -> std::result::Result<(), Stri
     Ok(())
 }
 
-/// Whether the post-processor prepends a special token to a single sequence (a TemplateProcessing,
-/// alone or inside a Sequence as Llama 3.1 writes it). llama.cpp's default for SPM is to add BOS;
-/// the flag states it explicitly either way.
-fn template_adds_bos(post: Option<&Value>) -> bool {
+#[derive(Clone, Copy)]
+enum Edge {
+    First,
+    Last,
+}
+
+/// Whether the post-processor puts a special token at `edge` of a single sequence (a
+/// TemplateProcessing, alone or inside a Sequence as Llama 3.1 writes it): `[CLS] $A [SEP]` adds
+/// both, `<s> $A` only the first. llama.cpp's defaults differ by tokenizer; the flags state it
+/// explicitly either way.
+fn template_adds(post: Option<&Value>, edge: Edge) -> bool {
     let Some(p) = post else { return false };
     match p.get("type").and_then(Value::as_str) {
-        Some("TemplateProcessing") => p.pointer("/single/0/SpecialToken").is_some(),
+        Some("TemplateProcessing") => {
+            let single = p.get("single").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            let end = match edge {
+                Edge::First => single.first(),
+                Edge::Last => single.last(),
+            };
+            single.len() > 1 && end.is_some_and(|e| e.get("SpecialToken").is_some())
+        }
         Some("Sequence") => p
             .get("processors")
             .and_then(Value::as_array)
-            .is_some_and(|ps| ps.iter().any(|q| template_adds_bos(Some(q)))),
+            .is_some_and(|ps| ps.iter().any(|q| template_adds(Some(q), edge))),
         _ => false,
     }
+}
+
+/// Whether a pair of sequences gets a special token between them (`$A [SEP] $B`).
+fn pair_has_separator(post: Option<&Value>) -> bool {
+    let Some(pair) = post.and_then(|p| p.get("pair")).and_then(Value::as_array) else { return false };
+    let seq = |e: &Value, id: &str| e.pointer("/Sequence/id").and_then(Value::as_str) == Some(id);
+    match (pair.iter().position(|e| seq(e, "A")), pair.iter().position(|e| seq(e, "B"))) {
+        (Some(a), Some(b)) if a < b => pair[a + 1..b].iter().any(|e| e.get("SpecialToken").is_some()),
+        _ => false,
+    }
+}
+
+/// The lowercasing and accent stripping of the normalizer (a BertNormalizer's flags, Lowercase,
+/// StripAccents, nested in Sequences), as gguf-py's SpecialVocab states them; llama.cpp's WPM
+/// strips accents whenever it lowercases unless told otherwise.
+fn normalizer_flags(n: Option<&Value>) -> Vec<(String, MetaValue)> {
+    fn walk(n: &Value, lower: &mut Option<bool>, strip: &mut Option<bool>) {
+        match n.get("type").and_then(Value::as_str) {
+            Some("Lowercase") => *lower = Some(true),
+            Some("StripAccents") => *strip = Some(true),
+            Some("BertNormalizer") => {
+                if let Some(v) = n.get("lowercase").and_then(Value::as_bool) {
+                    *lower = Some(v);
+                }
+                if let Some(v) = n.get("strip_accents").and_then(Value::as_bool) {
+                    *strip = Some(v);
+                }
+            }
+            Some("Sequence") => {
+                for m in n.get("normalizers").and_then(Value::as_array).into_iter().flatten() {
+                    walk(m, lower, strip);
+                }
+            }
+            _ => {}
+        }
+    }
+    let (mut lower, mut strip) = (None, None);
+    if let Some(n) = n {
+        walk(n, &mut lower, &mut strip);
+    }
+    let key = |k: &str| format!("tokenizer.ggml.normalizer.{k}");
+    lower
+        .map(|v| (key("lowercase"), MetaValue::Bool(v)))
+        .into_iter()
+        .chain(strip.map(|v| (key("strip_accents"), MetaValue::Bool(v))))
+        .collect()
 }
 
 /// tokenizer_config.json's chat template: a string, or the one named "default" of a list.
