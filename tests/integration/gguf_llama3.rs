@@ -363,3 +363,46 @@ fn f32_gguf_exports_convert_back_to_their_source() {
         assert_eq!(ids(&tok(&back)), ids(&tok(&src)), "{family}");
     }
 }
+
+/// A Llama 3.1-style GGUF keeps only `rope_freqs.weight`; converting it back recovers config.json's
+/// `rope_scaling` (the divisors recomputed from it equal the stored ones bit for bit), so the folder
+/// exports the same tensor again. Divisors no Llama 3 scaling produces are refused by name.
+#[test]
+fn llama3_rope_freqs_convert_back_to_rope_scaling() {
+    use pareto_core::export::gguf::GgufFile;
+    use pareto_core::import::{TensorDtype, convert};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("llama31");
+    llama_fixture(&src);
+    set_llama3_rope_scaling(&src);
+    train_byte_level(&src, 510, LLAMA3_SPLIT);
+    let model = Model::open(&src).unwrap();
+    let out = tmp.path().join("gguf");
+    export(&model, &preset("gguf-q8_0"), ExportFormat::Gguf, &out).unwrap();
+    let gguf = out.join("model.gguf");
+    let ctx = pareto_core::job::JobContext::silent();
+    let back = tmp.path().join("back");
+    convert(&gguf, &back, TensorDtype::Exact, false, &ctx).unwrap();
+    let cfg: Value = serde_json::from_slice(&std::fs::read(back.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        cfg["rope_scaling"],
+        json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 8192})
+    );
+    let again = tmp.path().join("again");
+    export(&Model::open(&back).unwrap(), &preset("gguf-q8_0"), ExportFormat::Gguf, &again).unwrap();
+    let (a, b) = (GgufFile::open(&gguf).unwrap(), GgufFile::open(&again.join("model.gguf")).unwrap());
+    let rope = |f: &GgufFile| f.read_raw(f.tensor("rope_freqs.weight").unwrap()).unwrap();
+    assert_eq!(rope(&a), rope(&b));
+
+    // One divisor changed: not a Llama 3 scaling; named, nothing written.
+    let mut bytes = std::fs::read(&gguf).unwrap();
+    let t = a.tensor("rope_freqs.weight").unwrap();
+    let at = usize::try_from(a.data_start + t.offset).unwrap();
+    bytes[at..at + 4].copy_from_slice(&1.5f32.to_le_bytes());
+    let bad = tmp.path().join("bad.gguf");
+    std::fs::write(&bad, bytes).unwrap();
+    let err = convert(&bad, &tmp.path().join("bad"), TensorDtype::Exact, false, &ctx).unwrap_err();
+    assert!(matches!(err, Error::GgufUnsupported { .. }) && err.to_string().contains("rope_freqs"), "{err}");
+    assert!(!tmp.path().join("bad").exists());
+}

@@ -26,6 +26,39 @@ pub struct Hyper {
     pub pooling: Option<u64>,
 }
 
+/// Llama 3.1+'s `rope_scaling`, recovered from the `rope_freqs.weight` divisors llama.cpp's converter
+/// computed from it (the file keeps only the divisors): the factor is their plateau, and the other
+/// three parameters are the ones among the values Llama 3.x checkpoints use whose divisors, computed
+/// again as the exporter computes them, equal the stored ones (to 1e-6) — so exporting the folder
+/// writes the same tensor back. Anything else is refused by name rather than guessed.
+fn llama3_scaling(meta: &Meta<'_>, stored: &[f32], dim: usize, theta: f64) -> Result<Value> {
+    use crate::export::gguf::rope::llama3_freqs;
+    let factor = stored.iter().copied().fold(1f32, f32::max);
+    if stored.len() != dim / 2 || stored.iter().any(|v| !v.is_finite() || *v < 1.0) {
+        return Err(meta.unsupported(format!(
+            "rope_freqs.weight holds {} values for {dim}-wide heads (expected {} divisors ≥ 1)",
+            stored.len(),
+            dim / 2
+        )));
+    }
+    for orig in [8192.0, 4096.0, 16384.0, 32768.0, 2048.0, 65536.0, 131072.0] {
+        for (low, high) in [(1.0, 4.0), (1.0, 2.0), (2.0, 4.0), (1.0, 8.0), (2.0, 8.0), (4.0, 8.0)] {
+            let f = f64::from(factor);
+            let ours = llama3_freqs(dim, theta, f, low, high, orig);
+            // Within a few ulps: the converter's torch `pow` may round the ramp's frequencies apart
+            // from Rust's `powf` in the last bit.
+            if ours.iter().zip(stored).all(|(a, b)| (a - b).abs() <= 1e-6 * b.abs()) {
+                return Ok(json!({"rope_type": "llama3", "factor": f, "low_freq_factor": low,
+                    "high_freq_factor": high, "original_max_position_embeddings": orig as u64}));
+            }
+        }
+    }
+    Err(meta.unsupported(format!(
+        "rope_freqs.weight (divisors 1…{factor}) is not Llama 3's RoPE scaling for any usual original context \
+         (2K–128K) and low/high frequency factors, so no config.json can say what it does"
+    )))
+}
+
 impl Hyper {
     pub fn read(meta: &Meta<'_>, file: &GgufFile) -> Result<Hyper> {
         let arch = meta.architecture();
@@ -65,6 +98,18 @@ impl Hyper {
             }
         };
         let key_length = meta.arch_u64("attention.key_length").map(|v| v as usize);
+        let rope_theta = meta.arch_f64("rope.freq_base").unwrap_or(10_000.0);
+        let rope_scaling = match (rope_scaling, file.tensor("rope_freqs.weight")) {
+            (scaling, None) => scaling,
+            (None, Some(t)) => {
+                let dim =
+                    meta.arch_u64("rope.dimension_count").map_or(key_length.unwrap_or(hidden / heads), |d| d as usize);
+                Some(llama3_scaling(meta, &file.dequantize(t)?, dim, rope_theta)?)
+            }
+            (Some(_), Some(_)) => {
+                return Err(meta.unsupported("both rope.scaling keys and a rope_freqs.weight tensor".into()));
+            }
+        };
         Ok(Hyper {
             layers: need("block_count")?,
             hidden,
@@ -76,7 +121,7 @@ impl Hyper {
             vocab_size,
             context: meta.arch_u64("context_length"),
             rms_eps: meta.arch_f64("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
-            rope_theta: meta.arch_f64("rope.freq_base").unwrap_or(10_000.0),
+            rope_theta,
             rope_scaling,
             tied: arch != "bert" && file.tensor("output.weight").is_none(),
             layer_norm_eps: meta.arch_f64("attention.layer_norm_epsilon"),

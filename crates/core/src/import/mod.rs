@@ -138,12 +138,11 @@ struct Planned<'a> {
 fn plan<'a>(file: &'a GgufFile, meta: &Meta<'_>, cfg: &config::Hyper, dtype: TensorDtype) -> Result<Vec<Planned<'a>>> {
     file.tensors
         .iter()
+        // Llama 3's RoPE divisors become config.json's rope_scaling (config::Hyper::read).
+        .filter(|t| t.name != "rope_freqs.weight")
         .map(|t| {
             let name = names::to_hf(meta.architecture(), &t.name).ok_or_else(|| {
-                meta.unsupported(format!(
-                    "tensor {} has no Hugging Face counterpart Pareto knows (rope_freqs and other extras are not converted)",
-                    t.name
-                ))
+                meta.unsupported(format!("tensor {} has no Hugging Face counterpart Pareto knows", t.name))
             })?;
             let stored = match t.ggml_type {
                 types::F32 => DType::F32,

@@ -115,7 +115,7 @@ pub fn frequency_divisors(config: &Value, head_dim: usize, rope_theta: f64) -> R
 /// Llama 3's per-pair frequency divisors: 1 for wavelengths shorter than the original context over
 /// `high`, `factor` for those longer than it over `low`, a smooth blend between. Computed in f32,
 /// operation for operation as the converter does with torch float32 tensors.
-fn llama3_freqs(dim: usize, base: f64, factor: f64, low: f64, high: f64, orig_ctx: f64) -> Vec<f32> {
+pub fn llama3_freqs(dim: usize, base: f64, factor: f64, low: f64, high: f64, orig_ctx: f64) -> Vec<f32> {
     let (factor, low, high, orig) = (factor as f32, low as f32, high as f32, orig_ctx as f32);
     let (low_wavelen, high_wavelen) = (orig_ctx / low as f64, orig_ctx / high as f64);
     (0..dim / 2)
