@@ -37,50 +37,18 @@ pub fn start_scan(state: &Arc<AppState>, req: ScanRequest, sink: Sink) -> ApiRes
     })
 }
 
-/// Row and column of a scanned tensor in the heatmap.
-fn cell_of(name: &str, layer: Option<usize>) -> (String, String) {
-    let row = match layer {
-        Some(l) => l.to_string(),
-        None if name.contains("embed") => "embed".into(),
-        None => "head".into(),
-    };
-    let kind = crate::convert::tensor_kind(name);
-    (row, kind)
-}
-
+/// The scan's grid (`pareto_runs::scan::sensitivity`, the report's too) as the page's view.
 pub fn view(s: &Scan) -> ScanView {
-    let mut layers: Vec<String> = Vec::new();
-    let mut kinds: Vec<String> = Vec::new();
-    for t in &s.tensors {
-        let (row, kind) = cell_of(&t.name, t.layer);
-        if !layers.contains(&row) {
-            layers.push(row);
-        }
-        if !kinds.contains(&kind) {
-            kinds.push(kind);
-        }
-    }
-    let mut cells = vec![None; s.spec.formats.len() * layers.len() * kinds.len()];
-    for t in &s.tensors {
-        let (row, kind) = cell_of(&t.name, t.layer);
-        let (r, k) = (layers.iter().position(|x| *x == row), kinds.iter().position(|x| *x == kind));
-        let (Some(r), Some(k)) = (r, k) else { continue };
-        for (fi, f) in s.spec.formats.iter().enumerate() {
-            // Only what was measured as asked: a fallback is its own format's column.
-            if let Some(c) = t.candidates.iter().find(|c| &c.format == f) {
-                cells[(fi * layers.len() + r) * kinds.len() + k] = Some(c.kl);
-            }
-        }
-    }
+    let g = pareto_runs::scan::sensitivity(s);
     ScanView {
-        tokens: s.tokens as u32,
-        seconds: s.seconds,
-        proxy_spearman: s.proxy_spearman,
-        formats: s.spec.formats.clone(),
-        layers,
-        kinds,
-        cells,
-        notes: s.notes.clone(),
+        tokens: g.tokens as u32,
+        seconds: g.seconds,
+        proxy_spearman: g.proxy_spearman,
+        formats: g.formats,
+        layers: g.layers,
+        kinds: g.kinds,
+        cells: g.cells,
+        notes: g.notes,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use pareto_core::recipe::{Action, Plan, PruneSpec, Reason, layer_index};
+use pareto_core::recipe::{Action, Plan, PruneSpec, Reason, layer_index, tensor_kind};
 use pareto_core::{CompressReport, Model, Recipe};
 use pareto_projection::{PlanProjection, Projection, Quantity};
 
@@ -156,20 +156,6 @@ pub fn plan_view(plan: &Plan, recipe: RecipeDoc) -> PlanView {
         },
         plan_ms: 0.0,
     }
-}
-
-/// `model.layers.3.self_attn.q_proj.weight` → `self_attn.q_proj`.
-pub fn tensor_kind(name: &str) -> String {
-    let parts: Vec<&str> = name.split('.').collect();
-    let after = parts
-        .windows(2)
-        .position(|w| matches!(w, [k, i] if matches!(*k, "layers" | "layer" | "blk" | "h" | "blocks") && i.parse::<usize>().is_ok()))
-        .map_or(0, |p| p + 2);
-    let mut tail: Vec<&str> = parts.get(after..).unwrap_or_default().to_vec();
-    if tail.last().is_some_and(|l| *l == "weight") && tail.len() > 1 {
-        tail.pop();
-    }
-    tail.join(".")
 }
 
 pub fn heatmap(report: &CompressReport) -> Heatmap {
@@ -403,13 +389,6 @@ pub fn compare_view(runs: &[std::sync::Arc<crate::state::RunRecord>], cmp: &pare
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kinds_strip_layer_prefix_and_weight() {
-        assert_eq!(tensor_kind("model.layers.3.self_attn.q_proj.weight"), "self_attn.q_proj");
-        assert_eq!(tensor_kind("encoder.layer.0.attention.self.query.weight"), "attention.self.query");
-        assert_eq!(tensor_kind("lm_head.weight"), "lm_head");
-    }
 
     #[test]
     fn histogram_shares_range_and_counts_everything() {

@@ -569,6 +569,35 @@ fn scan_then_allocate_writes_a_recipe_within_budget_that_compress_accepts() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read_dir(sweep.join("auto")).unwrap().count(), 3);
     assert_eq!(std::fs::read_dir(sweep.join("runs")).unwrap().count(), 3);
+    // Its report carries the scan: a heatmap per format (layers × tensor kinds) and the worst tensors.
+    let html = std::fs::read_to_string(sweep.join("report.html")).unwrap();
+    for f in ["q4_0", "q5_0", "q8_0"] {
+        assert!(html.contains(&format!(r#"aria-label="sensitivity to {f} by layer and tensor""#)), "{f}");
+    }
+    assert!(html.contains("<title>4, self_attn.q_proj: KL "), "a layer-4 q_proj cell");
+    let md = std::fs::read_to_string(sweep.join("report.md")).unwrap();
+    assert!(md.contains("**Sensitivity scan.**") && md.contains("| most sensitive | format | KL (nats/token) |"));
+    // `pareto report --scan` gives the same; a scan of other weights is refused by name.
+    let records: Vec<String> = std::fs::read_dir(sweep.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .collect();
+    let again = tmp.path().join("again.md");
+    let mut args = vec!["report", "--scan", s, "--out", again.to_str().unwrap()];
+    args.extend(records.iter().map(String::as_str));
+    let out = pareto(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let section = |text: &str| text[text.find("**Sensitivity scan.**").unwrap()..].to_string();
+    assert_eq!(section(&std::fs::read_to_string(&again).unwrap()), section(&md));
+    let mut other: serde_json::Value = serde_json::from_slice(&std::fs::read(&scan).unwrap()).unwrap();
+    other["model_key"] = serde_json::json!("0000");
+    let other_scan = tmp.path().join("other-scan.json");
+    std::fs::write(&other_scan, other.to_string()).unwrap();
+    let mut args = vec!["report", "--scan", other_scan.to_str().unwrap(), "--out", again.to_str().unwrap()];
+    args.extend(records.iter().map(String::as_str));
+    let out = pareto(&args);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("measured on other weights"));
     // A sample set too short for a stable estimate says how many tokens it needs.
     let short = tmp.path().join("short.txt");
     std::fs::write(&short, "Once upon a time there was a cat. ".repeat(80)).unwrap();

@@ -144,6 +144,9 @@ pub struct Comparison {
     /// Every accuracy axis these records offer: measured metrics, then the proxy.
     pub metrics: Vec<String>,
     pub recommendation: Recommendation,
+    /// The sensitivity scan the variants were allocated from, when the caller has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<crate::sensitivity::Sensitivity>,
 }
 
 /// The cost a variant is ranked on: projected $/month when every variant has one, with stored
@@ -314,6 +317,7 @@ pub fn compare_with(records: &[RunRecord], metric: Option<&str>, constraint: &Co
         accuracy_axis,
         metrics,
         recommendation,
+        sensitivity: None,
     })
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use crate::compare::Comparison;
 use crate::record::RunRecord;
-use crate::svg::{esc, frontier, heatmap, human_bytes, stacked_bars};
+use crate::svg::{Heat, esc, frontier, heatmap, human_bytes, stacked_bars};
 use crate::teams::{TEAM_NOTE, TeamCosts};
 
 const NOT_MEASURED: &str = r#"<span class="nm">not measured</span>"#;
@@ -57,6 +57,7 @@ pub fn render_html(records: &[RunRecord], cmp: &Comparison) -> String {
     memory_section(&mut s, records);
     team_section(&mut s, records);
     heatmap_section(&mut s, records);
+    sensitivity_section(&mut s, cmp);
     recipe_diff(&mut s, records);
     validation_section(&mut s, records);
     assumptions(&mut s, records);
@@ -201,7 +202,45 @@ fn heatmap_section(s: &mut String, records: &[RunRecord]) {
                 .collect()
         })
         .collect();
-    s.push_str(&heatmap(&names, layers, &cells));
+    let rows: Vec<&[Option<f64>]> = cells.iter().map(Vec::as_slice).collect();
+    let columns: Vec<String> = (0..layers).map(|l| l.to_string()).collect();
+    s.push_str(&heatmap(&Heat {
+        rows: &names,
+        columns: &columns,
+        cells: &rows,
+        what: "mean relative error",
+        column_prefix: "layer ",
+        missing: "untouched",
+        label: "per-layer error heatmap",
+    }));
+}
+
+/// The sensitivity scan: one heatmap per format (rows = layers, columns = tensor kinds, so a
+/// layer's row reads across its linears), and the most sensitive tensors listed.
+fn sensitivity_section(s: &mut String, cmp: &Comparison) {
+    let Some(sens) = &cmp.sensitivity else { return };
+    let _ = write!(s, "<h2>Sensitivity scan</h2><p class=\"est\">{}</p>", esc(&sens.caption()));
+    for (f, format) in sens.formats.iter().enumerate() {
+        let predicted = if sens.predicted(f) { " (predicted from the anchor format and the proxies)" } else { "" };
+        let _ = write!(s, "<h3>{}{}</h3>", esc(format), esc(predicted));
+        s.push_str(&heatmap(&Heat {
+            rows: &sens.layers,
+            columns: &sens.kinds,
+            cells: &sens.grid(f),
+            what: "KL",
+            column_prefix: "",
+            missing: "not a candidate",
+            label: &format!("sensitivity to {format} by layer and tensor"),
+        }));
+    }
+    s.push_str("<table><thead><tr><th>most sensitive</th><th>format</th><th>KL (nats/token)</th></tr></thead><tbody>");
+    for (format, row, kind, kl) in sens.most_sensitive(8) {
+        let _ = write!(s, "<tr><td>{} {}</td><td>{}</td><td>{kl:.5}</td></tr>", esc(row), esc(kind), esc(format));
+    }
+    s.push_str("</tbody></table>");
+    for n in &sens.notes {
+        let _ = write!(s, "<p class=\"est\">{}</p>", esc(n));
+    }
 }
 
 fn recipe_diff(s: &mut String, records: &[RunRecord]) {

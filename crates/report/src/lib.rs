@@ -9,6 +9,7 @@ mod html;
 mod markdown;
 mod output;
 mod record;
+mod sensitivity;
 mod svg;
 mod teams;
 
@@ -21,3 +22,4 @@ pub use html::render_html;
 pub use markdown::render_markdown;
 pub use output::{is_pareto_report, write_atomic, write_report};
 pub use record::*;
+pub use sensitivity::Sensitivity;

@@ -62,6 +62,14 @@ pub fn render_markdown(records: &[RunRecord], cmp: &Comparison) -> String {
             let _ = writeln!(s, "| {} | {} |", r.recipe.name, cells.join(" | "));
         }
     }
+    if let Some(sens) = &cmp.sensitivity {
+        let _ = writeln!(s, "\n**Sensitivity scan.** {}\n", sens.caption());
+        let _ = writeln!(s, "| most sensitive | format | KL (nats/token) |\n|---|---|---:|");
+        for (format, row, kind, kl) in sens.most_sensitive(8) {
+            let _ = writeln!(s, "| {row} {kind} | {format} | {kl:.5} |");
+        }
+        let _ = writeln!(s, "\n_Every layer × tensor × format cell is in the HTML report's heatmaps._");
+    }
     let _ = writeln!(s, "\n_Costs are projections ({}); see the HTML report for formulas and sources._", cmp.cost_axis);
     s
 }

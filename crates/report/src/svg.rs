@@ -195,16 +195,29 @@ pub fn stacked_bars(label: &str, bars: &[(String, Vec<(String, f64)>)], unit: &d
     format!(r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{}">{s}{legend}</svg>"#, esc(label))
 }
 
-/// Rows = variants, columns = layers, colour = mean relative weight error (white → red).
-pub fn heatmap(names: &[String], layers: usize, cells: &[Vec<Option<f64>>]) -> String {
-    let max = cells.iter().flatten().flatten().fold(0.0f64, |a, &b| a.max(b)).max(1e-12);
-    // A fixed drawing width so text keeps its size whatever the layer count.
+/// A heatmap: one row per `rows` entry, one column per `columns` entry, colour = the value (white →
+/// red, scaled to the largest); each cell's hover text says `{row}, {column prefix}{column}: {what} {value}`.
+pub struct Heat<'a> {
+    pub rows: &'a [String],
+    pub columns: &'a [String],
+    /// `cells[row][column]`; `None` is drawn grey and said as `missing`.
+    pub cells: &'a [&'a [Option<f64>]],
+    pub what: &'a str,
+    /// Prefix of a column in the hover text ("layer ").
+    pub column_prefix: &'a str,
+    pub missing: &'a str,
+    pub label: &'a str,
+}
+
+pub fn heatmap(h: &Heat<'_>) -> String {
+    let max = h.cells.iter().flat_map(|r| r.iter()).flatten().fold(0.0f64, |a, &b| a.max(b)).max(1e-12);
+    // A fixed drawing width so text keeps its size whatever the column count.
     let (w, l, rh) = (640.0, 150.0, 22.0);
-    let cw = (w - l - 20.0) / layers.max(1) as f64;
-    let h = rh * names.len() as f64 + 40.0;
+    let cw = (w - l - 20.0) / h.columns.len().max(1) as f64;
+    let height = rh * h.rows.len() as f64 + 40.0;
     let mut s =
-        format!(r#"<svg class="chart" viewBox="0 0 {w:.0} {h:.0}" role="img" aria-label="per-layer error heatmap">"#);
-    for (ri, (name, row)) in names.iter().zip(cells).enumerate() {
+        format!(r#"<svg class="chart" viewBox="0 0 {w:.0} {height:.0}" role="img" aria-label="{}">"#, esc(h.label));
+    for (ri, (name, row)) in h.rows.iter().zip(h.cells).enumerate() {
         let yy = 6.0 + rh * ri as f64;
         let _ = write!(
             s,
@@ -213,15 +226,16 @@ pub fn heatmap(names: &[String], layers: usize, cells: &[Vec<Option<f64>>]) -> S
             yy + 14.0,
             esc(name)
         );
-        for (li, v) in row.iter().enumerate() {
-            let xx = l + cw * li as f64;
+        for (ci, v) in row.iter().enumerate() {
+            let xx = l + cw * ci as f64;
+            let column = h.columns.get(ci).map_or("", String::as_str);
             let (fill, tip) = match v {
                 Some(v) => {
                     let k = (v / max).clamp(0.0, 1.0);
                     let g = (255.0 * (1.0 - k)) as u8;
-                    (format!("rgb(255,{g},{g})"), format!("layer {li}: mean relative error {v:.5}"))
+                    (format!("rgb(255,{g},{g})"), format!("{name}, {}{column}: {} {v:.5}", h.column_prefix, h.what))
                 }
-                None => ("#eeeeee".into(), format!("layer {li}: untouched")),
+                None => ("#eeeeee".into(), format!("{name}, {}{column}: {}", h.column_prefix, h.missing)),
             };
             let _ = write!(
                 s,
@@ -232,11 +246,15 @@ pub fn heatmap(names: &[String], layers: usize, cells: &[Vec<Option<f64>>]) -> S
             );
         }
     }
+    let (first, last) = (h.columns.first().map_or("", String::as_str), h.columns.last().map_or("", String::as_str));
     let _ = write!(
         s,
-        r#"<text x="{l}" y="{:.1}" font-size="11">layer 0 → {} · darker = larger error (max {max:.4})</text>"#,
-        h - 12.0,
-        layers.saturating_sub(1)
+        r#"<text x="{l}" y="{:.1}" font-size="11">{}{} → {} · darker = larger {} (max {max:.4})</text>"#,
+        height - 12.0,
+        esc(h.column_prefix),
+        esc(first),
+        esc(last),
+        esc(h.what)
     );
     s.push_str("</svg>");
     s

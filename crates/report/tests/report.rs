@@ -334,3 +334,40 @@ fn the_report_splits_each_variants_cost_by_team() {
     assert!(md.contains("| variant | ads | search |"), "{md}");
     assert!(md.contains("| w4 | $37.50 | $112.50 |"), "{md}");
 }
+
+#[test]
+fn the_sensitivity_scan_is_drawn_per_format_and_its_worst_tensors_listed() {
+    let records = vec![record("a", 100, Some(5.0), None, "m"), record("b", 50, Some(5.5), None, "m")];
+    let mut cmp = compare(&records).unwrap();
+    let html_without = render_html(&records, &cmp);
+    assert!(!html_without.contains("Sensitivity scan"));
+    // Two formats × rows embed, 0, 1 × kinds q, down: q4_0's layer-1 down is the worst, q8_0 is predicted.
+    let q4 = [Some(0.01), None, Some(0.02), Some(0.03), Some(0.004), Some(0.09)];
+    let q8 = [Some(0.001), None, Some(0.002), Some(0.003), Some(0.0004), Some(0.009)];
+    cmp.sensitivity = Some(pareto_report::Sensitivity {
+        tokens: 2048,
+        seconds: 3.0,
+        proxy_spearman: Some(0.91),
+        formats: vec!["q4_0".into(), "q8_0".into()],
+        layers: vec!["embed".into(), "0".into(), "1".into()],
+        kinds: vec!["self_attn.q_proj".into(), "mlp.down_proj".into()],
+        cells: q4.iter().chain(&q8).copied().collect(),
+        measured: [true; 6].into_iter().chain([false; 6]).collect(),
+        notes: vec!["KL measured for q4_0 only".into()],
+    });
+    let html = render_html(&records, &cmp);
+    assert!(html.contains("<h2>Sensitivity scan</h2>") && html.contains("measured on 2048 tokens"));
+    assert!(html.contains(r#"aria-label="sensitivity to q4_0 by layer and tensor""#));
+    assert!(html.contains("<h3>q8_0 (predicted from the anchor format and the proxies)</h3>"));
+    assert!(html.contains("<h3>q4_0</h3>"), "q4_0 was measured");
+    assert!(html.contains("<title>1, mlp.down_proj: KL 0.09000</title>"), "hover text names the cell");
+    assert!(html.contains("<title>embed, mlp.down_proj: not a candidate</title>"));
+    // Worst first: q4_0 layer 1 down, then q4_0 layer 0 down.
+    let worst = html.find("<td>1 mlp.down_proj</td><td>q4_0</td>").unwrap();
+    assert!(worst < html.find("<td>0 mlp.down_proj</td><td>q4_0</td>").unwrap());
+    let md = render_markdown(&records, &cmp);
+    assert!(md.contains("**Sensitivity scan.**") && md.contains("Spearman 0.91"));
+    let rows: Vec<&str> =
+        md.lines().filter(|l| l.starts_with("| 1 mlp.down_proj") || l.starts_with("| 0 mlp.down_proj")).collect();
+    assert_eq!(rows[0], "| 1 mlp.down_proj | q4_0 | 0.09000 |");
+}

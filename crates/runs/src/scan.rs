@@ -110,6 +110,77 @@ pub struct Scan {
     pub notes: Vec<String>,
 }
 
+/// The scan as a grid of rows (`embed`, layers `0`…, `head`) × tensor kinds per format, for the
+/// report's heatmaps and the studio's (one grid for both). A candidate that fell back to another
+/// format is in that format's column only if it was asked for.
+pub fn sensitivity(s: &Scan) -> pareto_report::Sensitivity {
+    let cell_of = |t: &ScannedTensor| {
+        let row = match t.layer {
+            Some(l) => l.to_string(),
+            None if t.name.contains("embed") => "embed".to_string(),
+            None => "head".to_string(),
+        };
+        (row, pareto_core::recipe::tensor_kind(&t.name))
+    };
+    let (mut layers, mut kinds): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    for t in &s.tensors {
+        let (row, kind) = cell_of(t);
+        if !layers.contains(&row) {
+            layers.push(row);
+        }
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    let n = s.spec.formats.len() * layers.len() * kinds.len();
+    let (mut cells, mut measured) = (vec![None; n], vec![false; n]);
+    for t in &s.tensors {
+        let (row, kind) = cell_of(t);
+        let (Some(r), Some(k)) = (layers.iter().position(|x| *x == row), kinds.iter().position(|x| *x == kind)) else {
+            continue;
+        };
+        for (fi, f) in s.spec.formats.iter().enumerate() {
+            if let Some(c) = t.candidates.iter().find(|c| &c.format == f) {
+                let at = (fi * layers.len() + r) * kinds.len() + k;
+                cells[at] = Some(c.kl);
+                measured[at] = c.measured;
+            }
+        }
+    }
+    pareto_report::Sensitivity {
+        tokens: s.tokens,
+        seconds: s.seconds,
+        proxy_spearman: s.proxy_spearman,
+        formats: s.spec.formats.clone(),
+        layers,
+        kinds,
+        cells,
+        measured,
+        notes: s.notes.clone(),
+    }
+}
+
+/// The scan at `path` as the report's sensitivity grid for `records`, refused when it was measured on
+/// other weights than their source model.
+pub fn sensitivity_for(path: &Path, records: &[pareto_report::RunRecord]) -> Result<pareto_report::Sensitivity> {
+    let bytes = pareto_core::bounded::read(path, pareto_core::bounded::SCAN_CAP, "sensitivity scan")?;
+    let s: Scan = serde_json::from_slice(&bytes)
+        .map_err(|e| RunError::Scan(format!("{}: not a pareto scan: {e}", path.display())))?;
+    for r in records {
+        let mut hashes: Vec<&str> = r.source.files.iter().map(|f| f.sha256.as_str()).collect();
+        hashes.sort_unstable();
+        if hashes.join(",") != s.model_key {
+            return Err(RunError::Scan(format!(
+                "{} was measured on other weights than {} (the source of variant {})",
+                path.display(),
+                r.source.path,
+                r.recipe.name
+            )));
+        }
+    }
+    Ok(sensitivity(&s))
+}
+
 /// The model key a scan is checked against: the weight files' sha256, sorted.
 pub fn model_key(model: &pareto_core::Model) -> Result<String> {
     let mut hashes: Vec<String> = crate::hashing::model_files(model)?.into_iter().map(|h| h.sha256).collect();

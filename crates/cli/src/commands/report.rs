@@ -20,6 +20,10 @@ pub struct ReportArgs {
     /// html, md or json.
     #[arg(long)]
     pub format: Option<String>,
+    /// A sensitivity scan of the same model (`pareto scan`): its heatmaps and most sensitive
+    /// tensors go into the report.
+    #[arg(long, value_name = "SCAN.json")]
+    pub scan: Option<PathBuf>,
     #[command(flatten)]
     pub recommend: RecommendArgs,
 }
@@ -68,7 +72,10 @@ impl RecommendArgs {
 
 pub fn run(args: &ReportArgs, json: bool) -> anyhow::Result<()> {
     let records: Vec<RunRecord> = args.records.iter().map(|p| RunRecord::load(p)).collect::<Result<_, _>>()?;
-    let cmp = args.recommend.compare(&records, false)?;
+    let mut cmp = args.recommend.compare(&records, false)?;
+    if let Some(scan) = &args.scan {
+        cmp.sensitivity = Some(pareto_runs::scan::sensitivity_for(scan, &records)?);
+    }
     let format = args
         .format
         .clone()

@@ -269,7 +269,10 @@ pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
     }
     // A metric no record carries (say KL with --no-validate) must not cost the sweep its report:
     // the records are kept and `pareto report --metric` can render them again.
-    let cmp = args.recommend.compare(&outcome.records, true)?;
+    let mut cmp = args.recommend.compare(&outcome.records, true)?;
+    if let Some(scan) = &args.scan {
+        cmp.sensitivity = Some(pareto_runs::scan::sensitivity_for(scan, &outcome.records)?);
+    }
     let (html, md) = write_sweep_reports(&args.out, &outcome.records, &cmp)?;
     if json {
         output::json(&serde_json::json!({

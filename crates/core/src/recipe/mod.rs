@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use presets::{PRESETS, Preset, preset};
 pub use resolve::{Plan, PlanTotals, PlannedAction, PlannedTensor, Reason, StructuredPlan};
-pub use target::{Target, layer_index};
+pub use target::{Target, layer_index, tensor_kind};
 
 use crate::error::{Error, Result};
 

@@ -57,6 +57,22 @@ pub fn layer_index(name: &str) -> Option<usize> {
     })
 }
 
+/// What a tensor is within its block, for grids of layers × kinds:
+/// `model.layers.3.self_attn.q_proj.weight` → `self_attn.q_proj`; a tensor outside the blocks keeps
+/// its name without `.weight` (`lm_head`).
+pub fn tensor_kind(name: &str) -> String {
+    let parts: Vec<&str> = name.split('.').collect();
+    let after = parts
+        .windows(2)
+        .position(|w| matches!(w, [k, i] if matches!(*k, "layers" | "layer" | "blk" | "h" | "blocks") && i.parse::<usize>().is_ok()))
+        .map_or(0, |p| p + 2);
+    let mut tail: Vec<&str> = parts.get(after..).unwrap_or_default().to_vec();
+    if tail.last().is_some_and(|l| *l == "weight") && tail.len() > 1 {
+        tail.pop();
+    }
+    tail.join(".")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +89,13 @@ mod tests {
         assert!(t.matches("anything", Role::Norm));
         assert!(matches!(Target::parse("role:ffn"), Err(Error::BadTarget { .. })));
         assert!(matches!(Target::parse("re:(("), Err(Error::BadTarget { .. })));
+    }
+
+    #[test]
+    fn kinds_strip_layer_prefix_and_weight() {
+        assert_eq!(tensor_kind("model.layers.3.self_attn.q_proj.weight"), "self_attn.q_proj");
+        assert_eq!(tensor_kind("encoder.layer.0.attention.self.query.weight"), "attention.self.query");
+        assert_eq!(tensor_kind("lm_head.weight"), "lm_head");
     }
 
     #[test]
