@@ -212,6 +212,7 @@ fn heatmap_section(s: &mut String, records: &[RunRecord]) {
         column_prefix: "layer ",
         missing: "untouched",
         label: "per-layer error heatmap",
+        column_labels: false,
     }));
 }
 
@@ -231,6 +232,7 @@ fn sensitivity_section(s: &mut String, cmp: &Comparison) {
             column_prefix: "",
             missing: "not a candidate",
             label: &format!("sensitivity to {format} by layer and tensor"),
+            column_labels: true,
         }));
     }
     s.push_str("<table><thead><tr><th>most sensitive</th><th>format</th><th>KL (nats/token)</th></tr></thead><tbody>");

@@ -207,18 +207,34 @@ pub struct Heat<'a> {
     pub column_prefix: &'a str,
     pub missing: &'a str,
     pub label: &'a str,
+    /// Name every column above the grid (tensor kinds); otherwise the footer gives the range (layers).
+    pub column_labels: bool,
 }
 
 pub fn heatmap(h: &Heat<'_>) -> String {
     let max = h.cells.iter().flat_map(|r| r.iter()).flatten().fold(0.0f64, |a, &b| a.max(b)).max(1e-12);
     // A fixed drawing width so text keeps its size whatever the column count.
     let (w, l, rh) = (640.0, 150.0, 22.0);
-    let cw = (w - l - 20.0) / h.columns.len().max(1) as f64;
-    let height = rh * h.rows.len() as f64 + 40.0;
+    // Slanted column names run past their column: leave them room on the right.
+    let right = if h.column_labels { 90.0 } else { 20.0 };
+    let cw = (w - l - right) / h.columns.len().max(1) as f64;
+    // Column names stand above the grid, slanted so long ones fit.
+    let top = if h.column_labels { 96.0 } else { 6.0 };
+    let height = top + rh * h.rows.len() as f64 + 34.0;
     let mut s =
         format!(r#"<svg class="chart" viewBox="0 0 {w:.0} {height:.0}" role="img" aria-label="{}">"#, esc(h.label));
+    if h.column_labels {
+        for (ci, c) in h.columns.iter().enumerate() {
+            let (x, y) = (l + cw * (ci as f64 + 0.5), top - 6.0);
+            let _ = write!(
+                s,
+                r#"<text x="{x:.1}" y="{y:.1}" font-size="10" transform="rotate(-40 {x:.1} {y:.1})">{}</text>"#,
+                esc(c)
+            );
+        }
+    }
     for (ri, (name, row)) in h.rows.iter().zip(h.cells).enumerate() {
-        let yy = 6.0 + rh * ri as f64;
+        let yy = top + rh * ri as f64;
         let _ = write!(
             s,
             r#"<text x="{}" y="{:.1}" font-size="12" text-anchor="end">{}</text>"#,
@@ -246,14 +262,15 @@ pub fn heatmap(h: &Heat<'_>) -> String {
             );
         }
     }
-    let (first, last) = (h.columns.first().map_or("", String::as_str), h.columns.last().map_or("", String::as_str));
+    let range = match (h.column_labels, h.columns.first(), h.columns.last()) {
+        (false, Some(first), Some(last)) => format!("{}{first} → {last} · ", h.column_prefix),
+        _ => String::new(),
+    };
     let _ = write!(
         s,
-        r#"<text x="{l}" y="{:.1}" font-size="11">{}{} → {} · darker = larger {} (max {max:.4})</text>"#,
+        r#"<text x="{l}" y="{:.1}" font-size="11">{}darker = larger {} (max {max:.4})</text>"#,
         height - 12.0,
-        esc(h.column_prefix),
-        esc(first),
-        esc(last),
+        esc(&range),
         esc(h.what)
     );
     s.push_str("</svg>");

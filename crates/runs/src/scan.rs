@@ -110,17 +110,19 @@ pub struct Scan {
     pub notes: Vec<String>,
 }
 
+/// The column of the whole-model tensors (embedding, head) in [`sensitivity`]'s grid.
+pub const WHOLE: &str = "whole tensor";
+
 /// The scan as a grid of rows (`embed`, layers `0`…, `head`) × tensor kinds per format, for the
 /// report's heatmaps and the studio's (one grid for both). A candidate that fell back to another
 /// format is in that format's column only if it was asked for.
 pub fn sensitivity(s: &Scan) -> pareto_report::Sensitivity {
-    let cell_of = |t: &ScannedTensor| {
-        let row = match t.layer {
-            Some(l) => l.to_string(),
-            None if t.name.contains("embed") => "embed".to_string(),
-            None => "head".to_string(),
-        };
-        (row, pareto_core::recipe::tensor_kind(&t.name))
+    // Whole-model tensors are rows of their own (`embed`, `head`) sharing one column, so the grid
+    // does not spend a column on each.
+    let cell_of = |t: &ScannedTensor| match t.layer {
+        Some(l) => (l.to_string(), pareto_core::recipe::tensor_kind(&t.name)),
+        None if t.name.contains("embed") => ("embed".to_string(), WHOLE.to_string()),
+        None => ("head".to_string(), WHOLE.to_string()),
     };
     let (mut layers, mut kinds): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
     for t in &s.tensors {
