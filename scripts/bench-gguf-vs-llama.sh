@@ -31,26 +31,37 @@ tb = {t.name: t for t in b.tensors}
 same = sum(t.tensor_type == tb[t.name].tensor_type and t.data.tobytes() == tb[t.name].data.tobytes() for t in a.tensors)
 print(f"{same}/{len(a.tensors)}")
 PY
-wall() { /usr/bin/time -f %e -o .t "$@" >/dev/null 2>&1; cat .t; }
+# wall seconds; the run's CPU seconds (user + sys) and peak RSS (KiB) are appended to .cpu and .rss.
+wall() {
+  /usr/bin/time -f '%e %U %S %M' -o .t "$@" >/dev/null 2>&1
+  read -r e u sy m <.t
+  echo "$e $u $sy" | awk '{printf "%.3f\n", ($2 + $3) / $1}' >>"${stat:-.none}.cpu"
+  echo "$m" >>"${stat:-.none}.rss"
+  echo "$e"
+}
+# Median CPU/wall and the largest peak RSS (MiB) of the runs recorded under $1.
+cpu_rss() { printf '%s / %s MiB' "$(median <"$1.cpu")" "$(sort -g "$1.rss" | tail -1 | awk '{printf "%.0f", $1 / 1024}')"; }
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 rm -rf pq; cached=$(PARETO_HASH_CACHE=off wall "$pareto" compress src --recipe gguf-q8_0 --format gguf --out pq --no-metrics --gguf-weights-only)
 echo "Pareto Q8_0 with the source hashed (no file-hash cache): ${cached} s"
 echo
-echo "| type | llama-quantize (median of $runs) | Pareto, default metrics | speed vs llama | Pareto --no-metrics | speed vs llama | tensors byte-identical |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+echo "| type | llama-quantize (median of $runs) | Pareto, default metrics | speed vs llama | Pareto --no-metrics | speed vs llama | CPU/wall, peak RSS: llama | Pareto default | tensors byte-identical |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for t in $types; do
   lq=(); pm=(); pq=()
+  rm -f .lq.* .pm.*
   for _ in $(seq "$runs"); do
-    rm -f lq.gguf; lq+=("$(LD_LIBRARY_PATH=$LLAMA_BIN wall "$LLAMA_BIN/llama-quantize" f16/model.gguf lq.gguf "$t" $threads)")
+    rm -f lq.gguf; lq+=("$(stat=.lq LD_LIBRARY_PATH=$LLAMA_BIN wall "$LLAMA_BIN/llama-quantize" f16/model.gguf lq.gguf "$t" $threads)")
     # Outputs are deleted outside the timed command (--force would delete the old one inside it).
-    rm -rf pq; pm+=("$(RAYON_NUM_THREADS=$threads wall "$pareto" compress src --recipe "gguf-${t,,}" --format gguf --out pq --gguf-weights-only)")
+    rm -rf pq; pm+=("$(stat=.pm RAYON_NUM_THREADS=$threads wall "$pareto" compress src --recipe "gguf-${t,,}" --format gguf --out pq --gguf-weights-only)")
     rm -rf pq; pq+=("$(RAYON_NUM_THREADS=$threads wall "$pareto" compress src --recipe "gguf-${t,,}" --format gguf --out pq --no-metrics --gguf-weights-only)")
   done
   l=$(printf '%s\n' "${lq[@]}" | median); m=$(printf '%s\n' "${pm[@]}" | median); p=$(printf '%s\n' "${pq[@]}" | median)
-  python3 -c "print(f'| $t | {$l:.2f} s | {$m:.2f} s | **{$l/$m:.2f}×** | {$p:.2f} s | {$l/$p:.2f}× | $(${GGUF_PY:-python3} cmp.py pq/model.gguf lq.gguf) |')"
+  python3 -c "print(f'| $t | {$l:.2f} s | {$m:.2f} s | **{$l/$m:.2f}×** | {$p:.2f} s | {$l/$p:.2f}× | $(cpu_rss .lq) | $(cpu_rss .pm) | $(${GGUF_PY:-python3} cmp.py pq/model.gguf lq.gguf) |')"
 done
+rm -f .lq.* .pm.*
 echo
 echo "| copy floor | time |"
 echo "|---|---:|"
 echo "| cp + sync of the 2.2 GB F16 safetensors | $(wall sh -c 'cp src/model.safetensors cp.tmp && sync cp.tmp') s |"
-rm -f cp.tmp .t
+rm -f cp.tmp .t .none.*
