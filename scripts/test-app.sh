@@ -15,7 +15,7 @@ ok() { summary+=("PASS $1"); }
 sudo_if() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 need_pkgs=()
 for p in libwebkit2gtk-4.1-dev build-essential libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev \
-         xvfb webkit2gtk-driver xauth; do
+         xvfb webkit2gtk-driver xauth rpm cpio; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -63,12 +63,27 @@ step "end-to-end (WebDriver, Xvfb)"
 xvfb-run -a -s "-screen 0 1400x900x24" bash -c 'cd ui && node --test --test-reporter=spec --test-concurrency=1 e2e/' 2>&1 | tee /tmp/pareto-e2e.log
 ok "e2e: $(grep -E "^ℹ (pass|fail)" /tmp/pareto-e2e.log | tr '\n' ' ')"
 
-step "installable bundle: the .deb from the Tauri CLI, installed with apt, end-to-end on the installed app"
+step "installable bundle: the .rpm and the .deb from the Tauri CLI; the .deb installed with apt, end-to-end on the installed app"
 # Packages the binaries the workspace build made (custom-protocol is a default feature; the .deb
 # also carries the `pareto` CLI, which the studio's Slurm sweeps run): nothing recompiles. Built
 # alone only when this script runs without the workspace tests (`-p pareto-cli` resolves features
 # differently from the workspace and would compile the engine again).
 [ -x "$CARGO_TARGET_DIR/release/pareto" ] || cargo build --release -p pareto-cli --locked
+# The .rpm first: bundling stamps the app binary with the package type, and the .deb's is the one
+# installed and driven below. The .rpm is checked with Debian's rpm tools (its header, what it
+# requires, its files; the CLI inside runs): it cannot be installed on this Debian machine.
+(cd src-tauri && ../ui/node_modules/.bin/tauri bundle --bundles rpm --ci)
+rpm=$(ls -t "$CARGO_TARGET_DIR"/release/bundle/rpm/*.rpm | head -1)
+rpm -qp --queryformat '%{NAME} %{VERSION}-%{RELEASE} %{ARCH}\n' "$rpm" | grep -q "^pareto 0\.1\.0-1 x86_64$"
+rpm -qpR "$rpm" | grep -q "libwebkit2gtk-4.1.so.0"
+rpm -qpl "$rpm" | grep -qx "/usr/lib/Pareto/models/stories260K/model.safetensors"
+rpm -qpl "$rpm" | grep -qx "/usr/share/mime/packages/pareto.xml"
+rpm_root=$(mktemp -d)
+(cd "$rpm_root" && rpm2cpio "$rpm" | cpio -idm --quiet)
+"$rpm_root/usr/bin/pareto" --version
+grep -q "MimeType=.*application/x-gguf" "$rpm_root/usr/share/applications/Pareto.desktop"
+rm -rf "$rpm_root"
+ok "built $(basename "$rpm") ($(rpm -qpl "$rpm" | wc -l) files; header, requirements, files and CLI checked)"
 (cd src-tauri && ../ui/node_modules/.bin/tauri bundle --bundles deb --ci)
 deb=$(ls -t "$CARGO_TARGET_DIR"/release/bundle/deb/*.deb | head -1)
 sudo_if env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$deb"
