@@ -51,10 +51,11 @@ for t in $types; do
   lq=(); pm=(); pq=()
   rm -f .lq.* .pm.*
   for _ in $(seq "$runs"); do
-    rm -f lq.gguf; lq+=("$(stat=.lq LD_LIBRARY_PATH=$LLAMA_BIN wall "$LLAMA_BIN/llama-quantize" f16/model.gguf lq.gguf "$t" $threads)")
+    # Each timed command starts with no writeback pending from the runs before it.
+    rm -f lq.gguf; sync; lq+=("$(stat=.lq LD_LIBRARY_PATH=$LLAMA_BIN wall "$LLAMA_BIN/llama-quantize" f16/model.gguf lq.gguf "$t" $threads)")
     # Outputs are deleted outside the timed command (--force would delete the old one inside it).
-    rm -rf pq; pm+=("$(stat=.pm RAYON_NUM_THREADS=$threads wall "$pareto" compress src --recipe "gguf-${t,,}" --format gguf --out pq --gguf-weights-only)")
-    rm -rf pq; pq+=("$(RAYON_NUM_THREADS=$threads wall "$pareto" compress src --recipe "gguf-${t,,}" --format gguf --out pq --no-metrics --gguf-weights-only)")
+    rm -rf pq; sync; pm+=("$(stat=.pm RAYON_NUM_THREADS=$threads wall "$pareto" compress src --recipe "gguf-${t,,}" --format gguf --out pq --gguf-weights-only)")
+    rm -rf pq; sync; pq+=("$(RAYON_NUM_THREADS=$threads wall "$pareto" compress src --recipe "gguf-${t,,}" --format gguf --out pq --no-metrics --gguf-weights-only)")
   done
   l=$(printf '%s\n' "${lq[@]}" | median); m=$(printf '%s\n' "${pm[@]}" | median); p=$(printf '%s\n' "${pq[@]}" | median)
   python3 -c "print(f'| $t | {$l:.2f} s | {$m:.2f} s | **{$l/$m:.2f}×** | {$p:.2f} s | {$l/$p:.2f}× | $(cpu_rss .lq) | $(cpu_rss .pm) | $(${GGUF_PY:-python3} cmp.py pq/model.gguf lq.gguf) |')"

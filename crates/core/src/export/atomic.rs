@@ -25,14 +25,68 @@ impl FileSink for io::BufWriter<fs::File> {
     }
 }
 
+/// A buffered output file that asks the kernel to start writing each 32 MiB to disk as soon as it
+/// is written, so the fsync before the rename finds most of the file already on disk instead of
+/// waiting for all of it while the cores sit idle (Linux `sync_file_range`; elsewhere the plain
+/// fsync at the end).
+pub struct EagerFile {
+    out: io::BufWriter<fs::File>,
+    written: u64,
+    started: u64,
+}
+
+/// How much is written before its writeback is started.
+const WRITEBACK_STEP: u64 = 32 << 20;
+
+impl EagerFile {
+    pub fn create(path: &Path) -> io::Result<EagerFile> {
+        Ok(EagerFile { out: io::BufWriter::with_capacity(8 << 20, fs::File::create(path)?), written: 0, started: 0 })
+    }
+
+    fn start_writeback(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let (fd, len) = (self.out.get_ref().as_raw_fd(), self.written - self.started);
+            let (offset, len) = (i64::try_from(self.started).unwrap_or(i64::MAX), i64::try_from(len).unwrap_or(0));
+            // SAFETY: fd is this open file's descriptor; the call only schedules writeback of the
+            // range and reads no memory of ours. A failure is only a lost optimisation.
+            #[allow(unsafe_code)]
+            let _ = unsafe { libc::sync_file_range(fd, offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+        }
+        self.started = self.written;
+        Ok(())
+    }
+}
+
+impl Write for EagerFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.started >= WRITEBACK_STEP {
+            self.start_writeback()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl FileSink for EagerFile {
+    fn sync(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().sync_all()
+    }
+}
+
 /// Opens output files. Swappable so tests can simulate a full disk.
 pub type Opener = Arc<dyn Fn(&Path) -> io::Result<Box<dyn FileSink>> + Send + Sync>;
 
 pub fn default_opener() -> Opener {
-    Arc::new(|path: &Path| {
-        let f = fs::File::create(path)?;
-        Ok(Box::new(io::BufWriter::with_capacity(8 << 20, f)) as Box<dyn FileSink>)
-    })
+    Arc::new(|path: &Path| Ok(Box::new(EagerFile::create(path)?) as Box<dyn FileSink>))
 }
 
 const DISK_FULL_HINT: &str = " (is the disk full?)";
@@ -457,6 +511,25 @@ mod tests {
 
     fn source(dir: &Path) -> SourcePaths {
         SourcePaths { folders: vec![dir.to_path_buf()], files: Vec::new() }
+    }
+
+    #[test]
+    fn eager_writeback_keeps_every_byte_in_order() {
+        // Past two writeback steps, in writes of uneven size: the file holds exactly what was written.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut f = EagerFile::create(&path).unwrap();
+        let mut want = Vec::new();
+        let mut k = 0u32;
+        while (want.len() as u64) < 2 * WRITEBACK_STEP + 12345 {
+            let chunk: Vec<u8> = (0..(1 << 20) + k as usize * 977).map(|i| (i as u32 ^ k) as u8).collect();
+            f.write_all(&chunk).unwrap();
+            want.extend_from_slice(&chunk);
+            k += 1;
+        }
+        assert!(f.started >= 2 * WRITEBACK_STEP, "writeback was started along the way");
+        f.sync().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), want);
     }
 
     #[test]
