@@ -37,19 +37,9 @@ pub fn start_scan(state: &Arc<AppState>, req: ScanRequest, sink: Sink) -> ApiRes
     })
 }
 
-/// The scan's grid (`pareto_runs::scan::sensitivity`, the report's too) as the page's view.
+/// The scan's grid (`pareto_runs::scan::sensitivity`), as the report draws it.
 pub fn view(s: &Scan) -> ScanView {
-    let g = pareto_runs::scan::sensitivity(s);
-    ScanView {
-        tokens: g.tokens as u32,
-        seconds: g.seconds,
-        proxy_spearman: g.proxy_spearman,
-        formats: g.formats,
-        layers: g.layers,
-        kinds: g.kinds,
-        cells: g.cells,
-        notes: g.notes,
-    }
+    pareto_runs::scan::sensitivity(s)
 }
 
 fn point(a: &Allocated) -> AllocPoint {

@@ -617,20 +617,8 @@ pub struct ScanRequest {
     pub predict_from: Option<String>,
 }
 
-/// The scan as a heatmap: for each format, the measured KL (nats/token) of compressing each
-/// tensor alone, on rows `layers` (`embed`, `0`…, `head`) × columns `kinds`.
-#[derive(Debug, Clone, Serialize, Deserialize, TS)]
-pub struct ScanView {
-    pub tokens: u32,
-    pub seconds: f64,
-    pub proxy_spearman: Option<f64>,
-    pub formats: Vec<String>,
-    pub layers: Vec<String>,
-    pub kinds: Vec<String>,
-    /// `formats.len() × layers.len() × kinds.len()`, format-major; `null` where not measured.
-    pub cells: Vec<Option<f64>>,
-    pub notes: Vec<String>,
-}
+/// The scan as a heatmap: the report's grid (`pareto_runs::scan::sensitivity`), one type for both.
+pub use pareto_report::Sensitivity as ScanView;
 
 /// A budget in the user's terms: `bpw` (bits per weight), `mib` (total MiB), `like` (a preset's
 /// size) or `fits` (a catalog device with the session scenario's KV cache).

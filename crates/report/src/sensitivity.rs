@@ -1,11 +1,12 @@
 //! The sensitivity scan as the report shows it: for each candidate format, the KL divergence from
 //! the original when only one tensor is compressed, on a grid of rows (`embed`, layers `0`…,
 //! `head`) × tensor kinds. Built from a scan by `pareto_runs::scan::sensitivity`; the studio's
-//! heatmap is the same grid.
+//! heatmap is this same type (its TypeScript is generated from it).
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct Sensitivity {
     /// Tokens the KL was measured on.
     pub tokens: usize,

@@ -180,8 +180,9 @@ export function mockApi(): MockApi {
           proxy_spearman: 0.91,
           formats: r.formats,
           layers: ["embed", "0", "head"],
-          kinds: ["self_attn.q_proj", "lm_head"],
-          cells: r.formats.flatMap((_, i) => [0.001 / (i + 1), null, 0.002 / (i + 1), null, null, 0.02 / (i + 1)]),
+          kinds: ["whole tensor", "self_attn.q_proj"],
+          cells: r.formats.flatMap((_, i) => [0.001 / (i + 1), null, null, 0.002 / (i + 1), 0.02 / (i + 1), null]),
+          measured: r.formats.flatMap(() => [true, false, false, true, true, false]),
           notes: [],
         },
       });

@@ -38,7 +38,7 @@ export type { CacheView } from "./gen/CacheView";
 export type { CacheRowView } from "./gen/CacheRowView";
 export type { MeasuredCache } from "./gen/MeasuredCache";
 export type { TrafficOverrides } from "./gen/TrafficOverrides";
-export type { ScanView } from "./gen/ScanView";
+export type { Sensitivity } from "./gen/Sensitivity";
 export type { BudgetQuery } from "./gen/BudgetQuery";
 export type { AllocPoint } from "./gen/AllocPoint";
 export type { AllocationView } from "./gen/AllocationView";

@@ -3,11 +3,11 @@ import type { ApiError } from "./ApiError";
 import type { CacheView } from "./CacheView";
 import type { ModelView } from "./ModelView";
 import type { RunView } from "./RunView";
-import type { ScanView } from "./ScanView";
+import type { Sensitivity } from "./Sensitivity";
 import type { SweepView } from "./SweepView";
 import type { ValidationView } from "./ValidationView";
 
 /**
  * Streamed over a Channel while a job runs.
  */
-export type JobEvent = { "kind": "stage", name: string, total: number, } | { "kind": "advance", done: number, items: Array<string>, } | { "kind": "log", line: string, } | { "kind": "finished", run: RunView, } | { "kind": "validated", result: ValidationView, } | { "kind": "scanned", result: ScanView, } | { "kind": "cache_estimated", result: CacheView, } | { "kind": "swept", result: SweepView, } | { "kind": "opened", model: ModelView, } | { "kind": "failed", error: ApiError, } | { "kind": "cancelled" };
+export type JobEvent = { "kind": "stage", name: string, total: number, } | { "kind": "advance", done: number, items: Array<string>, } | { "kind": "log", line: string, } | { "kind": "finished", run: RunView, } | { "kind": "validated", result: ValidationView, } | { "kind": "scanned", result: Sensitivity, } | { "kind": "cache_estimated", result: CacheView, } | { "kind": "swept", result: SweepView, } | { "kind": "opened", model: ModelView, } | { "kind": "failed", error: ApiError, } | { "kind": "cancelled" };

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import type { AllocationView, HardwareInfo, ScanView } from "../../api/types";
+import type { AllocationView, HardwareInfo, Sensitivity } from "../../api/types";
 import { HeatmapChart, Scatter } from "../../components/charts";
 import { ErrorBox } from "../../components/ErrorBox";
 import { JobProgress, useJob } from "../../components/JobProgress";
@@ -18,7 +18,7 @@ export function BudgetPanel() {
   const [skip, setSkip] = useState(0);
   const [windows, setWindows] = useState(8);
   const [formats, setFormats] = useState(DEFAULT_FORMATS);
-  const [scan, setScan] = useState<ScanView | null>(null);
+  const [scan, setScan] = useState<Sensitivity | null>(null);
   const { job, stage, err, setErr, start: launch } = useJob((e) => e.kind === "scanned" && (setScan(e.result), true));
   // llama.cpp's Q4_K_M size is the budget most users know; the others are a click away.
   const [kind, setKind] = useState("like");
