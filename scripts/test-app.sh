@@ -15,7 +15,7 @@ ok() { summary+=("PASS $1"); }
 sudo_if() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 need_pkgs=()
 for p in libwebkit2gtk-4.1-dev build-essential libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev \
-         xvfb webkit2gtk-driver xauth rpm cpio; do
+         xvfb webkit2gtk-driver xauth rpm; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -74,16 +74,19 @@ step "installable bundle: the .rpm and the .deb from the Tauri CLI; the .deb ins
 # requires, its files; the CLI inside runs): it cannot be installed on this Debian machine.
 (cd src-tauri && ../ui/node_modules/.bin/tauri bundle --bundles rpm --ci)
 rpm=$(ls -t "$CARGO_TARGET_DIR"/release/bundle/rpm/*.rpm | head -1)
-rpm -qp --queryformat '%{NAME} %{VERSION}-%{RELEASE} %{ARCH}\n' "$rpm" | grep -q "^pareto 0\.1\.0-1 x86_64$"
-rpm -qpR "$rpm" | grep -q "libwebkit2gtk-4.1.so.0"
-rpm -qpl "$rpm" | grep -qx "/usr/lib/Pareto/models/stories260K/model.safetensors"
-rpm -qpl "$rpm" | grep -qx "/usr/share/mime/packages/pareto.xml"
+# Captured first: `grep -q` leaving a pipe early would fail the step under pipefail.
+rpm_files=$(rpm -qpl "$rpm")
+[ "$(rpm -qp --queryformat '%{NAME} %{VERSION}-%{RELEASE} %{ARCH}' "$rpm")" = "pareto 0.1.0-1 x86_64" ]
+grep -q "libwebkit2gtk-4.1.so.0" <<<"$(rpm -qpR "$rpm")"
+grep -qx "/usr/lib/Pareto/models/stories260K/model.safetensors" <<<"$rpm_files"
+grep -qx "/usr/share/mime/packages/pareto.xml" <<<"$rpm_files"
 rpm_root=$(mktemp -d)
-(cd "$rpm_root" && rpm2cpio "$rpm" | cpio -idm --quiet)
+# rpm2archive, not rpm2cpio: Debian's rpm2cpio (4.18) exits 1 after writing a complete archive.
+(cd "$rpm_root" && rpm2archive - <"$rpm" | tar xz)
 "$rpm_root/usr/bin/pareto" --version
 grep -q "MimeType=.*application/x-gguf" "$rpm_root/usr/share/applications/Pareto.desktop"
 rm -rf "$rpm_root"
-ok "built $(basename "$rpm") ($(rpm -qpl "$rpm" | wc -l) files; header, requirements, files and CLI checked)"
+ok "built $(basename "$rpm") ($(wc -l <<<"$rpm_files") files; header, requirements, files and CLI checked)"
 (cd src-tauri && ../ui/node_modules/.bin/tauri bundle --bundles deb --ci)
 deb=$(ls -t "$CARGO_TARGET_DIR"/release/bundle/deb/*.deb | head -1)
 sudo_if env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$deb"
