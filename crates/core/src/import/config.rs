@@ -104,6 +104,14 @@ impl Hyper {
             (None, Some(t)) => {
                 let dim =
                     meta.arch_u64("rope.dimension_count").map_or(key_length.unwrap_or(hidden / heads), |d| d as usize);
+                // Checked before reading: a lying header must not size an allocation.
+                if t.dims.iter().product::<u64>() != (dim / 2) as u64 {
+                    return Err(meta.unsupported(format!(
+                        "rope_freqs.weight has dims {:?}, expected {} divisors for {dim}-wide heads",
+                        t.dims,
+                        dim / 2
+                    )));
+                }
                 Some(llama3_scaling(meta, &file.dequantize(t)?, dim, rope_theta)?)
             }
             (Some(_), Some(_)) => {

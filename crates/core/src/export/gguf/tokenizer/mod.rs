@@ -152,6 +152,7 @@ pub fn convert(root: &Path, config: Option<&Value>) -> Result<Option<Vec<(String
     let mut scores = Vec::with_capacity(pieces.len());
     let mut types = Vec::with_capacity(pieces.len());
     let mut normal_rank = 0u32;
+    let wordpiece = ggml_model == "bert";
     for (id, p) in pieces.iter().enumerate() {
         let Some((piece, score)) = p else {
             tokens.push(MetaValue::String(format!("[PAD{id}]")));
@@ -160,7 +161,6 @@ pub fn convert(root: &Path, config: Option<&Value>) -> Result<Option<Vec<(String
             continue;
         };
         let is_byte = byte_fallback && piece.len() == 6 && piece.starts_with("<0x") && piece.ends_with('>');
-        let wordpiece = ggml_model == "bert";
         let ty = if Some(id) == unk && !wordpiece {
             UNKNOWN
         } else if let Some(&sp) = special.get(&id) {
