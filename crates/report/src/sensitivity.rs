@@ -24,18 +24,22 @@ pub struct Sensitivity {
 }
 
 impl Sensitivity {
+    /// Where format `f`'s cells are in `cells` and `measured`.
+    fn block(&self, f: usize) -> std::ops::Range<usize> {
+        let per = self.layers.len() * self.kinds.len();
+        f * per..(f + 1) * per
+    }
+
     /// The grid of format `f`: rows = layers, columns = kinds.
     pub fn grid(&self, f: usize) -> Vec<&[Option<f64>]> {
-        let per = self.layers.len() * self.kinds.len();
-        let block = self.cells.get(f * per..(f + 1) * per).unwrap_or_default();
+        let block = self.cells.get(self.block(f)).unwrap_or_default();
         block.chunks(self.kinds.len().max(1)).collect()
     }
 
     /// Whether any cell of format `f` was predicted rather than measured.
     pub fn predicted(&self, f: usize) -> bool {
-        let per = self.layers.len() * self.kinds.len();
-        let measured = self.measured.get(f * per..(f + 1) * per).unwrap_or_default();
-        let cells = self.cells.get(f * per..(f + 1) * per).unwrap_or_default();
+        let measured = self.measured.get(self.block(f)).unwrap_or_default();
+        let cells = self.cells.get(self.block(f)).unwrap_or_default();
         cells.iter().zip(measured).any(|(c, m)| c.is_some() && !m)
     }
 

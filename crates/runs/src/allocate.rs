@@ -93,9 +93,7 @@ pub struct Allocated {
 
 /// Reads a saved scan and checks it was measured on this model's weights.
 pub fn load_scan(path: &Path, model: &Model) -> Result<Scan> {
-    let bytes = pareto_core::bounded::read(path, pareto_core::bounded::SCAN_CAP, "sensitivity scan")?;
-    let s: Scan = serde_json::from_slice(&bytes)
-        .map_err(|e| RunError::Scan(format!("{}: not a pareto scan: {e}", path.display())))?;
+    let s = crate::scan::read(path)?;
     if s.model_key != model_key(model)? {
         return Err(RunError::Scan(format!(
             "{} was measured on other weights than {}: scan this model again",

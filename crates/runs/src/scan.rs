@@ -165,13 +165,9 @@ pub fn sensitivity(s: &Scan) -> pareto_report::Sensitivity {
 /// The scan at `path` as the report's sensitivity grid for `records`, refused when it was measured on
 /// other weights than their source model.
 pub fn sensitivity_for(path: &Path, records: &[pareto_report::RunRecord]) -> Result<pareto_report::Sensitivity> {
-    let bytes = pareto_core::bounded::read(path, pareto_core::bounded::SCAN_CAP, "sensitivity scan")?;
-    let s: Scan = serde_json::from_slice(&bytes)
-        .map_err(|e| RunError::Scan(format!("{}: not a pareto scan: {e}", path.display())))?;
+    let s = read(path)?;
     for r in records {
-        let mut hashes: Vec<&str> = r.source.files.iter().map(|f| f.sha256.as_str()).collect();
-        hashes.sort_unstable();
-        if hashes.join(",") != s.model_key {
+        if key_of(r.source.files.iter().map(|f| f.sha256.clone()).collect()) != s.model_key {
             return Err(RunError::Scan(format!(
                 "{} was measured on other weights than {} (the source of variant {})",
                 path.display(),
@@ -185,9 +181,19 @@ pub fn sensitivity_for(path: &Path, records: &[pareto_report::RunRecord]) -> Res
 
 /// The model key a scan is checked against: the weight files' sha256, sorted.
 pub fn model_key(model: &pareto_core::Model) -> Result<String> {
-    let mut hashes: Vec<String> = crate::hashing::model_files(model)?.into_iter().map(|h| h.sha256).collect();
+    Ok(key_of(crate::hashing::model_files(model)?.into_iter().map(|h| h.sha256).collect()))
+}
+
+/// The model key of these weight-file hashes.
+fn key_of(mut hashes: Vec<String>) -> String {
     hashes.sort_unstable();
-    Ok(hashes.join(","))
+    hashes.join(",")
+}
+
+/// A scan written by `pareto scan` (size-capped read; a file that is not one is named).
+pub fn read(path: &Path) -> Result<Scan> {
+    let bytes = pareto_core::bounded::read(path, pareto_core::bounded::SCAN_CAP, "sensitivity scan")?;
+    serde_json::from_slice(&bytes).map_err(|e| RunError::Scan(format!("{}: not a pareto scan: {e}", path.display())))
 }
 
 fn fused_group(name: &str, layer: Option<usize>) -> String {

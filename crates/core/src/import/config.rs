@@ -213,24 +213,9 @@ impl Hyper {
         c
     }
 
-    /// sentence-transformers' modules.json and Pooling config for the GGUF's pooling type (mean,
-    /// CLS or last token), so the folder pools as the GGUF does and exports it again; `None` when
-    /// the file states none.
+    /// sentence-transformers' modules.json and Pooling config for the GGUF's pooling type, so the
+    /// folder pools as the GGUF does and exports it again; `None` when the file states none.
     pub fn pooling_files(&self) -> Option<[(&'static str, Value); 2]> {
-        let mode = match u32::try_from(self.pooling?).ok()? {
-            crate::export::gguf::pooling::MEAN => "pooling_mode_mean_tokens",
-            crate::export::gguf::pooling::CLS => "pooling_mode_cls_token",
-            crate::export::gguf::pooling::LAST => "pooling_mode_lasttoken",
-            _ => return None,
-        };
-        let modules = json!([
-            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        ]);
-        let mut pooling = json!({"word_embedding_dimension": self.hidden});
-        if let Some(o) = pooling.as_object_mut() {
-            o.insert(mode.into(), json!(true));
-        }
-        Some([("modules.json", modules), ("1_Pooling/config.json", pooling)])
+        crate::export::gguf::pooling::module_files(u32::try_from(self.pooling?).ok()?, self.hidden)
     }
 }

@@ -75,6 +75,8 @@ pub fn rebuild(meta: &Meta<'_>) -> Result<Rebuilt> {
         id_key("tokenizer.ggml.unknown_token_id"),
         id_key("tokenizer.ggml.padding_token_id"),
     );
+    // BERT's separator: its own key, else the EOS the converter makes of it.
+    let sep = id_key("tokenizer.ggml.seperator_token_id").or(eos);
     // WordPiece's pieces in their tokenizer.json spelling; the other models store them as they are.
     let owned: Vec<String> = tokens
         .iter()
@@ -157,11 +159,8 @@ pub fn rebuild(meta: &Meta<'_>) -> Result<Rebuilt> {
             })
         }
         "bert" => {
-            let (cls, sep) = (
-                bos.ok_or_else(|| bad("WordPiece without a [CLS] (bos) token".into()))?,
-                eos.or_else(|| id_key("tokenizer.ggml.seperator_token_id"))
-                    .ok_or_else(|| bad("WordPiece without a [SEP] (eos) token".into()))?,
-            );
+            let cls = bos.ok_or_else(|| bad("WordPiece without a [CLS] (bos) token".into()))?;
+            let sep = sep.ok_or_else(|| bad("WordPiece without a [SEP] (separator or eos) token".into()))?;
             let lowercase = meta.bool("tokenizer.ggml.normalizer.lowercase").unwrap_or(true);
             let strip = meta.bool("tokenizer.ggml.normalizer.strip_accents").map_or(Value::Null, |b| json!(b));
             json!({
@@ -184,7 +183,6 @@ pub fn rebuild(meta: &Meta<'_>) -> Result<Rebuilt> {
         "add_bos_token": add_bos, "add_eos_token": add_eos, "clean_up_tokenization_spaces": false,
     });
     if let (true, Some(o)) = (model == "bert", config.as_object_mut()) {
-        let sep = id_key("tokenizer.ggml.seperator_token_id").or(eos);
         o.insert("cls_token".into(), name(bos));
         o.insert("sep_token".into(), name(sep));
         o.insert("mask_token".into(), name(id_key("tokenizer.ggml.mask_token_id")));

@@ -111,12 +111,6 @@ pub fn skipped(hf: &str) -> Option<&'static str> {
     }
 }
 
-/// The token-embedding tensor of either family: llama.cpp's quantization policy gives it the
-/// output type when the model has no `output.weight` (tied heads, encoders).
-pub fn is_token_embedding(hf: &str) -> bool {
-    matches!(to_gguf(hf).as_deref(), Some("token_embd.weight"))
-}
-
 /// The rows of the GGUF `attn_q`/`attn_k` weight in terms of HF rows: llama.cpp's
 /// convert_hf_to_gguf.py `LlamaModel.permute` (reshape `(n_head, 2, d/2, ·)`, swap axes 1 and 2),
 /// which turns HF's rotate-half rows back into interleaved (GPT-J style) RoPE pairs. Output row
@@ -194,10 +188,6 @@ mod tests {
         );
         assert!(skipped("pooler.dense.weight").is_some() && skipped("bert.embeddings.position_ids").is_some());
         assert!(skipped("cls.predictions.bias").is_some() && skipped("encoder.layer.0.output.dense.weight").is_none());
-        assert!(
-            is_token_embedding("embeddings.word_embeddings.weight") && is_token_embedding("model.embed_tokens.weight")
-        );
-        assert!(!is_token_embedding("embeddings.position_embeddings.weight"));
         // One head of 4: HF rows [r0 r1 | r2 r3] (halves) → interleaved [r0 r2 r1 r3].
         assert_eq!(qk_permutation(4, 1).unwrap(), vec![0, 2, 1, 3]);
         assert_eq!(qk_permutation(8, 2).unwrap(), vec![0, 2, 1, 3, 4, 6, 5, 7]);

@@ -14,6 +14,13 @@ pub const MEAN: u32 = 1;
 pub const CLS: u32 = 2;
 pub const LAST: u32 = 3;
 
+/// Each pooling type with its sentence-transformers flag and `pooling_mode` name.
+const MODES: [(u32, &str, &str); 3] = [
+    (MEAN, "pooling_mode_mean_tokens", "mean"),
+    (CLS, "pooling_mode_cls_token", "cls"),
+    (LAST, "pooling_mode_lasttoken", "lasttoken"),
+];
+
 /// The pooling type of the model in `root`, or `None` for a plain transformers folder (no
 /// `modules.json`, or no Pooling module in it): llama.cpp then uses its own default.
 pub fn of(root: &Path) -> Result<Option<u32>> {
@@ -39,21 +46,30 @@ pub fn of(root: &Path) -> Result<Option<u32>> {
         .map_err(|e| bad(&path, format!("not JSON: {e}")))?;
     let flag = |k: &str| cfg.get(k).and_then(Value::as_bool).unwrap_or(false);
     let mode = cfg.get("pooling_mode").and_then(Value::as_str);
-    Ok(Some(if flag("pooling_mode_mean_tokens") || mode == Some("mean") {
-        MEAN
-    } else if flag("pooling_mode_cls_token") || mode == Some("cls") {
-        CLS
-    } else if flag("pooling_mode_lasttoken") || mode == Some("lasttoken") {
-        LAST
-    } else {
-        let problem = "pools by a mode llama.cpp does not have (it pools by mean, CLS token or last token): \
-                       a GGUF of it would embed differently from the model"
-            .to_string();
-        return Err(Error::ExportConfig {
-            target: super::writer::TARGET,
-            problem: format!("{}: {problem}", path.display()),
-        });
-    }))
+    match MODES.iter().find(|(_, f, m)| flag(f) || mode == Some(*m)) {
+        Some((ty, ..)) => Ok(Some(*ty)),
+        None => {
+            let problem = "pools by a mode llama.cpp does not have (it pools by mean, CLS token or last token): \
+                           a GGUF of it would embed differently from the model";
+            Err(Error::ExportConfig {
+                target: super::writer::TARGET,
+                problem: format!("{}: {problem}", path.display()),
+            })
+        }
+    }
+}
+
+/// [`of`] backwards: sentence-transformers' modules.json and Pooling config (relative path,
+/// contents) for `pooling` of `hidden`-wide vectors, so a folder pools as the GGUF it came from did;
+/// `None` for a type that has no such module.
+pub fn module_files(pooling: u32, hidden: usize) -> Option<[(&'static str, Value); 2]> {
+    let (_, flag, _) = MODES.iter().find(|(ty, ..)| *ty == pooling)?;
+    let modules = serde_json::json!([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]);
+    let config = serde_json::json!({"word_embedding_dimension": hidden, *flag: true});
+    Some([("modules.json", modules), ("1_Pooling/config.json", config)])
 }
 
 #[cfg(test)]
@@ -81,6 +97,13 @@ mod tests {
         assert_eq!(of(d.path()).unwrap(), Some(CLS));
         let d = folder(MODULES, Some(r#"{"pooling_mode": "lasttoken"}"#));
         assert_eq!(of(d.path()).unwrap(), Some(LAST));
+        // What module_files writes reads back as the same type.
+        for ty in [MEAN, CLS, LAST] {
+            let [(_, modules), (_, config)] = module_files(ty, 8).unwrap();
+            let d = folder(&modules.to_string(), Some(&config.to_string()));
+            assert_eq!(of(d.path()).unwrap(), Some(ty));
+        }
+        assert!(module_files(0, 8).is_none());
         // No modules.json, or no Pooling module: nothing to state.
         assert_eq!(of(tempfile::tempdir().unwrap().path()).unwrap(), None);
         assert_eq!(of(folder("[]", None).path()).unwrap(), None);

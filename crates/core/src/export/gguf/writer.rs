@@ -137,6 +137,7 @@ pub fn layout(model: &Model, plan: &Plan, weights_only: bool) -> Result<Layout> 
         "bert" => (bert_kv(model, cfg, plan)?, None),
         _ => decoder_kv(cfg, plan, arch)?,
     };
+    let (heads, kv_heads) = cfg_heads(cfg, plan);
     let mut items = Vec::new();
     let mut notes = Vec::new();
     // The converter yields generated tensors before the model's own; so does this writer.
@@ -199,9 +200,9 @@ pub fn layout(model: &Model, plan: &Plan, weights_only: bool) -> Result<Layout> 
         let n_head = if !permute_qk {
             None
         } else if pt.name.ends_with("self_attn.q_proj.weight") {
-            Some(cfg_heads(cfg, plan).0)
+            Some(heads)
         } else if pt.name.ends_with("self_attn.k_proj.weight") {
-            Some(cfg_heads(cfg, plan).1)
+            Some(kv_heads)
         } else {
             None
         };
@@ -272,9 +273,11 @@ fn cfg_heads(cfg: &ModelConfig, plan: &Plan) -> (usize, usize) {
     (sp.map_or(cfg.num_heads, |s| s.heads_after), sp.map_or(cfg.num_kv_heads, |s| s.kv_heads_after))
 }
 
+/// Metadata pairs, and the RoPE frequency divisors to write as `rope_freqs.weight`.
+type DecoderKv = (Vec<(String, MetaValue)>, Option<Vec<f32>>);
+
 /// The decoder families' hyper-parameters (convert_hf_to_gguf.py `TextModel.set_gguf_parameters`
 /// and the LLaMA/Qwen subclasses), and the RoPE frequency divisors when `rope_scaling` asks for them.
-type DecoderKv = (Vec<(String, MetaValue)>, Option<Vec<f32>>);
 fn decoder_kv(cfg: &ModelConfig, plan: &Plan, arch: &str) -> Result<DecoderKv> {
     let sp = plan.structured.as_ref();
     let (heads, kv_heads) = cfg_heads(cfg, plan);
