@@ -352,6 +352,7 @@ pub fn projection_view(p: &Projection) -> ProjectionView {
         unknowns: p.unknowns.clone(),
         notes: p.notes.clone(),
         project_ms: 0.0,
+        measured: None,
     }
 }
 

@@ -523,6 +523,10 @@ pub struct ProjectionQuery {
     pub traffic: TrafficOverrides,
     /// Recipe TOML for the compressed side; absent: only the original is projected.
     pub recipe_toml: Option<String>,
+    /// Project with the decode efficiency fitted to this machine's measured speed (the chosen
+    /// hardware being this machine), when there is a measurement.
+    #[serde(default)]
+    pub calibrate_measured: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
@@ -566,6 +570,24 @@ pub struct ProjectionView {
     pub unknowns: Vec<String>,
     pub notes: Vec<String>,
     pub project_ms: f64,
+    /// Decode measured on this machine beside this device's projection, when a validation
+    /// measured it.
+    pub measured: Option<MeasuredSpeedView>,
+}
+
+/// Decode throughput measured on this machine (Validate → "measure speed": batch 1, 4, 16) beside
+/// the roofline for the chosen hardware, with its defaults and fitted to the measurement.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct MeasuredSpeedView {
+    /// Which validation measured it, on what.
+    pub source: String,
+    /// The catalog device it is compared with (the chosen hardware).
+    pub device: String,
+    pub points: Vec<pareto_runs::measured::MeasuredPoint>,
+    /// What the fit found, or why it could not fit.
+    pub said: String,
+    /// Whether the projection above uses the fitted efficiency.
+    pub applied: bool,
 }
 
 // ---------------------------------------------------------------- compare

@@ -375,15 +375,36 @@ pub fn project_plan(state: &AppState, query: &ProjectionQuery) -> ApiResult<Proj
         None => Recipe::from_toml("name = \"original\"\n", "original")?,
     };
     let plan = recipe.resolve(&model)?;
-    let projection = pareto_core::plan_projection::project_plan(
+    // A speed measured on this machine: its points beside the chosen device's roofline, and its
+    // fitted efficiency in the projection when asked for.
+    let measured = match state.measured_speed(model.root()) {
+        Some(m) => {
+            let device = catalog.get(&pareto_core::plan_projection::device_id(&scenario, query.device.as_deref()))?;
+            let curve =
+                pareto_runs::measured::curve(&m.speed, &model, &plan, device, &m.source).map_err(|e| from_std(&e))?;
+            Some((m, curve))
+        }
+        None => None,
+    };
+    let efficiency = measured.as_ref().filter(|_| query.calibrate_measured).and_then(|(_, c)| c.efficiency.clone());
+    let applied = efficiency.is_some();
+    let projection = pareto_core::plan_projection::project_plan_with(
         &model,
         &plan,
         &catalog,
         &scenario,
         query.device.as_deref(),
         query.recipe_toml.is_some(),
+        efficiency,
     )?;
     let mut view = convert::projection_view(&projection);
+    view.measured = measured.map(|(m, c)| MeasuredSpeedView {
+        source: m.source.clone(),
+        device: c.device,
+        points: c.points,
+        said: c.said,
+        applied,
+    });
     view.project_ms = started.elapsed().as_secs_f64() * 1e3;
     Ok(view)
 }

@@ -29,6 +29,9 @@ pub struct AppState {
     validations: Mutex<HashMap<u32, pareto_report::Validation>>,
     /// The latest sensitivity scan of the open model (budgets are solved against it).
     scan: Mutex<Option<Arc<pareto_runs::Scan>>>,
+    /// The latest decode speed measured on this machine (a validation with "measure speed"), with
+    /// the model it was measured on: the Project screen shows it beside the projection.
+    measured_speed: Mutex<Option<Arc<MeasuredSpeed>>>,
     next_job: AtomicU32,
     settings: Mutex<Settings>,
     /// Where settings are saved; `None` keeps them in memory (tests).
@@ -37,6 +40,16 @@ pub struct AppState {
     access: Access,
     /// The demo model shipped inside the app bundle.
     demo: Option<PathBuf>,
+}
+
+/// A decoder's speed measured on this machine, and where it came from.
+#[derive(Debug)]
+pub struct MeasuredSpeed {
+    /// The model folder measured (the original of the validated run).
+    pub model: PathBuf,
+    pub speed: pareto_eval::speed::DecoderSpeed,
+    /// "validation of run #3 (cpu, 2 CPUs)".
+    pub source: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -111,6 +124,15 @@ impl AppState {
         lock(&self.scan)
             .clone()
             .ok_or_else(|| ApiError::new("no sensitivity scan yet: run one (Find the best recipe → Scan) first"))
+    }
+
+    pub fn set_measured_speed(&self, measured: MeasuredSpeed) {
+        *lock(&self.measured_speed) = Some(Arc::new(measured));
+    }
+
+    /// The latest speed measurement of the model at `root`, if any.
+    pub fn measured_speed(&self, root: &std::path::Path) -> Option<Arc<MeasuredSpeed>> {
+        lock(&self.measured_speed).clone().filter(|m| m.model == root)
     }
 
     pub fn new_job(&self) -> (u32, CancelToken) {

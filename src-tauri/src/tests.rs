@@ -441,6 +441,7 @@ fn projection_and_compare() {
         device: None,
         traffic: TrafficOverrides { requests_per_day: Some(1e6), ..Default::default() },
         recipe_toml: Some(preset("w8")),
+        calibrate_measured: false,
     };
     let p = ops::project_plan(&state, &query).expect("project");
     // The engine is a projection input: another engine's fitted figures give another speed.
@@ -525,6 +526,7 @@ fn validate_compares_original_and_compressed() {
         device: None,
         traffic: TrafficOverrides::default(),
         recipe_toml: None,
+        calibrate_measured: false,
     };
     let cmp = ops::compare(&state, &query, None).expect("compare");
     assert_eq!(cmp.metric, "perplexity");
@@ -552,6 +554,43 @@ fn validate_compares_original_and_compressed() {
     assert!(record.primary_metric().is_some_and(|m| m.compressed.is_some()), "{:?}", record.validation);
     let bad = ValidateRequest { run_id: run.id, samples: None, limit: None, speed: false, device: "tpu".into() };
     assert!(crate::validate::start(&state, bad, Arc::new(|_| {})).is_err());
+}
+
+#[test]
+fn a_measured_speed_sits_beside_the_projection_and_can_calibrate_it() {
+    let state = opened();
+    let dir = tempfile::tempdir().expect("tmp");
+    let run = finished(&compress(&state, &preset("w8"), &dir.path().join("out")));
+    let query = ProjectionQuery {
+        scenario: "high-volume-api".into(),
+        device: Some("x86_c7i_8xlarge".into()),
+        traffic: TrafficOverrides::default(),
+        recipe_toml: None,
+        calibrate_measured: true,
+    };
+    let before = ops::project_plan(&state, &query).expect("project");
+    assert!(before.measured.is_none(), "nothing measured yet");
+    let req = ValidateRequest { run_id: run.id, samples: None, limit: Some(2), speed: true, device: "cpu".into() };
+    await_job(
+        "validation",
+        300,
+        |sink| crate::validate::start(&state, req, sink),
+        |e| matches!(e, JobEvent::Validated { .. }).then_some(()),
+    );
+    let shown = ops::project_plan(&state, &ProjectionQuery { calibrate_measured: false, ..query.clone() }).expect("p");
+    let m = shown.measured.as_ref().expect("the measurement beside the projection");
+    assert!(!m.applied && m.source.contains(&format!("run #{}", run.id)), "{m:?}");
+    assert_eq!(m.points.iter().map(|p| p.batch).collect::<Vec<_>>(), vec![1, 4, 16]);
+    assert!(m.points.iter().all(|p| p.measured_tok_s > 0.0 && p.projected_tok_s.is_some_and(|v| v > 0.0)), "{m:?}");
+    // Fitted at batch 1: the calibrated roofline lands on the measurement there.
+    let p1 = &m.points[0];
+    let c1 = p1.calibrated_tok_s.expect("calibrated");
+    assert!((c1 / p1.measured_tok_s - 1.0).abs() < 0.05, "{p1:?}");
+    let decode = |v: &ProjectionView| v.original.latency.first().map(|(_, q)| q.value).expect("latency");
+    let applied = ops::project_plan(&state, &query).expect("calibrated projection");
+    assert!(applied.measured.as_ref().is_some_and(|m| m.applied));
+    assert_ne!(decode(&applied), decode(&shown), "the fitted efficiency changes the projection");
+    assert_eq!(decode(&shown), decode(&before), "unchanged unless asked for");
 }
 
 #[test]
@@ -755,6 +794,7 @@ fn a_query_log_measures_cache_rates_the_projection_prices() {
         device: None,
         traffic: TrafficOverrides { cache, ..Default::default() },
         recipe_toml: None,
+        calibrate_measured: false,
     };
     let saves = |p: &ProjectionView| p.original.cost.iter().find(|(k, _)| k == "caching saves").map(|(_, q)| q.clone());
     let measured = MeasuredCache {

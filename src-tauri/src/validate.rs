@@ -25,7 +25,9 @@ fn options(state: &AppState, req: &ValidateRequest, output: PathBuf) -> ApiResul
         compressed: Some(Compressed::Folder(output)),
         samples: samples.map(|s| state.access().check(s, "the sample file")).transpose()?,
         device,
-        speed: req.speed.then(|| SpeedOptions { repeats: 3, ..SpeedOptions::default() }),
+        // Decoders also decode at batch 1, 4 and 16, the points the Project screen sets beside the
+        // projection (encoders ignore the sweep).
+        speed: req.speed.then(|| SpeedOptions { repeats: 3, batches: vec![1, 4, 16], ..SpeedOptions::default() }),
         ..EvalOptions::default()
     };
     if let Some(n) = req.limit {
@@ -158,6 +160,13 @@ pub fn start(state: &Arc<AppState>, req: ValidateRequest, sink: Sink) -> ApiResu
         let r = pareto_eval::evaluate(&run.report.source, &opts, ctx)
             .map_err(|e| from_std(&e).context("validation failed"))?;
         let mut result = view(req.run_id, &r, started.elapsed().as_secs_f64());
+        if let Some(SpeedReport::Decoder { original, .. }) = &r.speed {
+            state_after.set_measured_speed(crate::state::MeasuredSpeed {
+                model: run.report.source.clone(),
+                speed: original.clone(),
+                source: format!("validation of run #{} ({}, {} CPUs)", req.run_id, r.device, original.host.cpus),
+            });
+        }
         // Kept for Compare's measured frontier and the exported run record.
         match pareto_runs::validation_of(&r) {
             Ok(Some(v)) => state_after.set_validation(req.run_id, v),

@@ -4,12 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use pareto_core::cache::CacheFolder;
 use pareto_core::export::st_read::{self, ReadTensor};
 use pareto_core::job::JobContext;
 use pareto_core::quantize::TensorQuantizer;
 use pareto_core::{CompressOptions, Error, ExportFormat, Model, Recipe, compress};
 use pareto_eval::{Compressed, EvalOptions};
-use pareto_runs::{CalibrationSpec, RunError, calibrate};
+use pareto_runs::{CalibrationSpec, RunError, calibrate, calibrate_with};
 
 use crate::common::{f32s, read_all, repo_root, stories};
 
@@ -184,6 +185,78 @@ fn gptq_codes_are_what_every_writer_writes() {
         }
         assert_eq!(differs_from_rtn, 20, "gptq chose other codes than rounding for every tensor");
     }
+}
+
+#[test]
+fn a_calibration_is_kept_and_reused_for_the_same_blocks_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("calibrations");
+    let cache = CacheFolder::In(dir.clone());
+    let model = Model::open(stories()).unwrap();
+    let entries = || -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        v.sort();
+        v
+    };
+    let attention = |format: &str, extra: &str| {
+        let toml = format!(
+            "ignore = [\"role:norm\"]\n[[rules]]\ntargets = [\"*.self_attn.*\"]\nquantize = {{ format = \"{format}\", algorithm = \"gptq\" }}\n{extra}"
+        );
+        Recipe::from_toml(&toml, "attention").unwrap()
+    };
+    // The same blocks' recipe, computed then read back: the same report and the same artifact.
+    let export = |recipe: &Recipe, solver: Arc<dyn TensorQuantizer>, name: &str| {
+        let out = tmp.path().join(name);
+        write(&model, recipe, Some(solver), ExportFormat::Safetensors, &out);
+        std::fs::read(out.join("model.safetensors")).unwrap()
+    };
+    let run = |recipe: &Recipe| {
+        let plan = recipe.resolve(&model).unwrap();
+        calibrate_with(&stories(), &plan, &spec(8, 128), &cache, &JobContext::silent()).unwrap()
+    };
+    let gptq = attention("int4_g32_sym", "");
+    let (computed, first) = run(&gptq);
+    assert_eq!((first.reused.as_ref(), first.tensors.len()), (None, 20));
+    assert_eq!(entries().len(), 1, "one entry, no temporary file left");
+    let (kept, again) = run(&gptq);
+    assert_eq!(again.reused.as_ref(), Some(&entries()[0]), "{:?}", again.notes);
+    assert_eq!((again.tensors.clone(), again.seconds), (first.tensors.clone(), first.seconds));
+    assert_eq!(export(&gptq, computed, "computed"), export(&gptq, kept, "kept"));
+
+    // The embedding and head are not read by a calibration: a recipe that differs only there
+    // reuses it; another format in the blocks does not.
+    let embed8 = attention(
+        "int4_g32_sym",
+        "[[rules]]\ntargets = [\"role:embedding\"]\nquantize = { format = \"int8_channel\" }\n",
+    );
+    assert!(run(&embed8).1.reused.is_some());
+    assert!(run(&attention("int4_g32_asym", "")).1.reused.is_none());
+    assert_eq!(entries().len(), 2);
+
+    // AWQ (rewrites of the norms, codes rounded again at export) and Wanda (keep masks) too.
+    for preset in ["awq-w4-g32", "wanda-50"] {
+        let recipe = Recipe::load(preset).unwrap();
+        let (a, ra) = run(&recipe);
+        let (b, rb) = run(&recipe);
+        assert!(ra.reused.is_none() && rb.reused.is_some(), "{preset}");
+        assert_eq!(ra.tensors, rb.tensors, "{preset}");
+        assert_eq!(export(&recipe, a, &format!("{preset}-a")), export(&recipe, b, &format!("{preset}-b")), "{preset}");
+    }
+
+    // A damaged entry is computed again, said so, and replaced by a whole one.
+    let entry = again.reused.unwrap();
+    let len = std::fs::metadata(&entry).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&entry).unwrap().set_len(len - 100).unwrap();
+    let (_, repaired) = run(&gptq);
+    assert!(repaired.reused.is_none());
+    assert!(repaired.notes.iter().any(|n| n.contains("was not used")), "{:?}", repaired.notes);
+    assert_eq!(repaired.tensors, first.tensors);
+    assert!(run(&gptq).1.reused.is_some());
+    // Off: computed, nothing kept.
+    let plan = gptq.resolve(&model).unwrap();
+    let off = calibrate_with(&stories(), &plan, &spec(8, 128), &CacheFolder::Off, &JobContext::silent()).unwrap();
+    assert!(off.1.reused.is_none());
+    assert_eq!(entries().len(), 4);
 }
 
 fn model_f32(model: &Model, name: &str) -> Vec<f32> {

@@ -69,6 +69,7 @@ test("validate the run against the original", async () => {
   const b = session.browser;
   await (await b.$("#nav-validate")).click();
   await typeInto(b, "#validate-limit", "2");
+  await (await b.$("#validate-measure-speed")).click();
   await (await b.$("#validate-start")).click();
   const table = await b.$("#validate-metrics");
   await table.waitForDisplayed({ timeout: 180000 });
@@ -87,6 +88,23 @@ test("project cost before and after", async () => {
   assert.match(title, /=/, "hover text shows the formula");
   assert.match(await (await b.$("#latency-boundary")).getText(), /Real-time vs batch: the latency requirement costs/);
   await shot(b, "05-project");
+});
+
+test("the decode measured on this machine sits beside the projection and can calibrate it", async () => {
+  const b = session.browser;
+  await (await b.$("#hardware-select")).selectByAttribute("value", "x86_c7i_8xlarge");
+  const table = await b.$("#measured-table");
+  await table.waitForDisplayed({ timeout: 15000 });
+  const rows = await b.$$("#measured-table tbody tr");
+  assert.equal(rows.length, 3, await table.getText());
+  assert.equal(await (await rows[2].$("td")).getText(), "16");
+  assert.match(await rows[2].getText(), /tok\/s/);
+  await (await b.$("#calibrate-measured")).click();
+  await b.waitUntil(async () => /in use above/.test(await (await b.$("#measured-speed")).getText()), { timeout: 15000 });
+  await (await b.$("#measured-speed")).scrollIntoView();
+  await shot(b, "05b-measured");
+  await (await b.$("#calibrate-measured")).click();
+  await (await b.$("#hardware-select")).selectByAttribute("value", "");
 });
 
 test("measure cache hit rates on a query log and price them", async () => {

@@ -1,7 +1,7 @@
 import { render } from "preact";
 import { act } from "preact/test-utils";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { RunView } from "./api/types";
+import type { ProjectionQuery, ProjectionView, RunView } from "./api/types";
 import { App } from "./App";
 import { type MockApi, mockApi } from "./api/mock";
 
@@ -377,5 +377,57 @@ describe("Cache", () => {
     await click("#cache-clear");
     const back = api.calls.filter((c) => c.method === "project").pop()?.args[0] as { traffic: { cache: unknown } };
     expect(back.traffic.cache).toBeNull();
+  });
+});
+
+describe("Project", () => {
+  it("sets this machine's measured decode beside the projection and projects with the fitted efficiency on request", async () => {
+    const side = { label: "original", fits: true, memory: [], latency: [], cost: [], total_usd_month: null, usd_per_1m_requests: null, slo: "met" };
+    const asked: ProjectionQuery[] = [];
+    let measured = false;
+    api.project = async (q: ProjectionQuery): Promise<ProjectionView> => {
+      asked.push(q);
+      return {
+        device: "CPU box", scenario: "s", mode: "m", original: side, compressed: null, summary: null, ranking: [], ranking_verdict: null,
+        latency_verdict: null, latency_premium: null, batch_terms: [], unknowns: [], notes: [], project_ms: 1,
+        measured: measured
+          ? {
+              source: "validation of run #1 (cpu, 2 CPUs)",
+              device: "x86_box",
+              points: [
+                { batch: 1, measured_tok_s: 27.1, projected_tok_s: 136, calibrated_tok_s: 27.9 },
+                { batch: 4, measured_tok_s: 50.2, projected_tok_s: 537, calibrated_tok_s: 80.6 },
+                { batch: 16, measured_tok_s: 141, projected_tok_s: 2052, calibrated_tok_s: null },
+              ],
+              said: "calibrated on validation of run #1: η_bw 0.170",
+              applied: q.calibrate_measured,
+            }
+          : null,
+      };
+    };
+    await type("#model-path", "/mock/model");
+    await click("#open-model");
+    await click("#nav-project");
+    expect($("#measured-speed")?.textContent).toContain("No decode speed measured yet");
+    expect($("#measured-chart")).toBeNull();
+    measured = true;
+    const rpd = $<HTMLInputElement>("#rpd")!;
+    await act(() => {
+      rpd.value = "1000";
+      rpd.dispatchEvent(new Event("change"));
+    });
+    await tick();
+    const rows = root.querySelectorAll("#measured-table tbody tr");
+    expect(rows.length).toBe(3);
+    expect(rows[1]!.textContent).toContain("50.2 tok/s");
+    expect(rows[2]!.textContent).toContain("–");
+    // Three series: the measured dots, the default roofline, the fitted one (only where it exists).
+    expect(root.querySelectorAll("#measured-chart [data-series='measured'] circle.datum").length).toBe(3);
+    expect(root.querySelectorAll("#measured-chart [data-series='projected (fitted)'] circle.datum").length).toBe(2);
+    expect(rows[0]!.querySelectorAll("[data-provenance=projected]").length).toBe(2);
+    expect(asked.at(-1)?.calibrate_measured).toBe(false);
+    await click("#calibrate-measured");
+    expect(asked.at(-1)?.calibrate_measured).toBe(true);
+    expect($("#measured-speed")?.textContent).toContain("(in use above)");
   });
 });

@@ -41,6 +41,7 @@ export function App({ api }: { api: Api }) {
     scenario: "high-volume-api",
     device: null,
     traffic: { requests_per_day: null, input_tokens: null, output_tokens: null, engine: null, cache: null },
+    calibrate_measured: false,
   });
   const [settings, setSettings] = useState<Settings>(EMPTY_SETTINGS);
   const [demo, setDemo] = useState<string | null>(null);

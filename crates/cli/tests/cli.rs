@@ -805,7 +805,9 @@ fn a_speed_report_calibrates_the_projection() {
     let out = pareto(&["eval", "models/stories260K", "--speed", "--batches", "1,2,4", "--repeats", "2", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let eval = json(&out);
-    let measured = eval["speed"]["original"]["decode_tokens_per_s"]["median"].as_f64().unwrap();
+    // The fit takes batch 1 from the sweep (the run its per-sequence slope comes from).
+    let measured = eval["speed"]["original"]["batched"]["points"][0]["decode_tokens_per_s"].as_f64().unwrap();
+    assert_eq!(eval["speed"]["original"]["batched"]["points"][0]["batch"], 1);
     let file = tmp.path().join("speed.json");
     std::fs::write(&file, &out.stdout).unwrap();
     let project = |extra: &[&str]| {
@@ -825,6 +827,15 @@ fn a_speed_report_calibrates_the_projection() {
     let (c, d) = (decode(&calibrated), decode(&default));
     assert!((c / measured - 1.0).abs() < 0.15, "calibrated {c} vs measured {measured}");
     assert!((d / measured - 1.0).abs() > (c / measured - 1.0).abs(), "defaults {d} are no closer");
+    // The table says the measured points beside the projection, batch by batch.
+    let args =
+        ["project", "models/stories260K", "--device", "x86_c7i_8xlarge", "--calibration", file.to_str().unwrap()];
+    let table = pareto(&args);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("decode measured on this machine vs projected"), "{text}");
+    let rows: Vec<&str> = text.lines().filter(|l| l.split_whitespace().count() >= 7 && l.contains("tok/s")).collect();
+    let batches: Vec<&str> = rows.iter().filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(&batches[..3], ["1", "2", "4"], "{text}");
     let bad = pareto(&["project", "models/stories260K", "--calibration", "assets/scenarios/edge.toml"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a `pareto eval --speed --json` report"));
 }

@@ -1,7 +1,81 @@
 //! Where Pareto keeps what it can compute again (converted GGUFs, scan journals, the original
 //! model's evaluations), and the stamp that ties a kept result to the build that computed it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where a computation keeps what the next one can reuse.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CacheFolder {
+    /// A subfolder of [`cache_dir`] named by the computation.
+    #[default]
+    Default,
+    /// This folder (a sweep's shared folder, so a cluster's tasks share it; a test's own).
+    In(PathBuf),
+    /// Computed for this use only.
+    Off,
+}
+
+impl CacheFolder {
+    /// The folder, `default` naming the subfolder of the cache directory.
+    pub fn folder(&self, default: &str) -> Option<PathBuf> {
+        match self {
+            CacheFolder::Default => Some(cache_dir().join(default)),
+            CacheFolder::In(dir) => Some(dir.clone()),
+            CacheFolder::Off => None,
+        }
+    }
+}
+
+/// What a kept result computed from the model in `dir` depends on of it: the sha256 of each
+/// weight file (sorted, from the file-hash cache when a file is unchanged) and of config.json
+/// (empty when there is none).
+pub fn weights_digest(dir: &Path, stop: &std::sync::atomic::AtomicBool) -> crate::Result<(Vec<String>, String)> {
+    use sha2::{Digest, Sha256};
+    let source = crate::Model::open(dir)?;
+    let mut weights = Vec::new();
+    for shard in source.shards() {
+        weights.push(crate::file_hash::sha256_file(&shard.path, stop)?.sha256);
+    }
+    weights.sort_unstable();
+    let config = match std::fs::read(dir.join("config.json")) {
+        Ok(bytes) => hex::encode(Sha256::digest(&bytes)),
+        Err(_) => String::new(),
+    };
+    Ok((weights, config))
+}
+
+/// A folder's byte budget: `$var` in MiB when set and numeric, else `default` bytes.
+pub fn budget(var: &str, default: u64) -> u64 {
+    std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()).map_or(default, |m| m << 20)
+}
+
+/// Removes the folder's entries (files ending in `.ext`), least recently used first, until they
+/// fit in `budget` bytes — never `keep`, never a file that is not an entry. Readers touch an
+/// entry's modification time when they use it, so the age is the age of the last use.
+pub fn evict_to(dir: &Path, keep: &Path, ext: &str, budget: u64) {
+    let Ok(read) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = read
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .filter_map(|p| {
+            let m = std::fs::metadata(&p).ok()?;
+            Some((m.modified().ok()?, m.len(), p))
+        })
+        .collect();
+    let mut total: u64 = entries.iter().map(|e| e.1).sum();
+    entries.sort();
+    for (_, len, path) in entries {
+        if total <= budget {
+            break;
+        }
+        if path != keep && std::fs::remove_file(&path).is_ok() {
+            total -= len;
+        }
+    }
+}
 
 /// `$PARETO_CACHE_DIR`, else `$XDG_CACHE_HOME/pareto`, else `~/.cache/pareto`.
 pub fn cache_dir() -> PathBuf {
@@ -26,4 +100,29 @@ pub fn build_stamp() -> String {
         (m.len(), t.map_or(0, |d| d.as_nanos()))
     });
     format!("{} {len} {mtime}", env!("CARGO_PKG_VERSION"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_keeps_to_its_budget_newest_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let old = tmp.path().join("a.bin");
+        let keep = tmp.path().join("b.bin");
+        std::fs::write(&old, vec![0u8; 4096]).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1))
+            .unwrap();
+        std::fs::write(&keep, vec![0u8; 4096]).unwrap();
+        std::fs::write(tmp.path().join("notes.txt"), b"not an entry").unwrap();
+        evict_to(tmp.path(), &keep, "bin", 5000);
+        assert!(!old.exists() && keep.exists() && tmp.path().join("notes.txt").exists());
+        evict_to(tmp.path(), &keep, "bin", 0);
+        assert!(keep.exists(), "the entry just written is never removed");
+    }
 }

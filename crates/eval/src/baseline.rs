@@ -26,27 +26,8 @@ use crate::error::{EvalError, Result};
 use crate::llama::{LlamaModel, LmHead, LoadAs};
 use crate::perplexity::{PerplexityProtocol, PerplexityResult, original_pass};
 
-/// Where an evaluation keeps the original's side.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum BaselineCache {
-    /// `<cache folder>/baselines` (`$PARETO_CACHE_DIR`, else `$XDG_CACHE_HOME/pareto`).
-    #[default]
-    Default,
-    /// This folder (a sweep's shared folder, so a cluster's tasks share it).
-    In(PathBuf),
-    /// Computed for this evaluation only.
-    Off,
-}
-
-impl BaselineCache {
-    fn folder(&self) -> Option<PathBuf> {
-        match self {
-            BaselineCache::Default => Some(pareto_core::cache::cache_dir().join("baselines")),
-            BaselineCache::In(dir) => Some(dir.clone()),
-            BaselineCache::Off => None,
-        }
-    }
-}
+/// Where an evaluation keeps the original's side (`<cache folder>/baselines` by default).
+pub use pareto_core::cache::CacheFolder as BaselineCache;
 
 /// Bumped when what an entry holds changes.
 const BASELINE_VERSION: u32 = 1;
@@ -171,7 +152,7 @@ pub fn obtain(
 ) -> Result<Baseline> {
     let Pass { tokens, protocol, greedy_steps } = pass;
     let folder = match how {
-        LoadAs::Dense => cache.folder(),
+        LoadAs::Dense => cache.folder("baselines"),
         _ => None,
     };
     let key = match &folder {
@@ -350,17 +331,8 @@ fn key_of(
     device: &Device,
     ctx: &JobContext,
 ) -> Result<Key> {
-    let source = pareto_core::Model::open(model)?;
     let stop = std::sync::atomic::AtomicBool::new(ctx.cancel.is_cancelled());
-    let mut weights = Vec::new();
-    for shard in source.shards() {
-        weights.push(pareto_core::file_hash::sha256_file(&shard.path, &stop)?.sha256);
-    }
-    weights.sort_unstable();
-    let config = match std::fs::read(model.join("config.json")) {
-        Ok(bytes) => hex::encode(Sha256::digest(&bytes)),
-        Err(_) => String::new(),
-    };
+    let (weights, config) = pareto_core::cache::weights_digest(model, &stop)?;
     let mut h = Sha256::new();
     for t in tokens {
         h.update(t.to_le_bytes());
@@ -379,36 +351,8 @@ fn key_of(
 
 /// Keeps the cache folder to its budget (`PARETO_BASELINE_CACHE_MIB`, default 8 GiB).
 fn evict(dir: &Path, keep: &Path) {
-    let budget = std::env::var("PARETO_BASELINE_CACHE_MIB")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(DEFAULT_BUDGET, |m| m << 20);
-    evict_to(dir, keep, budget);
-}
-
-/// Removes the folder's entries, least recently used first, until they fit in `budget` bytes
-/// (never `keep`, never a file that is not an entry).
-fn evict_to(dir: &Path, keep: &Path, budget: u64) {
-    let Ok(read) = std::fs::read_dir(dir) else { return };
-    let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = read
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
-        .filter_map(|p| {
-            let m = std::fs::metadata(&p).ok()?;
-            Some((m.modified().ok()?, m.len(), p))
-        })
-        .collect();
-    let mut total: u64 = entries.iter().map(|e| e.1).sum();
-    entries.sort();
-    for (_, len, path) in entries {
-        if total <= budget {
-            break;
-        }
-        if path != keep && std::fs::remove_file(&path).is_ok() {
-            total -= len;
-        }
-    }
+    let budget = pareto_core::cache::budget("PARETO_BASELINE_CACHE_MIB", DEFAULT_BUDGET);
+    pareto_core::cache::evict_to(dir, keep, "bin", budget);
 }
 
 /// What the folder may hold by default (`PARETO_BASELINE_CACHE_MIB` changes it).
@@ -501,25 +445,5 @@ mod tests {
         let err = evaluate(&stories(), &opts, &ctx).unwrap_err();
         assert!(matches!(err, EvalError::Cancelled), "{err}");
         assert_eq!(entries(&dir), Vec::<PathBuf>::new());
-    }
-
-    #[test]
-    fn the_folder_keeps_to_its_budget_newest_first() {
-        let tmp = tempfile::tempdir().unwrap();
-        let old = tmp.path().join("a.bin");
-        let keep = tmp.path().join("b.bin");
-        std::fs::write(&old, vec![0u8; 4096]).unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&old)
-            .unwrap()
-            .set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1))
-            .unwrap();
-        std::fs::write(&keep, vec![0u8; 4096]).unwrap();
-        std::fs::write(tmp.path().join("notes.txt"), b"not an entry").unwrap();
-        evict_to(tmp.path(), &keep, 5000);
-        assert!(!old.exists() && keep.exists() && tmp.path().join("notes.txt").exists());
-        evict_to(tmp.path(), &keep, 0);
-        assert!(keep.exists(), "the entry just written is never removed");
     }
 }

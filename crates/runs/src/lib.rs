@@ -8,13 +8,14 @@ pub mod cluster;
 mod error;
 mod hashing;
 mod imatrix;
+pub mod measured;
 mod record;
 pub mod scan;
 mod scan_journal;
 mod sweep;
 mod variant;
 
-pub use calibrate::{CalibrationReport, CalibrationSpec, calibrate};
+pub use calibrate::{CalibrationReport, CalibrationSpec, calibrate, calibrate_with};
 pub use error::{Result, RunError};
 pub use hashing::{file_hash, hash_files, model_files, variant_id};
 pub use imatrix::{compute_imatrix, imatrix_targets};

@@ -19,6 +19,8 @@ export type { HardwareInfo } from "./gen/HardwareInfo";
 export type { ScenarioInfo } from "./gen/ScenarioInfo";
 export type { ProjectionQuery } from "./gen/ProjectionQuery";
 export type { ProjectionView } from "./gen/ProjectionView";
+export type { MeasuredSpeedView } from "./gen/MeasuredSpeedView";
+export type { MeasuredPoint } from "./gen/MeasuredPoint";
 export type { PlanSide } from "./gen/PlanSide";
 export type { QuantityView } from "./gen/QuantityView";
 export type { CompareView } from "./gen/CompareView";

@@ -282,3 +282,75 @@ export function Scatter(props: { points: Point[]; xLabel: string; yLabel: string
     </svg>
   );
 }
+
+export interface Series {
+  label: string;
+  points: [number, number][];
+  /** Dots only (measurements) or a line through the points (a model). */
+  dots: boolean;
+  color: string;
+  dashed?: boolean;
+}
+
+/** Series on a log-2 x axis (batch sizes) and a linear y axis from zero, with a legend. */
+export function CurveChart(props: { series: Series[]; xLabel: string; yLabel: string; id?: string; format?: (v: number) => string }) {
+  const width = 560;
+  const height = 280;
+  const pad = { l: 64, r: 150, t: 14, b: 44 };
+  const fmt = props.format ?? ((v: number) => num(v, 0));
+  const all = props.series.flatMap((s) => s.points);
+  const xs = all.map(([x]) => Math.log2(x));
+  const [x0, x1] = [Math.min(...xs, 0), Math.max(...xs, 1)];
+  const y1 = Math.max(...all.map(([, y]) => y), 1e-12) * 1.1;
+  const sx = (x: number) => pad.l + ((Math.log2(x) - x0) / (x1 - x0 || 1)) * (width - pad.l - pad.r);
+  const sy = (y: number) => pad.t + (1 - y / y1) * (height - pad.t - pad.b);
+  const ticks = [...new Set(all.map(([x]) => x))].sort((a, b) => a - b);
+  return (
+    <svg class="chart" id={props.id} viewBox={`0 0 ${width} ${height}`} style={{ maxWidth: `${width}px` }} role="img">
+      <line x1={pad.l} x2={width - pad.r} y1={height - pad.b} y2={height - pad.b} class="axisline" />
+      <line x1={pad.l} x2={pad.l} y1={pad.t} y2={height - pad.b} class="axisline" />
+      <text x={(width - pad.r + pad.l) / 2} y={height - 8} text-anchor="middle" class="axis">
+        {props.xLabel}
+      </text>
+      <text transform={`translate(14, ${(height - pad.b) / 2}) rotate(-90)`} text-anchor="middle" class="axis">
+        {props.yLabel}
+      </text>
+      {ticks.map((t) => (
+        <text key={t} x={sx(t)} y={height - pad.b + 16} text-anchor="middle" class="axis small">
+          {t}
+        </text>
+      ))}
+      <text x={pad.l - 4} y={pad.t + 8} text-anchor="end" class="axis small">
+        {fmt(y1)}
+      </text>
+      <text x={pad.l - 4} y={height - pad.b} text-anchor="end" class="axis small">
+        0
+      </text>
+      {props.series.map((s, i) => (
+        <g key={s.label} data-series={s.label}>
+          {!s.dots && s.points.length > 1 && (
+            <polyline
+              points={s.points.map(([x, y]) => `${sx(x)},${sy(y)}`).join(" ")}
+              fill="none"
+              stroke={s.color}
+              stroke-width={2}
+              stroke-dasharray={s.dashed ? "5 4" : undefined}
+            />
+          )}
+          {s.points.map(([x, y]) => (
+            <circle key={x} class="datum" cx={sx(x)} cy={sy(y)} r={s.dots ? 5 : 3} fill={s.color}>
+              <title>{`${s.label} at ${x}: ${fmt(y)}`}</title>
+            </circle>
+          ))}
+          <g transform={`translate(${width - pad.r + 14}, ${pad.t + 8 + i * 18})`}>
+            <line x1={0} x2={18} y1={-4} y2={-4} stroke={s.color} stroke-width={s.dots ? 0 : 2} stroke-dasharray={s.dashed ? "5 4" : undefined} />
+            {s.dots && <circle cx={9} cy={-4} r={4} fill={s.color} />}
+            <text x={24} y={0} class="axis small">
+              {s.label}
+            </text>
+          </g>
+        </g>
+      ))}
+    </svg>
+  );
+}

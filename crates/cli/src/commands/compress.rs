@@ -123,7 +123,7 @@ impl CalibrationArgs {
                 crate::note!("note: {}: {note}", t.name);
             }
         }
-        if !json {
+        if !json && report.reused.is_none() {
             crate::note!(
                 "calibrated {} tensors on {} windows x {} tokens in {:.2} s (predicted peak memory {:.2} GiB; {:.1} MiB of codes waited on disk)",
                 report.tensors.len(),

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use pareto_core::Recipe;
-use pareto_core::plan_projection::{device_id, original_weights, project_plan_with};
-use pareto_projection::{Calibration, Catalog, Efficiency, Measurement, Quantity, Scenario};
+use pareto_core::plan_projection::{device_id, project_plan_with};
+use pareto_projection::{Catalog, Efficiency, Quantity, Scenario};
 
 use crate::output;
 
@@ -99,9 +99,7 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
     let efficiency = match &args.calibration {
         Some(file) => {
             let device = catalog.get(&device_id(&scenario, args.device.as_deref()))?;
-            let (eff, said) = calibrate(file, &plan, device)?;
-            crate::note!("{said}");
-            Some(eff)
+            Some(calibrate(file, &model, &plan, device, json)?)
         }
         None => None,
     };
@@ -176,11 +174,15 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
 /// dense original's batch-1 decode (its F32 weights read once per token; the fixed overhead held at
 /// the default, as one model size cannot separate them), the per-sequence cost from the batched
 /// sweep's fitted slope.
+/// The decoder speed report in `file` (`pareto eval --speed --json`), measured on `device`: the
+/// efficiency fitted to it, and its points beside the projection, printed unless `json`.
 fn calibrate(
     file: &std::path::Path,
+    model: &pareto_core::Model,
     plan: &pareto_core::recipe::Plan,
     device: &pareto_projection::Device,
-) -> anyhow::Result<(Efficiency, String)> {
+    json: bool,
+) -> anyhow::Result<Efficiency> {
     let bytes = pareto_core::bounded::read(file, pareto_core::bounded::SCAN_CAP, "a speed report")?;
     let report: pareto_eval::EvalReport = serde_json::from_slice(&bytes)
         .with_context(|| format!("{} is not a `pareto eval --speed --json` report", file.display()))?;
@@ -190,45 +192,28 @@ fn calibrate(
             file.display()
         );
     };
-    if original.weights != pareto_eval::llama::WeightMode::Dense {
-        bail!("{}: the original was not measured with dense weights", file.display());
+    let source = file.display().to_string();
+    let (eff, said) = pareto_runs::measured::fit(original, model, plan, device, &source)?;
+    crate::note!("{said}");
+    if !json {
+        let curve = pareto_runs::measured::curve(original, model, plan, device, &source)?;
+        let tok = |v: Option<f64>| v.map_or("-".into(), |v| format!("{} tok/s", output::sig(v)));
+        let rows: Vec<Vec<String>> = curve
+            .points
+            .iter()
+            .map(|p| {
+                vec![
+                    p.batch.to_string(),
+                    format!("{} tok/s", output::sig(p.measured_tok_s)),
+                    tok(p.projected_tok_s),
+                    tok(p.calibrated_tok_s),
+                ]
+            })
+            .collect();
+        println!("decode measured on this machine vs projected for {} (F32 weights, as measured):", device.name);
+        output::table(&["batch", "measured", "projected (defaults)", "projected (calibrated)"], &rows);
     }
-    let Some(bw) = device.mem_bw_gbs else { bail!("{} lists no memory bandwidth to calibrate against", device.id) };
-    // The measurement ran the model's float weights as F32.
-    let params: u64 = original_weights(plan).iter().map(|w| w.params).sum();
-    let measured = original.decode_tokens_per_s.median;
-    let per_seq = original.batched.as_ref().and_then(|b| b.fit.as_ref()).map(|f| f.per_seq_ms).filter(|v| *v > 0.0);
-    // The projection adds the per-sequence cost to every step, batch 1 included: fit the bandwidth
-    // term to what is left of the measured batch-1 step.
-    let step_s = 1.0 / measured - per_seq.map_or(0.0, |ms| ms / 1e3);
-    if step_s <= 0.0 {
-        bail!("{}: the batched sweep's per-sequence cost exceeds the batch-1 step; measure again", file.display());
-    }
-    let m = Measurement {
-        label: format!("{} batch 1", report.model.display()),
-        bytes_per_token: params as f64 * 4.0,
-        bandwidth_gbs: bw,
-        tokens_per_s: 1.0 / step_s,
-    };
-    let cal = Calibration::fit(std::slice::from_ref(&m))?;
-    let mut eff = cal.apply(&Efficiency::default());
-    if let Some(ms) = per_seq {
-        eff.per_seq_s = ms / 1e3;
-    }
-    eff.source = format!("{} — measured on {} by {}", eff.source, device.id, file.display());
-    let point = cal.compare(std::slice::from_ref(&m)).remove(0);
-    let said = format!(
-        "calibrated on {}: η_bw {:.3} (default {}), fixed overhead {:.3} ms, per-sequence {} — batch-1 decode measured {:.1} tok/s, projected {:.1} with the calibration, {:.1} with the defaults (before per-sequence costs)",
-        file.display(),
-        cal.eta_bw,
-        Efficiency::default().eta_bw,
-        cal.overhead_s * 1e3,
-        per_seq.map_or("not measured (no --batches sweep)".into(), |v| format!("{v:.3} ms from the batched sweep")),
-        measured,
-        1.0 / (1.0 / point.calibrated_tok_s + per_seq.map_or(0.0, |ms| ms / 1e3)),
-        point.default_tok_s
-    );
-    Ok((eff, said))
+    Ok(eff)
 }
 
 fn reference_points(csv: &std::path::Path, json: bool) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use pareto_core::cache::CacheFolder;
 use pareto_core::job::JobContext;
 use pareto_core::prune::wanda::keep_mask;
 use pareto_core::prune::{prune_magnitude, prune_n_m};
@@ -26,11 +27,12 @@ use pareto_eval::perplexity::{load_tokenizer, tokenize_up_to};
 use pareto_eval::samples::{SampleOptions, SampleSet, load_samples};
 use pareto_eval::{EvalError, weights};
 use pareto_solve::{GptqFactor, GptqOptions, Hessian, SolveError, SolvedCodes};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RunError};
 
 mod awq;
+mod kept;
 mod sink;
 
 use sink::HessianSink;
@@ -70,29 +72,29 @@ impl CalibrationSpec {
 }
 
 /// One tensor a calibration set decided.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CalibratedTensor {
     pub name: String,
-    pub format: Option<&'static str>,
+    pub format: Option<String>,
     /// The plan's label: `int4_g32_sym gptq`, `wanda 50%`, `wanda 2:4 + int8_channel`.
     pub method: String,
     pub loss: Option<f64>,
     /// What the solver chose (AWQ's α and clipping), for the report.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub detail: Vec<String>,
     /// Where the tensor departed from its method (a fallback, a raised damping), said to the user.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 
 /// What a calibration run did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationReport {
     pub spec: CalibrationSpec,
     pub windows_used: usize,
     pub tokens: usize,
     /// Said when the protocol could not be met as asked (a text too short for every window).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
     pub tensors: Vec<CalibratedTensor>,
     /// Bytes of the hidden states held between layers.
@@ -104,13 +106,17 @@ pub struct CalibrationReport {
     pub predicted_peak: PeakMemory,
     /// Solved codes and values that waited in the spill file for the export.
     pub spilled_bytes: u64,
+    /// Wall time of the calibration (of the run that computed it, when reused).
     pub seconds: f64,
+    /// The cache entry this result was read from, when an earlier run had computed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused: Option<PathBuf>,
 }
 
 /// The parts of a calibration run's peak memory (bytes). The largest moment is a layer's feed
 /// (its Hessians being summed, a linear read for each window) or the first solve after it (the
 /// widest input's factor built in its Hessian's own storage, that linear's weights beside it).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PeakMemory {
     /// The calibration set's hidden states, F32.
     pub hidden: u64,
@@ -174,9 +180,61 @@ pub fn predicted_peak(config: &LlamaConfig, plan: &Plan, spec: &CalibrationSpec,
     }
 }
 
-/// Calibrates the plan's GPTQ tensors of the decoder in `model_dir` on `spec`'s text, layer by
-/// layer, and returns their codes for the export (`CompressOptions::solver`).
+/// Calibrates the plan's calibrated tensors of the decoder in `model_dir` on `spec`'s text, layer
+/// by layer, and returns their codes for the export (`CompressOptions::solver`) — or the result an
+/// earlier run kept in the cache folder for the same weights, text, protocol and blocks' recipe.
 pub fn calibrate(
+    model_dir: &Path,
+    plan: &Plan,
+    spec: &CalibrationSpec,
+    ctx: &JobContext,
+) -> Result<(Arc<SolvedCodes>, CalibrationReport)> {
+    calibrate_with(model_dir, plan, spec, &CacheFolder::Default, ctx)
+}
+
+/// [`calibrate`], keeping results in `cache` (`<cache folder>/calibrations` by default).
+pub fn calibrate_with(
+    model_dir: &Path,
+    plan: &Plan,
+    spec: &CalibrationSpec,
+    cache: &CacheFolder,
+    ctx: &JobContext,
+) -> Result<(Arc<SolvedCodes>, CalibrationReport)> {
+    ctx.checkpoint()?;
+    let Some(folder) = cache.folder("calibrations") else { return compute(model_dir, plan, spec, ctx) };
+    let key = kept::key_of(model_dir, plan, spec, ctx)?;
+    let path = folder.join(kept::file_name(&key));
+    let mut notes = Vec::new();
+    if path.exists() {
+        match kept::open(&path, &key) {
+            Ok((codes, mut report)) => {
+                ctx.progress.log(&format!(
+                    "calibration: reused the result kept in {} (same weights, text, protocol and blocks' recipe; it took {:.1} s)",
+                    path.display(),
+                    report.seconds
+                ));
+                report.spec = spec.clone();
+                report.reused = Some(path);
+                return Ok((codes, report));
+            }
+            Err(why) => {
+                notes.push(format!("the kept calibration {} was not used ({why}); computed again", path.display()))
+            }
+        }
+    }
+    let (codes, mut report) = compute(model_dir, plan, spec, ctx)?;
+    if let Err(e) = kept::keep(&path, &key, &codes, &report) {
+        notes.push(format!(
+            "the calibration could not be kept in {} ({e}); the next run computes it again",
+            folder.display()
+        ));
+    }
+    report.notes.extend(notes);
+    Ok((codes, report))
+}
+
+/// The calibration itself (see [`calibrate`]).
+fn compute(
     model_dir: &Path,
     plan: &Plan,
     spec: &CalibrationSpec,
@@ -385,7 +443,7 @@ pub fn calibrate(
                 }
                 let mut entry = CalibratedTensor {
                     name: weight_name.clone(),
-                    format: pt.action.format,
+                    format: pt.action.format.map(str::to_string),
                     method: pt.action.label(),
                     loss: None,
                     detail: Vec::new(),
@@ -454,6 +512,7 @@ pub fn calibrate(
         predicted_peak: memory,
         spilled_bytes: codes.spilled_bytes(),
         seconds: started.elapsed().as_secs_f64(),
+        reused: None,
     };
     Ok((codes, report))
 }

@@ -9,4 +9,9 @@ device: string | null, traffic: TrafficOverrides,
 /**
  * Recipe TOML for the compressed side; absent: only the original is projected.
  */
-recipe_toml: string | null, };
+recipe_toml: string | null, 
+/**
+ * Project with the decode efficiency fitted to this machine's measured speed (the chosen
+ * hardware being this machine), when there is a measurement.
+ */
+calibrate_measured: boolean, };

@@ -6,6 +6,7 @@ import { Marked, ProvenanceKey } from "../../components/Provenance";
 import { useApi, useSession } from "../../context";
 import { num } from "../../format";
 import { CachePanel } from "./CachePanel";
+import { MeasuredPanel } from "./MeasuredPanel";
 
 function pairs(a: PlanSide, b: PlanSide | null, pick: (s: PlanSide) => [string, QuantityView][], only?: string[]) {
   const labels = pick(a)
@@ -280,6 +281,7 @@ export function ProjectScreen() {
               )}
             </p>
           )}
+          <MeasuredPanel measured={view.measured} />
           {(view.unknowns.length > 0 || view.notes.length > 0) && (
             <ul class="small muted">
               {[...view.unknowns, ...view.notes].map((n, i) => (

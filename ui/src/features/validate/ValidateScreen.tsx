@@ -124,7 +124,7 @@ export function ValidateScreen() {
           />
         </label>
         <label>
-          <input type="checkbox" checked={speed} onChange={(e) => setSpeed((e.target as HTMLInputElement).checked)} /> measure speed
+          <input id="validate-measure-speed" type="checkbox" checked={speed} onChange={(e) => setSpeed((e.target as HTMLInputElement).checked)} /> measure speed (load, prefill, decode at batch 1, 4 and 16: the Project screen sets them beside the projection)
         </label>
         <span class="muted small">device: {s.computeDevice}</span>
         <button id="validate-start" class="primary" disabled={job !== null} onClick={start}>
