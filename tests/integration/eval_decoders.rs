@@ -1,6 +1,6 @@
 //! The decoder families beyond LLaMA-1/2 through Pareto's own forward pass (the one perplexity, KL
 //! and top-1 use): Qwen2, Qwen3 and Llama 3.1's RoPE scaling, each checked against
-//! candle-transformers' implementation on the same weights.
+//! candle-transformers' implementation on the same weights (Phi-3: `phi3.rs`).
 
 use candle_core::{D, DType, Device, Tensor};
 use candle_transformers::models::{qwen2, qwen3};

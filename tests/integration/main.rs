@@ -14,4 +14,5 @@ mod eval_decoders;
 mod export_formats;
 mod gguf_bert;
 mod gguf_llama3;
+mod phi3;
 mod sweep_report;

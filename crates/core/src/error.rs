@@ -174,7 +174,9 @@ pub enum Error {
         "{path} is already a compressed model: {evidence}; compress the original (dense) model instead — its codes and scales are not weights"
     )]
     AlreadyCompressed { path: PathBuf, evidence: String },
-    #[error("structured pruning supports LLaMA-style decoders (llama, mistral, qwen2), not {architecture:?}")]
+    #[error(
+        "structured pruning supports LLaMA-style decoders with separate projections (llama, mistral, qwen2, qwen3), not {architecture:?}"
+    )]
     StructuredUnsupported { architecture: String },
 
     // ---- compress and export -------------------------------------------------------------------

@@ -1,5 +1,6 @@
 //! Which model family a folder holds, from its config.json: the families evaluated end to end here
-//! (LLaMA-style decoders: LLaMA, Mistral, Qwen2, Qwen3; BERT-style encoders) and everything else.
+//! (LLaMA-style decoders: LLaMA, Mistral, Qwen2, Qwen3, Phi-3; BERT-style encoders) and everything
+//! else.
 
 use std::path::Path;
 
@@ -13,7 +14,7 @@ use crate::weights::read_config;
 #[serde(rename_all = "snake_case", tag = "family", content = "architecture")]
 pub enum ModelFamily {
     /// LLaMA-style decoder (`LlamaForCausalLM`, `MistralForCausalLM`, `Qwen2ForCausalLM`,
-    /// `Qwen3ForCausalLM`): perplexity, KL, top-1.
+    /// `Qwen3ForCausalLM`, `Phi3ForCausalLM`): perplexity, KL, top-1.
     Llama,
     /// BERT-style encoder (`BertModel`, `model_type = "bert"`): embeddings, STS.
     Bert,
@@ -33,10 +34,11 @@ pub fn detect_family(dir: &Path) -> Result<ModelFamily> {
         .unwrap_or_default()
         .to_string();
     Ok(match (model_type.as_str(), arch.as_str()) {
-        ("llama" | "mistral" | "qwen2" | "qwen3", _)
-        | (_, "LlamaForCausalLM" | "MistralForCausalLM" | "Qwen2ForCausalLM" | "Qwen3ForCausalLM") => {
-            ModelFamily::Llama
-        }
+        ("llama" | "mistral" | "qwen2" | "qwen3" | "phi3", _)
+        | (
+            _,
+            "LlamaForCausalLM" | "MistralForCausalLM" | "Qwen2ForCausalLM" | "Qwen3ForCausalLM" | "Phi3ForCausalLM",
+        ) => ModelFamily::Llama,
         ("bert", _) | (_, "BertModel") => ModelFamily::Bert,
         _ if arch.is_empty() => {
             ModelFamily::Other(if model_type.is_empty() { "unknown".to_string() } else { model_type })

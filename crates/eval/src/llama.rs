@@ -2,8 +2,11 @@
 //! only the last position's logits, which perplexity cannot use, has no hook for calibration
 //! activations and no quantized-weight path for HF folders). Weights are Hugging Face
 //! `LlamaForCausalLM` names with q/k rows in rotate_half order (`candle_nn::rotary_emb::rope`).
-//! The same graph serves Mistral, Qwen2 (optional Q/K/V biases) and Qwen3 (RMSNorm over each
-//! head's queries and keys before RoPE), whose checkpoints use the same names.
+//! The same graph serves Mistral, Qwen2 (optional Q/K/V biases), Qwen3 (RMSNorm over each
+//! head's queries and keys before RoPE), whose checkpoints use the same names, and Phi-3, whose
+//! checkpoints fuse q/k/v into one `qkv_proj` (rows q, k, v) and gate/up into one `gate_up_proj`
+//! (gate rows first); those stay fused here (one matmul, its output split), so calibration and
+//! export see the tensors the checkpoint has.
 //!
 //! Linear layers are either dense F32 or candle `QMatMul` over GGUF block types (q8_0, q4_0, q4_k,
 //! ...), so a quantized model runs on quantized kernels rather than dequantized weights.
@@ -51,6 +54,12 @@ pub struct LlamaConfig {
     pub sliding_window: Option<usize>,
     #[serde(default)]
     pub use_sliding_window: Option<bool>,
+    /// `phi3` fuses the projections (see the module doc).
+    #[serde(default)]
+    pub model_type: Option<String>,
+    /// Phi-3.5 / Phi-4-mini rotate only this share of each head; not supported here.
+    #[serde(default)]
+    pub partial_rotary_factor: Option<f64>,
 }
 
 fn default_rope_theta() -> f64 {
@@ -91,6 +100,11 @@ impl LlamaConfig {
         pareto_core::export::gguf::rope::frequency_divisors(&cfg, self.head_dim(), self.rope_theta)
     }
 
+    /// Whether q/k/v and gate/up are one fused projection each (Phi-3).
+    pub fn fused(&self) -> bool {
+        self.model_type.as_deref() == Some("phi3")
+    }
+
     /// BOS id (1 when the config does not say, as for llama2.c / SentencePiece models).
     pub fn bos(&self) -> u32 {
         self.bos_token_id.unwrap_or(1)
@@ -112,6 +126,13 @@ impl LlamaConfig {
             return Err(bad(format!("head_dim {} must be even and positive", self.head_dim())));
         }
         self.rope_divisors().map_err(|e| bad(format!("rope_scaling: {e}")))?;
+        if let Some(f) = self.partial_rotary_factor
+            && f != 1.0
+        {
+            return Err(bad(format!(
+                "partial_rotary_factor {f} (RoPE on part of each head, Phi-3.5 / Phi-4-mini) is not supported yet"
+            )));
+        }
         if let Some(act) = &self.hidden_act
             && act != "silu"
         {
@@ -230,16 +251,15 @@ impl Linear {
 struct Layer {
     input_norm: Tensor,
     post_norm: Tensor,
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// q, k, v; or one fused projection (Phi-3), its rows q, then k, then v.
+    qkv: Vec<Linear>,
     /// Qwen2's projection biases.
     qkv_bias: Option<[Tensor; 3]>,
     /// Qwen3's per-head query/key RMSNorm weights.
     qk_norm: Option<[Tensor; 2]>,
     o: Linear,
-    gate: Linear,
-    up: Linear,
+    /// gate, up; or one fused projection (Phi-3), gate rows first.
+    gate_up: Vec<Linear>,
     down: Linear,
     names: LayerNames,
     /// False for a layer of a streamed model whose weights are not in memory.
@@ -510,7 +530,8 @@ impl LlamaModel {
                 ),
             });
         }
-        let layers = (0..config.num_hidden_layers).map(released_layer).collect::<Result<Vec<_>>>()?;
+        let layers =
+            (0..config.num_hidden_layers).map(|i| released_layer(i, config.fused())).collect::<Result<Vec<_>>>()?;
         let (cos, sin) = rope_tables(&config, device)?;
         let empty = Tensor::zeros(0, DType::F32, device)?;
         Ok(Self {
@@ -554,7 +575,7 @@ impl LlamaModel {
     /// Drops decoder layer `li`'s weights of a streamed model (a no-op for a loaded model).
     pub fn release_layer(&mut self, li: usize) -> Result<()> {
         if self.stream.is_some() && li < self.layers.len() {
-            self.layers[li] = released_layer(li)?;
+            self.layers[li] = released_layer(li, self.config.fused())?;
         }
         Ok(())
     }
@@ -769,11 +790,12 @@ impl LlamaModel {
         let cfg = &self.config;
         match group {
             0 => Some(Feeder::Norm(l.names.input_norm.clone())),
-            1 if cfg.kv_heads() == cfg.num_attention_heads && l.qkv_bias.is_none() => {
+            // A fused projection's rows are not all the input's producers (Phi-3): nothing to fold into.
+            1 if cfg.kv_heads() == cfg.num_attention_heads && l.qkv_bias.is_none() && !cfg.fused() => {
                 Some(Feeder::Linear(l.names.qkv.get(2)?.clone()))
             }
             2 => Some(Feeder::Norm(l.names.post_norm.clone())),
-            3 => Some(Feeder::Linear(l.names.gate_up.get(1)?.clone())),
+            3 if !cfg.fused() => Some(Feeder::Linear(l.names.gate_up.get(1)?.clone())),
             _ => None,
         }
     }
@@ -840,18 +862,12 @@ impl LlamaModel {
         Ok(())
     }
 
+    /// The loaded layer holding linear `name`, and the linear's place in [`Layer::linears`].
     fn linear_index(&self, name: &str) -> Option<(usize, usize)> {
         self.layers.iter().enumerate().filter(|(_, l)| l.loaded).find_map(|(li, l)| {
-            let names = [
-                &l.names.qkv[0],
-                &l.names.qkv[1],
-                &l.names.qkv[2],
-                &l.names.o[0],
-                &l.names.gate_up[0],
-                &l.names.gate_up[1],
-                &l.names.down[0],
-            ];
-            names.iter().position(|n| *n == name).map(|k| (li, k))
+            let names = &l.names;
+            let all = names.qkv.iter().chain(&names.o).chain(&names.gate_up).chain(&names.down);
+            all.into_iter().position(|n| n == name).map(|k| (li, k))
         })
     }
 
@@ -860,8 +876,7 @@ impl LlamaModel {
             return Some(&self.lm_head);
         }
         let (li, k) = self.linear_index(name)?;
-        let l = &self.layers[li];
-        Some([&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down][k])
+        self.layers[li].linears().nth(k)
     }
 
     fn linear_slot_mut(&mut self, name: &str) -> Option<&mut Linear> {
@@ -870,15 +885,8 @@ impl LlamaModel {
         }
         let (li, k) = self.linear_index(name)?;
         let l = &mut self.layers[li];
-        Some(match k {
-            0 => &mut l.q,
-            1 => &mut l.k,
-            2 => &mut l.v,
-            3 => &mut l.o,
-            4 => &mut l.gate,
-            5 => &mut l.up,
-            _ => &mut l.down,
-        })
+        let all = l.qkv.iter_mut().chain(std::iter::once(&mut l.o)).chain(l.gate_up.iter_mut());
+        all.chain(std::iter::once(&mut l.down)).nth(k)
     }
 
     /// One decoder layer: attention (with the cache, when given) and the gated MLP, residuals
@@ -902,7 +910,15 @@ impl LlamaModel {
         let eps = cfg.rms_norm_eps as f32;
         let h = candle_nn::ops::rms_norm(x, &layer.input_norm, eps)?;
         emit(sink, li, &layer.names.qkv, &h)?;
-        let (mut q, mut k, mut v) = (layer.q.forward(&h)?, layer.k.forward(&h)?, layer.v.forward(&h)?);
+        let (mut q, mut k, mut v) = match layer.qkv.as_slice() {
+            [q, k, v] => (q.forward(&h)?, k.forward(&h)?, v.forward(&h)?),
+            [fused] => {
+                let y = fused.forward(&h)?;
+                let (qn, kn) = (nh * hd, nkv * hd);
+                (y.narrow(D::Minus1, 0, qn)?, y.narrow(D::Minus1, qn, kn)?, y.narrow(D::Minus1, qn + kn, kn)?)
+            }
+            _ => return Err(EvalError::InvalidArgument(format!("layer {li}: no q/k/v projections"))),
+        };
         if let Some([qb, kb, vb]) = &layer.qkv_bias {
             (q, k, v) = (q.broadcast_add(qb)?, k.broadcast_add(kb)?, v.broadcast_add(vb)?);
         }
@@ -935,8 +951,16 @@ impl LlamaModel {
         let x = (x + layer.o.forward(&y)?)?;
         let h = candle_nn::ops::rms_norm(&x, &layer.post_norm, eps)?;
         emit(sink, li, &layer.names.gate_up, &h)?;
-        let g = candle_nn::ops::silu(&layer.gate.forward(&h)?)?;
-        let m = (g * layer.up.forward(&h)?)?;
+        let (g, u) = match layer.gate_up.as_slice() {
+            [gate, up] => (gate.forward(&h)?, up.forward(&h)?),
+            [fused] => {
+                let y = fused.forward(&h)?;
+                let ff = cfg.intermediate_size;
+                (y.narrow(D::Minus1, 0, ff)?, y.narrow(D::Minus1, ff, ff)?)
+            }
+            _ => return Err(EvalError::InvalidArgument(format!("layer {li}: no gate/up projections"))),
+        };
+        let m = (candle_nn::ops::silu(&g)? * u)?;
         emit(sink, li, &layer.names.down, &m)?;
         Ok((x + layer.down.forward(&m)?)?)
     }
@@ -978,16 +1002,21 @@ impl LmHead {
 }
 
 /// The module and tensor names of decoder layer `i`.
-fn layer_names(i: usize) -> LayerNames {
+fn layer_names(i: usize, fused: bool) -> LayerNames {
     let p = format!("model.layers.{i}");
     let attn = format!("{p}.self_attn");
     let mlp = format!("{p}.mlp");
+    let (qkv, gate_up): (&[&str], &[&str]) = if fused {
+        (&["qkv_proj"], &["gate_up_proj"])
+    } else {
+        (&["q_proj", "k_proj", "v_proj"], &["gate_proj", "up_proj"])
+    };
     LayerNames {
         input_norm: format!("{p}.input_layernorm.weight"),
         post_norm: format!("{p}.post_attention_layernorm.weight"),
-        qkv: ["q_proj", "k_proj", "v_proj"].iter().map(|n| format!("{attn}.{n}")).collect(),
+        qkv: qkv.iter().map(|n| format!("{attn}.{n}")).collect(),
         o: vec![format!("{attn}.o_proj")],
-        gate_up: vec![format!("{mlp}.gate_proj"), format!("{mlp}.up_proj")],
+        gate_up: gate_up.iter().map(|n| format!("{mlp}.{n}")).collect(),
         down: vec![format!("{mlp}.down_proj")],
     }
 }
@@ -1003,49 +1032,61 @@ fn build_layer<'w>(
 ) -> Result<Layer> {
     let (h, hd) = (config.hidden_size, config.head_dim());
     let (nh, nkv, ff) = (config.num_attention_heads, config.kv_heads(), config.intermediate_size);
-    let names = layer_names(i);
+    let names = layer_names(i, config.fused());
     let attn = format!("model.layers.{i}.self_attn");
-    let mlp = format!("model.layers.{i}.mlp");
+    let (qkv, gate_up) = if config.fused() {
+        let qkv = vec![linear(w, names.qkv[0].clone(), [(nh + 2 * nkv) * hd, h])?];
+        (qkv, vec![linear(w, names.gate_up[0].clone(), [2 * ff, h])?])
+    } else {
+        let qkv = vec![
+            linear(w, names.qkv[0].clone(), [nh * hd, h])?,
+            linear(w, names.qkv[1].clone(), [nkv * hd, h])?,
+            linear(w, names.qkv[2].clone(), [nkv * hd, h])?,
+        ];
+        (qkv, vec![linear(w, names.gate_up[0].clone(), [ff, h])?, linear(w, names.gate_up[1].clone(), [ff, h])?])
+    };
     Ok(Layer {
         input_norm: w.take(&names.input_norm, &[h])?,
         post_norm: w.take(&names.post_norm, &[h])?,
-        q: linear(w, format!("{attn}.q_proj"), [nh * hd, h])?,
-        k: linear(w, format!("{attn}.k_proj"), [nkv * hd, h])?,
-        v: linear(w, format!("{attn}.v_proj"), [nkv * hd, h])?,
+        qkv,
         qkv_bias: w.take_all_or_none([
             (format!("{attn}.q_proj.bias"), nh * hd),
             (format!("{attn}.k_proj.bias"), nkv * hd),
             (format!("{attn}.v_proj.bias"), nkv * hd),
         ])?,
         qk_norm: w.take_all_or_none([(format!("{attn}.q_norm.weight"), hd), (format!("{attn}.k_norm.weight"), hd)])?,
-        o: linear(w, format!("{attn}.o_proj"), [h, nh * hd])?,
-        gate: linear(w, format!("{mlp}.gate_proj"), [ff, h])?,
-        up: linear(w, format!("{mlp}.up_proj"), [ff, h])?,
-        down: linear(w, format!("{mlp}.down_proj"), [h, ff])?,
+        o: linear(w, names.o[0].clone(), [h, nh * hd])?,
+        gate_up,
+        down: linear(w, names.down[0].clone(), [h, ff])?,
         names,
         loaded: true,
     })
 }
 
 /// A layer of a streamed model whose weights are not in memory: its names only.
-fn released_layer(i: usize) -> Result<Layer> {
+fn released_layer(i: usize, fused: bool) -> Result<Layer> {
     let empty = Tensor::zeros(0, DType::F32, &Device::Cpu)?;
     let dense = || Linear::Dense(empty.clone());
+    let names = layer_names(i, fused);
     Ok(Layer {
         input_norm: empty.clone(),
         post_norm: empty.clone(),
-        q: dense(),
-        k: dense(),
-        v: dense(),
+        qkv: names.qkv.iter().map(|_| dense()).collect(),
         qkv_bias: None,
         qk_norm: None,
         o: dense(),
-        gate: dense(),
-        up: dense(),
+        gate_up: names.gate_up.iter().map(|_| dense()).collect(),
         down: dense(),
-        names: layer_names(i),
+        names,
         loaded: false,
     })
+}
+
+impl Layer {
+    /// The linears in the order of their names: q/k/v (or qkv), o, gate/up (or gate_up), down.
+    fn linears(&self) -> impl Iterator<Item = &Linear> {
+        self.qkv.iter().chain(std::iter::once(&self.o)).chain(&self.gate_up).chain(std::iter::once(&self.down))
+    }
 }
 
 /// `q4_1 ×210, q8_0 ×1` for [`WeightMode::Stored`].

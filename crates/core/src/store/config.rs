@@ -19,6 +19,9 @@ pub enum Architecture {
     Qwen2,
     /// Qwen2's layout without Q/K/V biases, with RMSNorm on each head's queries and keys.
     Qwen3,
+    /// LLaMA's layout with q/k/v fused into `qkv_proj` (rows q, k, v) and gate/up into
+    /// `gate_up_proj` (gate rows first).
+    Phi3,
     Bert,
     /// Anything else, named as the config names it.
     Unknown(String),
@@ -27,7 +30,19 @@ pub enum Architecture {
 impl Architecture {
     /// Decoders with the LLaMA layout (RMSNorm, rotary, q/k/v/o + gate/up/down projections).
     pub fn is_llama_style(&self) -> bool {
-        matches!(self, Architecture::Llama | Architecture::Mistral | Architecture::Qwen2 | Architecture::Qwen3)
+        matches!(
+            self,
+            Architecture::Llama
+                | Architecture::Mistral
+                | Architecture::Qwen2
+                | Architecture::Qwen3
+                | Architecture::Phi3
+        )
+    }
+
+    /// Whether q/k/v and gate/up are each one fused tensor (Phi-3).
+    pub fn fuses_projections(&self) -> bool {
+        *self == Architecture::Phi3
     }
 
     pub fn name(&self) -> &str {
@@ -36,6 +51,7 @@ impl Architecture {
             Architecture::Mistral => "mistral",
             Architecture::Qwen2 => "qwen2",
             Architecture::Qwen3 => "qwen3",
+            Architecture::Phi3 => "phi3",
             Architecture::Bert => "bert",
             Architecture::Unknown(s) => s,
         }
@@ -47,6 +63,7 @@ impl Architecture {
             "mistral" => Some(Architecture::Mistral),
             "qwen2" => Some(Architecture::Qwen2),
             "qwen3" => Some(Architecture::Qwen3),
+            "phi3" => Some(Architecture::Phi3),
             "bert" => Some(Architecture::Bert),
             _ => None,
         }
@@ -58,6 +75,7 @@ impl Architecture {
             ("MistralFor", Architecture::Mistral),
             ("Qwen2For", Architecture::Qwen2),
             ("Qwen3For", Architecture::Qwen3),
+            ("Phi3For", Architecture::Phi3),
             ("Bert", Architecture::Bert),
         ]
         .into_iter()
@@ -385,6 +403,9 @@ fn llama_rules(c: &ModelConfig) -> Vec<Rule> {
         rule("mlp.gate_proj.weight", "[intermediate_size, hidden_size]", vec![i, h]),
         rule("mlp.up_proj.weight", "[intermediate_size, hidden_size]", vec![i, h]),
         rule("mlp.down_proj.weight", "[hidden_size, intermediate_size]", vec![h, i]),
+        // Phi-3's fused projections.
+        rule("self_attn.qkv_proj.weight", "[(num_heads+2*num_kv_heads)*head_dim, hidden_size]", vec![q + 2 * kv, h]),
+        rule("mlp.gate_up_proj.weight", "[2*intermediate_size, hidden_size]", vec![i.saturating_mul(2), h]),
         rule("input_layernorm.weight", "[hidden_size]", vec![h]),
         rule("post_attention_layernorm.weight", "[hidden_size]", vec![h]),
         rule("model.norm.weight", "[hidden_size]", vec![h]),

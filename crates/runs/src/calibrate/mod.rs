@@ -498,7 +498,7 @@ fn compute(
     let mut notes = notes;
     if awq_unscaled > 0 {
         notes.push(format!(
-            "awq: {awq_unscaled} tensor(s) read an input no per-channel op feeds (o_proj under grouped-query attention, or after a biased v_proj): clipped and rounded only"
+            "awq: {awq_unscaled} tensor(s) read an input no per-channel op feeds (o_proj under grouped-query attention or after a biased v_proj, o_proj and down_proj after a fused projection as in Phi-3): clipped and rounded only"
         ));
     }
     let report = CalibrationReport {

@@ -58,7 +58,7 @@ const FIXED: [(&str, &str); 3] = [
 ];
 
 /// Per-layer modules: (HF module, GGUF module).
-const LAYER: [(&str, &str); 11] = [
+const LAYER: [(&str, &str); 13] = [
     ("input_layernorm", "attn_norm"),
     ("self_attn.q_proj", "attn_q"),
     ("self_attn.k_proj", "attn_k"),
@@ -71,6 +71,9 @@ const LAYER: [(&str, &str); 11] = [
     ("mlp.gate_proj", "ffn_gate"),
     ("mlp.up_proj", "ffn_up"),
     ("mlp.down_proj", "ffn_down"),
+    // Phi-3's fused projections: llama.cpp's phi3 graph splits them as the checkpoint stacks them.
+    ("self_attn.qkv_proj", "attn_qkv"),
+    ("mlp.gate_up_proj", "ffn_up"),
 ];
 
 /// BERT's whole-model modules: (HF module, GGUF module), each with a weight and maybe a bias.

@@ -23,8 +23,8 @@ use crate::store::{Architecture, DType, Model, ModelConfig, TensorInfo};
 use crate::transform::{Pipeline, encode_f32};
 
 pub const TARGET: &str = "GGUF";
-pub const SUPPORTED_ARCHITECTURES: &str = "llama, mistral, qwen2, qwen3 (LlamaForCausalLM, MistralForCausalLM, \
-     Qwen2ForCausalLM, Qwen3ForCausalLM), bert (BertModel and the other BERT encoders, for llama.cpp's embedding serving)";
+pub const SUPPORTED_ARCHITECTURES: &str = "llama, mistral, qwen2, qwen3, phi3 (LlamaForCausalLM, MistralForCausalLM, \
+     Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM), bert (BertModel and the other BERT encoders, for llama.cpp's embedding serving)";
 pub const SUPPORTED_FORMATS: &str = "q8_0, q4_0, q5_0, q4_k, q6_k, f16, bf16, f32";
 /// The file name inside the output folder.
 pub const FILE_NAME: &str = "model.gguf";
@@ -118,13 +118,14 @@ fn unsupported_format(pt: &PlannedTensor, id: &str) -> Error {
 /// that can be refused is refused here, before the output folder exists.
 pub fn layout(model: &Model, plan: &Plan, weights_only: bool) -> Result<Layout> {
     let cfg = model.require_config()?;
-    // llama.cpp's architecture: Mistral is its llama graph. Qwen2 and Qwen3 have their own (Q/K/V
-    // biases, resp. Q/K norms; NEOX RoPE, which reads HF's rotate-half rows as they are: no Q/K
-    // permutation).
+    // llama.cpp's architecture: Mistral is its llama graph. Qwen2, Qwen3 and Phi-3 have their own
+    // (Q/K/V biases, Q/K norms, resp. fused projections; NEOX RoPE, which reads HF's rotate-half
+    // rows as they are: no Q/K permutation).
     let (arch, permute_qk) = match cfg.architecture {
         Architecture::Llama | Architecture::Mistral => ("llama", true),
         Architecture::Qwen2 => ("qwen2", false),
         Architecture::Qwen3 => ("qwen3", false),
+        Architecture::Phi3 => ("phi3", false),
         Architecture::Bert => ("bert", false),
         _ => {
             return Err(Error::GgufUnsupportedArchitecture {
@@ -288,6 +289,9 @@ fn decoder_kv(cfg: &ModelConfig, plan: &Plan, arch: &str) -> Result<DecoderKv> {
     let scaling = rope::convert(&cfg.raw, arch, head_dim, rope_theta)
         .map_err(|problem| Error::ExportConfig { target: TARGET, problem })?;
     let key = |k: &str| format!("{arch}.{k}");
+    if arch == "phi3" {
+        return Ok((phi3_kv(cfg, heads, kv_heads, layers, ffn, rope_theta, &scaling.kv), scaling.freqs));
+    }
     let mut kv: Vec<(String, MetaValue)> = vec![
         (key("vocab_size"), u32v(cfg.vocab_size)),
         (key("context_length"), u32v(cfg.max_position_embeddings.unwrap_or(2048))),
@@ -308,6 +312,41 @@ fn decoder_kv(cfg: &ModelConfig, plan: &Plan, arch: &str) -> Result<DecoderKv> {
         kv.push((key("attention.value_length"), u32v(head_dim)));
     }
     Ok((kv, scaling.freqs))
+}
+
+/// Phi-3's hyper-parameters as the converter's `Phi3MiniModel` states them (its own set, not the
+/// text models' common one: no vocabulary size, the original context length, a sliding window of 0
+/// when the config has none — llama.cpp reads 0 as "no window").
+fn phi3_kv(
+    cfg: &ModelConfig,
+    heads: usize,
+    kv_heads: usize,
+    layers: usize,
+    ffn: usize,
+    rope_theta: f64,
+    scaling: &[(String, MetaValue)],
+) -> Vec<(String, MetaValue)> {
+    let context = cfg.max_position_embeddings.unwrap_or(4096);
+    let original = cfg.raw.get("original_max_position_embeddings").and_then(serde_json::Value::as_u64);
+    let window = cfg.raw.get("sliding_window").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    // Phi-3.5 / Phi-4-mini rotate only this share of each head.
+    let rotary = cfg.raw.get("partial_rotary_factor").and_then(serde_json::Value::as_f64).unwrap_or(1.0);
+    let key = |k: &str| format!("phi3.{k}");
+    let mut kv = vec![
+        (key("context_length"), u32v(context)),
+        (key("rope.scaling.original_context_length"), u32v(original.map_or(context, |v| v as usize))),
+        (key("embedding_length"), u32v(cfg.hidden_size)),
+        (key("feed_forward_length"), u32v(ffn)),
+        (key("block_count"), u32v(layers)),
+        (key("attention.head_count"), u32v(heads)),
+        (key("attention.head_count_kv"), u32v(kv_heads)),
+        (key("attention.layer_norm_rms_epsilon"), MetaValue::F32(cfg.rms_norm_eps.unwrap_or(1e-5) as f32)),
+        (key("rope.dimension_count"), u32v((rotary * cfg.hidden_size as f64) as usize / heads.max(1))),
+        (key("rope.freq_base"), MetaValue::F32(rope_theta as f32)),
+        (key("attention.sliding_window"), u32v(window as usize)),
+    ];
+    kv.extend(scaling.iter().cloned());
+    kv
 }
 
 /// BERT's hyper-parameters as convert_hf_to_gguf.py's `BertModel` states them: no RoPE, a
