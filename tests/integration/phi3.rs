@@ -183,6 +183,36 @@ fn a_fused_checkpoint_evaluates_calibrates_and_exports_as_the_llama_it_restacks(
     assert_eq!(g.get("phi3.attention.sliding_window"), Some(&MetaValue::U32(0)), "no window in the config");
     assert!(g.get("phi3.vocab_size").is_none(), "the converter's Phi-3 states none");
 
+    // Read back (as a user brings a Phi-3 GGUF): the fused tensors under their HF names, a Phi-3
+    // config, and a folder that evaluates as the GGUF's values do.
+    let f32_gguf = tmp.path().join("gguf-f32");
+    let f32_recipe =
+        Recipe::from_toml("name = \"f32\"\nignore = [\"role:norm\"]\n[default.quantize]\nformat = \"f32\"\n", "f32")
+            .unwrap()
+            .resolve(&phi_model)
+            .unwrap();
+    compress(
+        &phi_model,
+        &f32_recipe,
+        &CompressOptions::new(&f32_gguf).with_format(ExportFormat::Gguf),
+        &JobContext::silent(),
+    )
+    .unwrap();
+    let hf = tmp.path().join("hf");
+    let exact = pareto_core::import::TensorDtype::Exact;
+    pareto_core::import::convert(&f32_gguf.join("model.gguf"), &hf, exact, false, &JobContext::silent()).unwrap();
+    let back: serde_json::Value = serde_json::from_slice(&std::fs::read(hf.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        (back["model_type"].as_str(), back["architectures"][0].as_str()),
+        (Some("phi3"), Some("Phi3ForCausalLM"))
+    );
+    let (src, got) = (read_all(&phi.join("model.safetensors")), read_all(&hf.join("model.safetensors")));
+    for name in ["model.layers.3.self_attn.qkv_proj.weight", "model.layers.3.mlp.gate_up_proj.weight"] {
+        assert_eq!(f32s(&got[name].2), f32s(&src[name].2), "{name} read back as written");
+    }
+    let c = nll(&hf, None);
+    assert!((c - a).abs() < 1e-6 * a, "read back {c} vs {a}");
+
     // A structured cut would have to split rows inside the fused tensors: refused by name.
     let cut = Recipe::load("ffn-slim-25").unwrap().resolve(&phi_model).unwrap_err();
     assert!(matches!(cut, Error::StructuredUnsupported { .. }), "{cut}");

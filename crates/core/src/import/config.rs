@@ -20,6 +20,10 @@ pub struct Hyper {
     pub rope_theta: f64,
     pub rope_scaling: Option<Value>,
     pub tied: bool,
+    /// Phi-3: rotated dimensions per head, the original context, the attention window.
+    pub rope_dims: Option<usize>,
+    pub original_context: Option<u64>,
+    pub sliding_window: Option<u64>,
     /// BERT: LayerNorm epsilon, token types, llama.cpp's pooling type.
     pub layer_norm_eps: Option<f64>,
     pub token_types: Option<u64>,
@@ -62,7 +66,7 @@ fn llama3_scaling(meta: &Meta<'_>, stored: &[f32], dim: usize, theta: f64) -> Re
 impl Hyper {
     pub fn read(meta: &Meta<'_>, file: &GgufFile) -> Result<Hyper> {
         let arch = meta.architecture();
-        if !matches!(arch, "llama" | "qwen2" | "qwen3" | "bert") {
+        if !matches!(arch, "llama" | "qwen2" | "qwen3" | "phi3" | "bert") {
             return Err(meta
                 .unsupported(format!("architecture {arch:?} is not one Pareto converts ({})", super::ARCHITECTURES)));
         }
@@ -98,6 +102,12 @@ impl Hyper {
             }
         };
         let key_length = meta.arch_u64("attention.key_length").map(|v| v as usize);
+        // Phi-3's 128K variants keep LongRoPE's factors as tensors; its forward pass is not built.
+        if file.tensor("rope_factors_long.weight").is_some() {
+            return Err(
+                meta.unsupported("LongRoPE scaling (rope_factors_long/short, Phi-3 128K) is not converted".into())
+            );
+        }
         let rope_theta = meta.arch_f64("rope.freq_base").unwrap_or(10_000.0);
         let rope_scaling = match (rope_scaling, file.tensor("rope_freqs.weight")) {
             (scaling, None) => scaling,
@@ -132,6 +142,9 @@ impl Hyper {
             rope_theta,
             rope_scaling,
             tied: arch != "bert" && file.tensor("output.weight").is_none(),
+            rope_dims: meta.arch_u64("rope.dimension_count").map(|v| v as usize),
+            original_context: meta.arch_u64("rope.scaling.original_context_length"),
+            sliding_window: meta.arch_u64("attention.sliding_window").filter(|&w| w > 0),
             layer_norm_eps: meta.arch_f64("attention.layer_norm_epsilon"),
             token_types: meta.u64("tokenizer.ggml.token_type_count"),
             pooling: meta.arch_u64("pooling_type"),
@@ -145,6 +158,7 @@ impl Hyper {
         let (model_type, class) = match meta.architecture() {
             "qwen2" => ("qwen2", "Qwen2ForCausalLM"),
             "qwen3" => ("qwen3", "Qwen3ForCausalLM"),
+            "phi3" => ("phi3", "Phi3ForCausalLM"),
             _ => ("llama", "LlamaForCausalLM"),
         };
         let id = |key: &str| meta.u64(&format!("tokenizer.ggml.{key}_token_id")).map_or(Value::Null, |v| json!(v));
@@ -177,6 +191,16 @@ impl Hyper {
         }
         if model_type == "qwen2" {
             o.insert("attention_bias".into(), json!(true));
+        }
+        if model_type == "phi3" {
+            let full = self.hidden / self.heads.max(1);
+            if let Some(d) = self.rope_dims.filter(|&d| d != full) {
+                o.insert("partial_rotary_factor".into(), json!(d as f64 / full as f64));
+            }
+            if let Some(n) = self.original_context {
+                o.insert("original_max_position_embeddings".into(), json!(n));
+            }
+            o.insert("sliding_window".into(), self.sliding_window.map_or(Value::Null, |w| json!(w)));
         }
         if let Some(name) = meta.str("general.name") {
             o.insert("_name_or_path".into(), json!(name));

@@ -36,7 +36,7 @@ pub const SOURCE_TYPES_KEY: &str = "pareto.source_gguf_types";
 pub const SOURCE_KEY: &str = "pareto.source_gguf";
 
 /// The GGUF architectures converted, with how their Q/K rows are stored.
-const ARCHITECTURES: &str = "llama, qwen2, qwen3, bert";
+const ARCHITECTURES: &str = "llama, qwen2, qwen3, phi3, bert";
 
 /// How to write the tensors.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -39,6 +39,10 @@ pub fn to_hf(arch: &str, gguf: &str) -> Option<String> {
         return Some((*h).to_string());
     }
     let (layer, module, kind) = split_layer(gguf, "blk.")?;
+    // Phi-3's `ffn_up` holds gate and up stacked (its checkpoint's `gate_up_proj`).
+    if arch == "phi3" && module == "ffn_up" {
+        return Some(format!("model.layers.{layer}.mlp.gate_up_proj.{kind}"));
+    }
     let (h, _) = LAYER.iter().find(|(_, g)| *g == module)?;
     Some(format!("model.layers.{layer}.{h}.{kind}"))
 }
