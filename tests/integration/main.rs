@@ -12,6 +12,7 @@ mod compress_real;
 mod device_quant;
 mod eval_decoders;
 mod export_formats;
+mod gemma2;
 mod gguf_bert;
 mod gguf_llama3;
 mod phi3;

@@ -175,7 +175,7 @@ pub enum Error {
     )]
     AlreadyCompressed { path: PathBuf, evidence: String },
     #[error(
-        "structured pruning supports LLaMA-style decoders with separate projections (llama, mistral, qwen2, qwen3), not {architecture:?}"
+        "structured pruning supports LLaMA-style decoders with separate projections and two norms a layer (llama, mistral, qwen2, qwen3), not {architecture:?}"
     )]
     StructuredUnsupported { architecture: String },
 

@@ -12,20 +12,45 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 
+/// How scores are formed from q·k: the scale (default 1/√head_dim) and Gemma 2's soft cap
+/// (`cap · tanh(score / cap)`, before the mask and softmax).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Scores {
+    pub scale: Option<f32>,
+    pub softcap: Option<f32>,
+}
+
 /// Attention output `[b, heads, s, d]` for queries `[b, heads, s, d]` and keys/values
 /// `[b, kv_heads, pos + s, d]`: query `i` sees keys `0..=pos + i`.
 pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, pos: usize) -> Result<Tensor> {
+    causal_attention_with(q, k, v, pos, Scores::default())
+}
+
+/// [`causal_attention`] with the scores formed as `scores` says.
+pub fn causal_attention_with(q: &Tensor, k: &Tensor, v: &Tensor, pos: usize, scores: Scores) -> Result<Tensor> {
     let fused = matches!(q.device(), Device::Cpu) && [q, k, v].iter().all(|t| t.dtype() == DType::F32);
-    if fused { Ok(q.apply_op3_no_bwd(k, v, &CausalAttention { pos })?) } else { composed(q, k, v, pos) }
+    if fused {
+        Ok(q.apply_op3_no_bwd(k, v, &CausalAttention { pos, scores })?)
+    } else {
+        composed_with(q, k, v, pos, scores)
+    }
 }
 
 /// The same attention from candle's generic ops (any device and dtype).
 pub fn composed(q: &Tensor, k: &Tensor, v: &Tensor, pos: usize) -> Result<Tensor> {
+    composed_with(q, k, v, pos, Scores::default())
+}
+
+fn composed_with(q: &Tensor, k: &Tensor, v: &Tensor, pos: usize, scores: Scores) -> Result<Tensor> {
     let (_, nh, s, hd) = q.dims4()?;
     let rep = nh / k.dim(1)?;
     let k = repeat_kv(k, rep)?;
     let v = repeat_kv(v, rep)?;
-    let att = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
+    let scale = scores.scale.map_or(1.0 / (hd as f64).sqrt(), f64::from);
+    let mut att = (q.matmul(&k.t()?)? * scale)?;
+    if let Some(cap) = scores.softcap {
+        att = ((att / f64::from(cap))?.tanh()? * f64::from(cap))?;
+    }
     let att = if s > 1 { att.broadcast_add(&causal_mask(s, pos, q.device())?.to_dtype(att.dtype())?)? } else { att };
     let att = candle_nn::ops::softmax_last_dim(&att)?;
     Ok(att.matmul(&v)?)
@@ -50,6 +75,7 @@ fn repeat_kv(x: &Tensor, rep: usize) -> Result<Tensor> {
 
 struct CausalAttention {
     pos: usize,
+    scores: Scores,
 }
 
 /// Contiguous F32 data of a rank-4 tensor with its dims.
@@ -85,7 +111,8 @@ impl CustomOp3 for CausalAttention {
             candle_core::bail!("attention shapes disagree: q {:?}, k {:?}, v {:?}, pos {}", ql.dims(), kd, vd, self.pos)
         }
         let rep = nh / nkv;
-        let scale = 1.0 / (hd as f32).sqrt();
+        let scale = self.scores.scale.unwrap_or(1.0 / (hd as f32).sqrt());
+        let softcap = self.scores.softcap;
         let mut out = vec![0f32; b * nh * s * hd];
         out.par_chunks_mut(s * hd).enumerate().for_each(|(bh, o)| {
             let (bi, h) = (bh / nh, bh % nh);
@@ -94,7 +121,7 @@ impl CustomOp3 for CausalAttention {
             // contiguous and long, where the head dim may be as short as 8.
             let kt = transpose(&k[kv..kv + t * hd], hd);
             let vt = transpose(&v[kv..kv + t * hd], hd);
-            let head = Head { q: &q[bh * s * hd..][..s * hd], kt: &kt, vt: &vt, hd, t, pos: self.pos, scale };
+            let head = Head { q: &q[bh * s * hd..][..s * hd], kt: &kt, vt: &vt, hd, t, pos: self.pos, scale, softcap };
             #[cfg(target_arch = "x86_64")]
             if is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU was just checked to support AVX2, the only requirement of the call.
@@ -116,6 +143,7 @@ struct Head<'a> {
     t: usize,
     pos: usize,
     scale: f32,
+    softcap: Option<f32>,
 }
 
 impl Head<'_> {
@@ -137,6 +165,11 @@ impl Head<'_> {
             p.fill(0.0);
             for (qd, kd) in qi.iter().zip(self.kt.chunks_exact(t)) {
                 axpy(p, qd * self.scale, &kd[..n]);
+            }
+            if let Some(cap) = self.softcap {
+                for pj in p.iter_mut() {
+                    *pj = cap * (*pj / cap).tanh();
+                }
             }
             let max = max(p);
             for pj in p.iter_mut() {
@@ -267,6 +300,12 @@ mod tests {
             assert_eq!(fused.dims(), reference.dims());
             let d = max_abs_diff(&fused, &reference);
             assert!(d < 1e-5, "b{b} nh{nh} nkv{nkv} s{s} pos{pos} hd{hd}: max |diff| {d}");
+            // Gemma 2's scale and soft cap, in both.
+            let scores = Scores { scale: Some(0.3), softcap: Some(0.7) };
+            let fused = causal_attention_with(&q, &k, &v, pos, scores).unwrap();
+            let d = max_abs_diff(&fused, &composed_with(&q, &k, &v, pos, scores).unwrap());
+            assert!(d < 1e-5, "soft-capped, hd{hd}: max |diff| {d}");
+            assert!(max_abs_diff(&fused, &reference) > 1e-3, "the cap and scale change the output");
         }
     }
 
@@ -291,7 +330,7 @@ mod tests {
         let (t, hd, s) = (37, 8, 5);
         let data = |seed: u64| random((1, 1, t, hd), seed).flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let (q, kt, vt) = (data(1), transpose(&data(2), hd), transpose(&data(3), hd));
-        let head = Head { q: &q[..s * hd], kt: &kt, vt: &vt, hd, t, pos: t - s, scale: 0.35 };
+        let head = Head { q: &q[..s * hd], kt: &kt, vt: &vt, hd, t, pos: t - s, scale: 0.35, softcap: None };
         let (mut portable, mut avx2) = (vec![0f32; s * hd], vec![0f32; s * hd]);
         head.attend(&mut portable);
         #[allow(unsafe_code)]

@@ -1,5 +1,5 @@
 //! Which model family a folder holds, from its config.json: the families evaluated end to end here
-//! (LLaMA-style decoders: LLaMA, Mistral, Qwen2, Qwen3, Phi-3; BERT-style encoders) and everything
+//! (LLaMA-style decoders: LLaMA, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2; BERT-style encoders) and everything
 //! else.
 
 use std::path::Path;
@@ -14,7 +14,7 @@ use crate::weights::read_config;
 #[serde(rename_all = "snake_case", tag = "family", content = "architecture")]
 pub enum ModelFamily {
     /// LLaMA-style decoder (`LlamaForCausalLM`, `MistralForCausalLM`, `Qwen2ForCausalLM`,
-    /// `Qwen3ForCausalLM`, `Phi3ForCausalLM`): perplexity, KL, top-1.
+    /// `Qwen3ForCausalLM`, `Phi3ForCausalLM`, `Gemma2ForCausalLM`): perplexity, KL, top-1.
     Llama,
     /// BERT-style encoder (`BertModel`, `model_type = "bert"`): embeddings, STS.
     Bert,
@@ -34,10 +34,11 @@ pub fn detect_family(dir: &Path) -> Result<ModelFamily> {
         .unwrap_or_default()
         .to_string();
     Ok(match (model_type.as_str(), arch.as_str()) {
-        ("llama" | "mistral" | "qwen2" | "qwen3" | "phi3", _)
+        ("llama" | "mistral" | "qwen2" | "qwen3" | "phi3" | "gemma2", _)
         | (
             _,
-            "LlamaForCausalLM" | "MistralForCausalLM" | "Qwen2ForCausalLM" | "Qwen3ForCausalLM" | "Phi3ForCausalLM",
+            "LlamaForCausalLM" | "MistralForCausalLM" | "Qwen2ForCausalLM" | "Qwen3ForCausalLM" | "Phi3ForCausalLM"
+            | "Gemma2ForCausalLM",
         ) => ModelFamily::Llama,
         ("bert", _) | (_, "BertModel") => ModelFamily::Bert,
         _ if arch.is_empty() => {

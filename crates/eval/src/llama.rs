@@ -6,7 +6,10 @@
 //! head's queries and keys before RoPE), whose checkpoints use the same names, and Phi-3, whose
 //! checkpoints fuse q/k/v into one `qkv_proj` (rows q, k, v) and gate/up into one `gate_up_proj`
 //! (gate rows first); those stay fused here (one matmul, its output split), so calibration and
-//! export see the tensors the checkpoint has.
+//! export see the tensors the checkpoint has. Gemma 2 adds to the same projections its RMSNorms
+//! scaling by 1 + w (stored w; 1 is added at load), norms after attention and after the MLP, GeGLU,
+//! an embedding scaled by √hidden, `query_pre_attn_scalar` and soft-capped attention and output
+//! logits.
 //!
 //! Linear layers are either dense F32 or candle `QMatMul` over GGUF block types (q8_0, q4_0, q4_k,
 //! ...), so a quantized model runs on quantized kernels rather than dequantized weights.
@@ -20,7 +23,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{D, DType, Device, Module, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::attention::causal_attention;
+use crate::attention::{Scores, causal_attention_with};
 use crate::calibration::{ActivationSink, LinearInput};
 use crate::error::{CandleContext, EvalError, Result};
 use crate::weights::{load_tensors, read_config};
@@ -60,6 +63,25 @@ pub struct LlamaConfig {
     /// Phi-3.5 / Phi-4-mini rotate only this share of each head; not supported here.
     #[serde(default)]
     pub partial_rotary_factor: Option<f64>,
+    /// Gemma 2 names its MLP activation here (`gelu_pytorch_tanh`).
+    #[serde(default)]
+    pub hidden_activation: Option<String>,
+    /// Gemma 2: queries are scaled by this to the −½ (not the head dim).
+    #[serde(default)]
+    pub query_pre_attn_scalar: Option<f64>,
+    /// Gemma 2: `cap · tanh(x / cap)` on attention scores, resp. output logits.
+    #[serde(default)]
+    pub attn_logit_softcapping: Option<f64>,
+    #[serde(default)]
+    pub final_logit_softcapping: Option<f64>,
+}
+
+/// The MLP's gate activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Silu,
+    /// GELU, tanh approximation (`gelu_pytorch_tanh`).
+    GeluTanh,
 }
 
 fn default_rope_theta() -> f64 {
@@ -105,6 +127,29 @@ impl LlamaConfig {
         self.model_type.as_deref() == Some("phi3")
     }
 
+    /// Gemma 2's layout (see the module doc).
+    pub fn gemma(&self) -> bool {
+        self.model_type.as_deref() == Some("gemma2")
+    }
+
+    /// The MLP activation the config names (`hidden_activation`, else `hidden_act`; SiLU when
+    /// neither says).
+    pub fn activation(&self) -> std::result::Result<Activation, String> {
+        match self.hidden_activation.as_deref().or(self.hidden_act.as_deref()) {
+            None | Some("silu") => Ok(Activation::Silu),
+            Some("gelu_pytorch_tanh") => Ok(Activation::GeluTanh),
+            Some(other) => Err(format!("hidden_act `{other}` is not supported (silu, gelu_pytorch_tanh)")),
+        }
+    }
+
+    /// How attention scores are formed.
+    fn scores(&self) -> Scores {
+        Scores {
+            scale: self.query_pre_attn_scalar.map(|s| (1.0 / s.sqrt()) as f32),
+            softcap: self.attn_logit_softcapping.map(|c| c as f32),
+        }
+    }
+
     /// BOS id (1 when the config does not say, as for llama2.c / SentencePiece models).
     pub fn bos(&self) -> u32 {
         self.bos_token_id.unwrap_or(1)
@@ -133,11 +178,7 @@ impl LlamaConfig {
                 "partial_rotary_factor {f} (RoPE on part of each head, Phi-3.5 / Phi-4-mini) is not supported yet"
             )));
         }
-        if let Some(act) = &self.hidden_act
-            && act != "silu"
-        {
-            return Err(bad(format!("hidden_act `{act}` is not supported (only silu)")));
-        }
+        self.activation().map_err(bad)?;
         Ok(())
     }
 }
@@ -257,6 +298,8 @@ struct Layer {
     qkv_bias: Option<[Tensor; 3]>,
     /// Qwen3's per-head query/key RMSNorm weights.
     qk_norm: Option<[Tensor; 2]>,
+    /// Gemma 2's norms of the attention output and of the MLP output (before each residual add).
+    sandwich: Option<[Tensor; 2]>,
     o: Linear,
     /// gate, up; or one fused projection (Phi-3), gate rows first.
     gate_up: Vec<Linear>,
@@ -268,7 +311,10 @@ struct Layer {
 
 struct LayerNames {
     input_norm: String,
+    /// The norm before the MLP (Gemma 2's `pre_feedforward_layernorm`).
     post_norm: String,
+    /// Gemma 2's norms after attention and after the MLP.
+    sandwich: Option<[String; 2]>,
     qkv: Vec<String>,
     o: Vec<String>,
     gate_up: Vec<String>,
@@ -472,7 +518,7 @@ impl LlamaModel {
         for i in 0..config.num_hidden_layers {
             layers.push(build_layer(&mut w, &config, i, &mut linear)?);
         }
-        let norm = w.take("model.norm.weight", &[h])?;
+        let norm = norm_weight(&mut w, &config, "model.norm.weight")?;
         let head_tied = !w.map.contains_key("lm_head.weight") && config.tie_word_embeddings;
         if head_tied {
             w.map.insert("lm_head.weight".to_string(), embed.clone());
@@ -530,8 +576,7 @@ impl LlamaModel {
                 ),
             });
         }
-        let layers =
-            (0..config.num_hidden_layers).map(|i| released_layer(i, config.fused())).collect::<Result<Vec<_>>>()?;
+        let layers = (0..config.num_hidden_layers).map(|i| released_layer(i, &config)).collect::<Result<Vec<_>>>()?;
         let (cos, sin) = rope_tables(&config, device)?;
         let empty = Tensor::zeros(0, DType::F32, device)?;
         Ok(Self {
@@ -575,7 +620,7 @@ impl LlamaModel {
     /// Drops decoder layer `li`'s weights of a streamed model (a no-op for a loaded model).
     pub fn release_layer(&mut self, li: usize) -> Result<()> {
         if self.stream.is_some() && li < self.layers.len() {
-            self.layers[li] = released_layer(li, self.config.fused())?;
+            self.layers[li] = released_layer(li, &self.config)?;
         }
         Ok(())
     }
@@ -670,7 +715,12 @@ impl LlamaModel {
         if self.stream.is_some() {
             return Err(EvalError::InvalidArgument("a streamed model has no head (it runs layer by layer)".into()));
         }
-        Ok(LmHead { norm: self.norm.clone(), lm_head: self.lm_head.clone(), eps: self.config.rms_norm_eps as f32 })
+        Ok(LmHead {
+            norm: self.norm.clone(),
+            lm_head: self.lm_head.clone(),
+            eps: self.config.rms_norm_eps as f32,
+            softcap: self.config.final_logit_softcapping,
+        })
     }
 
     /// Reads only the final norm and the LM head (the embedding when tied) of the folder, dense
@@ -681,15 +731,24 @@ impl LlamaModel {
         let lazy = Lazy::open(dir)?;
         let mut w = Weights { map: HashMap::new(), dir, lazy: Some(&lazy) };
         let (h, vocab) = (config.hidden_size, config.vocab_size);
-        let norm = w.take("model.norm.weight", &[h])?.to_device(device)?;
+        let norm = norm_weight(&mut w, &config, "model.norm.weight")?.to_device(device)?;
         let tied = !w.has("lm_head.weight") && config.tie_word_embeddings;
         let name = if tied { "model.embed_tokens.weight" } else { "lm_head.weight" };
         let head = w.take(name, &[vocab, h])?.to_device(device)?;
-        Ok(LmHead { norm, lm_head: Linear::Dense(head), eps: config.rms_norm_eps as f32 })
+        let softcap = config.final_logit_softcapping;
+        Ok(LmHead { norm, lm_head: Linear::Dense(head), eps: config.rms_norm_eps as f32, softcap })
     }
 
-    /// Token embeddings `[batch, seq, hidden]` of ids `[batch, seq]`.
+    /// The first layer's input `[batch, seq, hidden]` for ids `[batch, seq]`: the token
+    /// embeddings (Gemma's scaled by √hidden).
     pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let x = self.embedding_rows(ids)?;
+        // Gemma scales the looked-up rows (not the table, which its tied head reads as stored).
+        if self.config.gemma() { Ok((x * (self.config.hidden_size as f64).sqrt())?) } else { Ok(x) }
+    }
+
+    /// The embedding table's rows of ids `[batch, seq]`.
+    fn embedding_rows(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, s) = ids.dims2().ctx(|| "token ids must be [batch, seq]".to_string())?;
         let h = self.config.hidden_size;
         let Some(lazy) = &self.stream else {
@@ -946,9 +1005,13 @@ impl LlamaModel {
             }
             None => (k, v),
         };
-        let y = causal_attention(&q, &k, &v, pos)?.transpose(1, 2)?.reshape((b, s, nh * hd))?;
+        let y = causal_attention_with(&q, &k, &v, pos, cfg.scores())?.transpose(1, 2)?.reshape((b, s, nh * hd))?;
         emit(sink, li, &layer.names.o, &y)?;
-        let x = (x + layer.o.forward(&y)?)?;
+        let mut attn = layer.o.forward(&y)?;
+        if let Some([after_attn, _]) = &layer.sandwich {
+            attn = candle_nn::ops::rms_norm(&attn, after_attn, eps)?;
+        }
+        let x = (x + attn)?;
         let h = candle_nn::ops::rms_norm(&x, &layer.post_norm, eps)?;
         emit(sink, li, &layer.names.gate_up, &h)?;
         let (g, u) = match layer.gate_up.as_slice() {
@@ -960,9 +1023,17 @@ impl LlamaModel {
             }
             _ => return Err(EvalError::InvalidArgument(format!("layer {li}: no gate/up projections"))),
         };
-        let m = (candle_nn::ops::silu(&g)? * u)?;
+        let g = match cfg.activation().map_err(EvalError::InvalidArgument)? {
+            Activation::Silu => candle_nn::ops::silu(&g)?,
+            Activation::GeluTanh => g.gelu()?,
+        };
+        let m = (g * u)?;
         emit(sink, li, &layer.names.down, &m)?;
-        Ok((x + layer.down.forward(&m)?)?)
+        let mut mlp = layer.down.forward(&m)?;
+        if let Some([_, after_mlp]) = &layer.sandwich {
+            mlp = candle_nn::ops::rms_norm(&mlp, after_mlp, eps)?;
+        }
+        Ok((x + mlp)?)
     }
 
     /// Greedy (argmax) continuation: feeds `prompt`, then appends `steps` argmax tokens using the
@@ -992,17 +1063,31 @@ pub struct LmHead {
     norm: Tensor,
     lm_head: Linear,
     eps: f32,
+    /// Gemma 2's `cap · tanh(logit / cap)`.
+    softcap: Option<f64>,
 }
 
 impl LmHead {
     /// Logits `[batch, seq, vocab]` of hidden states `[batch, seq, hidden]`.
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        self.lm_head.forward(&candle_nn::ops::rms_norm(x, &self.norm, self.eps)?)
+        let logits = self.lm_head.forward(&candle_nn::ops::rms_norm(x, &self.norm, self.eps)?)?;
+        Ok(match self.softcap {
+            Some(cap) => ((logits / cap)?.tanh()? * cap)?,
+            None => logits,
+        })
     }
 }
 
+/// An RMSNorm weight as the forward pass multiplies by it: Gemma's checkpoints store w for a
+/// scale of 1 + w.
+fn norm_weight(w: &mut Weights<'_>, config: &LlamaConfig, name: &str) -> Result<Tensor> {
+    let t = w.take(name, &[config.hidden_size])?;
+    if config.gemma() { Ok((t + 1.0)?) } else { Ok(t) }
+}
+
 /// The module and tensor names of decoder layer `i`.
-fn layer_names(i: usize, fused: bool) -> LayerNames {
+fn layer_names(i: usize, config: &LlamaConfig) -> LayerNames {
+    let fused = config.fused();
     let p = format!("model.layers.{i}");
     let attn = format!("{p}.self_attn");
     let mlp = format!("{p}.mlp");
@@ -1013,7 +1098,14 @@ fn layer_names(i: usize, fused: bool) -> LayerNames {
     };
     LayerNames {
         input_norm: format!("{p}.input_layernorm.weight"),
-        post_norm: format!("{p}.post_attention_layernorm.weight"),
+        post_norm: if config.gemma() {
+            format!("{p}.pre_feedforward_layernorm.weight")
+        } else {
+            format!("{p}.post_attention_layernorm.weight")
+        },
+        sandwich: config.gemma().then(|| {
+            [format!("{p}.post_attention_layernorm.weight"), format!("{p}.post_feedforward_layernorm.weight")]
+        }),
         qkv: qkv.iter().map(|n| format!("{attn}.{n}")).collect(),
         o: vec![format!("{attn}.o_proj")],
         gate_up: gate_up.iter().map(|n| format!("{mlp}.{n}")).collect(),
@@ -1032,8 +1124,12 @@ fn build_layer<'w>(
 ) -> Result<Layer> {
     let (h, hd) = (config.hidden_size, config.head_dim());
     let (nh, nkv, ff) = (config.num_attention_heads, config.kv_heads(), config.intermediate_size);
-    let names = layer_names(i, config.fused());
+    let names = layer_names(i, config);
     let attn = format!("model.layers.{i}.self_attn");
+    let sandwich = match &names.sandwich {
+        Some([a, m]) => Some([norm_weight(w, config, a)?, norm_weight(w, config, m)?]),
+        None => None,
+    };
     let (qkv, gate_up) = if config.fused() {
         let qkv = vec![linear(w, names.qkv[0].clone(), [(nh + 2 * nkv) * hd, h])?];
         (qkv, vec![linear(w, names.gate_up[0].clone(), [2 * ff, h])?])
@@ -1046,8 +1142,9 @@ fn build_layer<'w>(
         (qkv, vec![linear(w, names.gate_up[0].clone(), [ff, h])?, linear(w, names.gate_up[1].clone(), [ff, h])?])
     };
     Ok(Layer {
-        input_norm: w.take(&names.input_norm, &[h])?,
-        post_norm: w.take(&names.post_norm, &[h])?,
+        input_norm: norm_weight(w, config, &names.input_norm)?,
+        post_norm: norm_weight(w, config, &names.post_norm)?,
+        sandwich,
         qkv,
         qkv_bias: w.take_all_or_none([
             (format!("{attn}.q_proj.bias"), nh * hd),
@@ -1064,16 +1161,17 @@ fn build_layer<'w>(
 }
 
 /// A layer of a streamed model whose weights are not in memory: its names only.
-fn released_layer(i: usize, fused: bool) -> Result<Layer> {
+fn released_layer(i: usize, config: &LlamaConfig) -> Result<Layer> {
     let empty = Tensor::zeros(0, DType::F32, &Device::Cpu)?;
     let dense = || Linear::Dense(empty.clone());
-    let names = layer_names(i, fused);
+    let names = layer_names(i, config);
     Ok(Layer {
         input_norm: empty.clone(),
         post_norm: empty.clone(),
         qkv: names.qkv.iter().map(|_| dense()).collect(),
         qkv_bias: None,
         qk_norm: None,
+        sandwich: None,
         o: dense(),
         gate_up: names.gate_up.iter().map(|_| dense()).collect(),
         down: dense(),

@@ -397,8 +397,7 @@ fn rename_layer(name: &str, old: usize, new: usize) -> String {
 
 fn resolve_structured(spec: &StructuredSpec, model: &Model) -> Result<StructuredPlan> {
     let cfg = model.require_config()?;
-    // A fused checkpoint's q/k/v and gate/up rows would have to be cut inside one tensor each.
-    if !cfg.architecture.is_llama_style() || cfg.architecture.fuses_projections() {
+    if !cfg.architecture.supports_structured() {
         return Err(Error::StructuredUnsupported { architecture: cfg.model_type.clone() });
     }
     let remove = |n: usize, frac: f64| ((n as f64) * frac).round() as usize;

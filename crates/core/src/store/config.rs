@@ -22,6 +22,9 @@ pub enum Architecture {
     /// LLaMA's layout with q/k/v fused into `qkv_proj` (rows q, k, v) and gate/up into
     /// `gate_up_proj` (gate rows first).
     Phi3,
+    /// LLaMA's projections with Gemma 2's sandwich norms (1 + w), GeGLU, a scaled embedding and
+    /// soft-capped attention and output logits.
+    Gemma2,
     Bert,
     /// Anything else, named as the config names it.
     Unknown(String),
@@ -37,12 +40,14 @@ impl Architecture {
                 | Architecture::Qwen2
                 | Architecture::Qwen3
                 | Architecture::Phi3
+                | Architecture::Gemma2
         )
     }
 
-    /// Whether q/k/v and gate/up are each one fused tensor (Phi-3).
-    pub fn fuses_projections(&self) -> bool {
-        *self == Architecture::Phi3
+    /// Whether a structured cut (FFN channels, KV heads, layers) is built for this layout: not for
+    /// fused projections (rows inside one tensor, Phi-3) nor Gemma 2 (its extra norms).
+    pub fn supports_structured(&self) -> bool {
+        self.is_llama_style() && !matches!(self, Architecture::Phi3 | Architecture::Gemma2)
     }
 
     pub fn name(&self) -> &str {
@@ -52,6 +57,7 @@ impl Architecture {
             Architecture::Qwen2 => "qwen2",
             Architecture::Qwen3 => "qwen3",
             Architecture::Phi3 => "phi3",
+            Architecture::Gemma2 => "gemma2",
             Architecture::Bert => "bert",
             Architecture::Unknown(s) => s,
         }
@@ -64,6 +70,7 @@ impl Architecture {
             "qwen2" => Some(Architecture::Qwen2),
             "qwen3" => Some(Architecture::Qwen3),
             "phi3" => Some(Architecture::Phi3),
+            "gemma2" => Some(Architecture::Gemma2),
             "bert" => Some(Architecture::Bert),
             _ => None,
         }
@@ -76,6 +83,7 @@ impl Architecture {
             ("Qwen2For", Architecture::Qwen2),
             ("Qwen3For", Architecture::Qwen3),
             ("Phi3For", Architecture::Phi3),
+            ("Gemma2For", Architecture::Gemma2),
             ("Bert", Architecture::Bert),
         ]
         .into_iter()
@@ -408,6 +416,9 @@ fn llama_rules(c: &ModelConfig) -> Vec<Rule> {
         rule("mlp.gate_up_proj.weight", "[2*intermediate_size, hidden_size]", vec![i.saturating_mul(2), h]),
         rule("input_layernorm.weight", "[hidden_size]", vec![h]),
         rule("post_attention_layernorm.weight", "[hidden_size]", vec![h]),
+        // Gemma 2's norms around the MLP.
+        rule("pre_feedforward_layernorm.weight", "[hidden_size]", vec![h]),
+        rule("post_feedforward_layernorm.weight", "[hidden_size]", vec![h]),
         rule("model.norm.weight", "[hidden_size]", vec![h]),
     ]
 }
