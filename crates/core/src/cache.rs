@@ -46,6 +46,44 @@ pub fn weights_digest(dir: &Path, stop: &std::sync::atomic::AtomicBool) -> crate
     Ok((weights, config))
 }
 
+/// A kept entry's layout: a 16-byte magic, a body, a JSON header, the header's length (u64, little
+/// endian). Reads and checks the magic and the header's place and size; returns the header's
+/// bytes and the body's length (between the magic and the header). `what` names the entry kind in
+/// the message for a file that is not one.
+pub fn read_entry_header(
+    f: &mut std::fs::File,
+    magic: &[u8; 16],
+    cap: u64,
+    what: &str,
+) -> std::result::Result<(Vec<u8>, u64), String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.metadata().map_err(|e| e.to_string())?.len();
+    let fixed = magic.len() as u64;
+    if len < fixed + 8 {
+        return Err("too short".into());
+    }
+    let mut found = [0u8; 16];
+    f.seek(SeekFrom::Start(0)).and_then(|_| f.read_exact(&mut found)).map_err(|e| e.to_string())?;
+    if &found != magic {
+        return Err(format!("not a kept {what}"));
+    }
+    let mut word = [0u8; 8];
+    f.seek(SeekFrom::Start(len - 8)).and_then(|_| f.read_exact(&mut word)).map_err(|e| e.to_string())?;
+    let json_len = u64::from_le_bytes(word);
+    if json_len > cap || json_len + 8 + fixed > len {
+        return Err("its header is damaged".into());
+    }
+    let mut json = vec![0u8; json_len as usize];
+    f.seek(SeekFrom::Start(len - 8 - json_len)).and_then(|_| f.read_exact(&mut json)).map_err(|e| e.to_string())?;
+    Ok((json, len - 8 - json_len - fixed))
+}
+
+/// Ends an entry [`read_entry_header`] reads: the header's JSON, then its length.
+pub fn write_entry_header(out: &mut impl std::io::Write, json: &[u8]) -> std::io::Result<()> {
+    out.write_all(json)?;
+    out.write_all(&(json.len() as u64).to_le_bytes())
+}
+
 /// A folder's byte budget: `$var` in MiB when set and numeric, else `default` bytes.
 pub fn budget(var: &str, default: u64) -> u64 {
     std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()).map_or(default, |m| m << 20)

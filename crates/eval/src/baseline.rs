@@ -212,8 +212,7 @@ pub fn obtain(
             greedy: original.greedy(&[config.bos()], steps)?,
         };
         let json = serde_json::to_vec(&header).map_err(|e| io(std::io::Error::other(e)))?;
-        out.write_all(&json).map_err(io)?;
-        out.write_all(&(json.len() as u64).to_le_bytes()).map_err(io)?;
+        pareto_core::cache::write_entry_header(&mut out, &json).map_err(io)?;
         out.flush().map_err(io)?;
         Ok(header)
     })();
@@ -290,32 +289,15 @@ fn discard(path: Option<&Path>) {
 /// file length that matches the data the header describes exactly.
 fn open_entry(path: &Path, key: &Key) -> std::result::Result<(Header, File, u64), String> {
     let mut f = File::open(path).map_err(|e| e.to_string())?;
-    let len = f.metadata().map_err(|e| e.to_string())?.len();
-    let fixed = MAGIC.len() as u64;
-    if len < fixed + 8 {
-        return Err("too short".into());
-    }
-    let mut magic = [0u8; 16];
-    f.read_exact(&mut magic).map_err(|e| e.to_string())?;
-    if &magic != MAGIC {
-        return Err("not a kept evaluation".into());
-    }
-    let mut word = [0u8; 8];
-    f.seek(SeekFrom::Start(len - 8)).and_then(|_| f.read_exact(&mut word)).map_err(|e| e.to_string())?;
-    let json_len = u64::from_le_bytes(word);
-    if json_len > HEADER_CAP || json_len + 8 + fixed > len {
-        return Err("its header is damaged".into());
-    }
-    let mut json = vec![0u8; json_len as usize];
-    f.seek(SeekFrom::Start(len - 8 - json_len)).and_then(|_| f.read_exact(&mut json)).map_err(|e| e.to_string())?;
+    let (json, body) = pareto_core::cache::read_entry_header(&mut f, MAGIC, HEADER_CAP, "evaluation")?;
     let header: Header = serde_json::from_slice(&json).map_err(|e| format!("its header is damaged: {e}"))?;
     if header.key.as_ref() != Some(key) {
         return Err("it was kept for other weights, text or settings".into());
     }
-    if header.data_bytes() != Some(len - 8 - json_len - fixed) {
+    if header.data_bytes() != Some(body) {
         return Err("its length does not match its header (truncated?)".into());
     }
-    Ok((header, f, fixed))
+    Ok((header, f, MAGIC.len() as u64))
 }
 
 fn file_name(key: &Key) -> String {

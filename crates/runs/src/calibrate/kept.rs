@@ -11,7 +11,7 @@
 //! place. An entry that cannot be read is computed again, never trusted.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -89,34 +89,18 @@ pub(super) fn file_name(key: &Key) -> String {
 /// The kept result at `path`, checked against `key`.
 pub(super) fn open(path: &Path, key: &Key) -> std::result::Result<(Arc<SolvedCodes>, CalibrationReport), String> {
     let mut f = File::open(path).map_err(|e| e.to_string())?;
-    let len = f.metadata().map_err(|e| e.to_string())?.len();
-    let fixed = MAGIC.len() as u64;
-    if len < fixed + 8 {
-        return Err("too short".into());
-    }
-    let mut magic = [0u8; 16];
-    f.read_exact(&mut magic).map_err(|e| e.to_string())?;
-    if &magic != MAGIC {
-        return Err("not a kept calibration".into());
-    }
-    let mut word = [0u8; 8];
-    f.seek(SeekFrom::Start(len - 8)).and_then(|_| f.read_exact(&mut word)).map_err(|e| e.to_string())?;
-    let json_len = u64::from_le_bytes(word);
-    if json_len > HEADER_CAP || json_len + 8 + fixed > len {
-        return Err("its header is damaged".into());
-    }
-    let mut json = vec![0u8; json_len as usize];
-    f.seek(SeekFrom::Start(len - 8 - json_len)).and_then(|_| f.read_exact(&mut json)).map_err(|e| e.to_string())?;
+    let (json, body) = pareto_core::cache::read_entry_header(&mut f, MAGIC, HEADER_CAP, "calibration")?;
     let header: Header = serde_json::from_slice(&json).map_err(|e| format!("its header is damaged: {e}"))?;
     if &header.key != key {
         return Err("it was kept for other weights, text, settings or recipe".into());
     }
-    if header.body != len - 8 - json_len - fixed {
+    if header.body != body {
         return Err("its length does not match its header (truncated?)".into());
     }
     // Touched, so an eviction by age keeps what is used.
     let _ = f.set_modified(std::time::SystemTime::now());
-    let codes = SolvedCodes::open_kept(f, fixed, header.body, header.index.as_bytes()).map_err(|e| e.to_string())?;
+    let codes =
+        SolvedCodes::open_kept(f, MAGIC.len() as u64, body, header.index.as_bytes()).map_err(|e| e.to_string())?;
     Ok((Arc::new(codes), header.report))
 }
 
@@ -141,8 +125,7 @@ pub(super) fn keep(path: &Path, key: &Key, codes: &SolvedCodes, report: &Calibra
         let index = String::from_utf8(index).map_err(std::io::Error::other)?;
         let header = Header { key: key.clone(), body, index, report: report.clone() };
         let json = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
-        out.write_all(&json)?;
-        out.write_all(&(json.len() as u64).to_le_bytes())?;
+        pareto_core::cache::write_entry_header(&mut out, &json)?;
         out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
