@@ -591,6 +591,12 @@ fn a_measured_speed_sits_beside_the_projection_and_can_calibrate_it() {
     assert!(applied.measured.as_ref().is_some_and(|m| m.applied));
     assert_ne!(decode(&applied), decode(&shown), "the fitted efficiency changes the projection");
     assert_eq!(decode(&shown), decode(&before), "unchanged unless asked for");
+    // A CPU measurement does not calibrate a GPU: shown beside its roofline, not fitted to it.
+    let gpu = ProjectionQuery { device: Some("h100_sxm".into()), ..query.clone() };
+    let g = ops::project_plan(&state, &gpu).expect("project on a GPU");
+    let m = g.measured.expect("still shown");
+    assert!(!m.applied && m.points.iter().all(|p| p.calibrated_tok_s.is_none()), "{m:?}");
+    assert!(m.said.contains("ran on a CPU"), "{}", m.said);
 }
 
 #[test]

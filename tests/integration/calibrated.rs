@@ -252,11 +252,19 @@ fn a_calibration_is_kept_and_reused_for_the_same_blocks_only() {
     assert!(repaired.notes.iter().any(|n| n.contains("was not used")), "{:?}", repaired.notes);
     assert_eq!(repaired.tensors, first.tensors);
     assert!(run(&gptq).1.reused.is_some());
+    // One flipped bit in the codes, the length unchanged: caught by the digest, computed again.
+    let mut bytes = std::fs::read(&entry).unwrap();
+    bytes[100] ^= 0x10;
+    std::fs::write(&entry, &bytes).unwrap();
+    let (_, flipped) = run(&gptq);
+    assert!(flipped.reused.is_none());
+    assert!(flipped.notes.iter().any(|n| n.contains("do not match their digest")), "{:?}", flipped.notes);
+    assert!(run(&gptq).1.reused.is_some());
     // Off: computed, nothing kept.
     let plan = gptq.resolve(&model).unwrap();
     let off = calibrate_with(&stories(), &plan, &spec(8, 128), &CacheFolder::Off, &JobContext::silent()).unwrap();
     assert!(off.1.reused.is_none());
-    assert_eq!(entries().len(), 4);
+    assert_eq!(entries().len(), 4, "no temporary left behind: {:?}", entries());
 }
 
 fn model_f32(model: &Model, name: &str) -> Vec<f32> {

@@ -84,6 +84,32 @@ pub fn write_entry_header(out: &mut impl std::io::Write, json: &[u8]) -> std::io
     out.write_all(&(json.len() as u64).to_le_bytes())
 }
 
+/// Removes the temporary files `{prefix}{pid}-{n}` that a process killed while writing an entry left
+/// in `dir`: those whose process is gone (Linux: no `/proc/{pid}`), elsewhere those a day old.
+pub fn remove_stale_temporaries(dir: &Path, prefix: &str) {
+    let Ok(read) = std::fs::read_dir(dir) else { return };
+    for entry in read.filter_map(|e| e.ok()) {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)).and_then(|r| r.split('-').next()) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        let gone = if cfg!(target_os = "linux") {
+            pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+        } else {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(86_400))
+        };
+        if gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// A folder's byte budget: `$var` in MiB when set and numeric, else `default` bytes.
 pub fn budget(var: &str, default: u64) -> u64 {
     std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()).map_or(default, |m| m << 20)
@@ -162,5 +188,20 @@ mod tests {
         assert!(!old.exists() && keep.exists() && tmp.path().join("notes.txt").exists());
         evict_to(tmp.path(), &keep, "bin", 0);
         assert!(keep.exists(), "the entry just written is never removed");
+    }
+
+    #[test]
+    fn a_killed_writer_s_temporary_is_removed_and_a_live_one_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ours = tmp.path().join(format!(".x.pareto-tmp-{}-0", std::process::id()));
+        // Pids are below 2^22 on Linux: this one belongs to no process.
+        let dead = tmp.path().join(".x.pareto-tmp-4194305-3");
+        let other = tmp.path().join("entry.bin");
+        for p in [&ours, &dead, &other] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        remove_stale_temporaries(tmp.path(), ".x.pareto-tmp-");
+        assert!(ours.exists() && other.exists());
+        assert_eq!(!dead.exists(), cfg!(target_os = "linux"));
     }
 }

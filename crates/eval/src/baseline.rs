@@ -245,6 +245,7 @@ pub fn obtain(
 /// complete), else an unnamed temporary file that disappears with the evaluation.
 fn temporary(folder: Option<&Path>, notes: &mut Vec<String>) -> Result<(File, Option<PathBuf>)> {
     if let Some(dir) = folder {
+        pareto_core::cache::remove_stale_temporaries(dir, ".baseline.pareto-tmp-");
         let path = dir.join(format!(".baseline.pareto-tmp-{}-{}", std::process::id(), unique()));
         match std::fs::create_dir_all(dir)
             .and_then(|()| std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path))

@@ -44,8 +44,10 @@ pub struct LlamaConfig {
     #[serde(default = "default_rope_theta")]
     pub rope_theta: f64,
     pub max_position_embeddings: usize,
+    /// Absent: tied for Gemma (transformers' default there, and Gemma's configs leave it out),
+    /// untied otherwise (see [`LlamaConfig::tied`]).
     #[serde(default)]
-    pub tie_word_embeddings: bool,
+    pub tie_word_embeddings: Option<bool>,
     #[serde(default)]
     pub bos_token_id: Option<u32>,
     #[serde(default)]
@@ -125,6 +127,11 @@ impl LlamaConfig {
     /// Whether q/k/v and gate/up are one fused projection each (Phi-3).
     pub fn fused(&self) -> bool {
         self.model_type.as_deref() == Some("phi3")
+    }
+
+    /// Whether the head reuses the embedding when the file has no `lm_head.weight`.
+    pub fn tied(&self) -> bool {
+        self.tie_word_embeddings.unwrap_or(self.gemma())
     }
 
     /// Gemma 2's layout (see the module doc).
@@ -519,7 +526,7 @@ impl LlamaModel {
             layers.push(build_layer(&mut w, &config, i, &mut linear)?);
         }
         let norm = norm_weight(&mut w, &config, "model.norm.weight")?;
-        let head_tied = !w.map.contains_key("lm_head.weight") && config.tie_word_embeddings;
+        let head_tied = !w.map.contains_key("lm_head.weight") && config.tied();
         if head_tied {
             w.map.insert("lm_head.weight".to_string(), embed.clone());
         }
@@ -732,7 +739,7 @@ impl LlamaModel {
         let mut w = Weights { map: HashMap::new(), dir, lazy: Some(&lazy) };
         let (h, vocab) = (config.hidden_size, config.vocab_size);
         let norm = norm_weight(&mut w, &config, "model.norm.weight")?.to_device(device)?;
-        let tied = !w.has("lm_head.weight") && config.tie_word_embeddings;
+        let tied = !w.has("lm_head.weight") && config.tied();
         let name = if tied { "model.embed_tokens.weight" } else { "lm_head.weight" };
         let head = w.take(name, &[vocab, h])?.to_device(device)?;
         let softcap = config.final_logit_softcapping;

@@ -13,7 +13,8 @@ use pareto_core::store::Model;
 use pareto_eval::llama::WeightMode;
 use pareto_eval::speed::{BATCH_DECODE_STEPS, BATCH_PROMPT_TOKENS, DecoderSpeed};
 use pareto_projection::{
-    Calibration, Device, Efficiency, Measurement, ModelShape, PlanSummary, Roofline, WeightEntry, Work, decode_step,
+    Calibration, Device, DeviceKind, Efficiency, Measurement, ModelShape, PlanSummary, Roofline, WeightEntry, Work,
+    decode_step,
 };
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -93,6 +94,16 @@ pub fn fit(
     let Some(bw) = device.mem_bw_gbs else {
         return Err(invalid(format!("{} lists no memory bandwidth to calibrate against", device.id)));
     };
+    // A CPU measurement says nothing of a GPU's efficiency, nor the reverse.
+    let cpu = matches!(device.kind, DeviceKind::Cpu | DeviceKind::Edge | DeviceKind::Mcu);
+    if speed.host.cpu_backend != cpu {
+        return Err(invalid(format!(
+            "{source} ran on {} and {} is {}: choose the catalog entry of the machine that measured",
+            if speed.host.cpu_backend { "a CPU" } else { "a GPU" },
+            device.id,
+            if cpu { "a CPU" } else { "a GPU" }
+        )));
+    }
     let work = work_as_measured(model, plan)?;
     // Batch 1 of the sweep when it has one (the same run as the slope below), else the decode
     // measurement.
@@ -121,7 +132,7 @@ pub fn fit(
     if let Some(ms) = per_seq {
         eff.per_seq_s = ms / 1e3;
     }
-    eff.source = format!("{} — measured on {} by {source}", eff.source, device.id);
+    eff.source = format!("{} — fitted to {source}, taken as measured on {}", eff.source, device.id);
     let point = cal.compare(std::slice::from_ref(&m)).remove(0);
     let said = format!(
         "calibrated on {source}: η_bw {:.3} (default {}), fixed overhead {:.3} ms, per-sequence {} — batch-1 decode measured {:.1} tok/s, projected {:.1} with the calibration, {:.1} with the defaults (before per-sequence costs)",

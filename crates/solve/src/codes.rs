@@ -301,8 +301,9 @@ impl SolvedCodes {
         let format = |id: &str| pareto_formats::lookup(id).map(|f| f.id).map_err(|e| bad(e.to_string()));
         let mut entries = HashMap::new();
         for e in index.entries {
-            if !e.codes.fits(&spill) {
-                return Err(bad(format!("`{}`'s codes do not fit the file", e.name)));
+            let grid = pareto_formats::lookup(&e.format).ok().and_then(|f| f.int_grid());
+            if !e.codes.fits(&spill) || !grid.is_some_and(|g| e.codes.is_of(g)) {
+                return Err(bad(format!("`{}`'s codes do not fit the file or their format {}", e.name, e.format)));
             }
             let held = Held { codes: Codes::Spilled(e.codes), loss: e.loss, notes: e.notes };
             entries.insert(e.name, (format(&e.format)?, held));

@@ -175,6 +175,12 @@ impl SpilledInt {
         self.cols
     }
 
+    /// Whether the codes are in `grid`'s layout: its bits, its group length, zero points exactly
+    /// when it is asymmetric (a kept index that says otherwise is not trusted).
+    pub(crate) fn is_of(&self, grid: &pareto_formats::IntGrid) -> bool {
+        self.bits == grid.bits() && self.group == grid.group_len(self.cols) && self.zeros.is_some() != grid.symmetric()
+    }
+
     /// Whether every array lies in `spill` with the lengths the shape implies.
     pub(crate) fn fits(&self, spill: &Spill) -> bool {
         let n = self.rows.checked_mul(self.cols);

@@ -188,7 +188,10 @@ impl ModelConfig {
         }
         // transformers' own defaults when the key is absent: LLaMA-family configs untie, the
         // base PretrainedConfig (BERT and the rest) ties.
-        let tie_word_embeddings = fields.bool(&["tie_word_embeddings"])?.unwrap_or(!architecture.is_llama_style());
+        // transformers' defaults: tied for BERT and Gemma, untied for the LLaMA family.
+        let tie_word_embeddings = fields
+            .bool(&["tie_word_embeddings"])?
+            .unwrap_or(!architecture.is_llama_style() || architecture == Architecture::Gemma2);
 
         Ok(ModelConfig {
             max_position_embeddings,

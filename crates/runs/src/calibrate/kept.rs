@@ -24,6 +24,9 @@ use sha2::{Digest, Sha256};
 use super::{CalibrationReport, CalibrationSpec};
 use crate::error::Result;
 
+/// A file being written is named this, then the pid and a count (see
+/// [`pareto_core::cache::remove_stale_temporaries`]).
+const TMP_PREFIX: &str = ".calibration.pareto-tmp-";
 /// Bumped when what an entry holds changes.
 const VERSION: u32 = 1;
 const MAGIC: &[u8; 16] = b"PARETO-CALIBRATE";
@@ -41,8 +44,9 @@ pub(super) struct Key {
     build: String,
     weights: Vec<String>,
     config: String,
-    /// sha256 of the calibration text file.
+    /// sha256 of the calibration text file, and of the tokenizer that cuts it into tokens.
     samples: String,
+    tokenizer: String,
     /// The protocol, its file path left out (the bytes above stand for it).
     protocol: CalibrationSpec,
     /// sha256 of the decoder blocks' planned tensors (name, shapes, action) and any structured cut.
@@ -54,6 +58,9 @@ struct Header {
     key: Key,
     /// Bytes of arrays after the magic.
     body: u64,
+    /// sha256 of the arrays and then the index: a flipped bit anywhere in what is read back is
+    /// caught before the codes are used.
+    digest: String,
     /// [`SolvedCodes::keep`]'s index.
     index: String,
     report: CalibrationReport,
@@ -63,6 +70,8 @@ pub(super) fn key_of(model_dir: &Path, plan: &Plan, spec: &CalibrationSpec, ctx:
     let stop = std::sync::atomic::AtomicBool::new(ctx.cancel.is_cancelled());
     let (weights, config) = pareto_core::cache::weights_digest(model_dir, &stop)?;
     let samples = pareto_core::file_hash::sha256_file(&spec.samples, &stop)?.sha256;
+    let tokenizer = pareto_eval::weights::tokenizer_path(model_dir, None)?;
+    let tokenizer = pareto_core::file_hash::sha256_file(&tokenizer, &stop)?.sha256;
     let blocks: Vec<_> = plan
         .tensors
         .iter()
@@ -76,6 +85,7 @@ pub(super) fn key_of(model_dir: &Path, plan: &Plan, spec: &CalibrationSpec, ctx:
         weights,
         config,
         samples,
+        tokenizer,
         protocol: CalibrationSpec { samples: PathBuf::new(), ..spec.clone() },
         blocks: hex::encode(Sha256::digest(&text)),
     })
@@ -97,6 +107,10 @@ pub(super) fn open(path: &Path, key: &Key) -> std::result::Result<(Arc<SolvedCod
     if header.body != body {
         return Err("its length does not match its header (truncated?)".into());
     }
+    if digest_of(&mut f, MAGIC.len() as u64, body, header.index.as_bytes()).map_err(|e| e.to_string())? != header.digest
+    {
+        return Err("its arrays do not match their digest (damaged)".into());
+    }
     // Touched, so an eviction by age keeps what is used.
     let _ = f.set_modified(std::time::SystemTime::now());
     let codes =
@@ -114,16 +128,19 @@ pub(super) fn keep(path: &Path, key: &Key, codes: &SolvedCodes, report: &Calibra
     if pareto_core::disk::available_bytes(dir).is_some_and(|free| free < needs) {
         return Err(std::io::Error::other(format!("{needs} bytes would not leave room on that disk")));
     }
-    let tmp = dir.join(format!(".calibration.pareto-tmp-{}-{}", std::process::id(), unique()));
+    pareto_core::cache::remove_stale_temporaries(dir, TMP_PREFIX);
+    let tmp = dir.join(format!("{TMP_PREFIX}{}-{}", std::process::id(), unique()));
     let written = (|| -> std::io::Result<()> {
         let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(MAGIC)?;
-        let mut counted = Counted { inner: &mut out, bytes: 0 };
+        let mut counted = Counted { inner: &mut out, bytes: 0, hash: Sha256::new() };
         let index = codes.keep(&mut counted)?;
         let body = counted.bytes;
+        counted.hash.update(&index);
+        let digest = hex::encode(counted.hash.finalize());
         let index = String::from_utf8(index).map_err(std::io::Error::other)?;
-        let header = Header { key: key.clone(), body, index, report: report.clone() };
+        let header = Header { key: key.clone(), body, digest, index, report: report.clone() };
         let json = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
         pareto_core::cache::write_entry_header(&mut out, &json)?;
         out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
@@ -138,15 +155,34 @@ pub(super) fn keep(path: &Path, key: &Key, codes: &SolvedCodes, report: &Calibra
     Ok(())
 }
 
-/// A writer that counts what passes through it.
+/// sha256 of the `len` bytes at `at` in `f`, then of `index` (see [`Header::digest`]).
+fn digest_of(f: &mut File, at: u64, len: u64, index: &[u8]) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    f.seek(SeekFrom::Start(at))?;
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 8 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        f.read_exact(&mut buf[..n])?;
+        hash.update(&buf[..n]);
+        left -= n as u64;
+    }
+    hash.update(index);
+    Ok(hex::encode(hash.finalize()))
+}
+
+/// A writer that counts and hashes what passes through it.
 struct Counted<'a, W: Write> {
     inner: &'a mut W,
     bytes: u64,
+    hash: Sha256,
 }
 
 impl<W: Write> Write for Counted<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
         self.bytes += n as u64;
         Ok(n)
     }

@@ -149,7 +149,8 @@ pub fn predicted_peak(config: &LlamaConfig, plan: &Plan, spec: &CalibrationSpec,
     let attn = (config.num_attention_heads * config.head_dim()) as u64;
     let kv = (config.kv_heads() * config.head_dim()) as u64;
     let layer_weights = 4 * (h * (attn + 2 * kv) + attn * h + 3 * h * ff);
-    let largest = 4 * (h * ff).max(h * attn);
+    // Phi-3's fused projections are one linear each: q/k/v together, gate and up together.
+    let largest = if config.fused() { 4 * (2 * h * ff).max(h * (attn + 2 * kv)) } else { 4 * (h * ff).max(h * attn) };
     let full = plan.calibrated().any(|t| {
         matches!(t.action.algorithm, Algorithm::Gptq | Algorithm::Awq)
             || t.action.prune.as_ref().is_some_and(PruneSpec::is_sparsegpt)
