@@ -84,6 +84,14 @@ pub fn write_entry_header(out: &mut impl std::io::Write, json: &[u8]) -> std::io
     out.write_all(&(json.len() as u64).to_le_bytes())
 }
 
+/// A new temporary file name in `dir` for an entry being written: `{prefix}{pid}-{n}`, which
+/// [`remove_stale_temporaries`] recognises once its process is gone.
+pub fn temporary_path(dir: &Path, prefix: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    dir.join(format!("{prefix}{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)))
+}
+
 /// Removes the temporary files `{prefix}{pid}-{n}` that a process killed while writing an entry left
 /// in `dir`: those whose process is gone (Linux: no `/proc/{pid}`), elsewhere those a day old.
 pub fn remove_stale_temporaries(dir: &Path, prefix: &str) {

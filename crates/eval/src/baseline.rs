@@ -29,6 +29,8 @@ use crate::perplexity::{PerplexityProtocol, PerplexityResult, original_pass};
 /// Where an evaluation keeps the original's side (`<cache folder>/baselines` by default).
 pub use pareto_core::cache::CacheFolder as BaselineCache;
 
+/// What a file being written is named after (see [`pareto_core::cache::temporary_path`]).
+const TMP_PREFIX: &str = ".baseline.pareto-tmp-";
 /// Bumped when what an entry holds changes.
 const BASELINE_VERSION: u32 = 1;
 const MAGIC: &[u8; 16] = b"PARETO-BASELINE\n";
@@ -245,8 +247,8 @@ pub fn obtain(
 /// complete), else an unnamed temporary file that disappears with the evaluation.
 fn temporary(folder: Option<&Path>, notes: &mut Vec<String>) -> Result<(File, Option<PathBuf>)> {
     if let Some(dir) = folder {
-        pareto_core::cache::remove_stale_temporaries(dir, ".baseline.pareto-tmp-");
-        let path = dir.join(format!(".baseline.pareto-tmp-{}-{}", std::process::id(), unique()));
+        pareto_core::cache::remove_stale_temporaries(dir, TMP_PREFIX);
+        let path = pareto_core::cache::temporary_path(dir, TMP_PREFIX);
         match std::fs::create_dir_all(dir)
             .and_then(|()| std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path))
         {
@@ -266,15 +268,9 @@ fn temporary(folder: Option<&Path>, notes: &mut Vec<String>) -> Result<(File, Op
     Ok((f, None))
 }
 
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
 /// An unnamed file in the system's temporary folder (created, opened, unlinked).
 fn tempfile_in_temp_dir() -> std::io::Result<File> {
-    let path = std::env::temp_dir().join(format!(".pareto-baseline-{}-{}", std::process::id(), unique()));
+    let path = pareto_core::cache::temporary_path(&std::env::temp_dir(), ".pareto-baseline-");
     let f = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
     let _ = std::fs::remove_file(&path);
     Ok(f)

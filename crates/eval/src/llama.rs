@@ -950,9 +950,7 @@ impl LlamaModel {
             return Some(&mut self.lm_head);
         }
         let (li, k) = self.linear_index(name)?;
-        let l = &mut self.layers[li];
-        let all = l.qkv.iter_mut().chain(std::iter::once(&mut l.o)).chain(l.gate_up.iter_mut());
-        all.chain(std::iter::once(&mut l.down)).nth(k)
+        self.layers[li].linears_mut().nth(k)
     }
 
     /// One decoder layer: attention (with the cache, when given) and the gated MLP, residuals
@@ -1191,6 +1189,12 @@ impl Layer {
     /// The linears in the order of their names: q/k/v (or qkv), o, gate/up (or gate_up), down.
     fn linears(&self) -> impl Iterator<Item = &Linear> {
         self.qkv.iter().chain(std::iter::once(&self.o)).chain(&self.gate_up).chain(std::iter::once(&self.down))
+    }
+
+    /// [`Layer::linears`], to replace one.
+    fn linears_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
+        let (o, down) = (std::iter::once(&mut self.o), std::iter::once(&mut self.down));
+        self.qkv.iter_mut().chain(o).chain(self.gate_up.iter_mut()).chain(down)
     }
 }
 

@@ -148,18 +148,31 @@ pub fn fit(
 }
 
 /// Every measured point of `speed` beside the projection for `device` (defaults, and fitted when
-/// the measurement can calibrate it).
+/// the measurement can calibrate it; why not when it cannot).
 pub fn curve(speed: &DecoderSpeed, model: &Model, plan: &Plan, device: &Device, source: &str) -> Result<MeasuredCurve> {
-    let work = work_as_measured(model, plan)?;
-    let roof = Roofline::of(device);
     let (efficiency, said) = match fit(speed, model, plan, device, source) {
         Ok((e, s)) => (Some(e), s),
         Err(e) => (None, format!("not calibrated: {e}")),
     };
+    let points = points(speed, model, plan, device, efficiency.as_ref())?;
+    Ok(MeasuredCurve { device: device.id.clone(), points, efficiency, said })
+}
+
+/// The measured points of `speed` beside the roofline for `device` with the default efficiency
+/// and with `fitted` (the [`fit`] a caller already has).
+pub fn points(
+    speed: &DecoderSpeed,
+    model: &Model,
+    plan: &Plan,
+    device: &Device,
+    fitted: Option<&Efficiency>,
+) -> Result<Vec<MeasuredPoint>> {
+    let work = work_as_measured(model, plan)?;
+    let roof = Roofline::of(device);
     let tok_s = |eff: &Efficiency, batch: usize, ctx: f64| {
         decode_step(&work, &roof, eff, batch as f64, ctx).total.filter(|t| *t > 0.0).map(|t| batch as f64 / t)
     };
-    let points = measured_points(speed)
+    Ok(measured_points(speed)
         .into_iter()
         .map(|(batch, measured, batched)| {
             let ctx = mean_context(speed, batched);
@@ -167,11 +180,10 @@ pub fn curve(speed: &DecoderSpeed, model: &Model, plan: &Plan, device: &Device, 
                 batch,
                 measured_tok_s: measured,
                 projected_tok_s: tok_s(&Efficiency::default(), batch, ctx),
-                calibrated_tok_s: efficiency.as_ref().and_then(|e| tok_s(e, batch, ctx)),
+                calibrated_tok_s: fitted.and_then(|e| tok_s(e, batch, ctx)),
             }
         })
-        .collect();
-    Ok(MeasuredCurve { device: device.id.clone(), points, efficiency, said })
+        .collect())
 }
 
 fn invalid(message: String) -> RunError {

@@ -170,12 +170,9 @@ pub fn run(args: &ProjectArgs, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The decode efficiency of `device` fitted to a speed report measured on it: η_bw from the
-/// dense original's batch-1 decode (its F32 weights read once per token; the fixed overhead held at
-/// the default, as one model size cannot separate them), the per-sequence cost from the batched
-/// sweep's fitted slope.
 /// The decoder speed report in `file` (`pareto eval --speed --json`), measured on `device`: the
-/// efficiency fitted to it, and its points beside the projection, printed unless `json`.
+/// efficiency fitted to it (`pareto_runs::measured::fit`), and its points beside the projection,
+/// printed unless `json`.
 fn calibrate(
     file: &std::path::Path,
     model: &pareto_core::Model,
@@ -196,10 +193,9 @@ fn calibrate(
     let (eff, said) = pareto_runs::measured::fit(original, model, plan, device, &source)?;
     crate::note!("{said}");
     if !json {
-        let curve = pareto_runs::measured::curve(original, model, plan, device, &source)?;
+        let points = pareto_runs::measured::points(original, model, plan, device, Some(&eff))?;
         let tok = |v: Option<f64>| v.map_or("-".into(), |v| format!("{} tok/s", output::sig(v)));
-        let rows: Vec<Vec<String>> = curve
-            .points
+        let rows: Vec<Vec<String>> = points
             .iter()
             .map(|p| {
                 vec![

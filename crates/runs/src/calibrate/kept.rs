@@ -24,8 +24,7 @@ use sha2::{Digest, Sha256};
 use super::{CalibrationReport, CalibrationSpec};
 use crate::error::Result;
 
-/// A file being written is named this, then the pid and a count (see
-/// [`pareto_core::cache::remove_stale_temporaries`]).
+/// What a file being written is named after (see [`pareto_core::cache::temporary_path`]).
 const TMP_PREFIX: &str = ".calibration.pareto-tmp-";
 /// Bumped when what an entry holds changes.
 const VERSION: u32 = 1;
@@ -129,7 +128,7 @@ pub(super) fn keep(path: &Path, key: &Key, codes: &SolvedCodes, report: &Calibra
         return Err(std::io::Error::other(format!("{needs} bytes would not leave room on that disk")));
     }
     pareto_core::cache::remove_stale_temporaries(dir, TMP_PREFIX);
-    let tmp = dir.join(format!("{TMP_PREFIX}{}-{}", std::process::id(), unique()));
+    let tmp = pareto_core::cache::temporary_path(dir, TMP_PREFIX);
     let written = (|| -> std::io::Result<()> {
         let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
@@ -190,10 +189,4 @@ impl<W: Write> Write for Counted<'_, W> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
-}
-
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }

@@ -244,6 +244,11 @@ fn compute(
     let started = Instant::now();
     // Streamed: one decoder layer's weights in memory at a time.
     let mut model = LlamaModel::load_streamed(model_dir, &Device::Cpu)?;
+    if model.config().gemma() && plan.calibrated().any(|t| t.action.algorithm == Algorithm::Awq) {
+        return Err(invalid(
+            "awq on Gemma 2 is not built: its RMSNorms scale by 1 + w, which folding AWQ's scales into them does not account for yet; use gptq",
+        ));
+    }
     let (tokens, windows_used, notes) = calibration_tokens(&model, spec)?;
     let memory = predicted_peak(model.config(), plan, spec, windows_used);
     if let Some(available) = pareto_eval::compare::available_memory()
@@ -271,11 +276,6 @@ fn compute(
     let mut awq_unscaled = 0;
     let sparsegpt = plan.calibrated().any(|t| t.action.prune.as_ref().is_some_and(PruneSpec::is_sparsegpt));
     let (full, abs) = (uses(Algorithm::Gptq) || uses(Algorithm::Awq) || sparsegpt, uses(Algorithm::Awq));
-    if abs && model.config().gemma() {
-        return Err(invalid(
-            "awq on Gemma 2 is not built: its RMSNorms scale by 1 + w, which folding AWQ's scales into them does not account for yet; use gptq",
-        ));
-    }
     ctx.progress.stage("calibration (layer by layer)", model.num_layers() as u64);
     for li in 0..model.num_layers() {
         ctx.checkpoint()?;
