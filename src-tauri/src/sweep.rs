@@ -67,6 +67,7 @@ pub fn start(state: &Arc<AppState>, req: SweepRequest, sink: Sink) -> ApiResult<
         scenario: req.scenario.clone(),
         device: None,
         validate: req.validate,
+        validation_windows: None,
         measure_speed: false,
         calibration: None,
         baseline_cache: None,

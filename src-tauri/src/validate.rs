@@ -54,6 +54,10 @@ pub fn view(run_id: u32, r: &EvalReport, seconds: f64) -> ValidationView {
         if let Some(cmp) = &d.comparison {
             metrics.push(row("mean KL vs original", "nats", None, Some(cmp.mean_kl), "lower"));
             metrics.push(row("top-1 agreement", "fraction", None, Some(cmp.top1_agreement), "higher"));
+            notes.push(format!(
+                "mean KL {:.6} ± {:.6} nats (standard error, from the spread of the windows' means)",
+                cmp.mean_kl, cmp.kl_stderr
+            ));
         }
         notes.push(format!(
             "{} windows of {} tokens ({} tokens scored)",

@@ -20,6 +20,7 @@ fn jobs(recipes: &[&str]) -> Vec<VariantSpec> {
             scenario: "edge".into(),
             device: None,
             validate: true,
+            validation_windows: None,
             measure_speed: false,
             calibration: None,
             baseline_cache: None,

@@ -105,7 +105,15 @@ fn scan_allocate_and_sweep_take_a_gguf() {
     let sweep = tmp.path().join("sweep");
     let out = pareto(
         &cache,
-        &["sweep", g, "--recipes", "gguf-q8_0", "--no-validate", "--scenario", "edge", "--out", &s(&sweep)],
+        &["sweep", g, "--recipes", "gguf-q8_0", "--validation-windows", "3", "--scenario", "edge", "--out", &s(&sweep)],
     );
     assert!(sweep.join("report.md").is_file(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Validated on the protocol's first three windows, the KL with its standard error.
+    let runs: Vec<_> = std::fs::read_dir(sweep.join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&runs[0]).unwrap()).unwrap();
+    let v = &record["validation"];
+    assert!(v["samples"]["description"].as_str().unwrap().contains("(3 windows)"), "{v}");
+    let kl = v["metrics"].as_array().unwrap().iter().find(|m| m["name"] == "KL divergence").unwrap();
+    let (mean, se) = (kl["compressed"].as_f64().unwrap(), kl["stderr"].as_f64().unwrap());
+    assert!(mean > 0.0 && se > 0.0 && se < mean, "{kl}");
 }

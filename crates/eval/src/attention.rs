@@ -11,6 +11,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::error::Result;
+use crate::vector::{dot, exp, max, sum};
 
 /// How scores are formed from q·k: the scale (default 1/√head_dim) and Gemma 2's soft cap
 /// (`cap · tanh(score / cap)`, before the mask and softmax).
@@ -202,73 +203,6 @@ fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     }
 }
 
-/// e^x for x <= 0 (softmax after subtracting the row maximum), within 2 ulp of `f32::exp`.
-///
-/// Branch-free so that a loop over a slice vectorizes; libm's `expf` is a call per element and
-/// was the largest single cost of the attention. Cody–Waite range reduction x = n·ln2 + r with
-/// |r| <= ln2/2, then the degree-6 minimax polynomial for e^r from Cephes' `expf`, scaled by 2^n
-/// through the exponent bits.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 split so that n·LN2_HI is exact for the n that occur.
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const ROUND: f32 = pareto_formats::RINT_MAGIC;
-    let x = x.max(-87.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let mut y = 1.987_569_1e-4_f32;
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
-        y = y * r + c;
-    }
-    let poly = y * r * r + r + 1.0;
-    poly * f32::from_bits(((n as i32 + 127) as u32) << 23)
-}
-
-/// Maximum with eight independent lanes (see [`dot`]).
-#[inline(always)]
-fn max(a: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; 8];
-    let chunks = a.chunks_exact(8);
-    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-    for x in chunks {
-        for l in 0..8 {
-            acc[l] = acc[l].max(x[l]);
-        }
-    }
-    acc.iter().fold(tail, |m, &x| m.max(x))
-}
-
-/// Sum with eight independent partial sums (see [`dot`]).
-#[inline(always)]
-fn sum(a: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let chunks = a.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for x in chunks {
-        for l in 0..8 {
-            acc[l] += x[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// Dot product with eight independent partial sums, so the compiler can keep them in one vector
-/// register (a single running sum forces sequential adds).
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,18 +241,6 @@ mod tests {
             assert!(d < 1e-5, "soft-capped, hd{hd}: max |diff| {d}");
             assert!(max_abs_diff(&fused, &reference) > 1e-3, "the cap and scale change the output");
         }
-    }
-
-    #[test]
-    fn fast_exp_is_within_two_ulp_of_std_on_the_softmax_range() {
-        let mut worst = 0f32;
-        for i in 0..=870_000 {
-            let x = -(i as f32) * 1e-4;
-            let (got, want) = (exp(x), x.exp());
-            worst = worst.max((got - want).abs() / (want * f32::EPSILON));
-        }
-        assert!(worst <= 2.0, "worst error {worst} ulp");
-        assert!(exp(f32::NEG_INFINITY) < 1e-37 && exp(-1e30) < 1e-37);
     }
 
     #[cfg(target_arch = "x86_64")]

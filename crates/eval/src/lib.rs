@@ -14,11 +14,13 @@ pub mod device_quant;
 pub mod error;
 pub mod family;
 pub mod llama;
+pub mod logits;
 pub mod metrics;
 pub mod perplexity;
 pub mod samples;
 pub mod speed;
 pub mod sts;
+mod vector;
 pub mod weights;
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{D, DType, Tensor};
+use candle_core::{D, Tensor};
 use pareto_core::job::JobContext;
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
@@ -95,6 +95,10 @@ pub struct DecoderComparison {
     pub compressed: PerplexityResult,
     /// Mean over scored positions of KL(original ‖ compressed), nats.
     pub mean_kl: f64,
+    /// Standard error of `mean_kl`, from the spread of the windows' means (windows of unrelated
+    /// text are the independent samples; neighbouring positions are not). 0 with one window.
+    #[serde(default)]
+    pub kl_stderr: f64,
     /// Largest per-position KL.
     pub max_kl: f64,
     /// Fraction of positions where both models' argmax agree.
@@ -219,23 +223,11 @@ fn batch_tensors(
     Ok((Tensor::from_vec(input, (batch.len(), w), dev)?, Tensor::from_vec(target, (batch.len(), count), dev)?))
 }
 
-/// Log-probabilities `[n, scored, vocab]` of the scored positions of a batch of windows.
-fn log_probs(model: &LlamaModel, input: &Tensor, protocol: &PerplexityProtocol) -> Result<Tensor> {
-    scored_log_probs(&model.forward(input, None, None)?, protocol)
-}
-
-/// Log-probabilities of the scored positions of a batch's logits `[n, window, vocab]`.
-fn scored_log_probs(logits: &Tensor, protocol: &PerplexityProtocol) -> Result<Tensor> {
+/// Logits `[n, scored, vocab]` of the scored positions of a batch's logits `[n, window, vocab]`.
+fn scored_logits(logits: &Tensor, protocol: &PerplexityProtocol) -> Result<Tensor> {
     let w = logits.dim(1)?;
     let (first, count) = protocol.scoring.scored(w);
-    let logits = if count == w { logits.clone() } else { logits.narrow(1, first, count)? };
-    Ok(candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?)
-}
-
-fn nll_sum(lp: &Tensor, target: &Tensor) -> Result<f64> {
-    let picked = lp.gather(&target.unsqueeze(D::Minus1)?, D::Minus1)?;
-    let v = picked.flatten_all()?.to_vec1::<f32>()?;
-    Ok(-v.iter().map(|&x| f64::from(x)).sum::<f64>())
+    Ok(if count == w { logits.clone() } else { logits.narrow(1, first, count)? })
 }
 
 fn finish(tokens: usize, windows: usize, scored: usize, nll: f64, seconds: f64) -> PerplexityResult {
@@ -292,7 +284,7 @@ pub fn original_pass(
         }
         let (input, target) = batch_tensors(original, batch, protocol, bos_first)?;
         let x = original.hidden(&input)?;
-        nll += nll_sum(&scored_log_probs(&head.logits(&x)?, protocol)?, &target)?;
+        nll += crate::logits::nll(&scored_logits(&head.logits(&x)?, protocol)?, &target)?;
         keep(&x)?;
         ctx.progress.advance(batch.len() as u64, "windows");
     }
@@ -329,6 +321,7 @@ pub fn compare_to_original(
     ctx.progress.stage("perplexity + KL (original vs compressed)", wins.len() as u64);
     let (mut nll_a, mut nll_b, mut sec_a, mut sec_b) = (0.0, 0.0, 0.0, 0.0);
     let (mut kl_sum, mut kl_max, mut agree) = (0.0f64, 0.0f64, 0usize);
+    let mut window_kl = Vec::with_capacity(wins.len());
     let mut first = 0;
     for batch in wins.chunks(protocol.batch.max(1)) {
         if ctx.cancel.is_cancelled() {
@@ -336,7 +329,7 @@ pub fn compare_to_original(
         }
         let (input, target) = batch_tensors(compressed, batch, protocol, bos_first)?;
         let t = Instant::now();
-        let lp = scored_log_probs(&original.head.logits(&(original.hidden)(first, &input)?)?, protocol)?;
+        let lp = scored_logits(&original.head.logits(&(original.hidden)(first, &input)?)?, protocol)?;
         if lp.dim(D::Minus1)? != compressed.config().vocab_size {
             return Err(EvalError::InvalidArgument(format!(
                 "vocabularies differ: {} vs {}",
@@ -344,21 +337,19 @@ pub fn compare_to_original(
                 compressed.config().vocab_size
             )));
         }
-        nll_a += nll_sum(&lp, &target)?;
+        // The original's scoring is timed with its share of the comparison; the forward pass
+        // dominates either side.
         sec_a += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let lq = log_probs(compressed, &input, protocol)?;
-        nll_b += nll_sum(&lq, &target)?;
-        sec_b += t.elapsed().as_secs_f64();
-        let kl = (lp.exp()? * (&lp - &lq)?)?.sum(D::Minus1)?;
-        for v in kl.flatten_all()?.to_vec1::<f32>()? {
-            let v = f64::from(v).max(0.0);
-            kl_sum += v;
-            kl_max = kl_max.max(v);
+        let lq = scored_logits(&compressed.forward(&input, None, None)?, protocol)?;
+        for w in 0..batch.len() {
+            let (p, q, t) = (lp.narrow(0, w, 1)?, lq.narrow(0, w, 1)?, target.narrow(0, w, 1)?);
+            let sums = crate::logits::compare(&p, &q, &t)?;
+            (nll_a, nll_b) = (nll_a + sums.nll_p, nll_b + sums.nll_q);
+            (kl_sum, kl_max, agree) = (kl_sum + sums.kl, kl_max.max(sums.kl_max), agree + sums.agree);
+            window_kl.push(sums.kl / sums.rows.max(1) as f64);
         }
-        let a = lp.argmax(D::Minus1)?.flatten_all()?.to_vec1::<u32>()?;
-        let b = lq.argmax(D::Minus1)?.flatten_all()?.to_vec1::<u32>()?;
-        agree += a.iter().zip(&b).filter(|(x, y)| x == y).count();
+        sec_b += t.elapsed().as_secs_f64();
         first += batch.len();
         ctx.progress.advance(batch.len() as u64, "windows");
     }
@@ -367,6 +358,7 @@ pub fn compare_to_original(
     let compressed = finish(tokens.len(), wins.len(), scored, nll_b, sec_b);
     Ok(DecoderComparison {
         mean_kl: kl_sum / scored.max(1) as f64,
+        kl_stderr: standard_error(&window_kl),
         max_kl: kl_max,
         top1_agreement: agree as f64 / scored.max(1) as f64,
         delta_nll: compressed.mean_nll - original.mean_nll,
@@ -374,6 +366,16 @@ pub fn compare_to_original(
         original,
         compressed,
     })
+}
+
+/// Standard error of the mean of `xs` (sample standard deviation / √n); 0 below two samples.
+fn standard_error(xs: &[f64]) -> f64 {
+    let n = xs.len() as f64;
+    if xs.len() < 2 {
+        return 0.0;
+    }
+    let mean = xs.iter().sum::<f64>() / n;
+    (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt()
 }
 
 #[cfg(test)]
@@ -440,9 +442,20 @@ mod tests {
         let q4 = LlamaModel::load_quantized(&dir, &Device::Cpu, GgmlDType::Q4_0).unwrap();
         let moved = compare_decoders(&model, &q4, &tokens, &p, &JobContext::silent()).unwrap();
         assert!(moved.mean_kl > 1e-4, "{moved:?}");
+        // Eight windows of different text: a spread, well below the mean itself.
+        assert!(moved.kl_stderr > 0.0 && moved.kl_stderr < moved.mean_kl / 2.0, "{moved:?}");
+        assert!(same.kl_stderr < 1e-6, "{same:?}");
         assert!(moved.top1_agreement < 1.0 && moved.top1_agreement > 0.5, "{moved:?}");
         assert!(moved.delta_nll > 0.0, "{moved:?}");
         eprintln!("q4_0 vs f32 on 8 windows: {moved:?}");
+    }
+
+    #[test]
+    fn the_standard_error_is_the_spread_over_root_n() {
+        let se = standard_error(&[1.0, 2.0, 3.0, 4.0]);
+        assert!((se - (5.0f64 / 3.0).sqrt() / 2.0).abs() < 1e-12, "{se}");
+        assert_eq!(standard_error(&[0.3]), 0.0);
+        assert!(standard_error(&[0.2, 0.2, 0.2]) < 1e-15);
     }
 
     #[test]

@@ -18,6 +18,19 @@ pub const ACCEPTABLE_KL: f64 = 0.01;
 /// measured metrics, and no recommendation is made on it.
 pub const WEIGHT_ERROR_PROXY: &str = "weight error (proxy)";
 
+/// `value ± error` with as many decimals as show the error's two leading digits (4 to 8), so a
+/// small KL reads "+0.00030 ± 0.00004" rather than "+0.0003 ± 0.0000"; the value alone to 4
+/// decimals when there is no error.
+pub fn with_error(value: f64, stderr: Option<f64>, signed: bool) -> String {
+    let e = stderr.filter(|e| *e > 0.0 && e.is_finite());
+    let decimals = e.map_or(4, |e| ((-e.log10()).floor() as i64 + 2).clamp(4, 8) as usize);
+    let v = if signed { format!("{value:+.decimals$}") } else { format!("{value:.decimals$}") };
+    match e {
+        Some(e) => format!("{v} ± {e:.decimals$}"),
+        None => v,
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct VariantRow {
     pub name: String,
@@ -27,6 +40,8 @@ pub struct VariantRow {
     pub metric_unit: Option<String>,
     pub metric_original: Option<f64>,
     pub metric_value: Option<f64>,
+    /// Standard error of `metric_value`, where the validation gave one.
+    pub metric_stderr: Option<f64>,
     /// Change of the chosen metric, signed so that negative is worse: relative to the original
     /// when the original is non-zero, else absolute (KL divergence starts at 0).
     pub metric_change: Option<f64>,
@@ -56,11 +71,17 @@ impl VariantRow {
         };
         if self.change_is_relative {
             let moved = (c - o) / o.abs() * 100.0;
-            Some(format!("{moved:+.2}% ({})", word(moved, 0.005)))
+            let se = self.metric_stderr.map_or(String::new(), |e| format!(" ± {:.2}%", e / o.abs() * 100.0));
+            Some(format!("{moved:+.2}%{se} ({})", word(moved, 0.005)))
         } else {
             let unit = self.metric_unit.as_deref().map_or(String::new(), |u| format!(" {u}"));
-            Some(format!("{:+.4}{unit} ({})", c - o, word(c - o, 5e-5)))
+            Some(format!("{}{unit} ({})", with_error(c - o, self.metric_stderr, true), word(c - o, 5e-5)))
         }
+    }
+
+    /// The chosen metric's value, with its standard error where the validation gave one.
+    pub fn value_text(&self) -> Option<String> {
+        Some(with_error(self.metric_value?, self.metric_stderr, false))
     }
 
     /// The loss budget of this row's metric: the reviewer's `max_loss` (a fraction for relative
@@ -225,6 +246,7 @@ pub fn compare_with(records: &[RunRecord], metric: Option<&str>, constraint: &Co
                 original: Some(0.0),
                 compressed: Some(e),
                 higher_is_better: false,
+                stderr: None,
             });
         }
         let v = r.validation.as_ref()?;
@@ -254,6 +276,7 @@ pub fn compare_with(records: &[RunRecord], metric: Option<&str>, constraint: &Co
                 metric_unit: m.as_ref().map(|m| m.unit.clone()),
                 metric_original: m.as_ref().and_then(|m| m.original),
                 metric_value: m.as_ref().and_then(|m| m.compressed),
+                metric_stderr: m.as_ref().and_then(|m| m.stderr),
                 metric_change: change,
                 change_is_relative: relative,
                 usd_month: p.and_then(|p| p.usd_month),

@@ -99,7 +99,7 @@ fn summary_table(s: &mut String, records: &[RunRecord], cmp: &Comparison) {
             human_bytes(row.planned_bytes as f64),
             row.size_ratio * 100.0,
             row.metric.as_deref().map_or_else(|| NOT_MEASURED.to_string(), esc),
-            opt(row.metric_value, |v| format!("{v:.4}")),
+            row.value_text().unwrap_or_else(|| NOT_MEASURED.to_string()),
             row.change_text().unwrap_or_else(|| NOT_MEASURED.to_string()),
             opt(row.usd_month, |v| format!("${v:.0}")),
             opt(row.usd_per_1m_requests, |v| format!("${v:.2}")),
@@ -320,7 +320,7 @@ fn validation_section(s: &mut String, records: &[RunRecord]) {
                 esc(&m.name),
                 esc(&m.unit),
                 opt(m.original, |x| format!("{x:.4}")),
-                opt(m.compressed, |x| format!("{x:.4}")),
+                opt(m.compressed, |x| crate::compare::with_error(x, m.stderr, false)),
                 opt(m.delta(), |x| format!("{x:+.4}"))
             );
         }

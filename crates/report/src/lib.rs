@@ -15,7 +15,7 @@ mod teams;
 
 pub use compare::{
     ACCEPTABLE_KL, ACCEPTABLE_LOSS, Comparison, Constraint, Recommendation, VariantRow, WEIGHT_ERROR_PROXY,
-    available_metrics, compare, compare_on, compare_with,
+    available_metrics, compare, compare_on, compare_with, with_error,
 };
 pub use error::{ReportError, Result};
 pub use html::render_html;

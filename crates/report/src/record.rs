@@ -154,6 +154,11 @@ pub struct Metric {
     pub original: Option<f64>,
     pub compressed: Option<f64>,
     pub higher_is_better: bool,
+    /// Standard error of `compressed` where the sample gives one (KL divergence: from the spread
+    /// of the windows' means), so a reader can tell a real difference between variants from the
+    /// sample's noise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<f64>,
 }
 
 impl Metric {

@@ -55,6 +55,7 @@ fn record(name: &str, bytes: u64, ppl: Option<f64>, usd: Option<f64>, model_hash
                 original: Some(4.0),
                 compressed: Some(p),
                 higher_is_better: false,
+                stderr: None,
             }],
             speed: vec![],
         }),
@@ -239,6 +240,7 @@ fn with_kl(name: &str, bytes: u64, ppl: f64, kl: f64, rel_error: f64) -> RunReco
         original: Some(0.0),
         compressed: Some(kl),
         higher_is_better: false,
+        stderr: None,
     });
     r
 }
@@ -261,6 +263,23 @@ fn the_user_picks_the_measured_metric_and_kl_changes_are_absolute() {
     assert!(md.contains("| KL divergence | +0.0300 nats/token (worse) |"), "{md}");
     let html = render_html(&recs, &cmp);
     assert!(html.contains("KL divergence change (up is better)"), "axis label");
+
+    // A measured standard error travels with the value and the change.
+    let mut noisy = recs.clone();
+    for (r, e) in noisy.iter_mut().zip([0.002, 0.0004]) {
+        r.validation.as_mut().unwrap().metrics.last_mut().unwrap().stderr = Some(e);
+    }
+    let cmp = compare_on(&noisy, Some("KL divergence")).unwrap();
+    assert_eq!(cmp.rows[0].change_text().unwrap(), "+0.0300 ± 0.0020 nats/token (worse)");
+    assert_eq!(cmp.rows[1].value_text().unwrap(), "0.00400 ± 0.00040");
+    let html = render_html(&noisy, &cmp);
+    assert!(html.contains("<td>0.0300 ± 0.0020</td>"), "the comparison table");
+    assert!(html.contains("0.00400 ± 0.00040"), "the validation table");
+    assert!(render_markdown(&noisy, &cmp).contains("| KL divergence | +0.0300 ± 0.0020 nats/token (worse) |"));
+    // Small errors keep two digits rather than rounding to zero.
+    assert_eq!(with_error(0.00031, Some(0.000042), true), "+0.000310 ± 0.000042");
+    assert_eq!(with_error(0.25757, Some(0.0047), false), "0.2576 ± 0.0047");
+    assert_eq!(with_error(0.5, Some(0.0), false), "0.5000");
 
     let by_ppl = compare(&recs).unwrap();
     assert_eq!(by_ppl.metric, "perplexity");

@@ -69,7 +69,7 @@ pub fn tensor_records(plan: &Plan, report: Option<&CompressReport>) -> Vec<Tenso
 }
 
 fn metric(name: &str, unit: &str, original: Option<f64>, compressed: Option<f64>, higher_is_better: bool) -> Metric {
-    Metric { name: name.into(), unit: unit.into(), original, compressed, higher_is_better }
+    Metric { name: name.into(), unit: unit.into(), original, compressed, higher_is_better, stderr: None }
 }
 
 /// The validation section: the task's metrics, original vs compressed, and measured speed.
@@ -91,7 +91,8 @@ pub fn validation_record(
         metrics.push(metric("perplexity", "ppl", Some(d.original.perplexity), c.map(|c| c.perplexity), false));
         metrics.push(metric("mean NLL", "nats/token", Some(d.original.mean_nll), c.map(|c| c.mean_nll), false));
         if let Some(cmp) = &d.comparison {
-            metrics.push(metric("KL divergence", "nats/token", Some(0.0), Some(cmp.mean_kl), false));
+            let kl = metric("KL divergence", "nats/token", Some(0.0), Some(cmp.mean_kl), false);
+            metrics.push(Metric { stderr: (cmp.kl_stderr > 0.0).then_some(cmp.kl_stderr), ..kl });
             metrics.push(metric("top-1 agreement", "fraction", Some(1.0), Some(cmp.top1_agreement), true));
         }
         let same = d.greedy.identical;

@@ -5,8 +5,9 @@
 //! token frequency for the embedding).
 //!
 //! The original's inputs to every layer are kept for the sample set, so compressing a tensor of
-//! layer k re-runs layers k.. only. Memory: (layers + 1) × tokens × hidden floats of hidden states
-//! and tokens × vocabulary floats of the original's log-probabilities, besides the model.
+//! layer k re-runs layers k.. only, on every window at once. Memory: (layers + 1) × tokens × hidden
+//! floats of hidden states and tokens × vocabulary floats of the original's probabilities, besides
+//! the model.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,9 +15,9 @@ use std::time::Instant;
 
 use pareto_core::job::JobContext;
 use pareto_eval::calibration::ChannelStats;
-use pareto_eval::candle_core::{D, DType, Device, Tensor};
-use pareto_eval::candle_nn::ops::log_softmax;
+use pareto_eval::candle_core::{DType, Device, Tensor};
 use pareto_eval::llama::LlamaModel;
+use pareto_eval::logits::Reference;
 use pareto_eval::metrics::spearman;
 use serde::{Deserialize, Serialize};
 
@@ -210,17 +211,6 @@ fn fused_group(name: &str, layer: Option<usize>) -> String {
     }
 }
 
-/// Mean KL(original ‖ compressed) per position of `logits` against the original's log-probs.
-fn mean_kl(original: &Tensor, logits: &Tensor) -> Result<f64> {
-    let run = || -> pareto_eval::candle_core::Result<f64> {
-        let lq = log_softmax(logits, D::Minus1)?;
-        let kl = (original.exp()? * (original - lq)?)?.sum(D::Minus1)?;
-        let positions = kl.elem_count();
-        Ok(f64::from(kl.sum_all()?.to_scalar::<f32>()?) / positions as f64)
-    };
-    run().map_err(|e| RunError::Scan(format!("KL divergence: {e}")))
-}
-
 /// A tensor the scan compresses alone.
 enum Target {
     Embedding,
@@ -326,7 +316,8 @@ pub fn scan_with(model_dir: &Path, spec: &ScanSpec, resume: &Resume, ctx: &JobCo
         Resume::Off => Journal::off(),
     };
 
-    // The original's inputs to every layer (and to the head), its log-probs, and channel stats.
+    // The original's inputs to every layer (and to the head), its next-token distributions, and
+    // channel stats.
     ctx.progress.stage("original pass", windows as u64);
     let mut ids_of = Vec::with_capacity(windows);
     let mut inputs: Vec<Vec<Tensor>> = vec![Vec::with_capacity(windows); n_layers + 1];
@@ -356,9 +347,13 @@ pub fn scan_with(model_dir: &Path, spec: &ScanSpec, resume: &Resume, ctx: &JobCo
         head_sq.resize(sq.len(), 0.0);
         head_sq.iter_mut().zip(&sq).for_each(|(a, &b)| *a += f64::from(b));
         inputs[n_layers].push(x.clone());
-        original.push(log_softmax(&model.head(&x)?, D::Minus1).map_err(candle)?);
+        original.push(Reference::new(&model.head(&x)?)?);
         ctx.progress.advance(1, "");
     }
+    // Every window in one batch from here on: each layer's matrix products see all the tokens.
+    let ids_of = Tensor::cat(&ids_of, 0).map_err(candle)?;
+    let inputs =
+        inputs.iter().map(|w| Tensor::cat(w, 0)).collect::<std::result::Result<Vec<_>, _>>().map_err(candle)?;
 
     // Targets: the embedding, every linear of every layer, and the head when it is its own tensor.
     let mut targets = vec![Target::Embedding];
@@ -483,7 +478,8 @@ pub fn scan_with(model_dir: &Path, spec: &ScanSpec, resume: &Resume, ctx: &JobCo
 }
 
 /// The mean KL of the model with `target` replaced by `decoded` (put back afterwards): only the
-/// layers from the tensor's on are run again, from the original's inputs to them.
+/// layers from the tensor's on are run again, from the original's inputs to them (`[windows,
+/// window, hidden]`), and the head window by window (its logits are the largest temporaries).
 #[allow(clippy::too_many_arguments)]
 fn measure(
     model: &mut LlamaModel,
@@ -491,31 +487,33 @@ fn measure(
     decoded: Vec<f32>,
     shape: (usize, usize),
     original_weight: &Tensor,
-    original: &[Tensor],
-    ids_of: &[Tensor],
-    inputs: &[Vec<Tensor>],
+    original: &[Reference],
+    ids: &Tensor,
+    inputs: &[Tensor],
 ) -> Result<f64> {
     let n_layers = inputs.len() - 1;
     let t = Tensor::from_vec(decoded, shape, &Device::Cpu).map_err(candle)?;
     target.set(model, t)?;
     let start = target.first_layer(n_layers);
-    let mut kl = 0.0;
-    let mut run = || -> Result<()> {
-        for (wi, orig) in original.iter().enumerate() {
-            let mut x = match target {
-                Target::Embedding => model.embed(&ids_of[wi])?,
-                _ => inputs[start][wi].clone(),
-            };
-            for li in start..n_layers {
-                x = model.run_layer(li, &x, None)?;
-            }
-            kl += mean_kl(orig, &model.head(&x)?)?;
+    let run = || -> Result<f64> {
+        let mut x = match target {
+            Target::Embedding => model.embed(ids)?,
+            _ => inputs[start].clone(),
+        };
+        for li in start..n_layers {
+            x = model.run_layer(li, &x, None)?;
         }
-        Ok(())
+        let (mut kl, mut positions) = (0.0, 0);
+        for (wi, reference) in original.iter().enumerate() {
+            let window = x.narrow(0, wi, 1).map_err(candle)?;
+            kl += reference.kl_sum(0, &model.head(&window)?)?;
+            positions += reference.rows();
+        }
+        Ok(kl / positions.max(1) as f64)
     };
     let result = run();
     target.set(model, original_weight.clone())?;
-    result.map(|()| kl / original.len() as f64)
+    result
 }
 
 /// Fills the unmeasured candidates of one tensor from its measured anchor: KL scales with the

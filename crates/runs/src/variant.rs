@@ -28,6 +28,10 @@ pub struct VariantSpec {
     /// Hardware catalog id; the scenario's default device when `None`.
     pub device: Option<String>,
     pub validate: bool,
+    /// Validate on the first N windows of the protocol only (a quicker, noisier measurement; the
+    /// KL's standard error says how much). All of them when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_windows: Option<usize>,
     pub measure_speed: bool,
     /// The calibration set of recipes with GPTQ or Wanda rules (ignored by the others).
     pub calibration: Option<CalibrationSpec>,
@@ -41,11 +45,13 @@ impl VariantSpec {
     /// How the variant's validation evaluates the original: its samples and protocol, kept in
     /// [`Self::baseline_cache`] (a variant's validation then adds only the compressed side).
     pub fn original_evaluation(&self) -> EvalOptions {
-        EvalOptions {
+        let mut options = EvalOptions {
             samples: self.samples.clone(),
             baseline_cache: self.baseline_cache.clone().map_or(BaselineCache::Default, BaselineCache::In),
             ..EvalOptions::default()
-        }
+        };
+        options.protocol.max_windows = self.validation_windows;
+        options
     }
 
     /// The content address of this variant (see [`variant_id`]).
@@ -76,6 +82,11 @@ impl VariantSpec {
             vec![samples.as_str(), self.scenario.as_str(), device.as_str(), if self.validate { "v" } else { "-" }];
         if !calibration.is_empty() {
             extra.push(calibration.as_str());
+        }
+        // Fewer validation windows measure something else; the full protocol keeps its old address.
+        let windows = self.validation_windows.map(|n| format!("windows{n}")).unwrap_or_default();
+        if !windows.is_empty() {
+            extra.push(windows.as_str());
         }
         let id = variant_id(model_files, &recipe.to_toml()?, &extra);
         Ok((recipe, id))
@@ -237,5 +248,29 @@ mod tests {
         assert_eq!(at(0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_795_888_800), "2026-11-28T18:00:00Z");
+    }
+
+    #[test]
+    fn fewer_validation_windows_are_another_variant_with_the_protocol_cut() {
+        let full = VariantSpec {
+            model: "m".into(),
+            recipe: "w8".into(),
+            samples: None,
+            scenario: "edge".into(),
+            device: None,
+            validate: true,
+            validation_windows: None,
+            measure_speed: false,
+            calibration: None,
+            baseline_cache: None,
+        };
+        let cut = VariantSpec { validation_windows: Some(8), ..full.clone() };
+        assert_ne!(full.id(&[]).unwrap().1, cut.id(&[]).unwrap().1);
+        assert_eq!(full.original_evaluation().protocol.max_windows, None);
+        assert_eq!(cut.original_evaluation().protocol.max_windows, Some(8));
+        // Plans written before the field existed still read, as the full protocol.
+        let old = serde_json::to_string(&full).unwrap();
+        assert!(!old.contains("validation_windows"));
+        assert_eq!(serde_json::from_str::<VariantSpec>(&old).unwrap(), full);
     }
 }

@@ -234,7 +234,7 @@ fn print_human(r: &EvalReport) {
                 f(c.mean_nll, 6),
                 f(c.perplexity, 4),
                 f(c.tokens_per_s, 0),
-                f(cmp.mean_kl, 6),
+                format!("{} ± {}", f(cmp.mean_kl, 6), f(cmp.kl_stderr, 6)),
                 format!("{:.2}%", cmp.top1_agreement * 100.0),
             ]);
             rows.push(vec![
@@ -246,7 +246,7 @@ fn print_human(r: &EvalReport) {
                 String::new(),
             ]);
         }
-        output::table(&["", "mean NLL", "PPL", "tok/s", "KL", "top-1"], &rows);
+        output::table(&["", "mean NLL", "PPL", "tok/s", "KL ± std. error", "top-1"], &rows);
         let g = &d.greedy;
         match (&d.compressed, g.first_divergence) {
             (None, _) => println!("greedy {} steps from BOS: {:?}", g.steps, g.original),

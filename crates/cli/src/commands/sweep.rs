@@ -55,6 +55,10 @@ pub struct SweepArgs {
     /// Skip validation (records then say "not measured").
     #[arg(long)]
     pub no_validate: bool,
+    /// Validate decoders on the first N windows of the protocol only: quicker and noisier (each
+    /// record's KL divergence carries its standard error). All windows by default.
+    #[arg(long, value_name = "N", value_parser = two_or_more, conflicts_with = "no_validate")]
+    pub validation_windows: Option<usize>,
     /// Also measure local speed of original and compressed models.
     #[arg(long)]
     pub speed: bool,
@@ -203,6 +207,14 @@ fn auto_recipes(model: &pareto_core::Model, scan: &Path, n: usize, args: &SweepA
     Ok(paths)
 }
 
+/// A window count a standard error can be computed from.
+fn two_or_more(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 2 => Ok(n),
+        _ => Err(format!("`{s}`: give 2 or more windows (a standard error needs two)")),
+    }
+}
+
 pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
     // Every variant reads the folder opened here (for a GGUF, its conversion).
     let source = output::model_folder(&args.path)?;
@@ -222,6 +234,7 @@ pub fn run(args: &SweepArgs, json: bool) -> anyhow::Result<()> {
             scenario: args.scenario.clone(),
             device: args.device.clone(),
             validate: !args.no_validate,
+            validation_windows: args.validation_windows,
             measure_speed: args.speed,
             calibration: args.calibration.spec(),
             baseline_cache: None,

@@ -118,6 +118,7 @@ mod tests {
             scenario: "high-volume-api".into(),
             device: None,
             validate: true,
+            validation_windows: None,
             measure_speed: false,
             calibration: None,
             baseline_cache: None,
