@@ -443,6 +443,10 @@ pub struct SweepRequest {
     pub executor: String,
     pub scenario: String,
     pub validate: bool,
+    /// Validate decoders on the protocol's first N windows only (quicker; each KL divergence
+    /// carries its standard error); every window when `None`.
+    #[serde(default)]
+    pub validation_windows: Option<u32>,
     /// Slurm: submit and return; running the same sweep again follows it.
     pub detach: bool,
     pub partition: Option<String>,

@@ -42,6 +42,9 @@ pub fn start(state: &Arc<AppState>, req: SweepRequest, sink: Sink) -> ApiResult<
     if req.recipes.is_empty() {
         return Err(ApiError::new("choose at least one recipe for the sweep"));
     }
+    if req.validation_windows.is_some_and(|n| n < 2) {
+        return Err(ApiError::new("validate on 2 or more windows (a standard error needs two), or on all of them"));
+    }
     let recipes = req.recipes.iter().map(|r| state.access().check_recipe(r)).collect::<ApiResult<Vec<_>>>()?;
     let out = state.access().check(&req.out, "the sweep folder")?;
     let executor: Box<dyn Executor + Send> = match req.executor.as_str() {
@@ -67,7 +70,7 @@ pub fn start(state: &Arc<AppState>, req: SweepRequest, sink: Sink) -> ApiResult<
         scenario: req.scenario.clone(),
         device: None,
         validate: req.validate,
-        validation_windows: None,
+        validation_windows: req.validation_windows.map(|n| n as usize),
         measure_speed: false,
         calibration: None,
         baseline_cache: None,

@@ -832,6 +832,7 @@ fn a_sweep_from_the_studio_records_resumes_and_runs_on_slurm() {
         executor: executor.into(),
         scenario: "high-volume-api".into(),
         validate: true,
+        validation_windows: None,
         detach: false,
         partition: None,
         gres: None,
@@ -855,6 +856,22 @@ fn a_sweep_from_the_studio_records_resumes_and_runs_on_slurm() {
     let e = crate::sweep::start(&state, SweepRequest { recipes: vec![], ..request(&local, "local") }, Arc::new(|_| {}))
         .expect_err("no recipe");
     assert!(e.to_string().contains("at least one recipe"), "{e}");
+    let one = SweepRequest { validation_windows: Some(1), ..request(&local, "local") };
+    let e = crate::sweep::start(&state, one, Arc::new(|_| {})).expect_err("one window");
+    assert!(e.to_string().contains("2 or more windows"), "{e}");
+
+    // Validated on the first 3 windows: other variants (their address includes it), each KL with
+    // its standard error.
+    let quick = tmp.path().join("quick");
+    let req = SweepRequest { validation_windows: Some(3), ..request(&quick, "local") };
+    let (view, _) = await_job("sweep", 300, |sink| crate::sweep::start(&state, req, sink), swept);
+    assert!(view.variants.iter().all(|v| v.state == "recorded"), "{view:?}");
+    let record = std::fs::read_dir(quick.join("runs")).expect("runs").next().expect("a record").expect("entry").path();
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(record).expect("read")).expect("json");
+    assert!(record["validation"]["samples"]["description"].as_str().is_some_and(|d| d.contains("(3 windows)")));
+    assert!(
+        record["validation"]["metrics"].as_array().expect("metrics").iter().any(|m| m["stderr"].as_f64().is_some())
+    );
 
     let slurm_up = std::process::Command::new("sinfo").arg("-h").output().is_ok_and(|o| o.status.success());
     if std::env::var_os("PARETO_TEST_SLURM").is_none() && !slurm_up {

@@ -77,6 +77,26 @@ impl pareto_core::job::Progress for CancelAfter {
 }
 
 #[test]
+fn a_tensor_no_candidate_applies_to_is_left_to_the_base_recipe_by_name() {
+    // int4 g128 fits none of stories260K's 64- and 172-wide rows: the scan says so per tensor
+    // instead of failing, and what it can measure (q8_0 without an anchor) it measures.
+    let spec = |predict: Option<&str>| ScanSpec {
+        skip_chars: 65_536,
+        windows: 4,
+        formats: ["int4_g128_asym", "q8_0"].map(String::from).to_vec(),
+        predict_from: predict.map(String::from),
+        ..ScanSpec::new(repo_root().join("assets/samples/tinystories/tinystories-valid-excerpt.txt"))
+    };
+    let anchored = scan_with(&stories(), &spec(Some("int4_g128_asym")), &Resume::Off, &JobContext::silent()).unwrap();
+    let skipped = anchored.notes.iter().filter(|n| n.contains("not scanned (the base recipe decides it)")).count();
+    assert_eq!(anchored.tensors.len() + skipped, 37, "{:?}", anchored.notes);
+    assert!(skipped > 0 && anchored.notes.iter().any(|n| n.contains("`model.embed_tokens`")), "{:?}", anchored.notes);
+    let plain = scan_with(&stories(), &spec(None), &Resume::Off, &JobContext::silent()).unwrap();
+    assert!(plain.tensors.iter().all(|t| !t.candidates.is_empty()));
+    assert!(plain.tensors.len() > anchored.tensors.len(), "q8_0 applies where int4 g128 does not");
+}
+
+#[test]
 fn a_cancelled_scan_resumes_from_its_journal_and_equals_an_uninterrupted_one() {
     let tmp = tempfile::tempdir().unwrap();
     let journal = Resume::In(tmp.path().join("scans"));

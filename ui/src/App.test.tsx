@@ -303,11 +303,20 @@ describe("Sweep", () => {
     expect(req.gres).toBe("gpu:1");
     expect(req.partition).toBeNull();
     expect(req.detach).toBe(false);
+    expect(req.validation_windows).toBeNull();
     const saved = api.calls.filter((c) => c.method === "saveSettings").pop()?.args[0] as { sweep: Record<string, string> };
     expect(saved.sweep).toMatchObject({ out: "/shared/sweeps/m", executor: "slurm", gres: "gpu:1" });
     expect($("#sweep-log")?.textContent).toContain("Slurm array job 7");
     expect(root.querySelectorAll("#sweep-variants tbody tr").length).toBe(3);
     expect($("#sweep-recommendation")?.textContent).toBe("Ship w8.");
+
+    // A window count validates on the first N windows; one that gives no standard error is refused.
+    await type("#sweep-windows", "1");
+    expect($<HTMLButtonElement>("#sweep-start")!.disabled).toBe(true);
+    await type("#sweep-windows", "16");
+    await click("#sweep-start");
+    expect((api.calls.filter((c) => c.method === "startSweep").pop()?.args[0] as { validation_windows: number }).validation_windows).toBe(16);
+    await type("#sweep-windows", "");
 
     await click("#sweep-detach");
     await click("#sweep-start");

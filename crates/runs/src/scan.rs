@@ -394,13 +394,20 @@ pub fn scan_with(model_dir: &Path, spec: &ScanSpec, resume: &Resume, ctx: &JobCo
         let mut candidates: Vec<ScanCandidate> = Vec::new();
         // The anchor as this shape takes it (its fallback chain applied), when predicting.
         let anchor = match &spec.predict_from {
-            Some(a) => Some(
-                pareto_formats::fallback_chain(a, rows, cols)
-                    .map_err(|e| RunError::Scan(e.to_string()))?
-                    .applied()
-                    .map(|f| f.id.to_string())
-                    .ok_or_else(|| RunError::Scan(format!("`{name}` takes no format of `{a}`'s fallback chain")))?,
-            ),
+            Some(a) => {
+                let chain = pareto_formats::fallback_chain(a, rows, cols).map_err(|e| RunError::Scan(e.to_string()))?;
+                match chain.applied() {
+                    Some(f) => Some(f.id.to_string()),
+                    None => {
+                        // E.g. an embedding under integer formats: nothing to measure it against.
+                        notes.push(format!(
+                            "`{name}` takes no format of `{a}`'s fallback chain: not scanned (the base recipe decides it)"
+                        ));
+                        ctx.progress.advance(spec.formats.len() as u64, &name);
+                        continue;
+                    }
+                }
+            }
             None => None,
         };
         for id in &spec.formats {
@@ -443,6 +450,12 @@ pub fn scan_with(model_dir: &Path, spec: &ScanSpec, resume: &Resume, ctx: &JobCo
                 }
             };
             candidates.push(ScanCandidate { format: fmt.id.to_string(), bytes, kl, proxy, measured: true });
+        }
+        if candidates.is_empty() {
+            notes.push(format!(
+                "`{name}` takes none of the candidate formats: not scanned (the base recipe decides it)"
+            ));
+            continue;
         }
         if let Some(a) = &anchor {
             predict_from_anchor(&mut candidates, a, &name)?;

@@ -18,6 +18,11 @@ out: string,
  */
 executor: string, scenario: string, validate: boolean, 
 /**
+ * Validate decoders on the protocol's first N windows only (quicker; each KL divergence
+ * carries its standard error); every window when `None`.
+ */
+validation_windows: number | null, 
+/**
  * Slurm: submit and return; running the same sweep again follows it.
  */
 detach: boolean, partition: string | null, 

@@ -22,6 +22,11 @@ export function SweepPanel() {
   const [slurm, setSlurm] = useState({ partition: saved?.partition ?? "", gres: saved?.gres ?? "", time: saved?.time ?? "", account: saved?.account ?? "" });
   const [detach, setDetach] = useState(false);
   const [validate, setValidate] = useState(true);
+  // Blank: every window of the protocol; a count validates on the first N only (quicker, each KL
+  // with its standard error).
+  const [windows, setWindows] = useState("");
+  const windowCount = windows.trim() ? Number(windows.trim()) : null;
+  const windowsBad = windowCount !== null && !(Number.isInteger(windowCount) && windowCount >= 2);
   const [lines, setLines] = useState<string[]>([]);
   const [view, setView] = useState<SweepView | null>(null);
   const { job, stage, err, setErr, start: launch } = useJob((e) => {
@@ -50,6 +55,7 @@ export function SweepPanel() {
           executor,
           scenario: s.query.scenario,
           validate,
+          validation_windows: validate ? windowCount : null,
           detach: executor === "slurm" && detach,
           partition: opt(slurm.partition),
           gres: opt(slurm.gres),
@@ -108,6 +114,18 @@ export function SweepPanel() {
         <label>
           <input id="sweep-validate" type="checkbox" checked={validate} onChange={() => setValidate(!validate)} /> validate
         </label>
+        <label title="Validate decoders on the protocol's first N windows only: quicker, and each KL divergence carries its standard error. Blank: every window.">
+          on the first{" "}
+          <input
+            id="sweep-windows"
+            value={windows}
+            placeholder="all"
+            size={4}
+            disabled={!validate}
+            onInput={(e) => setWindows((e.target as HTMLInputElement).value)}
+          />{" "}
+          windows
+        </label>
       </div>
       {executor === "slurm" && (
         <div class="row" id="sweep-slurm">
@@ -121,7 +139,12 @@ export function SweepPanel() {
         </div>
       )}
       <div class="row">
-        <button id="sweep-start" class="primary" disabled={job !== null || !out.trim() || chosen.length === 0 || !s.model} onClick={start}>
+        <button
+          id="sweep-start"
+          class="primary"
+          disabled={job !== null || !out.trim() || chosen.length === 0 || !s.model || (validate && windowsBad)}
+          onClick={start}
+        >
           {executor === "slurm" ? "Submit" : "Run sweep"}
         </button>
         <button id="sweep-cancel" disabled={job === null} onClick={() => job !== null && api.cancelJob(job)} title="On Slurm this cancels the submitted jobs too">
