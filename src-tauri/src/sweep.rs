@@ -64,16 +64,9 @@ pub fn start(state: &Arc<AppState>, req: SweepRequest, sink: Sink) -> ApiResult<
         other => return Err(ApiError::new(format!("unknown executor {other:?}: local or slurm"))),
     };
     let template = VariantSpec {
-        model: model.root().to_path_buf(),
-        recipe: String::new(),
-        samples: None,
-        scenario: req.scenario.clone(),
-        device: None,
         validate: req.validate,
         validation_windows: req.validation_windows.map(|n| n as usize),
-        measure_speed: false,
-        calibration: None,
-        baseline_cache: None,
+        ..VariantSpec::new(model.root(), String::new(), req.scenario.clone())
     };
     crate::jobs::spawn(state, "sweep", sink, move |ctx| {
         let fail = |e: &dyn std::error::Error| from_std(e).context("the sweep failed");

@@ -11,21 +11,7 @@ use pareto_runs::{LocalExecutor, VariantSpec, hash_files, sweep};
 use crate::common::*;
 
 fn jobs(recipes: &[&str]) -> Vec<VariantSpec> {
-    recipes
-        .iter()
-        .map(|r| VariantSpec {
-            model: stories(),
-            recipe: r.to_string(),
-            samples: None,
-            scenario: "edge".into(),
-            device: None,
-            validate: true,
-            validation_windows: None,
-            measure_speed: false,
-            calibration: None,
-            baseline_cache: None,
-        })
-        .collect()
+    recipes.iter().map(|r| VariantSpec::new(stories(), r.to_string(), "edge")).collect()
 }
 
 fn validator() -> jsonschema::Validator {

@@ -42,6 +42,23 @@ pub struct VariantSpec {
 }
 
 impl VariantSpec {
+    /// `recipe` on `model` under `scenario`, validated on the family's bundled samples and full
+    /// protocol, on the scenario's device, without speed measurement or calibration.
+    pub fn new(model: impl Into<PathBuf>, recipe: impl Into<String>, scenario: impl Into<String>) -> Self {
+        VariantSpec {
+            model: model.into(),
+            recipe: recipe.into(),
+            samples: None,
+            scenario: scenario.into(),
+            device: None,
+            validate: true,
+            validation_windows: None,
+            measure_speed: false,
+            calibration: None,
+            baseline_cache: None,
+        }
+    }
+
     /// How the variant's validation evaluates the original: its samples and protocol, kept in
     /// [`Self::baseline_cache`] (a variant's validation then adds only the compressed side).
     pub fn original_evaluation(&self) -> EvalOptions {
@@ -252,18 +269,7 @@ mod tests {
 
     #[test]
     fn fewer_validation_windows_are_another_variant_with_the_protocol_cut() {
-        let full = VariantSpec {
-            model: "m".into(),
-            recipe: "w8".into(),
-            samples: None,
-            scenario: "edge".into(),
-            device: None,
-            validate: true,
-            validation_windows: None,
-            measure_speed: false,
-            calibration: None,
-            baseline_cache: None,
-        };
+        let full = VariantSpec::new("m", "w8", "edge");
         let cut = VariantSpec { validation_windows: Some(8), ..full.clone() };
         assert_ne!(full.id(&[]).unwrap().1, cut.id(&[]).unwrap().1);
         assert_eq!(full.original_evaluation().protocol.max_windows, None);

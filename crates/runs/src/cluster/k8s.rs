@@ -111,18 +111,7 @@ mod tests {
     use crate::variant::VariantSpec;
 
     fn plan(out: &str, model: &str, n: usize) -> TaskPlan {
-        let job = |i: usize| VariantSpec {
-            model: model.into(),
-            recipe: format!("w{}", if i == 0 { 8 } else { 4 }),
-            samples: None,
-            scenario: "high-volume-api".into(),
-            device: None,
-            validate: true,
-            validation_windows: None,
-            measure_speed: false,
-            calibration: None,
-            baseline_cache: None,
-        };
+        let job = |i: usize| VariantSpec::new(model, format!("w{}", if i == 0 { 8 } else { 4 }), "high-volume-api");
         TaskPlan {
             tool: "pareto".into(),
             version: env!("CARGO_PKG_VERSION").into(),
