@@ -5,8 +5,8 @@
 //! Composed from candle ops the same numbers take a log-softmax of each side (max, subtract, exp,
 //! sum, log, subtract: a pass over `[positions, vocab]` and an allocation of that size each), an
 //! exponential of the reference, a difference, a product and a sum. At SmolLM2's 49,152-token
-//! vocabulary that was a third of a sensitivity-scan measurement and most of a validation beside
-//! its forward pass. CPU F32 logits take the fused rows; other devices and dtypes the composed
+//! vocabulary that was a third of a sensitivity-scan measurement and, after the forward passes,
+//! the largest cost of a validation. CPU F32 logits take the fused rows; other devices and dtypes the composed
 //! ops, which are also what the fused rows are tested against. Sums are kept in f64.
 
 use candle_core::{CpuStorage, D, DType, Storage, Tensor};
