@@ -42,8 +42,11 @@ pub fn start(state: &Arc<AppState>, req: SweepRequest, sink: Sink) -> ApiResult<
     if req.recipes.is_empty() {
         return Err(ApiError::new("choose at least one recipe for the sweep"));
     }
-    if req.validation_windows.is_some_and(|n| n < 2) {
-        return Err(ApiError::new("validate on 2 or more windows (a standard error needs two), or on all of them"));
+    if req.validation_windows.is_some_and(|n| (n as usize) < pareto_runs::MIN_VALIDATION_WINDOWS) {
+        return Err(ApiError::new(format!(
+            "validate on {} or more windows (a standard error needs two), or on all of them",
+            pareto_runs::MIN_VALIDATION_WINDOWS
+        )));
     }
     let recipes = req.recipes.iter().map(|r| state.access().check_recipe(r)).collect::<ApiResult<Vec<_>>>()?;
     let out = state.access().check(&req.out, "the sweep folder")?;

@@ -160,6 +160,11 @@ impl Summary {
         let var = if n > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64 } else { 0.0 };
         Some(Self { n, median, mean, min: v[0], max: v[n - 1], stddev: var.sqrt() })
     }
+
+    /// Standard error of the mean: stddev / √n (0 for one value).
+    pub fn standard_error(&self) -> f64 {
+        self.stddev / (self.n as f64).sqrt()
+    }
 }
 
 #[cfg(test)]

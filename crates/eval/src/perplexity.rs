@@ -343,8 +343,8 @@ pub fn compare_to_original(
         let t = Instant::now();
         let lq = scored_logits(&compressed.forward(&input, None, None)?, protocol)?;
         for w in 0..batch.len() {
-            let (p, q, t) = (lp.narrow(0, w, 1)?, lq.narrow(0, w, 1)?, target.narrow(0, w, 1)?);
-            let sums = crate::logits::compare(&p, &q, &t)?;
+            let (p, q, next) = (lp.narrow(0, w, 1)?, lq.narrow(0, w, 1)?, target.narrow(0, w, 1)?);
+            let sums = crate::logits::compare(&p, &q, &next)?;
             (nll_a, nll_b) = (nll_a + sums.nll_p, nll_b + sums.nll_q);
             (kl_sum, kl_max, agree) = (kl_sum + sums.kl, kl_max.max(sums.kl_max), agree + sums.agree);
             window_kl.push(sums.kl / sums.rows.max(1) as f64);
@@ -370,12 +370,7 @@ pub fn compare_to_original(
 
 /// Standard error of the mean of `xs` (sample standard deviation / √n); 0 below two samples.
 fn standard_error(xs: &[f64]) -> f64 {
-    let n = xs.len() as f64;
-    if xs.len() < 2 {
-        return 0.0;
-    }
-    let mean = xs.iter().sum::<f64>() / n;
-    (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt()
+    crate::metrics::Summary::of(xs).map_or(0.0, |s| s.standard_error())
 }
 
 #[cfg(test)]

@@ -25,4 +25,4 @@ pub use sweep::{
     Executor, LocalExecutor, Recorded, SWEEP_MARKER, SweepOutcome, prepare_out, record_path, recorded, sweep,
     write_record, write_sweep_reports,
 };
-pub use variant::{VariantSpec, assemble, rfc3339, run_variant, validation_of};
+pub use variant::{MIN_VALIDATION_WINDOWS, VariantSpec, assemble, rfc3339, run_variant, validation_of};

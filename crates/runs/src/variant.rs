@@ -17,6 +17,9 @@ use crate::hashing::{hash_files, variant_id};
 use crate::record::{projection_record, source_model, tensor_records, totals, validation_record};
 
 /// What to run. Paths are taken as given; the recipe is a preset name or a TOML file.
+/// The fewest validation windows a variant may ask for: a standard error needs two.
+pub const MIN_VALIDATION_WINDOWS: usize = 2;
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VariantSpec {
     pub model: PathBuf,
@@ -29,7 +32,8 @@ pub struct VariantSpec {
     pub device: Option<String>,
     pub validate: bool,
     /// Validate on the first N windows of the protocol only (a quicker, noisier measurement; the
-    /// KL's standard error says how much). All of them when `None`.
+    /// KL's standard error says how much; at least [`MIN_VALIDATION_WINDOWS`]). All of them when
+    /// `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_windows: Option<usize>,
     pub measure_speed: bool,
@@ -101,9 +105,9 @@ impl VariantSpec {
             extra.push(calibration.as_str());
         }
         // Fewer validation windows measure something else; the full protocol keeps its old address.
-        let windows = self.validation_windows.map(|n| format!("windows{n}")).unwrap_or_default();
-        if !windows.is_empty() {
-            extra.push(windows.as_str());
+        let windows = self.validation_windows.map(|n| format!("windows{n}"));
+        if let Some(w) = &windows {
+            extra.push(w);
         }
         let id = variant_id(model_files, &recipe.to_toml()?, &extra);
         Ok((recipe, id))

@@ -210,8 +210,11 @@ fn auto_recipes(model: &pareto_core::Model, scan: &Path, n: usize, args: &SweepA
 /// A window count a standard error can be computed from.
 fn two_or_more(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
-        Ok(n) if n >= 2 => Ok(n),
-        _ => Err(format!("`{s}`: give 2 or more windows (a standard error needs two)")),
+        Ok(n) if n >= pareto_runs::MIN_VALIDATION_WINDOWS => Ok(n),
+        _ => Err(format!(
+            "`{s}`: give {} or more windows (a standard error needs two)",
+            pareto_runs::MIN_VALIDATION_WINDOWS
+        )),
     }
 }
 
