@@ -155,7 +155,7 @@ pub fn edit_recipe(state: &AppState, toml: &str, edit: &RecipeEdit) -> ApiResult
             }
             selection.clone_from(tensors);
             let targets = tensors.iter().map(|t| exact_target(t)).collect();
-            recipe.rules.insert(0, Rule { targets, layers: None, action: action_of(action) });
+            recipe.rules.insert(0, Rule { targets, layers: None, with_imatrix: false, action: action_of(action) });
         }
         RecipeEdit::RemoveRule { index } => {
             if *index >= recipe.rules.len() {

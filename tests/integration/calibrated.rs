@@ -521,6 +521,31 @@ fn an_importance_matrix_lowers_smollm2_q4_k_m_divergence() {
     assert!(kl_weighted < 0.8 * kl_plain, "KL with imatrix {kl_weighted} vs without {kl_plain}");
 }
 
+/// llama.cpp's Q4_0 / Q5_0 policies guard the first eighth of ffn_down with Q4_1 / Q5_1, but only
+/// when quantizing with an importance matrix (llama-quantize --imatrix): SmolLM2's 30 layers give
+/// layers 0..3.
+#[test]
+fn the_q4_0_and_q5_0_presets_guard_the_first_ffn_down_layers_with_an_importance_matrix_only() {
+    let model = Model::open(repo_root().join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap();
+    for (preset, base, guard) in [("gguf-q4_0", "q4_0", "q4_1"), ("gguf-q5_0", "q5_0", "q5_1")] {
+        let recipe = Recipe::load(preset).unwrap();
+        for imatrix in [false, true] {
+            let plan = recipe.resolve_for(&model, imatrix).unwrap();
+            let down: Vec<(usize, &str)> = plan
+                .tensors
+                .iter()
+                .filter(|t| t.name.ends_with("mlp.down_proj.weight"))
+                .map(|t| (t.layer.unwrap(), t.action.format.unwrap()))
+                .collect();
+            assert_eq!(down.len(), 30);
+            for (layer, format) in down {
+                let want = if imatrix && layer < 3 { guard } else { base };
+                assert_eq!(format, want, "{preset} imatrix={imatrix} layer {layer}");
+            }
+        }
+    }
+}
+
 #[test]
 fn non_finite_activations_are_named_by_layer() {
     let tmp = tempfile::tempdir().unwrap();

@@ -205,7 +205,7 @@ fn gguf_quantized_exports_match_the_reference_codecs() {
     llama_fixture(&src);
     for (dir, m) in [("stories", Model::open(stories()).unwrap()), ("fixture", Model::open(&src).unwrap())] {
         let cfg = m.config().unwrap().clone();
-        for name in ["gguf-q8_0", "gguf-q4_0", "gguf-q4_k_m"] {
+        for name in ["gguf-q8_0", "gguf-q4_0", "gguf-q4_k_m", "gguf-q5_k_m", "gguf-q3_k_m"] {
             let out = tmp.path().join(format!("{dir}-{name}"));
             let plan = preset(name).resolve(&m).unwrap();
             export(&m, &preset(name), ExportFormat::Gguf, &out).unwrap();
@@ -236,6 +236,8 @@ fn gguf_quantized_exports_match_the_reference_codecs() {
             let file_type = match name {
                 "gguf-q8_0" => 7,
                 "gguf-q4_0" => 2,
+                "gguf-q5_k_m" => 17,
+                "gguf-q3_k_m" => 12,
                 _ => 15,
             };
             assert_eq!(g.get("general.file_type"), Some(&MetaValue::U32(file_type)), "{dir} {name}");

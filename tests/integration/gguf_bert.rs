@@ -2,11 +2,9 @@
 //!
 //! The expected values are what llama.cpp 11434's own tools write for this model: its
 //! convert_hf_to_gguf.py (F32: every tensor and every metadata value but the pre-tokenizer name
-//! identical to Pareto's export) and llama-quantize (Q8_0 / Q4_0 / Q4_K_M from that F32 file: every
-//! tensor byte-identical to Pareto's presets). Those side-by-side runs need llama.cpp and torch and
+//! identical to Pareto's export) and llama-quantize (every GGUF preset's type from that F32 file: every
+//! tensor byte-identical to Pareto's presets, pinned in tests/data/minilm-llama-quantize.json). Those side-by-side runs need llama.cpp and torch and
 //! are in BENCHMARKS.md (scripts/bench-bert-gguf.sh); here the same facts are pinned on Pareto's side.
-
-use std::collections::BTreeMap;
 
 use pareto_core::Model;
 use pareto_core::export::ExportFormat;
@@ -100,36 +98,45 @@ fn minilm_is_written_as_llama_cpps_converter_writes_it() {
 }
 
 #[test]
-fn minilm_quantized_by_the_gguf_presets_gets_llama_quantizes_types() {
+fn minilm_quantized_by_the_gguf_presets_is_byte_identical_to_llama_quantize() {
+    // tests/data/minilm-llama-quantize.json: llama-quantize's type and bytes (sha256 prefix) for
+    // every tensor of every llama.cpp type Pareto has a preset for. 384-wide rows send the k-quants
+    // to their fallbacks (Q3_K→Q4_0, Q4_K→Q5_0, Q5_K→Q5_1, Q6_K→Q8_0) and only the six 1536-wide
+    // ffn_down linears keep them; the word embedding takes the output type (no output.weight).
+    use sha2::Digest;
+    let want: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("tests/data/minilm-llama-quantize.json")).unwrap(),
+    )
+    .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let model = Model::open(minilm()).unwrap();
-    // Type counts of llama-quantize 11434's Q4_K_M / Q4_0 / Q8_0 of the same model: 384-wide rows
-    // send Q4_K to Q5_0 and Q6_K to Q8_0; the word embedding takes the output type (no
-    // output.weight); attn_v and ffn_down get Q6_K on use_more_bits layers (2 and 5 of 6);
-    // position and token-type embeddings and all norms and biases stay F32.
-    for (preset_name, file_type, want) in [
-        ("gguf-q4_k_m", 15, vec![("F32", 64), ("Q4_K", 4), ("Q5_0", 28), ("Q6_K", 2), ("Q8_0", 3)]),
-        ("gguf-q4_0", 2, vec![("F32", 64), ("Q4_0", 36), ("Q8_0", 1)]),
-        ("gguf-q8_0", 7, vec![("F32", 64), ("Q8_0", 37)]),
-    ] {
+    let presets = want["presets"].as_object().unwrap();
+    assert_eq!(presets.len(), 12);
+    for (preset_name, expected) in presets {
         let out = tmp.path().join(preset_name);
         export(&model, &preset(preset_name), ExportFormat::Gguf, &out).unwrap();
         let g = GgufFile::open(&out.join("model.gguf")).unwrap();
-        let mut counts = BTreeMap::new();
+        assert_eq!(u(&g, "general.file_type"), expected["file_type"].as_u64().unwrap(), "{preset_name}");
+        assert_eq!(g.tensors.len(), 101, "{preset_name}");
         for t in &g.tensors {
-            *counts.entry(pareto_core::export::gguf::types::name(t.ggml_type).unwrap().to_string()).or_insert(0) += 1;
+            let ty = pareto_core::export::gguf::types::name(t.ggml_type).unwrap();
+            let digest = sha2::Sha256::digest(g.read_raw(t).unwrap());
+            let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            let theirs = match ty {
+                "F32" => {
+                    format!("F32 {}", want["f32"][&t.name].as_str().unwrap_or("(not F32 in llama-quantize's file)"))
+                }
+                _ => expected["tensors"][&t.name].as_str().unwrap_or("(not quantized by llama-quantize)").to_string(),
+            };
+            assert_eq!(format!("{ty} {hex}"), theirs, "{preset_name} {}", t.name);
         }
-        let want: BTreeMap<String, i32> = want.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        assert_eq!(counts, want, "{preset_name}");
-        assert_eq!(u(&g, "general.file_type"), file_type, "{preset_name}");
-        let ty = |n: &str| pareto_core::export::gguf::types::name(g.tensor(n).unwrap().ggml_type).unwrap();
-        assert_eq!((ty("position_embd.weight"), ty("token_types.weight")), ("F32", "F32"), "{preset_name}");
-        if preset_name == "gguf-q4_k_m" {
-            assert_eq!((ty("blk.2.attn_v.weight"), ty("blk.1.attn_v.weight")), ("Q8_0", "Q5_0"));
-            assert_eq!((ty("blk.5.ffn_down.weight"), ty("blk.4.ffn_down.weight")), ("Q6_K", "Q4_K"));
+        if preset_name == "gguf-q3_k_m" {
             check_with_python(&out.join("model.gguf"), &tmp.path().join("py"));
         }
     }
+    // Every preset Pareto ships for GGUF is pinned here.
+    let shipped = pareto_core::recipe::PRESETS.iter().filter(|p| p.name.starts_with("gguf-")).count();
+    assert_eq!(shipped, presets.len());
 }
 
 #[test]

@@ -47,7 +47,7 @@ pub struct CompressOptions {
     /// such tensors and no solver serving them is refused before any work.
     pub solver: Option<std::sync::Arc<dyn crate::quantize::TensorQuantizer>>,
     /// A llama.cpp importance matrix: the ggml types whose scale search takes importance weights
-    /// (q4_0, q5_0, q4_k, q6_k) quantize with them, byte-identical to `llama-quantize --imatrix`.
+    /// (every ggml type but q8_0) quantize with them, byte-identical to `llama-quantize --imatrix`.
     pub imatrix: Option<std::sync::Arc<crate::export::gguf::imatrix::Imatrix>>,
     /// Tensors above this size as f32 are not read ahead, and GGUF quantizes them a few rows at a
     /// time where nothing needs whole rows of others (bounds peak memory by the largest tensor's

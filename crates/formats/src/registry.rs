@@ -9,7 +9,9 @@ use crate::codec::Codec;
 use crate::exec::Parallelism;
 use crate::float::{FloatCodec, FloatDtype};
 use crate::fp8::Fp8Codec;
-use crate::ggml::{Ggml, q4_0::Q4_0, q4_k::Q4K, q5_0::Q5_0, q6_k::Q6K, q8_0::Q8_0};
+use crate::ggml::{
+    Ggml, q3_k::Q3K, q4_0::Q4_0, q4_1::Q4_1, q4_k::Q4K, q5_0::Q5_0, q5_1::Q5_1, q5_k::Q5K, q6_k::Q6K, q8_0::Q8_0,
+};
 use crate::int_grid::IntGrid;
 use crate::nf4::Nf4Codec;
 use crate::{FormatError, GroupArith, QTensor};
@@ -94,7 +96,7 @@ macro_rules! int4 {
     };
 }
 
-static REGISTRY: [Format; 18] = [
+static REGISTRY: [Format; 22] = [
     Format {
         id: "f32",
         kind: Kind::Float,
@@ -252,6 +254,43 @@ static REGISTRY: [Format; 18] = [
         codec: &Ggml(Q5_0),
     },
     Format {
+        id: "q4_1",
+        kind: Kind::GgmlBlock,
+        block: 32,
+        bits_per_weight: 5.0,
+        needs_calibration: false,
+        tolerance: 0.1,
+        fallback: Some("f16"),
+        ggml_type: Some(3),
+        description: "ggml Q4_1: 32 x 4-bit + f16 scale + f16 min",
+        codec: &Ggml(Q4_1),
+    },
+    Format {
+        id: "q5_1",
+        kind: Kind::GgmlBlock,
+        block: 32,
+        bits_per_weight: 6.0,
+        needs_calibration: false,
+        tolerance: 0.05,
+        fallback: Some("f16"),
+        ggml_type: Some(7),
+        description: "ggml Q5_1: 32 x 5-bit + f16 scale + f16 min",
+        codec: &Ggml(Q5_1),
+    },
+    Format {
+        id: "q3_k",
+        kind: Kind::GgmlBlock,
+        block: 256,
+        bits_per_weight: 3.4375,
+        needs_calibration: false,
+        tolerance: 0.2,
+        // llama.cpp's tensor_type_fallback (src/llama-quant.cpp): Q3_K -> Q4_0.
+        fallback: Some("q4_0"),
+        ggml_type: Some(11),
+        description: "ggml Q3_K: 256-weight super-block, 16 x 6-bit scales, 3-bit codes",
+        codec: &Ggml(Q3K),
+    },
+    Format {
         id: "q4_k",
         kind: Kind::GgmlBlock,
         block: 256,
@@ -262,6 +301,18 @@ static REGISTRY: [Format; 18] = [
         ggml_type: Some(12),
         description: "ggml Q4_K: 256-weight super-block, 8 x 6-bit scales/mins, 4-bit codes",
         codec: &Ggml(Q4K),
+    },
+    Format {
+        id: "q5_k",
+        kind: Kind::GgmlBlock,
+        block: 256,
+        bits_per_weight: 5.5,
+        needs_calibration: false,
+        tolerance: 0.055,
+        fallback: Some("q5_1"),
+        ggml_type: Some(13),
+        description: "ggml Q5_K: 256-weight super-block, 8 x 6-bit scales/mins, 5-bit codes",
+        codec: &Ggml(Q5K),
     },
     Format {
         id: "q6_k",
@@ -358,7 +409,7 @@ impl Format {
 
     /// Quantizes with per-column importance weights (a llama.cpp imatrix entry: mean x² of each
     /// input column), byte-identical to ggml's `quantize_<type>(…, imatrix)` for the types that
-    /// use them (q4_0, q5_0, q4_k, q6_k); the others quantize as without, as ggml's do.
+    /// use them (every ggml type but q8_0); the others quantize as without, as ggml's do.
     pub fn quantize_weighted(
         &self,
         w: &[f32],

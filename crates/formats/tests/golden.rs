@@ -18,6 +18,10 @@ fn golden(id: &str) -> &'static [u8] {
         "q5_0" => include_bytes!("golden/q5_0.bin"),
         "q4_k" => include_bytes!("golden/q4_k.bin"),
         "q6_k" => include_bytes!("golden/q6_k.bin"),
+        "q4_1" => include_bytes!("golden/q4_1.bin"),
+        "q5_1" => include_bytes!("golden/q5_1.bin"),
+        "q3_k" => include_bytes!("golden/q3_k.bin"),
+        "q5_k" => include_bytes!("golden/q5_k.bin"),
         _ => unreachable!("no golden file for {id}"),
     }
 }
@@ -32,7 +36,7 @@ fn golden_inputs_match_the_c_generator() {
 #[test]
 fn ggml_encoders_match_llama_cpp_bytes() {
     let x = golden_inputs();
-    for id in ["q8_0", "q4_0", "q5_0", "q4_k", "q6_k"] {
+    for id in ["q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_1", "q5_1", "q3_k", "q5_k"] {
         let f = lookup(id).expect("registered");
         let q = f.quantize(&x, G_ROWS, G_COLS).expect("quantize");
         let QTensor::Blocks { bytes, ggml_type, .. } = &q else {
@@ -59,6 +63,10 @@ fn importance_weighted_encoders_match_llama_cpp_bytes() {
         ("q5_0", &include_bytes!("golden/q5_0_imatrix.bin")[..]),
         ("q4_k", &include_bytes!("golden/q4_k_imatrix.bin")[..]),
         ("q6_k", &include_bytes!("golden/q6_k_imatrix.bin")[..]),
+        ("q4_1", &include_bytes!("golden/q4_1_imatrix.bin")[..]),
+        ("q5_1", &include_bytes!("golden/q5_1_imatrix.bin")[..]),
+        ("q3_k", &include_bytes!("golden/q3_k_imatrix.bin")[..]),
+        ("q5_k", &include_bytes!("golden/q5_k_imatrix.bin")[..]),
     ] {
         let f = lookup(id).expect("registered");
         assert!(f.takes_importance(), "{id}");
@@ -75,4 +83,16 @@ fn importance_weighted_encoders_match_llama_cpp_bytes() {
     let q8 = lookup("q8_0").expect("registered");
     assert!(!q8.takes_importance());
     assert_eq!(q8.quantize_weighted(&x, G_ROWS, G_COLS, &imp).unwrap(), q8.quantize(&x, G_ROWS, G_COLS).unwrap());
+}
+
+/// Writes the golden input as little-endian f32 to `$PARETO_GOLDEN_INPUT_OUT`, for the C generators
+/// in golden/ (run by hand: `PARETO_GOLDEN_INPUT_OUT=/tmp/golden_input.f32 cargo test --release -p
+/// pareto-formats --test golden -- --ignored`).
+#[test]
+#[ignore = "writes a file for regenerating the golden blocks"]
+fn write_golden_input() {
+    let path = std::env::var("PARETO_GOLDEN_INPUT_OUT").expect("PARETO_GOLDEN_INPUT_OUT names the output file");
+    let bytes: Vec<u8> = golden_inputs().iter().flat_map(|v| v.to_le_bytes()).collect();
+    assert_eq!(fnv1a(&bytes), GOLDEN_INPUT_FNV);
+    std::fs::write(path, bytes).unwrap();
 }

@@ -43,8 +43,11 @@ pub struct ScanSpec {
     pub predict_from: Option<String>,
 }
 
-/// The GGUF block types of the registry, cheapest first, and F16 as the lossless top rung.
-pub const DEFAULT_FORMATS: &[&str] = &["q4_0", "q4_k", "q5_0", "q6_k", "q8_0", "f16"];
+/// The GGUF block types of the registry and F16 as the lossless top rung: Q4_0 first (the studio's
+/// quick scan measures the first format and predicts the rest, and Q4_0 holds any row a 32-weight
+/// block divides), then by size. Rows a k-quant's 256-weight block does not divide fall back to the
+/// 32-weight types, so small models still get six rungs (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, F16).
+pub const DEFAULT_FORMATS: &[&str] = &["q4_0", "q3_k", "q4_k", "q4_1", "q5_0", "q5_k", "q5_1", "q6_k", "q8_0", "f16"];
 
 /// The fewest scored tokens a KL estimate is trusted on (below it the ranking of candidates is
 /// mostly noise on small models).

@@ -43,14 +43,14 @@ pub struct WriteArgs {
     pub gguf_weights_only: bool,
     /// Where the codecs run: cpu, or cuda:N (a build with `--features cuda`). On a GPU the
     /// integer, FP8, Q8_0, Q4_0 and Q5_0 codecs run there (same bytes as the CPU); the others
-    /// (Q4_K, Q6_K, NF4) stay on the CPU.
+    /// (the k-quants, Q4_1, Q5_1, NF4) stay on the CPU.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Rows of the per-tensor summary table to print.
     #[arg(long, default_value_t = 40)]
     pub limit: usize,
     /// A llama.cpp importance matrix (GGUF or .dat, from `pareto imatrix` or llama-imatrix): the
-    /// q4_0 / q5_0 / q4_k / q6_k tensors quantize with its weights, as `llama-quantize --imatrix` does.
+    /// ggml-typed tensors (all but q8_0) quantize with its weights, as `llama-quantize --imatrix` does.
     #[arg(long, value_name = "FILE")]
     pub imatrix: Option<PathBuf>,
     #[command(flatten)]
@@ -146,7 +146,7 @@ pub fn run(args: &CompressArgs, json: bool) -> anyhow::Result<()> {
 
 /// Applies `recipe` to `model` and writes the artifact as `args` say, then prints the summary.
 pub fn write(model: &pareto_core::Model, recipe: &Recipe, args: &WriteArgs, json: bool) -> anyhow::Result<()> {
-    let plan = recipe.resolve(model)?;
+    let plan = recipe.resolve_for(model, args.imatrix.is_some())?;
     let mut opts = CompressOptions::new(&args.out);
     opts.force = args.force;
     opts.format = args.format;

@@ -24,7 +24,7 @@ pub struct ScanArgs {
     #[arg(long, default_value_t = 0, value_name = "CHARS")]
     pub skip: usize,
     /// Candidate formats (registry ids; a shape a format cannot hold follows its fallback chain).
-    #[arg(long, value_delimiter = ',', default_value = "q4_0,q4_k,q5_0,q6_k,q8_0,f16")]
+    #[arg(long, value_delimiter = ',', default_values_t = pareto_runs::scan::DEFAULT_FORMATS.iter().map(|f| f.to_string()).collect::<Vec<String>>())]
     pub formats: Vec<String>,
     /// Measure the KL of this format only and predict the other candidates' from the proxy
     /// (KL × proxy ratio): one measurement per tensor instead of one per format.

@@ -190,6 +190,7 @@ pub fn allocated_recipe(base: &Recipe, groups: &[Group], alloc: &Allocation, nam
         .map(|(format, targets)| Rule {
             targets,
             layers: None,
+            with_imatrix: false,
             action: Action { prune: None, quantize: Some(QuantizeSpec { format, algorithm: Default::default() }) },
         })
         .collect();

@@ -67,6 +67,10 @@ pub struct Rule {
     /// Only layers chosen by this policy match (absent: every layer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers: Option<LayerSelector>,
+    /// Only when compressing with an importance matrix (`pareto compress --imatrix`): llama.cpp's
+    /// Q4_0 / Q5_0 policies move the first eighth of ffn_down to Q4_1 / Q5_1 only then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub with_imatrix: bool,
     #[serde(flatten)]
     pub action: Action,
 }
@@ -85,6 +89,10 @@ pub enum LayerSelector {
 #[serde(rename_all = "snake_case")]
 pub enum LayerPolicy {
     UseMoreBits,
+    /// Layers below `n_layers / 8` (llama.cpp's Q4_K_S ffn_down rule), integer division.
+    FirstEighth,
+    /// Layers below `n_layers / 16` (llama.cpp's Q3_K_M ffn_down rule), integer division.
+    FirstSixteenth,
 }
 
 impl LayerSelector {
@@ -92,6 +100,8 @@ impl LayerSelector {
         match self {
             LayerSelector::List(list) => list.contains(&layer),
             LayerSelector::Policy(LayerPolicy::UseMoreBits) => use_more_bits(layer, n_layers),
+            LayerSelector::Policy(LayerPolicy::FirstEighth) => layer < n_layers / 8,
+            LayerSelector::Policy(LayerPolicy::FirstSixteenth) => layer < n_layers / 16,
         }
     }
 }

@@ -160,6 +160,12 @@ struct CompiledRule<'a> {
 impl Recipe {
     /// The per-tensor plan, without reading a single weight.
     pub fn resolve(&self, model: &Model) -> Result<Plan> {
+        self.resolve_for(model, false)
+    }
+
+    /// [`Recipe::resolve`] for a compression with an importance matrix when `imatrix` is true: the
+    /// rules marked `with_imatrix` apply too.
+    pub fn resolve_for(&self, model: &Model, imatrix: bool) -> Result<Plan> {
         self.validate()?;
         if let Some(evidence) = model.already_compressed() {
             return Err(Error::AlreadyCompressed { path: model.root().to_path_buf(), evidence });
@@ -226,7 +232,7 @@ impl Recipe {
             if !pt.action.drop {
                 let also_head = tied_head && t.role == Role::Embedding;
                 let (action, reason) =
-                    choose_action(self, &ignore, &rules, (t.role, also_head), &t.name, layer, n_layers);
+                    choose_action(self, &ignore, &rules, (t.role, also_head), &t.name, (layer, n_layers), imatrix);
                 pt.reason = reason;
                 if !t.dtype.is_float() {
                     if !action.is_keep() && !matches!(pt.reason, Reason::Ignored(_)) {
@@ -263,8 +269,8 @@ fn choose_action(
     rules: &[CompiledRule],
     (role, also_head): (Role, bool),
     name: &str,
-    layer: Option<usize>,
-    n_layers: usize,
+    (layer, n_layers): (Option<usize>, usize),
+    imatrix: bool,
 ) -> (Action, Reason) {
     let selects = |t: &Target| t.matches(name, role) || (also_head && t.matches(name, Role::Head));
     if let Some((text, _)) = ignore.iter().find(|(_, t)| selects(t)) {
@@ -276,7 +282,7 @@ fn choose_action(
             (Some(sel), Some(l)) => sel.selects(l, n_layers),
             (Some(_), None) => false,
         };
-        if layer_ok && r.targets.iter().any(selects) {
+        if layer_ok && (imatrix || !r.rule.with_imatrix) && r.targets.iter().any(selects) {
             return (r.rule.action.clone(), Reason::Rule(i + 1));
         }
     }

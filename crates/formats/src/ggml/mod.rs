@@ -9,9 +9,13 @@
 //! x86-64 result of C's float→int8 casts (see [`c_f32_to_i8`]).
 
 pub mod decode;
+pub mod q3_k;
 pub mod q4_0;
+pub mod q4_1;
 pub mod q4_k;
 pub mod q5_0;
+pub mod q5_1;
+pub mod q5_k;
 pub mod q6_k;
 pub mod q8_0;
 
@@ -48,16 +52,9 @@ pub(crate) fn make_qx_quants(x: &[f32], nmax: i32, l: &mut [i8], qw: Option<&[f3
 #[inline(always)]
 fn qx_search<const WEIGHTED: bool>(x: &[f32], nmax: i32, l: &mut [i8], qw: &[f32]) -> f32 {
     let weight = |i: usize, v: f32| if WEIGHTED { qw[i] } else { v * v };
-    let mut max = 0.0f32;
-    let mut amax = 0.0f32;
-    for &v in x {
-        let ax = v.abs();
-        if ax > amax {
-            amax = ax;
-            max = v;
-        }
-    }
-    if amax < GROUP_MAX_EPS {
+    // ggml's first element of the largest magnitude.
+    let max = q4_0::signed_absmax(x);
+    if max.abs() < GROUP_MAX_EPS {
         l[..x.len()].fill(0);
         return 0.0;
     }
@@ -131,6 +128,38 @@ pub(crate) fn row_mean_square(x: &[f32]) -> f32 {
         sum_x2 += v * v;
     }
     sum_x2 / x.len() as f32
+}
+
+/// 2·Σx² / n over a super-block, in ggml's order (the σ² of the importance-weighted k-quants).
+#[inline(always)]
+pub(crate) fn twice_mean_square(x: &[f32]) -> f32 {
+    let mut sum_x2 = 0.0f32;
+    for &v in x {
+        sum_x2 += v * v;
+    }
+    2.0 * sum_x2 / x.len() as f32
+}
+
+/// `quantize_row_q{4,5}_1_impl`: importance × sqrt(σ² + x²), σ² the row's mean square; each
+/// 32-weight block fitted to levels 0..=`nmax` by `make_qkx3_quants` (37 candidate scales), its d
+/// and min written as f16, then `pack` stores the levels.
+pub(crate) fn affine_weighted<const BYTES: usize>(
+    x: &[f32],
+    qw: &[f32],
+    nmax: i32,
+    out: &mut [u8],
+    pack: impl Fn(&[u8; 32], &mut [u8]),
+) {
+    let sigma2 = row_mean_square(x);
+    for ((xb, qb), ob) in x.chunks_exact(32).zip(qw.chunks_exact(32)).zip(out.chunks_exact_mut(BYTES)) {
+        let xs: &[f32; 32] = xb.try_into().expect("block is 32 weights");
+        let weight = sigma_weights::<32>(xb, qb, sigma2);
+        let mut l = [0u8; 32];
+        let (d, neg_min) = q4_k::make_qkx_quants::<true>(xs, &weight, nmax, &mut l, -0.9, 0.05, 36);
+        put_f16(&mut ob[0..2], d);
+        put_f16(&mut ob[2..4], -neg_min);
+        pack(&l, ob);
+    }
 }
 
 /// ggml's importance weights for a group: `qw[i] * sqrt(σ² + x[i]²)`.
@@ -472,7 +501,10 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn encode_paths_agree() {
-        use super::{Ggml, q4_0::Q4_0, q4_k::Q4K, q5_0::Q5_0, q6_k::Q6K, q8_0::Q8_0};
+        use super::{
+            Ggml, q3_k::Q3K, q4_0::Q4_0, q4_1::Q4_1, q4_k::Q4K, q5_0::Q5_0, q5_1::Q5_1, q5_k::Q5K, q6_k::Q6K,
+            q8_0::Q8_0,
+        };
         if !is_x86_feature_detected!("avx2") {
             return;
         }
@@ -510,6 +542,10 @@ mod tests {
         check::<Q5_0>(&x);
         check::<Q4K>(&x);
         check::<Q6K>(&x);
+        check::<Q4_1>(&x);
+        check::<Q5_1>(&x);
+        check::<Q3K>(&x);
+        check::<Q5K>(&x);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! rmin = -1, rdelta = 0.1, nstep = 20, squared error), the importance-weighted
 //! `quantize_row_q4_K_impl` (`make_qkx3_quants`, rmin = -0.9, rdelta = 0.05,
 //! nstep = 36, then `make_qp_quants` for the 6-bit scales and mins) and
-//! `dequantize_row_q4_K` in ggml/src/ggml-quants.c.
+//! `dequantize_row_q4_K` in ggml/src/ggml-quants.c. Q5_K ([`super::q5_k`]) is the same fit with
+//! levels 0..=31, so the fits and the header live here for both.
 
 use super::{BlockCodec, GROUP_MAX_EPS, get_f16, nearest_int, put_f16};
 
@@ -24,7 +25,7 @@ const LANES: usize = 8;
 /// divide by a `min` moved next to `max`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn make_qkx_quants<const GUARDED: bool>(
+pub(crate) fn make_qkx_quants<const GUARDED: bool>(
     x: &[f32; SUB],
     weights: &[f32; SUB],
     nmax: i32,
@@ -183,47 +184,19 @@ impl BlockCodec for Q4K {
 
     #[inline(always)]
     fn encode(x: &[f32], out: &mut [u8]) {
-        let mut l = [0u8; QK_K];
-        let mut scales = [0.0f32; NSUB];
-        let mut mins = [0.0f32; NSUB];
-        let mut max_scale = 0.0f32;
-        let mut max_min = 0.0f32;
-        for j in 0..NSUB {
-            let xs: &[f32; SUB] = x[SUB * j..SUB * (j + 1)].try_into().expect("sub-block is 32 weights");
-            let mut sum_x2 = 0.0f32;
-            for &v in xs {
-                sum_x2 += v * v;
-            }
-            let av_x = (sum_x2 / 32.0).sqrt();
-            let weights: [f32; SUB] = std::array::from_fn(|i| av_x + xs[i].abs());
-            let (s, m) = make_qkx_quants::<false>(xs, &weights, 15, &mut l[SUB * j..], -1.0, 0.1, 20);
-            scales[j] = s;
-            mins[j] = m;
-            if s > max_scale {
-                max_scale = s;
-            }
-            if m > max_min {
-                max_min = m;
-            }
-        }
-
-        let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
-        let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
-        // C stores nearest_int into a uint8_t (mod 256) before MIN(63, ·).
-        let ls = scales.map(|s| (nearest_int(inv_scale * s) as u8).min(63));
-        let lm = mins.map(|m| (nearest_int(inv_min * m) as u8).min(63));
-        finish_block(x, &ls, &lm, max_scale / 63.0, max_min / 63.0, &mut l, out);
+        let mut fit = fit_plain(x, 15, -1.0, 20);
+        finish_header(x, &mut fit, 15, out);
+        pack_nibbles(&fit.l, &mut out[16..144]);
     }
 
     const WEIGHTED: bool = true;
 
-    /// `quantize_row_q4_K_impl` with quant weights: each weight's importance is scaled by
-    /// sqrt(σ² + x²), σ² twice the super-block's mean square; the sub-block fits search 37
-    /// candidates, and the 6-bit scales and mins are themselves fitted (`make_qp_quants`),
-    /// weighted by each sub-block's total importance, instead of scaled from the largest.
+    /// `quantize_row_q4_K_impl` with quant weights (see [`fit_weighted`]).
     fn encode_row_weighted(x: &[f32], qw: &[f32], out: &mut [u8]) {
         for ((xb, qb), ob) in x.chunks_exact(QK_K).zip(qw.chunks_exact(QK_K)).zip(out.chunks_exact_mut(Self::BYTES)) {
-            encode_weighted(xb, qb, ob);
+            let mut fit = fit_weighted(xb, qb, 15);
+            finish_header(xb, &mut fit, 15, ob);
+            pack_nibbles(&fit.l, &mut ob[16..144]);
         }
     }
 
@@ -244,12 +217,58 @@ impl BlockCodec for Q4K {
     }
 }
 
-fn encode_weighted(x: &[f32], qw: &[f32], out: &mut [u8]) {
-    let mut sum_x2 = 0.0f32;
-    for &v in x {
-        sum_x2 += v * v;
+/// The sub-block fits of one super-block, before they are stored: levels, 6-bit scale and min
+/// levels, and the two f16 super-scales (shared by Q4_K and Q5_K, which differ in the level range,
+/// the search constants and how the codes are packed).
+pub(crate) struct Fit {
+    pub(crate) l: [u8; QK_K],
+    ls: [u8; NSUB],
+    lm: [u8; NSUB],
+    d: f32,
+    dmin: f32,
+}
+
+/// `quantize_row_q{4,5}_K_ref`'s fits: each sub-block weighted by mean |x| + |x|, searched from
+/// `rmin` in `nstep` steps of 0.1, then the scales and mins scaled from the largest to 6 bits.
+#[inline(always)]
+pub(crate) fn fit_plain(x: &[f32], nmax: i32, rmin: f32, nstep: i32) -> Fit {
+    let mut l = [0u8; QK_K];
+    let mut scales = [0.0f32; NSUB];
+    let mut mins = [0.0f32; NSUB];
+    let mut max_scale = 0.0f32;
+    let mut max_min = 0.0f32;
+    for j in 0..NSUB {
+        let xs: &[f32; SUB] = x[SUB * j..SUB * (j + 1)].try_into().expect("sub-block is 32 weights");
+        let mut sum_x2 = 0.0f32;
+        for &v in xs {
+            sum_x2 += v * v;
+        }
+        let av_x = (sum_x2 / 32.0).sqrt();
+        let weights: [f32; SUB] = std::array::from_fn(|i| av_x + xs[i].abs());
+        let (s, m) = make_qkx_quants::<false>(xs, &weights, nmax, &mut l[SUB * j..], rmin, 0.1, nstep);
+        scales[j] = s;
+        mins[j] = m;
+        if s > max_scale {
+            max_scale = s;
+        }
+        if m > max_min {
+            max_min = m;
+        }
     }
-    let sigma2 = 2.0 * sum_x2 / QK_K as f32;
+    let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
+    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+    // C stores nearest_int into a uint8_t (mod 256) before MIN(63, ·).
+    let ls = scales.map(|s| (nearest_int(inv_scale * s) as u8).min(63));
+    let lm = mins.map(|m| (nearest_int(inv_min * m) as u8).min(63));
+    Fit { l, ls, lm, d: max_scale / 63.0, dmin: max_min / 63.0 }
+}
+
+/// `quantize_row_q{4,5}_K_impl` with quant weights: each weight's importance is scaled by
+/// sqrt(σ² + x²), σ² twice the super-block's mean square; the sub-block fits search 37
+/// candidates, and the 6-bit scales and mins are themselves fitted (`make_qp_quants`),
+/// weighted by each sub-block's total importance, instead of scaled from the largest.
+pub(crate) fn fit_weighted(x: &[f32], qw: &[f32], nmax: i32) -> Fit {
+    let sigma2 = super::twice_mean_square(x);
     let mut l = [0u8; QK_K];
     let mut scales = [0.0f32; NSUB];
     let mut mins = [0.0f32; NSUB];
@@ -262,20 +281,21 @@ fn encode_weighted(x: &[f32], qw: &[f32], out: &mut [u8]) {
             sumw += w;
         }
         sw[j] = sumw;
-        (scales[j], mins[j]) = make_qkx_quants::<true>(xs, &weights, 15, &mut l[SUB * j..], -0.9, 0.05, 36);
+        (scales[j], mins[j]) = make_qkx_quants::<true>(xs, &weights, nmax, &mut l[SUB * j..], -0.9, 0.05, 36);
     }
     let (d, ls) = make_qp_quants(&scales, &sw);
     let (dmin, lm) = make_qp_quants(&mins, &sw);
-    finish_block(x, &ls, &lm, d, dmin, &mut l, out);
+    Fit { l, ls, lm, d, dmin }
 }
 
-/// Packs the 6-bit sub-block scales and mins and the f16 super-scales, then rounds every weight
-/// against the scales as stored (ggml's closing pass, shared by the plain and weighted encoders).
-fn finish_block(x: &[f32], ls: &[u8; NSUB], lm: &[u8; NSUB], d: f32, dmin: f32, l: &mut [u8; QK_K], out: &mut [u8]) {
+/// Writes the f16 super-scales and the packed 6-bit sub-block scales and mins (bytes 0..16), then
+/// rounds every weight to 0..=nmax against the scales as stored (ggml's closing pass).
+#[inline(always)]
+pub(crate) fn finish_header(x: &[f32], fit: &mut Fit, nmax: i32, out: &mut [u8]) {
     let sc = &mut out[4..16];
     sc.fill(0);
     for j in 0..NSUB {
-        let (ls, lm) = (ls[j], lm[j]);
+        let (ls, lm) = (fit.ls[j], fit.lm[j]);
         if j < 4 {
             sc[j] = ls;
             sc[j + 4] = lm;
@@ -285,8 +305,8 @@ fn finish_block(x: &[f32], ls: &[u8; NSUB], lm: &[u8; NSUB], d: f32, dmin: f32, 
             sc[j] |= (lm >> 4) << 6;
         }
     }
-    put_f16(&mut out[0..2], d);
-    put_f16(&mut out[2..4], dmin);
+    put_f16(&mut out[0..2], fit.d);
+    put_f16(&mut out[2..4], fit.dmin);
 
     let d_all = get_f16(&out[0..2]);
     let dmin_all = get_f16(&out[2..4]);
@@ -298,11 +318,14 @@ fn finish_block(x: &[f32], ls: &[u8; NSUB], lm: &[u8; NSUB], d: f32, dmin: f32, 
         }
         let dm = dmin_all * f32::from(m);
         for ii in 0..SUB {
-            l[SUB * j + ii] = nearest_int((x[SUB * j + ii] + dm) / d).clamp(0, 15) as u8;
+            fit.l[SUB * j + ii] = nearest_int((x[SUB * j + ii] + dm) / d).clamp(0, nmax) as u8;
         }
     }
+}
 
-    let qs = &mut out[16..144];
+/// Q4_K's codes: per 64 weights, 32 bytes of (low sub-block | high sub-block << 4).
+#[inline(always)]
+fn pack_nibbles(l: &[u8; QK_K], qs: &mut [u8]) {
     for (chunk, lq) in qs.chunks_exact_mut(32).zip(l.chunks_exact(64)) {
         for i in 0..32 {
             chunk[i] = lq[i] | (lq[i + 32] << 4);

@@ -7,7 +7,8 @@ import { PathField } from "../../components/PathField";
 import { useApi, useSession } from "../../context";
 import { bytes, duration, fixed, num } from "../../format";
 
-const DEFAULT_FORMATS = "q4_0,q4_k,q5_0,q6_k,q8_0,f16";
+// pareto_runs::scan::DEFAULT_FORMATS, the CLI's default too.
+const DEFAULT_FORMATS = "q4_0,q3_k,q4_k,q4_1,q5_0,q5_k,q5_1,q6_k,q8_0,f16";
 
 /** "Find the best recipe": measure each tensor's sensitivity once (a job), then solve any budget
  * at once against it; the predicted frontier with the editor's recipe marked, and the heatmap. */

@@ -25,7 +25,7 @@ use crate::transform::{Pipeline, encode_f32};
 pub const TARGET: &str = "GGUF";
 pub const SUPPORTED_ARCHITECTURES: &str = "llama, mistral, qwen2, qwen3, phi3 (LlamaForCausalLM, MistralForCausalLM, \
      Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM), bert (BertModel and the other BERT encoders, for llama.cpp's embedding serving)";
-pub const SUPPORTED_FORMATS: &str = "q8_0, q4_0, q5_0, q4_k, q6_k, f16, bf16, f32";
+pub const SUPPORTED_FORMATS: &str = "q8_0, q4_0, q4_1, q5_0, q5_1, q3_k, q4_k, q5_k, q6_k, f16, bf16, f32";
 /// The file name inside the output folder.
 pub const FILE_NAME: &str = "model.gguf";
 
@@ -376,11 +376,15 @@ fn bert_kv(model: &Model, cfg: &ModelConfig, plan: &Plan) -> Result<Vec<(String,
 }
 
 /// `llama_ftype` of the plan: the recipe's default format, else the requested format holding most
-/// weights (a Q4_K plan with Q6_K tensors is Q4_K_M, as llama-quantize labels it; fallbacks do not
-/// change the label).
+/// weights, named as llama-quantize names its mixtures (fallbacks do not change the label): a Q4_K
+/// or Q5_K plan with Q6_K beyond the output head is `_M`, else `_S`; a Q3_K plan with Q4_K
+/// tensors is Q3_K_M, with Q5_K and no Q4_K Q3_K_L, else Q3_K_S.
 fn file_type(plan: &Plan) -> Result<u32> {
-    let mut by: std::collections::BTreeMap<String, u64> = Default::default();
-    for pt in plan.tensors.iter().filter(|p| !p.action.drop && p.shape.len() >= 2) {
+    // format id -> (weights, tensors)
+    let mut by: std::collections::BTreeMap<String, (u64, usize)> = Default::default();
+    // Only what the file holds: a BERT pooler the GGUF leaves out does not count.
+    let written = |p: &&PlannedTensor| !p.action.drop && p.shape.len() >= 2 && names::skipped(&p.name).is_none();
+    for pt in plan.tensors.iter().filter(written) {
         let id = match (&pt.action.requested_format, pt.action.format) {
             (Some(r), _) => r.clone(),
             (None, Some(f)) => f.to_string(),
@@ -390,20 +394,31 @@ fn file_type(plan: &Plan) -> Result<u32> {
                 _ => "f32".into(),
             },
         };
-        *by.entry(id).or_default() += pt.params;
+        let e = by.entry(id).or_default();
+        e.0 += pt.params;
+        e.1 += 1;
     }
     // The recipe's default format names the file, as llama-quantize's type argument does (an
     // encoder's Q6_K word embedding can outweigh its Q4_0 linears); without one, the majority.
     let default = plan.recipe.default.quantize.as_ref().map(|q| q.format.as_str()).filter(|f| by.contains_key(*f));
-    let main = default.or_else(|| by.iter().max_by_key(|(_, n)| **n).map(|(k, _)| k.as_str())).unwrap_or("f32");
+    let main = default.or_else(|| by.iter().max_by_key(|(_, n)| n.0).map(|(k, _)| k.as_str())).unwrap_or("f32");
+    let has = |id: &str| by.contains_key(id);
+    let q6_beyond_head = by.get("q6_k").is_some_and(|e| e.1 > 1);
     Ok(match main {
         "f32" => 0,
         "f16" => 1,
         "q4_0" => 2,
+        "q4_1" => 3,
         "q8_0" => 7,
         "q5_0" => 8,
-        "q4_k" if by.contains_key("q6_k") => 15,
+        "q5_1" => 9,
+        "q3_k" if has("q4_k") => 12,
+        "q3_k" if has("q5_k") => 13,
+        "q3_k" => 11,
+        "q4_k" if q6_beyond_head => 15,
         "q4_k" => 14,
+        "q5_k" if q6_beyond_head => 17,
+        "q5_k" => 16,
         "q6_k" => 18,
         "bf16" => 32,
         _ => 0,

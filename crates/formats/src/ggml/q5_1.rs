@@ -1,0 +1,53 @@
+//! Q5_1 (`block_q5_1`: f16 d, f16 min m, u32 LE of fifth bits, 16 bytes of low nibbles), following
+//! `quantize_row_q5_1_ref`, the importance-weighted `quantize_row_q5_1_impl` (`make_qkx3_quants`)
+//! and `dequantize_row_q5_1` in ggml/src/ggml-quants.c.
+
+use super::q4_1::min_max_step;
+use super::{BlockCodec, c_f32_to_i8, get_f16};
+
+pub(crate) struct Q5_1;
+
+impl BlockCodec for Q5_1 {
+    const WEIGHTS: usize = 32;
+    const BYTES: usize = 24;
+    const F16_SCALES: &'static [usize] = &[0, 2];
+    const WEIGHTED: bool = true;
+
+    #[inline(always)]
+    fn encode(x: &[f32], out: &mut [u8]) {
+        let (_, id, min) = min_max_step(x, 31.0, out);
+        // C: (uint8_t)(x0 + 0.5f), no clamp (x0 ≤ 31 by construction).
+        let q = |v: f32| c_f32_to_i8((v - min) * id + 0.5) as u8;
+        pack(&std::array::from_fn(|j| q(x[j])), out);
+    }
+
+    fn encode_row_weighted(x: &[f32], qw: &[f32], out: &mut [u8]) {
+        super::affine_weighted::<24>(x, qw, 31, out, pack);
+    }
+
+    fn decode(b: &[u8], out: &mut [f32]) {
+        let (d, m) = (get_f16(&b[0..2]), get_f16(&b[2..4]));
+        // i32, not u32: an unsigned conversion to f32 has no single instruction before AVX-512.
+        let qh = i32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+        for (j, &q) in b[8..24].iter().enumerate() {
+            let h0 = ((qh >> j) & 1) << 4;
+            let h1 = ((qh >> (j + 16)) & 1) << 4;
+            out[j] = d * ((i32::from(q & 0x0f) | h0) as f32) + m;
+            out[j + 16] = d * ((i32::from(q >> 4) | h1) as f32) + m;
+        }
+    }
+}
+
+/// Writes 32 levels 0..=31 as low nibbles (weights j and j + 16 share byte j) and a word of
+/// fifth bits (bit j for weight j).
+#[inline(always)]
+fn pack(l: &[u8; 32], out: &mut [u8]) {
+    let mut qh = 0u32;
+    for j in 0..16 {
+        let (a, b) = (l[j], l[j + 16]);
+        out[8 + j] = (a & 0x0f) | ((b & 0x0f) << 4);
+        qh |= u32::from((a & 0x10) >> 4) << j;
+        qh |= u32::from((b & 0x10) >> 4) << (j + 16);
+    }
+    out[4..8].copy_from_slice(&qh.to_le_bytes());
+}
