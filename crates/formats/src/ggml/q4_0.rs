@@ -26,14 +26,21 @@ pub(crate) fn signed_absmax(x: &[f32]) -> f32 {
     }
 }
 
-/// `MIN(15, (int)y)` for y in [0.5, 16.5], in float operations only (the saturating float→int
-/// cast costs more than the rest of the block once vectorized). `y - 0.5` is exact there and rounds,
-/// ties to even, to ⌊y⌋ except for integral y, where a tie may land one below: corrected by a compare.
+/// `MIN(15, (int)y)` for y in [0.5, 16.5] (see [`trunc_level`]).
 #[inline(always)]
 pub(crate) fn trunc_nibble(y: f32) -> u8 {
+    trunc_level::<15>(y)
+}
+
+/// `MIN(MAX, (int)y)` for y in [0.5, MAX + 1.5], MAX ≤ 31, in float operations only (the
+/// saturating float→int cast costs more than the rest of the block once vectorized). `y - 0.5` is
+/// exact there and rounds, ties to even, to ⌊y⌋ except for integral y, where a tie may land one
+/// below: corrected by a compare.
+#[inline(always)]
+pub(crate) fn trunc_level<const MAX: u8>(y: f32) -> u8 {
     let r = crate::rounding::rint(y - 0.5);
     let r = if r + 1.0 <= y { r + 1.0 } else { r };
-    ((r + crate::RINT_MAGIC).to_bits() as u8).min(15)
+    ((r + crate::RINT_MAGIC).to_bits() as u8).min(MAX)
 }
 
 impl BlockCodec for Q4_0 {
@@ -93,7 +100,7 @@ impl BlockCodec for Q4_0 {
 
 #[cfg(test)]
 mod tests {
-    use super::trunc_nibble;
+    use super::{trunc_level, trunc_nibble};
 
     #[test]
     fn trunc_nibble_equals_the_c_cast_on_its_whole_range() {
@@ -101,6 +108,14 @@ mod tests {
         for bits in lo..=hi {
             let y = f32::from_bits(bits);
             assert_eq!(trunc_nibble(y), (y as i32).min(15) as u8, "{y:e}");
+        }
+    }
+    #[test]
+    fn trunc_level_31_equals_the_c_cast_on_its_whole_range() {
+        let (lo, hi) = (0.5f32.to_bits(), 32.5f32.to_bits());
+        for bits in lo..=hi {
+            let y = f32::from_bits(bits);
+            assert_eq!(trunc_level::<31>(y), (y as i32).min(31) as u8, "{y:e}");
         }
     }
 

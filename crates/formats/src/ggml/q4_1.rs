@@ -3,6 +3,7 @@
 //! `quantize_row_q4_1_impl` (`make_qkx3_quants`) and `dequantize_row_q4_1` in
 //! ggml/src/ggml-quants.c.
 
+use super::q4_0::trunc_level;
 use super::{BlockCodec, c_f32_to_i8, get_f16, put_f16};
 
 pub(crate) struct Q4_1;
@@ -15,11 +16,19 @@ impl BlockCodec for Q4_1 {
 
     #[inline(always)]
     fn encode(x: &[f32], out: &mut [u8]) {
-        let (_, id, min) = min_max_step(x, 15.0, out);
-        // C: MIN(15, (int8_t)(x0 + 0.5f)), stored into a uint8_t.
-        let q = |v: f32| i32::from(c_f32_to_i8((v - min) * id + 0.5)).min(15) as u8;
-        for j in 0..16 {
-            out[4 + j] = q(x[j]) | (q(x[j + 16]) << 4);
+        let (d, id, min) = min_max_step(x, 15.0, out);
+        if d.is_finite() && id.is_finite() {
+            // (v − min)·id + 0.5 lies in [0.5, 15.5 + ε]: the float-only truncation applies.
+            let q = |v: f32| trunc_level::<15>((v - min) * id + 0.5);
+            for j in 0..16 {
+                out[4 + j] = q(x[j]) | (q(x[j + 16]) << 4);
+            }
+        } else {
+            // C: MIN(15, (int8_t)(x0 + 0.5f)), stored into a uint8_t.
+            let q = |v: f32| i32::from(c_f32_to_i8((v - min) * id + 0.5)).min(15) as u8;
+            for j in 0..16 {
+                out[4 + j] = q(x[j]) | (q(x[j + 16]) << 4);
+            }
         }
     }
 
@@ -44,19 +53,80 @@ impl BlockCodec for Q4_1 {
 /// (0 when d is 0); writes d and min as f16 and returns (d, 1/d, min).
 #[inline(always)]
 pub(crate) fn min_max_step(x: &[f32], steps: f32, out: &mut [u8]) -> (f32, f32, f32) {
-    let mut min = f32::MAX;
-    let mut max = -f32::MAX;
-    for &v in x {
-        if v < min {
-            min = v;
-        }
-        if v > max {
-            max = v;
-        }
-    }
+    let (min, max) = min_max(x);
     let d = (max - min) / steps;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     put_f16(&mut out[0..2], d);
     put_f16(&mut out[2..4], min);
     (d, id, min)
+}
+
+/// ggml's `if (v < min) min = v; if (v > max) max = v;` from ±FLT_MAX over a block, in eight
+/// lanes. Inputs are finite (checked before any codec runs), so the extremes do not depend on the
+/// order, except the sign of a zero extreme: the serial loop keeps the first zero it meets.
+#[inline(always)]
+fn min_max(x: &[f32]) -> (f32, f32) {
+    let (mut lo, mut hi) = ([f32::MAX; 8], [-f32::MAX; 8]);
+    for c in x.chunks_exact(8) {
+        for k in 0..8 {
+            if c[k] < lo[k] {
+                lo[k] = c[k];
+            }
+            if c[k] > hi[k] {
+                hi[k] = c[k];
+            }
+        }
+    }
+    let mut min = f32::MAX;
+    let mut max = -f32::MAX;
+    for &v in lo.iter().chain(x.chunks_exact(8).remainder()) {
+        if v < min {
+            min = v;
+        }
+    }
+    for &v in hi.iter().chain(x.chunks_exact(8).remainder()) {
+        if v > max {
+            max = v;
+        }
+    }
+    let first_zero = || x.iter().copied().find(|&v| v == 0.0).unwrap_or(0.0);
+    if min == 0.0 {
+        min = first_zero();
+    }
+    if max == 0.0 {
+        max = first_zero();
+    }
+    (min, max)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The lanes give the serial loop's bits, signed zeros included, on blocks drawn from a few
+    /// values with both zeros among them.
+    #[test]
+    fn min_max_equals_the_serial_loop_bit_for_bit() {
+        // Non-negative blocks (a zero minimum), non-positive ones (a zero maximum), mixed ones.
+        let alphabets: [&[f32]; 3] = [&[0.0, -0.0, 1.0, 0.5], &[0.0, -0.0, -1.0, -0.25], &[0.0, -0.0, 1.0, -1.0]];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..30_000 {
+            let alphabet = alphabets[i % 3];
+            let x: Vec<f32> = (0..32)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    alphabet[(state >> 33) as usize % alphabet.len()]
+                })
+                .collect();
+            let (mut min, mut max) = (f32::MAX, -f32::MAX);
+            for &v in &x {
+                if v < min {
+                    min = v;
+                }
+                if v > max {
+                    max = v;
+                }
+            }
+            let (lmin, lmax) = super::min_max(&x);
+            assert_eq!((lmin.to_bits(), lmax.to_bits()), (min.to_bits(), max.to_bits()), "{x:?}");
+        }
+    }
 }

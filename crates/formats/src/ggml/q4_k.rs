@@ -132,24 +132,7 @@ impl Lanes {
             min: [0f32; LANES],
             error: [0f32; LANES],
         };
-        let (mut sum_l, mut sum_l2, mut sum_xl) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
-        for i in 0..SUB {
-            let (w, xi, shifted) = (weights[i], x[i], x[i] - min);
-            for c in 0..LANES {
-                let v = iscales[c] * shifted;
-                let lf = if !GUARDED {
-                    nearest_int(v).clamp(0, nmax) as f32
-                } else if v > 0.0 {
-                    nearest_int(v.min(nmaxf)) as f32
-                } else {
-                    0.0
-                };
-                lanes.levels[i][c] = lf;
-                sum_l[c] += w * lf;
-                sum_l2[c] += w * lf * lf;
-                sum_xl[c] += w * lf * xi;
-            }
-        }
+        let (sum_l, sum_l2, sum_xl) = accumulate::<GUARDED>(x, weights, min, &iscales, nmax, &mut lanes.levels);
         for c in 0..LANES {
             let det = sum_w * sum_l2[c] - sum_l[c] * sum_l[c];
             let s = (sum_w * sum_xl[c] - sum_x * sum_l[c]) / det;
@@ -164,6 +147,110 @@ impl Lanes {
             }
         }
         lanes
+    }
+}
+
+/// Each candidate's levels and its sums Σw·l, Σw·l², Σw·l·x, in ggml's element order.
+type Sums3 = ([f32; LANES], [f32; LANES], [f32; LANES]);
+
+/// The hot loop of the scale search, with an AVX2 kernel where the CPU has it: written as plain
+/// Rust, LLVM vectorised the three sums across each other with shuffles on every element. The
+/// kernel does the same IEEE operations in the same order (no FMA), so the bytes do not change.
+#[inline(always)]
+fn accumulate<const GUARDED: bool>(
+    x: &[f32; SUB],
+    weights: &[f32; SUB],
+    min: f32,
+    iscales: &[f32; LANES],
+    nmax: i32,
+    levels: &mut [[f32; LANES]; SUB],
+) -> Sums3 {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU was just checked to support AVX2, the only requirement of the call.
+        #[allow(unsafe_code)]
+        return unsafe { accumulate_avx2::<GUARDED>(x, weights, min, iscales, nmax, levels) };
+    }
+    accumulate_portable::<GUARDED>(x, weights, min, iscales, nmax, levels)
+}
+
+#[inline(always)]
+fn accumulate_portable<const GUARDED: bool>(
+    x: &[f32; SUB],
+    weights: &[f32; SUB],
+    min: f32,
+    iscales: &[f32; LANES],
+    nmax: i32,
+    levels: &mut [[f32; LANES]; SUB],
+) -> Sums3 {
+    let nmaxf = nmax as f32;
+    let (mut sum_l, mut sum_l2, mut sum_xl) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
+    for i in 0..SUB {
+        let (w, xi, shifted) = (weights[i], x[i], x[i] - min);
+        for c in 0..LANES {
+            let v = iscales[c] * shifted;
+            let lf = if !GUARDED {
+                nearest_int(v).clamp(0, nmax) as f32
+            } else if v > 0.0 {
+                nearest_int(v.min(nmaxf)) as f32
+            } else {
+                0.0
+            };
+            levels[i][c] = lf;
+            sum_l[c] += w * lf;
+            sum_l2[c] += w * lf * lf;
+            sum_xl[c] += w * lf * xi;
+        }
+    }
+    (sum_l, sum_l2, sum_xl)
+}
+
+/// [`accumulate_portable`] with AVX2 intrinsics: one register per sum, `nearest_int` as the
+/// magic-number addition and mask, the clamp as integer min/max.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(unsafe_code)]
+fn accumulate_avx2<const GUARDED: bool>(
+    x: &[f32; SUB],
+    weights: &[f32; SUB],
+    min: f32,
+    iscales: &[f32; LANES],
+    nmax: i32,
+    levels: &mut [[f32; LANES]; SUB],
+) -> Sums3 {
+    use std::arch::x86_64::*;
+    // SAFETY (every block below): AVX2 is enabled for this function; loads and stores go through
+    // arrays of exactly eight f32.
+    unsafe {
+        let is = _mm256_loadu_ps(iscales.as_ptr());
+        let magic = _mm256_set1_ps(crate::RINT_MAGIC);
+        let mask = _mm256_set1_epi32(0x007f_ffff);
+        let offset = _mm256_set1_epi32(0x0040_0000);
+        let (zero_i, nmax_i) = (_mm256_setzero_si256(), _mm256_set1_epi32(nmax));
+        let (zero, nmaxf) = (_mm256_setzero_ps(), _mm256_set1_ps(nmax as f32));
+        let nearest =
+            |v: __m256| _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(_mm256_add_ps(v, magic)), mask), offset);
+        let (mut sum_l, mut sum_l2, mut sum_xl) = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+        for i in 0..SUB {
+            let v = _mm256_mul_ps(is, _mm256_set1_ps(x[i] - min));
+            let lf = if !GUARDED {
+                _mm256_cvtepi32_ps(_mm256_min_epi32(_mm256_max_epi32(nearest(v), zero_i), nmax_i))
+            } else {
+                // v > 0 ? nearest_int(min(v, nmax)) : 0 (NaN compares false: 0).
+                let l = _mm256_cvtepi32_ps(nearest(_mm256_min_ps(v, nmaxf)));
+                _mm256_and_ps(l, _mm256_cmp_ps::<_CMP_GT_OQ>(v, zero))
+            };
+            _mm256_storeu_ps(levels[i].as_mut_ptr(), lf);
+            let wl = _mm256_mul_ps(_mm256_set1_ps(weights[i]), lf);
+            sum_l = _mm256_add_ps(sum_l, wl);
+            sum_l2 = _mm256_add_ps(sum_l2, _mm256_mul_ps(wl, lf));
+            sum_xl = _mm256_add_ps(sum_xl, _mm256_mul_ps(wl, _mm256_set1_ps(x[i])));
+        }
+        let mut out: Sums3 = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
+        _mm256_storeu_ps(out.0.as_mut_ptr(), sum_l);
+        _mm256_storeu_ps(out.1.as_mut_ptr(), sum_l2);
+        _mm256_storeu_ps(out.2.as_mut_ptr(), sum_xl);
+        out
     }
 }
 
@@ -408,4 +495,57 @@ fn make_qp_quants(x: &[f32; NSUB], qw: &[f32; NSUB]) -> (f32, [u8; NSUB]) {
         }
     }
     (if suml2 > 0.0 { sumlx / suml2 } else { 0.0 }, levels)
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::{LANES, SUB, accumulate_avx2, accumulate_portable};
+
+    /// The AVX2 kernel and the portable loop give the same bits (levels and sums) for both
+    /// rounding rules, on sub-blocks with ties, zeros, huge and tiny values and NaN-producing scales.
+    #[test]
+    fn the_avx2_search_kernel_equals_the_portable_loop() {
+        if !is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..4000 {
+            let x: [f32; SUB] = std::array::from_fn(|_| {
+                let r = next();
+                match r % 7 {
+                    0 => 0.0,
+                    1 => ((r >> 8) % 64) as f32 * 0.25 - 8.0,
+                    2 => f32::from_bits((r >> 32) as u32 & 0x807f_ffff | 0x3f00_0000),
+                    _ => ((r >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * (1u64 << (r % 20)) as f32,
+                }
+            });
+            let weights: [f32; SUB] = std::array::from_fn(|i| x[i].abs() + (next() % 5) as f32);
+            let min = x.iter().fold(0f32, |m, &v| m.min(v));
+            let max = x.iter().fold(min, |m, &v| m.max(v));
+            let iscales: [f32; LANES] = std::array::from_fn(|k| {
+                let span = if round % 50 == 0 { 0.0 } else { max - min };
+                (-0.9 + 0.05 * k as f32 + 15.0) / span
+            });
+            for nmax in [15, 31] {
+                let (mut a, mut b) = ([[0f32; LANES]; SUB], [[0f32; LANES]; SUB]);
+                let bits = |s: ([f32; LANES], [f32; LANES], [f32; LANES])| [s.0, s.1, s.2].map(|v| v.map(f32::to_bits));
+                let p = bits(accumulate_portable::<false>(&x, &weights, min, &iscales, nmax, &mut a));
+                #[allow(unsafe_code)]
+                // SAFETY: AVX2 support was checked above.
+                let v = bits(unsafe { accumulate_avx2::<false>(&x, &weights, min, &iscales, nmax, &mut b) });
+                assert_eq!((p, a.map(|r| r.map(f32::to_bits))), (v, b.map(|r| r.map(f32::to_bits))), "plain {x:?}");
+                let p = bits(accumulate_portable::<true>(&x, &weights, min, &iscales, nmax, &mut a));
+                #[allow(unsafe_code)]
+                // SAFETY: AVX2 support was checked above.
+                let v = bits(unsafe { accumulate_avx2::<true>(&x, &weights, min, &iscales, nmax, &mut b) });
+                assert_eq!((p, a.map(|r| r.map(f32::to_bits))), (v, b.map(|r| r.map(f32::to_bits))), "guarded {x:?}");
+            }
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! `quantize_row_q5_1_ref`, the importance-weighted `quantize_row_q5_1_impl` (`make_qkx3_quants`)
 //! and `dequantize_row_q5_1` in ggml/src/ggml-quants.c.
 
+use super::q4_0::trunc_level;
 use super::q4_1::min_max_step;
 use super::{BlockCodec, c_f32_to_i8, get_f16};
 
@@ -15,10 +16,16 @@ impl BlockCodec for Q5_1 {
 
     #[inline(always)]
     fn encode(x: &[f32], out: &mut [u8]) {
-        let (_, id, min) = min_max_step(x, 31.0, out);
-        // C: (uint8_t)(x0 + 0.5f), no clamp (x0 ≤ 31 by construction).
-        let q = |v: f32| c_f32_to_i8((v - min) * id + 0.5) as u8;
-        pack(&std::array::from_fn(|j| q(x[j])), out);
+        let (d, id, min) = min_max_step(x, 31.0, out);
+        if d.is_finite() && id.is_finite() {
+            // (v − min)·id + 0.5 lies in [0.5, 31.5 + ε], below 32: the float-only truncation.
+            let q = |v: f32| trunc_level::<31>((v - min) * id + 0.5);
+            pack(&std::array::from_fn(|j| q(x[j])), out);
+        } else {
+            // C: (uint8_t)(x0 + 0.5f), no clamp.
+            let q = |v: f32| c_f32_to_i8((v - min) * id + 0.5) as u8;
+            pack(&std::array::from_fn(|j| q(x[j])), out);
+        }
     }
 
     fn encode_row_weighted(x: &[f32], qw: &[f32], out: &mut [u8]) {
