@@ -16,7 +16,7 @@ work=${1:-$root/bench-data/gguf1b}; runs=${2:-3}; shift 2 || true
 types=${*:-Q8_0 Q4_0 Q4_K_M}
 threads=2
 cd "$root"
-cargo build --release -q -p pareto-cli -p pareto-core --examples
+cargo build --release -q -p pareto-cli -p pareto-core --bins --examples  # --examples alone would leave the pareto binary stale
 pareto=${PARETO:-$root/target/release/pareto}
 mkdir -p "$work"; cd "$work"
 [ -f src/model.safetensors ] || "$root/target/release/examples/synth_model" src 1b
