@@ -120,46 +120,27 @@ pub(crate) trait BlockCodec: Sync + Send {
     }
 }
 
-/// Σx² / n over a row, summed in ggml's order (the σ² of the importance-weighted encoders).
+/// Σx², summed in ggml's order.
+#[inline(always)]
+fn sum_squares(x: &[f32]) -> f32 {
+    let mut sum_x2 = 0.0f32;
+    for &v in x {
+        sum_x2 += v * v;
+    }
+    sum_x2
+}
+
+/// Σx² / n over a row (the σ² of the importance-weighted legacy encoders).
 #[inline(always)]
 pub(crate) fn row_mean_square(x: &[f32]) -> f32 {
-    let mut sum_x2 = 0.0f32;
-    for &v in x {
-        sum_x2 += v * v;
-    }
-    sum_x2 / x.len() as f32
+    sum_squares(x) / x.len() as f32
 }
 
-/// 2·Σx² / n over a super-block, in ggml's order (the σ² of the importance-weighted k-quants).
+/// 2·Σx² / n over a super-block (the σ² of the importance-weighted k-quants), in ggml's order of
+/// operations: (2·Σx²) / n.
 #[inline(always)]
 pub(crate) fn twice_mean_square(x: &[f32]) -> f32 {
-    let mut sum_x2 = 0.0f32;
-    for &v in x {
-        sum_x2 += v * v;
-    }
-    2.0 * sum_x2 / x.len() as f32
-}
-
-/// `quantize_row_q{4,5}_1_impl`: importance × sqrt(σ² + x²), σ² the row's mean square; each
-/// 32-weight block fitted to levels 0..=`nmax` by `make_qkx3_quants` (37 candidate scales), its d
-/// and min written as f16, then `pack` stores the levels.
-pub(crate) fn affine_weighted<const BYTES: usize>(
-    x: &[f32],
-    qw: &[f32],
-    nmax: i32,
-    out: &mut [u8],
-    pack: impl Fn(&[u8; 32], &mut [u8]),
-) {
-    let sigma2 = row_mean_square(x);
-    for ((xb, qb), ob) in x.chunks_exact(32).zip(qw.chunks_exact(32)).zip(out.chunks_exact_mut(BYTES)) {
-        let xs: &[f32; 32] = xb.try_into().expect("block is 32 weights");
-        let weight = sigma_weights::<32>(xb, qb, sigma2);
-        let mut l = [0u8; 32];
-        let (d, neg_min) = q4_k::make_qkx_quants::<true>(xs, &weight, nmax, &mut l, -0.9, 0.05, 36);
-        put_f16(&mut ob[0..2], d);
-        put_f16(&mut ob[2..4], -neg_min);
-        pack(&l, ob);
-    }
+    2.0 * sum_squares(x) / x.len() as f32
 }
 
 /// ggml's importance weights for a group: `qw[i] * sqrt(σ² + x[i]²)`.

@@ -33,7 +33,7 @@ impl BlockCodec for Q4_1 {
     }
 
     fn encode_row_weighted(x: &[f32], qw: &[f32], out: &mut [u8]) {
-        super::affine_weighted::<20>(x, qw, 15, out, |l, ob| {
+        affine_weighted::<20>(x, qw, 15, out, |l, ob| {
             for j in 0..16 {
                 ob[4 + j] = l[j] | (l[j + 16] << 4);
             }
@@ -59,6 +59,28 @@ pub(crate) fn min_max_step(x: &[f32], steps: f32, out: &mut [u8]) -> (f32, f32, 
     put_f16(&mut out[0..2], d);
     put_f16(&mut out[2..4], min);
     (d, id, min)
+}
+
+/// `quantize_row_q{4,5}_1_impl`: importance × sqrt(σ² + x²), σ² the row's mean square; each
+/// 32-weight block fitted to levels 0..=`nmax` by `make_qkx3_quants` (37 candidate scales), its d
+/// and min written as f16, then `pack` stores the levels.
+pub(crate) fn affine_weighted<const BYTES: usize>(
+    x: &[f32],
+    qw: &[f32],
+    nmax: i32,
+    out: &mut [u8],
+    pack: impl Fn(&[u8; 32], &mut [u8]),
+) {
+    let sigma2 = super::row_mean_square(x);
+    for ((xb, qb), ob) in x.chunks_exact(32).zip(qw.chunks_exact(32)).zip(out.chunks_exact_mut(BYTES)) {
+        let xs: &[f32; 32] = xb.try_into().expect("block is 32 weights");
+        let weight = super::sigma_weights::<32>(xb, qb, sigma2);
+        let mut l = [0u8; 32];
+        let (d, neg_min) = super::q4_k::make_qkx_quants::<true>(xs, &weight, nmax, &mut l, -0.9, 0.05, 36);
+        put_f16(&mut ob[0..2], d);
+        put_f16(&mut ob[2..4], -neg_min);
+        pack(&l, ob);
+    }
 }
 
 /// ggml's `if (v < min) min = v; if (v > max) max = v;` from ±FLT_MAX over a block, in eight

@@ -21,7 +21,7 @@ impl BlockCodec for Q5_0 {
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         put_f16(out, d);
         let q5 = |v: f32| i32::from(c_f32_to_i8(v * id + 16.5)).min(31) as u8;
-        pack(std::array::from_fn(|j| q5(x[j])), out);
+        pack_fifth_bits(&std::array::from_fn(|j| q5(x[j])), 2, out);
     }
 
     /// `quantize_row_q5_0_impl`: as Q4_0's weighted path, importance × sqrt(σ² + x²) with σ² the
@@ -32,7 +32,7 @@ impl BlockCodec for Q5_0 {
             let weight = super::sigma_weights::<32>(xb, qb, sigma2);
             let mut l = [0i8; 32];
             put_f16(ob, make_qx_quants(xb, 16, &mut l, Some(&weight)));
-            pack(l.map(|v| v as u8), ob);
+            pack_fifth_bits(&l.map(|v| v as u8), 2, ob);
         }
     }
 
@@ -50,15 +50,17 @@ impl BlockCodec for Q5_0 {
     }
 }
 
-/// Writes 32 levels 0..=31 as block_q5_0's low nibbles and 32 fifth bits.
+/// Writes 32 levels 0..=31 as a word of fifth bits at byte `qh` (bit j for weight j) followed by
+/// 16 bytes of low nibbles (weights j and j + 16 share byte j): block_q5_0's layout from byte 2,
+/// block_q5_1's from byte 4.
 #[inline(always)]
-fn pack(l: [u8; 32], out: &mut [u8]) {
-    let mut qh = 0u32;
+pub(crate) fn pack_fifth_bits(l: &[u8; 32], qh: usize, out: &mut [u8]) {
+    let mut bits = 0u32;
     for j in 0..16 {
         let (a, b) = (l[j], l[j + 16]);
-        out[6 + j] = (a & 0x0f) | ((b & 0x0f) << 4);
-        qh |= u32::from((a & 0x10) >> 4) << j;
-        qh |= u32::from((b & 0x10) >> 4) << (j + 16);
+        out[qh + 4 + j] = (a & 0x0f) | ((b & 0x0f) << 4);
+        bits |= u32::from((a & 0x10) >> 4) << j;
+        bits |= u32::from((b & 0x10) >> 4) << (j + 16);
     }
-    out[2..6].copy_from_slice(&qh.to_le_bytes());
+    out[qh..qh + 4].copy_from_slice(&bits.to_le_bytes());
 }

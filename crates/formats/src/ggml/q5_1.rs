@@ -3,7 +3,8 @@
 //! and `dequantize_row_q5_1` in ggml/src/ggml-quants.c.
 
 use super::q4_0::trunc_level;
-use super::q4_1::min_max_step;
+use super::q4_1::{affine_weighted, min_max_step};
+use super::q5_0::pack_fifth_bits;
 use super::{BlockCodec, c_f32_to_i8, get_f16};
 
 pub(crate) struct Q5_1;
@@ -20,16 +21,16 @@ impl BlockCodec for Q5_1 {
         if d.is_finite() && id.is_finite() {
             // (v − min)·id + 0.5 lies in [0.5, 31.5 + ε], below 32: the float-only truncation.
             let q = |v: f32| trunc_level::<31>((v - min) * id + 0.5);
-            pack(&std::array::from_fn(|j| q(x[j])), out);
+            pack_fifth_bits(&std::array::from_fn(|j| q(x[j])), 4, out);
         } else {
             // C: (uint8_t)(x0 + 0.5f), no clamp.
             let q = |v: f32| c_f32_to_i8((v - min) * id + 0.5) as u8;
-            pack(&std::array::from_fn(|j| q(x[j])), out);
+            pack_fifth_bits(&std::array::from_fn(|j| q(x[j])), 4, out);
         }
     }
 
     fn encode_row_weighted(x: &[f32], qw: &[f32], out: &mut [u8]) {
-        super::affine_weighted::<24>(x, qw, 31, out, pack);
+        affine_weighted::<24>(x, qw, 31, out, |l, ob| pack_fifth_bits(l, 4, ob));
     }
 
     fn decode(b: &[u8], out: &mut [f32]) {
@@ -43,18 +44,4 @@ impl BlockCodec for Q5_1 {
             out[j + 16] = d * ((i32::from(q >> 4) | h1) as f32) + m;
         }
     }
-}
-
-/// Writes 32 levels 0..=31 as low nibbles (weights j and j + 16 share byte j) and a word of
-/// fifth bits (bit j for weight j).
-#[inline(always)]
-fn pack(l: &[u8; 32], out: &mut [u8]) {
-    let mut qh = 0u32;
-    for j in 0..16 {
-        let (a, b) = (l[j], l[j + 16]);
-        out[8 + j] = (a & 0x0f) | ((b & 0x0f) << 4);
-        qh |= u32::from((a & 0x10) >> 4) << j;
-        qh |= u32::from((b & 0x10) >> 4) << (j + 16);
-    }
-    out[4..8].copy_from_slice(&qh.to_le_bytes());
 }
