@@ -118,21 +118,40 @@ impl CustomOp3 for CausalAttention {
         out.par_chunks_mut(s * hd).enumerate().for_each(|(bh, o)| {
             let (bi, h) = (bh / nh, bh % nh);
             let kv = (bi * nkv + h / rep) * t * hd;
-            // Keys and values transposed to `[d, t]` so that every inner loop runs along the keys:
-            // contiguous and long, where the head dim may be as short as 8.
-            let kt = transpose(&k[kv..kv + t * hd], hd);
-            let vt = transpose(&v[kv..kv + t * hd], hd);
-            let head = Head { q: &q[bh * s * hd..][..s * hd], kt: &kt, vt: &vt, hd, t, pos: self.pos, scale, softcap };
-            #[cfg(target_arch = "x86_64")]
-            if is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU was just checked to support AVX2, the only requirement of the call.
-                #[allow(unsafe_code)]
-                return unsafe { head.attend_avx2(o) };
-            }
-            head.attend(o);
+            let q = &q[bh * s * hd..][..s * hd];
+            attend_head(q, &k[kv..kv + t * hd], &v[kv..kv + t * hd], hd, self.pos, scale, softcap, o);
         });
         Ok((CpuStorage::F32(out), Shape::from((b, nh, s, hd))))
     }
+}
+
+/// One head's attention output `[s, d]` into `out`, for queries `q` `[s, d]` and keys and values
+/// `[t, d]` (row-major): query `i` sees keys `0..min(pos + i + 1, t)`, so `pos >= t` lets every query
+/// see every key (an encoder).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend_head(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    hd: usize,
+    pos: usize,
+    scale: f32,
+    softcap: Option<f32>,
+    out: &mut [f32],
+) {
+    let t = k.len() / hd;
+    // Keys and values transposed to `[d, t]` so that every inner loop runs along the keys:
+    // contiguous and long, where the head dim may be as short as 8.
+    let kt = transpose(k, hd);
+    let vt = transpose(v, hd);
+    let head = Head { q, kt: &kt, vt: &vt, hd, t, pos, scale, softcap };
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU was just checked to support AVX2, the only requirement of the call.
+        #[allow(unsafe_code)]
+        return unsafe { head.attend_avx2(out) };
+    }
+    head.attend(out);
 }
 
 /// One (batch, head) pair: its queries and its KV head's keys and values, transposed.
@@ -161,7 +180,7 @@ impl Head<'_> {
         let (hd, t) = (self.hd, self.t);
         let mut p = vec![0f32; t];
         for (i, (qi, oi)) in self.q.chunks_exact(hd).zip(out.chunks_exact_mut(hd)).enumerate() {
-            let n = self.pos + i + 1;
+            let n = (self.pos + i + 1).min(t);
             let p = &mut p[..n];
             p.fill(0.0);
             for (qd, kd) in qi.iter().zip(self.kt.chunks_exact(t)) {

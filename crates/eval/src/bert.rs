@@ -12,6 +12,7 @@ use candle_transformers::models::bert::{BertModel, Config};
 use pareto_core::job::JobContext;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
+use crate::bert_packed::PackedBert;
 use crate::error::{CandleContext, EvalError, Result};
 use crate::weights::{load_tensors, read_config, tokenizer_path};
 
@@ -22,12 +23,20 @@ pub const DEFAULT_BATCH: usize = 32;
 
 /// A loaded encoder with its tokenizer.
 pub struct BertEncoder {
-    model: BertModel,
+    forward: Forward,
     tokenizer: Tokenizer,
     device: Device,
     dir: PathBuf,
     hidden_size: usize,
     load_time: Duration,
+}
+
+/// Which forward pass computes the embeddings.
+enum Forward {
+    /// The CPU: sentences packed without padding ([`crate::bert_packed`]).
+    Packed(PackedBert),
+    /// Other devices: candle-transformers' model over padded batches.
+    Padded(BertModel),
 }
 
 impl std::fmt::Debug for BertEncoder {
@@ -63,13 +72,19 @@ impl BertEncoder {
         let start = Instant::now();
         let (config_path, json) = read_config(dir)?;
         let config: Config = serde_json::from_value(json)
-            .map_err(|e| EvalError::Config { path: config_path, message: e.to_string() })?;
+            .map_err(|e| EvalError::Config { path: config_path.clone(), message: e.to_string() })?;
         let tokenizer = load_bert_tokenizer(&tokenizer_path(dir, fallback)?)?;
         let tensors = load_tensors(dir, device)?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-        let model = BertModel::load(vb, &config).ctx(|| format!("building the BERT model from {}", dir.display()))?;
+        let forward = if device.is_cpu() {
+            Forward::Packed(PackedBert::load(vb, &config, &config_path)?)
+        } else {
+            Forward::Padded(
+                BertModel::load(vb, &config).ctx(|| format!("building the BERT model from {}", dir.display()))?,
+            )
+        };
         Ok(Self {
-            model,
+            forward,
             tokenizer,
             device: device.clone(),
             dir: dir.to_path_buf(),
@@ -100,6 +115,25 @@ impl BertEncoder {
             .tokenizer
             .encode_batch(sentences.to_vec(), true)
             .map_err(|e| EvalError::Tokenizer { path: self.dir.join("tokenizer.json"), message: e.to_string() })?;
+        let model = match &self.forward {
+            Forward::Packed(packed) => {
+                // Padding dropped: the tokens the attention mask keeps, at positions from 0.
+                let ids: Vec<Vec<u32>> = encodings
+                    .iter()
+                    .map(|e| {
+                        e.get_ids()
+                            .iter()
+                            .zip(e.get_attention_mask())
+                            .filter(|(_, m)| **m == 1)
+                            .map(|(i, _)| *i)
+                            .collect()
+                    })
+                    .collect();
+                let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+                return packed.embed(&refs);
+            }
+            Forward::Padded(model) => model,
+        };
         let len = encodings.first().map_or(0, |e| e.get_ids().len());
         let mut ids = Vec::with_capacity(sentences.len() * len);
         let mut mask = Vec::with_capacity(sentences.len() * len);
@@ -111,7 +145,7 @@ impl BertEncoder {
         let ids = Tensor::from_vec(ids, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
         let types = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask)).ctx(|| "BERT forward pass".to_string())?;
+        let hidden = model.forward(&ids, &types, Some(&mask)).ctx(|| "BERT forward pass".to_string())?;
         let maskf = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
         let summed = hidden.broadcast_mul(&maskf)?.sum(1)?;
         let counts = maskf.sum(1)?.clamp(1e-9, f64::MAX)?;

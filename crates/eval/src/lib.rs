@@ -7,6 +7,7 @@
 pub mod attention;
 pub mod baseline;
 pub mod bert;
+mod bert_packed;
 pub mod calibration;
 pub mod compare;
 pub mod device;
