@@ -855,3 +855,43 @@ fn the_sample_size_cap_is_named_and_can_be_set() {
     let out = pareto(&["eval", "models/stories260K", "--max-sample-mib", "0"]);
     assert!(!out.status.success());
 }
+
+/// `plan --imatrix` previews what `compress --imatrix` does: llama.cpp's Q4_0 policy guards the
+/// first eighth of ffn_down (SmolLM2's layers 0..3) with Q4_1 only with an importance matrix, and a
+/// matrix of another model is refused by name.
+#[test]
+fn plan_with_an_importance_matrix_shows_the_guarded_layers_and_refuses_another_models() {
+    let tmp = tempfile::tempdir().unwrap();
+    let smol = "models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+    let (im, other) = (tmp.path().join("smol.gguf"), tmp.path().join("stories.gguf"));
+    for (model, out) in [(smol, &im), ("models/stories260K", &other)] {
+        let args = ["imatrix", model, "--samples", "assets/samples/tinystories/tinystories-valid-excerpt.txt"];
+        let made =
+            pareto(&[&args[..], &["--windows", "1", "--window", "32", "-q", "-o", out.to_str().unwrap()]].concat());
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    }
+    let down = |extra: &[&str]| -> Vec<(u64, String)> {
+        let out = pareto(&[&["plan", smol, "--recipe", "gguf-q4_0", "--json"], extra].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        json(&out)["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["name"].as_str().unwrap().ends_with("mlp.down_proj.weight"))
+            .map(|t| (t["layer"].as_u64().unwrap(), t["action"]["format"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let plain = down(&[]);
+    assert_eq!(plain.len(), 30);
+    assert!(plain.iter().all(|(_, f)| f == "q4_0"), "{plain:?}");
+    let guarded = down(&["--imatrix", im.to_str().unwrap()]);
+    assert!(guarded.iter().all(|(layer, f)| f == if *layer < 3 { "q4_1" } else { "q4_0" }), "{guarded:?}");
+
+    let human = pareto(&["plan", smol, "--recipe", "gguf-q4_0", "--imatrix", im.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("importance matrix") && text.contains("210 weights covered"), "{text}");
+    let refused = pareto(&["plan", smol, "--recipe", "gguf-q4_0", "--imatrix", other.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("64 columns in the imatrix, 576 in the model"), "{err}");
+}

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use pareto_core::Recipe;
+use pareto_core::export::gguf::imatrix::{Imatrix, weights_of};
 
 use crate::output;
 
@@ -14,12 +15,21 @@ pub struct PlanArgs {
     pub recipe: String,
     #[arg(long, default_value_t = 40)]
     pub limit: usize,
+    /// The importance matrix `pareto compress --imatrix` will be given: the plan then applies the
+    /// rules that hold only with one (llama.cpp's Q4_0/Q5_0 guard of the first ffn_down layers) and
+    /// checks that the matrix belongs to this model.
+    #[arg(long, value_name = "FILE")]
+    pub imatrix: Option<PathBuf>,
 }
 
 pub fn run(args: &PlanArgs, json: bool) -> anyhow::Result<()> {
     let model = output::open_model(&args.path)?;
     let recipe = Recipe::load(&args.recipe)?;
-    let plan = recipe.resolve(&model)?;
+    let uncovered = match &args.imatrix {
+        Some(path) => Some(Imatrix::read(path)?.check_against(path, &weights_of(&model))?),
+        None => None,
+    };
+    let plan = recipe.resolve_for(&model, args.imatrix.is_some())?;
     if json {
         return output::json(&plan);
     }
@@ -40,6 +50,14 @@ pub fn run(args: &PlanArgs, json: bool) -> anyhow::Result<()> {
         .collect();
     output::table(&["tensor", "shape", "action", "before", "after", "notes"], &rows);
     print_totals(&plan.totals);
+    if let (Some(path), Some(uncovered)) = (&args.imatrix, uncovered) {
+        let covered = weights_of(&model).len() - uncovered.len();
+        println!(
+            "importance matrix {}: {covered} weights covered, {} without an entry (quantized without it)",
+            path.display(),
+            uncovered.len()
+        );
+    }
     Ok(())
 }
 
