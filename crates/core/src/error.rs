@@ -214,7 +214,7 @@ pub enum Error {
     #[error("GGUF export supports the LLaMA family ({supported}); this model's architecture is {architecture:?}")]
     GgufUnsupportedArchitecture { architecture: String, supported: &'static str },
     #[error("{target} cannot store tensor {tensor} as {format}; {target} supports {supported}")]
-    ExportFormatUnsupported { target: &'static str, tensor: String, format: String, supported: &'static str },
+    ExportFormatUnsupported { target: &'static str, tensor: String, format: String, supported: String },
     #[error("{target}: tensor {tensor}: {problem}")]
     ExportTensor { target: &'static str, tensor: String, problem: String },
     #[error("{target}: {problem}")]

@@ -29,8 +29,17 @@ use crate::recipe::{Plan, PlannedTensor};
 use crate::store::{DType, Role};
 
 pub const TARGET: &str = "compressed-tensors";
-pub const SUPPORTED: &str = "int4_g32/g64/g128 _sym and _asym and int8_channel (pack-quantized), \
-    fp8_e4m3 and fp8_e4m3_tensor (float-quantized), and f16/bf16/f32 casts";
+
+/// The registry formats compressed-tensors stores (pack-quantized integers, float-quantized FP8,
+/// float casts), for messages.
+pub fn supported() -> String {
+    pareto_formats::registry()
+        .iter()
+        .filter(|f| ct_format(f).is_some() || cast_dtype(f).is_some())
+        .map(|f| f.id)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// The compressed-tensors version whose layout this writer follows.
 pub const CT_VERSION: &str = "0.12.2";
@@ -79,7 +88,7 @@ pub fn check(plan: &Plan) -> Result<()> {
                     target: TARGET,
                     tensor: pt.name.clone(),
                     format: id.to_string(),
-                    supported: SUPPORTED,
+                    supported: supported(),
                 });
             }
         }
@@ -186,7 +195,7 @@ impl Scheme for CompressedTensors {
                 target: TARGET,
                 tensor: pt.name.clone(),
                 format: fmt.id.to_string(),
-                supported: SUPPORTED,
+                supported: supported(),
             }),
         }
     }

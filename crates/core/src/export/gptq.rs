@@ -24,8 +24,15 @@ use crate::recipe::{Plan, PlannedTensor};
 use crate::store::DType;
 
 pub const TARGET: &str = "GPTQ";
-pub const SUPPORTED: &str = "int4_g32/g64/g128 _sym and _asym and int8_channel (8-bit, group_size -1) for the Linear \
-    layers of the decoder blocks and lm_head; q/k/v and gate/up share one format (vLLM fuses them)";
+
+/// The registry formats GPTQ stores and where, for messages.
+pub fn supported() -> String {
+    let ids: Vec<&str> = pareto_formats::registry().iter().filter(|f| params(f).is_some()).map(|f| f.id).collect();
+    format!(
+        "{} for the Linear layers of the decoder blocks and lm_head; q/k/v and gate/up share one format (vLLM fuses them)",
+        ids.join(", ")
+    )
+}
 
 /// How GPTQ describes a format: bits, group size (−1 = one group per row), symmetry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +133,7 @@ pub fn check(plan: &Plan) -> Result<GptqLayout> {
         target: TARGET,
         tensor: pt.name.clone(),
         format,
-        supported: SUPPORTED,
+        supported: supported(),
     };
     // fusion group → (its first module, the fused names, its format)
     let mut groups: BTreeMap<String, (String, &'static [&'static str], Option<&'static Format>)> = BTreeMap::new();
@@ -279,7 +286,7 @@ impl Scheme for Gptq {
                 target: TARGET,
                 tensor: pt.name.clone(),
                 format: fmt.id.to_string(),
-                supported: SUPPORTED,
+                supported: supported(),
             });
         };
         packable(pt, bits)?;

@@ -25,7 +25,6 @@ use crate::transform::{Pipeline, encode_f32};
 pub const TARGET: &str = "GGUF";
 pub const SUPPORTED_ARCHITECTURES: &str = "llama, mistral, qwen2, qwen3, phi3 (LlamaForCausalLM, MistralForCausalLM, \
      Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM), bert (BertModel and the other BERT encoders, for llama.cpp's embedding serving)";
-pub const SUPPORTED_FORMATS: &str = "q8_0, q4_0, q4_1, q5_0, q5_1, q3_k, q4_k, q5_k, q6_k, f16, bf16, f32";
 /// The file name inside the output folder.
 pub const FILE_NAME: &str = "model.gguf";
 
@@ -105,12 +104,27 @@ fn pad(h: &mut Vec<u8>) {
     }
 }
 
+/// How a registry format is stored in a GGUF: ggml block formats as their blocks, the float formats
+/// llama.cpp has a type for as casts; `None` for the rest.
+fn encoding_of(f: &'static pareto_formats::Format) -> Option<Encoding> {
+    match (f.kind, f.ggml_type) {
+        (Kind::GgmlBlock, Some(_)) => Some(Encoding::Blocks(f)),
+        (Kind::Float, Some(_)) if cast_dtype(f).is_some() => Some(Encoding::Cast(f)),
+        _ => None,
+    }
+}
+
+/// The registry formats a GGUF can store, for messages.
+pub fn supported_formats() -> String {
+    pareto_formats::registry().iter().filter(|f| encoding_of(f).is_some()).map(|f| f.id).collect::<Vec<_>>().join(", ")
+}
+
 fn unsupported_format(pt: &PlannedTensor, id: &str) -> Error {
     Error::ExportFormatUnsupported {
         target: TARGET,
         tensor: pt.name.clone(),
         format: id.to_string(),
-        supported: SUPPORTED_FORMATS,
+        supported: supported_formats(),
     }
 }
 
@@ -171,14 +185,7 @@ pub fn layout(model: &Model, plan: &Plan, weights_only: bool) -> Result<Layout> 
         }
         let (rows, cols) = rows_cols(&pt.shape);
         let encoding = match pt.action.format {
-            Some(id) => {
-                let f = pareto_formats::lookup(id)?;
-                match (f.kind, f.ggml_type) {
-                    (Kind::GgmlBlock, Some(_)) => Encoding::Blocks(f),
-                    (Kind::Float, Some(_)) if cast_dtype(f).is_some() => Encoding::Cast(f),
-                    _ => return Err(unsupported_format(pt, id)),
-                }
-            }
+            Some(id) => encoding_of(pareto_formats::lookup(id)?).ok_or_else(|| unsupported_format(pt, id))?,
             // llama.cpp keeps 1-D tensors (norms) in F32.
             None if pt.shape.len() < 2 => Encoding::Dense(DType::F32),
             None => Encoding::Dense(match pt.out_dtype {
@@ -599,4 +606,21 @@ fn qtensor_bytes(q: QTensor, pt: &PlannedTensor) -> Result<Vec<u8>> {
             });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message's list is the registry's: every ggml block format and llama.cpp's float types,
+    /// nothing a GGUF cannot hold.
+    #[test]
+    fn the_supported_list_is_the_registrys_ggml_and_float_formats() {
+        let list = supported_formats();
+        let ids: Vec<&str> = list.split(", ").collect();
+        assert_eq!(ids, ["f32", "f16", "bf16", "q8_0", "q4_0", "q5_0", "q4_1", "q5_1", "q3_k", "q4_k", "q5_k", "q6_k"]);
+        for f in pareto_formats::registry() {
+            assert_eq!(ids.contains(&f.id), f.kind == Kind::GgmlBlock || cast_dtype(f).is_some(), "{}", f.id);
+        }
+    }
 }
