@@ -133,6 +133,9 @@ pub struct FormatInfo {
     pub id: String,
     pub bits_per_weight: f64,
     pub description: String,
+    /// Place in the scan's default candidates (`pareto scan`'s default too), cheapest first; none
+    /// when the format is not one of them.
+    pub scan_default: Option<u32>,
 }
 
 /// The action an edit applies.

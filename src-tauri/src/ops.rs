@@ -72,6 +72,7 @@ pub fn list_formats() -> Vec<FormatInfo> {
             id: f.id.to_string(),
             bits_per_weight: f.bits_per_weight,
             description: f.description.to_string(),
+            scan_default: pareto_runs::scan::DEFAULT_FORMATS.iter().position(|d| *d == f.id).map(|i| i as u32),
         })
         .collect()
 }

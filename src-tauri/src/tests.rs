@@ -160,7 +160,13 @@ fn presets_formats_and_plan() {
     let state = opened();
     let presets = ops::list_presets();
     assert!(presets.iter().any(|p| p.name == "w8" && !p.description.is_empty()));
-    assert!(ops::list_formats().iter().any(|f| f.id == "q8_0"));
+    let formats = ops::list_formats();
+    assert!(formats.iter().any(|f| f.id == "q8_0"));
+    // The studio's scan candidates are the CLI's, in its order, from the registry listing.
+    let mut ranked: Vec<_> = formats.iter().filter_map(|f| Some((f.scan_default?, f.id.as_str()))).collect();
+    ranked.sort();
+    let ids: Vec<&str> = ranked.iter().map(|r| r.1).collect();
+    assert_eq!(ids, pareto_runs::scan::DEFAULT_FORMATS);
     let plan = ops::plan(&state, &preset("w8")).expect("plan");
     assert_eq!(plan.rows.len(), state.model().expect("model").tensors().len());
     assert!(plan.totals.quantized > 0);

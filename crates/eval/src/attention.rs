@@ -129,7 +129,7 @@ impl CustomOp3 for CausalAttention {
 /// `[t, d]` (row-major): query `i` sees keys `0..min(pos + i + 1, t)`, so `pos >= t` lets every query
 /// see every key (an encoder).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn attend_head(
+fn attend_head(
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -144,29 +144,34 @@ pub(crate) fn attend_head(
     // contiguous and long, where the head dim may be as short as 8.
     let kt = transpose(k, hd);
     let vt = transpose(v, hd);
-    let head = Head { q, kt: &kt, vt: &vt, hd, t, pos, scale, softcap };
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU was just checked to support AVX2, the only requirement of the call.
-        #[allow(unsafe_code)]
-        return unsafe { head.attend_avx2(out) };
-    }
-    head.attend(out);
+    Head { q, kt: &kt, vt: &vt, hd, t, pos, scale, softcap }.run(out);
 }
 
-/// One (batch, head) pair: its queries and its KV head's keys and values, transposed.
-struct Head<'a> {
-    q: &'a [f32],
-    kt: &'a [f32],
-    vt: &'a [f32],
-    hd: usize,
-    t: usize,
-    pos: usize,
-    scale: f32,
-    softcap: Option<f32>,
+/// One (batch, head) pair: its queries `[s, d]` and its KV head's keys and values, transposed to
+/// `[d, t]`; query `i` sees keys `0..min(pos + i + 1, t)`.
+pub(crate) struct Head<'a> {
+    pub q: &'a [f32],
+    pub kt: &'a [f32],
+    pub vt: &'a [f32],
+    pub hd: usize,
+    pub t: usize,
+    pub pos: usize,
+    pub scale: f32,
+    pub softcap: Option<f32>,
 }
 
 impl Head<'_> {
+    /// Output rows `[s, d]`, 8-wide where the CPU has AVX2.
+    pub(crate) fn run(&self, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU was just checked to support AVX2, the only requirement of the call.
+            #[allow(unsafe_code)]
+            return unsafe { self.attend_avx2(out) };
+        }
+        self.attend(out);
+    }
+
     /// The same loops compiled for 8-wide vectors; the default x86-64 target only has 4-wide SSE2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]

@@ -14,7 +14,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct};
 use rayon::prelude::*;
 
-use crate::attention::attend_head;
+use crate::attention::Head;
 use crate::error::{CandleContext, EvalError, Result};
 use crate::vector::{erf, exp, sum};
 
@@ -251,15 +251,22 @@ impl PackedBert {
         }
         parts.into_par_iter().for_each(|(start, len, out)| {
             let rows = &qkv[start * 3 * h..(start + len) * 3 * h];
-            let gather = |offset: usize| -> Vec<f32> {
-                rows.chunks_exact(3 * h).flat_map(|r| r[offset..offset + hd].iter().copied()).collect()
-            };
-            let mut o = vec![0f32; len * hd];
+            // One head's queries as rows `[len, hd]`, its keys and values transposed to `[hd, len]`
+            // as the kernel reads them, gathered straight from the packed rows.
+            let (mut q, mut kt, mut vt, mut o) =
+                (vec![0f32; len * hd], vec![0f32; len * hd], vec![0f32; len * hd], vec![0f32; len * hd]);
             for head in 0..heads {
-                let (q, k, v) = (gather(head * hd), gather(h + head * hd), gather(2 * h + head * hd));
-                attend_head(&q, &k, &v, hd, len, scale, None, &mut o);
+                let c = head * hd;
+                for (j, r) in rows.chunks_exact(3 * h).enumerate() {
+                    q[j * hd..(j + 1) * hd].copy_from_slice(&r[c..c + hd]);
+                    for d in 0..hd {
+                        kt[d * len + j] = r[h + c + d];
+                        vt[d * len + j] = r[2 * h + c + d];
+                    }
+                }
+                Head { q: &q, kt: &kt, vt: &vt, hd, t: len, pos: len, scale, softcap: None }.run(&mut o);
                 for (dst, src) in out.chunks_exact_mut(h).zip(o.chunks_exact(hd)) {
-                    dst[head * hd..(head + 1) * hd].copy_from_slice(src);
+                    dst[c..c + hd].copy_from_slice(src);
                 }
             }
         });

@@ -107,7 +107,13 @@ export function mockApi(): MockApi {
       { name: "w8", description: "int8", toml: 'name = "w8"\n[default.quantize]\nformat = "int8_channel"\n' },
       { name: "gguf-q4_0", description: "q4_0", toml: 'name = "gguf-q4_0"\n[default.quantize]\nformat = "q4_0"\n' },
     ]),
-    listFormats: rec("listFormats", async () => [{ id: "q4_0", bits_per_weight: 4.5, description: "" }]),
+    // Registry order differs from the scan's: the studio must follow `scan_default`, not the list.
+    listFormats: rec("listFormats", async () => [
+      { id: "q8_0", bits_per_weight: 8.5, description: "", scan_default: 2 },
+      { id: "q4_0", bits_per_weight: 4.5, description: "", scan_default: 0 },
+      { id: "nf4", bits_per_weight: 4.5, description: "", scan_default: null },
+      { id: "q4_k", bits_per_weight: 4.5, description: "", scan_default: 1 },
+    ]),
     loadRecipe: rec("loadRecipe", async (p: string) => `name = "${p}"\n[default.quantize]\nformat = "${p === "w8" ? "int8_channel" : "q4_0"}"\n`),
     saveRecipe: rec("saveRecipe", async () => undefined),
     plan: rec("plan", async (toml: string) => {

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import type { AllocationView, HardwareInfo, Sensitivity } from "../../api/types";
+import type { AllocationView, FormatInfo, HardwareInfo, Sensitivity } from "../../api/types";
 import { HeatmapChart, Scatter } from "../../components/charts";
 import { ErrorBox } from "../../components/ErrorBox";
 import { JobProgress, useJob } from "../../components/JobProgress";
@@ -7,8 +7,14 @@ import { PathField } from "../../components/PathField";
 import { useApi, useSession } from "../../context";
 import { bytes, duration, fixed, num } from "../../format";
 
-// pareto_runs::scan::DEFAULT_FORMATS, the CLI's default too.
-const DEFAULT_FORMATS = "q4_0,q3_k,q4_k,q4_1,q5_0,q5_k,q5_1,q6_k,q8_0,f16";
+/** The scan's default candidates as the backend ranks them (the CLI's default too), cheapest first. */
+export function scanDefaults(formats: FormatInfo[]): string {
+  return formats
+    .filter((f) => f.scan_default != null)
+    .sort((a, b) => (a.scan_default ?? 0) - (b.scan_default ?? 0))
+    .map((f) => f.id)
+    .join(",");
+}
 
 /** "Find the best recipe": measure each tensor's sensitivity once (a job), then solve any budget
  * at once against it; the predicted frontier with the editor's recipe marked, and the heatmap. */
@@ -18,7 +24,7 @@ export function BudgetPanel() {
   const [samples, setSamples] = useState("");
   const [skip, setSkip] = useState(0);
   const [windows, setWindows] = useState(8);
-  const [formats, setFormats] = useState(DEFAULT_FORMATS);
+  const [formats, setFormats] = useState("");
   const [scan, setScan] = useState<Sensitivity | null>(null);
   const { job, stage, err, setErr, start: launch } = useJob((e) => e.kind === "scanned" && (setScan(e.result), true));
   // llama.cpp's Q4_K_M size is the budget most users know; the others are a click away.
@@ -35,6 +41,11 @@ export function BudgetPanel() {
 
   useEffect(() => {
     api.listHardware().then(setHardware, () => setHardware([]));
+    // What the user typed before the list arrives is kept.
+    api.listFormats().then(
+      (fs) => setFormats((typed) => typed || scanDefaults(fs)),
+      () => {},
+    );
   }, []);
 
   // Every budget change is solved at once against the scan (no model pass).
