@@ -295,9 +295,9 @@ pub fn check_output(model: &Model, opts: &CompressOptions) -> Result<()> {
 }
 
 /// An importance matrix must belong to this model: every entry names one of its weights (by GGUF
-/// name) with that weight's input columns.
-fn check_imatrix(model: &Model, m: &crate::export::gguf::imatrix::Imatrix) -> Result<()> {
-    m.check_against(Path::new(&m.source), &crate::export::gguf::imatrix::weights_of(model)).map(|_| ())
+/// name) with that weight's input columns. Returns the weights it has no entry for.
+pub fn check_imatrix(model: &Model, m: &crate::export::gguf::imatrix::Imatrix) -> Result<Vec<String>> {
+    m.check_against(Path::new(&m.source), &crate::export::gguf::imatrix::weights_of(model))
 }
 
 /// A calibrated tensor without a solver for it is refused before the output exists.

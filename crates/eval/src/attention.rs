@@ -209,7 +209,7 @@ impl Head<'_> {
 }
 
 /// `[t, d]` row-major → `[d, t]`.
-fn transpose(x: &[f32], d: usize) -> Vec<f32> {
+pub(crate) fn transpose(x: &[f32], d: usize) -> Vec<f32> {
     let t = x.len() / d;
     let mut out = vec![0f32; x.len()];
     for (j, row) in x.chunks_exact(d).enumerate() {

@@ -14,9 +14,9 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct};
 use rayon::prelude::*;
 
-use crate::attention::Head;
+use crate::attention::{Head, transpose};
 use crate::error::{CandleContext, EvalError, Result};
-use crate::vector::{erf, exp, sum};
+use crate::vector::{dot, erf, exp, sum};
 
 /// One sentence's token ids (special tokens included, no padding).
 pub(crate) type Ids<'a> = &'a [u32];
@@ -66,13 +66,7 @@ fn load_vec(vb: &VarBuilder, shape: &[usize], name: &str) -> Result<Vec<f32>> {
 }
 
 fn dense(vb: VarBuilder, inputs: usize, outputs: usize) -> Result<Dense> {
-    let w = load_vec(&vb, &[outputs, inputs], "weight")?;
-    let mut weight = vec![0f32; w.len()];
-    for (o, row) in w.chunks_exact(inputs).enumerate() {
-        for (i, &value) in row.iter().enumerate() {
-            weight[i * outputs + o] = value;
-        }
-    }
+    let weight = transpose(&load_vec(&vb, &[outputs, inputs], "weight")?, inputs);
     Ok(Dense { weight, bias: load_vec(&vb, &[outputs], "bias")?, inputs, outputs })
 }
 
@@ -190,11 +184,10 @@ impl PackedBert {
         self.layer_norm(&mut x, &self.embedding_norm);
         let mut qkv = Vec::new();
         let mut ctx = vec![0f32; tokens * h];
-        let mut up = Vec::new();
+        let (mut attended, mut up) = (Vec::new(), Vec::new());
         for layer in &self.layers {
             self.linear(&x, &layer.qkv, None, &mut qkv);
             self.attention(&qkv, &spans, &mut ctx);
-            let mut attended = Vec::new();
             self.linear(&ctx, &layer.attention_out, Some(&x), &mut attended);
             self.layer_norm(&mut attended, &layer.attention_norm);
             self.linear(&attended, &layer.up, None, &mut up);
@@ -278,7 +271,7 @@ impl PackedBert {
             for row in rows.chunks_exact_mut(h) {
                 let mean = sum(row) / h as f32;
                 row.iter_mut().for_each(|v| *v -= mean);
-                let var = row.iter().map(|v| v * v).sum::<f32>() / h as f32;
+                let var = dot(row, row) / h as f32;
                 let inv = 1.0 / (var + eps).sqrt();
                 for ((v, &w), &b) in row.iter_mut().zip(&n.weight).zip(&n.bias) {
                     *v = *v * inv * w + b;

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use pareto_core::Recipe;
-use pareto_core::export::gguf::imatrix::{Imatrix, weights_of};
+use pareto_core::compress::check_imatrix;
+use pareto_core::export::gguf::imatrix::Imatrix;
 
 use crate::output;
 
@@ -25,8 +26,12 @@ pub struct PlanArgs {
 pub fn run(args: &PlanArgs, json: bool) -> anyhow::Result<()> {
     let model = output::open_model(&args.path)?;
     let recipe = Recipe::load(&args.recipe)?;
-    let uncovered = match &args.imatrix {
-        Some(path) => Some(Imatrix::read(path)?.check_against(path, &weights_of(&model))?),
+    // (entries, weights without one): every entry names a weight of the model once checked.
+    let coverage = match &args.imatrix {
+        Some(path) => {
+            let m = Imatrix::read(path)?;
+            Some((m.entries.len(), check_imatrix(&model, &m)?.len()))
+        }
         None => None,
     };
     let plan = recipe.resolve_for(&model, args.imatrix.is_some())?;
@@ -50,12 +55,10 @@ pub fn run(args: &PlanArgs, json: bool) -> anyhow::Result<()> {
         .collect();
     output::table(&["tensor", "shape", "action", "before", "after", "notes"], &rows);
     print_totals(&plan.totals);
-    if let (Some(path), Some(uncovered)) = (&args.imatrix, uncovered) {
-        let covered = weights_of(&model).len() - uncovered.len();
+    if let (Some(path), Some((covered, uncovered))) = (&args.imatrix, coverage) {
         println!(
-            "importance matrix {}: {covered} weights covered, {} without an entry (quantized without it)",
-            path.display(),
-            uncovered.len()
+            "importance matrix {}: {covered} weights covered, {uncovered} without an entry (quantized without it)",
+            path.display()
         );
     }
     Ok(())
