@@ -20,6 +20,11 @@ const CHUNK_ELEMS: usize = 1 << 20;
 /// Default for [`SourceReader::large_bytes`]: tensors larger than this (as f32) are not read
 /// ahead, so a model with two huge neighbours (embedding, output) never holds both decoded at once.
 pub const LARGE_TENSOR_BYTES: u64 = 512 << 20;
+/// A tensor above this size (as f32) that is also [`OUTLIER_FACTOR`] times the model's mean tensor
+/// is large too: vocabulary-sized embeddings and heads would otherwise set the export's peak memory
+/// alone (a 1.1B model's 250 MiB embedding beside 44 MiB layers), and row by row they are no slower.
+const OUTLIER_FLOOR_BYTES: u64 = 64 << 20;
+const OUTLIER_FACTOR: u64 = 4;
 /// Tensor buffers kept for reuse (the one being quantized and the one being read ahead).
 const KEEP_BUFFERS: usize = 2;
 
@@ -58,10 +63,12 @@ struct ReadAhead {
 }
 
 impl SourceReader {
-    /// `large_bytes`: see [`LARGE_TENSOR_BYTES`].
+    /// `large_bytes`: see [`LARGE_TENSOR_BYTES`]; tensors several times the model's mean size are
+    /// large below it too (see [`OUTLIER_FACTOR`]).
     pub fn open(model: &Model, large_bytes: u64) -> Result<SourceReader> {
         let files =
             model.shards().iter().map(|s| Ok((s.path.clone(), open_read(&s.path)?))).collect::<Result<Vec<_>>>()?;
+        let large_bytes = large_bytes.min(outlier_bytes(model.tensors()));
         Ok(SourceReader {
             shared: Arc::new(Shared { files, large_bytes, buffers: BufferPool::new(KEEP_BUFFERS) }),
             scratch: Mutex::default(),
@@ -145,6 +152,14 @@ impl SourceReader {
         }
         None
     }
+}
+
+/// The f32 size above which a tensor stands out from the model's others (see [`OUTLIER_FACTOR`]).
+fn outlier_bytes(tensors: &[TensorInfo]) -> u64 {
+    let f32_bytes = |t: &TensorInfo| (t.nbytes / t.dtype.size_bytes().max(1)).saturating_mul(4);
+    let total = tensors.iter().map(f32_bytes).fold(0u64, u64::saturating_add);
+    let mean = total / (tensors.len() as u64).max(1);
+    mean.saturating_mul(OUTLIER_FACTOR).max(OUTLIER_FLOOR_BYTES)
 }
 
 fn numel(t: &TensorInfo) -> Result<usize> {
@@ -240,4 +255,55 @@ pub(crate) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) ->
         offset += n as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DType, Role};
+
+    fn tensor(name: &str, shape: &[usize]) -> TensorInfo {
+        TensorInfo {
+            name: name.into(),
+            dtype: DType::F16,
+            shape: shape.to_vec(),
+            shard: 0,
+            offset: 0,
+            nbytes: shape.iter().product::<usize>() as u64 * 2,
+            role: Role::Other,
+        }
+    }
+
+    #[test]
+    fn vocabulary_sized_tensors_stand_out_but_layers_of_a_large_model_do_not() {
+        // TinyLlama-1.1B shapes: the 32000×2048 embedding and head are large, the layers are not.
+        let mut small = vec![tensor("embed", &[32000, 2048]), tensor("head", &[32000, 2048])];
+        for l in 0..22 {
+            for (n, shape) in [("q", [2048, 2048]), ("k", [256, 2048]), ("v", [256, 2048]), ("o", [2048, 2048])] {
+                small.push(tensor(&format!("{l}.{n}"), &shape));
+            }
+            for n in ["gate", "up", "down"] {
+                small.push(tensor(&format!("{l}.{n}"), &[5632, 2048]));
+            }
+            small.push(tensor(&format!("{l}.norm"), &[2048]));
+        }
+        let limit = outlier_bytes(&small);
+        assert!(32000 * 2048 * 4 > limit && 5632 * 2048 * 4 < limit, "{limit}");
+        // Llama-3-8B shapes: the 224 MiB MLP tensors stay whole (read ahead), the embedding does not.
+        let mut big = vec![tensor("embed", &[128256, 4096]), tensor("head", &[128256, 4096])];
+        for l in 0..32 {
+            for (n, shape) in [("q", [4096, 4096]), ("k", [1024, 4096]), ("v", [1024, 4096]), ("o", [4096, 4096])] {
+                big.push(tensor(&format!("{l}.{n}"), &shape));
+            }
+            for n in ["gate", "up", "down"] {
+                big.push(tensor(&format!("{l}.{n}"), &[14336, 4096]));
+            }
+            big.push(tensor(&format!("{l}.norm"), &[4096]));
+        }
+        let limit = outlier_bytes(&big);
+        assert!(14336 * 4096 * 4 < limit && 128256 * 4096 * 4 > limit.min(LARGE_TENSOR_BYTES), "{limit}");
+        // A model of small tensors only: the floor keeps them all whole.
+        assert_eq!(outlier_bytes(&[tensor("a", &[64, 64]), tensor("b", &[4])]), OUTLIER_FLOOR_BYTES);
+        assert_eq!(outlier_bytes(&[]), OUTLIER_FLOOR_BYTES);
+    }
 }
