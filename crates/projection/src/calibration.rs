@@ -111,6 +111,7 @@ impl Calibration {
         Efficiency {
             eta_bw: self.eta_bw,
             eta_compute: base.eta_compute,
+            eta_prefill: base.eta_prefill,
             overhead_s: self.overhead_s,
             per_seq_s: base.per_seq_s,
             engine: None,

@@ -10,8 +10,11 @@
 //! large GPUs) by engine and device class, t_seq a cost per sequence per step and t_tp one per extra
 //! device (tensor-parallel all-reduces). Per-request speed is
 //! `1/t`; system output speed `B·out / (prefill + out·t)`, the prefill of `B·in` tokens being
-//! compute-bound at η_c; a run with no stated batch ("max throughput", MLPerf offline) is projected at
-//! the largest batch whose KV cache fits (at most the engine's default batch limit).
+//! compute-bound at the engine's prefill fraction η_p; a run with no stated batch ("max throughput",
+//! MLPerf offline) is projected at the largest batch whose KV cache fits (at most the engine's default
+//! batch limit), and on a server engine with the prompts' prefill computed inside the decode steps
+//! (continuous batching with chunked prefill). The fit is least squares on the log ratio
+//! projected/measured, each class's and engine's figure pulled towards its group's mean.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -99,6 +102,7 @@ pub fn engine_efficiency(engine: &str, device: &Device) -> Option<crate::latency
     Some(crate::latency::Efficiency {
         eta_bw: p.eta_bw[class].min(1.0),
         eta_compute: p.eta_c[e].min(1.0),
+        eta_prefill: Some(p.eta_p.min(1.0)),
         overhead_s: (if e == 0 { p.t0_llama[class] } else { p.t0_engine[e - 1] }).min(T0_MAX),
         per_seq_s: p.t_seq,
         engine: Some(engine.to_owned()),
@@ -122,8 +126,9 @@ pub fn engine_efficiency(engine: &str, device: &Device) -> Option<crate::latency
 const CLASSES: [&str; 5] = ["datacenter_gpu", "desktop_gpu", "apple", "cpu", "amd_gpu"];
 const ENGINES: [&str; 5] = ["llama.cpp", "vLLM", "TensorRT-LLM", "SGLang", "other"];
 /// The most sequences an engine batches by default: vLLM's `max_num_seqs` is 256 (vLLM engine
-/// arguments); for the others ASSUMPTION 2048 (TensorRT-LLM's build default `max_batch_size`).
-const BATCH_LIMIT: [f64; 5] = [256.0, 256.0, 2048.0, 2048.0, 256.0];
+/// arguments); trtllm-bench sizes TensorRT-LLM's from the KV cache's free memory up to 4096 requests
+/// (tensorrt_llm/bench/build/tuning.py); for SGLang ASSUMPTION the same 4096.
+const BATCH_LIMIT: [f64; 5] = [256.0, 256.0, 4096.0, 4096.0, 256.0];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -308,6 +313,10 @@ pub struct Params {
     pub t_seq: f64,
     /// Seconds per step per extra device of tensor parallelism (the all-reduces between them).
     pub t_tp: f64,
+    /// Achieved fraction of peak compute in prefill (large matrix products: not the fraction a
+    /// decode step's thin ones reach). One for every engine: fitted per engine it took implausible
+    /// values (2 % of peak for llama.cpp) where a single source informs it.
+    pub eta_p: f64,
 }
 
 impl Default for Params {
@@ -320,19 +329,21 @@ impl Default for Params {
             t0_engine: [3e-4; 4],
             t_seq: 1e-9,
             t_tp: 1e-6,
+            eta_p: 0.7,
         }
     }
 }
 
 impl Params {
     fn to_vec(&self) -> Vec<f64> {
-        let mut v = Vec::with_capacity(21);
+        let mut v = Vec::with_capacity(22);
         v.extend(self.eta_bw);
         v.extend(self.eta_c);
         v.extend(self.t0_llama);
         v.extend(self.t0_engine);
         v.push(self.t_seq);
         v.push(self.t_tp);
+        v.push(self.eta_p);
         v
     }
 
@@ -345,6 +356,7 @@ impl Params {
             t0_engine: [v[15], v[16], v[17], v[18]],
             t_seq: v[19],
             t_tp: v[20],
+            eta_p: v[21],
         }
     }
 
@@ -354,11 +366,17 @@ impl Params {
 
     /// Seconds of one decode step for `b` sequences.
     fn step(&self, m: &Measurement, b: f64) -> f64 {
+        self.step_with(m, b, 0.0)
+    }
+
+    /// A decode step of `b` sequences that also computes `prefill` prompt tokens (chunked prefill).
+    fn step_with(&self, m: &Measurement, b: f64, prefill: f64) -> f64 {
         let gib = 1024f64.powi(3);
         let ctx = m.input_tokens + m.output_tokens / 2.0;
         let bytes = (m.weight_gib * gib + b * ctx * m.kv_bytes()) / m.tp;
         let t_mem = bytes / (self.eta_bw[m.class].min(1.0) * m.bw_gbs * 1e9);
-        let t_comp = 2.0 * m.params_b * 1e9 * b / m.tp / (self.eta_c[m.engine].min(1.0) * m.peak_tflops * 1e12);
+        let t_comp = 2.0 * m.params_b * 1e9 * b / m.tp / (self.eta_c[m.engine].min(1.0) * m.peak_tflops * 1e12)
+            + 2.0 * m.params_b * 1e9 * prefill / m.tp / (self.eta_p.min(1.0) * m.peak_tflops * 1e12);
         t_mem.max(t_comp) + self.t0(m) + b * self.t_seq + (m.tp - 1.0) * self.t_tp
     }
 
@@ -382,6 +400,14 @@ impl Params {
             Metric::PerRequestTokS if m.input_tokens == 0.0 => 1.0 / t,
             Metric::PerRequestTokS => m.output_tokens / (self.prefill(m, b) + m.output_tokens * t),
             Metric::ItlMs => t * 1e3,
+            // A server engine at its maximum throughput batches continuously: new prompts are
+            // prefilled in chunks inside the decode steps (vLLM's and TensorRT-LLM's default), so
+            // their compute adds to the steps' instead of stopping them. A stated batch is a static
+            // benchmark (prefill, then decode).
+            Metric::SystemOutputTokS if m.engine != 0 && m.batch.is_none() => {
+                let step = self.step_with(m, b, b * m.input_tokens / m.output_tokens);
+                m.n_devices / m.tp * b / step
+            }
             Metric::SystemOutputTokS => {
                 m.n_devices / m.tp * b * m.output_tokens / (self.prefill(m, b) + m.output_tokens * t)
             }
@@ -395,73 +421,43 @@ impl Params {
             return 0.0;
         }
         let flops = 2.0 * m.params_b * 1e9 * tokens / m.tp;
-        flops / (self.eta_c[m.engine].min(1.0) * m.peak_tflops * 1e12) + self.t0(m)
+        flops / (self.eta_p.min(1.0) * m.peak_tflops * 1e12) + self.t0(m)
     }
 }
 
-fn loss(p: &Params, data: &[&Measurement], prior: &[f64]) -> f64 {
-    let fit: f64 = data.iter().map(|m| (p.predict(m) / m.value).ln().powi(2)).sum();
-    // A weak pull towards the defaults keeps parameters no point informs where they were.
-    let pull: f64 = p.to_vec().iter().zip(prior).map(|(a, b)| (a / b).ln().powi(2)).sum();
-    fit + 1e-3 * pull
+/// How strongly a device class's or an engine's own figure is pulled towards the geometric mean of
+/// its group (bandwidth fractions across classes; compute fractions and step costs across engines).
+/// A class or engine seen in one source only then borrows from the others when that source is held
+/// out, instead of falling back to the roofline defaults. Chosen by the held-out error; BENCHMARKS.md
+/// lists 0 to 3 (median held-out error 17.0 % here, 17.0–21.9 % across that range).
+const GROUP_PULL: f64 = 0.03;
+/// A weak pull towards the defaults keeps parameters no point informs where they were.
+const DEFAULT_PULL: f64 = 1e-3;
+/// The parameter groups [`GROUP_PULL`] acts on, as ranges of [`Params::to_vec`].
+const GROUPS: [std::ops::Range<usize>; 3] = [0..5, 5..10, 15..19];
+
+/// The fit's residuals for log-parameters `logv`: the log ratio projected/measured of every point,
+/// then the pulls as pseudo-residuals (their squares are the penalties).
+fn residuals(logv: &[f64], data: &[&Measurement], prior: &[f64]) -> Vec<f64> {
+    let v: Vec<f64> = logv.iter().map(|x| x.exp()).collect();
+    let p = Params::from_vec(&v);
+    let mut r: Vec<f64> = data.iter().map(|m| (p.predict(m) / m.value).ln()).collect();
+    r.extend(v.iter().zip(prior).map(|(a, b)| DEFAULT_PULL.sqrt() * (a / b).ln()));
+    for g in GROUPS {
+        // Fractions above 1 act as 1 (`min(1.0)` where they are used).
+        let l: Vec<f64> = v[g].iter().map(|x| x.min(1.0).ln()).collect();
+        let mean = l.iter().sum::<f64>() / l.len() as f64;
+        r.extend(l.iter().map(|x| GROUP_PULL.sqrt() * (x - mean)));
+    }
+    r
 }
 
-/// Nelder–Mead on the log of the parameters.
-fn minimise(start: &[f64], f: &dyn Fn(&[f64]) -> f64, iterations: usize) -> Vec<f64> {
-    let n = start.len();
-    let mut simplex: Vec<Vec<f64>> = vec![start.to_vec()];
-    for i in 0..n {
-        let mut v = start.to_vec();
-        v[i] += 0.5;
-        simplex.push(v);
-    }
-    let mut values: Vec<f64> = simplex.iter().map(|v| f(v)).collect();
-    for _ in 0..iterations {
-        let mut order: Vec<usize> = (0..=n).collect();
-        order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
-        simplex = order.iter().map(|&i| simplex[i].clone()).collect();
-        values = order.iter().map(|&i| values[i]).collect();
-        if (values[n] - values[0]).abs() < 1e-10 {
-            break;
-        }
-        let centroid: Vec<f64> = (0..n).map(|j| simplex[..n].iter().map(|v| v[j]).sum::<f64>() / n as f64).collect();
-        let along = |t: f64| -> Vec<f64> { (0..n).map(|j| centroid[j] + t * (simplex[n][j] - centroid[j])).collect() };
-        let reflected = along(-1.0);
-        let fr = f(&reflected);
-        if fr < values[0] {
-            let expanded = along(-2.0);
-            let fe = f(&expanded);
-            (simplex[n], values[n]) = if fe < fr { (expanded, fe) } else { (reflected, fr) };
-        } else if fr < values[n - 1] {
-            (simplex[n], values[n]) = (reflected, fr);
-        } else {
-            let contracted = along(0.5);
-            let fc = f(&contracted);
-            if fc < values[n] {
-                (simplex[n], values[n]) = (contracted, fc);
-            } else {
-                for i in 1..=n {
-                    simplex[i] = (0..n).map(|j| simplex[0][j] + 0.5 * (simplex[i][j] - simplex[0][j])).collect();
-                    values[i] = f(&simplex[i]);
-                }
-            }
-        }
-    }
-    let best = (0..=n).min_by(|&a, &b| values[a].total_cmp(&values[b])).unwrap_or(0);
-    simplex[best].clone()
-}
-
-/// Fits the parameters to `data` (several restarts of Nelder–Mead from the defaults).
+/// Fits the parameters to `data`: Levenberg–Marquardt on the log of the parameters, from the
+/// defaults (deterministic; a leave-one-source-out run takes well under a second).
 pub fn fit(data: &[&Measurement]) -> Params {
     let prior = Params::default().to_vec();
-    let f = |logv: &[f64]| {
-        let v: Vec<f64> = logv.iter().map(|x| x.exp()).collect();
-        loss(&Params::from_vec(&v), data, &prior)
-    };
-    let mut x: Vec<f64> = prior.iter().map(|v| v.ln()).collect();
-    for _ in 0..6 {
-        x = minimise(&x, &f, 4000);
-    }
+    let start: Vec<f64> = prior.iter().map(|v| v.ln()).collect();
+    let x = crate::least_squares::levenberg_marquardt(&start, &|logv: &[f64]| residuals(logv, data, &prior), 300);
     Params::from_vec(&x.iter().map(|v| v.exp()).collect::<Vec<_>>())
 }
 
@@ -670,11 +666,14 @@ mod tests {
     fn held_out_error_and_bias_beat_the_unfitted_roofline() -> Result<()> {
         let v = leave_one_source_out(&parse(MEASUREMENTS_CSV)?);
         let o = &v.overall;
-        // Measured 2026-12-06: held-out median |error| 27 % vs 36 %, median signed −5 % vs +30 %.
-        assert!(o.median_abs < o.default_median_abs, "{o:?}");
+        // Measured 2026-12-08: held-out median |error| 17.0 % (p90 48 %), 70 % of points within
+        // ±30 %, median signed −2 % (27 %, p90 79 %, 53 %, −5 % before the prefill fraction, the
+        // group pulls, continuous batching and the corrected MLPerf lengths).
+        assert!(o.median_abs < 0.2 && o.median_abs < o.default_median_abs, "{o:?}");
+        assert!(o.within_30 > 0.65 && o.p90_abs < 0.55, "{o:?}");
         assert!(o.median_signed.abs() < 0.5 * o.default_median_signed.abs(), "{o:?}");
         let batch1 = v.by_regime.iter().find(|s| s.group == "batch 1").expect("batch-1 points");
-        assert!(batch1.median_abs < 0.2, "{batch1:?}");
+        assert!(batch1.median_abs < 0.16, "{batch1:?}");
         // The physically impossible rows are named, not fitted.
         assert!(v.inconsistent.iter().all(|(_, _, why)| why.contains("exceeds") || why.contains("below")));
         assert_eq!(v.points.len() + v.inconsistent.len(), parse(MEASUREMENTS_CSV)?.len());

@@ -35,6 +35,9 @@ pub const DEFAULT_OVERHEAD_S: f64 = 0.3e-3;
 pub struct Efficiency {
     pub eta_bw: f64,
     pub eta_compute: f64,
+    /// Achieved fraction of peak compute in prefill (large matrix products); `None`: `eta_compute`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_prefill: Option<f64>,
     pub overhead_s: f64,
     /// Seconds per sequence per step (sampling and scheduling that grow with the batch).
     #[serde(default)]
@@ -55,6 +58,7 @@ impl Efficiency {
         Efficiency {
             eta_bw: self.eta_bw * f,
             eta_compute: self.eta_compute * f,
+            eta_prefill: self.eta_prefill.map(|e| e * f),
             overhead_s: self.overhead_s / f,
             per_seq_s: self.per_seq_s / f,
             engine: None,
@@ -82,6 +86,7 @@ impl Default for Efficiency {
         Self {
             eta_bw: DEFAULT_ETA_BW,
             eta_compute: DEFAULT_ETA_COMPUTE,
+            eta_prefill: None,
             overhead_s: DEFAULT_OVERHEAD_S,
             per_seq_s: 0.0,
             engine: None,
@@ -166,15 +171,16 @@ pub struct StepTime {
     pub bound: Bound,
 }
 
-fn compute_time(work: &Work, roof: &Roofline, eff: &Efficiency, tokens: f64, attn_flops: f64) -> Option<f64> {
+/// Seconds of compute at `eta` of the peaks.
+fn compute_time(work: &Work, roof: &Roofline, eta: f64, tokens: f64, attn_flops: f64) -> Option<f64> {
     let mut t = 0.0;
     for (p, peak) in work.matmul_params.iter().zip(roof.peak) {
         if *p > 0.0 {
-            t += 2.0 * p * tokens / (eff.eta_compute * peak?);
+            t += 2.0 * p * tokens / (eta * peak?);
         }
     }
     if attn_flops > 0.0 {
-        t += attn_flops / (eff.eta_compute * roof.peak[0]?);
+        t += attn_flops / (eta * roof.peak[0]?);
     }
     Some(t)
 }
@@ -184,7 +190,7 @@ fn compute_time(work: &Work, roof: &Roofline, eff: &Efficiency, tokens: f64, att
 pub fn decode_step(work: &Work, roof: &Roofline, eff: &Efficiency, batch: f64, ctx: f64) -> StepTime {
     let bytes = work.bytes_per_step + batch * ctx * work.kv_bytes_per_token.unwrap_or(0.0);
     let t_mem = roof.bw.map(|bw| bytes / (eff.eta_bw * bw));
-    let t_comp = compute_time(work, roof, eff, batch, batch * ctx * work.attn_flops_per_ctx);
+    let t_comp = compute_time(work, roof, eff.eta_compute, batch, batch * ctx * work.attn_flops_per_ctx);
     combine(t_mem, t_comp, eff.overhead_s + batch * eff.per_seq_s, false)
 }
 
@@ -194,7 +200,8 @@ pub fn prefill(work: &Work, roof: &Roofline, eff: &Efficiency, batch: f64, n_in:
     let t_mem = roof
         .bw
         .map(|bw| (work.bytes_per_step + batch * n_in * work.kv_bytes_per_token.unwrap_or(0.0)) / (eff.eta_bw * bw));
-    let t_comp = compute_time(work, roof, eff, batch * n_in, batch * n_in * n_in * work.attn_flops_per_ctx);
+    let eta = eff.eta_prefill.unwrap_or(eff.eta_compute);
+    let t_comp = compute_time(work, roof, eta, batch * n_in, batch * n_in * n_in * work.attn_flops_per_ctx);
     combine(t_mem, t_comp, eff.overhead_s, true)
 }
 

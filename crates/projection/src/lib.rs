@@ -34,6 +34,7 @@ mod energy;
 mod error;
 pub mod fidelity;
 mod latency;
+mod least_squares;
 mod memory;
 mod model;
 mod project;

@@ -324,7 +324,7 @@ fn plan_projection(p: &Prepared, req: &ProjectionRequest<'_>) -> PlanProjection 
         .map(|t| Quantity::estimate(1.0 / t, "tok/s", "1 / time per output token at batch 1").src(eff_src.clone()));
     let ttft = ev.ttft_s.map(|t| {
         let (what, formula) = if ev.decoder {
-            ("TTFT", format!("queue {} ms + prefill of {} tokens: 2·P·N/(η_c·F) + 4·layers·d·N²/(η_c·F) + one weight read + t_fixed", n(sc.batching.max_queue_wait_ms), n(sc.input_tokens)))
+            ("TTFT", format!("queue {} ms + prefill of {} tokens: 2·P·N/(η_p·F) + 4·layers·d·N²/(η_p·F) + one weight read + t_fixed, η_p {}", n(sc.batching.max_queue_wait_ms), n(sc.input_tokens), n(eff.eta_prefill.unwrap_or(eff.eta_compute))))
         } else {
             ("request latency", format!("queue {} ms + forward of {} sentence(s) × {} tokens", n(sc.batching.max_queue_wait_ms), n(sc.sentences_per_request), n(sc.input_tokens)))
         };
