@@ -111,7 +111,7 @@ fn minilm_quantized_by_the_gguf_presets_is_byte_identical_to_llama_quantize() {
     let tmp = tempfile::tempdir().unwrap();
     let model = Model::open(minilm()).unwrap();
     let presets = want["presets"].as_object().unwrap();
-    assert_eq!(presets.len(), 12);
+    assert_eq!(presets.len(), 13);
     for (preset_name, expected) in presets {
         let out = tmp.path().join(preset_name);
         export(&model, &preset(preset_name), ExportFormat::Gguf, &out).unwrap();

@@ -274,33 +274,27 @@ mod tests {
         }
     }
 
+    /// The tensors of a LLaMA-shaped model: (vocab, hidden, kv width, ffn, layers).
+    fn llama(vocab: usize, hidden: usize, kv: usize, ffn: usize, layers: usize) -> Vec<TensorInfo> {
+        let mut t = vec![tensor("embed", &[vocab, hidden]), tensor("head", &[vocab, hidden])];
+        for l in 0..layers {
+            for (n, rows) in
+                [("q", hidden), ("k", kv), ("v", kv), ("o", hidden), ("gate", ffn), ("up", ffn), ("down", ffn)]
+            {
+                t.push(tensor(&format!("{l}.{n}"), &[rows, hidden]));
+            }
+            t.push(tensor(&format!("{l}.norm"), &[hidden]));
+        }
+        t
+    }
+
     #[test]
     fn vocabulary_sized_tensors_stand_out_but_layers_of_a_large_model_do_not() {
         // TinyLlama-1.1B shapes: the 32000×2048 embedding and head are large, the layers are not.
-        let mut small = vec![tensor("embed", &[32000, 2048]), tensor("head", &[32000, 2048])];
-        for l in 0..22 {
-            for (n, shape) in [("q", [2048, 2048]), ("k", [256, 2048]), ("v", [256, 2048]), ("o", [2048, 2048])] {
-                small.push(tensor(&format!("{l}.{n}"), &shape));
-            }
-            for n in ["gate", "up", "down"] {
-                small.push(tensor(&format!("{l}.{n}"), &[5632, 2048]));
-            }
-            small.push(tensor(&format!("{l}.norm"), &[2048]));
-        }
-        let limit = outlier_bytes(&small);
+        let limit = outlier_bytes(&llama(32000, 2048, 256, 5632, 22));
         assert!(32000 * 2048 * 4 > limit && 5632 * 2048 * 4 < limit, "{limit}");
         // Llama-3-8B shapes: the 224 MiB MLP tensors stay whole (read ahead), the embedding does not.
-        let mut big = vec![tensor("embed", &[128256, 4096]), tensor("head", &[128256, 4096])];
-        for l in 0..32 {
-            for (n, shape) in [("q", [4096, 4096]), ("k", [1024, 4096]), ("v", [1024, 4096]), ("o", [4096, 4096])] {
-                big.push(tensor(&format!("{l}.{n}"), &shape));
-            }
-            for n in ["gate", "up", "down"] {
-                big.push(tensor(&format!("{l}.{n}"), &[14336, 4096]));
-            }
-            big.push(tensor(&format!("{l}.norm"), &[4096]));
-        }
-        let limit = outlier_bytes(&big);
+        let limit = outlier_bytes(&llama(128256, 4096, 1024, 14336, 32));
         assert!(14336 * 4096 * 4 < limit && 128256 * 4096 * 4 > limit.min(LARGE_TENSOR_BYTES), "{limit}");
         // A model of small tensors only: the floor keeps them all whole.
         assert_eq!(outlier_bytes(&[tensor("a", &[64, 64]), tensor("b", &[4])]), OUTLIER_FLOOR_BYTES);

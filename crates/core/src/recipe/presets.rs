@@ -34,6 +34,7 @@ pub static PRESETS: &[Preset] = presets![
     "gguf-q4_k_s",
     "gguf-q5_k_m",
     "gguf-q5_k_s",
+    "gguf-q6_k",
     "gguf-q3_k_m",
     "gguf-q3_k_l",
     "gguf-q3_k_s",
