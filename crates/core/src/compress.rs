@@ -51,7 +51,8 @@ pub struct CompressOptions {
     pub imatrix: Option<std::sync::Arc<crate::export::gguf::imatrix::Imatrix>>,
     /// Tensors above this size as f32 are not read ahead, and GGUF quantizes them a few rows at a
     /// time where nothing needs whole rows of others (bounds peak memory by the largest tensor's
-    /// codes, not its f32 copy). Default [`crate::source::LARGE_TENSOR_BYTES`].
+    /// codes, not its f32 copy). Default [`crate::source::LARGE_TENSOR_BYTES`]; a tensor several
+    /// times the model's mean size (a vocabulary-sized embedding or head) is large below it too.
     pub large_tensor_bytes: u64,
     /// Write a GGUF without a tokenizer when the model has none (llama.cpp cannot run it; for
     /// benchmarks and tensor inspection). Without it such an export is refused.

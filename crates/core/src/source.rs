@@ -156,8 +156,7 @@ impl SourceReader {
 
 /// The f32 size above which a tensor stands out from the model's others (see [`OUTLIER_FACTOR`]).
 fn outlier_bytes(tensors: &[TensorInfo]) -> u64 {
-    let f32_bytes = |t: &TensorInfo| (t.nbytes / t.dtype.size_bytes().max(1)).saturating_mul(4);
-    let total = tensors.iter().map(f32_bytes).fold(0u64, u64::saturating_add);
+    let total = tensors.iter().map(|t| t.numel().saturating_mul(4)).fold(0u64, u64::saturating_add);
     let mean = total / (tensors.len() as u64).max(1);
     mean.saturating_mul(OUTLIER_FACTOR).max(OUTLIER_FLOOR_BYTES)
 }

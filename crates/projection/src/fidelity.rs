@@ -375,8 +375,7 @@ impl Params {
         let ctx = m.input_tokens + m.output_tokens / 2.0;
         let bytes = (m.weight_gib * gib + b * ctx * m.kv_bytes()) / m.tp;
         let t_mem = bytes / (self.eta_bw[m.class].min(1.0) * m.bw_gbs * 1e9);
-        let t_comp = 2.0 * m.params_b * 1e9 * b / m.tp / (self.eta_c[m.engine].min(1.0) * m.peak_tflops * 1e12)
-            + 2.0 * m.params_b * 1e9 * prefill / m.tp / (self.eta_p.min(1.0) * m.peak_tflops * 1e12);
+        let t_comp = compute_s(m, b, self.eta_c[m.engine]) + compute_s(m, prefill, self.eta_p);
         t_mem.max(t_comp) + self.t0(m) + b * self.t_seq + (m.tp - 1.0) * self.t_tp
     }
 
@@ -420,9 +419,14 @@ impl Params {
         if tokens == 0.0 {
             return 0.0;
         }
-        let flops = 2.0 * m.params_b * 1e9 * tokens / m.tp;
-        flops / (self.eta_p.min(1.0) * m.peak_tflops * 1e12) + self.t0(m)
+        compute_s(m, tokens, self.eta_p) + self.t0(m)
     }
+}
+
+/// Seconds of one replica device's matrix products for `tokens` tokens at `eta` of its peak (a
+/// fraction above 1 acts as 1).
+fn compute_s(m: &Measurement, tokens: f64, eta: f64) -> f64 {
+    2.0 * m.params_b * 1e9 * tokens / m.tp / (eta.min(1.0) * m.peak_tflops * 1e12)
 }
 
 /// How strongly a device class's or an engine's own figure is pulled towards the geometric mean of
